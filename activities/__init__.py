@@ -1,0 +1,1 @@
+"""Activities: one module per outside system, each idempotent on a key from workflow data."""

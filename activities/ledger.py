@@ -1,0 +1,123 @@
+"""The case ledger in PostgreSQL (R23): one append-only event per step plus the read model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from pydantic import BaseModel
+from temporalio import activity
+
+from domain.policy import refund_limit
+from domain.state import CaseState
+
+
+class CaseSnapshot(BaseModel):
+    """The `cases` read-model row, as the workflow sees the case after a step."""
+
+    case_id: str
+    kind: str
+    reason: str
+    channel: str
+    order_id: str
+    line_id: str
+    request_id: str
+    sku: str
+    category: str
+    customer_id: str
+    status: str
+    currency: str
+    paid_minor: int
+    refund_limit_minor: int
+    refunded_minor: int
+    policy_version: str
+    waiting_for: str
+    next_deadline: datetime | None
+    decision_reason: str | None
+    opened_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, state: CaseState) -> CaseSnapshot:
+        request = state.request
+        return cls(
+            case_id=state.case_id,
+            kind=request.kind.value,
+            reason=request.reason.value,
+            channel=request.channel.value,
+            order_id=request.order_id,
+            line_id=request.line_id,
+            request_id=request.request_id,
+            sku=request.sku,
+            category=request.category,
+            customer_id=request.customer.customer_id,
+            status=state.status.value,
+            currency=request.paid.currency,
+            paid_minor=request.paid.amount_minor,
+            refund_limit_minor=refund_limit(request.paid).amount_minor,
+            refunded_minor=state.refunded_total.amount_minor,
+            policy_version=state.policy.version,
+            waiting_for=state.waiting_for,
+            next_deadline=state.next_deadline,
+            decision_reason=state.decision_reason,
+            opened_at=state.opened_at,
+            closed_at=state.closed_at,
+        )
+
+
+class LedgerEntry(BaseModel):
+    seq: int
+    occurred_at: datetime
+    actor: str
+    role: str
+    action: str
+    rule_id: str | None
+    reason: str | None
+    details: dict[str, Any]
+    case: CaseSnapshot
+
+
+_SNAPSHOT_COLUMNS = list(CaseSnapshot.model_fields)
+_UPSERT_CASE = f"""
+INSERT INTO cases ({", ".join(_SNAPSHOT_COLUMNS)}, last_seq, updated_at)
+VALUES ({", ".join(f"${i}" for i in range(1, len(_SNAPSHOT_COLUMNS) + 3))})
+ON CONFLICT (case_id) DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in _SNAPSHOT_COLUMNS if c != "case_id")},
+    last_seq = EXCLUDED.last_seq, updated_at = EXCLUDED.updated_at
+WHERE cases.last_seq < EXCLUDED.last_seq
+"""
+
+
+class LedgerActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn(name="record_case_step")
+    async def record_step(self, entry: LedgerEntry) -> bool:
+        """Append the event and move the read model forward, atomically.
+
+        Idempotent: the (case, seq) key makes a retried call a no-op, and the read model
+        only ever moves to a newer seq. Returns whether this call wrote the event."""
+        snapshot = entry.case
+        async with self._pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action,
+                                            rule_id, reason, status_after, details)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                   ON CONFLICT (case_id, seq) DO NOTHING
+                   RETURNING true""",
+                snapshot.case_id,
+                entry.seq,
+                entry.occurred_at,
+                entry.actor,
+                entry.role,
+                entry.action,
+                entry.rule_id,
+                entry.reason,
+                snapshot.status,
+                entry.details,
+            )
+            values = [getattr(snapshot, c) for c in _SNAPSHOT_COLUMNS]
+            await conn.execute(_UPSERT_CASE, *values, entry.seq, entry.occurred_at)
+        return bool(inserted)

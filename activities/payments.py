@@ -1,0 +1,127 @@
+"""Refunds through the payment provider, exactly once (R21).
+
+The provider sits behind `PaymentProvider`; the sandbox implementation stands in for a
+real one (which, like it, must accept an idempotency key)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncpg
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.money import Money
+
+REFUND_LIMIT_EXCEEDED = "RefundLimitExceeded"
+
+
+class PaymentProvider(Protocol):
+    async def refund(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
+        """Refund `amount`; return the provider's reference. The same key refunds once."""
+        ...
+
+
+@dataclass
+class SandboxPaymentProvider:
+    """Behaves like a real provider's idempotency keys, and records every call for tests."""
+
+    calls: list[tuple[str, Money]] = field(default_factory=list)
+    refunds: dict[str, Money] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def refund(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
+        async with self._lock:
+            self.calls.append((idempotency_key, amount))
+            self.refunds.setdefault(idempotency_key, amount)
+            return f"sandbox-refund-{idempotency_key}"
+
+
+class RefundOrder(BaseModel):
+    case_id: str
+    idempotency_key: str
+    amount: Money
+    limit: Money
+
+
+class RefundConfirmation(BaseModel):
+    provider_reference: str
+    amount: Money
+
+
+class PaymentActivities:
+    def __init__(self, pool: asyncpg.Pool, provider: PaymentProvider) -> None:
+        self._pool = pool
+        self._provider = provider
+
+    @activity.defn(name="issue_refund")
+    async def issue_refund(self, order: RefundOrder) -> RefundConfirmation:
+        """Reserve the money row, call the provider with the same key, then settle the row.
+
+        A crash anywhere leaves either no row (nothing happened), a pending row (the retry
+        calls the provider again with the same key, which refunds once), or a settled row
+        (the retry returns it without calling the provider)."""
+        settled = await self._reserve(order)
+        if settled is not None:
+            return RefundConfirmation(provider_reference=settled, amount=order.amount)
+        reference = await self._provider.refund(
+            idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
+        )
+        await self._pool.execute(
+            """UPDATE money_movements SET status = 'succeeded', provider_reference = $2,
+                      settled_at = now()
+               WHERE idempotency_key = $1""",
+            order.idempotency_key,
+            reference,
+        )
+        return RefundConfirmation(provider_reference=reference, amount=order.amount)
+
+    async def _reserve(self, order: RefundOrder) -> str | None:
+        """Returns the provider reference if this refund was already settled."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Serialises refunds of one case, so two keys can never both pass the limit check.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order.case_id)
+            existing = await conn.fetchrow(
+                "SELECT status, provider_reference, amount_minor, currency "
+                "FROM money_movements WHERE idempotency_key = $1",
+                order.idempotency_key,
+            )
+            if existing is not None:
+                if (existing["amount_minor"], existing["currency"]) != (
+                    order.amount.amount_minor,
+                    order.amount.currency,
+                ):
+                    raise ApplicationError(
+                        f"R21: refund key {order.idempotency_key} was already used for "
+                        f"another amount",
+                        type=REFUND_LIMIT_EXCEEDED,
+                        non_retryable=True,
+                    )
+                settled: str | None = existing["provider_reference"]
+                return settled if existing["status"] == "succeeded" else None
+            already = await conn.fetchval(
+                "SELECT coalesce(sum(amount_minor), 0) FROM money_movements "
+                "WHERE case_id = $1 AND kind = 'refund'",
+                order.case_id,
+            )
+            if already + order.amount.amount_minor > order.limit.amount_minor:
+                raise ApplicationError(
+                    f"R21: refunding {order.amount} would bring case {order.case_id} to "
+                    f"{already + order.amount.amount_minor} minor units, above its limit "
+                    f"{order.limit}",
+                    type=REFUND_LIMIT_EXCEEDED,
+                    non_retryable=True,
+                )
+            await conn.execute(
+                """INSERT INTO money_movements
+                       (idempotency_key, case_id, kind, amount_minor, currency, status)
+                   VALUES ($1, $2, 'refund', $3, $4, 'pending')""",
+                order.idempotency_key,
+                order.case_id,
+                order.amount.amount_minor,
+                order.amount.currency,
+            )
+            return None

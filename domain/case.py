@@ -1,0 +1,149 @@
+"""What arrives at the boundary: case requests and the messages that move a case."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from domain.money import Money
+
+BusinessKey = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="letters, digits, '_', '.', '-'; 1-64 characters",
+    ),
+]
+MessageId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+
+
+def _known_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown IANA time zone {name!r}") from error
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+
+
+class Strict(BaseModel):
+    """Every boundary model refuses unknown fields, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CaseKind(StrEnum):
+    RETURN = "return"
+    EXCHANGE = "exchange"
+    DAMAGE_CLAIM = "damage_claim"
+
+
+class Reason(StrEnum):
+    CHANGED_MIND = "changed_mind"
+    QUALITY_DEFECT = "quality_defect"
+    NOT_AS_DESCRIBED = "not_as_described"
+    WRONG_ITEM = "wrong_item"
+    MISSING_PARTS = "missing_parts"
+    DAMAGED_IN_TRANSIT = "damaged_in_transit"
+    LOST_IN_TRANSIT = "lost_in_transit"
+    NOT_RECEIVED = "not_received"
+    NOT_SHIPPED_YET = "not_shipped_yet"
+
+
+class Channel(StrEnum):
+    """R2: where a case came from; recorded on the case."""
+
+    WEB = "web"
+    APP = "app"
+    PHONE_AGENT = "phone_agent"
+    EMAIL = "email"
+    STORE = "store"
+
+
+class Customer(Strict):
+    # An opaque id only: names, e-mails and phones stay in the CRM, never in case history.
+    customer_id: BusinessKey
+    time_zone: TimeZoneName = "UTC"
+
+
+class OpenCaseRequest(Strict):
+    order_id: BusinessKey
+    line_id: BusinessKey
+    request_id: BusinessKey
+    kind: CaseKind
+    reason: Reason
+    channel: Channel
+    sku: BusinessKey
+    category: BusinessKey = "general"
+    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    paid: Money
+    delivered_at: UtcDatetime
+    requested_at: UtcDatetime
+    customer: Customer
+
+    @model_validator(mode="after")
+    def _requested_after_delivery(self) -> OpenCaseRequest:
+        if self.requested_at < self.delivered_at:
+            raise ValueError(
+                "requested_at is before delivered_at: R1 counts the return window from "
+                "delivery; an undelivered order is a not_received or not_shipped_yet case"
+            )
+        return self
+
+    @property
+    def case_id(self) -> str:
+        """R2: the business key; the same order line and request id always name one case."""
+        return f"{self.kind.value}-{self.order_id}-{self.line_id}-{self.request_id}"
+
+
+class ScanEvent(StrEnum):
+    PARCEL_RECEIVED = "parcel_received"
+    INSPECTED = "inspected"
+
+
+class Grade(StrEnum):
+    """R26: the inspection grades the warehouse gives."""
+
+    RESELLABLE = "resellable"
+    REFURBISH = "refurbish"
+    DAMAGED = "damaged"
+    WRONG_ITEM = "wrong_item"
+
+
+class WarehouseScan(Strict):
+    scan_id: MessageId
+    event: ScanEvent
+    station: Annotated[str, Field(min_length=1, max_length=64)]
+    grade: Grade | None = None
+    photos: Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=20)] = []
+    scanned_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _grade_only_with_inspection(self) -> WarehouseScan:
+        if self.event is ScanEvent.INSPECTED and self.grade is None:
+            raise ValueError("grade is required for an inspected scan (R26)")
+        if self.event is ScanEvent.PARCEL_RECEIVED and self.grade is not None:
+            raise ValueError("grade belongs to the inspected scan, not parcel_received (R26)")
+        return self
+
+
+class ShippedBack(Strict):
+    """The customer handed the parcel to a carrier (stops the R12 ship-back clock)."""
+
+    event_id: MessageId
+    carrier: Annotated[str, Field(min_length=1, max_length=64)]
+    tracking_number: Annotated[str, Field(min_length=1, max_length=64)]
+    shipped_at: UtcDatetime

@@ -1,0 +1,1 @@
+"""Edges and plumbing: settings, Temporal client, database, dev stack, case gateway."""

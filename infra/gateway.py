@@ -1,0 +1,239 @@
+"""The edge every way in shares (CLI today, HTTP API later): validated input in,
+Temporal and the ledger behind, no business rules here."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.case import CaseKind, OpenCaseRequest, Reason, ShippedBack, WarehouseScan
+from domain.policy_settings import PolicySettings
+from domain.state import CaseState
+from workflows import search_attributes as sa
+from workflows.case_run import CaseRun
+from workflows.return_case import ReturnCase
+
+_HANDLED = {(CaseKind.RETURN, Reason.CHANGED_MIND)}
+_FIRST_STATE_TIMEOUT_S = 30.0
+
+
+class UnknownCaseError(LookupError):
+    pass
+
+
+class RefusedInputError(ValueError):
+    """Input refused at the edge; the message names the field and the rule."""
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    state: CaseState
+    created: bool
+
+
+class CaseSummary(BaseModel):
+    case_id: str
+    workflow_status: str
+    kind: str | None
+    reason: str | None
+    status: str | None
+    order_id: str | None
+    sku: str | None
+    next_deadline: datetime | None
+    opened_at: datetime
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in error.errors()
+    )
+
+
+class CaseGateway:
+    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
+        self._client = client
+        self._pool = pool
+        self._task_queue = task_queue
+
+    async def open_case(
+        self, request: OpenCaseRequest, policy: PolicySettings | None = None
+    ) -> OpenedCase:
+        """R2: idempotent. The same order line and request id always lead to one case."""
+        if (request.kind, request.reason) not in _HANDLED:
+            raise RefusedInputError(
+                f"kind/reason: {request.kind.value}/{request.reason.value} is not handled by "
+                "this release; only return/changed_mind is"
+            )
+        run = CaseRun(request=request, policy=policy or PolicySettings())
+        handle: WorkflowHandle[ReturnCase, CaseState] = self._client.get_workflow_handle_for(
+            ReturnCase.run, request.case_id
+        )
+        # Only tells the caller whether this call opened the case (201 vs 200 later);
+        # uniqueness itself rests on the workflow id, whatever the race.
+        created = not await _exists(handle)
+        if created:
+            try:
+                handle = await self._client.start_workflow(
+                    ReturnCase.run,
+                    run,
+                    id=request.case_id,
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    # A closed case keeps its id: reopening the same request shows that case.
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    static_summary=_static_summary(request),
+                    static_details=_static_details(run),
+                )
+            except WorkflowAlreadyStartedError:
+                created = False
+        state = await self._first_state(handle)
+        if not created and _differs(state.request, request):
+            raise RefusedInputError(
+                f"request_id: {request.request_id} already opened case {request.case_id} "
+                "with different details (R2: one request, one case)"
+            )
+        return OpenedCase(state=state, created=created)
+
+    async def _first_state(self, handle: WorkflowHandle[ReturnCase, CaseState]) -> CaseState:
+        # A query needs the run's first workflow task; a just-started case may not have it.
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + _FIRST_STATE_TIMEOUT_S
+        while True:
+            try:
+                return await handle.query(ReturnCase.state)
+            except RPCError:
+                if loop.time() > give_up:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def status(self, case_id: str) -> CaseState:
+        handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
+        try:
+            return await handle.query(ReturnCase.state)
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                raise UnknownCaseError(f"case_id: no case {case_id!r}") from error
+            raise
+
+    async def shipped_back(self, case_id: str, notice: ShippedBack) -> None:
+        handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
+        try:
+            await handle.signal(ReturnCase.shipped_back, notice)
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                raise UnknownCaseError(
+                    f"case_id: no open case {case_id!r} (R12 shipping notices go to open cases)"
+                ) from error
+            raise
+
+    async def scan(self, barcode: str, scan: WarehouseScan) -> None:
+        """R26: the barcode on a return label is its case id. A scan that matches no open
+        case is kept in unmatched_scans for a person and refused with UnknownCaseError."""
+        handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
+        try:
+            await handle.signal(ReturnCase.warehouse_scan, scan)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            problem = f"barcode {barcode!r} matches no open case"
+            await self._pool.execute(
+                """INSERT INTO unmatched_scans (scan_id, barcode, payload, problem)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING""",
+                scan.scan_id,
+                barcode,
+                scan.model_dump(mode="json"),
+                problem,
+            )
+            raise UnknownCaseError(
+                f"barcode: {problem}; the scan is kept for review (R26)"
+            ) from error
+        await self._pool.execute(
+            """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
+            scan.scan_id,
+            barcode,
+            scan.event.value,
+            scan.station,
+            scan.grade.value if scan.grade else None,
+            scan.photos,
+            scan.scanned_at,
+        )
+
+    async def list_cases(self, *, status: str | None = None, limit: int = 50) -> list[CaseSummary]:
+        query = f"WorkflowType = '{ReturnCase.__name__}'"
+        if status is not None:
+            query += f" AND {sa.CASE_STATUS.name} = '{status}'"
+        summaries = []
+        async for execution in self._client.list_workflows(query, limit=limit):
+            attrs = execution.typed_search_attributes
+            summaries.append(
+                CaseSummary(
+                    case_id=execution.id,
+                    workflow_status=execution.status.name.lower()
+                    if execution.status
+                    else "unknown",
+                    kind=attrs.get(sa.CASE_KIND),
+                    reason=attrs.get(sa.CASE_REASON),
+                    status=attrs.get(sa.CASE_STATUS),
+                    order_id=attrs.get(sa.ORDER_ID),
+                    sku=attrs.get(sa.SKU),
+                    next_deadline=attrs.get(sa.NEXT_DEADLINE),
+                    opened_at=execution.start_time,
+                )
+            )
+        return summaries
+
+    async def record_refused_input(
+        self, *, source: str, operation: str, payload: str, errors: str
+    ) -> None:
+        """Bad input loses nothing: what was refused is kept with the reason."""
+        await self._pool.execute(
+            """INSERT INTO refused_inputs (source, operation, payload, errors)
+               VALUES ($1, $2, $3, $4)""",
+            source,
+            operation,
+            payload,
+            {"message": errors},
+        )
+
+
+async def _exists(handle: WorkflowHandle[ReturnCase, CaseState]) -> bool:
+    try:
+        await handle.describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    return True
+
+
+def _static_summary(request: OpenCaseRequest) -> str:
+    return (
+        f"{request.kind.value} · {request.reason.value} · order {request.order_id} "
+        f"line {request.line_id} · SKU {request.sku}"
+    )
+
+
+def _static_details(run: CaseRun) -> str:
+    request = run.request
+    return (
+        f"- Request: `{request.request_id}` via {request.channel.value}\n"
+        f"- Paid: {request.paid}\n"
+        f"- Delivered: {request.delivered_at:%Y-%m-%d %H:%M} UTC\n"
+        f"- Requested: {request.requested_at:%Y-%m-%d %H:%M} UTC\n"
+        f"- Policy: {run.policy.version}"
+    )
+
+
+def _differs(opened: OpenCaseRequest, again: OpenCaseRequest) -> bool:
+    # requested_at defaults to "now" at the edges, so a retry legitimately differs there.
+    ignore = {"requested_at"}
+    return opened.model_dump(exclude=ignore) != again.model_dump(exclude=ignore)

@@ -1,0 +1,155 @@
+"""`make run`: the whole system on one machine.
+
+Temporal dev server with its UI (state in .data/temporal.db), PostgreSQL (DATABASE_URL,
+or an embedded server in .data/postgres), migrations, the worker, and a few demo cases.
+Ctrl-C stops everything; the next run resumes where this one stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+
+from activities.notifications import LoggingNotifier
+from activities.payments import SandboxPaymentProvider
+from domain.case import (
+    Channel,
+    Customer,
+    Grade,
+    OpenCaseRequest,
+    Reason,
+    ScanEvent,
+    ShippedBack,
+    WarehouseScan,
+)
+from domain.money import Money
+from infra.database import create_pool, migrate
+from infra.devstack import start_dev_server, start_embedded_postgres
+from infra.gateway import CaseGateway
+from infra.settings import DATA_DIR, EMBEDDED_POSTGRES_DIR, ConfigurationError, load_settings
+from worker import build_worker
+
+log = logging.getLogger("aftersales.run")
+
+_LOCAL_HOSTS = {"localhost", "127.0.0.1"}
+
+
+def _demo_request(number: int, *, delivered_days_ago: float, now: datetime) -> OpenCaseRequest:
+    return OpenCaseRequest(
+        order_id=f"DEMO-{1000 + number}",
+        line_id="1",
+        request_id=f"demo-{number}",
+        kind="return",
+        reason=Reason.CHANGED_MIND,
+        channel=list(Channel)[number % len(Channel)],
+        sku=f"SKU-{200 + number}",
+        category="apparel",
+        paid=Money(amount_minor=4990 + 1000 * number, currency="EUR"),
+        delivered_at=now - timedelta(days=delivered_days_ago),
+        requested_at=now,
+        customer=Customer(customer_id=f"cust-{number}", time_zone="Europe/Berlin"),
+    )
+
+
+async def open_demo_cases(gateway: CaseGateway) -> None:
+    """One case in each interesting state; opened once, then left as they are."""
+    now = datetime.now(UTC)
+    waiting = await gateway.open_case(_demo_request(1, delivered_days_ago=2, now=now))
+    await gateway.open_case(_demo_request(2, delivered_days_ago=9, now=now))  # R1 refused
+    in_transit = await gateway.open_case(_demo_request(3, delivered_days_ago=1, now=now))
+    refunded = await gateway.open_case(_demo_request(4, delivered_days_ago=3, now=now))
+    rejected = await gateway.open_case(_demo_request(5, delivered_days_ago=5, now=now))
+    del waiting
+    for opened in (in_transit, refunded, rejected):
+        if opened.created:
+            await gateway.shipped_back(
+                opened.state.case_id,
+                ShippedBack(
+                    event_id=f"{opened.state.case_id}-shipped",
+                    carrier="DHL",
+                    tracking_number=f"JD{opened.state.request.order_id}",
+                    shipped_at=now,
+                ),
+            )
+    for opened, grade in ((refunded, Grade.RESELLABLE), (rejected, Grade.DAMAGED)):
+        if not opened.created:
+            continue
+        case_id = opened.state.case_id
+        for event in (ScanEvent.PARCEL_RECEIVED, ScanEvent.INSPECTED):
+            await gateway.scan(
+                case_id,
+                WarehouseScan(
+                    scan_id=f"{case_id}-{event.value}",
+                    event=event,
+                    station="DOCK-1" if event is ScanEvent.PARCEL_RECEIVED else "QC-2",
+                    grade=grade if event is ScanEvent.INSPECTED else None,
+                    scanned_at=now,
+                ),
+            )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    host, _, port_text = settings.temporal_address.rpartition(":")
+    if host not in _LOCAL_HOSTS:
+        raise ConfigurationError(
+            f"TEMPORAL_ADDRESS: make run starts its own dev server, so it must be local "
+            f"(localhost:PORT), not {settings.temporal_address}"
+        )
+    port = int(port_text)
+    DATA_DIR.mkdir(exist_ok=True)
+    if settings.uses_embedded_database:
+        log.info("starting embedded PostgreSQL in %s", EMBEDDED_POSTGRES_DIR)
+        start_embedded_postgres(EMBEDDED_POSTGRES_DIR)
+    pool = await create_pool(settings.effective_database_url)
+    applied = await migrate(pool)
+    log.info("schema migrations applied now: %s", applied or "none (up to date)")
+    log.info(
+        "starting Temporal dev server on %s (UI on port %d)", settings.temporal_address, port + 1000
+    )
+    env = await start_dev_server(
+        port=port,
+        ui=True,
+        database_file=DATA_DIR / "temporal.db",
+        namespace=settings.temporal_namespace,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        worker = build_worker(
+            env.client,
+            pool=pool,
+            task_queue=settings.task_queue,
+            payments=SandboxPaymentProvider(),
+            notifier=LoggingNotifier(),
+        )
+        async with worker:
+            await open_demo_cases(CaseGateway(env.client, pool, settings.task_queue))
+            print(
+                "\naftersales is running\n"
+                f"  Temporal UI:   http://localhost:{port + 1000}/namespaces/"
+                f"{settings.temporal_namespace}/workflows\n"
+                f"  Temporal gRPC: {settings.temporal_address}\n"
+                f"  PostgreSQL:    {settings.effective_database_url}\n"
+                f"  Task queue:    {settings.task_queue}\n"
+                "  Try:           .venv/bin/python starter.py list\n"
+                "Ctrl-C stops everything; `make run` again resumes.\n",
+                flush=True,
+            )
+            await stop.wait()
+            log.info("stopping")
+    finally:
+        await env.shutdown()
+        await pool.close()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except ConfigurationError as error:
+        sys.exit(f"make run: {error}")

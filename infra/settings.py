@@ -1,0 +1,72 @@
+"""Configuration from the environment, validated at start-up with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = PROJECT_ROOT / ".data"
+EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
+
+
+def embedded_database_url() -> str:
+    """Where `make run`'s embedded PostgreSQL listens: a Unix socket in its data folder."""
+    return f"postgresql://postgres@/postgres?host={EMBEDDED_POSTGRES_DIR}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    temporal_address: Annotated[
+        str,
+        Field(validation_alias=AliasChoices("TEMPORAL_ADDRESS"), pattern=r"^[^\s:/]+:\d{1,5}$"),
+    ] = "localhost:7233"
+    temporal_namespace: Annotated[
+        str, Field(validation_alias=AliasChoices("TEMPORAL_NAMESPACE"), min_length=1)
+    ] = "default"
+    task_queue: Annotated[
+        str, Field(validation_alias=AliasChoices("AFTERSALES_TASK_QUEUE"), min_length=1)
+    ] = "aftersales"
+    # Unset means the embedded PostgreSQL that `make run` starts under .data/.
+    database_url: Annotated[str | None, Field(validation_alias=AliasChoices("DATABASE_URL"))] = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value or None
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or embedded_database_url()
+
+
+_ENV_NAMES = {
+    "temporal_address": "TEMPORAL_ADDRESS",
+    "temporal_namespace": "TEMPORAL_NAMESPACE",
+    "task_queue": "AFTERSALES_TASK_QUEUE",
+    "database_url": "DATABASE_URL",
+}
+
+
+class ConfigurationError(Exception):
+    pass
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{_ENV_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()
+        )
+        raise ConfigurationError(f"invalid configuration: {problems}") from error

@@ -1,0 +1,198 @@
+"""Command line for backend services and people: open cases, send scans, read state.
+
+Prints JSON. Exit codes: 0 done, 2 refused input (the message names the field and the
+rule), 3 unknown case, 1 anything else (e.g. Temporal or PostgreSQL unreachable)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from domain.case import OpenCaseRequest, ShippedBack, WarehouseScan
+from infra.database import create_pool
+from infra.gateway import (
+    CaseGateway,
+    RefusedInputError,
+    UnknownCaseError,
+    describe_validation_error,
+)
+from infra.settings import ConfigurationError, load_settings
+from infra.temporal_client import connect
+
+EXIT_FAILURE, EXIT_REFUSED, EXIT_UNKNOWN_CASE = 1, 2, 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    open_ = commands.add_parser("open", help="open a case (idempotent, R2)")
+    open_.add_argument("--json", dest="json_file", help="request JSON file, or - for stdin")
+    open_.add_argument("--order")
+    open_.add_argument("--line")
+    open_.add_argument("--request", help="the caller's request id")
+    open_.add_argument("--kind", default="return")
+    open_.add_argument("--reason", default="changed_mind")
+    open_.add_argument("--channel", default="web")
+    open_.add_argument("--sku")
+    open_.add_argument("--category", default="general")
+    open_.add_argument("--quantity", type=int, default=1)
+    open_.add_argument("--paid-minor", type=int, help="amount paid, in minor units (cents)")
+    open_.add_argument("--currency")
+    open_.add_argument("--delivered-at", help="ISO 8601 with offset")
+    open_.add_argument("--requested-at", help="ISO 8601 with offset; default now")
+    open_.add_argument("--customer")
+    open_.add_argument("--time-zone", default="UTC", help="IANA name, e.g. Europe/Berlin")
+
+    scan = commands.add_parser("scan", help="a warehouse scan (R26)")
+    scan.add_argument("barcode", help="the return label's barcode: the case id")
+    scan.add_argument("--scan-id", required=True)
+    scan.add_argument("--event", required=True, help="parcel_received | inspected")
+    scan.add_argument("--station", required=True)
+    scan.add_argument("--grade", help="resellable | refurbish | damaged | wrong_item")
+    scan.add_argument("--photo", action="append", default=[], dest="photos")
+    scan.add_argument("--scanned-at", help="ISO 8601 with offset; default now")
+
+    shipped = commands.add_parser("shipped", help="the customer shipped the parcel back (R12)")
+    shipped.add_argument("case_id")
+    shipped.add_argument("--event-id", required=True)
+    shipped.add_argument("--carrier", required=True)
+    shipped.add_argument("--tracking-number", required=True)
+    shipped.add_argument("--shipped-at", help="ISO 8601 with offset; default now")
+
+    status = commands.add_parser("status", help="a case's full state")
+    status.add_argument("case_id")
+
+    list_ = commands.add_parser("list", help="cases, newest first")
+    list_.add_argument("--status", help="only cases in this status")
+    list_.add_argument("--limit", type=int, default=50)
+    return parser
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _open_payload(args: argparse.Namespace) -> str:
+    if args.json_file:
+        if args.json_file == "-":
+            return sys.stdin.read()
+        with open(args.json_file, encoding="utf-8") as file:
+            return file.read()
+    request = _drop_none(
+        {
+            "order_id": args.order,
+            "line_id": args.line,
+            "request_id": args.request,
+            "kind": args.kind,
+            "reason": args.reason,
+            "channel": args.channel,
+            "sku": args.sku,
+            "category": args.category,
+            "quantity": args.quantity,
+            "paid": {"amount_minor": args.paid_minor, "currency": args.currency},
+            "delivered_at": args.delivered_at,
+            "requested_at": args.requested_at,
+            "customer": {"customer_id": args.customer, "time_zone": args.time_zone},
+        }
+    )
+    return json.dumps(request)
+
+
+def _parse_open(payload: str) -> OpenCaseRequest:
+    data = json.loads(payload)
+    if isinstance(data, dict):
+        data.setdefault("requested_at", _now())
+    return OpenCaseRequest.model_validate(data)
+
+
+def _print(value: BaseModel | Sequence[BaseModel]) -> None:
+    if isinstance(value, BaseModel):
+        print(value.model_dump_json(indent=2))
+    else:
+        print(json.dumps([v.model_dump(mode="json") for v in value], indent=2))
+
+
+async def run(argv: Sequence[str]) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    client = await connect(settings)
+    pool = await create_pool(settings.effective_database_url, max_size=2)
+    gateway = CaseGateway(client, pool, settings.task_queue)
+    payload = ""
+    try:
+        match args.command:
+            case "open":
+                payload = _open_payload(args)
+                opened = await gateway.open_case(_parse_open(payload))
+                _print(opened.state)
+            case "scan":
+                scan_fields = {
+                    "scan_id": args.scan_id,
+                    "event": args.event,
+                    "station": args.station,
+                    "grade": args.grade,
+                    "photos": args.photos,
+                    "scanned_at": args.scanned_at or _now(),
+                }
+                payload = json.dumps(_drop_none(scan_fields))
+                await gateway.scan(args.barcode, WarehouseScan.model_validate_json(payload))
+                print(json.dumps({"accepted": True, "scan_id": args.scan_id}))
+            case "shipped":
+                notice = {
+                    "event_id": args.event_id,
+                    "carrier": args.carrier,
+                    "tracking_number": args.tracking_number,
+                    "shipped_at": args.shipped_at or _now(),
+                }
+                payload = json.dumps(notice)
+                await gateway.shipped_back(args.case_id, ShippedBack.model_validate_json(payload))
+                print(json.dumps({"accepted": True, "event_id": args.event_id}))
+            case "status":
+                _print(await gateway.status(args.case_id))
+            case "list":
+                _print(await gateway.list_cases(status=args.status, limit=args.limit))
+        return 0
+    except (ValidationError, json.JSONDecodeError, RefusedInputError) as error:
+        message = (
+            describe_validation_error(error)
+            if isinstance(error, ValidationError)
+            else f"input: {error}"
+            if isinstance(error, json.JSONDecodeError)
+            else str(error)
+        )
+        await gateway.record_refused_input(
+            source="starter", operation=args.command, payload=payload, errors=message
+        )
+        print(f"refused: {message}", file=sys.stderr)
+        return EXIT_REFUSED
+    except UnknownCaseError as error:
+        print(f"unknown case: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN_CASE
+    finally:
+        await pool.close()
+
+
+def main() -> None:
+    try:
+        sys.exit(asyncio.run(run(sys.argv[1:])))
+    except ConfigurationError as error:
+        sys.exit(f"starter: {error}")
+    except OSError as error:
+        print(f"starter: cannot reach a service: {error}", file=sys.stderr)
+        sys.exit(EXIT_FAILURE)
+
+
+if __name__ == "__main__":
+    main()

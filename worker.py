@@ -1,0 +1,72 @@
+"""The aftersales worker: runs case workflows and their activities on one task queue."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.ledger import LedgerActivities
+from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
+from activities.payments import PaymentActivities, PaymentProvider, SandboxPaymentProvider
+from infra.database import create_pool, migrate
+from infra.settings import ConfigurationError, load_settings
+from infra.temporal_client import connect
+from workflows.return_case import ReturnCase
+
+# Enough for every open case to stay cached: a cache miss replays the whole history.
+DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
+
+
+def build_worker(
+    client: Client,
+    *,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    payments: PaymentProvider,
+    notifier: Notifier,
+    max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
+) -> Worker:
+    ledger = LedgerActivities(pool)
+    money = PaymentActivities(pool, payments)
+    messages = NotificationActivities(pool, notifier)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ReturnCase],
+        activities=[ledger.record_step, money.issue_refund, messages.notify_customer],
+        max_cached_workflows=max_cached_workflows,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    pool = await create_pool(settings.effective_database_url)
+    await migrate(pool)
+    client = await connect(settings)
+    worker = build_worker(
+        client,
+        pool=pool,
+        task_queue=settings.task_queue,
+        # Local stand-ins for the payment provider and messaging; see README "Outside systems".
+        payments=SandboxPaymentProvider(),
+        notifier=LoggingNotifier(),
+    )
+    try:
+        await worker.run()
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except ConfigurationError as error:
+        sys.exit(f"worker: {error}")
+    except KeyboardInterrupt:
+        pass

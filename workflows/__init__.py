@@ -1,0 +1,1 @@
+"""Case workflows: deterministic orchestration only; rules come from `domain.policy`."""

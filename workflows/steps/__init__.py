@@ -1,0 +1,1 @@
+"""Steps shared by every case kind: ledger book-keeping, timers, ship-back, refund."""

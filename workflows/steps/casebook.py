@@ -1,0 +1,133 @@
+"""The one way a case changes: every step writes a ledger event (R23), and the case's
+search attributes and current details follow, so operators always see the truth."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from domain.state import CaseState, CaseStatus
+from workflows import search_attributes as sa
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
+    from activities.notifications import CustomerMessage, NotificationActivities, Template
+
+# Infrastructure calls retry until they succeed: an outage delays a case, never fails it.
+INFRASTRUCTURE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+)
+INFRASTRUCTURE_CALL_TIMEOUT = timedelta(seconds=30)
+
+SYSTEM_ACTOR = "aftersales-workflow"
+SYSTEM_ROLE = "system"
+
+
+class CaseBook:
+    def __init__(self, state: CaseState) -> None:
+        self.state = state
+
+    async def record(
+        self,
+        action: str,
+        *,
+        rule: str | None = None,
+        reason: str | None = None,
+        status: CaseStatus | None = None,
+        actor: str = SYSTEM_ACTOR,
+        role: str = SYSTEM_ROLE,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        state = self.state
+        now = workflow.now()
+        if status is not None:
+            state.status = status
+            if status.is_closed:
+                state.closed_at = now
+        state.ledger_seq += 1
+        entry = LedgerEntry(
+            seq=state.ledger_seq,
+            occurred_at=now,
+            actor=actor,
+            role=role,
+            action=action,
+            rule_id=rule,
+            reason=reason,
+            details=details or {},
+            case=CaseSnapshot.of(state),
+        )
+        await workflow.execute_activity_method(
+            LedgerActivities.record_step,
+            entry,
+            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+            retry_policy=INFRASTRUCTURE_RETRY,
+            summary=f"ledger #{entry.seq}: {action}" + (f" ({rule})" if rule else ""),
+        )
+        self.publish()
+
+    async def notify(self, template: Template, **params: str) -> None:
+        state = self.state
+        # One message per template and ledger position: a replay or retry never repeats it.
+        key = f"{state.case_id}:{template.value}:{state.ledger_seq}"
+        await workflow.execute_activity_method(
+            NotificationActivities.notify_customer,
+            CustomerMessage(
+                idempotency_key=key,
+                case_id=state.case_id,
+                customer_id=state.request.customer.customer_id,
+                template=template,
+                params=params,
+                due_at=workflow.now(),
+            ),
+            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+            retry_policy=INFRASTRUCTURE_RETRY,
+            summary=f"tell customer: {template.value}",
+        )
+
+    def publish_identity(self) -> None:
+        request = self.state.request
+        workflow.upsert_search_attributes(
+            [
+                sa.CASE_KIND.value_set(request.kind.value),
+                sa.CASE_REASON.value_set(request.reason.value),
+                sa.CASE_CHANNEL.value_set(request.channel.value),
+                sa.ORDER_ID.value_set(request.order_id),
+                sa.SKU.value_set(request.sku),
+            ]
+        )
+        self.publish()
+
+    def publish(self) -> None:
+        state = self.state
+        deadline = state.next_deadline
+        workflow.upsert_search_attributes(
+            [
+                sa.CASE_STATUS.value_set(state.status.value),
+                sa.NEXT_DEADLINE.value_set(deadline)
+                if deadline is not None
+                else sa.NEXT_DEADLINE.value_unset(),
+            ]
+        )
+        workflow.set_current_details(current_details(state))
+
+
+def current_details(state: CaseState) -> str:
+    """Markdown for the Temporal UI: what the case waits for, who acts, by when."""
+    request = state.request
+    lines = [
+        f"**{request.kind.value} · {request.reason.value}** — status `{state.status.value}`",
+        "",
+        f"- Waiting for: {state.waiting_for}",
+    ]
+    if state.next_deadline is not None:
+        lines.append(f"- Next deadline: {state.next_deadline:%Y-%m-%d %H:%M} UTC")
+    lines.append(f"- Refunded: {state.refunded_total} of {request.paid} paid")
+    if state.decision_reason:
+        lines.append(f"- Decision: {state.decision_reason}")
+    lines.append(f"- Policy: {state.policy.version}")
+    return "\n".join(lines)

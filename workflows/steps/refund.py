@@ -1,0 +1,56 @@
+"""R13 + R21: issue a refund exactly once, within the case's refund limit."""
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from domain.money import Money
+from domain.policy import refund_limit
+from domain.state import CaseStatus, RefundReceipt
+from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, CaseBook
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notifications import Template
+    from activities.payments import REFUND_LIMIT_EXCEEDED, PaymentActivities, RefundOrder
+
+_REFUND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=[REFUND_LIMIT_EXCEEDED],
+)
+
+
+async def refund(book: CaseBook, amount: Money, *, rule: str, reason: str) -> None:
+    state = book.state
+    # Derived from workflow data only: the same refund keeps the same key on every retry,
+    # replay or worker restart, so the provider and the money table see it once.
+    key = f"{state.case_id}:refund:{len(state.refunds) + 1}"
+    confirmation = await workflow.execute_activity_method(
+        PaymentActivities.issue_refund,
+        RefundOrder(
+            case_id=state.case_id,
+            idempotency_key=key,
+            amount=amount,
+            limit=refund_limit(state.request.paid),
+        ),
+        start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+        retry_policy=_REFUND_RETRY,
+        summary=f"refund {amount} (R21 key {key})",
+    )
+    state.refunds.append(
+        RefundReceipt(
+            idempotency_key=key,
+            amount=confirmation.amount,
+            provider_reference=confirmation.provider_reference,
+            refunded_at=workflow.now(),
+        )
+    )
+    await book.notify(Template.REFUND_ISSUED, amount=str(amount))
+    await book.record(
+        "refund_issued",
+        rule=rule,
+        reason=reason,
+        status=CaseStatus.REFUNDED,
+        details={"amount_minor": amount.amount_minor, "currency": amount.currency, "key": key},
+    )
