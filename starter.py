@@ -190,7 +190,7 @@ def main() -> None:
     except ConfigurationError as error:
         sys.exit(f"starter: {error}")
     except OSError as error:
-        print(f"starter: cannot reach a service: {error}", file=sys.stderr)
+        print(f"starter: {error}", file=sys.stderr)
         sys.exit(EXIT_FAILURE)
 
 

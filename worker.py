@@ -9,6 +9,7 @@ import sys
 import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.ledger import LedgerActivities
 from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
@@ -20,6 +21,14 @@ from workflows.return_case import ReturnCase
 
 # Enough for every open case to stay cached: a cache miss replays the whole history.
 DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
+
+
+# The pure domain and the activity contracts are deterministic; passing them through
+# keeps one class per model, so pydantic accepts a Money built inside a workflow.
+WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("domain", "activities")
+)
+WORKFLOWS = [ReturnCase]
 
 
 def build_worker(
@@ -37,7 +46,8 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[ReturnCase],
+        workflows=WORKFLOWS,
+        workflow_runner=WORKFLOW_RUNNER,
         activities=[ledger.record_step, money.issue_refund, messages.notify_customer],
         max_cached_workflows=max_cached_workflows,
     )

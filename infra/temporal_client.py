@@ -6,9 +6,19 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from infra.settings import Settings
 
 
+class TemporalUnreachableError(ConnectionError):
+    pass
+
+
 async def connect(settings: Settings) -> Client:
-    return await Client.connect(
-        settings.temporal_address,
-        namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
-    )
+    try:
+        return await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            data_converter=pydantic_data_converter,
+        )
+    except RuntimeError as error:
+        raise TemporalUnreachableError(
+            f"cannot reach Temporal at TEMPORAL_ADDRESS={settings.temporal_address} "
+            f"(is `make run` running?): {error}"
+        ) from error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from activities.notifications import Template
 from domain.case import ScanEvent, ShippedBack, WarehouseScan
 from domain.policy import (
     changed_mind_refund,
@@ -16,9 +17,6 @@ from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
 from workflows.steps.refund import refund
 from workflows.steps.ship_back import await_ship_back
-
-with workflow.unsafe.imports_passed_through():
-    from activities.notifications import Template
 
 _BEFORE_RECEIPT = (CaseStatus.AWAITING_SHIP_BACK, CaseStatus.IN_RETURN_TRANSIT)
 

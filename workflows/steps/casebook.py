@@ -9,12 +9,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
+from activities.notifications import CustomerMessage, NotificationActivities, Template
 from domain.state import CaseState, CaseStatus
 from workflows import search_attributes as sa
-
-with workflow.unsafe.imports_passed_through():
-    from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
-    from activities.notifications import CustomerMessage, NotificationActivities, Template
 
 # Infrastructure calls retry until they succeed: an outage delays a case, never fails it.
 INFRASTRUCTURE_RETRY = RetryPolicy(

@@ -5,14 +5,12 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from activities.notifications import Template
+from activities.payments import REFUND_LIMIT_EXCEEDED, PaymentActivities, RefundOrder
 from domain.money import Money
 from domain.policy import refund_limit
 from domain.state import CaseStatus, RefundReceipt
 from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, CaseBook
-
-with workflow.unsafe.imports_passed_through():
-    from activities.notifications import Template
-    from activities.payments import REFUND_LIMIT_EXCEEDED, PaymentActivities, RefundOrder
 
 _REFUND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

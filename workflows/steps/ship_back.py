@@ -4,13 +4,11 @@ from collections.abc import Callable
 
 from temporalio import workflow
 
+from activities.notifications import Template
 from domain.policy import ship_back_schedule
 from domain.state import ReminderSent
 from workflows.steps.casebook import CaseBook
 from workflows.steps.timers import wait_until
-
-with workflow.unsafe.imports_passed_through():
-    from activities.notifications import Template
 
 
 async def await_ship_back(book: CaseBook, news_arrived: Callable[[], bool]) -> bool:
