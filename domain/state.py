@@ -44,6 +44,7 @@ class Disposition(StrEnum):
 
 class ReminderSent(BaseModel):
     after: timedelta
+    due_at: datetime
     sent_at: datetime
 
 

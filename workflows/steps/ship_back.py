@@ -24,7 +24,7 @@ async def await_ship_back(book: CaseBook, news_arrived: Callable[[], bool]) -> b
         if await wait_until(news_arrived, due, f"R12 ship-back reminder {index + 1}"):
             return True
         offset = state.policy.ship_back_reminders[index]
-        state.reminders_sent.append(ReminderSent(after=offset, sent_at=workflow.now()))
+        state.reminders_sent.append(ReminderSent(after=offset, due_at=due, sent_at=workflow.now()))
         await book.notify(
             Template.SHIP_BACK_REMINDER,
             deadline=schedule.deadline.isoformat(),

@@ -1,0 +1,151 @@
+"""Real services for the tests: PostgreSQL (DATABASE_URL's server, in a database of its
+own, or an embedded one), the Temporal time-skipping server and the dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.notifications import RecordingNotifier
+from activities.payments import SandboxPaymentProvider
+from domain.case import Channel, Customer, OpenCaseRequest, Reason
+from domain.money import Money
+from infra.database import create_pool, migrate
+from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
+from worker import build_worker
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    shared = os.environ.get("DATABASE_URL")
+    if not shared:
+        yield start_embedded_postgres(
+            Path(tmp_path_factory.mktemp("postgres")) / "data", delete_on_exit=True
+        )
+        return
+    name = f"aftersales_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(shared, f'CREATE DATABASE "{name}"'))
+    yield urlunsplit(urlsplit(shared)._replace(path=f"/{name}"))
+    asyncio.run(_admin(shared, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    db = await create_pool(database_url)
+    await migrate(db)
+    yield db
+    await db.close()
+
+
+@pytest.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    # One server per test (it starts in ~0.1 s): the clock is global to a server, and a
+    # workflow left waiting by an earlier test would hold it back.
+    env = await start_time_skipping_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def payments() -> SandboxPaymentProvider:
+    return SandboxPaymentProvider()
+
+
+@pytest.fixture
+def notifier() -> RecordingNotifier:
+    return RecordingNotifier()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"aftersales-test-{uuid.uuid4().hex[:8]}"
+
+
+WorkerFactory = Callable[[Client], Any]
+
+
+@pytest.fixture
+def running_worker(
+    pool: asyncpg.Pool,
+    task_queue: str,
+    payments: SandboxPaymentProvider,
+    notifier: RecordingNotifier,
+) -> Callable[[Client], Any]:
+    """`async with running_worker(client):` runs the real worker (real activities)."""
+
+    @asynccontextmanager
+    async def run(client: Client) -> AsyncIterator[None]:
+        async with build_worker(
+            client, pool=pool, task_queue=task_queue, payments=payments, notifier=notifier
+        ):
+            yield
+
+    return run
+
+
+def a_request(
+    *,
+    delivered_at: datetime | None = None,
+    requested_after: timedelta = timedelta(days=2),
+    paid_minor: int = 5990,
+    request_id: str = "r1",
+    order_id: str | None = None,
+) -> OpenCaseRequest:
+    delivered = delivered_at or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    return OpenCaseRequest(
+        order_id=order_id or f"O-{uuid.uuid4().hex[:10]}",
+        line_id="1",
+        request_id=request_id,
+        kind="return",
+        reason=Reason.CHANGED_MIND,
+        channel=Channel.APP,
+        sku="SKU-42",
+        category="apparel",
+        paid=Money(amount_minor=paid_minor, currency="EUR"),
+        delivered_at=delivered,
+        requested_at=delivered + requested_after,
+        customer=Customer(customer_id="cust-7", time_zone="Europe/Berlin"),
+    )
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], *, within_s: float = 15.0
+) -> T:
+    """Poll `probe` until `accept` holds. Waits for asynchronous effects (an activity's
+    write, visibility indexing) in real time; it never stands in for a business timer."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within_s
+    while True:
+        value = await probe()
+        if accept(value) or loop.time() > give_up:
+            return value
+        await asyncio.sleep(0.05)
