@@ -16,13 +16,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case import CaseKind, OpenCaseRequest, Reason, ShippedBack, WarehouseScan
 from domain.policy_settings import PolicySettings
-from domain.state import CaseState
+from domain.state import CaseState, CaseStatus
 from workflows import search_attributes as sa
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 
 _HANDLED = {(CaseKind.RETURN, Reason.CHANGED_MIND)}
-_FIRST_STATE_TIMEOUT_S = 30.0
+_OPENING_DECISION_WAIT_S = 10.0
 
 
 class UnknownCaseError(LookupError):
@@ -103,16 +103,21 @@ class CaseGateway:
         return OpenedCase(state=state, created=created)
 
     async def _first_state(self, handle: WorkflowHandle[ReturnCase, CaseState]) -> CaseState:
-        # A query needs the run's first workflow task; a just-started case may not have it.
+        """The case once its opening decision (accepted or refused, R1) is made, so callers
+        learn it at once; after a few seconds, the state as it is (the case is durable)."""
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + _FIRST_STATE_TIMEOUT_S
+        give_up = loop.time() + _OPENING_DECISION_WAIT_S
         while True:
             try:
-                return await handle.query(ReturnCase.state)
+                state = await handle.query(ReturnCase.state)
             except RPCError:
-                if loop.time() > give_up:
+                # A query needs the run's first workflow task, which may not have run yet.
+                if loop.time() > give_up + _OPENING_DECISION_WAIT_S:
                     raise
-                await asyncio.sleep(0.05)
+            else:
+                if state.status is not CaseStatus.OPENED or loop.time() > give_up:
+                    return state
+            await asyncio.sleep(0.05)
 
     async def status(self, case_id: str) -> CaseState:
         handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)

@@ -1,0 +1,143 @@
+"""The activities against real PostgreSQL: retries and repeats never write twice."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
+from activities.payments import (
+    REFUND_LIMIT_EXCEEDED,
+    PaymentActivities,
+    RefundOrder,
+    SandboxPaymentProvider,
+)
+from domain.money import Money
+from domain.policy_settings import PolicySettings
+from domain.state import CaseState, CaseStatus
+from tests.conftest import a_request
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def eur(minor: int) -> Money:
+    return Money(amount_minor=minor, currency="EUR")
+
+
+def an_entry(case: CaseState, seq: int, status: CaseStatus) -> LedgerEntry:
+    snapshot = CaseSnapshot.of(case.model_copy(update={"status": status}))
+    return LedgerEntry(
+        seq=seq,
+        occurred_at=NOW,
+        actor="test",
+        role="system",
+        action=f"step-{seq}",
+        rule_id="R23",
+        reason=None,
+        details={},
+        case=snapshot,
+    )
+
+
+def a_case() -> CaseState:
+    request = a_request()
+    return CaseState(
+        case_id=request.case_id,
+        request=request,
+        policy=PolicySettings(),
+        opened_at=NOW,
+        return_deadline=NOW,
+    )
+
+
+async def test_recording_a_step_twice_writes_one_event(pool: asyncpg.Pool) -> None:  # R23
+    ledger = LedgerActivities(pool)
+    case = a_case()
+    entry = an_entry(case, 1, CaseStatus.OPENED)
+    assert await ledger.record_step(entry) is True
+    assert await ledger.record_step(entry) is False
+    count = await pool.fetchval("SELECT count(*) FROM case_events WHERE case_id = $1", case.case_id)
+    assert count == 1
+
+
+async def test_read_model_never_moves_back_to_an_older_step(pool: asyncpg.Pool) -> None:  # R23
+    ledger = LedgerActivities(pool)
+    case = a_case()
+    await ledger.record_step(an_entry(case, 1, CaseStatus.OPENED))
+    await ledger.record_step(an_entry(case, 2, CaseStatus.AWAITING_SHIP_BACK))
+    await ledger.record_step(an_entry(case, 1, CaseStatus.OPENED))  # a late retry
+    row = await pool.fetchrow("SELECT status, last_seq FROM cases WHERE case_id = $1", case.case_id)
+    assert row is not None
+    assert (row["status"], row["last_seq"]) == ("awaiting_ship_back", 2)
+
+
+async def test_case_events_are_append_only(pool: asyncpg.Pool) -> None:  # R23
+    ledger = LedgerActivities(pool)
+    case = a_case()
+    await ledger.record_step(an_entry(case, 1, CaseStatus.OPENED))
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await pool.execute("UPDATE case_events SET reason = 'x' WHERE case_id = $1", case.case_id)
+    with pytest.raises(asyncpg.RaiseError, match="append-only"):
+        await pool.execute("DELETE FROM case_events WHERE case_id = $1", case.case_id)
+
+
+async def test_refund_repeated_with_its_key_pays_once(pool: asyncpg.Pool) -> None:  # R21
+    provider = SandboxPaymentProvider()
+    payments = PaymentActivities(pool, provider)
+    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    order = RefundOrder(
+        case_id=case_id, idempotency_key=f"{case_id}:refund:1", amount=eur(500), limit=eur(500)
+    )
+    first = await payments.issue_refund(order)
+    again = await payments.issue_refund(order)
+    assert first == again
+    assert len(provider.calls) == 1
+    rows = await pool.fetch("SELECT status FROM money_movements WHERE case_id = $1", case_id)
+    assert [r["status"] for r in rows] == ["succeeded"]
+
+
+async def test_refund_left_pending_by_a_crash_is_finished_with_the_same_key(
+    pool: asyncpg.Pool,
+) -> None:  # R21
+    provider = SandboxPaymentProvider()
+    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    key = f"{case_id}:refund:1"
+    # What a worker killed between the reservation and the provider's answer leaves behind.
+    await pool.execute(
+        "INSERT INTO money_movements (idempotency_key, case_id, kind, amount_minor, currency, "
+        "status) VALUES ($1, $2, 'refund', 500, 'EUR', 'pending')",
+        key,
+        case_id,
+    )
+    order = RefundOrder(case_id=case_id, idempotency_key=key, amount=eur(500), limit=eur(500))
+    await PaymentActivities(pool, provider).issue_refund(order)
+    assert list(provider.refunds) == [key]
+    status = await pool.fetchval(
+        "SELECT status FROM money_movements WHERE idempotency_key = $1", key
+    )
+    assert status == "succeeded"
+
+
+async def test_refunds_above_what_was_paid_are_refused(pool: asyncpg.Pool) -> None:  # R21
+    provider = SandboxPaymentProvider()
+    payments = PaymentActivities(pool, provider)
+    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    await payments.issue_refund(
+        RefundOrder(
+            case_id=case_id, idempotency_key=f"{case_id}:k1", amount=eur(300), limit=eur(500)
+        )
+    )
+    with pytest.raises(ApplicationError) as refused:
+        await payments.issue_refund(
+            RefundOrder(
+                case_id=case_id, idempotency_key=f"{case_id}:k2", amount=eur(201), limit=eur(500)
+            )
+        )
+    assert refused.value.type == REFUND_LIMIT_EXCEEDED
+    assert refused.value.non_retryable
+    assert "R21" in str(refused.value)
+    assert len(provider.calls) == 1

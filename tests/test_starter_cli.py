@@ -1,0 +1,128 @@
+"""starter.py as a backend service or a person uses it: JSON out, clear refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+import starter
+from tests.conftest import a_request
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch,
+    dev_env: WorkflowEnvironment,
+    database_url: str,
+    task_queue: str,
+) -> None:
+    monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AFTERSALES_TASK_QUEUE", task_queue)
+
+
+def open_flags(
+    order_id: str, *, delivered_days_ago: int = 2, paid_minor: str = "2500"
+) -> list[str]:
+    delivered = datetime.now(UTC) - timedelta(days=delivered_days_ago)
+    return [
+        "open", "--order", order_id, "--line", "1", "--request", "r1", "--sku", "SKU-9",
+        "--paid-minor", paid_minor, "--currency", "EUR", "--delivered-at", delivered.isoformat(),
+        "--customer", "cust-1", "--time-zone", "Asia/Shanghai", "--channel", "phone_agent",
+    ]  # fmt: skip
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_open_prints_the_case_and_status_reads_it_back(
+    dev_env: WorkflowEnvironment, running_worker: Any, capsys: pytest.CaptureFixture[str]
+) -> None:  # R2
+    order_id = a_request().order_id
+    async with running_worker(dev_env.client):
+        assert await starter.run(open_flags(order_id)) == 0
+        opened = json.loads(capsys.readouterr().out)
+        assert await starter.run(["status", opened["case_id"]]) == 0
+        status = json.loads(capsys.readouterr().out)
+    assert opened["case_id"] == f"return-{order_id}-1-r1"
+    assert opened["request"]["channel"] == "phone_agent"
+    assert status["status"] == "awaiting_ship_back"
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_open_from_a_json_file(
+    dev_env: WorkflowEnvironment,
+    running_worker: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # R2
+    request = a_request(
+        delivered_at=datetime.now(UTC) - timedelta(days=1), requested_after=timedelta(days=1)
+    )
+    file = tmp_path / "request.json"
+    file.write_text(request.model_dump_json())
+    async with running_worker(dev_env.client):
+        assert await starter.run(["open", "--json", str(file)]) == 0
+    assert json.loads(capsys.readouterr().out)["case_id"] == request.case_id
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_bad_input_names_the_field_and_is_kept(
+    pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:  # bad input loses nothing
+    order_id = a_request().order_id
+    code = await starter.run(open_flags(order_id, paid_minor="-5"))
+    error = capsys.readouterr().err
+    assert code == starter.EXIT_REFUSED
+    assert "paid.amount_minor" in error
+    kept = await pool.fetchrow(
+        "SELECT operation, payload, errors FROM refused_inputs WHERE payload LIKE $1",
+        f"%{order_id}%",
+    )
+    assert kept is not None
+    assert kept["operation"] == "open"
+    assert "paid.amount_minor" in kept["errors"]["message"]
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_unsupported_reason_is_refused_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    flags = [*open_flags(a_request().order_id), "--reason", "quality_defect"]
+    assert await starter.run(flags) == starter.EXIT_REFUSED
+    assert "quality_defect" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_scan_for_an_unknown_case_exits_non_zero(
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # R26
+    code = await starter.run(
+        ["scan", "return-NOPE-9-r9", "--scan-id", "cli-lost-1", "--event", "parcel_received",
+         "--station", "DOCK-1"]
+    )  # fmt: skip
+    assert code == starter.EXIT_UNKNOWN_CASE
+    assert "kept for review" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_status_of_an_unknown_case_exits_non_zero(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert await starter.run(["status", "return-NOPE-9-r9"]) == starter.EXIT_UNKNOWN_CASE
+    assert "no case" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_inspected_scan_without_grade_is_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # R26
+    code = await starter.run(
+        ["scan", "return-X-1-r1", "--scan-id", "s-1", "--event", "inspected", "--station", "QC"]
+    )
+    assert code == starter.EXIT_REFUSED
+    assert "grade is required" in capsys.readouterr().err
