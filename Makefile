@@ -1,5 +1,5 @@
 # Two commands on a fresh machine: `make run` and `make test`. Each sets itself up.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

