@@ -25,9 +25,18 @@ class Template(StrEnum):
     CASE_ABANDONED = "case_abandoned"
     INSPECTION_FAILED = "inspection_failed"
     REFUND_ISSUED = "refund_issued"
+    EVIDENCE_REQUESTED = "evidence_requested"
+    CASE_APPROVED = "case_approved"
+    CASE_REJECTED = "case_rejected"
+    PROGRESS_UPDATE = "progress_update"
+    AGENT_CALL = "agent_call"
+    COMPENSATION_GRANTED = "compensation_granted"
 
 
 class CustomerMessage(BaseModel):
+    """`due_at` is the earliest moment delivery may happen (R16: never at night); the
+    delivery service behind `Notifier` holds a message until then."""
+
     idempotency_key: str
     case_id: str
     customer_id: str

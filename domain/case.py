@@ -90,6 +90,8 @@ class OpenCaseRequest(Strict):
     category: BusinessKey = "general"
     quantity: Annotated[int, Field(ge=1, le=1000)] = 1
     paid: Money
+    # The carrier that delivered the order: its claim deadline applies (R15).
+    carrier: BusinessKey | None = None
     delivered_at: UtcDatetime
     requested_at: UtcDatetime
     customer: Customer
@@ -147,3 +149,73 @@ class ShippedBack(Strict):
     carrier: Annotated[str, Field(min_length=1, max_length=64)]
     tracking_number: Annotated[str, Field(min_length=1, max_length=64)]
     shipped_at: UtcDatetime
+    # R6: what the customer pre-paid for the return leg, reimbursed if the fault is ours.
+    postage: Money | None = None
+
+
+ExplainedReason = Annotated[str, Field(min_length=3, max_length=500)]
+
+
+class EvidenceSubmitted(Strict):
+    """R6: the customer's photos for a merchant-fault or transit-damage case."""
+
+    event_id: MessageId
+    photos: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=512)]],
+        Field(min_length=1, max_length=20),
+    ]
+    note: Annotated[str, Field(max_length=2000)] = ""
+
+
+class Complaint(Strict):
+    """R18: a customer complaint; a major one goes straight to the manager level."""
+
+    event_id: MessageId
+    major: bool = False
+    summary: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    MANAGER = "manager"
+    WAREHOUSE = "warehouse"
+    SYSTEM = "system"
+
+
+STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER})
+
+
+class OperatorAction(Strict):
+    """Who decides: every operator decision names its actor and role (R23)."""
+
+    action_id: MessageId
+    actor: BusinessKey
+    role: Role
+
+
+class ReviewDecision(OperatorAction):
+    """R10: the merchant's reviewed decision; a refusal must say why (R20)."""
+
+    approve: bool
+    reason: ExplainedReason | None = None
+
+    @model_validator(mode="after")
+    def _refusal_has_reason(self) -> ReviewDecision:
+        if not self.approve and not self.reason:
+            raise ValueError("reason is required to reject (R20: every refusal is explained)")
+        return self
+
+
+class CompensationOffer(OperatorAction):
+    """R17: goodwill compensation, paid back to the customer's payment method."""
+
+    amount: Money
+    reason: ExplainedReason
+
+
+class EscalationRequest(OperatorAction):
+    """R18: an operator hands the case up the ladder."""
+
+    reason: ExplainedReason

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from domain.case import Grade, OpenCaseRequest
+from domain.case import STAFF, CaseKind, Grade, OpenCaseRequest, Reason, Role
 from domain.money import Money
 from domain.policy_settings import PolicySettings
-from domain.state import Disposition
+from domain.state import Disposition, EscalationLevel
 
 
 @dataclass(frozen=True)
@@ -92,3 +93,96 @@ def changed_mind_refund(paid: Money, policy: PolicySettings, already_refunded: M
     due = Money(amount_minor=paid.amount_minor - fee_minor, currency=paid.currency)
     left = refund_limit(paid).minus_floored_at_zero(already_refunded)
     return due if due <= left else left
+
+
+MERCHANT_FAULT_REASONS = frozenset(
+    {
+        Reason.QUALITY_DEFECT,
+        Reason.NOT_AS_DESCRIBED,
+        Reason.DAMAGED_IN_TRANSIT,
+        Reason.MISSING_PARTS,
+        Reason.WRONG_ITEM,
+    }
+)
+
+
+def needs_evidence(reason: Reason) -> bool:
+    """R6: merchant-fault and transit-damage cases start with the customer's photos."""
+    return reason in MERCHANT_FAULT_REASONS
+
+
+def needs_review(kind: CaseKind, reason: Reason) -> bool:
+    """R10: a person reviews every case except a changed-mind return or exchange, which
+    needs no reason (R5: the inspection decides), and an order not shipped yet (R3)."""
+    del kind  # every kind follows the same rule today; kept for per-kind policy later
+    return reason not in (Reason.CHANGED_MIND, Reason.NOT_SHIPPED_YET)
+
+
+def merchant_pays_return_shipping(reason: Reason) -> bool:
+    """R5 vs R6: the customer pays for a change of mind; the merchant for its own fault."""
+    return reason in MERCHANT_FAULT_REASONS
+
+
+def next_contact_slot(due: datetime, time_zone: str, hours: tuple[time, time]) -> datetime:
+    """R16: the first moment at or after `due` inside the customer's local contact hours."""
+    zone = ZoneInfo(time_zone)
+    local = due.astimezone(zone)
+    start, end = hours
+    if start <= local.time() < end:
+        return due
+    day = local.date() if local.time() < start else local.date() + timedelta(days=1)
+    # Built from the wall-clock time, so a DST change moves the UTC instant, not the hour.
+    return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
+
+
+def compensation_refusal(
+    role: Role, amount: Money, already_refunded: Money, limit: Money, policy: PolicySettings
+) -> str | None:
+    """R17 + R21: why an operator may not grant this compensation, or None if they may."""
+    if role not in STAFF:
+        return f"R17: only agents, supervisors and managers grant compensation, not {role}"
+    agent_limit = Money(
+        amount_minor=policy.agent_compensation_limit_minor, currency=amount.currency
+    )
+    if role is Role.AGENT and not amount <= agent_limit:
+        return (
+            f"R17: {amount} is above the agent limit of {agent_limit}; "
+            "a supervisor must approve it (escalate the case)"
+        )
+    if not already_refunded + amount <= limit:
+        return (
+            f"R21: {amount} on top of {already_refunded} already refunded exceeds "
+            f"the case's refund limit of {limit}"
+        )
+    return None
+
+
+def escalation_target(current: EscalationLevel, *, major: bool = False) -> EscalationLevel:
+    """R18: a case goes up one level; a major complaint goes straight to the manager."""
+    if major or current is not EscalationLevel.NONE:
+        return EscalationLevel.MANAGER
+    return EscalationLevel.SUPERVISOR
+
+
+_MERCHANT_FAULT_DISPOSITION = {
+    Grade.RESELLABLE: Disposition.RESTOCK,
+    Grade.REFURBISH: Disposition.REPAIR,
+    Grade.DAMAGED: Disposition.RETURN_TO_VENDOR,
+}
+
+
+def judge_merchant_fault_inspection(grade: Grade) -> InspectionVerdict:
+    """R6 + R27: the fault was accepted at review; the inspection only checks that the item
+    sent back is ours, and routes it (restock, repair, back to the vendor)."""
+    if grade is Grade.WRONG_ITEM:
+        return InspectionVerdict(
+            passed=False,
+            disposition=Disposition.RETURN_TO_CUSTOMER,
+            reason="R20: the parcel held a different item from the one sold, so it is sent "
+            "back to you and nothing is refunded",
+        )
+    return InspectionVerdict(
+        passed=True,
+        disposition=_MERCHANT_FAULT_DISPOSITION[grade],
+        reason=f"R6: the item is ours; it goes to {_MERCHANT_FAULT_DISPOSITION[grade].value}",
+    )

@@ -7,7 +7,17 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from domain.case import Grade, OpenCaseRequest, ShippedBack, WarehouseScan
+from domain.case import (
+    CompensationOffer,
+    Complaint,
+    EscalationRequest,
+    EvidenceSubmitted,
+    Grade,
+    OpenCaseRequest,
+    ReviewDecision,
+    ShippedBack,
+    WarehouseScan,
+)
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 
@@ -15,6 +25,8 @@ from domain.policy_settings import PolicySettings
 class CaseStatus(StrEnum):
     OPENED = "opened"
     REFUSED = "refused"
+    AWAITING_EVIDENCE = "awaiting_evidence"
+    UNDER_REVIEW = "under_review"
     AWAITING_SHIP_BACK = "awaiting_ship_back"
     IN_RETURN_TRANSIT = "in_return_transit"
     AWAITING_INSPECTION = "awaiting_inspection"
@@ -42,6 +54,21 @@ class Disposition(StrEnum):
     RETURN_TO_CUSTOMER = "return_to_customer"
 
 
+class EscalationLevel(StrEnum):
+    NONE = "none"
+    SUPERVISOR = "supervisor"
+    MANAGER = "manager"
+
+
+class Escalation(BaseModel):
+    """R18: where the case sits on the ladder, and by when that level must act."""
+
+    level: EscalationLevel = EscalationLevel.NONE
+    reason: str | None = None
+    since: datetime | None = None
+    respond_by: datetime | None = None
+
+
 class ReminderSent(BaseModel):
     after: timedelta
     due_at: datetime
@@ -59,9 +86,31 @@ class Inspection(BaseModel):
 
 class RefundReceipt(BaseModel):
     idempotency_key: str
+    purpose: str = "refund"
     amount: Money
     provider_reference: str
     refunded_at: datetime
+
+
+CaseMessage = (
+    WarehouseScan
+    | ShippedBack
+    | EvidenceSubmitted
+    | Complaint
+    | ReviewDecision
+    | CompensationOffer
+    | EscalationRequest
+)
+
+
+def message_id(message: CaseMessage) -> str:
+    match message:
+        case WarehouseScan():
+            return message.scan_id
+        case ShippedBack() | EvidenceSubmitted() | Complaint():
+            return message.event_id
+        case _:
+            return message.action_id
 
 
 class CaseState(BaseModel):
@@ -71,21 +120,42 @@ class CaseState(BaseModel):
     status: CaseStatus = CaseStatus.OPENED
     opened_at: datetime
     return_deadline: datetime
+    evidence_deadline: datetime | None = None
+    evidence: list[EvidenceSubmitted] = Field(default_factory=list)
+    review_deadline: datetime | None = None
+    first_contact_by: datetime | None = None
+    calls_scheduled: int = 0
+    auto_approved: bool = False
+    decided_by: str | None = None
     approved_at: datetime | None = None
     ship_back_deadline: datetime | None = None
     reminders_sent: list[ReminderSent] = Field(default_factory=list)
     shipped_back: ShippedBack | None = None
+    merchant_pays_shipping: bool = False  # R6, set when the merchant accepts the fault
     received_at: datetime | None = None
     received_scan_id: str | None = None
+    inspection_deadline: datetime | None = None
+    sla_breaches: list[str] = Field(default_factory=list)
+    next_follow_up_at: datetime | None = None
+    follow_ups_sent: int = 0
+    escalation: Escalation = Field(default_factory=Escalation)
+    complaints: list[Complaint] = Field(default_factory=list)
     inspection: Inspection | None = None
     refunds: list[RefundReceipt] = Field(default_factory=list)
     closed_at: datetime | None = None
     # R20: every refusal, rejection or abandonment says why, in words a customer can read.
     decision_reason: str | None = None
     # Accepted messages not yet acted on; carried across continue-as-new so none is lost.
-    inbox: list[WarehouseScan | ShippedBack] = Field(default_factory=list)
+    inbox: list[CaseMessage] = Field(default_factory=list)
     seen_message_ids: list[str] = Field(default_factory=list)
     ledger_seq: int = 0
+
+    @property
+    def reimbursed_shipping(self) -> Money | None:
+        """R6: return postage the merchant owes back (only for its own fault)."""
+        if self.shipped_back is None or self.shipped_back.postage is None:
+            return None
+        return self.shipped_back.postage if self.merchant_pays_shipping else None
 
     @property
     def refunded_total(self) -> Money:
@@ -103,6 +173,10 @@ class CaseState(BaseModel):
         match self.status:
             case CaseStatus.OPENED:
                 return "the case to be opened"
+            case CaseStatus.AWAITING_EVIDENCE:
+                return "the customer's photos of the problem (R6)"
+            case CaseStatus.UNDER_REVIEW:
+                return "an agent's review decision (R10); silence approves it (R11)"
             case CaseStatus.AWAITING_SHIP_BACK:
                 return "the customer to hand the parcel to a carrier"
             case CaseStatus.IN_RETURN_TRANSIT:
@@ -116,6 +190,13 @@ class CaseState(BaseModel):
 
     @property
     def next_deadline(self) -> datetime | None:
-        if self.status is CaseStatus.AWAITING_SHIP_BACK:
-            return self.ship_back_deadline
-        return None
+        """The earliest deadline the case is waiting on, for operators."""
+        by_status = {
+            CaseStatus.AWAITING_EVIDENCE: self.evidence_deadline,
+            CaseStatus.UNDER_REVIEW: self.review_deadline,
+            CaseStatus.AWAITING_SHIP_BACK: self.ship_back_deadline,
+            CaseStatus.AWAITING_INSPECTION: self.inspection_deadline,
+        }
+        candidates = [by_status.get(self.status), self.escalation.respond_by]
+        due = [d for d in candidates if d is not None]
+        return min(due) if due else None

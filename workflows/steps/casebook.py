@@ -3,7 +3,7 @@ search attributes and current details follow, so operators always see the truth.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -11,6 +11,7 @@ from temporalio.common import RetryPolicy
 
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
+from domain.policy import next_contact_slot
 from domain.state import CaseState, CaseStatus
 from workflows import search_attributes as sa
 
@@ -24,6 +25,11 @@ INFRASTRUCTURE_CALL_TIMEOUT = timedelta(seconds=30)
 
 SYSTEM_ACTOR = "aftersales-workflow"
 SYSTEM_ROLE = "system"
+
+# R14: the statuses in which the case waits on the merchant, not on the customer.
+MERCHANT_SIDE = frozenset(
+    {CaseStatus.UNDER_REVIEW, CaseStatus.AWAITING_INSPECTION, CaseStatus.REFUND_DUE}
+)
 
 
 class CaseBook:
@@ -44,9 +50,7 @@ class CaseBook:
         state = self.state
         now = workflow.now()
         if status is not None:
-            state.status = status
-            if status.is_closed:
-                state.closed_at = now
+            self._enter(status, now)
         state.ledger_seq += 1
         entry = LedgerEntry(
             seq=state.ledger_seq,
@@ -68,7 +72,42 @@ class CaseBook:
         )
         self.publish()
 
-    async def notify(self, template: Template, **params: str) -> None:
+    def _enter(self, status: CaseStatus, now: datetime) -> None:
+        state = self.state
+        was_waiting_on_us = state.status in MERCHANT_SIDE
+        state.status = status
+        if status.is_closed:
+            state.closed_at = now
+        # R14: while the case waits on us, the customer hears from us every day.
+        if status in MERCHANT_SIDE and not was_waiting_on_us:
+            state.next_follow_up_at = self.message_slot(now + state.policy.follow_up_interval)
+        elif status not in MERCHANT_SIDE:
+            state.next_follow_up_at = None
+
+    def message_slot(self, due: datetime) -> datetime:
+        """R16: a message due at night waits for the morning, in the customer's zone."""
+        state = self.state
+        return next_contact_slot(due, state.request.customer.time_zone, state.policy.message_hours)
+
+    async def schedule_call(self, purpose: str) -> None:
+        """R16: calls only inside call hours, and at most the policy's number per case."""
+        state = self.state
+        if state.calls_scheduled >= state.policy.max_calls_per_case:
+            await self.record(
+                "call_not_scheduled",
+                rule="R16",
+                reason=f"{purpose}: already {state.calls_scheduled} calls, the most per case",
+            )
+            return
+        at = next_contact_slot(
+            workflow.now(), state.request.customer.time_zone, state.policy.call_hours
+        )
+        state.calls_scheduled += 1
+        await self.notify(Template.AGENT_CALL, due_at=at, purpose=purpose)
+
+    async def notify(
+        self, template: Template, *, due_at: datetime | None = None, **params: str
+    ) -> None:
         state = self.state
         # One message per template and ledger position: a replay or retry never repeats it.
         key = f"{state.case_id}:{template.value}:{state.ledger_seq}"
@@ -80,7 +119,7 @@ class CaseBook:
                 customer_id=state.request.customer.customer_id,
                 template=template,
                 params=params,
-                due_at=workflow.now(),
+                due_at=due_at or workflow.now(),
             ),
             start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
             retry_policy=INFRASTRUCTURE_RETRY,
@@ -124,6 +163,10 @@ def current_details(state: CaseState) -> str:
     ]
     if state.next_deadline is not None:
         lines.append(f"- Next deadline: {state.next_deadline:%Y-%m-%d %H:%M} UTC")
+    if state.escalation.level.value != "none":
+        lines.append(f"- Escalated to: {state.escalation.level.value} ({state.escalation.reason})")
+    if state.auto_approved:
+        lines.append("- Approved automatically: no decision by the review deadline (R11)")
     lines.append(f"- Refunded: {state.refunded_total} of {request.paid} paid")
     if state.decision_reason:
         lines.append(f"- Decision: {state.decision_reason}")

@@ -10,7 +10,12 @@ from activities.payments import REFUND_LIMIT_EXCEEDED, PaymentActivities, Refund
 from domain.money import Money
 from domain.policy import refund_limit
 from domain.state import CaseStatus, RefundReceipt
-from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, CaseBook
+from workflows.steps.casebook import (
+    INFRASTRUCTURE_CALL_TIMEOUT,
+    SYSTEM_ACTOR,
+    SYSTEM_ROLE,
+    CaseBook,
+)
 
 _REFUND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -19,7 +24,18 @@ _REFUND_RETRY = RetryPolicy(
 )
 
 
-async def refund(book: CaseBook, amount: Money, *, rule: str, reason: str) -> None:
+async def refund(
+    book: CaseBook,
+    amount: Money,
+    *,
+    rule: str,
+    reason: str,
+    purpose: str = "refund",
+    closes_case: bool = True,
+    actor: str | None = None,
+    role: str | None = None,
+) -> None:
+    """Pay `amount` back to the customer's payment method, exactly once (R21)."""
     state = book.state
     # Derived from workflow data only: the same refund keeps the same key on every retry,
     # replay or worker restart, so the provider and the money table see it once.
@@ -30,7 +46,7 @@ async def refund(book: CaseBook, amount: Money, *, rule: str, reason: str) -> No
             case_id=state.case_id,
             idempotency_key=key,
             amount=amount,
-            limit=refund_limit(state.request.paid),
+            limit=refund_limit(state.request.paid, state.reimbursed_shipping),
         ),
         start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
         retry_policy=_REFUND_RETRY,
@@ -39,16 +55,22 @@ async def refund(book: CaseBook, amount: Money, *, rule: str, reason: str) -> No
     state.refunds.append(
         RefundReceipt(
             idempotency_key=key,
+            purpose=purpose,
             amount=confirmation.amount,
             provider_reference=confirmation.provider_reference,
             refunded_at=workflow.now(),
         )
     )
-    await book.notify(Template.REFUND_ISSUED, amount=str(amount))
+    await book.notify(
+        Template.REFUND_ISSUED if closes_case else Template.COMPENSATION_GRANTED,
+        amount=str(amount),
+    )
     await book.record(
-        "refund_issued",
+        "refund_issued" if closes_case else f"{purpose}_paid",
         rule=rule,
         reason=reason,
-        status=CaseStatus.REFUNDED,
+        status=CaseStatus.REFUNDED if closes_case else None,
         details={"amount_minor": amount.amount_minor, "currency": amount.currency, "key": key},
+        actor=actor or SYSTEM_ACTOR,
+        role=role or SYSTEM_ROLE,
     )

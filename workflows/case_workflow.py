@@ -1,0 +1,475 @@
+"""What every case kind shares: how messages and decisions arrive, the agenda of
+deadlines, review (R10, R11), evidence (R6), authority (R17), escalation (R18),
+daily follow-ups (R14), and continue-as-new. Kinds add their own steps on top."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from temporalio import workflow
+
+from activities.notifications import Template
+from domain.case import (
+    STAFF,
+    CompensationOffer,
+    Complaint,
+    EscalationRequest,
+    EvidenceSubmitted,
+    ReviewDecision,
+    Role,
+)
+from domain.policy import (
+    check_return_window,
+    compensation_refusal,
+    escalation_target,
+    merchant_pays_return_shipping,
+    needs_evidence,
+    needs_review,
+    refund_limit,
+)
+from domain.state import (
+    CaseMessage,
+    CaseState,
+    CaseStatus,
+    EscalationLevel,
+    message_id,
+)
+from workflows.case_run import CaseRun
+from workflows.steps.casebook import MERCHANT_SIDE, CaseBook
+from workflows.steps.refund import refund
+from workflows.steps.timers import wait_until
+
+# Cases recorded before R13/R14 timers existed replay without them (see README).
+SLA_TIMERS_PATCH = "r13-inspection-deadline-r14-daily-follow-ups"
+
+
+@dataclass(frozen=True)
+class Due:
+    at: datetime
+    label: str
+    act: Callable[[], Awaitable[None]]
+
+
+class CaseWorkflow:
+    """Base of the case workflows. Subclasses declare `@workflow.defn` and a
+    `@workflow.run` that awaits `_run_case`, and implement the kind's steps."""
+
+    @workflow.init
+    def __init__(self, run: CaseRun) -> None:
+        self._run = run
+        self._state = run.carried_state or CaseState(
+            case_id=workflow.info().workflow_id,
+            request=run.request,
+            policy=run.policy,
+            opened_at=workflow.now(),
+            return_deadline=run.request.delivered_at + run.policy.return_window,
+        )
+        self._book = CaseBook(self._state)
+        self._in_progress: str | None = None
+
+    # ---- the loop -------------------------------------------------------------------
+
+    async def _run_case(self, run: CaseRun) -> CaseState:
+        state = self._state
+        if run.carried_state is None:
+            self._book.publish_identity()
+            await self._open()
+        else:
+            self._book.publish()
+        while not state.status.is_closed:
+            if state.inbox:
+                message = state.inbox.pop(0)
+                self._in_progress = message_id(message)
+                await self._dispatch(message)
+                self._in_progress = None
+            elif not await self._act():
+                await self._wait_for_agenda()
+            if self._history_is_long():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
+        while state.inbox:
+            await self._ignore(state.inbox.pop(0), "the case is already closed")
+        return state
+
+    async def _wait_for_agenda(self) -> None:
+        state = self._state
+        agenda = self._agenda()
+        if not agenda:
+            await workflow.wait_condition(lambda: bool(state.inbox) or self._history_is_long())
+            return
+        due = min(agenda, key=lambda d: d.at)
+        if not await wait_until(lambda: bool(state.inbox), due.at, due.label):
+            await due.act()
+
+    def _agenda(self) -> list[Due]:
+        state = self._state
+        agenda: list[Due] = []
+        if state.status is CaseStatus.AWAITING_EVIDENCE and state.evidence_deadline:
+            agenda.append(Due(state.evidence_deadline, "R6 evidence deadline", self._no_evidence))
+        if state.status is CaseStatus.UNDER_REVIEW and state.review_deadline:
+            agenda.append(
+                Due(state.review_deadline, "R11 review deadline: auto-approve", self._auto_approve)
+            )
+        if state.status in MERCHANT_SIDE and state.next_follow_up_at and self._sla_timers():
+            agenda.append(
+                Due(state.next_follow_up_at, "R14 daily progress update", self._follow_up)
+            )
+        if state.escalation.respond_by is not None:
+            agenda.append(
+                Due(state.escalation.respond_by, "R18 supervisor must act", self._supervisor_silent)
+            )
+        return agenda + self._kind_agenda()
+
+    def _sla_timers(self) -> bool:
+        return workflow.patched(SLA_TIMERS_PATCH)
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._run.history_events_before_continue
+        )
+
+    # ---- what kinds implement -------------------------------------------------------
+
+    def _kind_agenda(self) -> list[Due]:
+        return []
+
+    async def _act(self) -> bool:
+        """Work that needs no waiting (a refund now due); True if something was done."""
+        return False
+
+    async def _after_approval(self, *, rule: str, reason: str) -> None:
+        raise NotImplementedError
+
+    async def _dispatch_kind(self, message: CaseMessage) -> bool:
+        """Kind-specific messages; False if the kind has no use for this one now."""
+        return False
+
+    # ---- messages in ----------------------------------------------------------------
+
+    @workflow.signal(name="evidence_submitted")
+    def evidence_submitted(self, evidence: EvidenceSubmitted) -> None:
+        """R6: the customer's photos."""
+        self._accept(evidence)
+
+    @workflow.signal(name="complaint")
+    def complaint(self, complaint: Complaint) -> None:
+        """R18: the customer complains; a major complaint goes to the manager."""
+        self._accept(complaint)
+
+    @workflow.update(name="decide")
+    async def decide(self, decision: ReviewDecision) -> CaseState:
+        """R10: approve or reject (with a reason, R20) a case under review."""
+        return await self._accept_and_wait(decision)
+
+    @decide.validator
+    def _validate_decide(self, decision: ReviewDecision) -> None:
+        self._require_staff(decision.role)
+        if self._state.status is not CaseStatus.UNDER_REVIEW:
+            raise ValueError(
+                f"status: the case is {self._state.status.value}, not under_review (R10)"
+            )
+
+    @workflow.update(name="offer_compensation")
+    async def offer_compensation(self, offer: CompensationOffer) -> CaseState:
+        """R17: goodwill compensation, paid at once within the actor's authority."""
+        return await self._accept_and_wait(offer)
+
+    @offer_compensation.validator
+    def _validate_offer_compensation(self, offer: CompensationOffer) -> None:
+        state = self._state
+        if state.status.is_closed:
+            raise ValueError(f"status: the case is {state.status.value} (closed)")
+        if offer.amount.currency != state.request.paid.currency:
+            raise ValueError(
+                f"amount.currency: must be the order currency {state.request.paid.currency}"
+            )
+        refusal = compensation_refusal(
+            offer.role,
+            offer.amount,
+            state.refunded_total,
+            refund_limit(state.request.paid, state.reimbursed_shipping),
+            state.policy,
+        )
+        if refusal:
+            raise ValueError(refusal)
+
+    @workflow.update(name="escalate")
+    async def escalate(self, request: EscalationRequest) -> CaseState:
+        """R18: hand the case to the next level."""
+        return await self._accept_and_wait(request)
+
+    @escalate.validator
+    def _validate_escalate(self, request: EscalationRequest) -> None:
+        self._require_staff(request.role)
+        if self._state.status.is_closed:
+            raise ValueError(f"status: the case is {self._state.status.value} (closed)")
+        if self._state.escalation.level is EscalationLevel.MANAGER:
+            raise ValueError("escalation: the case is already at the manager level (R18)")
+
+    @workflow.query(name="state")
+    def state(self) -> CaseState:
+        return self._state
+
+    @staticmethod
+    def _require_staff(role: Role) -> None:
+        if role not in STAFF:
+            raise ValueError(
+                f"role: {role.value} may not decide cases (agent, supervisor, manager)"
+            )
+
+    def _accept(self, message: CaseMessage) -> None:
+        ident = message_id(message)
+        if ident in self._state.seen_message_ids:
+            workflow.logger.info("duplicate message %s ignored", ident)
+            return
+        self._state.seen_message_ids.append(ident)
+        self._state.inbox.append(message)
+
+    async def _accept_and_wait(self, message: CaseMessage) -> CaseState:
+        """Decisions go through the same inbox as everything else, so one coroutine alone
+        changes the case; the caller gets the state after its decision was applied."""
+        ident = message_id(message)
+        self._accept(message)
+        await workflow.wait_condition(
+            lambda: (
+                self._in_progress != ident
+                and all(message_id(m) != ident for m in self._state.inbox)
+            )
+        )
+        return self._state
+
+    async def _dispatch(self, message: CaseMessage) -> None:
+        status = self._state.status
+        match message:
+            case EvidenceSubmitted() if status in (
+                CaseStatus.AWAITING_EVIDENCE,
+                CaseStatus.UNDER_REVIEW,
+            ):
+                await self._evidence(message)
+            case Complaint():
+                await self._complaint(message)
+            case ReviewDecision() if status is CaseStatus.UNDER_REVIEW:
+                await self._decided(message)
+            case CompensationOffer() if not status.is_closed:
+                await self._compensate(message)
+            case EscalationRequest() if not status.is_closed:
+                await self._escalate(message.reason, actor=message.actor, role=message.role.value)
+            case _:
+                if not await self._dispatch_kind(message):
+                    await self._ignore(message, f"nothing to do while the case is {status.value}")
+
+    async def _ignore(self, message: CaseMessage, why: str) -> None:
+        await self._book.record(
+            "message_ignored",
+            rule="R26" if type(message).__name__ == "WarehouseScan" else None,
+            reason=f"{type(message).__name__} {message_id(message)}: {why}",
+            details={"message": message.model_dump(mode="json")},
+        )
+
+    # ---- opening, evidence, review --------------------------------------------------
+
+    async def _open(self) -> None:
+        state, book = self._state, self._book
+        request = state.request
+        await book.record(
+            "case_opened",
+            rule="R2",
+            reason=f"{request.kind.value} ({request.reason.value}) requested via "
+            f"{request.channel.value}",
+            actor=request.customer.customer_id,
+            role="customer",
+            details={"channel": request.channel.value, "request_id": request.request_id},
+        )
+        if self._window_applies():
+            window = check_return_window(request, state.policy)
+            if not window.accepted:
+                state.decision_reason = window.reason
+                await book.notify(Template.CASE_REFUSED, reason=window.reason or "")
+                await book.record(
+                    "request_refused", rule="R1", reason=window.reason, status=CaseStatus.REFUSED
+                )
+                return
+        await book.notify(Template.CASE_ACKNOWLEDGED)  # R10: acknowledged at once
+        if not needs_review(request.kind, request.reason):
+            await self._after_approval(
+                rule="R5",
+                reason=f"a {request.reason.value} request inside the R1 window needs no "
+                "review; the inspection decides",
+            )
+            return
+        state.first_contact_by = workflow.now() + state.policy.first_contact_deadline
+        await book.schedule_call("R10 first human contact")
+        if needs_evidence(request.reason) and not state.evidence:
+            state.evidence_deadline = workflow.now() + state.policy.evidence_window
+            await book.notify(
+                Template.EVIDENCE_REQUESTED, deadline=state.evidence_deadline.isoformat()
+            )
+            await book.record(
+                "evidence_requested",
+                rule="R6",
+                reason="merchant-fault and transit-damage cases start with the customer's photos",
+                status=CaseStatus.AWAITING_EVIDENCE,
+            )
+            return
+        await self._start_review("R10: a person reviews the request")
+
+    def _window_applies(self) -> bool:
+        return True
+
+    async def _start_review(self, reason: str) -> None:
+        state = self._state
+        state.review_deadline = workflow.now() + state.policy.review_deadline
+        await self._book.record(
+            "review_started", rule="R10", reason=reason, status=CaseStatus.UNDER_REVIEW
+        )
+
+    async def _evidence(self, evidence: EvidenceSubmitted) -> None:
+        state = self._state
+        state.evidence.append(evidence)
+        if state.status is CaseStatus.AWAITING_EVIDENCE:
+            state.review_deadline = workflow.now() + state.policy.review_deadline
+            await self._book.record(
+                "evidence_received",
+                rule="R6",
+                reason=f"{len(evidence.photos)} photo(s); review due within "
+                f"{state.policy.review_deadline}",
+                status=CaseStatus.UNDER_REVIEW,
+                actor=state.request.customer.customer_id,
+                role="customer",
+                details={"event_id": evidence.event_id, "photos": evidence.photos},
+            )
+            return
+        await self._book.record(
+            "more_evidence_received",
+            rule="R6",
+            reason=f"{len(evidence.photos)} more photo(s) during review",
+            actor=state.request.customer.customer_id,
+            role="customer",
+            details={"event_id": evidence.event_id, "photos": evidence.photos},
+        )
+
+    async def _no_evidence(self) -> None:
+        state = self._state
+        state.decision_reason = (
+            f"R6: no photos of the problem arrived by {state.evidence_deadline}; the case is "
+            "closed, and you may open a new one with photos"
+        )
+        await self._book.notify(Template.CASE_ABANDONED, reason=state.decision_reason)
+        await self._book.record(
+            "abandoned", rule="R6", reason=state.decision_reason, status=CaseStatus.ABANDONED
+        )
+
+    async def _decided(self, decision: ReviewDecision) -> None:
+        state = self._state
+        self._acknowledge_escalation(decision.role)
+        state.decided_by = decision.actor
+        if decision.approve:
+            await self._approve(
+                rule="R10",
+                reason=decision.reason or f"approved by {decision.role.value} {decision.actor}",
+            )
+            return
+        state.decision_reason = f"R20: {decision.reason}"
+        await self._book.notify(Template.CASE_REJECTED, reason=state.decision_reason)
+        await self._book.record(
+            "rejected",
+            rule="R20",
+            reason=state.decision_reason,
+            status=CaseStatus.REJECTED,
+            actor=decision.actor,
+            role=decision.role.value,
+        )
+
+    async def _auto_approve(self) -> None:
+        state = self._state
+        state.auto_approved = True
+        state.decided_by = "auto-approval"
+        await self._approve(
+            rule="R11",
+            reason=f"no decision by the review deadline {state.review_deadline}: approved "
+            "as the customer asked",
+        )
+
+    async def _approve(self, *, rule: str, reason: str) -> None:
+        state = self._state
+        state.merchant_pays_shipping = merchant_pays_return_shipping(state.request.reason)
+        await self._book.notify(Template.CASE_APPROVED)
+        await self._after_approval(rule=rule, reason=reason)
+
+    # ---- R14 follow-ups, R17 compensation, R18 escalation ---------------------------
+
+    async def _follow_up(self) -> None:
+        state = self._state
+        state.follow_ups_sent += 1
+        await self._book.notify(Template.PROGRESS_UPDATE, waiting_for=state.waiting_for)
+        state.next_follow_up_at = self._book.message_slot(
+            workflow.now() + state.policy.follow_up_interval
+        )
+        await self._book.record(
+            "progress_update_sent",
+            rule="R14",
+            reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
+        )
+
+    async def _compensate(self, offer: CompensationOffer) -> None:
+        self._acknowledge_escalation(offer.role)
+        await refund(
+            self._book,
+            offer.amount,
+            rule="R17",
+            reason=f"{offer.role.value} {offer.actor} granted {offer.amount}: {offer.reason}",
+            purpose="compensation",
+            closes_case=False,
+            actor=offer.actor,
+            role=offer.role.value,
+        )
+
+    async def _complaint(self, complaint: Complaint) -> None:
+        state = self._state
+        state.complaints.append(complaint)
+        await self._escalate(
+            f"customer complaint{' (major)' if complaint.major else ''}: {complaint.summary}",
+            major=complaint.major,
+            actor=state.request.customer.customer_id,
+            role="customer",
+        )
+
+    async def _escalate(
+        self, reason: str, *, major: bool = False, actor: str = "aftersales-workflow",
+        role: str = "system",
+    ) -> None:  # fmt: skip
+        state = self._state
+        level = escalation_target(state.escalation.level, major=major)
+        now = workflow.now()
+        state.escalation.level = level
+        state.escalation.reason = reason
+        state.escalation.since = now
+        state.escalation.respond_by = (
+            now + state.policy.supervisor_response if level is EscalationLevel.SUPERVISOR else None
+        )
+        await self._book.record(
+            "escalated",
+            rule="R18",
+            reason=f"to {level.value}: {reason}",
+            actor=actor,
+            role=role,
+            details={"level": level.value},
+        )
+
+    async def _supervisor_silent(self) -> None:
+        await self._escalate(
+            f"the supervisor did not act within {self._state.policy.supervisor_response}"
+        )
+
+    def _acknowledge_escalation(self, role: Role) -> None:
+        """A supervisor or manager acting on the case answers its escalation."""
+        if role in (Role.SUPERVISOR, Role.MANAGER):
+            self._state.escalation.respond_by = None
+
+    async def _sla_breached(self, what: str) -> None:
+        self._state.sla_breaches.append(what)
+        await self._escalate(f"{what} deadline breached")
