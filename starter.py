@@ -23,6 +23,7 @@ from infra.gateway import (
     UnknownCaseError,
     describe_validation_error,
 )
+from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
 
@@ -129,7 +130,7 @@ async def run(argv: Sequence[str]) -> int:
     settings = load_settings()
     client = await connect(settings)
     pool = await create_pool(settings.effective_database_url, max_size=2)
-    gateway = CaseGateway(client, pool, settings.task_queue)
+    gateway = CaseGateway(client, pool, settings.task_queue, load_policy_file(settings.policy_file))
     payload = ""
     try:
         match args.command:
@@ -187,7 +188,7 @@ async def run(argv: Sequence[str]) -> int:
 def main() -> None:
     try:
         sys.exit(asyncio.run(run(sys.argv[1:])))
-    except ConfigurationError as error:
+    except (ConfigurationError, PolicyFileError) as error:
         sys.exit(f"starter: {error}")
     except OSError as error:
         print(f"starter: {error}", file=sys.stderr)

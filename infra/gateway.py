@@ -15,13 +15,17 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case import CaseKind, OpenCaseRequest, Reason, ShippedBack, WarehouseScan
-from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
+from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 
-_HANDLED = {(CaseKind.RETURN, Reason.CHANGED_MIND)}
+_HANDLED = {
+    (CaseKind.RETURN, Reason.CHANGED_MIND),
+    (CaseKind.RETURN, Reason.QUALITY_DEFECT),
+    (CaseKind.RETURN, Reason.NOT_AS_DESCRIBED),
+}
 _OPENING_DECISION_WAIT_S = 10.0
 
 
@@ -58,21 +62,26 @@ def describe_validation_error(error: ValidationError) -> str:
 
 
 class CaseGateway:
-    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
+    def __init__(
+        self, client: Client, pool: asyncpg.Pool, task_queue: str, policy: PolicyFile
+    ) -> None:
         self._client = client
         self._pool = pool
         self._task_queue = task_queue
+        self._policy = policy
 
-    async def open_case(
-        self, request: OpenCaseRequest, policy: PolicySettings | None = None
-    ) -> OpenedCase:
+    async def open_case(self, request: OpenCaseRequest) -> OpenedCase:
         """R2: idempotent. The same order line and request id always lead to one case."""
         if (request.kind, request.reason) not in _HANDLED:
             raise RefusedInputError(
                 f"kind/reason: {request.kind.value}/{request.reason.value} is not handled by "
-                "this release; only return/changed_mind is"
+                "this release; handled: "
+                + ", ".join(sorted(f"{k.value}/{r.value}" for k, r in _HANDLED))
             )
-        run = CaseRun(request=request, policy=policy or PolicySettings())
+        # Pinned here, once: the case keeps this policy for life.
+        run = CaseRun(
+            request=request, policy=self._policy.resolve(request.category, request.carrier)
+        )
         handle: WorkflowHandle[ReturnCase, CaseState] = self._client.get_workflow_handle_for(
             ReturnCase.run, request.case_id
         )

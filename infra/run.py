@@ -28,6 +28,7 @@ from domain.money import Money
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
 from infra.gateway import CaseGateway
+from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import DATA_DIR, EMBEDDED_POSTGRES_DIR, ConfigurationError, load_settings
 from worker import build_worker
 
@@ -102,6 +103,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     settings = load_settings()
+    policy = load_policy_file(settings.policy_file)
     host, _, port_text = settings.temporal_address.rpartition(":")
     if host not in _LOCAL_HOSTS:
         raise ConfigurationError(
@@ -138,7 +140,8 @@ async def main() -> None:
             notifier=LoggingNotifier(),
         )
         async with worker:
-            await open_demo_cases(CaseGateway(env.client, pool, settings.task_queue))
+            gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
+            await open_demo_cases(gateway)
             print(
                 "\naftersales is running\n"
                 f"  Temporal UI:   http://localhost:{port + 1000}/namespaces/"
@@ -160,5 +163,5 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except ConfigurationError as error:
+    except (ConfigurationError, PolicyFileError) as error:
         sys.exit(f"make run: {error}")

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
+DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy.toml"
 EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
 
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     task_queue: Annotated[
         str, Field(validation_alias=AliasChoices("AFTERSALES_TASK_QUEUE"), min_length=1)
     ] = "aftersales"
+    policy_file: Annotated[Path, Field(validation_alias=AliasChoices("AFTERSALES_POLICY_FILE"))] = (
+        DEFAULT_POLICY_FILE
+    )
     # Unset means the embedded PostgreSQL that `make run` starts under .data/.
     database_url: Annotated[str | None, Field(validation_alias=AliasChoices("DATABASE_URL"))] = None
 
@@ -55,6 +59,7 @@ _ENV_NAMES = {
     "temporal_namespace": "TEMPORAL_NAMESPACE",
     "task_queue": "AFTERSALES_TASK_QUEUE",
     "database_url": "DATABASE_URL",
+    "policy_file": "AFTERSALES_POLICY_FILE",
 }
 
 

@@ -15,6 +15,8 @@ from activities.payments import SandboxPaymentProvider
 from domain.case import Grade, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseStatus
 from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from workflows.return_case import ReturnCase
 
@@ -48,7 +50,7 @@ def recent_request(**overrides: Any) -> Any:
 
 @pytest.fixture
 def gateway(dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> CaseGateway:
-    return CaseGateway(dev_env.client, pool, task_queue)
+    return CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
 
 
 async def test_case_from_open_to_refunded_leaves_the_expected_rows(

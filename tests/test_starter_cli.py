@@ -92,9 +92,9 @@ async def test_bad_input_names_the_field_and_is_kept(
 async def test_unsupported_reason_is_refused_with_a_clear_message(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    flags = [*open_flags(a_request().order_id), "--reason", "quality_defect"]
+    flags = [*open_flags(a_request().order_id), "--reason", "lost_in_transit"]
     assert await starter.run(flags) == starter.EXIT_REFUSED
-    assert "quality_defect" in capsys.readouterr().err
+    assert "lost_in_transit" in capsys.readouterr().err
 
 
 @pytest.mark.usefixtures("cli_env")
