@@ -55,7 +55,7 @@ class CaseSnapshot(BaseModel):
             status=state.status.value,
             currency=request.paid.currency,
             paid_minor=request.paid.amount_minor,
-            refund_limit_minor=refund_limit(request.paid).amount_minor,
+            refund_limit_minor=refund_limit(request.paid, state.reimbursed_shipping).amount_minor,
             refunded_minor=state.refunded_total.amount_minor,
             policy_version=state.policy.version,
             waiting_for=state.waiting_for,

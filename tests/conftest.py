@@ -119,6 +119,8 @@ def a_request(
     paid_minor: int = 5990,
     request_id: str = "r1",
     order_id: str | None = None,
+    reason: Reason = Reason.CHANGED_MIND,
+    time_zone: str = "Europe/Berlin",
 ) -> OpenCaseRequest:
     delivered = delivered_at or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     return OpenCaseRequest(
@@ -126,14 +128,14 @@ def a_request(
         line_id="1",
         request_id=request_id,
         kind="return",
-        reason=Reason.CHANGED_MIND,
+        reason=reason,
         channel=Channel.APP,
         sku="SKU-42",
         category="apparel",
         paid=Money(amount_minor=paid_minor, currency="EUR"),
         delivered_at=delivered,
         requested_at=delivered + requested_after,
-        customer=Customer(customer_id="cust-7", time_zone="Europe/Berlin"),
+        customer=Customer(customer_id="cust-7", time_zone=time_zone),
     )
 
 

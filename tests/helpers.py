@@ -1,0 +1,61 @@
+"""Helpers shared by the workflow tests."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
+from domain.state import CaseState
+from tests.conftest import eventually
+from workflows.case_run import CaseRun
+from workflows.return_case import ReturnCase
+
+Handle = WorkflowHandle[ReturnCase, CaseState]
+
+
+async def open_case(
+    env: WorkflowEnvironment, task_queue: str, request: OpenCaseRequest, **run: Any
+) -> Handle:
+    return await env.client.start_workflow(
+        ReturnCase.run,
+        CaseRun(request=request, **run),
+        id=request.case_id,
+        task_queue=task_queue,
+    )
+
+
+async def state_when(handle: Handle, accept: Callable[[CaseState], bool]) -> CaseState:
+    return await eventually(lambda: handle.query(ReturnCase.state), accept)
+
+
+def scan(
+    event: ScanEvent, *, scan_id: str | None = None, grade: Grade | None = None
+) -> WarehouseScan:
+    return WarehouseScan(
+        scan_id=scan_id or f"scan-{uuid.uuid4().hex[:8]}",
+        event=event,
+        station="DOCK-1" if event is ScanEvent.PARCEL_RECEIVED else "QC-1",
+        grade=grade,
+        scanned_at=datetime.now(UTC),
+    )
+
+
+def shipped(event_id: str = "ship-1") -> ShippedBack:
+    return ShippedBack(
+        event_id=event_id, carrier="DHL", tracking_number="JD0001", shipped_at=datetime.now(UTC)
+    )
+
+
+async def events(pool: asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT seq, action, rule_id, reason, status_after, details FROM case_events "
+        "WHERE case_id = $1 ORDER BY seq",
+        case_id,
+    )

@@ -1,0 +1,336 @@
+"""The shared case engine on the time-skipping server: evidence, review and its
+deadline, authority, escalation, SLA breaches, daily follow-ups and contact hours."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.notifications import RecordingNotifier, Template
+from domain.case import (
+    CompensationOffer,
+    Complaint,
+    EscalationRequest,
+    EvidenceSubmitted,
+    Grade,
+    Reason,
+    ReviewDecision,
+    Role,
+    ScanEvent,
+    ShippedBack,
+)
+from domain.money import Money
+from domain.state import CaseStatus, EscalationLevel
+from tests.conftest import a_request
+from tests.helpers import Handle, events, open_case, scan, state_when
+from workflows.return_case import ReturnCase
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def photos(event_id: str = "ev-1") -> EvidenceSubmitted:
+    return EvidenceSubmitted(event_id=event_id, photos=["https://photos.example/crack.jpg"])
+
+
+def decision(
+    approve: bool, *, role: Role = Role.AGENT, reason: str | None = None
+) -> ReviewDecision:
+    return ReviewDecision(
+        action_id=f"d-{uuid.uuid4().hex[:6]}", actor="agent-ann", role=role, approve=approve,
+        reason=reason,
+    )  # fmt: skip
+
+
+def eur(minor: int) -> Money:
+    return Money(amount_minor=minor, currency="EUR")
+
+
+async def under_review(env: WorkflowEnvironment, task_queue: str, **request: Any) -> Handle:
+    handle = await open_case(env, task_queue, a_request(reason=Reason.QUALITY_DEFECT, **request))
+    await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
+    await handle.signal(ReturnCase.evidence_submitted, photos())
+    await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
+    return handle
+
+
+async def test_merchant_fault_needs_photos_before_review(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R6
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(
+            time_skipping_env, task_queue, a_request(reason=Reason.NOT_AS_DESCRIBED)
+        )
+        waiting = await state_when(handle, lambda s: s.status is not CaseStatus.OPENED)
+        assert waiting.status is CaseStatus.AWAITING_EVIDENCE
+        await handle.signal(ReturnCase.evidence_submitted, photos())
+        reviewing = await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
+    assert reviewing.evidence[0].photos == ["https://photos.example/crack.jpg"]
+
+
+async def test_no_photos_within_the_evidence_window_closes_the_case(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R6, R20
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(
+            time_skipping_env, task_queue, a_request(reason=Reason.QUALITY_DEFECT)
+        )
+        result = await handle.result()
+    assert result.status is CaseStatus.ABANDONED
+    assert result.decision_reason is not None
+    assert "R6" in result.decision_reason
+
+
+async def test_silence_approves_at_48_hours_and_not_before(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R10, R11
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue)
+        review_deadline = (await handle.query(ReturnCase.state)).review_deadline
+        assert review_deadline is not None
+        await env.sleep(timedelta(hours=47, minutes=59))
+        assert (await handle.query(ReturnCase.state)).status is CaseStatus.UNDER_REVIEW
+        await env.sleep(timedelta(minutes=2))
+        approved = await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_SHIP_BACK)
+    assert approved.auto_approved
+    assert approved.approved_at is not None
+    assert timedelta(0) <= approved.approved_at - review_deadline < timedelta(minutes=2)
+    ledger = await events(pool, approved.case_id)
+    assert ("approved", "R11") in [(e["action"], e["rule_id"]) for e in ledger]
+
+
+async def test_agent_rejection_closes_the_case_with_its_reason(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    notifier: RecordingNotifier,
+) -> None:  # R10, R20
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        after = await handle.execute_update(
+            ReturnCase.decide,
+            decision(False, reason="the photos show wear from use, not a defect"),
+        )
+        result = await handle.result()
+    assert after.status is CaseStatus.REJECTED
+    assert result.decision_reason == "R20: the photos show wear from use, not a defect"
+    rejected = [m for m in notifier.delivered if m.template is Template.CASE_REJECTED]
+    assert rejected[0].params["reason"] == result.decision_reason
+    assert not result.auto_approved
+
+
+def test_a_rejection_without_reason_is_refused_at_the_boundary() -> None:  # R20
+    with pytest.raises(ValueError, match="R20"):
+        decision(False)
+
+
+async def test_decision_on_a_case_not_under_review_is_refused_without_trace(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R10
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(time_skipping_env, task_queue, a_request())
+        await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_SHIP_BACK)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ReturnCase.decide, decision(True))
+        history = await handle.fetch_history()
+    assert "not under_review" in str(refused.value.cause)
+    assert not any(
+        e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events
+    )
+
+
+async def test_agent_above_the_limit_is_refused_and_leaves_no_trace(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R17
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, paid_minor=20_000)
+        too_much = CompensationOffer(
+            action_id="c-1", actor="agent-ann", role=Role.AGENT, amount=eur(5_001),
+            reason="scratched casing",
+        )  # fmt: skip
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ReturnCase.offer_compensation, too_much)
+        history = await handle.fetch_history()
+        at_limit = too_much.model_copy(update={"action_id": "c-2", "amount": eur(5_000)})
+        granted = await handle.execute_update(ReturnCase.offer_compensation, at_limit)
+    message = str(refused.value.cause)
+    assert "R17" in message
+    assert "supervisor must approve" in message
+    assert not any(
+        e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events
+    )
+    assert [(r.purpose, r.amount) for r in granted.refunds] == [("compensation", eur(5_000))]
+    assert granted.status is CaseStatus.UNDER_REVIEW
+    rows = await pool.fetch(
+        "SELECT amount_minor FROM money_movements WHERE case_id = $1", granted.case_id
+    )
+    assert [r["amount_minor"] for r in rows] == [5_000]
+
+
+async def test_supervisor_may_grant_above_the_agent_limit_but_not_above_paid(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R17, R21
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, paid_minor=8_000)
+        offer = CompensationOffer(
+            action_id="c-1", actor="sup-sam", role=Role.SUPERVISOR, amount=eur(7_000),
+            reason="goodwill for a late parcel",
+        )  # fmt: skip
+        granted = await handle.execute_update(ReturnCase.offer_compensation, offer)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                ReturnCase.offer_compensation,
+                offer.model_copy(update={"action_id": "c-2", "amount": eur(1_001)}),
+            )
+    assert granted.refunded_total == eur(7_000)
+    assert "R21" in str(refused.value.cause)
+
+
+async def test_escalation_goes_to_the_manager_after_24_silent_hours(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R18
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue)
+        escalated = await handle.execute_update(
+            ReturnCase.escalate,
+            EscalationRequest(action_id="x-1", actor="agent-ann", role=Role.AGENT,
+                              reason="customer threatens a chargeback"),
+        )  # fmt: skip
+        assert escalated.escalation.level is EscalationLevel.SUPERVISOR
+        respond_by = escalated.escalation.respond_by
+        assert respond_by is not None
+        await env.sleep(timedelta(hours=23, minutes=59))
+        still = await handle.query(ReturnCase.state)
+        assert still.escalation.level is EscalationLevel.SUPERVISOR
+        await env.sleep(timedelta(minutes=2))
+        managed = await state_when(handle, lambda s: s.escalation.level is EscalationLevel.MANAGER)
+    assert managed.escalation.respond_by is None
+    assert "did not act" in (managed.escalation.reason or "")
+
+
+async def test_supervisor_acting_stops_the_escalation_clock(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R18
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue)
+        await handle.execute_update(
+            ReturnCase.escalate,
+            EscalationRequest(action_id="x-1", actor="agent-ann", role=Role.AGENT,
+                              reason="unsure about the photos"),
+        )  # fmt: skip
+        approved = await handle.execute_update(
+            ReturnCase.decide, decision(True, role=Role.SUPERVISOR)
+        )
+        await env.sleep(timedelta(days=2))
+        later = await handle.query(ReturnCase.state)
+    assert approved.escalation.respond_by is None
+    assert later.escalation.level is EscalationLevel.SUPERVISOR
+
+
+async def test_major_complaint_goes_straight_to_the_manager(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R18
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        await handle.signal(
+            ReturnCase.complaint,
+            Complaint(event_id="cmp-1", major=True, summary="threatens to go to the press"),
+        )
+        state = await state_when(handle, lambda s: s.escalation.level is not EscalationLevel.NONE)
+    assert state.escalation.level is EscalationLevel.MANAGER
+
+
+async def test_uninspected_parcel_escalates_at_48_hours_and_not_before(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R13, R18
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await open_case(env, task_queue, a_request())
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        received = await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_INSPECTION)
+        assert received.inspection_deadline is not None
+        now = await env.get_current_time()
+        await env.sleep(received.inspection_deadline - now - timedelta(minutes=1))
+        assert (await handle.query(ReturnCase.state)).sla_breaches == []
+        await env.sleep(timedelta(minutes=2))
+        breached = await state_when(handle, lambda s: bool(s.sla_breaches))
+    assert breached.sla_breaches == ["R13 inspection"]
+    assert breached.escalation.level is EscalationLevel.SUPERVISOR
+
+
+async def test_daily_progress_updates_while_the_case_waits_on_us(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    notifier: RecordingNotifier,
+) -> None:  # R14, R16
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue, time_zone="Asia/Shanghai")
+        await env.sleep(timedelta(hours=47))  # under review, before auto-approval
+        state = await state_when(handle, lambda s: s.follow_ups_sent >= 1)
+    updates = [m for m in notifier.delivered if m.template is Template.PROGRESS_UPDATE]
+    assert len(updates) == state.follow_ups_sent >= 1
+    shanghai = ZoneInfo("Asia/Shanghai")
+    for update in updates:
+        assert time(8) <= update.due_at.astimezone(shanghai).time() < time(21)
+
+
+async def test_first_human_contact_call_falls_in_call_hours(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    notifier: RecordingNotifier,
+) -> None:  # R10, R16
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, time_zone="America/New_York")
+        state = await handle.query(ReturnCase.state)
+    calls = [m for m in notifier.delivered if m.template is Template.AGENT_CALL]
+    assert len(calls) == state.calls_scheduled == 1
+    local = calls[0].due_at.astimezone(ZoneInfo("America/New_York")).time()
+    assert time(10) <= local < time(18)
+    assert state.first_contact_by is not None
+
+
+async def test_merchant_fault_refund_includes_the_return_postage(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R6, R21
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, paid_minor=10_000)
+        await handle.execute_update(ReturnCase.decide, decision(True))
+        await handle.signal(
+            ReturnCase.shipped_back,
+            ShippedBack(event_id="ship-1", carrier="DHL", tracking_number="JD9",
+                        shipped_at=datetime.now(UTC), postage=eur(690)),
+        )  # fmt: skip
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
+        )
+        result = await handle.result()
+    assert result.status is CaseStatus.REFUNDED
+    assert result.refunded_total == eur(10_690)
+    assert result.inspection is not None
+    assert result.inspection.disposition.value == "return_to_vendor"  # R27
+    total = await pool.fetchval(
+        "SELECT sum(amount_minor) FROM money_movements WHERE case_id = $1", result.case_id
+    )
+    assert total == 10_690
