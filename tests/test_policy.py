@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from domain.case import Grade, ScanEvent, WarehouseScan
+from domain.case import CaseKind, Grade, Reason, Role, ScanEvent, WarehouseScan
 from domain.money import CurrencyMismatchError, Money
 from domain.policy import (
     changed_mind_refund,
     check_return_window,
+    compensation_refusal,
+    escalation_target,
     judge_changed_mind_inspection,
+    judge_merchant_fault_inspection,
+    merchant_pays_return_shipping,
+    needs_evidence,
+    needs_review,
+    next_contact_slot,
     refund_limit,
     ship_back_schedule,
 )
 from domain.policy_settings import PolicySettings
-from domain.state import Disposition
+from domain.state import Disposition, EscalationLevel
 from tests.conftest import a_request
 
 POLICY = PolicySettings()
@@ -167,3 +175,85 @@ def test_unknown_time_zone_is_refused() -> None:  # R16 needs a real zone
 
     with pytest.raises(ValidationError, match="unknown IANA time zone"):
         Customer(customer_id="c1", time_zone="Mars/Olympus")
+
+
+def test_message_at_night_waits_for_the_morning() -> None:  # R16
+    due = datetime(2026, 11, 22, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai
+    slot = next_contact_slot(due, "Asia/Shanghai", POLICY.message_hours)
+    assert slot == datetime(2026, 11, 23, 0, 0, tzinfo=UTC)  # 08:00 Shanghai
+
+
+def test_message_inside_the_hours_goes_at_once() -> None:  # R16
+    due = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai
+    assert next_contact_slot(due, "Asia/Shanghai", POLICY.call_hours) == due
+
+
+def test_early_morning_call_waits_for_ten_the_same_day() -> None:  # R16
+    due = datetime(2026, 11, 22, 6, 0, tzinfo=UTC)  # 07:00 in Berlin
+    slot = next_contact_slot(due, "Europe/Berlin", POLICY.call_hours)
+    assert slot == datetime(2026, 11, 22, 9, 0, tzinfo=UTC)  # 10:00 Berlin
+
+
+def test_contact_slot_keeps_local_hours_across_a_dst_change() -> None:  # R16
+    # Berlin leaves summer time on 2026-10-25: 10:00 local is 08:00 UTC before, 09:00 after.
+    due = datetime(2026, 10, 24, 20, 0, tzinfo=UTC)  # 22:00 Berlin, Saturday
+    slot = next_contact_slot(due, "Europe/Berlin", POLICY.call_hours)
+    assert slot == datetime(2026, 10, 25, 9, 0, tzinfo=UTC)
+
+
+@given(
+    due=st.datetimes(
+        min_value=datetime(2026, 1, 1),  # noqa: DTZ001 - hypothesis wants naive bounds
+        max_value=datetime(2028, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+    zone=st.sampled_from(["Asia/Shanghai", "Europe/Berlin", "America/New_York", "UTC"]),
+)
+def test_contact_slot_is_never_early_and_always_inside_hours(due: datetime, zone: str) -> None:
+    # R16
+    start, end = POLICY.call_hours
+    slot = next_contact_slot(due, zone, POLICY.call_hours)
+    assert slot >= due
+    assert start <= slot.astimezone(ZoneInfo(zone)).time() < end
+    assert slot - due < timedelta(days=1)
+
+
+def test_review_is_needed_except_for_a_change_of_mind() -> None:  # R5, R10
+    assert not needs_review(CaseKind.RETURN, Reason.CHANGED_MIND)
+    assert needs_review(CaseKind.RETURN, Reason.QUALITY_DEFECT)
+
+
+def test_merchant_fault_needs_evidence_and_pays_shipping() -> None:  # R6
+    for reason in (Reason.QUALITY_DEFECT, Reason.NOT_AS_DESCRIBED, Reason.WRONG_ITEM):
+        assert needs_evidence(reason)
+        assert merchant_pays_return_shipping(reason)
+    assert not needs_evidence(Reason.CHANGED_MIND)
+    assert not merchant_pays_return_shipping(Reason.CHANGED_MIND)
+
+
+def test_agent_limit_and_refund_cap() -> None:  # R17, R21
+    limit = eur(10_000)
+    assert compensation_refusal(Role.AGENT, eur(5_000), eur(0), limit, POLICY) is None
+    refusal = compensation_refusal(Role.AGENT, eur(5_001), eur(0), limit, POLICY)
+    assert refusal is not None
+    assert refusal.startswith("R17")
+    assert compensation_refusal(Role.SUPERVISOR, eur(9_000), eur(0), limit, POLICY) is None
+    capped = compensation_refusal(Role.SUPERVISOR, eur(9_000), eur(1_001), limit, POLICY)
+    assert capped is not None
+    assert capped.startswith("R21")
+    assert compensation_refusal(Role.CUSTOMER, eur(1), eur(0), limit, POLICY) is not None
+
+
+def test_escalation_ladder() -> None:  # R18
+    assert escalation_target(EscalationLevel.NONE) is EscalationLevel.SUPERVISOR
+    assert escalation_target(EscalationLevel.SUPERVISOR) is EscalationLevel.MANAGER
+    assert escalation_target(EscalationLevel.NONE, major=True) is EscalationLevel.MANAGER
+
+
+def test_merchant_fault_inspection_routes_the_item() -> None:  # R6, R27
+    assert (
+        judge_merchant_fault_inspection(Grade.DAMAGED).disposition is Disposition.RETURN_TO_VENDOR
+    )
+    assert judge_merchant_fault_inspection(Grade.REFURBISH).disposition is Disposition.REPAIR
+    assert judge_merchant_fault_inspection(Grade.RESELLABLE).disposition is Disposition.RESTOCK
+    assert not judge_merchant_fault_inspection(Grade.WRONG_ITEM).passed

@@ -3,14 +3,22 @@ running case fails here, not in production."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from domain.case import ScanEvent
+from tests.conftest import a_request
+from tests.helpers import open_case, scan, state_when
 from worker import WORKFLOW_RUNNER, WORKFLOWS
+from workflows.case_workflow import SLA_TIMERS_PATCH
+from workflows.return_case import ReturnCase
 
 HISTORIES = {
     path.stem: path.read_text() for path in (Path(__file__).parent / "histories").glob("*.json")
@@ -36,3 +44,36 @@ async def test_recorded_history_replays_on_current_code(name: str) -> None:
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+def _patch_markers(history: WorkflowHistory) -> list[bytes]:
+    return [
+        payload.data
+        for event in history.events
+        if event.HasField("marker_recorded_event_attributes")
+        for payload in event.marker_recorded_event_attributes.details["patch-data"].payloads
+    ]
+
+
+async def test_cases_from_before_the_sla_timers_replay_without_them() -> None:
+    # The workflow.patched example (README "Changing a workflow"): this history predates
+    # the R13/R14 timers, carries no marker, and replays because old runs skip them.
+    history = WorkflowHistory.from_json("return_refunded", HISTORIES["return_refunded"])
+    assert _patch_markers(history) == []
+    result = await Replayer(
+        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter
+    ).replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+
+
+async def test_new_cases_record_the_sla_timer_patch(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R13, R14 on new cases
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(time_skipping_env, task_queue, a_request())
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await state_when(handle, lambda s: s.inspection_deadline is not None)
+        await time_skipping_env.sleep(timedelta(hours=49))
+        await state_when(handle, lambda s: bool(s.sla_breaches))
+        history = await handle.fetch_history()
+    assert any(SLA_TIMERS_PATCH.encode() in marker for marker in _patch_markers(history))

@@ -160,7 +160,7 @@ class CaseWorkflow:
         """R18: the customer complains; a major complaint goes to the manager."""
         self._accept(complaint)
 
-    @workflow.update(name="decide")
+    @workflow.update
     async def decide(self, decision: ReviewDecision) -> CaseState:
         """R10: approve or reject (with a reason, R20) a case under review."""
         return await self._accept_and_wait(decision)
@@ -173,7 +173,7 @@ class CaseWorkflow:
                 f"status: the case is {self._state.status.value}, not under_review (R10)"
             )
 
-    @workflow.update(name="offer_compensation")
+    @workflow.update
     async def offer_compensation(self, offer: CompensationOffer) -> CaseState:
         """R17: goodwill compensation, paid at once within the actor's authority."""
         return await self._accept_and_wait(offer)
@@ -197,7 +197,7 @@ class CaseWorkflow:
         if refusal:
             raise ValueError(refusal)
 
-    @workflow.update(name="escalate")
+    @workflow.update
     async def escalate(self, request: EscalationRequest) -> CaseState:
         """R18: hand the case to the next level."""
         return await self._accept_and_wait(request)
