@@ -11,12 +11,16 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.carrier import CarrierActivities, CarrierGateway, SandboxCarrier
 from activities.ledger import LedgerActivities
 from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
 from activities.payments import PaymentActivities, PaymentProvider, SandboxPaymentProvider
+from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
 from infra.database import create_pool, migrate
 from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
+from workflows.carrier_claim import CarrierClaim
+from workflows.damage_claim_case import DamageClaimCase
 from workflows.return_case import ReturnCase
 
 # Enough for every open case to stay cached: a cache miss replays the whole history.
@@ -28,7 +32,7 @@ DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("domain", "activities")
 )
-WORKFLOWS = [ReturnCase]
+WORKFLOWS = [ReturnCase, DamageClaimCase, CarrierClaim]
 
 
 def build_worker(
@@ -38,17 +42,29 @@ def build_worker(
     task_queue: str,
     payments: PaymentProvider,
     notifier: Notifier,
+    carrier: CarrierGateway | None = None,
+    warehouse: Warehouse | None = None,
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
 ) -> Worker:
     ledger = LedgerActivities(pool)
     money = PaymentActivities(pool, payments)
     messages = NotificationActivities(pool, notifier)
+    claims = CarrierActivities(pool, carrier or SandboxCarrier())
+    parcels = WarehouseActivities(pool, warehouse or SandboxWarehouse())
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
-        activities=[ledger.record_step, money.issue_refund, messages.notify_customer],
+        activities=[
+            ledger.record_step,
+            money.issue_refund,
+            messages.notify_customer,
+            claims.file_claim,
+            claims.chase,
+            claims.record_step,
+            parcels.ship,
+        ],
         max_cached_workflows=max_cached_workflows,
     )
 

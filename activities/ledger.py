@@ -35,6 +35,7 @@ class CaseSnapshot(BaseModel):
     waiting_for: str
     next_deadline: datetime | None
     decision_reason: str | None
+    root_cause: str | None
     opened_at: datetime
     closed_at: datetime | None
 
@@ -61,6 +62,7 @@ class CaseSnapshot(BaseModel):
             waiting_for=state.waiting_for,
             next_deadline=state.next_deadline,
             decision_reason=state.decision_reason,
+            root_cause=state.root_cause.value if state.root_cause else None,
             opened_at=state.opened_at,
             closed_at=state.closed_at,
         )

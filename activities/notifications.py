@@ -31,6 +31,7 @@ class Template(StrEnum):
     PROGRESS_UPDATE = "progress_update"
     AGENT_CALL = "agent_call"
     COMPENSATION_GRANTED = "compensation_granted"
+    REMEDY_OFFERED = "remedy_offered"
 
 
 class CustomerMessage(BaseModel):

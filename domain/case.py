@@ -97,6 +97,17 @@ class OpenCaseRequest(Strict):
     customer: Customer
 
     @model_validator(mode="after")
+    def _reason_fits_kind(self) -> OpenCaseRequest:
+        in_transit = self.reason in (Reason.DAMAGED_IN_TRANSIT, Reason.LOST_IN_TRANSIT)
+        if in_transit != (self.kind is CaseKind.DAMAGE_CLAIM):
+            raise ValueError(
+                f"reason: {self.reason.value} does not fit a {self.kind.value} case; "
+                "damaged_in_transit and lost_in_transit are damage_claim reasons, and a "
+                "damage_claim has only those (R8)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _requested_after_delivery(self) -> OpenCaseRequest:
         if self.requested_at < self.delivered_at:
             raise ValueError(
@@ -195,11 +206,24 @@ class OperatorAction(Strict):
     role: Role
 
 
+class RootCause(StrEnum):
+    """R7 (wrong item) and R8 (transit damage): why it happened, for R24's analytics."""
+
+    ORDER_ERROR = "order_error"
+    PICKING_ERROR = "picking_error"
+    LABEL_ERROR = "label_error"
+    LOADING_ERROR = "loading_error"
+    PACKAGING = "packaging"
+    HANDLING = "handling"
+    ROUTE = "route"
+
+
 class ReviewDecision(OperatorAction):
     """R10: the merchant's reviewed decision; a refusal must say why (R20)."""
 
     approve: bool
     reason: ExplainedReason | None = None
+    root_cause: RootCause | None = None
 
     @model_validator(mode="after")
     def _refusal_has_reason(self) -> ReviewDecision:
@@ -219,3 +243,23 @@ class EscalationRequest(OperatorAction):
     """R18: an operator hands the case up the ladder."""
 
     reason: ExplainedReason
+
+
+class Remedy(StrEnum):
+    """R8: what a customer with a parcel damaged or lost in transit may choose."""
+
+    REPLACEMENT = "replacement"
+    PARTIAL_REFUND = "partial_refund"  # and the customer keeps the item
+    FULL_REFUND = "full_refund"
+
+
+class RemedyChoice(Strict):
+    choice_id: MessageId
+    remedy: Remedy
+    partial_amount: Money | None = None
+
+    @model_validator(mode="after")
+    def _amount_only_for_partial(self) -> RemedyChoice:
+        if (self.remedy is Remedy.PARTIAL_REFUND) != (self.partial_amount is not None):
+            raise ValueError("partial_amount is required for partial_refund, and only for it (R8)")
+        return self

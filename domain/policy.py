@@ -186,3 +186,18 @@ def judge_merchant_fault_inspection(grade: Grade) -> InspectionVerdict:
         disposition=_MERCHANT_FAULT_DISPOSITION[grade],
         reason=f"R6: the item is ours; it goes to {_MERCHANT_FAULT_DISPOSITION[grade].value}",
     )
+
+
+def claim_file_deadline(delivered_at: datetime, policy: PolicySettings) -> datetime:
+    """R15: a carrier accepts claims up to its deadline after delivery."""
+    return delivered_at + policy.carrier_claim_deadline
+
+
+def next_chase_due(filed_at: datetime, chases_sent: int, policy: PolicySettings) -> datetime:
+    """R15: chase the carrier every interval after filing."""
+    return filed_at + policy.carrier_chase_interval * (chases_sent + 1)
+
+
+def carrier_silence_deadline(filed_at: datetime, policy: PolicySettings) -> datetime:
+    """R15: a carrier silent this long after filing is escalated."""
+    return filed_at + policy.carrier_silence_escalation

@@ -22,6 +22,7 @@ class PolicySettings(BaseModel):
     changed_mind_handling_fee_bp: Annotated[int, Field(ge=0, le=10_000)] = 0  # R5
     evidence_window: timedelta = timedelta(days=7)  # R6 (silent in the rules: our choice)
     wrong_item_coupon_minor: MinorUnits = 1_000  # R7
+    remedy_choice_window: timedelta = timedelta(days=7)  # R8 (silent in the rules: our choice)
     review_deadline: timedelta = timedelta(hours=48)  # R10, R11
     first_contact_deadline: timedelta = timedelta(hours=24)  # R10
     ship_back_window: timedelta = timedelta(days=7)  # R12
@@ -51,13 +52,8 @@ class PolicySettings(BaseModel):
             start, end = getattr(self, name)
             if not start < end:
                 raise ValueError(f"{name}: the start must come before the end (R16)")
-        positive = (
-            "return_window", "evidence_window", "review_deadline", "first_contact_deadline",
-            "ship_back_window", "inspection_deadline", "refund_deadline", "follow_up_interval",
-            "carrier_claim_deadline", "carrier_chase_interval", "carrier_silence_escalation",
-            "supervisor_response", "dispute_window", "survey_window",
-        )  # fmt: skip
-        for name in positive:
-            if getattr(self, name) <= timedelta(0):
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, timedelta) and value <= timedelta(0):
                 raise ValueError(f"{name} must be a positive duration")
         return self

@@ -14,7 +14,10 @@ from domain.case import (
     EvidenceSubmitted,
     Grade,
     OpenCaseRequest,
+    Remedy,
+    RemedyChoice,
     ReviewDecision,
+    RootCause,
     ShippedBack,
     WarehouseScan,
 )
@@ -27,6 +30,8 @@ class CaseStatus(StrEnum):
     REFUSED = "refused"
     AWAITING_EVIDENCE = "awaiting_evidence"
     UNDER_REVIEW = "under_review"
+    AWAITING_REMEDY_CHOICE = "awaiting_remedy_choice"
+    REPLACED = "replaced"
     AWAITING_SHIP_BACK = "awaiting_ship_back"
     IN_RETURN_TRANSIT = "in_return_transit"
     AWAITING_INSPECTION = "awaiting_inspection"
@@ -41,7 +46,13 @@ class CaseStatus(StrEnum):
 
 
 _CLOSED = frozenset(
-    {CaseStatus.REFUSED, CaseStatus.REFUNDED, CaseStatus.REJECTED, CaseStatus.ABANDONED}
+    {
+        CaseStatus.REFUSED,
+        CaseStatus.REFUNDED,
+        CaseStatus.REJECTED,
+        CaseStatus.ABANDONED,
+        CaseStatus.REPLACED,
+    }
 )
 
 
@@ -100,6 +111,7 @@ CaseMessage = (
     | ReviewDecision
     | CompensationOffer
     | EscalationRequest
+    | RemedyChoice
 )
 
 
@@ -109,6 +121,8 @@ def message_id(message: CaseMessage) -> str:
             return message.scan_id
         case ShippedBack() | EvidenceSubmitted() | Complaint():
             return message.event_id
+        case RemedyChoice():
+            return message.choice_id
         case _:
             return message.action_id
 
@@ -128,6 +142,11 @@ class CaseState(BaseModel):
     auto_approved: bool = False
     decided_by: str | None = None
     approved_at: datetime | None = None
+    root_cause: RootCause | None = None
+    remedy_deadline: datetime | None = None
+    remedy: Remedy | None = None
+    carrier_claim_id: str | None = None
+    shipments: list[str] = Field(default_factory=list)
     ship_back_deadline: datetime | None = None
     reminders_sent: list[ReminderSent] = Field(default_factory=list)
     shipped_back: ShippedBack | None = None
@@ -185,6 +204,8 @@ class CaseState(BaseModel):
                 return "the warehouse to inspect the item"
             case CaseStatus.REFUND_DUE:
                 return "the payment provider to confirm the refund"
+            case CaseStatus.AWAITING_REMEDY_CHOICE:
+                return "the customer to choose replacement, partial or full refund (R8)"
             case _:
                 return "nothing: the case is closed"
 
@@ -196,6 +217,7 @@ class CaseState(BaseModel):
             CaseStatus.UNDER_REVIEW: self.review_deadline,
             CaseStatus.AWAITING_SHIP_BACK: self.ship_back_deadline,
             CaseStatus.AWAITING_INSPECTION: self.inspection_deadline,
+            CaseStatus.AWAITING_REMEDY_CHOICE: self.remedy_deadline,
         }
         candidates = [by_status.get(self.status), self.escalation.respond_by]
         due = [d for d in candidates if d is not None]

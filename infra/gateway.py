@@ -19,12 +19,20 @@ from domain.state import CaseState, CaseStatus
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
 from workflows.case_run import CaseRun
+from workflows.case_workflow import CaseWorkflow
+from workflows.damage_claim_case import DamageClaimCase
 from workflows.return_case import ReturnCase
 
+WORKFLOW_OF_KIND: dict[CaseKind, type[CaseWorkflow]] = {
+    CaseKind.RETURN: ReturnCase,
+    CaseKind.DAMAGE_CLAIM: DamageClaimCase,
+}
 _HANDLED = {
     (CaseKind.RETURN, Reason.CHANGED_MIND),
     (CaseKind.RETURN, Reason.QUALITY_DEFECT),
     (CaseKind.RETURN, Reason.NOT_AS_DESCRIBED),
+    (CaseKind.DAMAGE_CLAIM, Reason.DAMAGED_IN_TRANSIT),
+    (CaseKind.DAMAGE_CLAIM, Reason.LOST_IN_TRANSIT),
 }
 _OPENING_DECISION_WAIT_S = 10.0
 
@@ -90,8 +98,8 @@ class CaseGateway:
         created = not await _exists(handle)
         if created:
             try:
-                handle = await self._client.start_workflow(
-                    ReturnCase.run,
+                await self._client.start_workflow(
+                    WORKFLOW_OF_KIND[request.kind].__name__,
                     run,
                     id=request.case_id,
                     task_queue=self._task_queue,
@@ -182,7 +190,8 @@ class CaseGateway:
         )
 
     async def list_cases(self, *, status: str | None = None, limit: int = 50) -> list[CaseSummary]:
-        query = f"WorkflowType = '{ReturnCase.__name__}'"
+        types = ", ".join(f"'{w.__name__}'" for w in WORKFLOW_OF_KIND.values())
+        query = f"WorkflowType IN ({types})"
         if status is not None:
             query += f" AND {sa.CASE_STATUS.name} = '{status}'"
         summaries = []

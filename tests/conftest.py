@@ -18,9 +18,11 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.carrier import SandboxCarrier
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
-from domain.case import Channel, Customer, OpenCaseRequest, Reason
+from activities.warehouse import SandboxWarehouse
+from domain.case import CaseKind, Channel, Customer, OpenCaseRequest, Reason
 from domain.money import Money
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
@@ -86,6 +88,16 @@ def notifier() -> RecordingNotifier:
 
 
 @pytest.fixture
+def carrier() -> SandboxCarrier:
+    return SandboxCarrier()
+
+
+@pytest.fixture
+def warehouse() -> SandboxWarehouse:
+    return SandboxWarehouse()
+
+
+@pytest.fixture
 def task_queue() -> str:
     return f"aftersales-test-{uuid.uuid4().hex[:8]}"
 
@@ -99,13 +111,21 @@ def running_worker(
     task_queue: str,
     payments: SandboxPaymentProvider,
     notifier: RecordingNotifier,
+    carrier: SandboxCarrier,
+    warehouse: SandboxWarehouse,
 ) -> Callable[[Client], Any]:
     """`async with running_worker(client):` runs the real worker (real activities)."""
 
     @asynccontextmanager
     async def run(client: Client) -> AsyncIterator[None]:
         async with build_worker(
-            client, pool=pool, task_queue=task_queue, payments=payments, notifier=notifier
+            client,
+            pool=pool,
+            task_queue=task_queue,
+            payments=payments,
+            notifier=notifier,
+            carrier=carrier,
+            warehouse=warehouse,
         ):
             yield
 
@@ -121,14 +141,17 @@ def a_request(
     order_id: str | None = None,
     reason: Reason = Reason.CHANGED_MIND,
     time_zone: str = "Europe/Berlin",
+    kind: CaseKind = CaseKind.RETURN,
+    carrier: str | None = None,
 ) -> OpenCaseRequest:
     delivered = delivered_at or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     return OpenCaseRequest(
         order_id=order_id or f"O-{uuid.uuid4().hex[:10]}",
         line_id="1",
         request_id=request_id,
-        kind="return",
+        kind=kind,
         reason=reason,
+        carrier=carrier,
         channel=Channel.APP,
         sku="SKU-42",
         category="apparel",

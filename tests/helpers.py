@@ -13,6 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseState
+from infra.gateway import WORKFLOW_OF_KIND
 from tests.conftest import eventually
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
@@ -23,12 +24,18 @@ Handle = WorkflowHandle[ReturnCase, CaseState]
 async def open_case(
     env: WorkflowEnvironment, task_queue: str, request: OpenCaseRequest, **run: Any
 ) -> Handle:
-    return await env.client.start_workflow(
-        ReturnCase.run,
+    """Start the case workflow of the request's kind (typed as ReturnCase: every kind
+    shares its query, signals and updates through CaseWorkflow)."""
+    started = await env.client.start_workflow(
+        WORKFLOW_OF_KIND[request.kind].__name__,
         CaseRun(request=request, **run),
         id=request.case_id,
         task_queue=task_queue,
+        result_type=CaseState,
     )
+    # The handle the time-skipping client returns is the one whose result() skips time.
+    handle: Handle = started
+    return handle
 
 
 async def state_when(handle: Handle, accept: Callable[[CaseState], bool]) -> CaseState:

@@ -367,6 +367,7 @@ class CaseWorkflow:
         state = self._state
         self._acknowledge_escalation(decision.role)
         state.decided_by = decision.actor
+        state.root_cause = decision.root_cause or state.root_cause
         if decision.approve:
             await self._approve(
                 rule="R10",

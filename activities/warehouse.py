@@ -1,0 +1,67 @@
+"""Parcels the warehouse sends out for a case (replacements, missing parts).
+
+The warehouse system sits behind `Warehouse`; `SandboxWarehouse` stands in for it. The
+shipments row is written first, so a retry never ships twice once it was recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncpg
+from pydantic import BaseModel
+from temporalio import activity
+
+
+class Warehouse(Protocol):
+    async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
+        """Send the parcel (once per key); return the shipment reference."""
+        ...
+
+
+@dataclass
+class SandboxWarehouse:
+    shipped: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+    async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
+        self.shipped.setdefault(idempotency_key, (sku, quantity))
+        return f"shipment-{idempotency_key}"
+
+
+class ShipmentOrder(BaseModel):
+    idempotency_key: str
+    case_id: str
+    sku: str
+    quantity: int
+    purpose: str
+
+
+class WarehouseActivities:
+    def __init__(self, pool: asyncpg.Pool, warehouse: Warehouse) -> None:
+        self._pool = pool
+        self._warehouse = warehouse
+
+    @activity.defn(name="ship_to_customer")
+    async def ship(self, order: ShipmentOrder) -> str:
+        reference: str | None = await self._pool.fetchval(
+            """INSERT INTO shipments (idempotency_key, case_id, sku, quantity, purpose)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (idempotency_key) DO UPDATE SET purpose = EXCLUDED.purpose
+               RETURNING reference""",
+            order.idempotency_key,
+            order.case_id,
+            order.sku,
+            order.quantity,
+            order.purpose,
+        )
+        if reference is not None:
+            return reference
+        reference = await self._warehouse.ship(
+            idempotency_key=order.idempotency_key, sku=order.sku, quantity=order.quantity
+        )
+        await self._pool.execute(
+            "UPDATE shipments SET reference = $2 WHERE idempotency_key = $1",
+            order.idempotency_key,
+            reference,
+        )
+        return reference

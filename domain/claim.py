@@ -1,0 +1,63 @@
+"""R15: a claim against the carrier that damaged or lost a parcel; may run for months."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from domain.case import BusinessKey, MessageId, Strict
+from domain.money import Money
+from domain.policy_settings import PolicySettings
+
+
+class ClaimStatus(StrEnum):
+    FILING = "filing"
+    AWAITING_CARRIER = "awaiting_carrier"
+    SETTLED = "settled"
+    DECLINED = "declined"
+    DEADLINE_MISSED = "deadline_missed"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (ClaimStatus.SETTLED, ClaimStatus.DECLINED, ClaimStatus.DEADLINE_MISSED)
+
+
+class CarrierResponse(Strict):
+    """The carrier's answer to a claim (a callback from its claims desk)."""
+
+    response_id: MessageId
+    accepted: bool
+    recovered: Money
+    note: str = Field(default="", max_length=2000)
+
+
+class CarrierClaimRequest(BaseModel):
+    claim_id: str
+    case_id: str
+    carrier: BusinessKey
+    amount: Money
+    delivered_at: datetime
+    policy: PolicySettings
+
+
+class ClaimState(BaseModel):
+    request: CarrierClaimRequest
+    status: ClaimStatus = ClaimStatus.FILING
+    file_deadline: datetime
+    filed_at: datetime | None = None
+    carrier_reference: str | None = None
+    chases: list[datetime] = Field(default_factory=list)
+    escalated_at: datetime | None = None
+    response: CarrierResponse | None = None
+    pending_responses: list[CarrierResponse] = Field(default_factory=list)
+    seen_response_ids: list[str] = Field(default_factory=list)
+    closed_at: datetime | None = None
+    ledger_seq: int = 0
+
+    @property
+    def recovered(self) -> Money:
+        if self.response is None:
+            return Money.zero(self.request.amount.currency)
+        return self.response.recovered

@@ -1,0 +1,178 @@
+"""CarrierClaim (R8, R15): file with the carrier before its deadline, chase it every
+7 days, escalate after 30 silent days, record what was claimed and recovered.
+
+It runs as a child of a damage case but outlives it (parent-close policy: abandon):
+a carrier can take months. It continues as new to keep its history bounded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+from temporalio import workflow
+
+from activities.carrier import CarrierActivities, ChaseClaim, ClaimLedgerEntry, FileClaim
+from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
+from domain.policy import carrier_silence_deadline, claim_file_deadline, next_chase_due
+from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
+from workflows.steps.timers import wait_until
+
+
+class ClaimRun(BaseModel):
+    request: CarrierClaimRequest
+    carried_state: ClaimState | None = None
+    history_events_before_continue: int = Field(default=2_000, ge=10)
+
+
+@workflow.defn
+class CarrierClaim:
+    @workflow.init
+    def __init__(self, run: ClaimRun) -> None:
+        self._run = run
+        self._state = run.carried_state or ClaimState(
+            request=run.request,
+            file_deadline=claim_file_deadline(run.request.delivered_at, run.request.policy),
+        )
+
+    @workflow.run
+    async def run(self, run: ClaimRun) -> ClaimState:
+        state = self._state
+        if state.status is ClaimStatus.FILING:
+            await self._file()
+        while not state.status.is_closed:
+            if state.pending_responses:
+                await self._answered(state.pending_responses.pop(0))
+            else:
+                await self._wait()
+            if self._history_is_long() and not state.status.is_closed:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
+        return state
+
+    @workflow.signal(name="carrier_response")
+    def carrier_response(self, response: CarrierResponse) -> None:
+        """The carrier's answer; a repeated callback changes nothing."""
+        if response.response_id in self._state.seen_response_ids:
+            return
+        self._state.seen_response_ids.append(response.response_id)
+        self._state.pending_responses.append(response)
+
+    @workflow.query(name="state")
+    def state(self) -> ClaimState:
+        return self._state
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._run.history_events_before_continue
+        )
+
+    async def _file(self) -> None:
+        state = self._state
+        request = state.request
+        if workflow.now() > state.file_deadline:
+            await self._record(
+                "claim_deadline_missed",
+                rule="R15",
+                reason=f"the {request.carrier} deadline {state.file_deadline} has passed; "
+                "the loss stays with the merchant",
+                status=ClaimStatus.DEADLINE_MISSED,
+            )
+            return
+        state.carrier_reference = await workflow.execute_activity_method(
+            CarrierActivities.file_claim,
+            FileClaim(claim_id=request.claim_id, carrier=request.carrier, amount=request.amount),
+            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+            retry_policy=INFRASTRUCTURE_RETRY,
+            summary=f"file claim with {request.carrier} for {request.amount}",
+        )
+        state.filed_at = workflow.now()
+        await self._record(
+            "claim_filed",
+            rule="R15",
+            reason=f"filed with {request.carrier} for {request.amount} before the deadline "
+            f"{state.file_deadline:%Y-%m-%d}",
+            status=ClaimStatus.AWAITING_CARRIER,
+        )
+
+    async def _wait(self) -> None:
+        state = self._state
+        if state.filed_at is None:
+            raise RuntimeError("a claim waits only after it was filed")
+        policy = state.request.policy
+        chase_at = next_chase_due(state.filed_at, len(state.chases), policy)
+        due: list[tuple[datetime, str]] = [(chase_at, "R15 chase the carrier")]
+        if state.escalated_at is None:
+            due.append((carrier_silence_deadline(state.filed_at, policy), "R15 carrier silent"))
+        at, label = min(due)
+        if await wait_until(lambda: bool(state.pending_responses), at, label):
+            return
+        if label == "R15 carrier silent":
+            state.escalated_at = workflow.now()
+            await self._record(
+                "claim_escalated",
+                rule="R15",
+                reason=f"no answer from {state.request.carrier} in "
+                f"{policy.carrier_silence_escalation.days} days (R18: to a supervisor)",
+            )
+            return
+        await workflow.execute_activity_method(
+            CarrierActivities.chase,
+            ChaseClaim(carrier_reference=state.carrier_reference or ""),
+            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+            retry_policy=INFRASTRUCTURE_RETRY,
+            summary=f"chase {state.request.carrier} ({len(state.chases) + 1})",
+        )
+        state.chases.append(workflow.now())
+        await self._record(
+            "claim_chased", rule="R15", reason=f"chase {len(state.chases)}: no answer yet"
+        )
+
+    async def _answered(self, response: CarrierResponse) -> None:
+        state = self._state
+        if response.recovered.currency != state.request.amount.currency:
+            await self._record(
+                "carrier_response_refused",
+                rule="R15",
+                reason=f"response {response.response_id} is in {response.recovered.currency}, "
+                f"the claim in {state.request.amount.currency}",
+            )
+            return
+        state.response = response
+        await self._record(
+            "carrier_answered",
+            rule="R15",
+            reason=f"claimed {state.request.amount}, recovered {response.recovered}"
+            + (f": {response.note}" if response.note else ""),
+            status=ClaimStatus.SETTLED if response.accepted else ClaimStatus.DECLINED,
+        )
+
+    async def _record(
+        self, action: str, *, rule: str, reason: str, status: ClaimStatus | None = None
+    ) -> None:
+        state = self._state
+        if status is not None:
+            state.status = status
+            if status.is_closed:
+                state.closed_at = workflow.now()
+        state.ledger_seq += 1
+        await workflow.execute_activity_method(
+            CarrierActivities.record_step,
+            ClaimLedgerEntry(
+                seq=state.ledger_seq,
+                occurred_at=workflow.now(),
+                action=action,
+                rule_id=rule,
+                reason=reason,
+                claim=state,
+            ),
+            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+            retry_policy=INFRASTRUCTURE_RETRY,
+            summary=f"claim ledger #{state.ledger_seq}: {action}",
+        )
+        workflow.set_current_details(
+            f"**Carrier claim** with {state.request.carrier} — `{state.status.value}`\n\n"
+            f"- Claimed: {state.request.amount}; recovered: {state.recovered}\n"
+            f"- Chases: {len(state.chases)}; escalated: {state.escalated_at or 'no'}"
+        )
