@@ -12,12 +12,24 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import SandboxPaymentProvider
-from domain.case import Grade, ScanEvent, ShippedBack, WarehouseScan
+from domain.case import (
+    CaseKind,
+    Grade,
+    Reason,
+    Remedy,
+    RemedyChoice,
+    ReviewDecision,
+    Role,
+    ScanEvent,
+    ShippedBack,
+    WarehouseScan,
+)
 from domain.state import CaseStatus
 from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
+from workflows.damage_claim_case import DamageClaimCase
 from workflows.return_case import ReturnCase
 
 
@@ -197,3 +209,44 @@ async def test_operators_find_cases_by_search_attribute(
     assert request.order_id in summary
     assert request.customer.customer_id not in summary
     assert request.customer.customer_id not in (await description.static_details() or "")
+
+
+async def test_damage_claim_from_open_to_replacement_with_a_carrier_claim(
+    dev_env: WorkflowEnvironment, running_worker: Any, gateway: CaseGateway, pool: asyncpg.Pool
+) -> None:  # R8, R10, R15, R23
+    request = a_request(
+        kind=CaseKind.DAMAGE_CLAIM, reason=Reason.LOST_IN_TRANSIT, carrier="DHL",
+        delivered_at=now() - timedelta(days=1), requested_after=timedelta(days=1),
+    )  # fmt: skip
+    async with running_worker(dev_env.client):
+        opened = await gateway.open_case(request)
+        assert opened.state.status is CaseStatus.UNDER_REVIEW
+        handle = dev_env.client.get_workflow_handle_for(DamageClaimCase.run, request.case_id)
+        await handle.execute_update(
+            DamageClaimCase.decide,
+            ReviewDecision(action_id="d-1", actor="agent-ann", role=Role.AGENT, approve=True),
+        )
+        await handle.execute_update(
+            DamageClaimCase.choose_remedy, RemedyChoice(choice_id="r-1", remedy=Remedy.REPLACEMENT)
+        )
+        result = await handle.result()
+        claim = await eventually(
+            lambda: pool.fetchrow(
+                "SELECT status, claimed_minor FROM carrier_claims WHERE case_id = $1",
+                request.case_id,
+            ),
+            lambda row: row is not None and row["status"] == "awaiting_carrier",
+        )
+    assert result.status is CaseStatus.REPLACED
+    assert claim is not None
+    assert claim["claimed_minor"] == request.paid.amount_minor
+    actions = await pool.fetch(
+        "SELECT action FROM case_events WHERE case_id = $1 ORDER BY seq", request.case_id
+    )
+    assert [a["action"] for a in actions] == [
+        "case_opened",
+        "review_started",
+        "carrier_claim_opened",
+        "approved",
+        "replacement_shipped",
+    ]
