@@ -21,6 +21,7 @@ from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
 from workflows.carrier_claim import CarrierClaim
 from workflows.damage_claim_case import DamageClaimCase
+from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
 
 # Enough for every open case to stay cached: a cache miss replays the whole history.
@@ -32,7 +33,7 @@ DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("domain", "activities")
 )
-WORKFLOWS = [ReturnCase, DamageClaimCase, CarrierClaim]
+WORKFLOWS = [ReturnCase, ExchangeCase, DamageClaimCase, CarrierClaim]
 
 
 def build_worker(
@@ -59,11 +60,13 @@ def build_worker(
         activities=[
             ledger.record_step,
             money.issue_refund,
+            money.charge,
             messages.notify_customer,
             claims.file_claim,
             claims.chase,
             claims.record_step,
             parcels.ship,
+            parcels.check_stock,
         ],
         max_cached_workflows=max_cached_workflows,
     )

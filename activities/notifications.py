@@ -32,6 +32,7 @@ class Template(StrEnum):
     AGENT_CALL = "agent_call"
     COMPENSATION_GRANTED = "compensation_granted"
     REMEDY_OFFERED = "remedy_offered"
+    REFUND_CONSENT_REQUESTED = "refund_consent_requested"
 
 
 class CustomerMessage(BaseModel):

@@ -24,6 +24,10 @@ class PaymentProvider(Protocol):
         """Refund `amount`; return the provider's reference. The same key refunds once."""
         ...
 
+    async def charge(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
+        """Charge the customer's payment method; the same key charges once."""
+        ...
+
 
 @dataclass
 class SandboxPaymentProvider:
@@ -31,6 +35,7 @@ class SandboxPaymentProvider:
 
     calls: list[tuple[str, Money]] = field(default_factory=list)
     refunds: dict[str, Money] = field(default_factory=dict)
+    charges: dict[str, Money] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def refund(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
@@ -39,12 +44,24 @@ class SandboxPaymentProvider:
             self.refunds.setdefault(idempotency_key, amount)
             return f"sandbox-refund-{idempotency_key}"
 
+    async def charge(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
+        async with self._lock:
+            self.calls.append((idempotency_key, amount))
+            self.charges.setdefault(idempotency_key, amount)
+            return f"sandbox-charge-{idempotency_key}"
+
 
 class RefundOrder(BaseModel):
     case_id: str
     idempotency_key: str
     amount: Money
     limit: Money
+
+
+class ChargeOrder(BaseModel):
+    case_id: str
+    idempotency_key: str
+    amount: Money
 
 
 class RefundConfirmation(BaseModel):
@@ -70,14 +87,39 @@ class PaymentActivities:
         reference = await self._provider.refund(
             idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
         )
+        await self._settle(order.idempotency_key, reference)
+        return RefundConfirmation(provider_reference=reference, amount=order.amount)
+
+    @activity.defn(name="charge_customer")
+    async def charge(self, order: ChargeOrder) -> RefundConfirmation:
+        """R22: charge a price difference, exactly once (same pattern as refunds)."""
+        settled = await self._pool.fetchval(
+            """INSERT INTO money_movements
+                   (idempotency_key, case_id, kind, amount_minor, currency, status)
+               VALUES ($1, $2, 'charge', $3, $4, 'pending')
+               ON CONFLICT (idempotency_key) DO UPDATE SET status = money_movements.status
+               RETURNING CASE WHEN status = 'succeeded' THEN provider_reference END""",
+            order.idempotency_key,
+            order.case_id,
+            order.amount.amount_minor,
+            order.amount.currency,
+        )
+        if settled is not None:
+            return RefundConfirmation(provider_reference=settled, amount=order.amount)
+        reference = await self._provider.charge(
+            idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
+        )
+        await self._settle(order.idempotency_key, reference)
+        return RefundConfirmation(provider_reference=reference, amount=order.amount)
+
+    async def _settle(self, idempotency_key: str, reference: str) -> None:
         await self._pool.execute(
             """UPDATE money_movements SET status = 'succeeded', provider_reference = $2,
                       settled_at = now()
                WHERE idempotency_key = $1""",
-            order.idempotency_key,
+            idempotency_key,
             reference,
         )
-        return RefundConfirmation(provider_reference=reference, amount=order.amount)
 
     async def _reserve(self, order: RefundOrder) -> str | None:
         """Returns the provider reference if this refund was already settled."""

@@ -18,10 +18,17 @@ class Warehouse(Protocol):
         """Send the parcel (once per key); return the shipment reference."""
         ...
 
+    async def in_stock(self, *, sku: str, quantity: int) -> bool: ...
+
 
 @dataclass
 class SandboxWarehouse:
     shipped: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # Every SKU is in stock unless a test says otherwise.
+    out_of_stock: set[str] = field(default_factory=set)
+
+    async def in_stock(self, *, sku: str, quantity: int) -> bool:
+        return sku not in self.out_of_stock
 
     async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
         self.shipped.setdefault(idempotency_key, (sku, quantity))
@@ -36,10 +43,19 @@ class ShipmentOrder(BaseModel):
     purpose: str
 
 
+class StockQuery(BaseModel):
+    sku: str
+    quantity: int
+
+
 class WarehouseActivities:
     def __init__(self, pool: asyncpg.Pool, warehouse: Warehouse) -> None:
         self._pool = pool
         self._warehouse = warehouse
+
+    @activity.defn(name="check_stock")
+    async def check_stock(self, query: StockQuery) -> bool:
+        return await self._warehouse.in_stock(sku=query.sku, quantity=query.quantity)
 
     @activity.defn(name="ship_to_customer")
     async def ship(self, order: ShipmentOrder) -> str:

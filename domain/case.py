@@ -79,6 +79,13 @@ class Customer(Strict):
     time_zone: TimeZoneName = "UTC"
 
 
+class ExchangeItem(Strict):
+    """R22: what the customer gets instead, at today's price."""
+
+    sku: BusinessKey
+    price: Money
+
+
 class OpenCaseRequest(Strict):
     order_id: BusinessKey
     line_id: BusinessKey
@@ -92,6 +99,7 @@ class OpenCaseRequest(Strict):
     paid: Money
     # The carrier that delivered the order: its claim deadline applies (R15).
     carrier: BusinessKey | None = None
+    exchange_for: ExchangeItem | None = None
     delivered_at: UtcDatetime
     requested_at: UtcDatetime
     customer: Customer
@@ -105,6 +113,14 @@ class OpenCaseRequest(Strict):
                 "damaged_in_transit and lost_in_transit are damage_claim reasons, and a "
                 "damage_claim has only those (R8)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _exchange_names_its_item(self) -> OpenCaseRequest:
+        if (self.kind is CaseKind.EXCHANGE) != (self.exchange_for is not None):
+            raise ValueError("exchange_for is required for an exchange, and only for it (R22)")
+        if self.exchange_for and self.exchange_for.price.currency != self.paid.currency:
+            raise ValueError("exchange_for.price: must be in the order currency (R22)")
         return self
 
     @model_validator(mode="after")
@@ -263,3 +279,10 @@ class RemedyChoice(Strict):
         if (self.remedy is Remedy.PARTIAL_REFUND) != (self.partial_amount is not None):
             raise ValueError("partial_amount is required for partial_refund, and only for it (R8)")
         return self
+
+
+class RefundConsent(Strict):
+    """R22: the customer's answer when the replacement is out of stock."""
+
+    consent_id: MessageId
+    consent: bool

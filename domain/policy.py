@@ -201,3 +201,17 @@ def next_chase_due(filed_at: datetime, chases_sent: int, policy: PolicySettings)
 def carrier_silence_deadline(filed_at: datetime, policy: PolicySettings) -> datetime:
     """R15: a carrier silent this long after filing is escalated."""
     return filed_at + policy.carrier_silence_escalation
+
+
+@dataclass(frozen=True)
+class PriceDifference:
+    to_charge: Money
+    to_refund: Money
+
+
+def price_difference(paid: Money, replacement_price: Money) -> PriceDifference:
+    """R22: a dearer replacement is charged, a cheaper one refunded."""
+    return PriceDifference(
+        to_charge=replacement_price.minus_floored_at_zero(paid),
+        to_refund=paid.minus_floored_at_zero(replacement_price),
+    )

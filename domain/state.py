@@ -14,6 +14,7 @@ from domain.case import (
     EvidenceSubmitted,
     Grade,
     OpenCaseRequest,
+    RefundConsent,
     Remedy,
     RemedyChoice,
     ReviewDecision,
@@ -32,6 +33,10 @@ class CaseStatus(StrEnum):
     UNDER_REVIEW = "under_review"
     AWAITING_REMEDY_CHOICE = "awaiting_remedy_choice"
     REPLACED = "replaced"
+    EXCHANGE_DUE = "exchange_due"
+    AWAITING_REFUND_CONSENT = "awaiting_refund_consent"
+    WAITING_FOR_STOCK = "waiting_for_stock"
+    EXCHANGED = "exchanged"
     AWAITING_SHIP_BACK = "awaiting_ship_back"
     IN_RETURN_TRANSIT = "in_return_transit"
     AWAITING_INSPECTION = "awaiting_inspection"
@@ -52,6 +57,7 @@ _CLOSED = frozenset(
         CaseStatus.REJECTED,
         CaseStatus.ABANDONED,
         CaseStatus.REPLACED,
+        CaseStatus.EXCHANGED,
     }
 )
 
@@ -112,6 +118,7 @@ CaseMessage = (
     | CompensationOffer
     | EscalationRequest
     | RemedyChoice
+    | RefundConsent
 )
 
 
@@ -123,6 +130,8 @@ def message_id(message: CaseMessage) -> str:
             return message.event_id
         case RemedyChoice():
             return message.choice_id
+        case RefundConsent():
+            return message.consent_id
         case _:
             return message.action_id
 
@@ -147,6 +156,9 @@ class CaseState(BaseModel):
     remedy: Remedy | None = None
     carrier_claim_id: str | None = None
     shipments: list[str] = Field(default_factory=list)
+    consent_deadline: datetime | None = None
+    next_stock_check: datetime | None = None
+    charges: list[RefundReceipt] = Field(default_factory=list)
     ship_back_deadline: datetime | None = None
     reminders_sent: list[ReminderSent] = Field(default_factory=list)
     shipped_back: ShippedBack | None = None
@@ -204,6 +216,12 @@ class CaseState(BaseModel):
                 return "the warehouse to inspect the item"
             case CaseStatus.REFUND_DUE:
                 return "the payment provider to confirm the refund"
+            case CaseStatus.EXCHANGE_DUE:
+                return "the warehouse to send the replacement (R22)"
+            case CaseStatus.AWAITING_REFUND_CONSENT:
+                return "the customer to accept a refund instead: out of stock (R22)"
+            case CaseStatus.WAITING_FOR_STOCK:
+                return "the replacement to be back in stock (R22)"
             case CaseStatus.AWAITING_REMEDY_CHOICE:
                 return "the customer to choose replacement, partial or full refund (R8)"
             case _:
@@ -218,6 +236,8 @@ class CaseState(BaseModel):
             CaseStatus.AWAITING_SHIP_BACK: self.ship_back_deadline,
             CaseStatus.AWAITING_INSPECTION: self.inspection_deadline,
             CaseStatus.AWAITING_REMEDY_CHOICE: self.remedy_deadline,
+            CaseStatus.AWAITING_REFUND_CONSENT: self.consent_deadline,
+            CaseStatus.WAITING_FOR_STOCK: self.next_stock_check,
         }
         candidates = [by_status.get(self.status), self.escalation.respond_by]
         due = [d for d in candidates if d is not None]

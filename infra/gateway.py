@@ -21,16 +21,21 @@ from workflows import search_attributes as sa
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow
 from workflows.damage_claim_case import DamageClaimCase
+from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
 
 WORKFLOW_OF_KIND: dict[CaseKind, type[CaseWorkflow]] = {
     CaseKind.RETURN: ReturnCase,
+    CaseKind.EXCHANGE: ExchangeCase,
     CaseKind.DAMAGE_CLAIM: DamageClaimCase,
 }
 _HANDLED = {
     (CaseKind.RETURN, Reason.CHANGED_MIND),
     (CaseKind.RETURN, Reason.QUALITY_DEFECT),
     (CaseKind.RETURN, Reason.NOT_AS_DESCRIBED),
+    (CaseKind.EXCHANGE, Reason.CHANGED_MIND),
+    (CaseKind.EXCHANGE, Reason.QUALITY_DEFECT),
+    (CaseKind.EXCHANGE, Reason.NOT_AS_DESCRIBED),
     (CaseKind.DAMAGE_CLAIM, Reason.DAMAGED_IN_TRANSIT),
     (CaseKind.DAMAGE_CLAIM, Reason.LOST_IN_TRANSIT),
 }

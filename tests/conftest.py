@@ -22,7 +22,7 @@ from activities.carrier import SandboxCarrier
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
-from domain.case import CaseKind, Channel, Customer, OpenCaseRequest, Reason
+from domain.case import CaseKind, Channel, Customer, ExchangeItem, OpenCaseRequest, Reason
 from domain.money import Money
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
@@ -143,6 +143,7 @@ def a_request(
     time_zone: str = "Europe/Berlin",
     kind: CaseKind = CaseKind.RETURN,
     carrier: str | None = None,
+    exchange_for: ExchangeItem | None = None,
 ) -> OpenCaseRequest:
     delivered = delivered_at or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
     return OpenCaseRequest(
@@ -152,6 +153,7 @@ def a_request(
         kind=kind,
         reason=reason,
         carrier=carrier,
+        exchange_for=exchange_for,
         channel=Channel.APP,
         sku="SKU-42",
         category="apparel",

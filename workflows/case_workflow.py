@@ -38,7 +38,7 @@ from domain.state import (
 )
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import MERCHANT_SIDE, CaseBook
-from workflows.steps.refund import refund
+from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
 
 # Cases recorded before R13/R14 timers existed replay without them (see README).

@@ -15,7 +15,7 @@ from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow, Due
-from workflows.steps.refund import refund
+from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
 
 

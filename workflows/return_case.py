@@ -10,7 +10,7 @@ from domain.policy import changed_mind_refund, refund_limit
 from domain.state import CaseState, CaseStatus
 from workflows.case_run import CaseRun
 from workflows.item_back_case import ItemBackCase
-from workflows.steps.refund import refund
+from workflows.steps.payments import refund
 
 
 @workflow.defn

@@ -28,7 +28,13 @@ SYSTEM_ROLE = "system"
 
 # R14: the statuses in which the case waits on the merchant, not on the customer.
 MERCHANT_SIDE = frozenset(
-    {CaseStatus.UNDER_REVIEW, CaseStatus.AWAITING_INSPECTION, CaseStatus.REFUND_DUE}
+    {
+        CaseStatus.UNDER_REVIEW,
+        CaseStatus.AWAITING_INSPECTION,
+        CaseStatus.REFUND_DUE,
+        CaseStatus.EXCHANGE_DUE,
+        CaseStatus.WAITING_FOR_STOCK,
+    }
 )
 
 

@@ -1,4 +1,5 @@
-"""R13 + R21: issue a refund exactly once, within the case's refund limit."""
+"""Money with the customer: refunds exactly once within the case's limit (R13, R21),
+and charges of a price difference (R22)."""
 
 from datetime import timedelta
 
@@ -6,7 +7,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from activities.notifications import Template
-from activities.payments import REFUND_LIMIT_EXCEEDED, PaymentActivities, RefundOrder
+from activities.payments import (
+    REFUND_LIMIT_EXCEEDED,
+    ChargeOrder,
+    PaymentActivities,
+    RefundOrder,
+)
 from domain.money import Money
 from domain.policy import refund_limit
 from domain.state import CaseStatus, RefundReceipt
@@ -73,4 +79,31 @@ async def refund(
         details={"amount_minor": amount.amount_minor, "currency": amount.currency, "key": key},
         actor=actor or SYSTEM_ACTOR,
         role=role or SYSTEM_ROLE,
+    )
+
+
+async def charge(book: CaseBook, amount: Money, *, rule: str, reason: str) -> None:
+    state = book.state
+    key = f"{state.case_id}:charge:{len(state.charges) + 1}"
+    confirmation = await workflow.execute_activity_method(
+        PaymentActivities.charge,
+        ChargeOrder(case_id=state.case_id, idempotency_key=key, amount=amount),
+        start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+        retry_policy=_REFUND_RETRY,
+        summary=f"charge {amount} (key {key})",
+    )
+    state.charges.append(
+        RefundReceipt(
+            idempotency_key=key,
+            purpose="price_difference",
+            amount=confirmation.amount,
+            provider_reference=confirmation.provider_reference,
+            refunded_at=workflow.now(),
+        )
+    )
+    await book.record(
+        "price_difference_charged",
+        rule=rule,
+        reason=reason,
+        details={"amount_minor": amount.amount_minor, "currency": amount.currency, "key": key},
     )
