@@ -86,6 +86,23 @@ class ExchangeItem(Strict):
     price: Money
 
 
+class PartRemedy(StrEnum):
+    REFUND = "refund"
+    SHIP = "ship"
+
+
+class MissingPart(Strict):
+    """R9: the part that was short-shipped, its value, and what the customer asks for."""
+
+    sku: BusinessKey
+    value: Money
+    remedy: PartRemedy
+
+
+# Reasons for which nothing was delivered: R1's window does not apply to them.
+UNDELIVERED = frozenset({Reason.NOT_SHIPPED_YET, Reason.NOT_RECEIVED, Reason.LOST_IN_TRANSIT})
+
+
 class OpenCaseRequest(Strict):
     order_id: BusinessKey
     line_id: BusinessKey
@@ -100,7 +117,10 @@ class OpenCaseRequest(Strict):
     # The carrier that delivered the order: its claim deadline applies (R15).
     carrier: BusinessKey | None = None
     exchange_for: ExchangeItem | None = None
-    delivered_at: UtcDatetime
+    missing_part: MissingPart | None = None
+    delivered_at: UtcDatetime | None = None
+    # R4: when the carrier expects to deliver a parcel still on its way.
+    expected_delivery_at: UtcDatetime | None = None
     requested_at: UtcDatetime
     customer: Customer
 
@@ -124,8 +144,35 @@ class OpenCaseRequest(Strict):
         return self
 
     @model_validator(mode="after")
+    def _missing_part_named(self) -> OpenCaseRequest:
+        if (self.reason is Reason.MISSING_PARTS) != (self.missing_part is not None):
+            raise ValueError("missing_part is required for missing_parts, and only for it (R9)")
+        if self.missing_part and not (
+            self.missing_part.value.currency == self.paid.currency
+            and self.missing_part.value <= self.paid
+        ):
+            raise ValueError("missing_part.value: at most the price paid, same currency (R21)")
+        return self
+
+    @model_validator(mode="after")
+    def _delivery_fits_reason(self) -> OpenCaseRequest:
+        if self.reason in UNDELIVERED and self.delivered_at is not None:
+            raise ValueError(f"delivered_at: a {self.reason.value} parcel was not delivered")
+        if self.reason not in UNDELIVERED and self.delivered_at is None:
+            raise ValueError(
+                f"delivered_at is required for {self.reason.value}: R1 counts from delivery"
+            )
+        return self
+
+    @property
+    def claim_clock_start(self) -> datetime:
+        """R15: claims count from delivery; for a parcel never delivered, from when it was
+        expected (or, unknown, from the request)."""
+        return self.delivered_at or self.expected_delivery_at or self.requested_at
+
+    @model_validator(mode="after")
     def _requested_after_delivery(self) -> OpenCaseRequest:
-        if self.requested_at < self.delivered_at:
+        if self.delivered_at is not None and self.requested_at < self.delivered_at:
             raise ValueError(
                 "requested_at is before delivered_at: R1 counts the return window from "
                 "delivery; an undelivered order is a not_received or not_shipped_yet case"

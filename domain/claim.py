@@ -38,7 +38,8 @@ class CarrierClaimRequest(BaseModel):
     case_id: str
     carrier: BusinessKey
     amount: Money
-    delivered_at: datetime
+    # R15: the carrier's deadline counts from delivery (or the expected delivery).
+    deadline_counts_from: datetime
     policy: PolicySettings
 
 

@@ -21,6 +21,8 @@ class WindowCheck:
 
 def check_return_window(request: OpenCaseRequest, policy: PolicySettings) -> WindowCheck:
     """R1: a return must be asked for within the window counted from delivery (inclusive)."""
+    if request.delivered_at is None:
+        raise ValueError("R1 applies only to delivered orders")
     deadline = request.delivered_at + policy.return_window
     if request.requested_at <= deadline:
         return WindowCheck(accepted=True, deadline=deadline, reason=None)
@@ -112,10 +114,17 @@ def needs_evidence(reason: Reason) -> bool:
 
 
 def needs_review(kind: CaseKind, reason: Reason) -> bool:
-    """R10: a person reviews every case except a changed-mind return or exchange, which
-    needs no reason (R5: the inspection decides), and an order not shipped yet (R3)."""
+    """R10: a person reviews every case except those in NO_REVIEW_RULE."""
     del kind  # every kind follows the same rule today; kept for per-kind policy later
-    return reason not in (Reason.CHANGED_MIND, Reason.NOT_SHIPPED_YET)
+    return reason not in NO_REVIEW_RULE
+
+
+# Requests that need no review, and the rule that says so.
+NO_REVIEW_RULE = {
+    Reason.CHANGED_MIND: "R5",  # no reason needed; the inspection decides
+    Reason.NOT_SHIPPED_YET: "R3",  # cancel and refund at once
+    Reason.NOT_RECEIVED: "R4",  # tell the expected date and wait
+}
 
 
 def merchant_pays_return_shipping(reason: Reason) -> bool:
@@ -188,9 +197,9 @@ def judge_merchant_fault_inspection(grade: Grade) -> InspectionVerdict:
     )
 
 
-def claim_file_deadline(delivered_at: datetime, policy: PolicySettings) -> datetime:
+def claim_file_deadline(counts_from: datetime, policy: PolicySettings) -> datetime:
     """R15: a carrier accepts claims up to its deadline after delivery."""
-    return delivered_at + policy.carrier_claim_deadline
+    return counts_from + policy.carrier_claim_deadline
 
 
 def next_chase_due(filed_at: datetime, chases_sent: int, policy: PolicySettings) -> datetime:

@@ -142,7 +142,7 @@ class CaseState(BaseModel):
     policy: PolicySettings
     status: CaseStatus = CaseStatus.OPENED
     opened_at: datetime
-    return_deadline: datetime
+    return_deadline: datetime | None = None
     evidence_deadline: datetime | None = None
     evidence: list[EvidenceSubmitted] = Field(default_factory=list)
     review_deadline: datetime | None = None

@@ -255,10 +255,14 @@ def _static_details(run: CaseRun) -> str:
     return (
         f"- Request: `{request.request_id}` via {request.channel.value}\n"
         f"- Paid: {request.paid}\n"
-        f"- Delivered: {request.delivered_at:%Y-%m-%d %H:%M} UTC\n"
+        f"- Delivered: {_when(request.delivered_at)}\n"
         f"- Requested: {request.requested_at:%Y-%m-%d %H:%M} UTC\n"
         f"- Policy: {run.policy.version}"
     )
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else "not delivered"
 
 
 def _differs(opened: OpenCaseRequest, again: OpenCaseRequest) -> bool:

@@ -22,7 +22,16 @@ from activities.carrier import SandboxCarrier
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
-from domain.case import CaseKind, Channel, Customer, ExchangeItem, OpenCaseRequest, Reason
+from domain.case import (
+    UNDELIVERED,
+    CaseKind,
+    Channel,
+    Customer,
+    ExchangeItem,
+    MissingPart,
+    OpenCaseRequest,
+    Reason,
+)
 from domain.money import Money
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
@@ -144,8 +153,10 @@ def a_request(
     kind: CaseKind = CaseKind.RETURN,
     carrier: str | None = None,
     exchange_for: ExchangeItem | None = None,
+    missing_part: MissingPart | None = None,
 ) -> OpenCaseRequest:
     delivered = delivered_at or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    was_delivered = reason not in UNDELIVERED
     return OpenCaseRequest(
         order_id=order_id or f"O-{uuid.uuid4().hex[:10]}",
         line_id="1",
@@ -158,8 +169,10 @@ def a_request(
         sku="SKU-42",
         category="apparel",
         paid=Money(amount_minor=paid_minor, currency="EUR"),
-        delivered_at=delivered,
+        delivered_at=delivered if was_delivered else None,
+        expected_delivery_at=None if was_delivered else delivered,
         requested_at=delivered + requested_after,
+        missing_part=missing_part,
         customer=Customer(customer_id="cust-7", time_zone=time_zone),
     )
 

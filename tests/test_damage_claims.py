@@ -158,7 +158,7 @@ def claim_request(*, delivered_days_ago: int, policy: PolicySettings | None = No
             case_id="damage_claim-X-1-r1",
             carrier="DHL",
             amount=eur(10_000),
-            delivered_at=datetime.now(UTC) - timedelta(days=delivered_days_ago),
+            deadline_counts_from=datetime.now(UTC) - timedelta(days=delivered_days_ago),
             policy=policy or PolicySettings(),
         )
     )

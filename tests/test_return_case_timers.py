@@ -39,6 +39,7 @@ async def test_request_after_7_days_is_refused_and_recorded(
     async with running_worker(time_skipping_env.client):
         handle = await open_case(time_skipping_env, task_queue, request)
         result = await handle.result()
+    assert request.delivered_at is not None
     deadline = (request.delivered_at + timedelta(days=7)).isoformat()
     assert result.status is CaseStatus.REFUSED
     assert result.decision_reason is not None

@@ -31,7 +31,7 @@ class CarrierClaim:
         self._run = run
         self._state = run.carried_state or ClaimState(
             request=run.request,
-            file_deadline=claim_file_deadline(run.request.delivered_at, run.request.policy),
+            file_deadline=claim_file_deadline(run.request.deadline_counts_from, run.request.policy),
         )
 
     @workflow.run

@@ -21,6 +21,7 @@ from domain.case import (
     Role,
 )
 from domain.policy import (
+    NO_REVIEW_RULE,
     check_return_window,
     compensation_refusal,
     escalation_target,
@@ -64,7 +65,9 @@ class CaseWorkflow:
             request=run.request,
             policy=run.policy,
             opened_at=workflow.now(),
-            return_deadline=run.request.delivered_at + run.policy.return_window,
+            return_deadline=run.request.delivered_at + run.policy.return_window
+            if run.request.delivered_at
+            else None,
         )
         self._book = CaseBook(self._state)
         self._in_progress: str | None = None
@@ -295,9 +298,12 @@ class CaseWorkflow:
                 return
         await book.notify(Template.CASE_ACKNOWLEDGED)  # R10: acknowledged at once
         if not needs_review(request.kind, request.reason):
+            rule = NO_REVIEW_RULE[request.reason]
             await self._after_approval(
-                rule="R5",
-                reason=f"a {request.reason.value} request inside the R1 window needs no "
+                rule=rule,
+                reason=f"a {request.reason.value} request needs no review ({rule})"
+                if rule != "R5"
+                else f"a {request.reason.value} request inside the R1 window needs no "
                 "review; the inspection decides",
             )
             return
@@ -318,7 +324,7 @@ class CaseWorkflow:
         await self._start_review("R10: a person reviews the request")
 
     def _window_applies(self) -> bool:
-        return True
+        return self._state.request.delivered_at is not None
 
     async def _start_review(self, reason: str) -> None:
         state = self._state

@@ -78,7 +78,7 @@ class DamageClaimCase(CaseWorkflow):
                     case_id=state.case_id,
                     carrier=request.carrier,
                     amount=request.paid,
-                    delivered_at=request.delivered_at,
+                    deadline_counts_from=request.claim_clock_start,
                     policy=state.policy,
                 )
             ),
