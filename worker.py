@@ -65,8 +65,10 @@ def build_worker(
             claims.file_claim,
             claims.chase,
             claims.record_step,
+            claims.intercept,
             parcels.ship,
             parcels.check_stock,
+            parcels.cancel_shipment,
         ],
         max_cached_workflows=max_cached_workflows,
     )

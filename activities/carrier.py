@@ -24,11 +24,21 @@ class CarrierGateway(Protocol):
 
     async def chase(self, *, carrier_reference: str) -> None: ...
 
+    async def intercept(self, *, order_id: str, carrier: str) -> str:
+        """R4: ask the carrier to return the parcel to sender; returns its reference."""
+        ...
+
 
 @dataclass
 class SandboxCarrier:
     filed: dict[str, Money] = field(default_factory=dict)
     chased: list[str] = field(default_factory=list)
+    intercepted: list[str] = field(default_factory=list)
+
+    async def intercept(self, *, order_id: str, carrier: str) -> str:
+        if order_id not in self.intercepted:
+            self.intercepted.append(order_id)
+        return f"{carrier}-intercept-{order_id}"
 
     async def file_claim(self, *, claim_id: str, carrier: str, amount: Money) -> str:
         self.filed.setdefault(claim_id, amount)
@@ -46,6 +56,11 @@ class FileClaim(BaseModel):
 
 class ChaseClaim(BaseModel):
     carrier_reference: str
+
+
+class Intercept(BaseModel):
+    order_id: str
+    carrier: str
 
 
 class ClaimLedgerEntry(BaseModel):
@@ -71,6 +86,10 @@ class CarrierActivities:
     @activity.defn(name="chase_carrier_claim")
     async def chase(self, order: ChaseClaim) -> None:
         await self._carrier.chase(carrier_reference=order.carrier_reference)
+
+    @activity.defn(name="intercept_parcel")
+    async def intercept(self, order: Intercept) -> str:
+        return await self._carrier.intercept(order_id=order.order_id, carrier=order.carrier)
 
     @activity.defn(name="record_claim_step")
     async def record_step(self, entry: ClaimLedgerEntry) -> None:

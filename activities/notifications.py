@@ -33,6 +33,8 @@ class Template(StrEnum):
     COMPENSATION_GRANTED = "compensation_granted"
     REMEDY_OFFERED = "remedy_offered"
     REFUND_CONSENT_REQUESTED = "refund_consent_requested"
+    EXPECTED_DELIVERY = "expected_delivery"
+    APOLOGY_COUPON = "apology_coupon"
 
 
 class CustomerMessage(BaseModel):

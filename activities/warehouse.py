@@ -20,12 +20,24 @@ class Warehouse(Protocol):
 
     async def in_stock(self, *, sku: str, quantity: int) -> bool: ...
 
+    async def cancel_shipment(self, *, order_id: str, line_id: str) -> bool:
+        """R3: stop an order line leaving; False if it has already left."""
+        ...
+
 
 @dataclass
 class SandboxWarehouse:
     shipped: dict[str, tuple[str, int]] = field(default_factory=dict)
-    # Every SKU is in stock unless a test says otherwise.
+    # Every SKU is in stock, and no order has left, unless a test says otherwise.
     out_of_stock: set[str] = field(default_factory=set)
+    already_shipped: set[str] = field(default_factory=set)
+    cancelled: list[str] = field(default_factory=list)
+
+    async def cancel_shipment(self, *, order_id: str, line_id: str) -> bool:
+        if order_id in self.already_shipped:
+            return False
+        self.cancelled.append(f"{order_id}/{line_id}")
+        return True
 
     async def in_stock(self, *, sku: str, quantity: int) -> bool:
         return sku not in self.out_of_stock
@@ -48,6 +60,11 @@ class StockQuery(BaseModel):
     quantity: int
 
 
+class CancelShipment(BaseModel):
+    order_id: str
+    line_id: str
+
+
 class WarehouseActivities:
     def __init__(self, pool: asyncpg.Pool, warehouse: Warehouse) -> None:
         self._pool = pool
@@ -56,6 +73,11 @@ class WarehouseActivities:
     @activity.defn(name="check_stock")
     async def check_stock(self, query: StockQuery) -> bool:
         return await self._warehouse.in_stock(sku=query.sku, quantity=query.quantity)
+
+    @activity.defn(name="cancel_shipment")
+    async def cancel_shipment(self, order: CancelShipment) -> bool:
+        # Idempotent at the warehouse: cancelling a cancelled line answers True again.
+        return await self._warehouse.cancel_shipment(order_id=order.order_id, line_id=order.line_id)
 
     @activity.defn(name="ship_to_customer")
     async def ship(self, order: ShipmentOrder) -> str:

@@ -99,6 +99,16 @@ class MissingPart(Strict):
     remedy: PartRemedy
 
 
+_IN_TRANSIT = frozenset({Reason.DAMAGED_IN_TRANSIT, Reason.LOST_IN_TRANSIT})
+# The case kinds table of domain.md: what each kind is for.
+REASONS_OF_KIND = {
+    CaseKind.RETURN: frozenset(Reason) - _IN_TRANSIT,
+    CaseKind.EXCHANGE: frozenset(
+        {Reason.CHANGED_MIND, Reason.QUALITY_DEFECT, Reason.NOT_AS_DESCRIBED, Reason.WRONG_ITEM}
+    ),
+    CaseKind.DAMAGE_CLAIM: _IN_TRANSIT,
+}
+
 # Reasons for which nothing was delivered: R1's window does not apply to them.
 UNDELIVERED = frozenset({Reason.NOT_SHIPPED_YET, Reason.NOT_RECEIVED, Reason.LOST_IN_TRANSIT})
 
@@ -126,12 +136,11 @@ class OpenCaseRequest(Strict):
 
     @model_validator(mode="after")
     def _reason_fits_kind(self) -> OpenCaseRequest:
-        in_transit = self.reason in (Reason.DAMAGED_IN_TRANSIT, Reason.LOST_IN_TRANSIT)
-        if in_transit != (self.kind is CaseKind.DAMAGE_CLAIM):
+        allowed = REASONS_OF_KIND[self.kind]
+        if self.reason not in allowed:
             raise ValueError(
-                f"reason: {self.reason.value} does not fit a {self.kind.value} case; "
-                "damaged_in_transit and lost_in_transit are damage_claim reasons, and a "
-                "damage_claim has only those (R8)"
+                f"reason: {self.reason.value} does not fit a {self.kind.value} case, which "
+                f"takes {', '.join(sorted(r.value for r in allowed))} (R8)"
             )
         return self
 
@@ -333,3 +342,16 @@ class RefundConsent(Strict):
 
     consent_id: MessageId
     consent: bool
+
+
+class ParcelDelivered(Strict):
+    """R4: the carrier (or the customer) confirms the parcel arrived after all."""
+
+    event_id: MessageId
+    delivered_at: UtcDatetime
+
+
+class InterceptRequested(Strict):
+    """R4: the customer insists on not waiting: return the parcel to sender."""
+
+    event_id: MessageId

@@ -13,7 +13,9 @@ from domain.case import (
     EscalationRequest,
     EvidenceSubmitted,
     Grade,
+    InterceptRequested,
     OpenCaseRequest,
+    ParcelDelivered,
     RefundConsent,
     Remedy,
     RemedyChoice,
@@ -37,6 +39,9 @@ class CaseStatus(StrEnum):
     AWAITING_REFUND_CONSENT = "awaiting_refund_consent"
     WAITING_FOR_STOCK = "waiting_for_stock"
     EXCHANGED = "exchanged"
+    AWAITING_DELIVERY = "awaiting_delivery"
+    INTERCEPTING = "intercepting"
+    DELIVERED = "delivered"
     AWAITING_SHIP_BACK = "awaiting_ship_back"
     IN_RETURN_TRANSIT = "in_return_transit"
     AWAITING_INSPECTION = "awaiting_inspection"
@@ -58,6 +63,7 @@ _CLOSED = frozenset(
         CaseStatus.ABANDONED,
         CaseStatus.REPLACED,
         CaseStatus.EXCHANGED,
+        CaseStatus.DELIVERED,
     }
 )
 
@@ -119,6 +125,8 @@ CaseMessage = (
     | EscalationRequest
     | RemedyChoice
     | RefundConsent
+    | ParcelDelivered
+    | InterceptRequested
 )
 
 
@@ -126,7 +134,13 @@ def message_id(message: CaseMessage) -> str:
     match message:
         case WarehouseScan():
             return message.scan_id
-        case ShippedBack() | EvidenceSubmitted() | Complaint():
+        case (
+            ShippedBack()
+            | EvidenceSubmitted()
+            | Complaint()
+            | ParcelDelivered()
+            | InterceptRequested()
+        ):
             return message.event_id
         case RemedyChoice():
             return message.choice_id
@@ -216,6 +230,10 @@ class CaseState(BaseModel):
                 return "the warehouse to inspect the item"
             case CaseStatus.REFUND_DUE:
                 return "the payment provider to confirm the refund"
+            case CaseStatus.AWAITING_DELIVERY:
+                return "the carrier to deliver; the customer may ask to intercept (R4)"
+            case CaseStatus.INTERCEPTING:
+                return "the intercepted parcel to come back to the warehouse (R4)"
             case CaseStatus.EXCHANGE_DUE:
                 return "the warehouse to send the replacement (R22)"
             case CaseStatus.AWAITING_REFUND_CONSENT:
@@ -238,6 +256,7 @@ class CaseState(BaseModel):
             CaseStatus.AWAITING_REMEDY_CHOICE: self.remedy_deadline,
             CaseStatus.AWAITING_REFUND_CONSENT: self.consent_deadline,
             CaseStatus.WAITING_FOR_STOCK: self.next_stock_check,
+            CaseStatus.AWAITING_DELIVERY: self.request.expected_delivery_at,
         }
         candidates = [by_status.get(self.status), self.escalation.respond_by]
         due = [d for d in candidates if d is not None]

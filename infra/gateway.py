@@ -14,7 +14,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.case import CaseKind, OpenCaseRequest, Reason, ShippedBack, WarehouseScan
+from domain.case import CaseKind, OpenCaseRequest, ShippedBack, WarehouseScan
 from domain.state import CaseState, CaseStatus
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
@@ -28,16 +28,6 @@ WORKFLOW_OF_KIND: dict[CaseKind, type[CaseWorkflow]] = {
     CaseKind.RETURN: ReturnCase,
     CaseKind.EXCHANGE: ExchangeCase,
     CaseKind.DAMAGE_CLAIM: DamageClaimCase,
-}
-_HANDLED = {
-    (CaseKind.RETURN, Reason.CHANGED_MIND),
-    (CaseKind.RETURN, Reason.QUALITY_DEFECT),
-    (CaseKind.RETURN, Reason.NOT_AS_DESCRIBED),
-    (CaseKind.EXCHANGE, Reason.CHANGED_MIND),
-    (CaseKind.EXCHANGE, Reason.QUALITY_DEFECT),
-    (CaseKind.EXCHANGE, Reason.NOT_AS_DESCRIBED),
-    (CaseKind.DAMAGE_CLAIM, Reason.DAMAGED_IN_TRANSIT),
-    (CaseKind.DAMAGE_CLAIM, Reason.LOST_IN_TRANSIT),
 }
 _OPENING_DECISION_WAIT_S = 10.0
 
@@ -85,12 +75,6 @@ class CaseGateway:
 
     async def open_case(self, request: OpenCaseRequest) -> OpenedCase:
         """R2: idempotent. The same order line and request id always lead to one case."""
-        if (request.kind, request.reason) not in _HANDLED:
-            raise RefusedInputError(
-                f"kind/reason: {request.kind.value}/{request.reason.value} is not handled by "
-                "this release; handled: "
-                + ", ".join(sorted(f"{k.value}/{r.value}" for k, r in _HANDLED))
-            )
         # Pinned here, once: the case keeps this policy for life.
         run = CaseRun(
             request=request, policy=self._policy.resolve(request.category, request.carrier)

@@ -89,7 +89,7 @@ async def test_bad_input_names_the_field_and_is_kept(
 
 
 @pytest.mark.usefixtures("cli_env")
-async def test_unsupported_reason_is_refused_with_a_clear_message(
+async def test_a_reason_that_does_not_fit_the_kind_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     flags = [*open_flags(a_request().order_id), "--reason", "lost_in_transit"]

@@ -17,9 +17,11 @@ from domain.case import (
     Complaint,
     EscalationRequest,
     EvidenceSubmitted,
+    Reason,
     ReviewDecision,
     Role,
 )
+from domain.money import Money
 from domain.policy import (
     NO_REVIEW_RULE,
     check_return_window,
@@ -175,6 +177,9 @@ class CaseWorkflow:
             raise ValueError(
                 f"status: the case is {self._state.status.value}, not under_review (R10)"
             )
+        wrong_item = self._state.request.reason is Reason.WRONG_ITEM
+        if decision.approve and wrong_item and decision.root_cause is None:
+            raise ValueError("root_cause: required to approve a wrong_item case (R7)")
 
     @workflow.update
     async def offer_compensation(self, offer: CompensationOffer) -> CaseState:
@@ -476,6 +481,22 @@ class CaseWorkflow:
         """A supervisor or manager acting on the case answers its escalation."""
         if role in (Role.SUPERVISOR, Role.MANAGER):
             self._state.escalation.respond_by = None
+
+    async def _apologise_for_wrong_item(self) -> None:
+        """R7: an apology coupon, and the root cause on record."""
+        state = self._state
+        coupon = Money(
+            amount_minor=state.policy.wrong_item_coupon_minor,
+            currency=state.request.paid.currency,
+        )
+        await self._book.notify(Template.APOLOGY_COUPON, amount=str(coupon))
+        cause = state.root_cause.value if state.root_cause else "to be tagged (auto-approved)"
+        await self._book.record(
+            "apology_coupon_issued",
+            rule="R7",
+            reason=f"coupon of {coupon} for shipping the wrong item; root cause {cause}",
+            details={"coupon_minor": coupon.amount_minor, "root_cause": cause},
+        )
 
     async def _sla_breached(self, what: str) -> None:
         self._state.sla_breaches.append(what)

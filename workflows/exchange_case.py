@@ -10,7 +10,7 @@ from temporalio import workflow
 
 from activities.notifications import Template
 from activities.warehouse import StockQuery, WarehouseActivities
-from domain.case import ExchangeItem, RefundConsent
+from domain.case import ExchangeItem, Reason, RefundConsent
 from domain.policy import price_difference
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.case_run import CaseRun
@@ -47,6 +47,21 @@ class ExchangeCase(ItemBackCase):
                 "when the replacement is out of stock (R22)"
             )
 
+    async def _after_approval(self, *, rule: str, reason: str) -> None:
+        if self._state.request.reason is Reason.WRONG_ITEM:
+            # R7: the right item goes out at once; the wrong one comes back afterwards.
+            await self._apologise_for_wrong_item()
+            reference = await send_to_customer(
+                self._book, sku=self._item.sku, quantity=self._state.request.quantity,
+                purpose="correct item",
+            )  # fmt: skip
+            await self._book.record(
+                "correct_item_shipped", rule="R7",
+                reason=f"{self._item.sku} sent at once ({reference}), before the wrong one "
+                "comes back",
+            )  # fmt: skip
+        await super()._after_approval(rule=rule, reason=reason)
+
     @property
     def _item(self) -> ExchangeItem:
         item = self._state.request.exchange_for
@@ -82,6 +97,9 @@ class ExchangeCase(ItemBackCase):
 
     async def _try_to_exchange(self) -> None:
         state, item = self._state, self._item
+        if state.shipments:  # R7: already sent at approval
+            await self._exchange()
+            return
         in_stock = await workflow.execute_activity_method(
             WarehouseActivities.check_stock,
             StockQuery(sku=item.sku, quantity=state.request.quantity),
@@ -108,8 +126,13 @@ class ExchangeCase(ItemBackCase):
 
     async def _exchange(self) -> None:
         state, item = self._state, self._item
-        reference = await send_to_customer(
-            self._book, sku=item.sku, quantity=state.request.quantity, purpose="exchange"
+        # R7: for a wrong item the right one went out at approval already.
+        reference = (
+            state.shipments[-1]
+            if state.shipments
+            else await send_to_customer(
+                self._book, sku=item.sku, quantity=state.request.quantity, purpose="exchange"
+            )
         )
         difference = price_difference(state.request.paid, item.price)
         if difference.to_charge.amount_minor:

@@ -34,6 +34,7 @@ MERCHANT_SIDE = frozenset(
         CaseStatus.REFUND_DUE,
         CaseStatus.EXCHANGE_DUE,
         CaseStatus.WAITING_FOR_STOCK,
+        CaseStatus.INTERCEPTING,
     }
 )
 
