@@ -15,6 +15,7 @@ from activities.carrier import CarrierActivities, CarrierGateway, SandboxCarrier
 from activities.ledger import LedgerActivities
 from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
 from activities.payments import PaymentActivities, PaymentProvider, SandboxPaymentProvider
+from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
 from infra.database import create_pool, migrate
 from infra.settings import ConfigurationError, load_settings
@@ -23,6 +24,7 @@ from workflows.carrier_claim import CarrierClaim
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
+from workflows.survey import SatisfactionSurvey
 
 # Enough for every open case to stay cached: a cache miss replays the whole history.
 DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
@@ -33,7 +35,7 @@ DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules("domain", "activities")
 )
-WORKFLOWS = [ReturnCase, ExchangeCase, DamageClaimCase, CarrierClaim]
+WORKFLOWS = [ReturnCase, ExchangeCase, DamageClaimCase, CarrierClaim, SatisfactionSurvey]
 
 
 def build_worker(
@@ -52,6 +54,7 @@ def build_worker(
     messages = NotificationActivities(pool, notifier)
     claims = CarrierActivities(pool, carrier or SandboxCarrier())
     parcels = WarehouseActivities(pool, warehouse or SandboxWarehouse())
+    surveys = SurveyActivities(pool)
     return Worker(
         client,
         task_queue=task_queue,
@@ -69,6 +72,7 @@ def build_worker(
             parcels.ship,
             parcels.check_stock,
             parcels.cancel_shipment,
+            surveys.record,
         ],
         max_cached_workflows=max_cached_workflows,
     )

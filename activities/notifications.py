@@ -35,6 +35,8 @@ class Template(StrEnum):
     REFUND_CONSENT_REQUESTED = "refund_consent_requested"
     EXPECTED_DELIVERY = "expected_delivery"
     APOLOGY_COUPON = "apology_coupon"
+    SATISFACTION_SURVEY = "satisfaction_survey"
+    DISPUTE_RULED = "dispute_ruled"
 
 
 class CustomerMessage(BaseModel):

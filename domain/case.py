@@ -265,6 +265,7 @@ class Role(StrEnum):
     MANAGER = "manager"
     WAREHOUSE = "warehouse"
     SYSTEM = "system"
+    ARBITER = "arbiter"  # R19: the platform's arbitration
 
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER})
@@ -355,3 +356,19 @@ class InterceptRequested(Strict):
     """R4: the customer insists on not waiting: return the parcel to sender."""
 
     event_id: MessageId
+
+
+class Dispute(Strict):
+    """R19: the customer rejects the merchant's final decision and asks the platform."""
+
+    event_id: MessageId
+    reason: ExplainedReason
+
+
+class ArbitrationRuling(OperatorAction):
+    """R19: the platform arbiter's ruling, applied as it stands."""
+
+    favour_customer: bool
+    # For the customer: how much to refund; none means everything still refundable.
+    refund: Money | None = None
+    reason: ExplainedReason

@@ -8,8 +8,10 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from domain.case import (
+    ArbitrationRuling,
     CompensationOffer,
     Complaint,
+    Dispute,
     EscalationRequest,
     EvidenceSubmitted,
     Grade,
@@ -39,6 +41,7 @@ class CaseStatus(StrEnum):
     AWAITING_REFUND_CONSENT = "awaiting_refund_consent"
     WAITING_FOR_STOCK = "waiting_for_stock"
     EXCHANGED = "exchanged"
+    IN_ARBITRATION = "in_arbitration"
     AWAITING_DELIVERY = "awaiting_delivery"
     INTERCEPTING = "intercepting"
     DELIVERED = "delivered"
@@ -127,6 +130,8 @@ CaseMessage = (
     | RefundConsent
     | ParcelDelivered
     | InterceptRequested
+    | Dispute
+    | ArbitrationRuling
 )
 
 
@@ -140,6 +145,7 @@ def message_id(message: CaseMessage) -> str:
             | Complaint()
             | ParcelDelivered()
             | InterceptRequested()
+            | Dispute()
         ):
             return message.event_id
         case RemedyChoice():
@@ -173,6 +179,10 @@ class CaseState(BaseModel):
     consent_deadline: datetime | None = None
     next_stock_check: datetime | None = None
     charges: list[RefundReceipt] = Field(default_factory=list)
+    dispute_deadline: datetime | None = None
+    dispute: Dispute | None = None
+    ruling: ArbitrationRuling | None = None
+    survey_id: str | None = None
     ship_back_deadline: datetime | None = None
     reminders_sent: list[ReminderSent] = Field(default_factory=list)
     shipped_back: ShippedBack | None = None
@@ -230,6 +240,8 @@ class CaseState(BaseModel):
                 return "the warehouse to inspect the item"
             case CaseStatus.REFUND_DUE:
                 return "the payment provider to confirm the refund"
+            case CaseStatus.IN_ARBITRATION:
+                return "the platform arbiter's ruling on the customer's dispute (R19)"
             case CaseStatus.AWAITING_DELIVERY:
                 return "the carrier to deliver; the customer may ask to intercept (R4)"
             case CaseStatus.INTERCEPTING:

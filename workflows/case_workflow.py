@@ -9,12 +9,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
 
 from activities.notifications import Template
 from domain.case import (
     STAFF,
+    ArbitrationRuling,
     CompensationOffer,
     Complaint,
+    Dispute,
     EscalationRequest,
     EvidenceSubmitted,
     Reason,
@@ -39,13 +42,17 @@ from domain.state import (
     EscalationLevel,
     message_id,
 )
+from domain.survey import SurveyRequest
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import MERCHANT_SIDE, CaseBook
 from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
+from workflows.survey import SatisfactionSurvey
 
 # Cases recorded before R13/R14 timers existed replay without them (see README).
 SLA_TIMERS_PATCH = "r13-inspection-deadline-r14-daily-follow-ups"
+# Likewise for cases that closed before the R19 dispute window and R25 survey existed.
+CLOSING_STEPS_PATCH = "r19-dispute-window-r25-survey"
 
 
 @dataclass(frozen=True)
@@ -85,18 +92,25 @@ class CaseWorkflow:
             self._book.publish()
         while not state.status.is_closed:
             if state.inbox:
-                message = state.inbox.pop(0)
-                self._in_progress = message_id(message)
-                await self._dispatch(message)
-                self._in_progress = None
+                await self._take_message(self._dispatch)
             elif not await self._act():
                 await self._wait_for_agenda()
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
+        if workflow.patched(CLOSING_STEPS_PATCH):
+            if state.status is CaseStatus.REJECTED:
+                await self._dispute_window()
+            await self._send_survey()
         while state.inbox:
             await self._ignore(state.inbox.pop(0), "the case is already closed")
         return state
+
+    async def _take_message(self, handle: Callable[[CaseMessage], Awaitable[None]]) -> None:
+        message = self._state.inbox.pop(0)
+        self._in_progress = message_id(message)
+        await handle(message)
+        self._in_progress = None
 
     async def _wait_for_agenda(self) -> None:
         state = self._state
@@ -217,6 +231,30 @@ class CaseWorkflow:
             raise ValueError(f"status: the case is {self._state.status.value} (closed)")
         if self._state.escalation.level is EscalationLevel.MANAGER:
             raise ValueError("escalation: the case is already at the manager level (R18)")
+
+    @workflow.signal(name="dispute")
+    def dispute(self, dispute: Dispute) -> None:
+        """R19: the customer asks the platform to arbitrate a rejection."""
+        self._accept(dispute)
+
+    @workflow.update
+    async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseState:
+        """R19: the arbiter's ruling, applied as it stands."""
+        return await self._accept_and_wait(ruling)
+
+    @apply_ruling.validator
+    def _validate_ruling(self, ruling: ArbitrationRuling) -> None:
+        state = self._state
+        if ruling.role is not Role.ARBITER:
+            raise ValueError("role: only the platform arbiter rules on disputes (R19)")
+        if state.status is not CaseStatus.IN_ARBITRATION:
+            raise ValueError(f"status: the case is {state.status.value}, not in_arbitration")
+        if ruling.refund is not None:
+            limit = refund_limit(state.request.paid, state.reimbursed_shipping)
+            if ruling.refund.currency != state.request.paid.currency or not (
+                state.refunded_total + ruling.refund <= limit
+            ):
+                raise ValueError(f"refund: at most {limit} in all may be refunded (R21)")
 
     @workflow.query(name="state")
     def state(self) -> CaseState:
@@ -497,6 +535,83 @@ class CaseWorkflow:
             reason=f"coupon of {coupon} for shipping the wrong item; root cause {cause}",
             details={"coupon_minor": coupon.amount_minor, "root_cause": cause},
         )
+
+    # ---- after the close: R19 disputes, R25 survey -----------------------------------
+
+    async def _dispute_window(self) -> None:
+        state = self._state
+        state.dispute_deadline = workflow.now() + state.policy.dispute_window
+        self._book.publish()
+        while state.status in (CaseStatus.REJECTED, CaseStatus.IN_ARBITRATION):
+            if state.inbox:
+                await self._take_message(self._after_decision)
+                if state.status is CaseStatus.REJECTED and state.ruling is not None:
+                    return
+            elif state.status is CaseStatus.IN_ARBITRATION:
+                await workflow.wait_condition(lambda: bool(state.inbox))
+            elif not await wait_until(
+                lambda: bool(state.inbox), state.dispute_deadline, "R19 dispute window"
+            ):
+                return
+
+    async def _after_decision(self, message: CaseMessage) -> None:
+        state = self._state
+        match message:
+            case Dispute() if state.status is CaseStatus.REJECTED and state.dispute is None:
+                state.dispute = message
+                state.closed_at = None
+                await self._book.record(
+                    "disputed",
+                    rule="R19",
+                    reason=f"the customer asks the platform to arbitrate: {message.reason}",
+                    status=CaseStatus.IN_ARBITRATION,
+                    actor=state.request.customer.customer_id,
+                    role="customer",
+                )
+                await self._escalate("the customer disputes the decision (R19)")
+            case ArbitrationRuling() if state.status is CaseStatus.IN_ARBITRATION:
+                await self._ruled(message)
+            case _:
+                await self._ignore(message, f"the case is {state.status.value}")
+
+    async def _ruled(self, ruling: ArbitrationRuling) -> None:
+        state = self._state
+        state.ruling = ruling
+        self._state.escalation.respond_by = None
+        await self._book.notify(Template.DISPUTE_RULED, reason=ruling.reason)
+        if not ruling.favour_customer:
+            await self._book.record(
+                "ruling_upholds_decision", rule="R19", reason=ruling.reason,
+                status=CaseStatus.REJECTED, actor=ruling.actor, role=ruling.role.value,
+            )  # fmt: skip
+            return
+        limit = refund_limit(state.request.paid, state.reimbursed_shipping)
+        amount = ruling.refund or limit.minus_floored_at_zero(state.refunded_total)
+        await refund(
+            self._book, amount, rule="R19",
+            reason=f"the arbiter ruled for the customer: {ruling.reason}",
+            actor=ruling.actor, role=ruling.role.value,
+        )  # fmt: skip
+
+    async def _send_survey(self) -> None:
+        state = self._state
+        request = state.request
+        survey_id = f"survey-{state.case_id}"
+        await workflow.start_child_workflow(
+            SatisfactionSurvey.run,
+            SurveyRequest(
+                case_id=state.case_id,
+                customer_id=request.customer.customer_id,
+                time_zone=request.customer.time_zone,
+                case_outcome=state.status.value,
+                policy=state.policy,
+            ),
+            id=survey_id,
+            # The survey waits days for answers; the case itself is done.
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            static_summary=f"R25 survey · {state.case_id}",
+        )
+        state.survey_id = survey_id
 
     async def _sla_breached(self, what: str) -> None:
         self._state.sla_breaches.append(what)
