@@ -208,16 +208,26 @@ class Grade(StrEnum):
     WRONG_ITEM = "wrong_item"
 
 
+class MissingItem(Strict):
+    """R21: an accessory or gift that should have come back with the item."""
+
+    sku: BusinessKey
+    value: Money
+
+
 class WarehouseScan(Strict):
     scan_id: MessageId
     event: ScanEvent
     station: Annotated[str, Field(min_length=1, max_length=64)]
     grade: Grade | None = None
     photos: Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=20)] = []
+    missing_items: Annotated[list[MissingItem], Field(max_length=50)] = []
     scanned_at: UtcDatetime
 
     @model_validator(mode="after")
     def _grade_only_with_inspection(self) -> WarehouseScan:
+        if self.missing_items and self.event is not ScanEvent.INSPECTED:
+            raise ValueError("missing_items belong to the inspected scan (R21)")
         if self.event is ScanEvent.INSPECTED and self.grade is None:
             raise ValueError("grade is required for an inspected scan (R26)")
         if self.event is ScanEvent.PARCEL_RECEIVED and self.grade is not None:
@@ -310,6 +320,12 @@ class CompensationOffer(OperatorAction):
 
     amount: Money
     reason: ExplainedReason
+
+
+class CallRequest(OperatorAction):
+    """R16: an agent wants to phone the customer (inside call hours, at most 3 per case)."""
+
+    purpose: ExplainedReason
 
 
 class EscalationRequest(OperatorAction):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from domain.case import STAFF, CaseKind, Grade, OpenCaseRequest, Reason, Role
+from domain.case import STAFF, CaseKind, Grade, MissingItem, OpenCaseRequest, Reason, Role
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import Disposition, EscalationLevel
@@ -224,3 +224,11 @@ def price_difference(paid: Money, replacement_price: Money) -> PriceDifference:
         to_charge=replacement_price.minus_floored_at_zero(paid),
         to_refund=paid.minus_floored_at_zero(replacement_price),
     )
+
+
+def missing_items_deduction(items: list[MissingItem], currency: str) -> Money:
+    """R21: what incomplete accessories and gifts take off the refund."""
+    total = Money.zero(currency)
+    for item in items:
+        total = total + item.value
+    return total

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from domain.case import (
     ArbitrationRuling,
+    CallRequest,
     CompensationOffer,
     Complaint,
     Dispute,
@@ -104,6 +105,8 @@ class ReminderSent(BaseModel):
 class Inspection(BaseModel):
     scan_id: str
     grade: Grade
+    # R21: accessories and gifts that did not come back, deducted from the refund.
+    deductions: Money | None = None
     passed: bool
     disposition: Disposition
     reason: str
@@ -132,6 +135,7 @@ CaseMessage = (
     | InterceptRequested
     | Dispute
     | ArbitrationRuling
+    | CallRequest
 )
 
 
@@ -212,6 +216,7 @@ class CaseState(BaseModel):
             return None
         return self.shipped_back.postage if self.merchant_pays_shipping else None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def refunded_total(self) -> Money:
         total = Money.zero(self.request.paid.currency)
@@ -219,10 +224,7 @@ class CaseState(BaseModel):
             total = total + refund.amount
         return total
 
-    @property
-    def parcel_on_its_way(self) -> bool:
-        return self.shipped_back is not None or self.received_at is not None
-
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def waiting_for(self) -> str:
         match self.status:
@@ -257,6 +259,7 @@ class CaseState(BaseModel):
             case _:
                 return "nothing: the case is closed"
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def next_deadline(self) -> datetime | None:
         """The earliest deadline the case is waiting on, for operators."""

@@ -11,11 +11,16 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier, Template
 from activities.payments import SandboxPaymentProvider
-from domain.case import Grade, ScanEvent
+from domain.case import Grade, MissingItem, ScanEvent
+from domain.money import Money
 from domain.state import CaseStatus, Disposition
 from tests.conftest import a_request
 from tests.helpers import events, open_case, scan, shipped, state_when
 from workflows.return_case import ReturnCase
+
+
+def eur(minor: int) -> Money:
+    return Money(amount_minor=minor, currency="EUR")
 
 
 async def test_request_at_6_days_23_hours_is_accepted(
@@ -295,3 +300,19 @@ async def test_continue_as_new_carries_the_whole_case(
     assert len(payments.calls) == 1
     seqs = [e["seq"] for e in await events(pool, request.case_id)]
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_missing_accessories_are_deducted_from_the_refund(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R21
+    request = a_request(paid_minor=10_000)
+    inspected = scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE).model_copy(
+        update={"missing_items": [MissingItem(sku="SKU-42-CHARGER", value=eur(1_500))]}
+    )
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(time_skipping_env, task_queue, request)
+        await handle.signal(ReturnCase.warehouse_scan, inspected)
+        result = await handle.result()
+    assert result.status is CaseStatus.REFUNDED
+    assert result.refunded_total == eur(8_500)
+    assert result.refunds[0].amount == eur(8_500)

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier, Template
 from domain.case import (
+    CallRequest,
     CompensationOffer,
     Complaint,
     EscalationRequest,
@@ -334,3 +335,32 @@ async def test_merchant_fault_refund_includes_the_return_postage(
         "SELECT sum(amount_minor) FROM money_movements WHERE case_id = $1", result.case_id
     )
     assert total == 10_690
+
+
+async def test_at_most_three_calls_per_case(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R16
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)  # first contact: call 1
+
+        def call(n: int) -> CallRequest:
+            return CallRequest(action_id=f"call-{n}", actor="agent-ann", role=Role.AGENT,
+                               purpose="ask for a clearer photo")  # fmt: skip
+
+        await handle.execute_update(ReturnCase.request_call, call(2))
+        third = await handle.execute_update(ReturnCase.request_call, call(3))
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ReturnCase.request_call, call(4))
+    assert third.calls_scheduled == 3
+    assert "R16" in str(refused.value.cause)
+
+
+async def test_the_query_tells_operators_what_the_case_waits_for_and_by_when(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # operators' view
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        raw = await handle.query("state", result_type=dict)
+    assert "review" in raw["waiting_for"]
+    assert raw["next_deadline"] is not None
+    assert raw["refunded_total"] == {"amount_minor": 0, "currency": "EUR"}

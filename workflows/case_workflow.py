@@ -15,6 +15,7 @@ from activities.notifications import Template
 from domain.case import (
     STAFF,
     ArbitrationRuling,
+    CallRequest,
     CompensationOffer,
     Complaint,
     Dispute,
@@ -232,6 +233,22 @@ class CaseWorkflow:
         if self._state.escalation.level is EscalationLevel.MANAGER:
             raise ValueError("escalation: the case is already at the manager level (R18)")
 
+    @workflow.update
+    async def request_call(self, request: CallRequest) -> CaseState:
+        """R16: schedule a phone call in the customer's call hours."""
+        return await self._accept_and_wait(request)
+
+    @request_call.validator
+    def _validate_request_call(self, request: CallRequest) -> None:
+        self._require_staff(request.role)
+        state = self._state
+        if state.status.is_closed:
+            raise ValueError(f"status: the case is {state.status.value} (closed)")
+        if state.calls_scheduled >= state.policy.max_calls_per_case:
+            raise ValueError(
+                f"R16: this case already had {state.calls_scheduled} calls, the most allowed"
+            )
+
     @workflow.signal(name="dispute")
     def dispute(self, dispute: Dispute) -> None:
         """R19: the customer asks the platform to arbitrate a rejection."""
@@ -302,6 +319,15 @@ class CaseWorkflow:
                 await self._decided(message)
             case CompensationOffer() if not status.is_closed:
                 await self._compensate(message)
+            case CallRequest() if not status.is_closed:
+                await self._book.schedule_call(message.purpose)
+                await self._book.record(
+                    "call_scheduled",
+                    rule="R16",
+                    reason=f"call {self._state.calls_scheduled}: {message.purpose}",
+                    actor=message.actor,
+                    role=message.role.value,
+                )
             case EscalationRequest() if not status.is_closed:
                 await self._escalate(message.reason, actor=message.actor, role=message.role.value)
             case _:

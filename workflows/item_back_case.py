@@ -8,7 +8,11 @@ from temporalio import workflow
 
 from activities.notifications import Template
 from domain.case import Reason, ScanEvent, ShippedBack, WarehouseScan
-from domain.policy import judge_changed_mind_inspection, judge_merchant_fault_inspection
+from domain.policy import (
+    judge_changed_mind_inspection,
+    judge_merchant_fault_inspection,
+    missing_items_deduction,
+)
 from domain.state import CaseMessage, CaseStatus, Inspection
 from workflows.case_workflow import CaseWorkflow, Due
 from workflows.steps.ship_back import (
@@ -118,9 +122,11 @@ class ItemBackCase(CaseWorkflow):
             if state.request.reason is Reason.CHANGED_MIND
             else judge_merchant_fault_inspection(scan.grade)
         )
+        deductions = missing_items_deduction(scan.missing_items, state.request.paid.currency)
         state.inspection = Inspection(
             scan_id=scan.scan_id,
             grade=scan.grade,
+            deductions=deductions if deductions.amount_minor else None,
             passed=verdict.passed,
             disposition=verdict.disposition,
             reason=verdict.reason,
@@ -131,6 +137,7 @@ class ItemBackCase(CaseWorkflow):
             "grade": scan.grade.value,
             "disposition": verdict.disposition.value,  # R27
             "photos": len(scan.photos),
+            "missing_items": [item.model_dump(mode="json") for item in scan.missing_items],
         }
         if not verdict.passed:
             state.decision_reason = verdict.reason

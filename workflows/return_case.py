@@ -178,6 +178,13 @@ class ReturnCase(ItemBackCase):
         return True
 
     def _amount_due(self) -> Money:
+        due = self._amount_before_deductions()
+        inspection = self._state.inspection
+        if inspection is None or inspection.deductions is None:
+            return due
+        return due.minus_floored_at_zero(inspection.deductions)  # R21
+
+    def _amount_before_deductions(self) -> Money:
         state = self._state
         if state.request.reason is Reason.CHANGED_MIND:
             return changed_mind_refund(state.request.paid, state.policy, state.refunded_total)
@@ -199,11 +206,14 @@ class ReturnCase(ItemBackCase):
                 status=CaseStatus.REFUNDED,
             )
             return
-        postage = self._state.reimbursed_shipping
+        state = self._state
+        postage = state.reimbursed_shipping
+        deducted = state.inspection.deductions if state.inspection else None
         await refund(
             self._book,
             amount,
             rule="R21",
-            reason=f"passed inspection: {amount} refunded"
-            + (f", including {postage} return postage (R6)" if postage else ""),
+            reason=f"{amount} refunded"
+            + (f", including {postage} return postage (R6)" if postage else "")
+            + (f", less {deducted} for missing accessories or gifts" if deducted else ""),
         )
