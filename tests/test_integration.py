@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.payments import SandboxPaymentProvider
 from domain.case import (
     CaseKind,
+    ExchangeItem,
     Grade,
     Reason,
     Remedy,
@@ -24,13 +25,19 @@ from domain.case import (
     ShippedBack,
     WarehouseScan,
 )
+from domain.money import Money
 from domain.state import CaseStatus
 from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from workflows.damage_claim_case import DamageClaimCase
+from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
+
+
+def eur(minor: int) -> Money:
+    return Money(amount_minor=minor, currency="EUR")
 
 
 def now() -> datetime:
@@ -248,5 +255,37 @@ async def test_damage_claim_from_open_to_replacement_with_a_carrier_claim(
         "review_started",
         "carrier_claim_opened",
         "approved",
+        "replacement_shipped",
+    ]
+
+
+async def test_exchange_from_open_to_replacement_with_the_difference_charged(
+    dev_env: WorkflowEnvironment,
+    running_worker: Any,
+    gateway: CaseGateway,
+    pool: asyncpg.Pool,
+    payments: SandboxPaymentProvider,
+) -> None:  # R22, R26, R23
+    request = recent_request(
+        kind=CaseKind.EXCHANGE, exchange_for=ExchangeItem(sku="SKU-42-XL", price=eur(6_490))
+    )
+    case_id = request.case_id
+    async with running_worker(dev_env.client):
+        opened = await gateway.open_case(request)
+        assert opened.state.status is CaseStatus.AWAITING_SHIP_BACK
+        await gateway.scan(case_id, dock_scan(f"{case_id}-dock"))
+        await gateway.scan(case_id, inspection(f"{case_id}-qc"))
+        result = await dev_env.client.get_workflow_handle_for(ExchangeCase.run, case_id).result()
+    assert result.status is CaseStatus.EXCHANGED
+    assert list(payments.charges.values()) == [eur(6_490 - 5_990)]
+    actions = await pool.fetch(
+        "SELECT action FROM case_events WHERE case_id = $1 ORDER BY seq", case_id
+    )
+    assert [a["action"] for a in actions] == [
+        "case_opened",
+        "approved",
+        "parcel_received",
+        "inspection_passed",
+        "price_difference_charged",
         "replacement_shipped",
     ]

@@ -31,6 +31,10 @@ def test_every_case_kind_has_recorded_histories() -> None:
         "return_rejected",
         "return_refused",
         "return_abandoned",
+        "exchange_dearer_replacement",
+        "damage_claim_lost_replaced",
+        "carrier_claim_90_days",
+        "return_disputed_ruled_for_customer",
     }
 
 

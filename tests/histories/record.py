@@ -12,27 +12,44 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from temporalio.testing import WorkflowEnvironment
+
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
 from domain.case import (
+    ArbitrationRuling,
+    CaseKind,
     CompensationOffer,
+    Dispute,
     EscalationRequest,
     EvidenceSubmitted,
+    ExchangeItem,
     Grade,
     OpenCaseRequest,
     Reason,
+    Remedy,
+    RemedyChoice,
+    ReviewDecision,
     Role,
+    RootCause,
     ScanEvent,
     ShippedBack,
     WarehouseScan,
 )
+from domain.claim import CarrierClaimRequest, CarrierResponse
 from domain.money import Money
+from domain.policy_settings import PolicySettings
+from domain.state import CaseState, CaseStatus
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server
-from tests.conftest import a_request
+from infra.gateway import WORKFLOW_OF_KIND
+from tests.conftest import a_request, eventually
 from tests.helpers import Handle
 from worker import build_worker
+from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
+from workflows.damage_claim_case import DamageClaimCase
+from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
 
 HERE = Path(__file__).parent
@@ -78,6 +95,42 @@ async def _reviewed_escalated_compensated(handle: Handle) -> None:
     await _ship_and_pass(handle, Grade.DAMAGED)
 
 
+async def _dearer_exchange(handle: Handle) -> None:
+    await handle.signal(ExchangeCase.warehouse_scan, _scan("dock-7", ScanEvent.PARCEL_RECEIVED))
+    passed = _scan("qc-7", ScanEvent.INSPECTED, Grade.RESELLABLE)
+    await handle.signal(ExchangeCase.warehouse_scan, passed)
+
+
+async def _lost_parcel_replaced(handle: Handle) -> None:
+    await eventually(
+        lambda: handle.query(DamageClaimCase.state),
+        lambda state: state.status is CaseStatus.UNDER_REVIEW,
+    )
+    await handle.execute_update(
+        DamageClaimCase.decide,
+        ReviewDecision(action_id="d-8", actor="agent-ann", role=Role.AGENT, approve=True,
+                       root_cause=RootCause.ROUTE),
+    )  # fmt: skip
+    await handle.execute_update(
+        DamageClaimCase.choose_remedy, RemedyChoice(choice_id="r-8", remedy=Remedy.REPLACEMENT)
+    )
+
+
+async def _disputed_and_ruled(handle: Handle) -> None:
+    await _rejected_at_inspection(handle)
+    await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-9", reason="it was like that"))
+    await eventually(
+        lambda: handle.query(ReturnCase.state),
+        lambda state: state.status is CaseStatus.IN_ARBITRATION,
+    )
+    await handle.execute_update(
+        ReturnCase.apply_ruling,
+        ArbitrationRuling(action_id="rule-9", actor="arbiter-1", role=Role.ARBITER,
+                          favour_customer=True, reason="transport damage, not the customer"),
+    )  # fmt: skip
+
+
+EUR = "EUR"
 Scenario = tuple[OpenCaseRequest, Callable[[Handle], Awaitable[None]]]
 SCENARIOS: dict[str, Scenario] = {
     "return_refunded": (a_request(order_id="HIST-1"), _ship_and_pass),
@@ -92,14 +145,61 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-6", reason=Reason.NOT_AS_DESCRIBED),
         _nothing,
     ),
+    "exchange_dearer_replacement": (
+        a_request(
+            order_id="HIST-7",
+            kind=CaseKind.EXCHANGE,
+            exchange_for=ExchangeItem(
+                sku="SKU-42-XL", price=Money(amount_minor=6_990, currency=EUR)
+            ),
+        ),
+        _dearer_exchange,
+    ),
+    "damage_claim_lost_replaced": (
+        a_request(
+            order_id="HIST-8",
+            kind=CaseKind.DAMAGE_CLAIM,
+            reason=Reason.LOST_IN_TRANSIT,
+            carrier="DHL",
+        ),
+        _lost_parcel_replaced,
+    ),
+    "return_disputed_ruled_for_customer": (a_request(order_id="HIST-9"), _disputed_and_ruled),
 }
+
+
+async def _record_claim(env: WorkflowEnvironment) -> None:
+    """A carrier claim chased for 90 days, continuing as new, then answered."""
+    name = "carrier_claim_90_days"
+    if (HERE / f"{name}.json").exists():
+        return
+    run = ClaimRun(
+        request=CarrierClaimRequest(
+            claim_id="claim-HIST-10", case_id="damage_claim-HIST-10-1-r1", carrier="DHL",
+            amount=Money(amount_minor=10_000, currency=EUR),
+            deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
+        ),
+        history_events_before_continue=200,
+    )  # fmt: skip
+    claim = await env.client.start_workflow(
+        CarrierClaim.run, run, id=run.request.claim_id, task_queue=TASK_QUEUE
+    )
+    first_run = claim.result_run_id
+    await env.sleep(timedelta(days=90))
+    await claim.signal(
+        CarrierClaim.carrier_response,
+        CarrierResponse(response_id="dhl-10", accepted=True,
+                        recovered=Money(amount_minor=7_000, currency=EUR)),
+    )  # fmt: skip
+    await claim.result()
+    first = env.client.get_workflow_handle(run.request.claim_id, run_id=first_run)
+    history = await first.fetch_history()
+    (HERE / f"{name}.json").write_text(history.to_json())
+    print(f"recorded {name}: {len(history.events)} events (first run)")
 
 
 async def main() -> None:
     missing = {name: s for name, s in SCENARIOS.items() if not (HERE / f"{name}.json").exists()}
-    if not missing:
-        print("every scenario is recorded already")
-        return
     with tempfile.TemporaryDirectory() as tmp:
         pool = await create_pool(start_embedded_postgres(Path(tmp) / "pg", delete_on_exit=True))
         await migrate(pool)
@@ -114,14 +214,23 @@ async def main() -> None:
         async with worker:
             for name, (request, drive) in missing.items():
                 handle = await env.client.start_workflow(
-                    ReturnCase.run, CaseRun(request=request), id=request.case_id,
-                    task_queue=TASK_QUEUE,
+                    WORKFLOW_OF_KIND[request.kind].__name__, CaseRun(request=request),
+                    id=request.case_id, task_queue=TASK_QUEUE, result_type=CaseState,
                 )  # fmt: skip
                 await drive(handle)
                 await handle.result()
                 history = await handle.fetch_history()
                 (HERE / f"{name}.json").write_text(history.to_json())
                 print(f"recorded {name}: {len(history.events)} events")
+        await env.shutdown()
+        # A server of its own: its clock must not wait on the cases' leftover children.
+        env = await start_time_skipping_server()
+        claim_worker = build_worker(
+            env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
+            notifier=RecordingNotifier(),
+        )  # fmt: skip
+        async with claim_worker:
+            await _record_claim(env)
         await env.shutdown()
         await pool.close()
 
