@@ -3,6 +3,7 @@ running case fails here, not in production."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,14 @@ from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.case_workflow import SLA_TIMERS_PATCH
 from workflows.return_case import ReturnCase
 
-HISTORIES = {
-    path.stem: path.read_text() for path in (Path(__file__).parent / "histories").glob("*.json")
-}
+_HERE = Path(__file__).parent / "histories"
+# A history does not carry its workflow id, and the cases derive ids (children's) from it.
+WORKFLOW_IDS: dict[str, str] = json.loads((_HERE / "workflow_ids.json").read_text())
+HISTORIES = {name: (_HERE / f"{name}.json").read_text() for name in WORKFLOW_IDS}
+
+
+def test_every_recorded_history_file_is_listed() -> None:
+    assert {p.stem for p in _HERE.glob("*.json")} - {"workflow_ids"} == set(WORKFLOW_IDS)
 
 
 def test_every_case_kind_has_recorded_histories() -> None:
@@ -40,7 +46,7 @@ def test_every_case_kind_has_recorded_histories() -> None:
 
 @pytest.mark.parametrize("name", sorted(HISTORIES))
 async def test_recorded_history_replays_on_current_code(name: str) -> None:
-    history = WorkflowHistory.from_json(name, HISTORIES[name])
+    history = WorkflowHistory.from_json(WORKFLOW_IDS[name], HISTORIES[name])
     replayer = Replayer(
         workflows=WORKFLOWS,
         workflow_runner=WORKFLOW_RUNNER,
@@ -62,7 +68,9 @@ def _patch_markers(history: WorkflowHistory) -> list[bytes]:
 async def test_cases_from_before_the_sla_timers_replay_without_them() -> None:
     # The workflow.patched example (README "Changing a workflow"): this history predates
     # the R13/R14 timers, carries no marker, and replays because old runs skip them.
-    history = WorkflowHistory.from_json("return_refunded", HISTORIES["return_refunded"])
+    history = WorkflowHistory.from_json(
+        WORKFLOW_IDS["return_refunded"], HISTORIES["return_refunded"]
+    )
     assert _patch_markers(history) == []
     result = await Replayer(
         workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter

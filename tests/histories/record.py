@@ -7,6 +7,7 @@ production, which every later version of the code must still replay."""
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -195,7 +196,15 @@ async def _record_claim(env: WorkflowEnvironment) -> None:
     first = env.client.get_workflow_handle(run.request.claim_id, run_id=first_run)
     history = await first.fetch_history()
     (HERE / f"{name}.json").write_text(history.to_json())
+    _remember_id(name, run.request.claim_id)
     print(f"recorded {name}: {len(history.events)} events (first run)")
+
+
+def _remember_id(name: str, workflow_id: str) -> None:
+    index = HERE / "workflow_ids.json"
+    ids = json.loads(index.read_text()) if index.exists() else {}
+    ids[name] = workflow_id
+    index.write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
 
 
 async def main() -> None:
@@ -221,6 +230,7 @@ async def main() -> None:
                 await handle.result()
                 history = await handle.fetch_history()
                 (HERE / f"{name}.json").write_text(history.to_json())
+                _remember_id(name, request.case_id)
                 print(f"recorded {name}: {len(history.events)} events")
         await env.shutdown()
         # A server of its own: its clock must not wait on the cases' leftover children.
