@@ -6,7 +6,8 @@ COPY domain domain
 COPY workflows workflows
 COPY activities activities
 COPY infra infra
-COPY worker.py starter.py ./
+COPY worker.py starter.py policy.toml ./
 RUN pip install --no-cache-dir .
+ENV AFTERSALES_POLICY_FILE=/app/policy.toml
 USER nobody
 CMD ["python", "worker.py"]

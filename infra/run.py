@@ -15,8 +15,11 @@ from datetime import UTC, datetime, timedelta
 from activities.notifications import LoggingNotifier
 from activities.payments import SandboxPaymentProvider
 from domain.case import (
+    UNDELIVERED,
+    CaseKind,
     Channel,
     Customer,
+    ExchangeItem,
     Grade,
     OpenCaseRequest,
     Reason,
@@ -37,18 +40,31 @@ log = logging.getLogger("aftersales.run")
 _LOCAL_HOSTS = {"localhost", "127.0.0.1"}
 
 
-def _demo_request(number: int, *, delivered_days_ago: float, now: datetime) -> OpenCaseRequest:
+def _demo_request(
+    number: int,
+    *,
+    delivered_days_ago: float,
+    now: datetime,
+    kind: CaseKind = CaseKind.RETURN,
+    reason: Reason = Reason.CHANGED_MIND,
+    exchange_for: ExchangeItem | None = None,
+) -> OpenCaseRequest:
+    delivered = now - timedelta(days=delivered_days_ago)
+    in_transit = reason in UNDELIVERED
     return OpenCaseRequest(
         order_id=f"DEMO-{1000 + number}",
         line_id="1",
         request_id=f"demo-{number}",
-        kind="return",
-        reason=Reason.CHANGED_MIND,
+        kind=kind,
+        reason=reason,
+        carrier="DHL",
+        exchange_for=exchange_for,
         channel=list(Channel)[number % len(Channel)],
         sku=f"SKU-{200 + number}",
         category="apparel",
         paid=Money(amount_minor=4990 + 1000 * number, currency="EUR"),
-        delivered_at=now - timedelta(days=delivered_days_ago),
+        delivered_at=None if in_transit else delivered,
+        expected_delivery_at=delivered if in_transit else None,
         requested_at=now,
         customer=Customer(customer_id=f"cust-{number}", time_zone="Europe/Berlin"),
     )
@@ -65,12 +81,24 @@ def _demo_anchor() -> datetime:
 async def open_demo_cases(gateway: CaseGateway) -> None:
     """One case in each interesting state; opened once, then left as they are."""
     now = _demo_anchor()
-    waiting = await gateway.open_case(_demo_request(1, delivered_days_ago=2, now=now))
+    await gateway.open_case(_demo_request(1, delivered_days_ago=2, now=now))
     await gateway.open_case(_demo_request(2, delivered_days_ago=9, now=now))  # R1 refused
     in_transit = await gateway.open_case(_demo_request(3, delivered_days_ago=1, now=now))
     refunded = await gateway.open_case(_demo_request(4, delivered_days_ago=3, now=now))
     rejected = await gateway.open_case(_demo_request(5, delivered_days_ago=5, now=now))
-    del waiting
+    # A defect waiting for photos (R6), an exchange, and a parcel lost in transit (R8).
+    await gateway.open_case(
+        _demo_request(6, delivered_days_ago=1, now=now, reason=Reason.QUALITY_DEFECT)
+    )
+    larger = ExchangeItem(sku="SKU-207-L", price=Money(amount_minor=11_990, currency="EUR"))
+    await gateway.open_case(
+        _demo_request(7, delivered_days_ago=2, now=now, kind=CaseKind.EXCHANGE,
+                      exchange_for=larger)
+    )  # fmt: skip
+    await gateway.open_case(
+        _demo_request(8, delivered_days_ago=0, now=now, kind=CaseKind.DAMAGE_CLAIM,
+                      reason=Reason.LOST_IN_TRANSIT)
+    )  # fmt: skip
     for opened in (in_transit, refunded, rejected):
         if opened.created:
             await gateway.shipped_back(
