@@ -64,7 +64,7 @@ class ChargeOrder(BaseModel):
     amount: Money
 
 
-class RefundConfirmation(BaseModel):
+class PaymentConfirmation(BaseModel):
     provider_reference: str
     amount: Money
 
@@ -75,7 +75,7 @@ class PaymentActivities:
         self._provider = provider
 
     @activity.defn(name="issue_refund")
-    async def issue_refund(self, order: RefundOrder) -> RefundConfirmation:
+    async def issue_refund(self, order: RefundOrder) -> PaymentConfirmation:
         """Reserve the money row, call the provider with the same key, then settle the row.
 
         A crash anywhere leaves either no row (nothing happened), a pending row (the retry
@@ -83,15 +83,15 @@ class PaymentActivities:
         (the retry returns it without calling the provider)."""
         settled = await self._reserve(order)
         if settled is not None:
-            return RefundConfirmation(provider_reference=settled, amount=order.amount)
+            return PaymentConfirmation(provider_reference=settled, amount=order.amount)
         reference = await self._provider.refund(
             idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
         )
         await self._settle(order.idempotency_key, reference)
-        return RefundConfirmation(provider_reference=reference, amount=order.amount)
+        return PaymentConfirmation(provider_reference=reference, amount=order.amount)
 
     @activity.defn(name="charge_customer")
-    async def charge(self, order: ChargeOrder) -> RefundConfirmation:
+    async def charge(self, order: ChargeOrder) -> PaymentConfirmation:
         """R22: charge a price difference, exactly once (same pattern as refunds)."""
         settled = await self._pool.fetchval(
             """INSERT INTO money_movements
@@ -105,12 +105,12 @@ class PaymentActivities:
             order.amount.currency,
         )
         if settled is not None:
-            return RefundConfirmation(provider_reference=settled, amount=order.amount)
+            return PaymentConfirmation(provider_reference=settled, amount=order.amount)
         reference = await self._provider.charge(
             idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
         )
         await self._settle(order.idempotency_key, reference)
-        return RefundConfirmation(provider_reference=reference, amount=order.amount)
+        return PaymentConfirmation(provider_reference=reference, amount=order.amount)
 
     async def _settle(self, idempotency_key: str, reference: str) -> None:
         await self._pool.execute(

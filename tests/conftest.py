@@ -141,6 +141,10 @@ def running_worker(
     return run
 
 
+def eur(minor: int) -> Money:
+    return Money(amount_minor=minor, currency="EUR")
+
+
 def a_request(
     *,
     delivered_at: datetime | None = None,

@@ -24,10 +24,9 @@ from domain.case import (
     RootCause,
 )
 from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
-from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
-from tests.conftest import a_request, eventually
+from tests.conftest import a_request, eur, eventually
 from tests.helpers import Handle, open_case, state_when
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.damage_claim_case import DamageClaimCase
@@ -37,10 +36,6 @@ ClaimHandle = WorkflowHandle[CarrierClaim, ClaimState]
 
 async def claim_when(claim: ClaimHandle, accept: Callable[[ClaimState], bool]) -> ClaimState:
     return await eventually(lambda: claim.query(CarrierClaim.state), accept)
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 def approve(root_cause: RootCause | None = RootCause.PACKAGING) -> ReviewDecision:

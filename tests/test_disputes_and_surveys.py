@@ -17,14 +17,10 @@ from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus, EscalationLevel
 from domain.survey import Satisfaction, SurveyAnswers, SurveyRequest
-from tests.conftest import a_request, eventually
+from tests.conftest import a_request, eur, eventually
 from tests.helpers import Handle, open_case, scan, state_when
 from workflows.return_case import ReturnCase
 from workflows.survey import SatisfactionSurvey
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 def ruling(*, favour_customer: bool, refund: Money | None = None, role: Role = Role.ARBITER

@@ -12,15 +12,10 @@ from temporalio.testing import WorkflowEnvironment
 from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
 from domain.case import CaseKind, ExchangeItem, Grade, RefundConsent, ScanEvent
-from domain.money import Money
 from domain.state import CaseStatus
-from tests.conftest import a_request
+from tests.conftest import a_request, eur
 from tests.helpers import Handle, open_case, scan, state_when
 from workflows.exchange_case import ExchangeCase
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 async def inspected_exchange(

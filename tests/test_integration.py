@@ -25,19 +25,14 @@ from domain.case import (
     ShippedBack,
     WarehouseScan,
 )
-from domain.money import Money
 from domain.state import CaseStatus
 from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
-from tests.conftest import a_request, eventually
+from tests.conftest import a_request, eur, eventually
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 def now() -> datetime:

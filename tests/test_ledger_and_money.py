@@ -16,16 +16,11 @@ from activities.payments import (
     RefundOrder,
     SandboxPaymentProvider,
 )
-from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
-from tests.conftest import a_request
+from tests.conftest import a_request, eur
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 def an_entry(case: CaseState, seq: int, status: CaseStatus) -> LedgerEntry:

@@ -28,14 +28,10 @@ from domain.policy import (
 )
 from domain.policy_settings import PolicySettings
 from domain.state import Disposition, EscalationLevel
-from tests.conftest import a_request
+from tests.conftest import a_request, eur
 
 POLICY = PolicySettings()
 DELIVERED = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 def test_request_at_6_days_23_hours_is_inside_the_window() -> None:  # R1

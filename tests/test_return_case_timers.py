@@ -12,15 +12,10 @@ from temporalio.testing import WorkflowEnvironment
 from activities.notifications import RecordingNotifier, Template
 from activities.payments import SandboxPaymentProvider
 from domain.case import Grade, MissingItem, ScanEvent
-from domain.money import Money
 from domain.state import CaseStatus, Disposition
-from tests.conftest import a_request
+from tests.conftest import a_request, eur
 from tests.helpers import events, open_case, scan, shipped, state_when
 from workflows.return_case import ReturnCase
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 async def test_request_at_6_days_23_hours_is_accepted(

@@ -29,16 +29,11 @@ from domain.case import (
     RootCause,
     ScanEvent,
 )
-from domain.money import Money
 from domain.state import CaseStatus, EscalationLevel
-from tests.conftest import a_request
+from tests.conftest import a_request, eur
 from tests.helpers import Handle, events, open_case, scan, state_when
 from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 def approve(root_cause: RootCause | None = None) -> ReviewDecision:

@@ -27,9 +27,8 @@ from domain.case import (
     ScanEvent,
     ShippedBack,
 )
-from domain.money import Money
 from domain.state import CaseStatus, EscalationLevel
-from tests.conftest import a_request
+from tests.conftest import a_request, eur
 from tests.helpers import Handle, events, open_case, scan, state_when
 from workflows.return_case import ReturnCase
 
@@ -47,10 +46,6 @@ def decision(
         action_id=f"d-{uuid.uuid4().hex[:6]}", actor="agent-ann", role=role, approve=approve,
         reason=reason,
     )  # fmt: skip
-
-
-def eur(minor: int) -> Money:
-    return Money(amount_minor=minor, currency="EUR")
 
 
 async def under_review(env: WorkflowEnvironment, task_queue: str, **request: Any) -> Handle:
