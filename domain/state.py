@@ -194,6 +194,7 @@ class CaseState(BaseModel):
     received_at: datetime | None = None
     received_scan_id: str | None = None
     inspection_deadline: datetime | None = None
+    refund_deadline: datetime | None = None
     sla_breaches: list[str] = Field(default_factory=list)
     next_follow_up_at: datetime | None = None
     follow_ups_sent: int = 0
@@ -268,6 +269,7 @@ class CaseState(BaseModel):
             CaseStatus.UNDER_REVIEW: self.review_deadline,
             CaseStatus.AWAITING_SHIP_BACK: self.ship_back_deadline,
             CaseStatus.AWAITING_INSPECTION: self.inspection_deadline,
+            CaseStatus.REFUND_DUE: self.refund_deadline,
             CaseStatus.AWAITING_REMEDY_CHOICE: self.remedy_deadline,
             CaseStatus.AWAITING_REFUND_CONSENT: self.consent_deadline,
             CaseStatus.WAITING_FOR_STOCK: self.next_stock_check,

@@ -139,7 +139,9 @@ class ItemBackCase(CaseWorkflow):
             "photos": len(scan.photos),
             "missing_items": [item.model_dump(mode="json") for item in scan.missing_items],
         }
-        if not verdict.passed:
+        if verdict.passed:
+            state.refund_deadline = workflow.now() + state.policy.refund_deadline  # R13
+        else:
             state.decision_reason = verdict.reason
             await book.notify(Template.INSPECTION_FAILED, reason=verdict.reason)
         await book.record(

@@ -24,8 +24,11 @@ from workflows.case_run import CaseRun
 from workflows.case_workflow import Due
 from workflows.item_back_case import ItemBackCase
 from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
-from workflows.steps.payments import refund
+from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
+
+# Cases that passed inspection before the R13 refund deadline existed replay without it.
+REFUND_DEADLINE_PATCH = "r13-refund-deadline"
 
 
 @workflow.defn
@@ -196,6 +199,12 @@ class ReturnCase(ItemBackCase):
         limit = refund_limit(state.request.paid, state.reimbursed_shipping)
         return limit.minus_floored_at_zero(state.refunded_total)
 
+    def _refund_watchdog(self) -> Watchdog | None:
+        deadline = self._state.refund_deadline
+        if deadline is None or not workflow.patched(REFUND_DEADLINE_PATCH):
+            return None
+        return Watchdog(deadline, "R13 refund deadline", lambda: self._sla_breached("R13 refund"))
+
     async def _refund_the_return(self) -> None:
         amount = self._amount_due()
         if amount.amount_minor == 0:
@@ -212,6 +221,7 @@ class ReturnCase(ItemBackCase):
         await refund(
             self._book,
             amount,
+            watchdog=self._refund_watchdog(),
             rule="R21",
             reason=f"{amount} refunded"
             + (f", including {postage} return postage (R6)" if postage else "")

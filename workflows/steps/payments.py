@@ -1,7 +1,9 @@
 """Money with the customer: refunds exactly once within the case's limit (R13, R21),
 and charges of a price difference (R22)."""
 
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -22,6 +24,15 @@ from workflows.steps.casebook import (
     SYSTEM_ROLE,
     CaseBook,
 )
+from workflows.steps.timers import wait_until
+
+
+@dataclass(frozen=True)
+class Watchdog:
+    due: datetime
+    label: str
+    overdue: Callable[[], Awaitable[None]]
+
 
 _REFUND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -40,13 +51,16 @@ async def refund(
     closes_case: bool = True,
     actor: str | None = None,
     role: str | None = None,
+    watchdog: Watchdog | None = None,
 ) -> None:
-    """Pay `amount` back to the customer's payment method, exactly once (R21)."""
+    """Pay `amount` back to the customer's payment method, exactly once (R21). With a
+    `watchdog`, a refund still not through at its deadline is reported on (R13) while the
+    retries go on."""
     state = book.state
     # Derived from workflow data only: the same refund keeps the same key on every retry,
     # replay or worker restart, so the provider and the money table see it once.
     key = f"{state.case_id}:refund:{len(state.refunds) + 1}"
-    confirmation = await workflow.execute_activity_method(
+    paying = workflow.start_activity_method(
         PaymentActivities.issue_refund,
         RefundOrder(
             case_id=state.case_id,
@@ -58,6 +72,9 @@ async def refund(
         retry_policy=_REFUND_RETRY,
         summary=f"refund {amount} (R21 key {key})",
     )
+    if watchdog is not None and not await wait_until(paying.done, watchdog.due, watchdog.label):
+        await watchdog.overdue()
+    confirmation = await paying
     state.refunds.append(
         RefundReceipt(
             idempotency_key=key,
