@@ -276,6 +276,7 @@ class Role(StrEnum):
     WAREHOUSE = "warehouse"
     SYSTEM = "system"
     ARBITER = "arbiter"  # R19: the platform's arbitration
+    SERVICE = "service"  # a backend service acting for the customer
 
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER})

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -38,6 +38,10 @@ class UnknownCaseError(LookupError):
 
 class RefusedInputError(ValueError):
     """Input refused at the edge; the message names the field and the rule."""
+
+
+class RefusedDecisionError(ValueError):
+    """The case's validator refused a decision; the message says why (and which rule)."""
 
 
 @dataclass(frozen=True)
@@ -135,15 +139,31 @@ class CaseGateway:
             raise
 
     async def shipped_back(self, case_id: str, notice: ShippedBack) -> None:
-        handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
+        await self.tell(case_id, "shipped_back", notice)
+
+    async def tell(self, case_id: str, signal: str, message: BaseModel) -> None:
+        """Fire-and-forget news for a case (a signal); durable once this returns."""
+        handle = self._client.get_workflow_handle(case_id)
         try:
-            await handle.signal(ReturnCase.shipped_back, notice)
+            await handle.signal(signal, message)
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
-                raise UnknownCaseError(
-                    f"case_id: no open case {case_id!r} (R12 shipping notices go to open cases)"
-                ) from error
+                raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
             raise
+
+    async def decide(self, case_id: str, update: str, decision: BaseModel) -> CaseState:
+        """A decision that needs an answer (an Update): the state after it was applied, or
+        RefusedDecisionError with the validator's reason."""
+        handle = self._client.get_workflow_handle(case_id)
+        try:
+            state: CaseState = await handle.execute_update(update, decision, result_type=CaseState)
+        except WorkflowUpdateFailedError as error:
+            raise RefusedDecisionError(str(error.cause or error)) from error
+        except RPCError as error:
+            if error.status is RPCStatusCode.NOT_FOUND:
+                raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
+            raise
+        return state
 
     async def scan(self, barcode: str, scan: WarehouseScan) -> None:
         """R26: the barcode on a return label is its case id. A scan that matches no open

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     policy_file: Annotated[Path, Field(validation_alias=AliasChoices("AFTERSALES_POLICY_FILE"))] = (
         DEFAULT_POLICY_FILE
     )
+    # `role=token,...` for the HTTP API (roles: service, scanner, agent, supervisor,
+    # manager, arbiter). The default is for a local `make run` only.
+    api_tokens: Annotated[str, Field(validation_alias=AliasChoices("AFTERSALES_API_TOKENS"))] = (
+        "service=dev-service,scanner=dev-scanner,agent=dev-agent,supervisor=dev-supervisor,"
+        "manager=dev-manager,arbiter=dev-arbiter"
+    )
+    api_port: Annotated[
+        int, Field(validation_alias=AliasChoices("AFTERSALES_API_PORT"), ge=1, le=65535)
+    ] = 8000
     # Unset means the embedded PostgreSQL that `make run` starts under .data/.
     database_url: Annotated[str | None, Field(validation_alias=AliasChoices("DATABASE_URL"))] = None
 
@@ -60,6 +69,8 @@ _ENV_NAMES = {
     "task_queue": "AFTERSALES_TASK_QUEUE",
     "database_url": "DATABASE_URL",
     "policy_file": "AFTERSALES_POLICY_FILE",
+    "api_tokens": "AFTERSALES_API_TOKENS",
+    "api_port": "AFTERSALES_API_PORT",
 }
 
 

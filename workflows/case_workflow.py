@@ -45,7 +45,7 @@ from domain.state import (
 )
 from domain.survey import SurveyRequest
 from workflows.case_run import CaseRun
-from workflows.steps.casebook import MERCHANT_SIDE, CaseBook
+from workflows.steps.casebook import MERCHANT_SIDE, SYSTEM_ACTOR, SYSTEM_ROLE, CaseBook
 from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
 from workflows.survey import SatisfactionSurvey
@@ -54,6 +54,16 @@ from workflows.survey import SatisfactionSurvey
 SLA_TIMERS_PATCH = "r13-inspection-deadline-r14-daily-follow-ups"
 # Likewise for cases that closed before the R19 dispute window and R25 survey existed.
 CLOSING_STEPS_PATCH = "r19-dispute-window-r25-survey"
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved a case and under which rule: the approval step records it (R23)."""
+
+    rule: str
+    reason: str
+    actor: str = SYSTEM_ACTOR
+    role: str = SYSTEM_ROLE
 
 
 @dataclass(frozen=True)
@@ -161,7 +171,7 @@ class CaseWorkflow:
         """Work that needs no waiting (a refund now due); True if something was done."""
         return False
 
-    async def _after_approval(self, *, rule: str, reason: str) -> None:
+    async def _after_approval(self, approval: Approval) -> None:
         raise NotImplementedError
 
     async def _dispatch_kind(self, message: CaseMessage) -> bool:
@@ -369,11 +379,13 @@ class CaseWorkflow:
         if not needs_review(request.kind, request.reason):
             rule = NO_REVIEW_RULE[request.reason]
             await self._after_approval(
-                rule=rule,
-                reason=f"a {request.reason.value} request needs no review ({rule})"
-                if rule != "R5"
-                else f"a {request.reason.value} request inside the R1 window needs no "
-                "review; the inspection decides",
+                Approval(
+                    rule=rule,
+                    reason=f"a {request.reason.value} request needs no review ({rule})"
+                    if rule != "R5"
+                    else f"a {request.reason.value} request inside the R1 window needs no "
+                    "review; the inspection decides",
+                )
             )
             return
         state.first_contact_by = workflow.now() + state.policy.first_contact_deadline
@@ -445,8 +457,12 @@ class CaseWorkflow:
         state.root_cause = decision.root_cause or state.root_cause
         if decision.approve:
             await self._approve(
-                rule="R10",
-                reason=decision.reason or f"approved by {decision.role.value} {decision.actor}",
+                Approval(
+                    rule="R10",
+                    reason=decision.reason or f"approved by {decision.role.value} {decision.actor}",
+                    actor=decision.actor,
+                    role=decision.role.value,
+                )
             )
             return
         state.decision_reason = f"R20: {decision.reason}"
@@ -465,16 +481,18 @@ class CaseWorkflow:
         state.auto_approved = True
         state.decided_by = "auto-approval"
         await self._approve(
-            rule="R11",
-            reason=f"no decision by the review deadline {state.review_deadline}: approved "
-            "as the customer asked",
+            Approval(
+                rule="R11",
+                reason=f"no decision by the review deadline {state.review_deadline}: "
+                "approved as the customer asked",
+            )
         )
 
-    async def _approve(self, *, rule: str, reason: str) -> None:
+    async def _approve(self, approval: Approval) -> None:
         state = self._state
         state.merchant_pays_shipping = merchant_pays_return_shipping(state.request.reason)
         await self._book.notify(Template.CASE_APPROVED)
-        await self._after_approval(rule=rule, reason=reason)
+        await self._after_approval(approval)
 
     # ---- R14 follow-ups, R17 compensation, R18 escalation ---------------------------
 

@@ -14,7 +14,7 @@ from domain.money import Money
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
-from workflows.case_workflow import CaseWorkflow, Due
+from workflows.case_workflow import Approval, CaseWorkflow, Due
 from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
 
@@ -49,14 +49,19 @@ class DamageClaimCase(CaseWorkflow):
     def _window_applies(self) -> bool:
         return False  # R1 governs returns and exchanges; a carrier's loss has R15's deadline
 
-    async def _after_approval(self, *, rule: str, reason: str) -> None:
+    async def _after_approval(self, approval: Approval) -> None:
         state = self._state
         await self._open_carrier_claim()
         state.approved_at = workflow.now()
         state.remedy_deadline = workflow.now() + state.policy.remedy_choice_window
         await self._book.notify(Template.REMEDY_OFFERED, deadline=state.remedy_deadline.isoformat())
         await self._book.record(
-            "approved", rule=rule, reason=reason, status=CaseStatus.AWAITING_REMEDY_CHOICE
+            "approved",
+            rule=approval.rule,
+            reason=approval.reason,
+            status=CaseStatus.AWAITING_REMEDY_CHOICE,
+            actor=approval.actor,
+            role=approval.role,
         )
 
     async def _open_carrier_claim(self) -> None:

@@ -14,7 +14,7 @@ from domain.case import ExchangeItem, Reason, RefundConsent
 from domain.policy import price_difference
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.case_run import CaseRun
-from workflows.case_workflow import Due
+from workflows.case_workflow import Approval, Due
 from workflows.item_back_case import ItemBackCase
 from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
 from workflows.steps.payments import charge, refund
@@ -47,7 +47,7 @@ class ExchangeCase(ItemBackCase):
                 "when the replacement is out of stock (R22)"
             )
 
-    async def _after_approval(self, *, rule: str, reason: str) -> None:
+    async def _after_approval(self, approval: Approval) -> None:
         if self._state.request.reason is Reason.WRONG_ITEM:
             # R7: the right item goes out at once; the wrong one comes back afterwards.
             await self._apologise_for_wrong_item()
@@ -60,7 +60,7 @@ class ExchangeCase(ItemBackCase):
                 reason=f"{self._item.sku} sent at once ({reference}), before the wrong one "
                 "comes back",
             )  # fmt: skip
-        await super()._after_approval(rule=rule, reason=reason)
+        await super()._after_approval(approval)
 
     @property
     def _item(self) -> ExchangeItem:

@@ -21,7 +21,7 @@ from domain.money import Money
 from domain.policy import changed_mind_refund, refund_limit
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.case_run import CaseRun
-from workflows.case_workflow import Due
+from workflows.case_workflow import Approval, Due
 from workflows.item_back_case import ItemBackCase
 from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
 from workflows.steps.payments import Watchdog, refund
@@ -47,19 +47,19 @@ class ReturnCase(ItemBackCase):
         """R4: the customer will not wait; return the parcel to sender."""
         self._accept(request)
 
-    async def _after_approval(self, *, rule: str, reason: str) -> None:
+    async def _after_approval(self, approval: Approval) -> None:
         match self._state.request.reason:
             case Reason.NOT_SHIPPED_YET:
                 await self._cancel_before_shipment()
             case Reason.NOT_RECEIVED:
-                await self._wait_for_delivery(rule=rule, reason=reason)
+                await self._wait_for_delivery(approval)
             case Reason.MISSING_PARTS:
-                await self._make_up_missing_part(rule=rule, reason=reason)
+                await self._make_up_missing_part(approval)
             case Reason.WRONG_ITEM:
                 await self._apologise_for_wrong_item()
-                await super()._after_approval(rule=rule, reason=reason)
+                await super()._after_approval(approval)
             case _:
-                await super()._after_approval(rule=rule, reason=reason)
+                await super()._after_approval(approval)
 
     def _kind_agenda(self) -> list[Due]:
         state = self._state
@@ -124,16 +124,21 @@ class ReturnCase(ItemBackCase):
             rule="R3",
             reason="the parcel had already left: handled as an in-transit case (R4)",
         )
-        await self._wait_for_delivery(rule="R4", reason="the parcel is on its way")
+        await self._wait_for_delivery(Approval(rule="R4", reason="the parcel is on its way"))
 
-    async def _wait_for_delivery(self, *, rule: str, reason: str) -> None:
+    async def _wait_for_delivery(self, approval: Approval) -> None:
         expected = self._state.request.expected_delivery_at
         await self._book.notify(
             Template.EXPECTED_DELIVERY,
             expected=expected.isoformat() if expected else "unknown",
         )
         await self._book.record(
-            "awaiting_delivery", rule=rule, reason=reason, status=CaseStatus.AWAITING_DELIVERY
+            "awaiting_delivery",
+            rule=approval.rule,
+            reason=approval.reason,
+            status=CaseStatus.AWAITING_DELIVERY,
+            actor=approval.actor,
+            role=approval.role,
         )
 
     async def _intercept(self) -> None:
@@ -154,14 +159,15 @@ class ReturnCase(ItemBackCase):
             role="customer",
         )
 
-    async def _make_up_missing_part(self, *, rule: str, reason: str) -> None:
+    async def _make_up_missing_part(self, approval: Approval) -> None:
         part = self._state.request.missing_part
         if part is None:  # OpenCaseRequest guarantees it for missing_parts
             raise ValueError("a missing_parts case names its part")
         if part.remedy is PartRemedy.REFUND:
             await self._book.record(
-                "approved", rule=rule, reason=f"{reason}; refund the part's value (R9)",
-                status=CaseStatus.REFUND_DUE,
+                "approved", rule=approval.rule,
+                reason=f"{approval.reason}; refund the part's value (R9)",
+                status=CaseStatus.REFUND_DUE, actor=approval.actor, role=approval.role,
             )  # fmt: skip
             return
         reference = await send_to_customer(
@@ -170,7 +176,7 @@ class ReturnCase(ItemBackCase):
         await self._book.record(
             "missing_part_shipped",
             rule="R9",
-            reason=f"{reason}; the missing {part.sku} was sent ({reference})",
+            reason=f"{approval.reason}; the missing {part.sku} was sent ({reference})",
             status=CaseStatus.REPLACED,
         )
 

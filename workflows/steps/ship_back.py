@@ -21,14 +21,23 @@ def next_ship_back_due(state: CaseState) -> tuple[datetime, str]:
     return schedule.deadline, "R12 ship-back deadline"
 
 
-async def open_ship_back_window(book: CaseBook, *, rule: str, reason: str) -> None:
+async def open_ship_back_window(
+    book: CaseBook, *, rule: str, reason: str, actor: str, role: str
+) -> None:
     state = book.state
     state.approved_at = workflow.now()
     state.ship_back_deadline = ship_back_schedule(state.approved_at, state.policy).deadline
     await book.notify(
         Template.SHIP_BACK_INSTRUCTIONS, deadline=state.ship_back_deadline.isoformat()
     )
-    await book.record("approved", rule=rule, reason=reason, status=CaseStatus.AWAITING_SHIP_BACK)
+    await book.record(
+        "approved",
+        rule=rule,
+        reason=reason,
+        status=CaseStatus.AWAITING_SHIP_BACK,
+        actor=actor,
+        role=role,
+    )
 
 
 async def ship_back_moment_passed(book: CaseBook) -> None:

@@ -1,0 +1,1 @@
+"""The HTTP API: backend services, warehouse scanners and operators."""

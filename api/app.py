@@ -1,0 +1,259 @@
+"""Routes: thin translations between HTTP and the case gateway; no business rules."""
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from api.auth import Caller, requires
+from domain.case import (
+    ArbitrationRuling,
+    CallRequest,
+    CompensationOffer,
+    Complaint,
+    Dispute,
+    EscalationRequest,
+    EvidenceSubmitted,
+    ExplainedReason,
+    InterceptRequested,
+    MessageId,
+    OpenCaseRequest,
+    RefundConsent,
+    RemedyChoice,
+    ReviewDecision,
+    Role,
+    RootCause,
+    ShippedBack,
+    Strict,
+    WarehouseScan,
+)
+from domain.money import Money
+from domain.state import CaseState, CaseStatus
+from infra.gateway import (
+    CaseGateway,
+    CaseSummary,
+    RefusedDecisionError,
+    RefusedInputError,
+    UnknownCaseError,
+    describe_validation_error,
+)
+
+MAX_BODY_BYTES = 256 * 1024
+STAFF = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
+
+
+class DecisionBody(Strict):
+    action_id: MessageId
+    approve: bool
+    reason: ExplainedReason | None = None
+    root_cause: RootCause | None = None
+
+
+class CompensationBody(Strict):
+    action_id: MessageId
+    amount: Money
+    reason: ExplainedReason
+
+
+class EscalationBody(Strict):
+    action_id: MessageId
+    reason: ExplainedReason
+
+
+class CallBody(Strict):
+    action_id: MessageId
+    purpose: ExplainedReason
+
+
+class RulingBody(Strict):
+    action_id: MessageId
+    favour_customer: bool
+    refund: Money | None = None
+    reason: ExplainedReason
+
+
+class ScanSubmission(WarehouseScan):
+    barcode: str = Field(min_length=1, max_length=160, description="the return label: case id")
+
+
+class ScanBatch(Strict):
+    scans: Annotated[list[ScanSubmission], Field(min_length=1, max_length=100)]
+
+
+class ScanResult(BaseModel):
+    scan_id: str
+    barcode: str
+    accepted: bool
+    problem: str | None = None
+
+
+def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
+    app = FastAPI(
+        title="aftersales",
+        description="Returns, exchanges and damage claims as durable Temporal workflows.",
+        version="0.1.0",
+    )
+    service = requires(tokens, Role.SERVICE)
+    scanner = requires(tokens, Role.WAREHOUSE)
+    staff = requires(tokens, *STAFF)
+    arbiter = requires(tokens, Role.ARBITER)
+    reader = requires(tokens, Role.SERVICE, *STAFF, Role.ARBITER)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse(
+                {"detail": f"body: larger than {MAX_BODY_BYTES} bytes"},
+                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+            )
+        return await call_next(request)
+
+    @app.exception_handler(UnknownCaseError)
+    async def unknown_case(_: Request, error: UnknownCaseError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+
+    @app.exception_handler(RefusedInputError)
+    @app.exception_handler(RefusedDecisionError)
+    async def refused(_: Request, error: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(ValidationError)
+    async def invalid(_: Request, error: ValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"detail": describe_validation_error(error)},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
+
+    @app.post("/cases", status_code=status.HTTP_201_CREATED)
+    async def open_case(
+        request: OpenCaseRequest, response: Response, _: Annotated[Caller, Depends(service)]
+    ) -> CaseState:
+        """Open a case (R2: idempotent; the same request again answers 200 with that case)."""
+        opened = await gateway.open_case(request)
+        if not opened.created:
+            response.status_code = status.HTTP_200_OK
+        return opened.state
+
+    @app.get("/cases")
+    async def list_cases(
+        _: Annotated[Caller, Depends(staff)],
+        status_is: Annotated[CaseStatus | None, Query(alias="status")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> list[CaseSummary]:
+        return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
+
+    @app.get("/cases/{case_id}")
+    async def read_case(case_id: str, _: Annotated[Caller, Depends(reader)]) -> CaseState:
+        return await gateway.status(case_id)
+
+    async def tell(case_id: str, signal: str, message: BaseModel) -> dict[str, str]:
+        await gateway.tell(case_id, signal, message)
+        return {"case_id": case_id, "accepted": signal}
+
+    @app.post("/cases/{case_id}/evidence", status_code=status.HTTP_202_ACCEPTED)
+    async def evidence(
+        case_id: str, body: EvidenceSubmitted, _: Annotated[Caller, Depends(service)]
+    ) -> dict[str, str]:
+        return await tell(case_id, "evidence_submitted", body)
+
+    @app.post("/cases/{case_id}/shipped-back", status_code=status.HTTP_202_ACCEPTED)
+    async def shipped_back(
+        case_id: str, body: ShippedBack, _: Annotated[Caller, Depends(service)]
+    ) -> dict[str, str]:
+        return await tell(case_id, "shipped_back", body)
+
+    @app.post("/cases/{case_id}/complaint", status_code=status.HTTP_202_ACCEPTED)
+    async def complaint(
+        case_id: str, body: Complaint, _: Annotated[Caller, Depends(service)]
+    ) -> dict[str, str]:
+        return await tell(case_id, "complaint", body)
+
+    @app.post("/cases/{case_id}/dispute", status_code=status.HTTP_202_ACCEPTED)
+    async def dispute(
+        case_id: str, body: Dispute, _: Annotated[Caller, Depends(service)]
+    ) -> dict[str, str]:
+        return await tell(case_id, "dispute", body)
+
+    @app.post("/cases/{case_id}/intercept", status_code=status.HTTP_202_ACCEPTED)
+    async def intercept(
+        case_id: str, body: InterceptRequested, _: Annotated[Caller, Depends(service)]
+    ) -> dict[str, str]:
+        return await tell(case_id, "intercept_requested", body)
+
+    @app.post("/cases/{case_id}/remedy")
+    async def remedy(
+        case_id: str, body: RemedyChoice, _: Annotated[Caller, Depends(service)]
+    ) -> CaseState:
+        return await gateway.decide(case_id, "choose_remedy", body)
+
+    @app.post("/cases/{case_id}/refund-consent")
+    async def refund_consent(
+        case_id: str, body: RefundConsent, _: Annotated[Caller, Depends(service)]
+    ) -> CaseState:
+        return await gateway.decide(case_id, "consent_to_refund", body)
+
+    @app.post("/cases/{case_id}/decision")
+    async def decision(
+        case_id: str, body: DecisionBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseState:
+        return await gateway.decide(
+            case_id,
+            "decide",
+            ReviewDecision(actor=caller.actor, role=caller.role, **body.model_dump()),
+        )
+
+    @app.post("/cases/{case_id}/compensation")
+    async def compensation(
+        case_id: str, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseState:
+        offer = CompensationOffer(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "offer_compensation", offer)
+
+    @app.post("/cases/{case_id}/escalation")
+    async def escalation(
+        case_id: str, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseState:
+        request = EscalationRequest(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "escalate", request)
+
+    @app.post("/cases/{case_id}/call")
+    async def call(
+        case_id: str, body: CallBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseState:
+        request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "request_call", request)
+
+    @app.post("/cases/{case_id}/ruling")
+    async def ruling(
+        case_id: str, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
+    ) -> CaseState:
+        ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "apply_ruling", ruled)
+
+    @app.post("/scans", status_code=status.HTTP_202_ACCEPTED)
+    async def scans(batch: ScanBatch, _: Annotated[Caller, Depends(scanner)]) -> list[ScanResult]:
+        """R26: accepted once durably signalled; a repeated scan changes nothing; a barcode
+        matching no open case answers 404 and the scan is kept for a person."""
+        results = []
+        for submission in batch.scans:
+            scan = WarehouseScan.model_validate(submission.model_dump(exclude={"barcode"}))
+            try:
+                await gateway.scan(submission.barcode, scan)
+                results.append(ScanResult(scan_id=scan.scan_id, barcode=submission.barcode,
+                                          accepted=True))  # fmt: skip
+            except UnknownCaseError as error:
+                results.append(ScanResult(scan_id=scan.scan_id, barcode=submission.barcode,
+                                          accepted=False, problem=str(error)))  # fmt: skip
+        if not all(r.accepted for r in results):
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND,
+                detail=[r.model_dump() for r in results],
+            )
+        return results
+
+    return app

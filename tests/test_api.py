@@ -1,0 +1,166 @@
+"""The HTTP API against the dev server and PostgreSQL (in-process ASGI client)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from api.app import create_app
+from api.auth import parse_tokens
+from domain.case import Reason
+from infra.gateway import CaseGateway
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
+from tests.conftest import a_request
+
+TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,supervisor=t-sup,arbiter=t-arb"
+
+
+def as_role(token: str, actor: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if actor:
+        headers["X-Actor"] = actor
+    return headers
+
+
+@pytest.fixture
+async def api(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
+    app = create_app(gateway, parse_tokens(TOKENS))
+    async with running_worker(dev_env.client):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield client
+
+
+def request_json(**overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    request = a_request(delivered_at=now - timedelta(days=2), requested_after=timedelta(days=2),
+                        **overrides)  # fmt: skip
+    return request.model_dump(mode="json", exclude_none=True)
+
+
+async def test_opening_twice_answers_201_then_200_with_the_same_case(
+    api: httpx.AsyncClient,
+) -> None:  # R2
+    body = request_json()
+    first = await api.post("/cases", json=body, headers=as_role("t-service"))
+    again = await api.post("/cases", json=body, headers=as_role("t-service"))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["case_id"] == again.json()["case_id"]
+    assert first.json()["status"] == "awaiting_ship_back"
+
+
+async def test_no_token_is_401_and_the_wrong_role_is_403(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/cases", json=request_json())).status_code == 401
+    wrong = await api.post("/cases", json=request_json(), headers=as_role("t-scanner"))
+    assert wrong.status_code == 403
+    assert "warehouse may not" in wrong.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"paid": {"amount_minor": -1, "currency": "EUR"}}, "amount_minor"),
+        ({"paid": {"amount_minor": 10**15, "currency": "EUR"}}, "amount_minor"),
+        ({"reason": "bored"}, "reason"),
+        ({"delivered_at": "yesterday"}, "delivered_at"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+async def test_bad_input_is_422_naming_the_field(
+    api: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    response = await api.post("/cases", json=request_json() | change, headers=as_role("t-service"))
+    assert response.status_code == 422
+    assert field in response.text
+
+
+async def test_an_oversized_body_is_413(api: httpx.AsyncClient) -> None:
+    body = request_json() | {"padding": "x" * 300_000}
+    response = await api.post("/cases", json=body, headers=as_role("t-service"))
+    assert response.status_code == 413
+
+
+async def test_scans_in_a_batch_are_accepted_and_an_unknown_barcode_is_404_and_kept(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R26
+    opened = (await api.post("/cases", json=request_json(), headers=as_role("t-service"))).json()
+    now = datetime.now(UTC).isoformat()
+    dock = {"barcode": opened["case_id"], "scan_id": f"s-{uuid.uuid4().hex[:6]}",
+            "event": "parcel_received", "station": "DOCK-1", "scanned_at": now}  # fmt: skip
+    accepted = await api.post("/scans", json={"scans": [dock, dock]},
+                              headers=as_role("t-scanner"))  # fmt: skip
+    lost = dock | {"barcode": "return-NOPE-1-r1", "scan_id": f"s-{uuid.uuid4().hex[:6]}"}
+    refused = await api.post("/scans", json={"scans": [lost]}, headers=as_role("t-scanner"))
+    assert accepted.status_code == 202
+    assert [r["accepted"] for r in accepted.json()] == [True, True]
+    assert refused.status_code == 404
+    assert "matches no open case" in refused.text
+    kept = await pool.fetchval(
+        "SELECT count(*) FROM unmatched_scans WHERE scan_id = $1", lost["scan_id"]
+    )
+    assert kept == 1
+
+
+async def test_an_agent_decides_and_the_ledger_names_the_agent(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R10, R23
+    body = request_json(reason=Reason.QUALITY_DEFECT)
+    opened = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()
+    case_id = opened["case_id"]
+    evidence = {"event_id": "ev-1", "photos": ["https://photos.example/1.jpg"]}
+    sent = await api.post(f"/cases/{case_id}/evidence", json=evidence,
+                          headers=as_role("t-service"))  # fmt: skip
+    assert sent.status_code == 202
+    decision = {"action_id": "d-1", "approve": True}
+    decided = await _when_under_review(api, case_id, decision)
+    assert decided.status_code == 200
+    assert decided.json()["status"] == "awaiting_ship_back"
+    row = await pool.fetchrow(
+        "SELECT actor, role FROM case_events WHERE case_id = $1 AND action = 'approved'",
+        case_id,
+    )
+    assert row is not None
+    assert (row["actor"], row["role"]) == ("agent-ann", "agent")
+
+
+async def _when_under_review(
+    api: httpx.AsyncClient, case_id: str, decision: dict[str, Any]
+) -> httpx.Response:
+    from tests.conftest import eventually
+
+    await eventually(
+        lambda: api.get(f"/cases/{case_id}", headers=as_role("t-agent")),
+        lambda r: r.json()["status"] == "under_review",
+    )
+    return await api.post(f"/cases/{case_id}/decision", json=decision,
+                          headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+
+
+async def test_a_refused_decision_is_409_with_the_validators_reason(
+    api: httpx.AsyncClient,
+) -> None:  # R17
+    body = request_json(reason=Reason.QUALITY_DEFECT, paid_minor=20_000)
+    case_id = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()["case_id"]
+    offer = {"action_id": "c-1", "amount": {"amount_minor": 9_000, "currency": "EUR"},
+             "reason": "scratched casing"}  # fmt: skip
+    response = await api.post(f"/cases/{case_id}/compensation", json=offer,
+                              headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+    assert response.status_code == 409
+    assert "R17" in response.json()["detail"]
+
+
+async def test_reading_an_unknown_case_is_404(api: httpx.AsyncClient) -> None:
+    response = await api.get("/cases/return-NOPE-9-r9", headers=as_role("t-agent"))
+    assert response.status_code == 404
+    assert "no case" in response.json()["detail"]
