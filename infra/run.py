@@ -12,8 +12,12 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
+import uvicorn
+
 from activities.notifications import LoggingNotifier
 from activities.payments import SandboxPaymentProvider
+from api.app import create_app
+from api.auth import parse_tokens
 from domain.case import (
     UNDELIVERED,
     CaseKind,
@@ -167,14 +171,24 @@ async def main() -> None:
             payments=SandboxPaymentProvider(),
             notifier=LoggingNotifier(),
         )
+        gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
+        api = uvicorn.Server(
+            uvicorn.Config(
+                create_app(gateway, parse_tokens(settings.api_tokens)),
+                host="127.0.0.1",
+                port=settings.api_port,
+                log_level="warning",
+            )
+        )
         async with worker:
-            gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
+            serving = asyncio.create_task(api.serve())
             await open_demo_cases(gateway)
             print(
                 "\naftersales is running\n"
                 f"  Temporal UI:   http://localhost:{port + 1000}/namespaces/"
                 f"{settings.temporal_namespace}/workflows\n"
                 f"  Temporal gRPC: {settings.temporal_address}\n"
+                f"  HTTP API:      http://localhost:{settings.api_port}/docs\n"
                 f"  PostgreSQL:    {settings.effective_database_url}\n"
                 f"  Task queue:    {settings.task_queue}\n"
                 "  Try:           .venv/bin/python starter.py list\n"
@@ -183,6 +197,8 @@ async def main() -> None:
             )
             await stop.wait()
             log.info("stopping")
+            api.should_exit = True
+            await serving
     finally:
         await env.shutdown()
         await pool.close()
