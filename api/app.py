@@ -1,6 +1,7 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
@@ -10,9 +11,13 @@ from pydantic import BaseModel, Field, ValidationError
 from api.auth import Caller, requires
 from domain.case import (
     ArbitrationRuling,
+    Assignment,
+    BusinessKey,
     CallRequest,
     CompensationOffer,
     Complaint,
+    Deadline,
+    DeadlineExtension,
     Dispute,
     EscalationRequest,
     EvidenceSubmitted,
@@ -65,6 +70,18 @@ class EscalationBody(Strict):
 class CallBody(Strict):
     action_id: MessageId
     purpose: ExplainedReason
+
+
+class AssignmentBody(Strict):
+    action_id: MessageId
+    agent: BusinessKey
+
+
+class ExtensionBody(Strict):
+    action_id: MessageId
+    deadline: Deadline
+    extend_by: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))]
+    reason: ExplainedReason
 
 
 class RulingBody(Strict):
@@ -227,6 +244,20 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     ) -> CaseState:
         request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "request_call", request)
+
+    @app.post("/cases/{case_id}/assignment")
+    async def assignment(
+        case_id: str, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseState:
+        assigned = Assignment(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "assign", assigned)
+
+    @app.post("/cases/{case_id}/deadline-extension")
+    async def deadline_extension(
+        case_id: str, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseState:
+        extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "extend_deadline", extension)
 
     @app.post("/cases/{case_id}/ruling")
     async def ruling(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -327,6 +327,28 @@ class CallRequest(OperatorAction):
     """R16: an agent wants to phone the customer (inside call hours, at most 3 per case)."""
 
     purpose: ExplainedReason
+
+
+class Assignment(OperatorAction):
+    """An operator hands the case to an agent (by staff id)."""
+
+    agent: BusinessKey
+
+
+class Deadline(StrEnum):
+    """Deadlines an operator may extend, each while it is the one running."""
+
+    EVIDENCE = "evidence"  # R6
+    REVIEW = "review"  # R10
+    SHIP_BACK = "ship_back"  # R12
+    REMEDY_CHOICE = "remedy_choice"  # R8
+    REFUND_CONSENT = "refund_consent"  # R22
+
+
+class DeadlineExtension(OperatorAction):
+    deadline: Deadline
+    extend_by: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))]
+    reason: ExplainedReason
 
 
 class EscalationRequest(OperatorAction):

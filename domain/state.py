@@ -9,9 +9,12 @@ from pydantic import BaseModel, Field, computed_field
 
 from domain.case import (
     ArbitrationRuling,
+    Assignment,
     CallRequest,
     CompensationOffer,
     Complaint,
+    Deadline,
+    DeadlineExtension,
     Dispute,
     EscalationRequest,
     EvidenceSubmitted,
@@ -136,6 +139,8 @@ CaseMessage = (
     | Dispute
     | ArbitrationRuling
     | CallRequest
+    | Assignment
+    | DeadlineExtension
 )
 
 
@@ -174,6 +179,7 @@ class CaseState(BaseModel):
     calls_scheduled: int = 0
     auto_approved: bool = False
     decided_by: str | None = None
+    assigned_agent: str | None = None
     approved_at: datetime | None = None
     root_cause: RootCause | None = None
     remedy_deadline: datetime | None = None
@@ -278,3 +284,13 @@ class CaseState(BaseModel):
         candidates = [by_status.get(self.status), self.escalation.respond_by]
         due = [d for d in candidates if d is not None]
         return min(due) if due else None
+
+
+# Which state field holds each extendable deadline, and in which status it runs.
+EXTENDABLE = {
+    Deadline.EVIDENCE: (CaseStatus.AWAITING_EVIDENCE, "evidence_deadline"),
+    Deadline.REVIEW: (CaseStatus.UNDER_REVIEW, "review_deadline"),
+    Deadline.SHIP_BACK: (CaseStatus.AWAITING_SHIP_BACK, "ship_back_deadline"),
+    Deadline.REMEDY_CHOICE: (CaseStatus.AWAITING_REMEDY_CHOICE, "remedy_deadline"),
+    Deadline.REFUND_CONSENT: (CaseStatus.AWAITING_REFUND_CONSENT, "consent_deadline"),
+}

@@ -15,9 +15,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier, Template
 from domain.case import (
+    Assignment,
     CallRequest,
     CompensationOffer,
     Complaint,
+    Deadline,
+    DeadlineExtension,
     EscalationRequest,
     EvidenceSubmitted,
     Grade,
@@ -31,6 +34,7 @@ from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
 from tests.helpers import Handle, events, open_case, scan, state_when
 from workflows.return_case import ReturnCase
+from workflows.search_attributes import ASSIGNED_AGENT
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -359,3 +363,51 @@ async def test_the_query_tells_operators_what_the_case_waits_for_and_by_when(
     assert "review" in raw["waiting_for"]
     assert raw["next_deadline"] is not None
     assert raw["refunded_total"] == {"amount_minor": 0, "currency": "EUR"}
+
+
+async def test_an_extended_review_deadline_moves_the_auto_approval(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R10, R11, R23
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue)
+        extended = await handle.execute_update(
+            ReturnCase.extend_deadline,
+            DeadlineExtension(action_id="ext-1", actor="sup-sam", role=Role.SUPERVISOR,
+                              deadline=Deadline.REVIEW, extend_by=timedelta(days=1),
+                              reason="waiting for the lab report"),
+        )  # fmt: skip
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(
+                ReturnCase.extend_deadline,
+                DeadlineExtension(action_id="ext-2", actor="sup-sam", role=Role.SUPERVISOR,
+                                  deadline=Deadline.SHIP_BACK, extend_by=timedelta(days=1),
+                                  reason="not running yet"),
+            )  # fmt: skip
+        await env.sleep(timedelta(hours=71, minutes=58))
+        assert (await handle.query(ReturnCase.state)).status is CaseStatus.UNDER_REVIEW
+        await env.sleep(timedelta(minutes=4))
+        approved = await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_SHIP_BACK)
+    assert "not running" in str(refused.value.cause)
+    assert approved.auto_approved
+    assert extended.review_deadline is not None
+    ledger = await events(pool, approved.case_id)
+    extension = next(e for e in ledger if e["action"] == "deadline_extended")
+    assert "lab report" in extension["reason"]
+
+
+async def test_assignment_is_visible_to_operators(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        state = await handle.execute_update(
+            ReturnCase.assign,
+            Assignment(action_id="as-1", actor="sup-sam", role=Role.SUPERVISOR, agent="ann"),
+        )
+        description = await handle.describe()
+    assert state.assigned_agent == "ann"
+    assert description.typed_search_attributes.get(ASSIGNED_AGENT) == "ann"

@@ -15,9 +15,11 @@ from activities.notifications import Template
 from domain.case import (
     STAFF,
     ArbitrationRuling,
+    Assignment,
     CallRequest,
     CompensationOffer,
     Complaint,
+    DeadlineExtension,
     Dispute,
     EscalationRequest,
     EvidenceSubmitted,
@@ -37,6 +39,7 @@ from domain.policy import (
     refund_limit,
 )
 from domain.state import (
+    EXTENDABLE,
     CaseMessage,
     CaseState,
     CaseStatus,
@@ -259,6 +262,32 @@ class CaseWorkflow:
                 f"R16: this case already had {state.calls_scheduled} calls, the most allowed"
             )
 
+    @workflow.update
+    async def assign(self, assignment: Assignment) -> CaseState:
+        """Give the case to an agent."""
+        return await self._accept_and_wait(assignment)
+
+    @assign.validator
+    def _validate_assign(self, assignment: Assignment) -> None:
+        self._require_staff(assignment.role)
+        if self._state.status.is_closed:
+            raise ValueError(f"status: the case is {self._state.status.value} (closed)")
+
+    @workflow.update
+    async def extend_deadline(self, extension: DeadlineExtension) -> CaseState:
+        """Give the customer or the merchant more time, with a reason (recorded, R23)."""
+        return await self._accept_and_wait(extension)
+
+    @extend_deadline.validator
+    def _validate_extend_deadline(self, extension: DeadlineExtension) -> None:
+        self._require_staff(extension.role)
+        runs_in, _ = EXTENDABLE[extension.deadline]
+        if self._state.status is not runs_in:
+            raise ValueError(
+                f"deadline: the {extension.deadline.value} deadline is not running "
+                f"(the case is {self._state.status.value})"
+            )
+
     @workflow.signal(name="dispute")
     def dispute(self, dispute: Dispute) -> None:
         """R19: the customer asks the platform to arbitrate a rejection."""
@@ -329,6 +358,14 @@ class CaseWorkflow:
                 await self._decided(message)
             case CompensationOffer() if not status.is_closed:
                 await self._compensate(message)
+            case Assignment() if not status.is_closed:
+                self._state.assigned_agent = message.agent
+                await self._book.record(
+                    "assigned", reason=f"assigned to {message.agent}",
+                    actor=message.actor, role=message.role.value,
+                )  # fmt: skip
+            case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
+                await self._extend(message)
             case CallRequest() if not status.is_closed:
                 await self._book.schedule_call(message.purpose)
                 await self._book.record(
@@ -520,6 +557,21 @@ class CaseWorkflow:
             closes_case=False,
             actor=offer.actor,
             role=offer.role.value,
+        )
+
+    async def _extend(self, extension: DeadlineExtension) -> None:
+        state = self._state
+        _, field = EXTENDABLE[extension.deadline]
+        current: datetime | None = getattr(state, field)
+        if current is None:
+            raise ValueError(f"{field} is not set while its deadline runs")
+        setattr(state, field, current + extension.extend_by)
+        await self._book.record(
+            "deadline_extended",
+            reason=f"{extension.deadline.value} deadline moved to {current + extension.extend_by}"
+            f": {extension.reason}",
+            actor=extension.actor,
+            role=extension.role.value,
         )
 
     async def _complaint(self, complaint: Complaint) -> None:

@@ -142,6 +142,9 @@ class CaseBook:
                 sa.CASE_CHANNEL.value_set(request.channel.value),
                 sa.ORDER_ID.value_set(request.order_id),
                 sa.SKU.value_set(request.sku),
+                sa.CARRIER.value_set(request.carrier)
+                if request.carrier
+                else sa.CARRIER.value_unset(),
             ]
         )
         self.publish()
@@ -155,6 +158,11 @@ class CaseBook:
                 sa.NEXT_DEADLINE.value_set(deadline)
                 if deadline is not None
                 else sa.NEXT_DEADLINE.value_unset(),
+                sa.ESCALATION_LEVEL.value_set(state.escalation.level.value),
+                sa.AUTO_APPROVED.value_set(state.auto_approved),
+                sa.ASSIGNED_AGENT.value_set(state.assigned_agent)
+                if state.assigned_agent
+                else sa.ASSIGNED_AGENT.value_unset(),
             ]
         )
         workflow.set_current_details(current_details(state))
@@ -174,6 +182,8 @@ def current_details(state: CaseState) -> str:
         lines.append(f"- Escalated to: {state.escalation.level.value} ({state.escalation.reason})")
     if state.auto_approved:
         lines.append("- Approved automatically: no decision by the review deadline (R11)")
+    if state.assigned_agent:
+        lines.append(f"- Assigned to: {state.assigned_agent}")
     lines.append(f"- Refunded: {state.refunded_total} of {request.paid} paid")
     if state.decision_reason:
         lines.append(f"- Decision: {state.decision_reason}")

@@ -16,9 +16,10 @@ def next_ship_back_due(state: CaseState) -> tuple[datetime, str]:
         raise RuntimeError("the ship-back window opens only after approval")
     schedule = ship_back_schedule(state.approved_at, state.policy)
     sent = len(state.reminders_sent)
-    if sent < len(schedule.reminders):
+    deadline = state.ship_back_deadline or schedule.deadline  # an operator may extend it
+    if sent < len(schedule.reminders) and schedule.reminders[sent] < deadline:
         return schedule.reminders[sent], f"R12 ship-back reminder {sent + 1}"
-    return schedule.deadline, "R12 ship-back deadline"
+    return deadline, "R12 ship-back deadline"
 
 
 async def open_ship_back_window(
@@ -43,9 +44,9 @@ async def open_ship_back_window(
 async def ship_back_moment_passed(book: CaseBook) -> None:
     """Send the reminder that fell due, or close the case if it was the deadline."""
     state = book.state
-    due, _ = next_ship_back_due(state)
+    due, label = next_ship_back_due(state)
     index = len(state.reminders_sent)
-    if index >= len(state.policy.ship_back_reminders):
+    if label == "R12 ship-back deadline":
         await abandon(book)
         return
     offset = state.policy.ship_back_reminders[index]
