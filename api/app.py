@@ -4,7 +4,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
@@ -46,6 +46,9 @@ from infra.gateway import (
 )
 
 MAX_BODY_BYTES = 256 * 1024
+# `<kind>-<order>-<line>-<request>`, each part a business key (R2).
+_CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
+CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
 STAFF = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
 
 
@@ -92,7 +95,10 @@ class RulingBody(Strict):
 
 
 class ScanSubmission(WarehouseScan):
-    barcode: str = Field(min_length=1, max_length=160, description="the return label: case id")
+    barcode: str = Field(
+        min_length=7, max_length=220, pattern=_CASE_ID_PATTERN,
+        description="the return label's barcode: the case id",
+    )  # fmt: skip
 
 
 class ScanBatch(Strict):
@@ -165,58 +171,58 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
         return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
 
     @app.get("/cases/{case_id}")
-    async def read_case(case_id: str, _: Annotated[Caller, Depends(reader)]) -> CaseState:
+    async def read_case(case_id: CaseId, _: Annotated[Caller, Depends(reader)]) -> CaseState:
         return await gateway.status(case_id)
 
-    async def tell(case_id: str, signal: str, message: BaseModel) -> dict[str, str]:
+    async def tell(case_id: CaseId, signal: str, message: BaseModel) -> dict[str, str]:
         await gateway.tell(case_id, signal, message)
         return {"case_id": case_id, "accepted": signal}
 
     @app.post("/cases/{case_id}/evidence", status_code=status.HTTP_202_ACCEPTED)
     async def evidence(
-        case_id: str, body: EvidenceSubmitted, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: EvidenceSubmitted, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "evidence_submitted", body)
 
     @app.post("/cases/{case_id}/shipped-back", status_code=status.HTTP_202_ACCEPTED)
     async def shipped_back(
-        case_id: str, body: ShippedBack, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: ShippedBack, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "shipped_back", body)
 
     @app.post("/cases/{case_id}/complaint", status_code=status.HTTP_202_ACCEPTED)
     async def complaint(
-        case_id: str, body: Complaint, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: Complaint, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "complaint", body)
 
     @app.post("/cases/{case_id}/dispute", status_code=status.HTTP_202_ACCEPTED)
     async def dispute(
-        case_id: str, body: Dispute, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: Dispute, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "dispute", body)
 
     @app.post("/cases/{case_id}/intercept", status_code=status.HTTP_202_ACCEPTED)
     async def intercept(
-        case_id: str, body: InterceptRequested, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: InterceptRequested, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "intercept_requested", body)
 
     @app.post("/cases/{case_id}/remedy")
     async def remedy(
-        case_id: str, body: RemedyChoice, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: RemedyChoice, _: Annotated[Caller, Depends(service)]
     ) -> CaseState:
         return await gateway.decide(case_id, "choose_remedy", body)
 
     @app.post("/cases/{case_id}/refund-consent")
     async def refund_consent(
-        case_id: str, body: RefundConsent, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: RefundConsent, _: Annotated[Caller, Depends(service)]
     ) -> CaseState:
         return await gateway.decide(case_id, "consent_to_refund", body)
 
     @app.post("/cases/{case_id}/decision")
     async def decision(
-        case_id: str, body: DecisionBody, caller: Annotated[Caller, Depends(staff)]
+        case_id: CaseId, body: DecisionBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         return await gateway.decide(
             case_id,
@@ -226,42 +232,42 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
 
     @app.post("/cases/{case_id}/compensation")
     async def compensation(
-        case_id: str, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
+        case_id: CaseId, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         offer = CompensationOffer(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "offer_compensation", offer)
 
     @app.post("/cases/{case_id}/escalation")
     async def escalation(
-        case_id: str, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
+        case_id: CaseId, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         request = EscalationRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "escalate", request)
 
     @app.post("/cases/{case_id}/call")
     async def call(
-        case_id: str, body: CallBody, caller: Annotated[Caller, Depends(staff)]
+        case_id: CaseId, body: CallBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "request_call", request)
 
     @app.post("/cases/{case_id}/assignment")
     async def assignment(
-        case_id: str, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
+        case_id: CaseId, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         assigned = Assignment(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "assign", assigned)
 
     @app.post("/cases/{case_id}/deadline-extension")
     async def deadline_extension(
-        case_id: str, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
+        case_id: CaseId, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension)
 
     @app.post("/cases/{case_id}/ruling")
     async def ruling(
-        case_id: str, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
+        case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseState:
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled)

@@ -39,10 +39,28 @@ def _known_time_zone(name: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
     """Every boundary model refuses unknown fields, so a typo is an error, not a silent default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: object) -> object:
+        # PostgreSQL text cannot hold NUL; refuse it here, with a reason, not deep in SQL.
+        if _has_nul(data):
+            raise ValueError("text fields may not contain NUL (\\x00) characters")
+        return data
 
 
 class CaseKind(StrEnum):

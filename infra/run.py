@@ -175,7 +175,7 @@ async def main() -> None:
         api = uvicorn.Server(
             uvicorn.Config(
                 create_app(gateway, parse_tokens(settings.api_tokens)),
-                host="127.0.0.1",
+                host=settings.api_host,
                 port=settings.api_port,
                 log_level="warning",
             )

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         "service=dev-service,scanner=dev-scanner,agent=dev-agent,supervisor=dev-supervisor,"
         "manager=dev-manager,arbiter=dev-arbiter"
     )
+    api_host: Annotated[str, Field(validation_alias=AliasChoices("AFTERSALES_API_HOST"))] = (
+        "127.0.0.1"
+    )
     api_port: Annotated[
         int, Field(validation_alias=AliasChoices("AFTERSALES_API_PORT"), ge=1, le=65535)
     ] = 8000
@@ -71,6 +74,7 @@ _ENV_NAMES = {
     "policy_file": "AFTERSALES_POLICY_FILE",
     "api_tokens": "AFTERSALES_API_TOKENS",
     "api_port": "AFTERSALES_API_PORT",
+    "api_host": "AFTERSALES_API_HOST",
 }
 
 

@@ -1,0 +1,37 @@
+"""`python -m api`: the HTTP API as its own process, configured like the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import uvicorn
+
+from api.app import create_app
+from api.auth import parse_tokens
+from infra.database import create_pool
+from infra.gateway import CaseGateway
+from infra.policy_file import PolicyFileError, load_policy_file
+from infra.settings import ConfigurationError, load_settings
+from infra.temporal_client import connect
+
+
+async def serve() -> None:
+    settings = load_settings()
+    policy = load_policy_file(settings.policy_file)
+    client = await connect(settings)
+    pool = await create_pool(settings.effective_database_url)
+    gateway = CaseGateway(client, pool, settings.task_queue, policy)
+    app = create_app(gateway, parse_tokens(settings.api_tokens))
+    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port)
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        await pool.close()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(serve())
+    except (ConfigurationError, PolicyFileError, ConnectionError) as error:
+        sys.exit(f"api: {error}")
