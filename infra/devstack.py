@@ -42,6 +42,7 @@ async def start_dev_server(
     *,
     port: int | None = None,
     ui: bool = False,
+    ui_port: int | None = None,
     database_file: Path | None = None,
     namespace: str = "default",
 ) -> WorkflowEnvironment:
@@ -55,7 +56,7 @@ async def start_dev_server(
         search_attributes=search_attributes.ALL,
         port=port,
         ui=ui,
-        ui_port=port + 1000 if ui and port else None,
+        ui_port=ui_port or (port + 1000 if ui and port else None),
         dev_server_database_filename=str(database_file) if database_file else None,
         dev_server_startup_timeout=timedelta(seconds=60),
     )
