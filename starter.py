@@ -18,7 +18,10 @@ from pydantic import BaseModel, ValidationError
 from domain.case import OpenCaseRequest, ShippedBack, WarehouseScan
 from infra.database import create_pool
 from infra.gateway import (
+    SIGNALS,
+    UPDATES,
     CaseGateway,
+    RefusedDecisionError,
     RefusedInputError,
     UnknownCaseError,
     describe_validation_error,
@@ -68,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     shipped.add_argument("--tracking-number", required=True)
     shipped.add_argument("--shipped-at", help="ISO 8601 with offset; default now")
 
+    tell = commands.add_parser("tell", help="news for a case (a signal), from JSON")
+    tell.add_argument("case_id")
+    tell.add_argument("signal", choices=sorted(SIGNALS))
+    tell.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
+
+    decide = commands.add_parser(
+        "decide", help="a decision on a case (a validated update), from JSON; prints the state"
+    )
+    decide.add_argument("case_id")
+    decide.add_argument("update", choices=sorted(UPDATES))
+    decide.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
+
     status = commands.add_parser("status", help="a case's full state")
     status.add_argument("case_id")
 
@@ -109,6 +124,10 @@ def _open_payload(args: argparse.Namespace) -> str:
         }
     )
     return json.dumps(request)
+
+
+def _read(payload: str) -> str:
+    return sys.stdin.read() if payload == "-" else payload
 
 
 def _parse_open(payload: str) -> OpenCaseRequest:
@@ -160,12 +179,26 @@ async def run(argv: Sequence[str]) -> int:
                 payload = json.dumps(notice)
                 await gateway.shipped_back(args.case_id, ShippedBack.model_validate_json(payload))
                 print(json.dumps({"accepted": True, "event_id": args.event_id}))
+            case "tell":
+                payload = _read(args.json_payload)
+                news = SIGNALS[args.signal].model_validate_json(payload)
+                await gateway.tell(args.case_id, args.signal, news)
+                print(json.dumps({"case_id": args.case_id, "accepted": args.signal}))
+            case "decide":
+                payload = _read(args.json_payload)
+                decision = UPDATES[args.update].model_validate_json(payload)
+                _print(await gateway.decide(args.case_id, args.update, decision))
             case "status":
                 _print(await gateway.status(args.case_id))
             case "list":
                 _print(await gateway.list_cases(status=args.status, limit=args.limit))
         return 0
-    except (ValidationError, json.JSONDecodeError, RefusedInputError) as error:
+    except (
+        ValidationError,
+        json.JSONDecodeError,
+        RefusedInputError,
+        RefusedDecisionError,
+    ) as error:
         message = (
             describe_validation_error(error)
             if isinstance(error, ValidationError)

@@ -14,7 +14,26 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.case import CaseKind, OpenCaseRequest, ShippedBack, WarehouseScan
+from domain.case import (
+    ArbitrationRuling,
+    Assignment,
+    CallRequest,
+    CaseKind,
+    CompensationOffer,
+    Complaint,
+    DeadlineExtension,
+    Dispute,
+    EscalationRequest,
+    EvidenceSubmitted,
+    InterceptRequested,
+    OpenCaseRequest,
+    ParcelDelivered,
+    RefundConsent,
+    RemedyChoice,
+    ReviewDecision,
+    ShippedBack,
+    WarehouseScan,
+)
 from domain.state import CaseState, CaseStatus
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
@@ -30,6 +49,30 @@ WORKFLOW_OF_KIND: dict[CaseKind, type[CaseWorkflow]] = {
     CaseKind.DAMAGE_CLAIM: DamageClaimCase,
 }
 _OPENING_DECISION_WAIT_S = 10.0
+
+
+# What the ways in may send to a case, by name: fire-and-forget news (signals) and
+# decisions that need an answer (updates), each with the model that validates it.
+SIGNALS: dict[str, type[BaseModel]] = {
+    "shipped_back": ShippedBack,
+    "warehouse_scan": WarehouseScan,
+    "evidence_submitted": EvidenceSubmitted,
+    "complaint": Complaint,
+    "dispute": Dispute,
+    "parcel_delivered": ParcelDelivered,
+    "intercept_requested": InterceptRequested,
+}
+UPDATES: dict[str, type[BaseModel]] = {
+    "decide": ReviewDecision,
+    "offer_compensation": CompensationOffer,
+    "escalate": EscalationRequest,
+    "request_call": CallRequest,
+    "assign": Assignment,
+    "extend_deadline": DeadlineExtension,
+    "choose_remedy": RemedyChoice,
+    "consent_to_refund": RefundConsent,
+    "apply_ruling": ArbitrationRuling,
+}
 
 
 class UnknownCaseError(LookupError):

@@ -12,7 +12,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import starter
-from tests.conftest import a_request
+from tests.conftest import a_request, eventually
 
 
 @pytest.fixture
@@ -126,3 +126,37 @@ async def test_inspected_scan_without_grade_is_refused(
     )
     assert code == starter.EXIT_REFUSED
     assert "grade is required" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_news_and_decisions_from_the_command_line(
+    dev_env: WorkflowEnvironment, running_worker: Any, capsys: pytest.CaptureFixture[str]
+) -> None:  # R6, R10, R17
+    order_id = a_request().order_id
+    async with running_worker(dev_env.client):
+        assert await starter.run([*open_flags(order_id), "--reason", "quality_defect"]) == 0
+        case_id = json.loads(capsys.readouterr().out)["case_id"]
+        evidence = json.dumps({"event_id": "ev-1", "photos": ["crack.jpg"]})
+        assert await starter.run(["tell", case_id, "evidence_submitted", "--json", evidence]) == 0
+        capsys.readouterr()
+        await eventually(
+            lambda: starter_status(case_id, capsys), lambda status: status == "under_review"
+        )
+        too_much = json.dumps({"action_id": "c-1", "actor": "agent-ann", "role": "agent",
+                               "amount": {"amount_minor": 9000, "currency": "EUR"},
+                               "reason": "goodwill"})  # fmt: skip
+        refused = await starter.run(["decide", case_id, "offer_compensation", "--json", too_much])
+        refusal = capsys.readouterr().err
+        approve = json.dumps({"action_id": "d-1", "actor": "agent-ann", "role": "agent",
+                              "approve": True})  # fmt: skip
+        assert await starter.run(["decide", case_id, "decide", "--json", approve]) == 0
+        decided = json.loads(capsys.readouterr().out)
+    assert refused == starter.EXIT_REFUSED
+    assert "R17" in refusal
+    assert decided["status"] == "awaiting_ship_back"
+
+
+async def starter_status(case_id: str, capsys: pytest.CaptureFixture[str]) -> str:
+    await starter.run(["status", case_id])
+    status: str = json.loads(capsys.readouterr().out)["status"]
+    return status
