@@ -33,6 +33,7 @@ from domain.case import (
     ShippedBack,
     Strict,
     WarehouseScan,
+    Withdrawal,
 )
 from domain.money import Money
 from domain.state import CaseState, CaseStatus
@@ -207,6 +208,12 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
         case_id: CaseId, body: InterceptRequested, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "intercept_requested", body)
+
+    @app.post("/cases/{case_id}/withdrawal", status_code=status.HTTP_202_ACCEPTED)
+    async def withdrawal(
+        case_id: CaseId, body: Withdrawal, _: Annotated[Caller, Depends(service)]
+    ) -> dict[str, str]:
+        return await tell(case_id, "withdraw", body)
 
     @app.post("/cases/{case_id}/remedy")
     async def remedy(

@@ -429,3 +429,10 @@ class ArbitrationRuling(OperatorAction):
     # For the customer: how much to refund; none means everything still refundable.
     refund: Money | None = None
     reason: ExplainedReason
+
+
+class Withdrawal(Strict):
+    """The customer no longer wants the case (before the item reached us or money moved)."""
+
+    event_id: MessageId
+    reason: Annotated[str, Field(max_length=500)] = ""

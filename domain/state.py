@@ -29,6 +29,7 @@ from domain.case import (
     RootCause,
     ShippedBack,
     WarehouseScan,
+    Withdrawal,
 )
 from domain.money import Money
 from domain.policy_settings import PolicySettings
@@ -49,6 +50,7 @@ class CaseStatus(StrEnum):
     AWAITING_DELIVERY = "awaiting_delivery"
     INTERCEPTING = "intercepting"
     DELIVERED = "delivered"
+    WITHDRAWN = "withdrawn"
     AWAITING_SHIP_BACK = "awaiting_ship_back"
     IN_RETURN_TRANSIT = "in_return_transit"
     AWAITING_INSPECTION = "awaiting_inspection"
@@ -71,6 +73,7 @@ _CLOSED = frozenset(
         CaseStatus.REPLACED,
         CaseStatus.EXCHANGED,
         CaseStatus.DELIVERED,
+        CaseStatus.WITHDRAWN,
     }
 )
 
@@ -141,6 +144,7 @@ CaseMessage = (
     | CallRequest
     | Assignment
     | DeadlineExtension
+    | Withdrawal
 )
 
 
@@ -155,6 +159,7 @@ def message_id(message: CaseMessage) -> str:
             | ParcelDelivered()
             | InterceptRequested()
             | Dispute()
+            | Withdrawal()
         ):
             return message.event_id
         case RemedyChoice():
@@ -294,3 +299,16 @@ EXTENDABLE = {
     Deadline.REMEDY_CHOICE: (CaseStatus.AWAITING_REMEDY_CHOICE, "remedy_deadline"),
     Deadline.REFUND_CONSENT: (CaseStatus.AWAITING_REFUND_CONSENT, "consent_deadline"),
 }
+
+# A customer may withdraw while nothing has reached us and no money has moved.
+WITHDRAWABLE = frozenset(
+    {
+        CaseStatus.AWAITING_EVIDENCE,
+        CaseStatus.UNDER_REVIEW,
+        CaseStatus.AWAITING_SHIP_BACK,
+        CaseStatus.AWAITING_DELIVERY,
+        CaseStatus.AWAITING_REMEDY_CHOICE,
+        CaseStatus.AWAITING_REFUND_CONSENT,
+        CaseStatus.WAITING_FOR_STOCK,
+    }
+)

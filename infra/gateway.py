@@ -33,6 +33,7 @@ from domain.case import (
     ReviewDecision,
     ShippedBack,
     WarehouseScan,
+    Withdrawal,
 )
 from domain.state import CaseState, CaseStatus
 from infra.policy_file import PolicyFile
@@ -61,6 +62,7 @@ SIGNALS: dict[str, type[BaseModel]] = {
     "dispute": Dispute,
     "parcel_delivered": ParcelDelivered,
     "intercept_requested": InterceptRequested,
+    "withdraw": Withdrawal,
 }
 UPDATES: dict[str, type[BaseModel]] = {
     "decide": ReviewDecision,

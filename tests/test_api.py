@@ -18,7 +18,7 @@ from domain.case import Reason
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
-from tests.conftest import a_request
+from tests.conftest import a_request, eventually
 
 TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,supervisor=t-sup,arbiter=t-arb"
 
@@ -137,8 +137,6 @@ async def test_an_agent_decides_and_the_ledger_names_the_agent(
 async def _when_under_review(
     api: httpx.AsyncClient, case_id: str, decision: dict[str, Any]
 ) -> httpx.Response:
-    from tests.conftest import eventually
-
     await eventually(
         lambda: api.get(f"/cases/{case_id}", headers=as_role("t-agent")),
         lambda r: r.json()["status"] == "under_review",
@@ -164,3 +162,25 @@ async def test_reading_an_unknown_case_is_404(api: httpx.AsyncClient) -> None:
     response = await api.get("/cases/return-NOPE-9-r9", headers=as_role("t-agent"))
     assert response.status_code == 404
     assert "no case" in response.json()["detail"]
+
+
+async def test_the_customer_may_withdraw_before_the_parcel_reaches_us(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    opened = (await api.post("/cases", json=request_json(), headers=as_role("t-service"))).json()
+    case_id = opened["case_id"]
+    withdrawal = {"event_id": "w-1", "reason": "found it at a neighbour's"}
+    sent = await api.post(
+        f"/cases/{case_id}/withdrawal", json=withdrawal, headers=as_role("t-service")
+    )
+    assert sent.status_code == 202
+    row = await eventually(
+        lambda: pool.fetchrow(
+            "SELECT status_after AS status, actor FROM case_events "
+            "WHERE case_id = $1 AND action = 'withdrawn'",
+            case_id,
+        ),  # fmt: skip
+        lambda found: found is not None,
+    )
+    assert row is not None
+    assert (row["status"], row["actor"]) == ("withdrawn", "cust-7")

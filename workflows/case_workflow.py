@@ -26,6 +26,7 @@ from domain.case import (
     Reason,
     ReviewDecision,
     Role,
+    Withdrawal,
 )
 from domain.money import Money
 from domain.policy import (
@@ -40,6 +41,7 @@ from domain.policy import (
 )
 from domain.state import (
     EXTENDABLE,
+    WITHDRAWABLE,
     CaseMessage,
     CaseState,
     CaseStatus,
@@ -288,6 +290,11 @@ class CaseWorkflow:
                 f"(the case is {self._state.status.value})"
             )
 
+    @workflow.signal(name="withdraw")
+    def withdraw(self, withdrawal: Withdrawal) -> None:
+        """The customer withdraws the request."""
+        self._accept(withdrawal)
+
     @workflow.signal(name="dispute")
     def dispute(self, dispute: Dispute) -> None:
         """R19: the customer asks the platform to arbitrate a rejection."""
@@ -354,6 +361,15 @@ class CaseWorkflow:
                 await self._evidence(message)
             case Complaint():
                 await self._complaint(message)
+            case Withdrawal() if status in WITHDRAWABLE and not self._state.refunds:
+                await self._book.record(
+                    "withdrawn",
+                    reason=f"the customer withdrew the request{': ' if message.reason else ''}"
+                    f"{message.reason}",
+                    status=CaseStatus.WITHDRAWN,
+                    actor=self._state.request.customer.customer_id,
+                    role="customer",
+                )
             case ReviewDecision() if status is CaseStatus.UNDER_REVIEW:
                 await self._decided(message)
             case CompensationOffer() if not status.is_closed:
