@@ -179,7 +179,7 @@ async def test_the_customer_may_withdraw_before_the_parcel_reaches_us(
             "SELECT status_after AS status, actor FROM case_events "
             "WHERE case_id = $1 AND action = 'withdrawn'",
             case_id,
-        ),  # fmt: skip
+        ),
         lambda found: found is not None,
     )
     assert row is not None
