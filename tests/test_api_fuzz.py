@@ -8,12 +8,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -49,33 +48,39 @@ def api_url(
         "AFTERSALES_API_TOKENS": ",".join(f"{r}={t}" for r, t in TOKENS.items()),
     }
     logs = tmp_path_factory.mktemp("fuzz")
-    url = f"http://127.0.0.1:{port}"
-    with open(logs / "worker.log", "w") as worker_log, open(logs / "api.log", "w") as api_log:
-        processes = [
-            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env,
-                             stdout=worker_log, stderr=subprocess.STDOUT),
-            subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env,
-                             stdout=api_log, stderr=subprocess.STDOUT),
-        ]  # fmt: skip
-        try:
-            _wait_until_listening(url)
-            yield url
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=20)
+    worker, _ = _start([sys.executable, "worker.py"], env, logs / "worker.log")
+    api, listening = _start(
+        [sys.executable, "-m", "api"], env, logs / "api.log", "Application startup complete"
+    )
+    try:
+        assert listening.wait(timeout=60), f"the API did not start; see {logs / 'api.log'}"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        for process in (api, worker):
+            process.terminate()
+            process.wait(timeout=20)
 
 
-def _wait_until_listening(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{url}/openapi.json", timeout=1).raise_for_status()
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)  # waiting for a subprocess to listen, not for a business timer
+def _start(
+    command: list[str], env: dict[str, str], log: Path, ready_line: str | None = None
+) -> tuple[subprocess.Popen[str], threading.Event]:
+    """Run a process, copy its output to `log`, and set the event when `ready_line` shows."""
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    ready = threading.Event()
+
+    def copy_output() -> None:
+        assert process.stdout is not None
+        with log.open("w") as out:
+            for line in process.stdout:
+                out.write(line)
+                out.flush()
+                if ready_line and ready_line in line:
+                    ready.set()
+
+    threading.Thread(target=copy_output, daemon=True).start()
+    return process, ready
 
 
 @pytest.fixture(scope="session")
