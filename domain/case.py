@@ -22,6 +22,9 @@ MessageId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
 def _utc(value: datetime) -> datetime:
+    # Far-off dates are typos, and deadline arithmetic near year 9999 would overflow.
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("must be between the years 2000 and 2100")
     return value.astimezone(UTC)
 
 

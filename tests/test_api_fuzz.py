@@ -111,7 +111,12 @@ def test_the_api_never_answers_500(api_schema: schemathesis.BaseSchema) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=10,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,  # the same requests on every CI run; change the seed on purpose
+        )
         def never_500(case: schemathesis.Case[Any]) -> None:
             token = _token_for(case.method.upper(), case.path)
             headers = {"Authorization": f"Bearer {token}", "X-Actor": "fuzz-agent"}

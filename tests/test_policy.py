@@ -253,3 +253,8 @@ def test_merchant_fault_inspection_routes_the_item() -> None:  # R6, R27
     assert judge_merchant_fault_inspection(Grade.REFURBISH).disposition is Disposition.REPAIR
     assert judge_merchant_fault_inspection(Grade.RESELLABLE).disposition is Disposition.RESTOCK
     assert not judge_merchant_fault_inspection(Grade.WRONG_ITEM).passed
+
+
+def test_far_off_dates_are_refused() -> None:  # bad input: a typo, not a case
+    with pytest.raises(ValidationError, match="between the years 2000 and 2100"):
+        a_request(delivered_at=datetime(2150, 1, 1, tzinfo=UTC))
