@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): each figure a ratio against bare Temporal, same run."""
