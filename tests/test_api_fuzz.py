@@ -5,12 +5,8 @@ processes (`python -m api`, `worker.py`) against the dev server and PostgreSQL."
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 from temporalio.testing import WorkflowEnvironment
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import free_port, start_process
+
 TOKENS = {
     "service": "f-service",
     "scanner": "f-scanner",
@@ -28,18 +25,11 @@ TOKENS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def api_url(
     dev_env: WorkflowEnvironment, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = os.environ | {
         "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
         "DATABASE_URL": database_url,
@@ -48,8 +38,8 @@ def api_url(
         "AFTERSALES_API_TOKENS": ",".join(f"{r}={t}" for r, t in TOKENS.items()),
     }
     logs = tmp_path_factory.mktemp("fuzz")
-    worker, _ = _start([sys.executable, "worker.py"], env, logs / "worker.log")
-    api, listening = _start(
+    worker, _ = start_process([sys.executable, "worker.py"], env, logs / "worker.log")
+    api, listening = start_process(
         [sys.executable, "-m", "api"], env, logs / "api.log", "Application startup complete"
     )
     try:
@@ -59,28 +49,6 @@ def api_url(
         for process in (api, worker):
             process.terminate()
             process.wait(timeout=20)
-
-
-def _start(
-    command: list[str], env: dict[str, str], log: Path, ready_line: str | None = None
-) -> tuple[subprocess.Popen[str], threading.Event]:
-    """Run a process, copy its output to `log`, and set the event when `ready_line` shows."""
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    ready = threading.Event()
-
-    def copy_output() -> None:
-        assert process.stdout is not None
-        with log.open("w") as out:
-            for line in process.stdout:
-                out.write(line)
-                out.flush()
-                if ready_line and ready_line in line:
-                    ready.set()
-
-    threading.Thread(target=copy_output, daemon=True).start()
-    return process, ready
 
 
 @pytest.fixture(scope="session")
