@@ -6,6 +6,7 @@ real one (which, like it, must accept an idempotency key)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -81,14 +82,14 @@ class PaymentActivities:
         A crash anywhere leaves either no row (nothing happened), a pending row (the retry
         calls the provider again with the same key, which refunds once), or a settled row
         (the retry returns it without calling the provider)."""
-        settled = await self._reserve(order)
-        if settled is not None:
-            return PaymentConfirmation(provider_reference=settled, amount=order.amount)
-        reference = await self._provider.refund(
-            idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
+        return await self._pay_once(
+            order.idempotency_key,
+            order.amount,
+            await self._reserve(order),
+            lambda: self._provider.refund(
+                idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
+            ),
         )
-        await self._settle(order.idempotency_key, reference)
-        return PaymentConfirmation(provider_reference=reference, amount=order.amount)
 
     @activity.defn(name="charge_customer")
     async def charge(self, order: ChargeOrder) -> PaymentConfirmation:
@@ -104,13 +105,28 @@ class PaymentActivities:
             order.amount.amount_minor,
             order.amount.currency,
         )
-        if settled is not None:
-            return PaymentConfirmation(provider_reference=settled, amount=order.amount)
-        reference = await self._provider.charge(
-            idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
+        return await self._pay_once(
+            order.idempotency_key,
+            order.amount,
+            settled,
+            lambda: self._provider.charge(
+                idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
+            ),
         )
-        await self._settle(order.idempotency_key, reference)
-        return PaymentConfirmation(provider_reference=reference, amount=order.amount)
+
+    async def _pay_once(
+        self,
+        idempotency_key: str,
+        amount: Money,
+        settled: str | None,
+        pay: Callable[[], Awaitable[str]],
+    ) -> PaymentConfirmation:
+        """Return a settled movement as it is; else ask the provider (same key, so at most
+        once on its side) and mark the row settled."""
+        if settled is None:
+            settled = await pay()
+            await self._settle(idempotency_key, settled)
+        return PaymentConfirmation(provider_reference=settled, amount=amount)
 
     async def _settle(self, idempotency_key: str, reference: str) -> None:
         await self._pool.execute(

@@ -14,7 +14,7 @@ from temporalio import workflow
 from activities.carrier import CarrierActivities, ChaseClaim, ClaimLedgerEntry, FileClaim
 from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
 from domain.policy import carrier_silence_deadline, claim_file_deadline, next_chase_due
-from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
+from workflows.steps.outside import call_outside
 from workflows.steps.timers import wait_until
 
 
@@ -80,11 +80,9 @@ class CarrierClaim:
                 status=ClaimStatus.DEADLINE_MISSED,
             )
             return
-        state.carrier_reference = await workflow.execute_activity_method(
+        state.carrier_reference = await call_outside(
             CarrierActivities.file_claim,
             FileClaim(claim_id=request.claim_id, carrier=request.carrier, amount=request.amount),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"file claim with {request.carrier} for {request.amount}",
         )
         state.filed_at = workflow.now()
@@ -117,11 +115,9 @@ class CarrierClaim:
                 f"{policy.carrier_silence_escalation.days} days (R18: to a supervisor)",
             )
             return
-        await workflow.execute_activity_method(
+        await call_outside(
             CarrierActivities.chase,
             ChaseClaim(carrier_reference=state.carrier_reference or ""),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"chase {state.request.carrier} ({len(state.chases) + 1})",
         )
         state.chases.append(workflow.now())
@@ -157,7 +153,7 @@ class CarrierClaim:
             if status.is_closed:
                 state.closed_at = workflow.now()
         state.ledger_seq += 1
-        await workflow.execute_activity_method(
+        await call_outside(
             CarrierActivities.record_step,
             ClaimLedgerEntry(
                 seq=state.ledger_seq,
@@ -167,8 +163,6 @@ class CarrierClaim:
                 reason=reason,
                 claim=state,
             ),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"claim ledger #{state.ledger_seq}: {action}",
         )
         workflow.set_current_details(

@@ -50,7 +50,7 @@ from domain.state import (
 )
 from domain.survey import SurveyRequest
 from workflows.case_run import CaseRun
-from workflows.steps.casebook import MERCHANT_SIDE, SYSTEM_ACTOR, SYSTEM_ROLE, CaseBook
+from workflows.steps.casebook import MERCHANT_SIDE, Approval, CaseBook
 from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
 from workflows.survey import SatisfactionSurvey
@@ -59,16 +59,6 @@ from workflows.survey import SatisfactionSurvey
 SLA_TIMERS_PATCH = "r13-inspection-deadline-r14-daily-follow-ups"
 # Likewise for cases that closed before the R19 dispute window and R25 survey existed.
 CLOSING_STEPS_PATCH = "r19-dispute-window-r25-survey"
-
-
-@dataclass(frozen=True)
-class Approval:
-    """Who approved a case and under which rule: the approval step records it (R23)."""
-
-    rule: str
-    reason: str
-    actor: str = SYSTEM_ACTOR
-    role: str = SYSTEM_ROLE
 
 
 @dataclass(frozen=True)

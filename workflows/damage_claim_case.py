@@ -14,7 +14,8 @@ from domain.money import Money
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
-from workflows.case_workflow import Approval, CaseWorkflow, Due
+from workflows.case_workflow import CaseWorkflow, Due
+from workflows.steps.casebook import Approval
 from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
 
@@ -55,13 +56,8 @@ class DamageClaimCase(CaseWorkflow):
         state.approved_at = workflow.now()
         state.remedy_deadline = workflow.now() + state.policy.remedy_choice_window
         await self._book.notify(Template.REMEDY_OFFERED, deadline=state.remedy_deadline.isoformat())
-        await self._book.record(
-            "approved",
-            rule=approval.rule,
-            reason=approval.reason,
-            status=CaseStatus.AWAITING_REMEDY_CHOICE,
-            actor=approval.actor,
-            role=approval.role,
+        await self._book.record_approved(
+            "approved", approval, status=CaseStatus.AWAITING_REMEDY_CHOICE
         )
 
     async def _open_carrier_claim(self) -> None:

@@ -14,9 +14,10 @@ from domain.case import ExchangeItem, Reason, RefundConsent
 from domain.policy import price_difference
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.case_run import CaseRun
-from workflows.case_workflow import Approval, Due
+from workflows.case_workflow import Due
 from workflows.item_back_case import ItemBackCase
-from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
+from workflows.steps.casebook import Approval
+from workflows.steps.outside import call_outside
 from workflows.steps.payments import charge, refund
 from workflows.steps.shipment import send_to_customer
 
@@ -100,11 +101,9 @@ class ExchangeCase(ItemBackCase):
         if state.shipments:  # R7: already sent at approval
             await self._exchange()
             return
-        in_stock = await workflow.execute_activity_method(
+        in_stock = await call_outside(
             WarehouseActivities.check_stock,
             StockQuery(sku=item.sku, quantity=state.request.quantity),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"is {item.sku} in stock?",
         )
         if in_stock:

@@ -14,7 +14,8 @@ from domain.policy import (
     missing_items_deduction,
 )
 from domain.state import CaseMessage, CaseStatus, Inspection
-from workflows.case_workflow import Approval, CaseWorkflow, Due
+from workflows.case_workflow import CaseWorkflow, Due
+from workflows.steps.casebook import Approval
 from workflows.steps.ship_back import (
     next_ship_back_due,
     open_ship_back_window,
@@ -60,13 +61,7 @@ class ItemBackCase(CaseWorkflow):
         return []
 
     async def _after_approval(self, approval: Approval) -> None:
-        await open_ship_back_window(
-            self._book,
-            rule=approval.rule,
-            reason=approval.reason,
-            actor=approval.actor,
-            role=approval.role,
-        )
+        await open_ship_back_window(self._book, approval)
 
     async def _dispatch_kind(self, message: CaseMessage) -> bool:
         status = self._state.status

@@ -21,9 +21,10 @@ from domain.money import Money
 from domain.policy import changed_mind_refund, refund_limit
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.case_run import CaseRun
-from workflows.case_workflow import Approval, Due
+from workflows.case_workflow import Due
 from workflows.item_back_case import ItemBackCase
-from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
+from workflows.steps.casebook import Approval
+from workflows.steps.outside import call_outside
 from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
 
@@ -104,11 +105,9 @@ class ReturnCase(ItemBackCase):
 
     async def _cancel_before_shipment(self) -> None:
         request = self._state.request
-        cancelled = await workflow.execute_activity_method(
+        cancelled = await call_outside(
             WarehouseActivities.cancel_shipment,
             CancelShipment(order_id=request.order_id, line_id=request.line_id),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"cancel shipment of order {request.order_id} line {request.line_id}",
         )
         if cancelled:
@@ -132,22 +131,15 @@ class ReturnCase(ItemBackCase):
             Template.EXPECTED_DELIVERY,
             expected=expected.isoformat() if expected else "unknown",
         )
-        await self._book.record(
-            "awaiting_delivery",
-            rule=approval.rule,
-            reason=approval.reason,
-            status=CaseStatus.AWAITING_DELIVERY,
-            actor=approval.actor,
-            role=approval.role,
+        await self._book.record_approved(
+            "awaiting_delivery", approval, status=CaseStatus.AWAITING_DELIVERY
         )
 
     async def _intercept(self) -> None:
         request = self._state.request
-        reference = await workflow.execute_activity_method(
+        reference = await call_outside(
             CarrierActivities.intercept,
             Intercept(order_id=request.order_id, carrier=request.carrier or "unknown"),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"ask {request.carrier or 'the carrier'} to return the parcel",
         )
         await self._book.record(
@@ -164,11 +156,12 @@ class ReturnCase(ItemBackCase):
         if part is None:  # OpenCaseRequest guarantees it for missing_parts
             raise ValueError("a missing_parts case names its part")
         if part.remedy is PartRemedy.REFUND:
-            await self._book.record(
-                "approved", rule=approval.rule,
+            await self._book.record_approved(
+                "approved",
+                approval,
+                status=CaseStatus.REFUND_DUE,
                 reason=f"{approval.reason}; refund the part's value (R9)",
-                status=CaseStatus.REFUND_DUE, actor=approval.actor, role=approval.role,
-            )  # fmt: skip
+            )
             return
         reference = await send_to_customer(
             self._book, sku=part.sku, quantity=1, purpose="missing part"

@@ -10,7 +10,7 @@ from activities.notifications import CustomerMessage, NotificationActivities, Te
 from activities.surveys import SurveyActivities
 from domain.policy import next_contact_slot
 from domain.survey import SurveyAnswers, SurveyRequest, SurveyResult
-from workflows.steps.casebook import INFRASTRUCTURE_CALL_TIMEOUT, INFRASTRUCTURE_RETRY
+from workflows.steps.outside import call_outside
 from workflows.steps.timers import wait_until
 
 
@@ -22,7 +22,7 @@ class SatisfactionSurvey:
     @workflow.run
     async def run(self, request: SurveyRequest) -> SurveyResult:
         sent_at = next_contact_slot(workflow.now(), request.time_zone, request.policy.message_hours)
-        await workflow.execute_activity_method(
+        await call_outside(
             NotificationActivities.notify_customer,
             CustomerMessage(
                 idempotency_key=f"{request.case_id}:survey",
@@ -32,8 +32,6 @@ class SatisfactionSurvey:
                 params={"outcome": request.case_outcome},
                 due_at=sent_at,
             ),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary="R25 send the satisfaction survey",
         )
         result = SurveyResult(case_id=request.case_id, sent_at=sent_at)
@@ -43,11 +41,9 @@ class SatisfactionSurvey:
             result.answered_at = workflow.now()
         else:
             result.expired_at = workflow.now()
-        await workflow.execute_activity_method(
+        await call_outside(
             SurveyActivities.record,
             result,
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary="R25 keep the answers" if result.answers else "R25 no answer",
         )
         return result

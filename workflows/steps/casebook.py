@@ -3,25 +3,18 @@ search attributes and current details follow, so operators always see the truth.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
 from domain.policy import next_contact_slot
 from domain.state import CaseState, CaseStatus
 from workflows import search_attributes as sa
-
-# Infrastructure calls retry until they succeed: an outage delays a case, never fails it.
-INFRASTRUCTURE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=1),
-)
-INFRASTRUCTURE_CALL_TIMEOUT = timedelta(seconds=30)
+from workflows.steps.outside import call_outside
 
 SYSTEM_ACTOR = "aftersales-workflow"
 SYSTEM_ROLE = "system"
@@ -37,6 +30,16 @@ MERCHANT_SIDE = frozenset(
         CaseStatus.INTERCEPTING,
     }
 )
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved a case and under which rule: the approval step records it (R23)."""
+
+    rule: str
+    reason: str
+    actor: str = SYSTEM_ACTOR
+    role: str = SYSTEM_ROLE
 
 
 class CaseBook:
@@ -70,14 +73,25 @@ class CaseBook:
             details=details or {},
             case=CaseSnapshot.of(state),
         )
-        await workflow.execute_activity_method(
+        await call_outside(
             LedgerActivities.record_step,
             entry,
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"ledger #{entry.seq}: {action}" + (f" ({rule})" if rule else ""),
         )
         self.publish()
+
+    async def record_approved(
+        self, action: str, approval: Approval, *, status: CaseStatus, reason: str | None = None
+    ) -> None:
+        """The step an approval leads to, in the approver's name."""
+        await self.record(
+            action,
+            rule=approval.rule,
+            reason=reason or approval.reason,
+            status=status,
+            actor=approval.actor,
+            role=approval.role,
+        )
 
     def _enter(self, status: CaseStatus, now: datetime) -> None:
         state = self.state
@@ -118,7 +132,7 @@ class CaseBook:
         state = self.state
         # One message per template and ledger position: a replay or retry never repeats it.
         key = f"{state.case_id}:{template.value}:{state.ledger_seq}"
-        await workflow.execute_activity_method(
+        await call_outside(
             NotificationActivities.notify_customer,
             CustomerMessage(
                 idempotency_key=key,
@@ -128,8 +142,6 @@ class CaseBook:
                 params=params,
                 due_at=due_at or workflow.now(),
             ),
-            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-            retry_policy=INFRASTRUCTURE_RETRY,
             summary=f"tell customer: {template.value}",
         )
 

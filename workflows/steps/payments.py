@@ -19,11 +19,11 @@ from domain.money import Money
 from domain.policy import refund_limit
 from domain.state import CaseStatus, RefundReceipt
 from workflows.steps.casebook import (
-    INFRASTRUCTURE_CALL_TIMEOUT,
     SYSTEM_ACTOR,
     SYSTEM_ROLE,
     CaseBook,
 )
+from workflows.steps.outside import INFRASTRUCTURE_CALL_TIMEOUT
 from workflows.steps.timers import wait_until
 
 

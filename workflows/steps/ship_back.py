@@ -7,7 +7,7 @@ from temporalio import workflow
 from activities.notifications import Template
 from domain.policy import ship_back_schedule
 from domain.state import CaseState, CaseStatus, ReminderSent
-from workflows.steps.casebook import CaseBook
+from workflows.steps.casebook import Approval, CaseBook
 
 
 def next_ship_back_due(state: CaseState) -> tuple[datetime, str]:
@@ -22,23 +22,14 @@ def next_ship_back_due(state: CaseState) -> tuple[datetime, str]:
     return deadline, "R12 ship-back deadline"
 
 
-async def open_ship_back_window(
-    book: CaseBook, *, rule: str, reason: str, actor: str, role: str
-) -> None:
+async def open_ship_back_window(book: CaseBook, approval: Approval) -> None:
     state = book.state
     state.approved_at = workflow.now()
     state.ship_back_deadline = ship_back_schedule(state.approved_at, state.policy).deadline
     await book.notify(
         Template.SHIP_BACK_INSTRUCTIONS, deadline=state.ship_back_deadline.isoformat()
     )
-    await book.record(
-        "approved",
-        rule=rule,
-        reason=reason,
-        status=CaseStatus.AWAITING_SHIP_BACK,
-        actor=actor,
-        role=role,
-    )
+    await book.record_approved("approved", approval, status=CaseStatus.AWAITING_SHIP_BACK)
 
 
 async def ship_back_moment_passed(book: CaseBook) -> None:
