@@ -14,7 +14,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.carrier import CarrierActivities, CarrierGateway, SandboxCarrier
 from activities.ledger import LedgerActivities
 from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
-from activities.payments import PaymentActivities, PaymentProvider, SandboxPaymentProvider
+from activities.payments import PaymentActivities, PaymentProvider
 from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
 from infra.database import create_pool, migrate
@@ -89,7 +89,7 @@ async def main() -> None:
         pool=pool,
         task_queue=settings.task_queue,
         # Local stand-ins for the payment provider and messaging; see README "Outside systems".
-        payments=SandboxPaymentProvider(),
+        payments=settings.sandbox_payments(),
         notifier=LoggingNotifier(),
     )
     try:

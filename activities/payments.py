@@ -1,13 +1,19 @@
 """Refunds through the payment provider, exactly once (R21).
 
-The provider sits behind `PaymentProvider`; the sandbox implementation stands in for a
-real one (which, like it, must accept an idempotency key)."""
+The provider sits behind `PaymentProvider`; the sandbox implementations stand in for a
+real one (which, like them, must accept an idempotency key and find a payment by it)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import fcntl
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 import asyncpg
@@ -18,6 +24,9 @@ from temporalio.exceptions import ApplicationError
 from domain.money import Money
 
 REFUND_LIMIT_EXCEEDED = "RefundLimitExceeded"
+# Payments heartbeat while the provider answers, so a killed worker's payment is retried
+# (and found, not repeated) within this time instead of the whole call timeout.
+PAYMENT_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 
 class PaymentProvider(Protocol):
@@ -29,27 +38,80 @@ class PaymentProvider(Protocol):
         """Charge the customer's payment method; the same key charges once."""
         ...
 
+    async def find(self, *, idempotency_key: str) -> str | None:
+        """The reference of a payment already made under this key, if any."""
+        ...
+
 
 @dataclass
 class SandboxPaymentProvider:
-    """Behaves like a real provider's idempotency keys, and records every call for tests."""
+    """Behaves like a real provider's idempotency keys, and records every call for tests.
+    `answer_delay` models a slow provider: the payment is booked at once, the answer
+    arrives later (the window in which a crashed caller does not know it was paid)."""
 
+    answer_delay: timedelta = timedelta(0)
     calls: list[tuple[str, Money]] = field(default_factory=list)
     refunds: dict[str, Money] = field(default_factory=dict)
     charges: dict[str, Money] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def refund(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
-        async with self._lock:
-            self.calls.append((idempotency_key, amount))
-            self.refunds.setdefault(idempotency_key, amount)
-            return f"sandbox-refund-{idempotency_key}"
+        return await self._pay("refund", idempotency_key, amount)
 
     async def charge(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
+        return await self._pay("charge", idempotency_key, amount)
+
+    async def find(self, *, idempotency_key: str) -> str | None:
+        for kind, book in (("refund", self.refunds), ("charge", self.charges)):
+            if idempotency_key in book:
+                return _reference(kind, idempotency_key)
+        return None
+
+    async def _pay(self, kind: str, idempotency_key: str, amount: Money) -> str:
         async with self._lock:
             self.calls.append((idempotency_key, amount))
-            self.charges.setdefault(idempotency_key, amount)
-            return f"sandbox-charge-{idempotency_key}"
+            self._book(kind, idempotency_key, amount)
+        await asyncio.sleep(self.answer_delay.total_seconds())
+        return _reference(kind, idempotency_key)
+
+    def _book(self, kind: str, idempotency_key: str, amount: Money) -> None:
+        (self.refunds if kind == "refund" else self.charges).setdefault(idempotency_key, amount)
+
+
+@dataclass
+class JournaledSandboxPaymentProvider(SandboxPaymentProvider):
+    """The sandbox with its book in a file, one JSON line per call, shared by every worker
+    process on the machine: like a real provider, it remembers a payment after the worker
+    that asked for it died (`make run` and the fault tests use it)."""
+
+    journal: Path = Path("sandbox-payments.jsonl")
+
+    def journal_calls(self, idempotency_key: str) -> int:
+        return sum(1 for line in self._lines() if line["key"] == idempotency_key)
+
+    async def find(self, *, idempotency_key: str) -> str | None:
+        for line in self._lines():
+            if line["key"] == idempotency_key:
+                return _reference(line["kind"], idempotency_key)
+        return None
+
+    def _book(self, kind: str, idempotency_key: str, amount: Money) -> None:
+        super()._book(kind, idempotency_key, amount)
+        entry = {"kind": kind, "key": idempotency_key, "pid": os.getpid()}
+        with self.journal.open("a") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)  # whole lines, even with several writers
+            out.write(json.dumps(entry | amount.model_dump(mode="json")) + "\n")
+
+    def _lines(self) -> list[dict[str, str]]:
+        if not self.journal.exists():
+            return []
+        with self.journal.open() as journal:
+            fcntl.flock(journal, fcntl.LOCK_SH)
+            return [json.loads(line) for line in journal if line.strip()]
+
+
+def _reference(kind: str, idempotency_key: str) -> str:
+    return f"sandbox-{kind}-{idempotency_key}"
 
 
 class RefundOrder(BaseModel):
@@ -70,6 +132,15 @@ class PaymentConfirmation(BaseModel):
     amount: Money
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """The money row before this attempt pays: settled already (its reference), left
+    pending by an attempt that may have reached the provider, or new."""
+
+    settled_reference: str | None = None
+    interrupted: bool = False
+
+
 class PaymentActivities:
     def __init__(self, pool: asyncpg.Pool, provider: PaymentProvider) -> None:
         self._pool = pool
@@ -80,8 +151,8 @@ class PaymentActivities:
         """Reserve the money row, call the provider with the same key, then settle the row.
 
         A crash anywhere leaves either no row (nothing happened), a pending row (the retry
-        calls the provider again with the same key, which refunds once), or a settled row
-        (the retry returns it without calling the provider)."""
+        asks the provider whether the key was paid, and pays only if not), or a settled
+        row (the retry returns it without calling the provider)."""
         return await self._pay_once(
             order.idempotency_key,
             order.amount,
@@ -94,12 +165,15 @@ class PaymentActivities:
     @activity.defn(name="charge_customer")
     async def charge(self, order: ChargeOrder) -> PaymentConfirmation:
         """R22: charge a price difference, exactly once (same pattern as refunds)."""
-        settled = await self._pool.fetchval(
-            """INSERT INTO money_movements
-                   (idempotency_key, case_id, kind, amount_minor, currency, status)
-               VALUES ($1, $2, 'charge', $3, $4, 'pending')
-               ON CONFLICT (idempotency_key) DO UPDATE SET status = money_movements.status
-               RETURNING CASE WHEN status = 'succeeded' THEN provider_reference END""",
+        row = await self._pool.fetchrow(
+            """WITH reserved AS (
+                   INSERT INTO money_movements
+                       (idempotency_key, case_id, kind, amount_minor, currency, status)
+                   VALUES ($1, $2, 'charge', $3, $4, 'pending')
+                   ON CONFLICT (idempotency_key) DO NOTHING
+                   RETURNING idempotency_key)
+               SELECT status, provider_reference FROM money_movements
+               WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM reserved)""",
             order.idempotency_key,
             order.case_id,
             order.amount.amount_minor,
@@ -108,7 +182,7 @@ class PaymentActivities:
         return await self._pay_once(
             order.idempotency_key,
             order.amount,
-            settled,
+            _reservation_of(row),
             lambda: self._provider.charge(
                 idempotency_key=order.idempotency_key, case_id=order.case_id, amount=order.amount
             ),
@@ -118,15 +192,20 @@ class PaymentActivities:
         self,
         idempotency_key: str,
         amount: Money,
-        settled: str | None,
+        reservation: Reservation,
         pay: Callable[[], Awaitable[str]],
     ) -> PaymentConfirmation:
-        """Return a settled movement as it is; else ask the provider (same key, so at most
-        once on its side) and mark the row settled."""
-        if settled is None:
-            settled = await pay()
-            await self._settle(idempotency_key, settled)
-        return PaymentConfirmation(provider_reference=settled, amount=amount)
+        """Return a settled movement as it is; else pay unless the provider already has
+        this key (an earlier attempt died before it learnt the answer), and settle the row."""
+        reference = reservation.settled_reference
+        if reference is None:
+            async with _heartbeating():
+                if reservation.interrupted:
+                    reference = await self._provider.find(idempotency_key=idempotency_key)
+                if reference is None:
+                    reference = await pay()
+            await self._settle(idempotency_key, reference)
+        return PaymentConfirmation(provider_reference=reference, amount=amount)
 
     async def _settle(self, idempotency_key: str, reference: str) -> None:
         await self._pool.execute(
@@ -137,8 +216,7 @@ class PaymentActivities:
             reference,
         )
 
-    async def _reserve(self, order: RefundOrder) -> str | None:
-        """Returns the provider reference if this refund was already settled."""
+    async def _reserve(self, order: RefundOrder) -> Reservation:
         async with self._pool.acquire() as conn, conn.transaction():
             # Serialises refunds of one case, so two keys can never both pass the limit check.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order.case_id)
@@ -158,8 +236,7 @@ class PaymentActivities:
                         type=REFUND_LIMIT_EXCEEDED,
                         non_retryable=True,
                     )
-                settled: str | None = existing["provider_reference"]
-                return settled if existing["status"] == "succeeded" else None
+                return _reservation_of(existing)
             already = await conn.fetchval(
                 "SELECT coalesce(sum(amount_minor), 0) FROM money_movements "
                 "WHERE case_id = $1 AND kind = 'refund'",
@@ -182,4 +259,29 @@ class PaymentActivities:
                 order.amount.amount_minor,
                 order.amount.currency,
             )
-            return None
+            return Reservation()
+
+
+def _reservation_of(row: asyncpg.Record | None) -> Reservation:
+    """A row that existed before this attempt: settled, or interrupted mid-payment."""
+    if row is None:
+        return Reservation()
+    if row["status"] == "succeeded":
+        return Reservation(settled_reference=row["provider_reference"])
+    return Reservation(interrupted=True)
+
+
+@asynccontextmanager
+async def _heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while a slow outside call runs, so a dead worker is noticed quickly."""
+
+    async def beat() -> None:
+        while activity.in_activity():  # also called directly, outside a worker, in tests
+            activity.heartbeat()
+            await asyncio.sleep(PAYMENT_HEARTBEAT_TIMEOUT.total_seconds() / 3)
+
+    beating = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        beating.cancel()

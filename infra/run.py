@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 import uvicorn
 
 from activities.notifications import LoggingNotifier
-from activities.payments import SandboxPaymentProvider
 from api.app import create_app
 from api.auth import parse_tokens
 from domain.case import (
@@ -168,7 +167,7 @@ async def main() -> None:
             env.client,
             pool=pool,
             task_queue=settings.task_queue,
-            payments=SandboxPaymentProvider(),
+            payments=settings.sandbox_payments(),
             notifier=LoggingNotifier(),
         )
         gateway = CaseGateway(env.client, pool, settings.task_queue, policy)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from activities.payments import JournaledSandboxPaymentProvider
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
@@ -47,6 +50,15 @@ class Settings(BaseSettings):
     api_port: Annotated[
         int, Field(validation_alias=AliasChoices("AFTERSALES_API_PORT"), ge=1, le=65535)
     ] = 8000
+    # The sandbox payment provider's book (it outlives worker restarts, like a real one's)
+    # and how long it takes to answer (the fault tests make it slow).
+    sandbox_payments_journal: Annotated[
+        Path, Field(validation_alias=AliasChoices("AFTERSALES_SANDBOX_PAYMENTS_JOURNAL"))
+    ] = DATA_DIR / "sandbox-payments.jsonl"
+    sandbox_payments_delay: Annotated[
+        timedelta,
+        Field(validation_alias=AliasChoices("AFTERSALES_SANDBOX_PAYMENTS_DELAY"), ge=timedelta(0)),
+    ] = timedelta(0)
     # Unset means the embedded PostgreSQL that `make run` starts under .data/.
     database_url: Annotated[str | None, Field(validation_alias=AliasChoices("DATABASE_URL"))] = None
 
@@ -56,6 +68,12 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("postgres://", "postgresql://")):
             raise ValueError("must be a postgresql:// URL")
         return value or None
+
+    def sandbox_payments(self) -> JournaledSandboxPaymentProvider:
+        self.sandbox_payments_journal.parent.mkdir(parents=True, exist_ok=True)
+        return JournaledSandboxPaymentProvider(
+            journal=self.sandbox_payments_journal, answer_delay=self.sandbox_payments_delay
+        )
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -75,6 +93,8 @@ _ENV_NAMES = {
     "api_tokens": "AFTERSALES_API_TOKENS",
     "api_port": "AFTERSALES_API_PORT",
     "api_host": "AFTERSALES_API_HOST",
+    "sandbox_payments_journal": "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL",
+    "sandbox_payments_delay": "AFTERSALES_SANDBOX_PAYMENTS_DELAY",
 }
 
 

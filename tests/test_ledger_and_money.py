@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.payments import (
     REFUND_LIMIT_EXCEEDED,
+    ChargeOrder,
     PaymentActivities,
     RefundOrder,
     SandboxPaymentProvider,
@@ -115,6 +116,43 @@ async def test_refund_left_pending_by_a_crash_is_finished_with_the_same_key(
         "SELECT status FROM money_movements WHERE idempotency_key = $1", key
     )
     assert status == "succeeded"
+
+
+async def test_refund_the_provider_took_before_a_crash_is_settled_without_paying_again(
+    pool: asyncpg.Pool,
+) -> None:  # R21
+    provider = SandboxPaymentProvider()
+    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    key = f"{case_id}:refund:1"
+    # The worker reserved the row and the provider booked the refund; then the worker died.
+    await pool.execute(
+        "INSERT INTO money_movements (idempotency_key, case_id, kind, amount_minor, currency, "
+        "status) VALUES ($1, $2, 'refund', 500, 'EUR', 'pending')",
+        key,
+        case_id,
+    )
+    reference = await provider.refund(idempotency_key=key, case_id=case_id, amount=eur(500))
+    order = RefundOrder(case_id=case_id, idempotency_key=key, amount=eur(500), limit=eur(500))
+    confirmation = await PaymentActivities(pool, provider).issue_refund(order)
+    assert confirmation.provider_reference == reference
+    assert len(provider.calls) == 1
+    settled = await pool.fetchrow(
+        "SELECT status, provider_reference FROM money_movements WHERE idempotency_key = $1", key
+    )
+    assert settled is not None
+    assert (settled["status"], settled["provider_reference"]) == ("succeeded", reference)
+
+
+async def test_a_charge_repeated_with_its_key_charges_once(pool: asyncpg.Pool) -> None:  # R22
+    provider = SandboxPaymentProvider()
+    payments = PaymentActivities(pool, provider)
+    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    order = ChargeOrder(case_id=case_id, idempotency_key=f"{case_id}:charge:1", amount=eur(300))
+    first = await payments.charge(order)
+    again = await payments.charge(order)
+    assert first == again
+    assert list(provider.charges.values()) == [eur(300)]
+    assert len(provider.calls) == 1
 
 
 async def test_refunds_above_what_was_paid_are_refused(pool: asyncpg.Pool) -> None:  # R21

@@ -10,6 +10,7 @@ from temporalio.common import RetryPolicy
 
 from activities.notifications import Template
 from activities.payments import (
+    PAYMENT_HEARTBEAT_TIMEOUT,
     REFUND_LIMIT_EXCEEDED,
     ChargeOrder,
     PaymentActivities,
@@ -69,6 +70,7 @@ async def refund(
             limit=refund_limit(state.request.paid, state.reimbursed_shipping),
         ),
         start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+        heartbeat_timeout=PAYMENT_HEARTBEAT_TIMEOUT,
         retry_policy=_REFUND_RETRY,
         summary=f"refund {amount} (R21 key {key})",
     )
@@ -106,6 +108,7 @@ async def charge(book: CaseBook, amount: Money, *, rule: str, reason: str) -> No
         PaymentActivities.charge,
         ChargeOrder(case_id=state.case_id, idempotency_key=key, amount=amount),
         start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+        heartbeat_timeout=PAYMENT_HEARTBEAT_TIMEOUT,
         retry_policy=_REFUND_RETRY,
         summary=f"charge {amount} (key {key})",
     )
