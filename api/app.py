@@ -106,6 +106,15 @@ class ScanBatch(Strict):
     scans: Annotated[list[ScanSubmission], Field(min_length=1, max_length=100)]
 
 
+class CaseAccepted(BaseModel):
+    """The answer to an opening request: the case exists and owns the request from now on.
+    Its decision (R1 and on) follows within moments at `status_url`."""
+
+    case_id: str
+    created: bool
+    status_url: str
+
+
 class ScanResult(BaseModel):
     scan_id: str
     barcode: str
@@ -156,12 +165,15 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     @app.post("/cases", status_code=status.HTTP_201_CREATED)
     async def open_case(
         request: OpenCaseRequest, response: Response, _: Annotated[Caller, Depends(service)]
-    ) -> CaseState:
-        """Open a case (R2: idempotent; the same request again answers 200 with that case)."""
-        opened = await gateway.open_case(request)
-        if not opened.created:
+    ) -> CaseAccepted:
+        """Open a case (R2: idempotent; the same request again answers 200). Answers once
+        the request is stored and the case started, before the case's first decision."""
+        created = await gateway.accept_case(request)
+        if not created:
             response.status_code = status.HTTP_200_OK
-        return opened.state
+        return CaseAccepted(
+            case_id=request.case_id, created=created, status_url=f"/cases/{request.case_id}"
+        )
 
     @app.get("/cases")
     async def list_cases(
@@ -283,16 +295,17 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     async def scans(batch: ScanBatch, _: Annotated[Caller, Depends(scanner)]) -> list[ScanResult]:
         """R26: accepted once durably signalled; a repeated scan changes nothing; a barcode
         matching no open case answers 404 and the scan is kept for a person."""
-        results = []
-        for submission in batch.scans:
-            scan = WarehouseScan.model_validate(submission.model_dump(exclude={"barcode"}))
-            try:
-                await gateway.scan(submission.barcode, scan)
-                results.append(ScanResult(scan_id=scan.scan_id, barcode=submission.barcode,
-                                          accepted=True))  # fmt: skip
-            except UnknownCaseError as error:
-                results.append(ScanResult(scan_id=scan.scan_id, barcode=submission.barcode,
-                                          accepted=False, problem=str(error)))  # fmt: skip
+        problems = await gateway.scan_batch(
+            [
+                (s.barcode, WarehouseScan.model_validate(s.model_dump(exclude={"barcode"})))
+                for s in batch.scans
+            ]
+        )
+        results = [
+            ScanResult(scan_id=submission.scan_id, barcode=submission.barcode,
+                       accepted=problem is None, problem=str(problem) if problem else None)
+            for submission, problem in zip(batch.scans, problems, strict=True)
+        ]  # fmt: skip
         if not all(r.accepted for r in results):
             raise HTTPException(
                 status.HTTP_404_NOT_FOUND,

@@ -4,6 +4,7 @@ Temporal and the ledger behind, no business rules here."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,40 +123,49 @@ class CaseGateway:
         self._task_queue = task_queue
         self._policy = policy
 
-    async def open_case(self, request: OpenCaseRequest) -> OpenedCase:
-        """R2: idempotent. The same order line and request id always lead to one case."""
-        # Pinned here, once: the case keeps this policy for life.
-        run = CaseRun(
-            request=request, policy=self._policy.resolve(request.category, request.carrier)
+    async def accept_case(self, request: OpenCaseRequest) -> bool:
+        """R2: idempotent; True if this call opened the case. The request is written to
+        PostgreSQL first, then its workflow is started: if Temporal cannot be reached, the
+        request is kept and the caller's retry starts the case."""
+        stored = await self._pool.fetchval(
+            """WITH received AS (
+                   INSERT INTO case_requests (case_id, request_id, request)
+                   VALUES ($1, $2, $3) ON CONFLICT (case_id) DO NOTHING RETURNING case_id)
+               SELECT request::text FROM case_requests
+               WHERE case_id = $1 AND NOT EXISTS (SELECT 1 FROM received)""",
+            request.case_id,
+            request.request_id,
+            request.model_dump(mode="json"),
         )
-        handle: WorkflowHandle[ReturnCase, CaseState] = self._client.get_workflow_handle_for(
-            ReturnCase.run, request.case_id
-        )
-        # Only tells the caller whether this call opened the case (201 vs 200 later);
-        # uniqueness itself rests on the workflow id, whatever the race.
-        created = not await _exists(handle)
-        if created:
-            try:
-                await self._client.start_workflow(
-                    WORKFLOW_OF_KIND[request.kind].__name__,
-                    run,
-                    id=request.case_id,
-                    task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    # A closed case keeps its id: reopening the same request shows that case.
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    static_summary=_static_summary(request),
-                    static_details=_static_details(run),
-                )
-            except WorkflowAlreadyStartedError:
-                created = False
-        state = await self._first_state(handle)
-        if not created and _differs(state.request, request):
+        if stored is not None and _differs(OpenCaseRequest.model_validate_json(stored), request):
             raise RefusedInputError(
                 f"request_id: {request.request_id} already opened case {request.case_id} "
                 "with different details (R2: one request, one case)"
             )
-        return OpenedCase(state=state, created=created)
+        # Pinned here, once: the case keeps this policy for life.
+        run = CaseRun(
+            request=request, policy=self._policy.resolve(request.category, request.carrier)
+        )
+        # Already started, or closed: the request reached its case either way.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self._client.start_workflow(
+                WORKFLOW_OF_KIND[request.kind].__name__,
+                run,
+                id=request.case_id,
+                task_queue=self._task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                # A closed case keeps its id: reopening the same request shows that case.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                static_summary=_static_summary(request),
+                static_details=_static_details(run),
+            )
+        return stored is None
+
+    async def open_case(self, request: OpenCaseRequest) -> OpenedCase:
+        """`accept_case`, then the case once its opening decision is made (the CLI)."""
+        created = await self.accept_case(request)
+        handle = self._client.get_workflow_handle_for(ReturnCase.run, request.case_id)
+        return OpenedCase(state=await self._first_state(handle), created=created)
 
     async def _first_state(self, handle: WorkflowHandle[ReturnCase, CaseState]) -> CaseState:
         """The case once its opening decision (accepted or refused, R1) is made, so callers
@@ -211,8 +221,29 @@ class CaseGateway:
         return state
 
     async def scan(self, barcode: str, scan: WarehouseScan) -> None:
-        """R26: the barcode on a return label is its case id. A scan that matches no open
-        case is kept in unmatched_scans for a person and refused with UnknownCaseError."""
+        [problem] = await self.scan_batch([(barcode, scan)])
+        if problem is not None:
+            raise problem
+
+    async def scan_batch(
+        self, scans: list[tuple[str, WarehouseScan]]
+    ) -> list[UnknownCaseError | None]:
+        """R26: the barcode on a return label is its case id. Each scan is signalled to its
+        case (all at once) and then kept in `scans`; one that matches no open case is kept
+        in unmatched_scans for a person, and its place in the answer says why."""
+        problems = await asyncio.gather(*(self._signal_scan(b, scan) for b, scan in scans))
+        await self._pool.executemany(
+            """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
+            [
+                _scan_row(barcode, scan)
+                for (barcode, scan), problem in zip(scans, problems, strict=True)
+                if problem is None
+            ],
+        )
+        return problems
+
+    async def _signal_scan(self, barcode: str, scan: WarehouseScan) -> UnknownCaseError | None:
         handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
         try:
             await handle.signal(ReturnCase.warehouse_scan, scan)
@@ -228,20 +259,8 @@ class CaseGateway:
                 scan.model_dump(mode="json"),
                 problem,
             )
-            raise UnknownCaseError(
-                f"barcode: {problem}; the scan is kept for review (R26)"
-            ) from error
-        await self._pool.execute(
-            """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
-            scan.scan_id,
-            barcode,
-            scan.event.value,
-            scan.station,
-            scan.grade.value if scan.grade else None,
-            scan.photos,
-            scan.scanned_at,
-        )
+            return UnknownCaseError(f"barcode: {problem}; the scan is kept for review (R26)")
+        return None
 
     async def list_cases(self, *, status: str | None = None, limit: int = 50) -> list[CaseSummary]:
         types = ", ".join(f"'{w.__name__}'" for w in WORKFLOW_OF_KIND.values())
@@ -282,14 +301,10 @@ class CaseGateway:
         )
 
 
-async def _exists(handle: WorkflowHandle[ReturnCase, CaseState]) -> bool:
-    try:
-        await handle.describe()
-    except RPCError as error:
-        if error.status is RPCStatusCode.NOT_FOUND:
-            return False
-        raise
-    return True
+def _scan_row(barcode: str, scan: WarehouseScan) -> tuple[object, ...]:
+    grade = scan.grade.value if scan.grade else None
+    return (scan.scan_id, barcode, scan.event.value, scan.station, grade, scan.photos,
+            scan.scanned_at)  # fmt: skip
 
 
 def _static_summary(request: OpenCaseRequest) -> str:

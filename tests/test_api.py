@@ -42,6 +42,10 @@ async def api(
             yield client
 
 
+def a_case_id(body: dict[str, Any]) -> str:
+    return f"{body['kind']}-{body['order_id']}-{body['line_id']}-{body['request_id']}"
+
+
 def request_json(**overrides: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     request = a_request(delivered_at=now - timedelta(days=2), requested_after=timedelta(days=2),
@@ -56,8 +60,51 @@ async def test_opening_twice_answers_201_then_200_with_the_same_case(
     first = await api.post("/cases", json=body, headers=as_role("t-service"))
     again = await api.post("/cases", json=body, headers=as_role("t-service"))
     assert (first.status_code, again.status_code) == (201, 200)
+    assert (first.json()["created"], again.json()["created"]) == (True, False)
     assert first.json()["case_id"] == again.json()["case_id"]
-    assert first.json()["status"] == "awaiting_ship_back"
+
+    async def read() -> dict[str, Any]:
+        return (await api.get(first.json()["status_url"], headers=as_role("t-service"))).json()
+
+    state = await eventually(read, lambda s: s.get("status") == "awaiting_ship_back")
+    assert state["status"] == "awaiting_ship_back"  # R5: no review, the customer ships back
+
+
+async def test_the_same_request_id_with_other_details_is_409_and_changes_nothing(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R2
+    body = request_json()
+    assert (await api.post("/cases", json=body, headers=as_role("t-service"))).status_code == 201
+    other = await api.post("/cases", json=body | {"sku": "SKU-OTHER"},
+                           headers=as_role("t-service"))  # fmt: skip
+    assert other.status_code == 409
+    assert "request_id" in other.json()["detail"]
+    assert "R2" in other.json()["detail"]
+    stored = await pool.fetchval(
+        "SELECT request->>'sku' FROM case_requests WHERE case_id = $1", a_case_id(body)
+    )
+    assert stored == body["sku"]
+
+
+async def test_a_request_stored_before_temporal_was_reached_is_started_by_the_retry(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R2, nothing lost
+    body = request_json()
+    # What an earlier attempt leaves when Temporal could not be reached after the write.
+    await pool.execute(
+        "INSERT INTO case_requests (case_id, request_id, request) VALUES ($1, $2, $3)",
+        a_case_id(body),
+        body["request_id"],
+        body,
+    )
+    retry = await api.post("/cases", json=body, headers=as_role("t-service"))
+    assert (retry.status_code, retry.json()["created"]) == (200, False)
+
+    async def read() -> httpx.Response:
+        return await api.get(retry.json()["status_url"], headers=as_role("t-service"))
+
+    started = await eventually(read, lambda r: r.status_code == 200)
+    assert started.json()["request"]["order_id"] == body["order_id"]
 
 
 async def test_no_token_is_401_and_the_wrong_role_is_403(api: httpx.AsyncClient) -> None:
