@@ -54,6 +54,8 @@ class ClaimState(BaseModel):
     response: CarrierResponse | None = None
     pending_responses: list[CarrierResponse] = Field(default_factory=list)
     seen_response_ids: list[str] = Field(default_factory=list)
+    # Answers that came after the claim closed: recorded, never reopening it (R15).
+    late_responses: list[CarrierResponse] = Field(default_factory=list)
     closed_at: datetime | None = None
     ledger_seq: int = 0
 

@@ -6,7 +6,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from domain.case import STAFF, CaseKind, Grade, MissingItem, OpenCaseRequest, Reason, Role
+from domain.case import (
+    STAFF,
+    CaseKind,
+    Grade,
+    MissingItem,
+    OpenCaseRequest,
+    Reason,
+    Role,
+    ScanEvent,
+)
+from domain.claim import CarrierResponse, ClaimStatus
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import Disposition, EscalationLevel
@@ -232,3 +242,82 @@ def missing_items_deduction(items: list[MissingItem], currency: str) -> Money:
     for item in items:
         total = total + item.value
     return total
+
+
+# ---- late, duplicate and out-of-order messages -------------------------------------
+
+
+def inspection_clock_start(scanned_at: datetime, now: datetime, *, held: bool) -> datetime:
+    """R13: inspection is due within its deadline of the dock scan. A scanner clock ahead of
+    ours cannot extend it; a parcel that reached the dock before the case was approved
+    could not be inspected until then, so its clock starts at the approval (now)."""
+    return now if held else min(scanned_at, now)
+
+
+def unapplied_scan_reason(
+    event: ScanEvent,
+    status: str,
+    *,
+    received_scan_id: str | None,
+    inspection_scan_id: str | None,
+) -> str:
+    """R26: why a warehouse scan changes nothing, in words a warehouse clerk can act on."""
+    if event is ScanEvent.PARCEL_RECEIVED and inspection_scan_id is not None:
+        if received_scan_id == inspection_scan_id:
+            return (
+                f"a dock scan after the inspection scan {inspection_scan_id}, which already "
+                "counted as the parcel's receipt (R26); nothing changes"
+            )
+        return (
+            f"the parcel was received (dock scan {received_scan_id}) and inspected (scan "
+            f"{inspection_scan_id}) already; another dock scan changes nothing (R26)"
+        )
+    if event is ScanEvent.PARCEL_RECEIVED and received_scan_id is not None:
+        return (
+            f"the parcel was already received (dock scan {received_scan_id}); another dock "
+            "scan changes nothing (R26)"
+        )
+    if event is ScanEvent.INSPECTED and inspection_scan_id is not None:
+        return (
+            f"the item was already inspected (scan {inspection_scan_id}); a second inspection "
+            "is kept for a person and changes nothing (R26)"
+        )
+    return f"no parcel is expected while the case is {status}; kept for a person (R26)"
+
+
+def late_shipped_back_reason(tracking_number: str, received_scan_id: str | None) -> str:
+    """R12 + R6: the customer's shipping notice arrived after the parcel reached the dock."""
+    return (
+        f"tracking {tracking_number}, told after the parcel had reached the dock (scan "
+        f"{received_scan_id}): kept for the tracking and the postage (R6), the case goes on"
+    )
+
+
+def late_carrier_response_reason(
+    closed_as: ClaimStatus, answered: CarrierResponse | None, late: CarrierResponse,
+    claimed: Money,
+) -> str:  # fmt: skip
+    """R15: a carrier's answer that arrives after its claim closed never reopens it; it is
+    recorded, and one that differs from the recorded outcome is left for a person."""
+    head = f"answer {late.response_id} came after the claim closed as {closed_as.value}"
+    if late.recovered.currency != claimed.currency:
+        return (
+            f"{head}, in {late.recovered.currency} for a claim in {claimed.currency}: "
+            "kept for a person; nothing changes"
+        )
+    if (
+        answered is not None
+        and answered.accepted == late.accepted
+        and answered.recovered == late.recovered
+    ):
+        return (
+            f"{head}; it repeats answer {answered.response_id} (recovered "
+            f"{answered.recovered}): nothing changes"
+        )
+    now_says = f"accepts, recovering {late.recovered}" if late.accepted else "declines"
+    so_far = answered.recovered if answered is not None else Money.zero(claimed.currency)
+    return (
+        f"{head} (recovered so far {so_far} of {claimed}); the carrier now {now_says}"
+        + (f" ({late.note})" if late.note else "")
+        + f": the claim stays {closed_as.value}, and a person reconciles it"
+    )

@@ -33,6 +33,8 @@ class PolicySettings(BaseModel):
     carrier_claim_deadline: timedelta = timedelta(days=60)  # R15, per carrier
     carrier_chase_interval: timedelta = timedelta(days=7)  # R15
     carrier_silence_escalation: timedelta = timedelta(days=30)  # R15
+    # R15 (silent in the rules: our choice): a closed claim still hears late answers this long.
+    carrier_late_answer_window: timedelta = timedelta(days=30)
     call_hours: tuple[time, time] = (time(10), time(18))  # R16
     # R16 says only that a message due "at night" waits for the morning; night is ours.
     message_hours: tuple[time, time] = (time(8), time(21))

@@ -202,6 +202,9 @@ class CaseState(BaseModel):
     reminders_sent: list[ReminderSent] = Field(default_factory=list)
     shipped_back: ShippedBack | None = None
     merchant_pays_shipping: bool = False  # R6, set when the merchant accepts the fault
+    # A shipping notice or scans that came before the case was approved (R12, R26):
+    # applied at approval, or recorded for a person if the case closes instead.
+    held_messages: list[WarehouseScan | ShippedBack] = Field(default_factory=list)
     received_at: datetime | None = None
     received_scan_id: str | None = None
     inspection_deadline: datetime | None = None

@@ -2,7 +2,13 @@
 7 days, escalate after 30 silent days, record what was claimed and recovered.
 
 It runs as a child of a damage case but outlives it (parent-close policy: abandon):
-a carrier can take months. It continues as new to keep its history bounded."""
+a carrier can take months. It continues as new to keep its history bounded.
+
+Once closed (settled, declined, deadline missed) it still listens for the policy's
+late-answer window: a carrier answer that comes after the close (a second callback, a
+revised offer) is recorded in the claim's ledger and never reopens it; one that differs
+from the recorded outcome is left for a person (R15). After the window the workflow is
+gone, and a callback for it must be kept by whoever receives it (see the gateway)."""
 
 from __future__ import annotations
 
@@ -13,9 +19,17 @@ from temporalio import workflow
 
 from activities.carrier import CarrierActivities, ChaseClaim, ClaimLedgerEntry, FileClaim
 from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
-from domain.policy import carrier_silence_deadline, claim_file_deadline, next_chase_due
+from domain.policy import (
+    carrier_silence_deadline,
+    claim_file_deadline,
+    late_carrier_response_reason,
+    next_chase_due,
+)
 from workflows.steps.outside import call_outside
 from workflows.steps.timers import wait_until
+
+# Claims that closed before late answers were listened for replay without the window.
+LATE_ANSWERS_PATCH = "r15-late-carrier-answers-after-close"
 
 
 class ClaimRun(BaseModel):
@@ -45,9 +59,30 @@ class CarrierClaim:
             else:
                 await self._wait()
             if self._history_is_long() and not state.status.is_closed:
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
+                await self._continue_as_new()
+        if workflow.patched(LATE_ANSWERS_PATCH):
+            await self._late_answers()
         return state
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(self._run.model_copy(update={"carried_state": self._state}))
+
+    async def _late_answers(self) -> None:
+        """After the close, answers are recorded for the late-answer window (R15)."""
+        state = self._state
+        if state.closed_at is None:
+            raise RuntimeError("a claim listens for late answers only once closed")
+        until = state.closed_at + state.request.policy.carrier_late_answer_window
+        while True:
+            while state.pending_responses:
+                await self._answered_after_close(state.pending_responses.pop(0))
+            if self._history_is_long():
+                await self._continue_as_new()
+            if not await wait_until(
+                lambda: bool(state.pending_responses), until, "R15 late carrier answers"
+            ):
+                return
 
     @workflow.signal(name="carrier_response")
     def carrier_response(self, response: CarrierResponse) -> None:
@@ -142,6 +177,17 @@ class CarrierClaim:
             reason=f"claimed {state.request.amount}, recovered {response.recovered}"
             + (f": {response.note}" if response.note else ""),
             status=ClaimStatus.SETTLED if response.accepted else ClaimStatus.DECLINED,
+        )
+
+    async def _answered_after_close(self, response: CarrierResponse) -> None:
+        state = self._state
+        state.late_responses.append(response)
+        await self._record(
+            "carrier_answered_after_close",
+            rule="R15",
+            reason=late_carrier_response_reason(
+                state.status, state.response, response, state.request.amount
+            ),
         )
 
     async def _record(

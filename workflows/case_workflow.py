@@ -26,6 +26,7 @@ from domain.case import (
     Reason,
     ReviewDecision,
     Role,
+    WarehouseScan,
     Withdrawal,
 )
 from domain.money import Money
@@ -38,6 +39,7 @@ from domain.policy import (
     needs_evidence,
     needs_review,
     refund_limit,
+    unapplied_scan_reason,
 )
 from domain.state import (
     EXTENDABLE,
@@ -104,12 +106,14 @@ class CaseWorkflow:
             if self._history_is_long():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
+        await self._closing()
         if workflow.patched(CLOSING_STEPS_PATCH):
             if state.status is CaseStatus.REJECTED:
                 await self._dispute_window()
             await self._send_survey()
         while state.inbox:
-            await self._ignore(state.inbox.pop(0), "the case is already closed")
+            message = state.inbox.pop(0)
+            await self._ignore(message, self._why_nothing_to_do(message))
         return state
 
     async def _take_message(self, handle: Callable[[CaseMessage], Awaitable[None]]) -> None:
@@ -173,7 +177,31 @@ class CaseWorkflow:
         """Kind-specific messages; False if the kind has no use for this one now."""
         return False
 
+    async def _closing(self) -> None:
+        """Loose ends once the case has closed, before the R19/R25 closing steps."""
+
+    def _why_nothing_to_do(self, message: CaseMessage) -> str:
+        """Why a message changes nothing now (recorded with it, never dropped)."""
+        state = self._state
+        status = state.status.value + (" (closed)" if state.status.is_closed else "")
+        if isinstance(message, WarehouseScan):
+            return unapplied_scan_reason(
+                message.event,
+                status,
+                received_scan_id=state.received_scan_id,
+                inspection_scan_id=state.inspection.scan_id if state.inspection else None,
+            )
+        if state.status.is_closed:
+            return f"the case is already closed ({state.status.value})"
+        return f"nothing to do while the case is {status}"
+
     # ---- messages in ----------------------------------------------------------------
+
+    @workflow.signal(name="warehouse_scan")
+    def warehouse_scan(self, scan: WarehouseScan) -> None:
+        """R26: dock and inspection scans. A repeated scan id changes nothing; a scan no
+        step of the case expects is recorded with the reason, never dropped."""
+        self._accept(scan)
 
     @workflow.signal(name="evidence_submitted")
     def evidence_submitted(self, evidence: EvidenceSubmitted) -> None:
@@ -385,7 +413,7 @@ class CaseWorkflow:
                 await self._escalate(message.reason, actor=message.actor, role=message.role.value)
             case _:
                 if not await self._dispatch_kind(message):
-                    await self._ignore(message, f"nothing to do while the case is {status.value}")
+                    await self._ignore(message, self._why_nothing_to_do(message))
 
     async def _ignore(self, message: CaseMessage, why: str) -> None:
         await self._book.record(
@@ -674,7 +702,7 @@ class CaseWorkflow:
             case ArbitrationRuling() if state.status is CaseStatus.IN_ARBITRATION:
                 await self._ruled(message)
             case _:
-                await self._ignore(message, f"the case is {state.status.value}")
+                await self._ignore(message, self._why_nothing_to_do(message))
 
     async def _ruled(self, ruling: ArbitrationRuling) -> None:
         state = self._state

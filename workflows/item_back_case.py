@@ -1,6 +1,17 @@
 """What returns and exchanges share: the item comes back (R12), is scanned at the dock
 and inspected (R13, R26), and is routed (R27). Each kind says what a passed inspection
-leads to."""
+leads to.
+
+Messages may come late or out of order; each has a defined outcome (R26):
+- a scan before the customer's shipping notice counts: the parcel is here, so it was
+  shipped; a notice that comes after it is still recorded (tracking, R6 postage);
+- a shipping notice or a scan before the case was approved is held, and applied at
+  approval (no ship-back reminders for a parcel already sent; R13 counts from the
+  approval); if the case closes instead, it is recorded for a person (the parcel goes
+  back, R20);
+- an inspection scan before the dock scan counts as the receipt too; the dock scan
+  that follows is recorded as changing nothing;
+- anything else a case cannot use is recorded with the reason (`message_ignored`)."""
 
 from __future__ import annotations
 
@@ -9,8 +20,10 @@ from temporalio import workflow
 from activities.notifications import Template
 from domain.case import Reason, ScanEvent, ShippedBack, WarehouseScan
 from domain.policy import (
+    inspection_clock_start,
     judge_changed_mind_inspection,
     judge_merchant_fault_inspection,
+    late_shipped_back_reason,
     missing_items_deduction,
 )
 from domain.state import CaseMessage, CaseStatus, Inspection
@@ -22,18 +35,23 @@ from workflows.steps.ship_back import (
     ship_back_moment_passed,
 )
 
+_BEFORE_APPROVAL = (CaseStatus.AWAITING_EVIDENCE, CaseStatus.UNDER_REVIEW)
 _BEFORE_RECEIPT = (CaseStatus.AWAITING_SHIP_BACK, CaseStatus.IN_RETURN_TRANSIT)
+# Received, and the money or the replacement not yet settled.
+_AFTER_RECEIPT = (
+    CaseStatus.AWAITING_INSPECTION,
+    CaseStatus.REFUND_DUE,
+    CaseStatus.EXCHANGE_DUE,
+)
+
+# Cases that ignored early scans and late shipping notices before these rules replay so.
+EARLY_AND_LATE_MESSAGES_PATCH = "r26-early-scans-held-late-shipping-notice-kept"
 
 
 class ItemBackCase(CaseWorkflow):
     # What a passed inspection leads to: REFUND_DUE for a return, EXCHANGE_DUE for an
     # exchange; the kind's `_act` takes it from there.
     _after_passed_inspection = CaseStatus.REFUND_DUE
-
-    @workflow.signal(name="warehouse_scan")
-    def warehouse_scan(self, scan: WarehouseScan) -> None:
-        """R26: dock and inspection scans. A repeated scan id changes nothing."""
-        self._accept(scan)
 
     @workflow.signal(name="shipped_back")
     def shipped_back(self, notice: ShippedBack) -> None:
@@ -62,24 +80,121 @@ class ItemBackCase(CaseWorkflow):
 
     async def _after_approval(self, approval: Approval) -> None:
         await open_ship_back_window(self._book, approval)
+        await self._apply_held_messages()
 
     async def _dispatch_kind(self, message: CaseMessage) -> bool:
-        status = self._state.status
         match message:
-            case ShippedBack() if status is CaseStatus.AWAITING_SHIP_BACK:
-                await self._shipped(message)
-            case WarehouseScan(event=ScanEvent.PARCEL_RECEIVED) if status in _BEFORE_RECEIPT:
-                await self._received(message)
-            case WarehouseScan(event=ScanEvent.INSPECTED) if status in _BEFORE_RECEIPT:
-                await self._received(message)
-                await self._inspected(message)
-            case WarehouseScan(event=ScanEvent.INSPECTED) if (
-                status is CaseStatus.AWAITING_INSPECTION
+            case WarehouseScan() | ShippedBack() if (
+                self._state.status in _BEFORE_APPROVAL and self._early_and_late_messages()
             ):
-                await self._inspected(message)
+                await self._hold(message)
+                return True
+            case WarehouseScan():
+                return await self._scanned(message)
+            case ShippedBack():
+                return await self._shipping_notice(message)
+            case _:
+                return False
+
+    def _early_and_late_messages(self) -> bool:
+        return workflow.patched(EARLY_AND_LATE_MESSAGES_PATCH)
+
+    async def _shipping_notice(self, notice: ShippedBack) -> bool:
+        """Apply the customer's shipping notice; False if it changes nothing."""
+        state = self._state
+        if state.status is CaseStatus.AWAITING_SHIP_BACK:
+            await self._shipped(notice)
+            return True
+        if (
+            state.status in _AFTER_RECEIPT
+            and state.shipped_back is None
+            and state.received_scan_id is not None
+            and self._early_and_late_messages()
+        ):
+            await self._shipped_after_receipt(notice)
+            return True
+        return False
+
+    async def _scanned(self, scan: WarehouseScan, *, held: bool = False) -> bool:
+        """Apply a scan if the case expects it now; False if it changes nothing."""
+        status = self._state.status
+        match scan.event:
+            case ScanEvent.PARCEL_RECEIVED if status in _BEFORE_RECEIPT:
+                await self._received(scan, held=held)
+            case ScanEvent.INSPECTED if status in _BEFORE_RECEIPT:
+                await self._received(scan, held=held)
+                await self._inspected(scan)
+            case ScanEvent.INSPECTED if status is CaseStatus.AWAITING_INSPECTION:
+                await self._inspected(scan)
             case _:
                 return False
         return True
+
+    async def _hold(self, message: WarehouseScan | ShippedBack) -> None:
+        state = self._state
+        state.held_messages.append(message)
+        if isinstance(message, WarehouseScan):
+            what, rule = f"{message.event.value} scan {message.scan_id}", "R26"
+            actor, role = message.station, "warehouse"
+            details = {"scan_id": message.scan_id, "scanned_at": message.scanned_at.isoformat()}
+        else:
+            what, rule = f"shipping notice {message.event_id}", "R12"
+            actor, role = state.request.customer.customer_id, "customer"
+            details = {"event_id": message.event_id, "shipped_at": message.shipped_at.isoformat()}
+        await self._book.record(
+            "message_held",
+            rule=rule,
+            reason=f"{what} came while the case is {state.status.value}, before any "
+            "decision: held, and applied if the case is approved",
+            actor=actor,
+            role=role,
+            details=details,
+        )
+
+    async def _apply_held_messages(self) -> None:
+        """The customer shipped, or the parcel even arrived, before the approval: the case
+        goes on from there, with no ship-back reminders for a parcel already sent."""
+        state = self._state
+        held, state.held_messages = state.held_messages, []
+        for message in held:
+            if isinstance(message, WarehouseScan):
+                applied = await self._scanned(message, held=True)
+            else:
+                applied = await self._shipping_notice(message)
+            if not applied:
+                await self._ignore(message, self._why_nothing_to_do(message))
+
+    async def _closing(self) -> None:
+        state = self._state
+        held, state.held_messages = state.held_messages, []
+        for message in held:
+            what = (
+                "the parcel reached the dock"
+                if isinstance(message, WarehouseScan)
+                else "the customer shipped the parcel"
+            )
+            await self._ignore(
+                message,
+                f"{what} before any decision, and the case closed as {state.status.value}: "
+                "a person sends the parcel back to the customer (R20)",
+            )
+
+    async def _shipped_after_receipt(self, notice: ShippedBack) -> None:
+        state = self._state
+        state.shipped_back = notice
+        await self._book.record(
+            "customer_shipped_back",
+            rule="R12",
+            reason=f"handed to {notice.carrier}, "
+            + late_shipped_back_reason(notice.tracking_number, state.received_scan_id),
+            actor=state.request.customer.customer_id,
+            role="customer",
+            details={
+                "event_id": notice.event_id,
+                "shipped_at": notice.shipped_at.isoformat(),
+                "late": True,
+            },
+        )
 
     async def _shipped(self, notice: ShippedBack) -> None:
         self._state.shipped_back = notice
@@ -93,21 +208,26 @@ class ItemBackCase(CaseWorkflow):
             details={"event_id": notice.event_id, "shipped_at": notice.shipped_at.isoformat()},
         )
 
-    async def _received(self, scan: WarehouseScan) -> None:
+    async def _received(self, scan: WarehouseScan, *, held: bool = False) -> None:
         state = self._state
         state.received_at = scan.scanned_at
         state.received_scan_id = scan.scan_id
-        # R13 counts from the dock scan; a scanner clock ahead of ours cannot extend it.
         state.inspection_deadline = (
-            min(scan.scanned_at, workflow.now()) + state.policy.inspection_deadline
+            inspection_clock_start(scan.scanned_at, workflow.now(), held=held)
+            + state.policy.inspection_deadline
         )
         implied = scan.event is ScanEvent.INSPECTED
+        reason = (
+            "receipt taken from the inspection scan, which came before any dock scan"
+            if implied
+            else "parcel scanned at the dock"
+        )
+        if held:
+            reason += "; it came before the approval, so R13 counts from the approval"
         await self._book.record(
             "parcel_received",
             rule="R26",
-            reason="receipt taken from the inspection scan, which came before any dock scan"
-            if implied
-            else "parcel scanned at the dock",
+            reason=reason,
             status=CaseStatus.AWAITING_INSPECTION,
             actor=scan.station,
             role="warehouse",

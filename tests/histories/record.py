@@ -131,6 +131,26 @@ async def _disputed_and_ruled(handle: Handle) -> None:
     )  # fmt: skip
 
 
+async def _sent_and_scanned_during_review(handle: Handle) -> None:
+    """The customer ships, and the parcel is scanned, before the agent approves (R26)."""
+    await handle.signal(ReturnCase.evidence_submitted,
+                        EvidenceSubmitted(event_id="ev-11", photos=["p1.jpg"]))  # fmt: skip
+    shipped = ShippedBack(event_id="e11", carrier="DHL", tracking_number="T11", shipped_at=AT,
+                          postage=Money(amount_minor=690, currency="EUR"))  # fmt: skip
+    await handle.signal(ReturnCase.shipped_back, shipped)
+    await handle.signal(ReturnCase.warehouse_scan, _scan("dock-11", ScanEvent.PARCEL_RECEIVED))
+    await eventually(
+        lambda: handle.query(ReturnCase.state), lambda state: len(state.held_messages) == 2
+    )
+    await handle.execute_update(
+        ReturnCase.decide,
+        ReviewDecision(action_id="d-11", actor="agent-ann", role=Role.AGENT, approve=True),
+    )
+    await handle.signal(
+        ReturnCase.warehouse_scan, _scan("qc-11", ScanEvent.INSPECTED, Grade.RESELLABLE)
+    )
+
+
 EUR = "EUR"
 Scenario = tuple[OpenCaseRequest, Callable[[Handle], Awaitable[None]]]
 SCENARIOS: dict[str, Scenario] = {
@@ -166,6 +186,10 @@ SCENARIOS: dict[str, Scenario] = {
         _lost_parcel_replaced,
     ),
     "return_disputed_ruled_for_customer": (a_request(order_id="HIST-9"), _disputed_and_ruled),
+    "return_shipped_and_scanned_before_approval": (
+        a_request(order_id="HIST-11", reason=Reason.QUALITY_DEFECT),
+        _sent_and_scanned_during_review,
+    ),
 }
 
 
@@ -198,6 +222,37 @@ async def _record_claim(env: WorkflowEnvironment) -> None:
     (HERE / f"{name}.json").write_text(history.to_json())
     _remember_id(name, run.request.claim_id)
     print(f"recorded {name}: {len(history.events)} events (first run)")
+
+
+async def _record_claim_answered_late(env: WorkflowEnvironment) -> None:
+    """A carrier claim settled, answered again after the close, then its window ends."""
+    name = "carrier_claim_answered_after_close"
+    if (HERE / f"{name}.json").exists():
+        return
+    run = ClaimRun(
+        request=CarrierClaimRequest(
+            claim_id="claim-HIST-12", case_id="damage_claim-HIST-12-1-r1", carrier="DHL",
+            amount=Money(amount_minor=10_000, currency=EUR),
+            deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
+        ),
+    )  # fmt: skip
+    claim = await env.client.start_workflow(
+        CarrierClaim.run, run, id=run.request.claim_id, task_queue=TASK_QUEUE
+    )
+    await eventually(
+        lambda: claim.query(CarrierClaim.state), lambda state: state.filed_at is not None
+    )
+    for response_id, minor in (("dhl-12", 7_000), ("dhl-12-revised", 7_500)):
+        await claim.signal(
+            CarrierClaim.carrier_response,
+            CarrierResponse(response_id=response_id, accepted=True,
+                            recovered=Money(amount_minor=minor, currency=EUR)),
+        )  # fmt: skip
+    await claim.result()
+    history = await claim.fetch_history()
+    (HERE / f"{name}.json").write_text(history.to_json())
+    _remember_id(name, run.request.claim_id)
+    print(f"recorded {name}: {len(history.events)} events")
 
 
 def _remember_id(name: str, workflow_id: str) -> None:
@@ -241,6 +296,7 @@ async def main() -> None:
         )  # fmt: skip
         async with claim_worker:
             await _record_claim(env)
+            await _record_claim_answered_late(env)
         await env.shutdown()
         await pool.close()
 
