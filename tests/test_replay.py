@@ -13,11 +13,12 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from domain.case import ScanEvent
 from tests.conftest import a_request
 from tests.helpers import open_case, scan, state_when
-from worker import WORKFLOW_RUNNER, WORKFLOWS
+from worker import STRICT_WORKFLOW_RUNNER, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.case_workflow import SLA_TIMERS_PATCH
 from workflows.return_case import ReturnCase
 
@@ -44,12 +45,17 @@ def test_every_case_kind_has_recorded_histories() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "runner", [WORKFLOW_RUNNER, STRICT_WORKFLOW_RUNNER], ids=["worker", "strict-sandbox"]
+)
 @pytest.mark.parametrize("name", sorted(HISTORIES))
-async def test_recorded_history_replays_on_current_code(name: str) -> None:
+async def test_recorded_history_replays_on_current_code(
+    name: str, runner: SandboxedWorkflowRunner
+) -> None:
     history = WorkflowHistory.from_json(WORKFLOW_IDS[name], HISTORIES[name])
     replayer = Replayer(
         workflows=WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=runner,
         data_converter=pydantic_data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
