@@ -35,6 +35,7 @@ from domain.case import (
     WarehouseScan,
     Withdrawal,
 )
+from domain.claim import CarrierResponse
 from domain.money import Money
 from domain.state import CaseState, CaseStatus
 from infra.gateway import (
@@ -290,6 +291,15 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     ) -> CaseState:
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled)
+
+    @app.post("/claims/{claim_id}/carrier-response", status_code=status.HTTP_202_ACCEPTED)
+    async def carrier_response(
+        claim_id: CaseId, body: CarrierResponse, _: Annotated[Caller, Depends(service)]
+    ) -> dict[str, str]:
+        """R15: the carrier claims desk's callback; a claim that can no longer take it
+        answers 404 and the answer is kept for a person."""
+        await gateway.carrier_response(claim_id, body)
+        return {"claim_id": claim_id, "accepted": "carrier_response"}
 
     @app.post("/scans", status_code=status.HTTP_202_ACCEPTED)
     async def scans(batch: ScanBatch, _: Annotated[Caller, Depends(scanner)]) -> list[ScanResult]:

@@ -36,9 +36,11 @@ from domain.case import (
     WarehouseScan,
     Withdrawal,
 )
+from domain.claim import CarrierResponse
 from domain.state import CaseState, CaseStatus
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
+from workflows.carrier_claim import CarrierClaim
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow
 from workflows.damage_claim_case import DamageClaimCase
@@ -205,6 +207,27 @@ class CaseGateway:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
             raise
+
+    async def carrier_response(self, claim_id: str, response: CarrierResponse) -> None:
+        """R15: the carrier's answer to a claim. A claim past its late-answer window (or
+        unknown) cannot take it: the answer is kept for a person and UnknownCaseError says so."""
+        handle = self._client.get_workflow_handle_for(CarrierClaim.run, claim_id)
+        try:
+            await handle.signal(CarrierClaim.carrier_response, response)
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            problem = (
+                f"claim {claim_id!r} is unknown or closed past its late-answer window (R15); "
+                "the answer is kept for a person"
+            )
+            await self.record_refused_input(
+                source="carrier",
+                operation=f"carrier_response {claim_id}",
+                payload=response.model_dump_json(),
+                errors=problem,
+            )
+            raise UnknownCaseError(f"claim_id: {problem}") from error
 
     async def decide(self, case_id: str, update: str, decision: BaseModel) -> CaseState:
         """A decision that needs an answer (an Update): the state after it was applied, or

@@ -19,6 +19,7 @@ from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
+from workflows.carrier_claim import CarrierClaim
 
 TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,supervisor=t-sup,arbiter=t-arb"
 
@@ -64,7 +65,10 @@ async def test_opening_twice_answers_201_then_200_with_the_same_case(
     assert first.json()["case_id"] == again.json()["case_id"]
 
     async def read() -> dict[str, Any]:
-        return (await api.get(first.json()["status_url"], headers=as_role("t-service"))).json()
+        found: dict[str, Any] = (
+            await api.get(first.json()["status_url"], headers=as_role("t-service"))
+        ).json()
+        return found
 
     state = await eventually(read, lambda s: s.get("status") == "awaiting_ship_back")
     assert state["status"] == "awaiting_ship_back"  # R5: no review, the customer ships back
@@ -231,3 +235,46 @@ async def test_the_customer_may_withdraw_before_the_parcel_reaches_us(
     )
     assert row is not None
     assert (row["status"], row["actor"]) == ("withdrawn", "cust-7")
+
+
+async def test_a_carrier_answer_reaches_its_claim_and_one_for_no_claim_is_404_and_kept(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
+) -> None:  # R15
+    body = request_json(kind="damage_claim", reason="lost_in_transit", carrier="DHL")
+    opened = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()
+
+    async def read() -> dict[str, Any]:
+        found: dict[str, Any] = (
+            await api.get(opened["status_url"], headers=as_role("t-service"))
+        ).json()
+        return found
+
+    await eventually(read, lambda s: s.get("status") == "under_review")
+    decision = {"action_id": "d-1", "approve": True, "root_cause": "handling"}
+    approved = await api.post(f"/cases/{opened['case_id']}/decision", json=decision,
+                              headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+    assert approved.status_code == 200, approved.text
+    case = await eventually(read, lambda s: s.get("carrier_claim_id") is not None)
+    claim_id = case["carrier_claim_id"]
+    answer = {"response_id": "dhl-1", "accepted": True,
+              "recovered": {"amount_minor": 4_000, "currency": "EUR"}}  # fmt: skip
+    sent = await api.post(f"/claims/{claim_id}/carrier-response", json=answer,
+                          headers=as_role("t-service"))  # fmt: skip
+    assert sent.status_code == 202, sent.text
+    claim = dev_env.client.get_workflow_handle_for(CarrierClaim.run, claim_id)
+    state = await eventually(
+        lambda: claim.query(CarrierClaim.state), lambda s: s.response is not None
+    )
+    assert state.response is not None
+    assert state.response.response_id == "dhl-1"
+
+    nowhere = f"claim-damage_claim-{uuid.uuid4().hex[:8]}-1-r1"
+    lost = await api.post(f"/claims/{nowhere}/carrier-response", json=answer,
+                          headers=as_role("t-service"))  # fmt: skip
+    assert lost.status_code == 404
+    assert "R15" in lost.json()["detail"]
+    kept = await pool.fetchval(
+        "SELECT payload FROM refused_inputs WHERE operation = $1", f"carrier_response {nowhere}"
+    )
+    assert kept is not None
+    assert "dhl-1" in kept
