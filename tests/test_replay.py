@@ -21,6 +21,7 @@ from tests.helpers import open_case, scan, state_when
 from worker import STRICT_WORKFLOW_RUNNER, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.case_workflow import SLA_TIMERS_PATCH
 from workflows.return_case import ReturnCase
+from workflows.steps.casebook import LOCAL_STEPS_PATCH
 
 _HERE = Path(__file__).parent / "histories"
 # A history does not carry its workflow id, and the cases derive ids (children's) from it.
@@ -95,3 +96,37 @@ async def test_new_cases_record_the_sla_timer_patch(
         await state_when(handle, lambda s: bool(s.sla_breaches))
         history = await handle.fetch_history()
     assert any(SLA_TIMERS_PATCH.encode() in marker for marker in _patch_markers(history))
+
+
+def _step_activities(history: WorkflowHistory) -> tuple[list[str], list[str]]:
+    """Ledger and message steps as (regular activities scheduled, local activity markers)."""
+    regular = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    local = [
+        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
+            "activity_type"
+        ]
+        for event in history.events
+        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]
+    steps = {"record_case_step", "notify_customer"}
+    return [a for a in regular if a in steps], [a for a in local if a in steps]
+
+
+def test_ledger_steps_became_local_activities_only_for_runs_that_recorded_the_patch() -> None:
+    # The second workflow.patched example: runs from before keep their regular activities.
+    before, after = (
+        WorkflowHistory.from_json(WORKFLOW_IDS[name], HISTORIES[name])
+        for name in ("return_refunded", "return_refunded_local_steps")
+    )
+    regular, local = _step_activities(before)
+    assert regular
+    assert local == []
+    assert not any(LOCAL_STEPS_PATCH.encode() in m for m in _patch_markers(before))
+    regular, local = _step_activities(after)
+    assert regular == []
+    assert local
+    assert any(LOCAL_STEPS_PATCH.encode() in m for m in _patch_markers(after))

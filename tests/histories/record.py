@@ -190,6 +190,31 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-11", reason=Reason.QUALITY_DEFECT),
         _sent_and_scanned_during_review,
     ),
+    # Recorded after ledger steps and messages became local activities (LOCAL_STEPS_PATCH).
+    "return_refunded_local_steps": (a_request(order_id="HIST-13"), _ship_and_pass),
+    "exchange_dearer_replacement_local_steps": (
+        a_request(
+            order_id="HIST-14",
+            kind=CaseKind.EXCHANGE,
+            exchange_for=ExchangeItem(
+                sku="SKU-42-XL", price=Money(amount_minor=6_990, currency=EUR)
+            ),
+        ),
+        _dearer_exchange,
+    ),
+    "damage_claim_lost_replaced_local_steps": (
+        a_request(
+            order_id="HIST-15",
+            kind=CaseKind.DAMAGE_CLAIM,
+            reason=Reason.LOST_IN_TRANSIT,
+            carrier="DHL",
+        ),
+        _lost_parcel_replaced,
+    ),
+    "return_disputed_ruled_for_customer_local_steps": (
+        a_request(order_id="HIST-16"),
+        _disputed_and_ruled,
+    ),
 }
 
 

@@ -30,3 +30,17 @@ async def call_outside(
         retry_policy=INFRASTRUCTURE_RETRY,
         summary=summary,
     )
+
+
+async def call_local(
+    activity: MethodAsyncSingleParam[SelfT, ParamT, ResultT], arg: ParamT, *, summary: str
+) -> ResultT:
+    """A short, idempotent step run by the worker inside the workflow task (a local
+    activity): no scheduling round trips through the server, one marker in the history."""
+    return await workflow.execute_local_activity_method(
+        activity,
+        arg,
+        start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+        retry_policy=INFRASTRUCTURE_RETRY,
+        summary=summary,
+    )
