@@ -23,7 +23,8 @@ async def serve() -> None:
     pool = await create_pool(settings.effective_database_url)
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
     app = create_app(gateway, parse_tokens(settings.api_tokens))
-    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port)
+    # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
+    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, access_log=False)
     try:
         await uvicorn.Server(config).serve()
     finally:

@@ -1,12 +1,14 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import Caller, requires
 from domain.case import (
@@ -123,6 +125,26 @@ class ScanResult(BaseModel):
     problem: str | None = None
 
 
+class BodyLimit:
+    """Refuses a body declared larger than MAX_BODY_BYTES before reading it (plain ASGI:
+    Starlette's BaseHTTPMiddleware costs every request a task and a stream copy)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = Headers(scope=scope).get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                too_large = JSONResponse(
+                    {"detail": f"body: larger than {MAX_BODY_BYTES} bytes"},
+                    status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                )
+                await too_large(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
 def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     app = FastAPI(
         title="aftersales",
@@ -135,17 +157,7 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     arbiter = requires(tokens, Role.ARBITER)
     reader = requires(tokens, Role.SERVICE, *STAFF, Role.ARBITER)
 
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse(
-                {"detail": f"body: larger than {MAX_BODY_BYTES} bytes"},
-                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-            )
-        return await call_next(request)
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(UnknownCaseError)
     async def unknown_case(_: Request, error: UnknownCaseError) -> JSONResponse:

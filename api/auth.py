@@ -3,7 +3,7 @@ case's ledger (R23), so operators name themselves in `X-Actor`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -33,10 +33,11 @@ def parse_tokens(spec: str) -> dict[str, Role]:
     return tokens
 
 
-def requires(tokens: Mapping[str, Role], *roles: Role) -> Callable[..., Caller]:
+def requires(tokens: Mapping[str, Role], *roles: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency: 401 without a known token, 403 for a role not in `roles`."""
 
-    def caller(
+    # async: FastAPI would run a plain function in a thread for every request.
+    async def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
         x_actor: Annotated[BusinessKey | None, Header()] = None,
     ) -> Caller:

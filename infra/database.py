@@ -22,10 +22,22 @@ class DatabaseUnreachableError(ConnectionError):
     pass
 
 
+async def _reset_if_needed(connection: asyncpg.Connection) -> None:
+    """Our sessions keep no state between uses (advisory locks are transaction-scoped; no
+    LISTEN, no SET): instead of the pool's reset query on every release, only a
+    transaction left open by a failure is rolled back."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 async def create_pool(database_url: str, *, max_size: int = 10) -> asyncpg.Pool:
     try:
         pool = await asyncpg.create_pool(
-            database_url, min_size=1, max_size=max_size, init=_use_json_for_jsonb
+            database_url,
+            min_size=1,
+            max_size=max_size,
+            init=_use_json_for_jsonb,
+            reset=_reset_if_needed,
         )
     except (OSError, asyncpg.PostgresError) as error:
         where = urlsplit(database_url)._replace(netloc=urlsplit(database_url).hostname or "")

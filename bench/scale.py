@@ -1,0 +1,81 @@
+"""Benchmark 4: 10,000 open cases, each waiting on a timer (the R12 ship-back reminder).
+Memory per case in the worker (every case cached) and in the server, PostgreSQL's size per
+case, and the opening rate with 10,000 cases open against the rate with 1,000 open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.intake import open_through_api
+from bench.measure import CONCURRENCY, rate, until
+from bench.stack import Stack
+
+FEW = 1_000
+MANY = 10_000
+SAMPLE = 200
+_CASE_TYPES = "WorkflowType IN ('ReturnCase', 'ExchangeCase', 'DamageClaimCase')"
+
+
+async def measure_scale(stack: Stack, run: str) -> dict[str, Any]:
+    prefix = f"S{run}"
+    stack.start_worker()
+    opened = 0
+
+    async def open_cases(count: int) -> float:
+        nonlocal opened
+        first = opened
+        opened += count
+        per_s = await rate(count, lambda i: open_through_api(stack, prefix, first + i),
+                           concurrency=CONCURRENCY)  # fmt: skip
+
+        async def all_waiting() -> bool:
+            waiting: int = await stack.pool.fetchval(
+                "SELECT count(*) FROM cases WHERE order_id LIKE $1 "
+                "AND status = 'awaiting_ship_back'",
+                f"{prefix}-%",
+            )
+            return waiting == opened
+
+        await until(all_waiting, every_s=0.5, within_s=900)
+        return per_s
+
+    async def open_now() -> int:
+        counted = await stack.client.count_workflows(f"{_CASE_TYPES} AND ExecutionStatus='Running'")
+        return counted.count
+
+    async def snapshot() -> dict[str, int]:
+        return {
+            "open_cases": await open_now(),
+            "worker_rss_kib": stack.rss_kib("worker"),
+            "server_rss_kib": stack.rss_kib("server"),
+            "database_bytes": await stack.pool.fetchval(
+                "SELECT pg_database_size(current_database())"
+            ),
+        }
+
+    await open_cases(max(FEW - SAMPLE - await open_now(), 0))
+    at_few = await open_cases(SAMPLE)
+    few = await snapshot()
+    await open_cases(max(MANY - SAMPLE - few["open_cases"], 0))
+    at_many = await open_cases(SAMPLE)
+    many = await snapshot()
+    added = many["open_cases"] - few["open_cases"]
+
+    def per_case(key: str, unit: int) -> float:
+        return round((many[key] - few[key]) * unit / added / 1024, 1)
+
+    return {
+        "at_1k": few,
+        "at_10k": many,
+        "worker_kib_per_cached_case": per_case("worker_rss_kib", 1024),
+        "server_kib_per_case": per_case("server_rss_kib", 1024),
+        "database_kib_per_case": per_case("database_bytes", 1),
+        "targets": {"worker": "<= 100 KB", "server_or_database": "<= 50 KB"},
+        "opening_rate": {
+            "api_per_s_at_1k_open": round(at_few, 1),
+            "api_per_s_at_10k_open": round(at_many, 1),
+            "drop": round(1 - at_many / at_few, 3),
+            "target": "drop <= 25%",
+            "note": "measured with the worker busy starting the new cases",
+        },
+    }

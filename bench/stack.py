@@ -1,0 +1,164 @@
+"""The system under measurement, as in production: the Temporal dev server, PostgreSQL,
+the worker and the HTTP API each in a process of its own, so their memory can be read
+and the API does not share an event loop with the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.notifications import RecordingNotifier
+from activities.payments import SandboxPaymentProvider
+from infra.database import create_pool, migrate
+from infra.devstack import start_embedded_postgres, start_time_skipping_server, temporal_cli
+from infra.search_attribute_setup import register_search_attributes
+from tests.processes import free_port, start_process
+from worker import build_worker
+
+TOKENS = "service=b-service,scanner=b-scanner"
+SERVICE = {"Authorization": "Bearer b-service"}
+SCANNER = {"Authorization": "Bearer b-scanner"}
+TASK_QUEUE = "bench"
+
+
+@dataclass
+class Stack:
+    folder: Path
+    database_url: str
+    pool: asyncpg.Pool
+    server: subprocess.Popen[str]
+    server_address: str
+    client: Client
+    api: aiohttp.ClientSession
+    processes: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return (
+            os.environ
+            | extra
+            | {
+                "TEMPORAL_ADDRESS": self.server_address,
+                "DATABASE_URL": self.database_url,
+                "AFTERSALES_TASK_QUEUE": TASK_QUEUE,
+                "AFTERSALES_API_TOKENS": TOKENS,
+                "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL": str(self.folder / "payments.jsonl"),
+            }
+        )
+
+    async def post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+        """POST to the API; an error answer raises."""
+        async with self.api.post(path, json=body, headers=headers) as response:
+            response.raise_for_status()
+            await response.read()
+
+    def start_worker(self) -> None:
+        if "worker" in self.processes:
+            return
+        self.processes["worker"] = start_process(
+            [sys.executable, "worker.py"], self.env(), self.folder / "worker.log"
+        )[0]
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.terminate()
+        process.wait(timeout=30)
+
+    def rss_kib(self, name: str) -> int:
+        """Resident memory of one of the stack's processes (`server`, `worker`, `api`)."""
+        pid = self.server.pid if name == "server" else self.processes[name].pid
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise LookupError(f"no VmRSS for {name}")
+
+
+@asynccontextmanager
+async def running_stack(folder: Path) -> AsyncIterator[Stack]:
+    database_url = start_embedded_postgres(folder / "pg", delete_on_exit=True)
+    pool = await create_pool(database_url)
+    await migrate(pool)
+    port = free_port()
+    server = start_process(
+        [temporal_cli(), "server", "start-dev", "--headless", "--port", str(port),
+         "--http-port", str(free_port()), "--metrics-port", str(free_port()),
+         "--log-level", "error"],
+        dict(os.environ),
+        folder / "server.log",
+    )[0]  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    client = await _connect(address)
+    await register_search_attributes(client)
+    api_port = free_port()
+    # The load generator: aiohttp costs a fraction of httpx's CPU per request, CPU the
+    # two shared cores would otherwise take from the system under measurement.
+    async with aiohttp.ClientSession(
+        base_url=f"http://127.0.0.1:{api_port}",
+        timeout=aiohttp.ClientTimeout(total=30),
+        connector=aiohttp.TCPConnector(limit=50),
+    ) as api:
+        stack = Stack(folder, database_url, pool, server, address, client, api)
+        stack.processes["api"] = start_process(
+            [sys.executable, "-m", "api"],
+            stack.env(AFTERSALES_API_PORT=str(api_port)),
+            folder / "api.log",
+        )[0]
+        await _until_up(api)
+        try:
+            yield stack
+        finally:
+            for name in list(stack.processes):
+                stack.stop(name)
+            server.terminate()
+            server.wait(timeout=30)
+            await pool.close()
+
+
+async def _connect(address: str) -> Client:
+    for _ in range(300):
+        try:
+            return await Client.connect(address, data_converter=pydantic_data_converter)
+        except RuntimeError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"no Temporal dev server at {address}")
+
+
+async def _until_up(api: aiohttp.ClientSession) -> None:
+    for _ in range(300):
+        try:
+            async with api.get("/docs") as response:
+                await response.read()
+            return
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.1)
+    raise TimeoutError("the API did not come up")
+
+
+@asynccontextmanager
+async def time_skipping_worker(folder: Path) -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
+    """The time-skipping test server with a worker on it, for cases that last months."""
+    pool = await create_pool(start_embedded_postgres(folder / "pg", delete_on_exit=True))
+    await migrate(pool)
+    env = await start_time_skipping_server()
+    worker = build_worker(
+        env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
+        notifier=RecordingNotifier(),
+    )  # fmt: skip
+    try:
+        async with worker:
+            yield env, TASK_QUEUE
+    finally:
+        await env.shutdown()
+        await pool.close()

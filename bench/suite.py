@@ -1,0 +1,67 @@
+"""Benchmark 6: how long `make test`'s pytest takes, and what one scenario that lives
+through a 30-day timer (a carrier claim left unanswered until R15 escalates it) costs in
+wall time under time skipping."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.stack import time_skipping_worker
+from domain.claim import CarrierClaimRequest
+from domain.money import Money
+from domain.policy_settings import PolicySettings
+from tests.processes import ROOT
+from workflows.carrier_claim import CarrierClaim, ClaimRun
+
+SCENARIO_RUNS = 5
+
+
+async def measure_suite() -> dict[str, Any]:
+    started = time.perf_counter()
+    tests = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await tests.communicate()
+    suite_s = time.perf_counter() - started
+    summary = out.decode().strip().splitlines()
+    scenario_s = [await _thirty_days_unanswered(n) for n in range(SCENARIO_RUNS)]
+    return {
+        "pytest_wall_s": round(suite_s, 1),
+        "pytest_summary": summary[-1] if summary else "",
+        "pytest_passed": tests.returncode == 0,
+        "thirty_day_timer_scenario_s": {
+            "median": round(statistics.median(scenario_s), 2),
+            "max": round(max(scenario_s), 2),
+            "runs": SCENARIO_RUNS,
+            "scenario": "carrier claim filed, 30 days without an answer, escalated (R15)",
+        },
+    }
+
+
+async def _thirty_days_unanswered(n: int) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        async with time_skipping_worker(Path(folder)) as (env, queue):
+            started = time.perf_counter()
+            run = ClaimRun(
+                request=CarrierClaimRequest(
+                    claim_id=f"bench-claim-30-{n}", case_id=f"damage_claim-B30-{n}-1-r1",
+                    carrier="DHL", amount=Money(amount_minor=10_000, currency="EUR"),
+                    deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
+                ),
+            )  # fmt: skip
+            claim = await env.client.start_workflow(
+                CarrierClaim.run, run, id=run.request.claim_id, task_queue=queue
+            )
+            await env.sleep(timedelta(days=30, hours=1))
+            state = await claim.query(CarrierClaim.state)
+            if state.escalated_at is None:
+                raise AssertionError("R15: a claim unanswered for 30 days was not escalated")
+            return time.perf_counter() - started
