@@ -58,10 +58,12 @@ async def main(only: set[str]) -> None:
                 if name in only:
                     print(f"bench: {name} ...", flush=True)
                     results[name] = await measure(stack, run)
+                    _save(results)
     for name, alone in ALONE.items():
         if name in only:
             print(f"bench: {name} ...", flush=True)
             results[name] = await alone()
+            _save(results)
     results["run"] = {
         "measured_at": datetime.now(UTC).isoformat(),
         "benchmarks": sorted(only),
@@ -74,9 +76,14 @@ async def main(only: set[str]) -> None:
             "shard), on the same machine as the worker, API, PostgreSQL and this client",
         },
     }
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    _save(results)
     plot(results, HERE / "results.png")
     print(json.dumps(results, indent=2))
+
+
+def _save(results: dict[str, Any]) -> None:
+    """After every benchmark, so a run stopped half-way keeps what it measured."""
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
 async def _version_of(binary: str) -> str:

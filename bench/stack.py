@@ -147,10 +147,22 @@ async def _until_up(api: aiohttp.ClientSession) -> None:
 
 
 @asynccontextmanager
-async def time_skipping_worker(folder: Path) -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
-    """The time-skipping test server with a worker on it, for cases that last months."""
-    pool = await create_pool(start_embedded_postgres(folder / "pg", delete_on_exit=True))
+async def scratch_database(folder: Path) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(start_embedded_postgres(folder, delete_on_exit=True))
     await migrate(pool)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def time_skipping_worker(
+    pool: asyncpg.Pool,
+) -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
+    """A fresh time-skipping test server with a worker on it, for cases that last months.
+    One server per scenario: its clock is shared, and another scenario's leftover
+    workflows would hold it."""
     env = await start_time_skipping_server()
     worker = build_worker(
         env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
@@ -161,4 +173,3 @@ async def time_skipping_worker(folder: Path) -> AsyncIterator[tuple[WorkflowEnvi
             yield env, TASK_QUEUE
     finally:
         await env.shutdown()
-        await pool.close()

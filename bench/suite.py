@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.stack import time_skipping_worker
+import asyncpg
+
+from bench.stack import scratch_database, time_skipping_worker
 from domain.claim import CarrierClaimRequest
 from domain.money import Money
 from domain.policy_settings import PolicySettings
@@ -32,7 +34,9 @@ async def measure_suite() -> dict[str, Any]:
     out, _ = await tests.communicate()
     suite_s = time.perf_counter() - started
     summary = out.decode().strip().splitlines()
-    scenario_s = [await _thirty_days_unanswered(n) for n in range(SCENARIO_RUNS)]
+    with tempfile.TemporaryDirectory() as folder:
+        async with scratch_database(Path(folder)) as pool:
+            scenario_s = [await _thirty_days_unanswered(pool, n) for n in range(SCENARIO_RUNS)]
     return {
         "pytest_wall_s": round(suite_s, 1),
         "pytest_summary": summary[-1] if summary else "",
@@ -46,22 +50,21 @@ async def measure_suite() -> dict[str, Any]:
     }
 
 
-async def _thirty_days_unanswered(n: int) -> float:
-    with tempfile.TemporaryDirectory() as folder:
-        async with time_skipping_worker(Path(folder)) as (env, queue):
-            started = time.perf_counter()
-            run = ClaimRun(
-                request=CarrierClaimRequest(
-                    claim_id=f"bench-claim-30-{n}", case_id=f"damage_claim-B30-{n}-1-r1",
-                    carrier="DHL", amount=Money(amount_minor=10_000, currency="EUR"),
-                    deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
-                ),
-            )  # fmt: skip
-            claim = await env.client.start_workflow(
-                CarrierClaim.run, run, id=run.request.claim_id, task_queue=queue
-            )
-            await env.sleep(timedelta(days=30, hours=1))
-            state = await claim.query(CarrierClaim.state)
-            if state.escalated_at is None:
-                raise AssertionError("R15: a claim unanswered for 30 days was not escalated")
-            return time.perf_counter() - started
+async def _thirty_days_unanswered(pool: asyncpg.Pool, n: int) -> float:
+    async with time_skipping_worker(pool) as (env, queue):
+        started = time.perf_counter()
+        run = ClaimRun(
+            request=CarrierClaimRequest(
+                claim_id=f"bench-claim-30-{n}", case_id=f"damage_claim-B30-{n}-1-r1",
+                carrier="DHL", amount=Money(amount_minor=10_000, currency="EUR"),
+                deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
+            ),
+        )  # fmt: skip
+        claim = await env.client.start_workflow(
+            CarrierClaim.run, run, id=run.request.claim_id, task_queue=queue
+        )
+        await env.sleep(timedelta(days=30, hours=1))
+        state = await claim.query(CarrierClaim.state)
+        if state.escalated_at is None:
+            raise AssertionError("R15: a claim unanswered for 30 days was not escalated")
+        return time.perf_counter() - started

@@ -23,6 +23,7 @@ from domain.policy import (
     needs_evidence,
     needs_review,
     next_contact_slot,
+    price_difference,
     refund_limit,
     ship_back_schedule,
 )
@@ -258,3 +259,59 @@ def test_merchant_fault_inspection_routes_the_item() -> None:  # R6, R27
 def test_far_off_dates_are_refused() -> None:  # bad input: a typo, not a case
     with pytest.raises(ValidationError, match="between the years 2000 and 2100"):
         a_request(delivered_at=datetime(2150, 1, 1, tzinfo=UTC))
+
+
+minor_units = st.integers(min_value=0, max_value=10_000_000)
+
+
+@given(
+    paid=minor_units,
+    shipping=minor_units,
+    grants=st.lists(
+        st.tuples(st.sampled_from([Role.AGENT, Role.SUPERVISOR, Role.MANAGER]), minor_units),
+        max_size=12,
+    ),
+)
+def test_granted_compensations_never_refund_above_what_was_paid(
+    paid: int, shipping: int, grants: list[tuple[Role, int]]
+) -> None:  # R17, R21
+    limit = refund_limit(eur(paid), eur(shipping))
+    refunded = eur(0)
+    for role, amount in grants:
+        if compensation_refusal(role, eur(amount), refunded, limit, PolicySettings()) is None:
+            refunded = refunded + eur(amount)
+            assert not (
+                role is Role.AGENT and amount > PolicySettings().agent_compensation_limit_minor
+            )
+    assert 0 <= refunded.amount_minor <= paid + shipping
+
+
+@given(paid=minor_units, price=minor_units)
+def test_a_price_difference_is_charged_or_refunded_never_both_never_negative(
+    paid: int, price: int
+) -> None:  # R22
+    difference = price_difference(eur(paid), eur(price))
+    charge, refund = difference.to_charge.amount_minor, difference.to_refund.amount_minor
+    assert charge >= 0
+    assert refund >= 0
+    assert charge == 0 or refund == 0
+    assert paid + charge - refund == price
+    assert refund <= paid
+
+
+@given(
+    approved_after=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=400)),
+    window_days=st.integers(min_value=1, max_value=60),
+)
+def test_ship_back_reminders_come_before_the_deadline_that_the_window_sets(
+    approved_after: timedelta, window_days: int
+) -> None:  # R12
+    policy = PolicySettings(
+        ship_back_window=timedelta(days=window_days),
+        ship_back_reminders=(timedelta(days=window_days) / 3, timedelta(days=window_days) / 2),
+    )
+    approved = datetime(2026, 1, 1, tzinfo=UTC) + approved_after
+    schedule = ship_back_schedule(approved, policy)
+    assert schedule.deadline - approved == timedelta(days=window_days)
+    assert all(approved < reminder < schedule.deadline for reminder in schedule.reminders)
+    assert list(schedule.reminders) == sorted(schedule.reminders)
