@@ -93,6 +93,14 @@ async def measure_intake(stack: Stack, run: str) -> dict[str, Any]:
         "AND details->>'scan_id' LIKE $1",
         f"{prefix}-scan-%",
     )
+    requests_kept = await stack.pool.fetchval(
+        "SELECT count(*) FROM case_requests WHERE request->>'order_id' LIKE $1", f"{prefix}-%"
+    )
+    opened_in_ledger = await stack.pool.fetchval(
+        "SELECT count(*) FROM case_events e JOIN cases c USING (case_id) "
+        "WHERE e.action = 'case_opened' AND c.order_id LIKE $1",
+        f"{prefix}-%",
+    )
     return {
         "opening_rate": {
             "api_per_s": round(api_open, 1),
@@ -101,6 +109,9 @@ async def measure_intake(stack: Stack, run: str) -> dict[str, Any]:
             "target": ">= 0.8",
             "cases": CASES,
             "concurrency": CONCURRENCY,
+            "accepted": CASES,
+            "stored_in_case_requests": requests_kept,
+            "opened_in_ledger": opened_in_ledger,
         },
         "scan_ingest_rate": {
             "api_per_s_one_scan_per_request": round(single, 1),

@@ -60,6 +60,10 @@ async def measure_scale(stack: Stack, run: str) -> dict[str, Any]:
     at_many = await open_cases(SAMPLE)
     many = await snapshot()
     added = many["open_cases"] - few["open_cases"]
+    recorded = await stack.pool.fetchval(
+        "SELECT count(*) FROM cases WHERE order_id LIKE $1 AND status = 'awaiting_ship_back'",
+        f"{prefix}-%",
+    )
 
     def per_case(key: str, unit: int) -> float:
         return round((many[key] - few[key]) * unit / added / 1024, 1)
@@ -71,6 +75,8 @@ async def measure_scale(stack: Stack, run: str) -> dict[str, Any]:
         "server_kib_per_case": per_case("server_rss_kib", 1024),
         "database_kib_per_case": per_case("database_bytes", 1),
         "targets": {"worker": "<= 100 KB", "server_or_database": "<= 50 KB"},
+        "opened_through_api": opened,
+        "recorded_waiting_for_ship_back": recorded,
         "opening_rate": {
             "api_per_s_at_1k_open": round(at_few, 1),
             "api_per_s_at_10k_open": round(at_many, 1),
