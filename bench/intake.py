@@ -16,7 +16,7 @@ from bench.measure import CONCURRENCY, rate, until
 from bench.noop import NoOp
 from bench.stack import SCANNER, SERVICE, Stack
 
-CASES = 400
+CASES = 300
 SCAN_BATCH = 10
 BARE_QUEUE = "bench-bare"
 

@@ -17,7 +17,7 @@ from domain.state import CaseState, CaseStatus
 from workflows.return_case import ReturnCase
 
 SEQUENTIAL = 60
-CONCURRENT = 200
+CONCURRENT = 160
 _POLL_S = 0.002
 
 

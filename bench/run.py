@@ -1,10 +1,12 @@
 """`make bench`: issue 5's benchmarks, each against a bare-Temporal baseline measured in the
-same run on the same dev server. Writes bench/results.json and bench/results.png.
+same run on the same dev server. Writes bench/results.json, results.png and results.md
+(the README's table).
 
 1. case opening rate through the API vs bare start_workflow  (bench/intake.py)
 2. scan -> visible latency vs a bare Update round trip         (bench/latency.py)
 3. scan ingest rate through POST /scans vs bare signal()       (bench/intake.py)
 4. 10,000 open cases: memory per case, opening rate at 10k     (bench/scale.py)
+   and the server's SQLite file per case (file-backed server)
 5. history events per case kind and for a 90-day claim         (bench/histories.py)
 6. test suite time and time per 30-day-timer scenario          (bench/suite.py)
 
@@ -29,9 +31,10 @@ from bench.histories import measure_histories
 from bench.intake import measure_intake
 from bench.latency import measure_latency
 from bench.plot import plot
-from bench.scale import measure_scale
+from bench.scale import measure_file_server, measure_scale
 from bench.stack import Stack, running_stack
 from bench.suite import measure_suite
+from bench.table import markdown
 from infra.devstack import temporal_cli
 
 HERE = Path(__file__).parent
@@ -43,6 +46,7 @@ ON_STACK: dict[str, Callable[[Stack, str], Awaitable[dict[str, Any]]]] = {
     "scale": measure_scale,
 }
 ALONE: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
+    "scale_file": measure_file_server,
     "histories": measure_histories,
     "suite": measure_suite,
 }
@@ -78,6 +82,7 @@ async def main(only: set[str]) -> None:
     }
     _save(results)
     plot(results, HERE / "results.png")
+    (HERE / "results.md").write_text(markdown(results))
     print(json.dumps(results, indent=2))
 
 

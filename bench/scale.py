@@ -4,11 +4,13 @@ case, and the opening rate with 10,000 cases open against the rate with 1,000 op
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from bench.intake import open_through_api
 from bench.measure import CONCURRENCY, rate, until
-from bench.stack import Stack
+from bench.stack import Stack, running_stack
 
 FEW = 1_000
 MANY = 10_000
@@ -85,3 +87,42 @@ async def measure_scale(stack: Stack, run: str) -> dict[str, Any]:
             "note": "measured with the worker busy starting the new cases",
         },
     }
+
+
+FILE_CASES = 500
+
+
+async def measure_file_server() -> dict[str, Any]:
+    """The server's own storage per case, on a file-backed dev server: its SQLite file
+    (with the write-ahead log) before and after opening cases that wait on timers."""
+    with tempfile.TemporaryDirectory() as folder:
+        database = Path(folder) / "temporal.db"
+        async with running_stack(Path(folder), server_file=database) as stack:
+            stack.start_worker()
+            await rate(50, lambda i: open_through_api(stack, "F0", i), concurrency=CONCURRENCY)
+            await _all_waiting(stack, "F0", 50)
+            before = _size(database)
+            await rate(FILE_CASES, lambda i: open_through_api(stack, "F", i),
+                       concurrency=CONCURRENCY)  # fmt: skip
+            await _all_waiting(stack, "F", FILE_CASES)
+            after = _size(database)
+    return {
+        "cases": FILE_CASES,
+        "server_file_kib_per_case": round((after - before) / FILE_CASES / 1024, 1),
+        "target": "<= 50 KB",
+    }
+
+
+def _size(database: Path) -> int:
+    return sum(p.stat().st_size for p in database.parent.glob(f"{database.name}*"))
+
+
+async def _all_waiting(stack: Stack, prefix: str, count: int) -> None:
+    async def waiting() -> bool:
+        found: int = await stack.pool.fetchval(
+            "SELECT count(*) FROM cases WHERE order_id LIKE $1 AND status = 'awaiting_ship_back'",
+            f"{prefix}-%",
+        )
+        return found == count
+
+    await until(waiting, every_s=0.3, within_s=300)

@@ -86,7 +86,8 @@ class Stack:
 
 
 @asynccontextmanager
-async def running_stack(folder: Path) -> AsyncIterator[Stack]:
+async def running_stack(folder: Path, *, server_file: Path | None = None) -> AsyncIterator[Stack]:
+    """With `server_file` the dev server keeps its state in that SQLite file."""
     database_url = start_embedded_postgres(folder / "pg", delete_on_exit=True)
     pool = await create_pool(database_url)
     await migrate(pool)
@@ -94,7 +95,8 @@ async def running_stack(folder: Path) -> AsyncIterator[Stack]:
     server = start_process(
         [temporal_cli(), "server", "start-dev", "--headless", "--port", str(port),
          "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-         "--log-level", "error"],
+         "--log-level", "error",
+         *(["--db-filename", str(server_file)] if server_file else [])],
         dict(os.environ),
         folder / "server.log",
     )[0]  # fmt: skip
