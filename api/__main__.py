@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 import uvicorn
+import uvloop
 
 from api.app import create_app
 from api.auth import parse_tokens
@@ -33,6 +33,7 @@ async def serve() -> None:
 
 if __name__ == "__main__":
     try:
-        asyncio.run(serve())
+        # uvicorn picks uvloop only when it creates the loop itself; here we do.
+        uvloop.run(serve())
     except (ConfigurationError, PolicyFileError, ConnectionError) as error:
         sys.exit(f"api: {error}")

@@ -12,11 +12,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.measure import CONCURRENCY, rate, until
+from bench.measure import CONCURRENCY, Side, interleaved_rates, until
 from bench.noop import NoOp
 from bench.stack import SCANNER, SERVICE, Stack
 
-CASES = 300
+CASES = 400
+ROUNDS = 2
 SCAN_BATCH = 10
 BARE_QUEUE = "bench-bare"
 
@@ -59,19 +60,31 @@ async def measure_intake(stack: Stack, run: str) -> dict[str, Any]:
         scans = [scan_body(prefix, i, f"{prefix}-scan-{i}") for i in range(first, first + size)]
         await stack.post("/scans", {"scans": scans}, SCANNER)
 
-    bare_open = await rate(CASES, bare_start, concurrency=CONCURRENCY)
-    api_open = await rate(CASES, lambda i: open_through_api(stack, prefix, i),
-                          concurrency=CONCURRENCY)  # fmt: skip
-    bare_signals = await rate(CASES, bare_signal, concurrency=CONCURRENCY)
-    half = CASES // 2
-    # One scan per request, 20 requests at a time; then batches of 10 with 2 requests at a
-    # time: 20 signals in flight in every case, as for the bare signals.
-    single = await rate(half, lambda i: scan_batch(i, 1), concurrency=CONCURRENCY)
-    batches = SCAN_BATCH * await rate(
-        half // SCAN_BATCH,
-        lambda b: scan_batch(half + b * SCAN_BATCH, SCAN_BATCH),
-        concurrency=CONCURRENCY // SCAN_BATCH,
+    opening = await interleaved_rates(
+        {
+            "bare": Side(CASES, bare_start),
+            "api": Side(CASES, lambda i: open_through_api(stack, prefix, i)),
+        },
+        rounds=ROUNDS,
     )
+    half = CASES // 2
+    # One scan per request, 20 requests at a time, and batches of 10 with 2 requests at a
+    # time: 20 signals in flight in every case, as for the bare signals.
+    ingest = await interleaved_rates(
+        {
+            "bare": Side(CASES, bare_signal),
+            "single": Side(half, lambda i: scan_batch(i, 1)),
+            "batches": Side(
+                half,
+                lambda b: scan_batch(half + b * SCAN_BATCH, SCAN_BATCH),
+                concurrency=CONCURRENCY // SCAN_BATCH,
+                per_call=SCAN_BATCH,
+            ),
+        },
+        rounds=ROUNDS,
+    )
+    bare_open, api_open = opening["bare"], opening["api"]
+    bare_signals, single, batches = ingest["bare"], ingest["single"], ingest["batches"]
 
     started = time.perf_counter()
     stack.start_worker()
@@ -109,6 +122,7 @@ async def measure_intake(stack: Stack, run: str) -> dict[str, Any]:
             "target": ">= 0.8",
             "cases": CASES,
             "concurrency": CONCURRENCY,
+            "rounds": f"{ROUNDS}, bare and API alternating",
             "accepted": CASES,
             "stored_in_case_requests": requests_kept,
             "opened_in_ledger": opened_in_ledger,

@@ -6,9 +6,39 @@ import asyncio
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 CONCURRENCY = 20
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: `call(k)` makes the k-th call, which handles `per_call`
+    of the `items`."""
+
+    items: int
+    call: Callable[[int], Awaitable[Any]]
+    concurrency: int = CONCURRENCY
+    per_call: int = 1
+
+
+async def interleaved_rates(sides: dict[str, Side], *, rounds: int) -> dict[str, float]:
+    """Items per second for each side, measured in alternating rounds so that drift (a
+    server whose state grows, a neighbour's load) falls on every side alike."""
+    elapsed = dict.fromkeys(sides, 0.0)
+    done = dict.fromkeys(sides, 0)
+    for round_number in range(rounds):
+        for name, side in sides.items():
+            calls = side.items // side.per_call // rounds
+            first = round_number * calls
+
+            async def call(k: int, side: Side = side, first: int = first) -> None:
+                await side.call(first + k)
+
+            elapsed[name] += calls / await rate(calls, call, concurrency=side.concurrency)
+            done[name] += calls * side.per_call
+    return {name: done[name] / elapsed[name] for name in sides}
 
 
 async def rate(count: int, one: Callable[[int], Awaitable[Any]], *, concurrency: int) -> float:
