@@ -109,7 +109,9 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
     async with aiohttp.ClientSession(
         base_url=f"http://127.0.0.1:{api_port}",
         timeout=aiohttp.ClientTimeout(total=30),
-        connector=aiohttp.TCPConnector(limit=50),
+        # Idle connections are dropped before uvicorn's 5 s keep-alive closes them, so a
+        # request never goes out on a connection the server is closing.
+        connector=aiohttp.TCPConnector(limit=50, keepalive_timeout=2),
     ) as api:
         stack = Stack(folder, database_url, pool, server, address, client, api)
         stack.processes["api"] = start_process(
