@@ -28,7 +28,7 @@ SCENARIO_RUNS = 5
 async def measure_suite() -> dict[str, Any]:
     started = time.perf_counter()
     tests = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+        sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await tests.communicate()
@@ -41,6 +41,8 @@ async def measure_suite() -> dict[str, Any]:
         "pytest_wall_s": round(suite_s, 1),
         "pytest_summary": summary[-1] if summary else "",
         "pytest_passed": tests.returncode == 0,
+        # Which tests failed or errored, so a bad run can be told from a slow one.
+        "pytest_problems": [line for line in summary if line.startswith(("ERROR ", "FAILED "))],
         "thirty_day_timer_scenario_s": {
             "median": round(statistics.median(scenario_s), 2),
             "max": round(max(scenario_s), 2),
