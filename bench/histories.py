@@ -76,16 +76,21 @@ async def _case_at_close(
             "events": len(history.events)}  # fmt: skip
 
 
+def a_claim(claim_id: str, case_id: str) -> ClaimRun:
+    """A claim with DHL for 100.00 EUR, filed now under the default policy."""
+    return ClaimRun(
+        request=CarrierClaimRequest(
+            claim_id=claim_id, case_id=case_id, carrier="DHL",
+            amount=Money(amount_minor=10_000, currency="EUR"),
+            deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
+        ),
+    )  # fmt: skip
+
+
 async def _claim_chased_for_90_days(pool: asyncpg.Pool) -> list[int]:
     """History events of each run of a claim the carrier answers only after 90 days."""
     async with time_skipping_worker(pool) as (env, queue):
-        run = ClaimRun(
-            request=CarrierClaimRequest(
-                claim_id="bench-claim-90", case_id="damage_claim-B-1-r1", carrier="DHL",
-                amount=Money(amount_minor=10_000, currency="EUR"),
-                deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
-            ),
-        )  # fmt: skip
+        run = a_claim("bench-claim-90", "damage_claim-B-1-r1")
         claim = await env.client.start_workflow(
             CarrierClaim.run, run, id=run.request.claim_id, task_queue=queue
         )

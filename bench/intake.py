@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.measure import CONCURRENCY, Side, interleaved_rates, until
+from bench.measure import CONCURRENCY, Side, interleaved_rates
 from bench.noop import NoOp
 from bench.stack import SCANNER, SERVICE, Stack
 
@@ -89,14 +89,7 @@ async def measure_intake(stack: Stack, run: str) -> dict[str, Any]:
     started = time.perf_counter()
     stack.start_worker()
 
-    async def all_received() -> bool:
-        received: int = await stack.pool.fetchval(
-            "SELECT count(*) FROM cases WHERE order_id LIKE $1 AND status = 'awaiting_inspection'",
-            f"{prefix}-%",
-        )
-        return received == CASES
-
-    await until(all_received, every_s=0.2, within_s=600)
+    await stack.until_cases(prefix, "awaiting_inspection", CASES, within_s=600)
     drained = CASES / (time.perf_counter() - started)
     stored = await stack.pool.fetchval(
         "SELECT count(*) FROM scans WHERE scan_id LIKE $1", f"{prefix}-scan-%"

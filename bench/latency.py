@@ -27,14 +27,7 @@ async def measure_latency(stack: Stack, run: str) -> dict[str, Any]:
     cases = SEQUENTIAL + CONCURRENT
     await rate(cases, lambda i: open_through_api(stack, prefix, i), concurrency=CONCURRENCY)
 
-    async def all_waiting() -> bool:
-        waiting: int = await stack.pool.fetchval(
-            "SELECT count(*) FROM cases WHERE order_id LIKE $1 AND status = 'awaiting_ship_back'",
-            f"{prefix}-%",
-        )
-        return waiting == cases
-
-    await until(all_waiting, every_s=0.2, within_s=300)
+    await stack.until_cases(prefix, "awaiting_ship_back", cases, within_s=300)
     query_ms: dict[int, float] = {}
     read_model_ms: dict[int, float] = {}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.intake import open_through_api
-from bench.measure import CONCURRENCY, rate, until
+from bench.measure import CONCURRENCY, rate
 from bench.stack import Stack, running_stack
 
 FEW = 1_000
@@ -30,15 +30,7 @@ async def measure_scale(stack: Stack, run: str) -> dict[str, Any]:
         per_s = await rate(count, lambda i: open_through_api(stack, prefix, first + i),
                            concurrency=CONCURRENCY)  # fmt: skip
 
-        async def all_waiting() -> bool:
-            waiting: int = await stack.pool.fetchval(
-                "SELECT count(*) FROM cases WHERE order_id LIKE $1 "
-                "AND status = 'awaiting_ship_back'",
-                f"{prefix}-%",
-            )
-            return waiting == opened
-
-        await until(all_waiting, every_s=0.5, within_s=900)
+        await stack.until_cases(prefix, "awaiting_ship_back", opened, within_s=900)
         return per_s
 
     async def open_now() -> int:
@@ -100,11 +92,11 @@ async def measure_file_server() -> dict[str, Any]:
         async with running_stack(Path(folder), server_file=database) as stack:
             stack.start_worker()
             await rate(50, lambda i: open_through_api(stack, "F0", i), concurrency=CONCURRENCY)
-            await _all_waiting(stack, "F0", 50)
+            await stack.until_cases("F0", "awaiting_ship_back", 50, within_s=300)
             before = _size(database)
             await rate(FILE_CASES, lambda i: open_through_api(stack, "F", i),
                        concurrency=CONCURRENCY)  # fmt: skip
-            await _all_waiting(stack, "F", FILE_CASES)
+            await stack.until_cases("F", "awaiting_ship_back", FILE_CASES, within_s=300)
             after = _size(database)
     return {
         "cases": FILE_CASES,
@@ -115,14 +107,3 @@ async def measure_file_server() -> dict[str, Any]:
 
 def _size(database: Path) -> int:
     return sum(p.stat().st_size for p in database.parent.glob(f"{database.name}*"))
-
-
-async def _all_waiting(stack: Stack, prefix: str, count: int) -> None:
-    async def waiting() -> bool:
-        found: int = await stack.pool.fetchval(
-            "SELECT count(*) FROM cases WHERE order_id LIKE $1 AND status = 'awaiting_ship_back'",
-            f"{prefix}-%",
-        )
-        return found == count
-
-    await until(waiting, every_s=0.3, within_s=300)

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
+from bench.measure import until
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server, temporal_cli
 from infra.search_attribute_setup import register_search_attributes
@@ -63,6 +64,20 @@ class Stack:
         async with self.api.post(path, json=body, headers=headers) as response:
             response.raise_for_status()
             await response.read()
+
+    async def until_cases(self, prefix: str, status: str, count: int, *, within_s: float) -> None:
+        """Until `count` cases whose order ids start with `prefix` show `status` in the read
+        model (the worker has taken them that far)."""
+
+        async def reached() -> bool:
+            found: int = await self.pool.fetchval(
+                "SELECT count(*) FROM cases WHERE order_id LIKE $1 AND status = $2",
+                f"{prefix}-%",
+                status,
+            )
+            return found == count
+
+        await until(reached, every_s=0.3, within_s=within_s)
 
     def start_worker(self) -> None:
         if "worker" in self.processes:

@@ -9,18 +9,16 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from bench.histories import a_claim
 from bench.stack import scratch_database, time_skipping_worker
-from domain.claim import CarrierClaimRequest
-from domain.money import Money
-from domain.policy_settings import PolicySettings
 from tests.processes import ROOT
-from workflows.carrier_claim import CarrierClaim, ClaimRun
+from workflows.carrier_claim import CarrierClaim
 
 SCENARIO_RUNS = 5
 
@@ -55,13 +53,7 @@ async def measure_suite() -> dict[str, Any]:
 async def _thirty_days_unanswered(pool: asyncpg.Pool, n: int) -> float:
     async with time_skipping_worker(pool) as (env, queue):
         started = time.perf_counter()
-        run = ClaimRun(
-            request=CarrierClaimRequest(
-                claim_id=f"bench-claim-30-{n}", case_id=f"damage_claim-B30-{n}-1-r1",
-                carrier="DHL", amount=Money(amount_minor=10_000, currency="EUR"),
-                deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
-            ),
-        )  # fmt: skip
+        run = a_claim(f"bench-claim-30-{n}", f"damage_claim-B30-{n}-1-r1")
         claim = await env.client.start_workflow(
             CarrierClaim.run, run, id=run.request.claim_id, task_queue=queue
         )

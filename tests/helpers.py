@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
@@ -67,3 +68,12 @@ async def events(pool: asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
         "WHERE case_id = $1 ORDER BY seq",
         case_id,
     )
+
+
+def local_activities(history: WorkflowHistory) -> list[dict[str, Any]]:
+    """What the SDK recorded of each local activity (type, attempt, ...), in order."""
+    return [
+        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)
+        for event in history.events
+        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+    ]

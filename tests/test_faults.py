@@ -56,6 +56,17 @@ def workers(tmp_path: Path) -> Iterator[list[Any]]:
         worker.wait(timeout=20)
 
 
+def passed_inspection(case_id: str, at: datetime) -> WarehouseScan:
+    """The QC scan that passes a changed-mind return, so its refund is issued (R5, R13)."""
+    return WarehouseScan(
+        scan_id=f"{case_id}-qc",
+        event=ScanEvent.INSPECTED,
+        station="QC-1",
+        grade=Grade.RESELLABLE,
+        scanned_at=at,
+    )
+
+
 def start_worker(env: dict[str, str], log: Path) -> Any:
     return start_process([sys.executable, "worker.py"], env, log)[0]
 
@@ -93,16 +104,7 @@ async def test_a_worker_killed_after_the_provider_paid_is_replaced_and_pays_once
     now = datetime.now(UTC)
     request = a_request(delivered_at=now - timedelta(days=1), requested_after=timedelta(days=1))
     await gateway.open_case(request)
-    await gateway.scan(
-        request.case_id,
-        WarehouseScan(
-            scan_id=f"{request.case_id}-qc",
-            event=ScanEvent.INSPECTED,
-            station="QC-1",
-            grade=Grade.RESELLABLE,
-            scanned_at=now,
-        ),
-    )
+    await gateway.scan(request.case_id, passed_inspection(request.case_id, now))
     key = f"{request.case_id}:refund:1"
 
     async def provider_calls() -> int:
@@ -149,16 +151,7 @@ async def test_a_worker_killed_mid_refund_leaves_every_case_finished_once(
     for request in requests:
         await gateway.open_case(request)
     for request in requests:
-        await gateway.scan(
-            request.case_id,
-            WarehouseScan(
-                scan_id=f"{request.case_id}-qc",
-                event=ScanEvent.INSPECTED,
-                station="QC-1",
-                grade=Grade.RESELLABLE,
-                scanned_at=now,
-            ),
-        )
+        await gateway.scan(request.case_id, passed_inspection(request.case_id, now))
     two_workers[0].send_signal(signal.SIGKILL)  # mid-flight: refunds are being issued now
     results = [
         await dev_env.client.get_workflow_handle_for(ReturnCase.run, r.case_id).result()

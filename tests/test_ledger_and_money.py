@@ -96,6 +96,16 @@ async def test_refund_repeated_with_its_key_pays_once(pool: asyncpg.Pool) -> Non
     assert [r["status"] for r in rows] == ["succeeded"]
 
 
+async def _reserved_refund_of_500(pool: asyncpg.Pool, case_id: str, key: str) -> None:
+    """The pending money row a refund's reservation writes before the provider is called."""
+    await pool.execute(
+        "INSERT INTO money_movements (idempotency_key, case_id, kind, amount_minor, currency, "
+        "status) VALUES ($1, $2, 'refund', 500, 'EUR', 'pending')",
+        key,
+        case_id,
+    )
+
+
 async def test_refund_left_pending_by_a_crash_is_finished_with_the_same_key(
     pool: asyncpg.Pool,
 ) -> None:  # R21
@@ -103,12 +113,7 @@ async def test_refund_left_pending_by_a_crash_is_finished_with_the_same_key(
     case_id = f"case-{uuid.uuid4().hex[:8]}"
     key = f"{case_id}:refund:1"
     # What a worker killed between the reservation and the provider's answer leaves behind.
-    await pool.execute(
-        "INSERT INTO money_movements (idempotency_key, case_id, kind, amount_minor, currency, "
-        "status) VALUES ($1, $2, 'refund', 500, 'EUR', 'pending')",
-        key,
-        case_id,
-    )
+    await _reserved_refund_of_500(pool, case_id, key)
     order = RefundOrder(case_id=case_id, idempotency_key=key, amount=eur(500), limit=eur(500))
     await PaymentActivities(pool, provider).issue_refund(order)
     assert list(provider.refunds) == [key]
@@ -125,12 +130,7 @@ async def test_refund_the_provider_took_before_a_crash_is_settled_without_paying
     case_id = f"case-{uuid.uuid4().hex[:8]}"
     key = f"{case_id}:refund:1"
     # The worker reserved the row and the provider booked the refund; then the worker died.
-    await pool.execute(
-        "INSERT INTO money_movements (idempotency_key, case_id, kind, amount_minor, currency, "
-        "status) VALUES ($1, $2, 'refund', 500, 'EUR', 'pending')",
-        key,
-        case_id,
-    )
+    await _reserved_refund_of_500(pool, case_id, key)
     reference = await provider.refund(idempotency_key=key, case_id=case_id, amount=eur(500))
     order = RefundOrder(case_id=case_id, idempotency_key=key, amount=eur(500), limit=eur(500))
     confirmation = await PaymentActivities(pool, provider).issue_refund(order)

@@ -12,7 +12,6 @@ real time because the outages are (a time-skipping server has no outage to survi
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
+from tests.helpers import local_activities
 from tests.processes import free_port, start_process
 from workflows.return_case import ReturnCase
 
@@ -212,13 +212,7 @@ async def assert_retried_through_the_outage(case_id: str, client: Client) -> Non
         event.activity_task_started_event_attributes.attempt
         for event in history.events
         if event.event_type is EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-    ] + [
-        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
-            "attempt"
-        ]
-        for event in history.events
-        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
+    ] + [marker["attempt"] for marker in local_activities(history)]
     assert max(attempts) >= 5, f"{case_id}: {attempts}"
 
 

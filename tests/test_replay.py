@@ -17,7 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from domain.case import ScanEvent
 from tests.conftest import a_request
-from tests.helpers import open_case, scan, state_when
+from tests.helpers import local_activities, open_case, scan, state_when
 from worker import STRICT_WORKFLOW_RUNNER, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.case_workflow import SLA_TIMERS_PATCH
 from workflows.return_case import ReturnCase
@@ -105,13 +105,7 @@ def _step_activities(history: WorkflowHistory) -> tuple[list[str], list[str]]:
         for event in history.events
         if event.HasField("activity_task_scheduled_event_attributes")
     ]
-    local = [
-        json.loads(event.marker_recorded_event_attributes.details["data"].payloads[0].data)[
-            "activity_type"
-        ]
-        for event in history.events
-        if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
-    ]
+    local = [marker["activity_type"] for marker in local_activities(history)]
     steps = {"record_case_step", "notify_customer"}
     return [a for a in regular if a in steps], [a for a in local if a in steps]
 

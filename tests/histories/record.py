@@ -152,6 +152,22 @@ async def _sent_and_scanned_during_review(handle: Handle) -> None:
 
 
 EUR = "EUR"
+
+
+def _dearer_exchange_request(order_id: str) -> OpenCaseRequest:
+    return a_request(
+        order_id=order_id,
+        kind=CaseKind.EXCHANGE,
+        exchange_for=ExchangeItem(sku="SKU-42-XL", price=Money(amount_minor=6_990, currency=EUR)),
+    )
+
+
+def _lost_parcel_request(order_id: str) -> OpenCaseRequest:
+    return a_request(
+        order_id=order_id, kind=CaseKind.DAMAGE_CLAIM, reason=Reason.LOST_IN_TRANSIT, carrier="DHL"
+    )
+
+
 Scenario = tuple[OpenCaseRequest, Callable[[Handle], Awaitable[None]]]
 SCENARIOS: dict[str, Scenario] = {
     "return_refunded": (a_request(order_id="HIST-1"), _ship_and_pass),
@@ -167,22 +183,11 @@ SCENARIOS: dict[str, Scenario] = {
         _nothing,
     ),
     "exchange_dearer_replacement": (
-        a_request(
-            order_id="HIST-7",
-            kind=CaseKind.EXCHANGE,
-            exchange_for=ExchangeItem(
-                sku="SKU-42-XL", price=Money(amount_minor=6_990, currency=EUR)
-            ),
-        ),
+        _dearer_exchange_request("HIST-7"),
         _dearer_exchange,
     ),
     "damage_claim_lost_replaced": (
-        a_request(
-            order_id="HIST-8",
-            kind=CaseKind.DAMAGE_CLAIM,
-            reason=Reason.LOST_IN_TRANSIT,
-            carrier="DHL",
-        ),
+        _lost_parcel_request("HIST-8"),
         _lost_parcel_replaced,
     ),
     "return_disputed_ruled_for_customer": (a_request(order_id="HIST-9"), _disputed_and_ruled),
@@ -193,22 +198,11 @@ SCENARIOS: dict[str, Scenario] = {
     # Recorded after ledger steps and messages became local activities (LOCAL_STEPS_PATCH).
     "return_refunded_local_steps": (a_request(order_id="HIST-13"), _ship_and_pass),
     "exchange_dearer_replacement_local_steps": (
-        a_request(
-            order_id="HIST-14",
-            kind=CaseKind.EXCHANGE,
-            exchange_for=ExchangeItem(
-                sku="SKU-42-XL", price=Money(amount_minor=6_990, currency=EUR)
-            ),
-        ),
+        _dearer_exchange_request("HIST-14"),
         _dearer_exchange,
     ),
     "damage_claim_lost_replaced_local_steps": (
-        a_request(
-            order_id="HIST-15",
-            kind=CaseKind.DAMAGE_CLAIM,
-            reason=Reason.LOST_IN_TRANSIT,
-            carrier="DHL",
-        ),
+        _lost_parcel_request("HIST-15"),
         _lost_parcel_replaced,
     ),
     "return_disputed_ruled_for_customer_local_steps": (
