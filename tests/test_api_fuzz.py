@@ -39,8 +39,10 @@ def api_url(
     }
     logs = tmp_path_factory.mktemp("fuzz")
     worker, _ = start_process([sys.executable, "worker.py"], env, logs / "worker.log")
+    # uvicorn prints "Application startup complete" before it binds the port; this line
+    # comes once the socket listens.
     api, listening = start_process(
-        [sys.executable, "-m", "api"], env, logs / "api.log", "Application startup complete"
+        [sys.executable, "-m", "api"], env, logs / "api.log", "Uvicorn running on"
     )
     try:
         assert listening.wait(timeout=60), f"the API did not start; see {logs / 'api.log'}"
