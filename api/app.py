@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.service import RPCError
 
 from api.auth import Caller, requires
 from domain.case import (
@@ -48,8 +49,10 @@ from infra.gateway import (
     UnknownCaseError,
     describe_validation_error,
 )
+from infra.outages import DATABASE_DOWN, unreachable_service
 
 MAX_BODY_BYTES = 256 * 1024
+RETRY_AFTER_S = 5
 # `<kind>-<order>-<line>-<request>`, each part a business key (R2).
 _CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
@@ -145,6 +148,20 @@ class BodyLimit:
         await self._app(scope, receive, send)
 
 
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
+    """An outage is not the caller's fault: 503 and a retry. What was accepted before it
+    stays accepted (a stored case request, a delivered scan), and repeating a request that
+    carries its own id changes nothing (R2, R26)."""
+    service = unreachable_service(error)
+    if service is None:
+        raise error
+    return JSONResponse(
+        {"detail": f"{service} cannot be reached right now; send the request again"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     app = FastAPI(
         title="aftersales",
@@ -167,6 +184,9 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     @app.exception_handler(RefusedDecisionError)
     async def refused(_: Request, error: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+    for outage in (RPCError, *DATABASE_DOWN):
+        app.add_exception_handler(outage, _unavailable)
 
     @app.exception_handler(ValidationError)
     async def invalid(_: Request, error: ValidationError) -> JSONResponse:

@@ -1,20 +1,24 @@
-"""Helpers shared by the workflow tests."""
+"""Helpers shared by the tests."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import httpx
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
+from api.auth import parse_tokens
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseState
-from infra.gateway import WORKFLOW_OF_KIND
+from infra.gateway import WORKFLOW_OF_KIND, CaseGateway
 from tests.conftest import eventually
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
@@ -77,3 +81,18 @@ def local_activities(history: WorkflowHistory) -> list[dict[str, Any]]:
         for event in history.events
         if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
     ]
+
+
+@asynccontextmanager
+async def api_client(gateway: CaseGateway, tokens: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in this process (ASGI), called as a client would."""
+    transport = httpx.ASGITransport(app=create_app(gateway, parse_tokens(tokens)))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        yield client
+
+
+def as_role(token: str, actor: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    if actor:
+        headers["X-Actor"] = actor
+    return headers

@@ -12,23 +12,15 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from api.app import create_app
-from api.auth import parse_tokens
 from domain.case import Reason
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
+from tests.helpers import api_client, as_role
 from workflows.carrier_claim import CarrierClaim
 
 TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,supervisor=t-sup,arbiter=t-arb"
-
-
-def as_role(token: str, actor: str | None = None) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {token}"}
-    if actor:
-        headers["X-Actor"] = actor
-    return headers
 
 
 @pytest.fixture
@@ -36,11 +28,8 @@ async def api(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
-    app = create_app(gateway, parse_tokens(TOKENS))
-    async with running_worker(dev_env.client):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-            yield client
+    async with running_worker(dev_env.client), api_client(gateway, TOKENS) as client:
+        yield client
 
 
 def a_case_id(body: dict[str, Any]) -> str:

