@@ -3,6 +3,7 @@ deadline, authority, escalation, SLA breaches, daily follow-ups and contact hour
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -411,3 +412,27 @@ async def test_assignment_is_visible_to_operators(
         description = await handle.describe()
     assert state.assigned_agent == "ann"
     assert description.typed_search_attributes.get(ASSIGNED_AGENT) == "ann"
+
+
+async def test_a_decision_sent_as_the_case_is_due_to_continue_as_new_is_applied(
+    dev_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R10, long-lived cases
+    # The dev server: no timer to skip, and on the time-skipping server a query sent as
+    # the run continues as new timed out.
+    env = dev_env
+    async with running_worker(env.client):
+        request = a_request(reason=Reason.QUALITY_DEFECT)
+        handle = await open_case(env, task_queue, request, history_events_before_continue=10)
+        await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
+        await handle.signal(ReturnCase.evidence_submitted, photos())
+        await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
+        # A hang here is the defect: the run waited for the update to finish before
+        # continuing as new, and the update waited for the run to apply it.
+        decided = await asyncio.wait_for(
+            handle.execute_update(ReturnCase.decide, decision(True)), timeout=60
+        )
+        assert decided.status is CaseStatus.AWAITING_SHIP_BACK
+        assert decided.decided_by == "agent-ann"
+        first_run = env.client.get_workflow_handle(request.case_id, run_id=handle.result_run_id)
+        history = await first_run.fetch_history()
+        assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")

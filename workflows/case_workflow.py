@@ -104,8 +104,13 @@ class CaseWorkflow:
             elif not await self._act():
                 await self._wait_for_agenda()
             if self._history_is_long():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
+                # An update handler finishes only once this loop has applied its message:
+                # waiting for handlers alone would wait forever on a decision just sent.
+                await workflow.wait_condition(
+                    lambda: workflow.all_handlers_finished() or bool(state.inbox)
+                )
+                if not state.inbox:
+                    workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
         await self._closing()
         if workflow.patched(CLOSING_STEPS_PATCH):
             if state.status is CaseStatus.REJECTED:
