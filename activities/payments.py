@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from domain.money import Money
 
 REFUND_LIMIT_EXCEEDED = "RefundLimitExceeded"
+CASE_NOT_IN_LEDGER = "CaseNotInLedger"
 # Payments heartbeat while the provider answers, so a killed worker's payment is retried
 # (and found, not repeated) within this time instead of the whole call timeout.
 PAYMENT_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
@@ -165,20 +166,25 @@ class PaymentActivities:
     @activity.defn(name="charge_customer")
     async def charge(self, order: ChargeOrder) -> PaymentConfirmation:
         """R22: charge a price difference, exactly once (same pattern as refunds)."""
-        row = await self._pool.fetchrow(
-            """WITH reserved AS (
-                   INSERT INTO money_movements
-                       (idempotency_key, case_id, kind, amount_minor, currency, status)
-                   VALUES ($1, $2, 'charge', $3, $4, 'pending')
-                   ON CONFLICT (idempotency_key) DO NOTHING
-                   RETURNING idempotency_key)
-               SELECT status, provider_reference FROM money_movements
-               WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM reserved)""",
-            order.idempotency_key,
-            order.case_id,
-            order.amount.amount_minor,
-            order.amount.currency,
-        )
+        async with self._pool.acquire() as conn:
+            order_id, line_id = await _order_line(conn, order.case_id)
+            row = await conn.fetchrow(
+                """WITH reserved AS (
+                       INSERT INTO money_movements (idempotency_key, case_id, order_id,
+                                                    line_id, kind, amount_minor, currency,
+                                                    status)
+                       VALUES ($1, $2, $3, $4, 'charge', $5, $6, 'pending')
+                       ON CONFLICT (idempotency_key) DO NOTHING
+                       RETURNING idempotency_key)
+                   SELECT status, provider_reference FROM money_movements
+                   WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM reserved)""",
+                order.idempotency_key,
+                order.case_id,
+                order_id,
+                line_id,
+                order.amount.amount_minor,
+                order.amount.currency,
+            )
         return await self._pay_once(
             order.idempotency_key,
             order.amount,
@@ -218,8 +224,12 @@ class PaymentActivities:
 
     async def _reserve(self, order: RefundOrder) -> Reservation:
         async with self._pool.acquire() as conn, conn.transaction():
-            # Serialises refunds of one case, so two keys can never both pass the limit check.
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order.case_id)
+            order_id, line_id = await _order_line(conn, order.case_id)
+            # R21 caps what goes back for an order line, whichever of its cases pays it:
+            # refunds of one line are serialised, so two keys can never both pass the check.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", order_id, line_id
+            )
             existing = await conn.fetchrow(
                 "SELECT status, provider_reference, amount_minor, currency "
                 "FROM money_movements WHERE idempotency_key = $1",
@@ -239,27 +249,47 @@ class PaymentActivities:
                 return _reservation_of(existing)
             already = await conn.fetchval(
                 "SELECT coalesce(sum(amount_minor), 0) FROM money_movements "
-                "WHERE case_id = $1 AND kind = 'refund'",
-                order.case_id,
+                "WHERE order_id = $1 AND line_id = $2 AND kind = 'refund'",
+                order_id,
+                line_id,
             )
             if already + order.amount.amount_minor > order.limit.amount_minor:
                 raise ApplicationError(
-                    f"R21: refunding {order.amount} would bring case {order.case_id} to "
-                    f"{already + order.amount.amount_minor} minor units, above its limit "
-                    f"{order.limit}",
+                    f"R21: refunding {order.amount} for case {order.case_id} would bring "
+                    f"order {order_id} line {line_id} to "
+                    f"{already + order.amount.amount_minor} minor units refunded over all its "
+                    f"cases, above its limit {order.limit}",
                     type=REFUND_LIMIT_EXCEEDED,
                     non_retryable=True,
                 )
             await conn.execute(
-                """INSERT INTO money_movements
-                       (idempotency_key, case_id, kind, amount_minor, currency, status)
-                   VALUES ($1, $2, 'refund', $3, $4, 'pending')""",
+                """INSERT INTO money_movements (idempotency_key, case_id, order_id, line_id,
+                                                kind, amount_minor, currency, status)
+                   VALUES ($1, $2, $3, $4, 'refund', $5, $6, 'pending')""",
                 order.idempotency_key,
                 order.case_id,
+                order_id,
+                line_id,
                 order.amount.amount_minor,
                 order.amount.currency,
             )
             return Reservation()
+
+
+async def _order_line(
+    conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], case_id: str
+) -> tuple[str, str]:
+    """The order line a case's money is counted against, from the case's ledger row (its
+    first step, case_opened, is written before any money moves; the case id alone cannot
+    say it, as order and line ids may contain its separator)."""
+    row = await conn.fetchrow("SELECT order_id, line_id FROM cases WHERE case_id = $1", case_id)
+    if row is None:
+        # Retried, not failed: money never moves without knowing its order line.
+        raise ApplicationError(
+            f"R21: case {case_id} is not in the ledger, so its order line is unknown",
+            type=CASE_NOT_IN_LEDGER,
+        )
+    return row["order_id"], row["line_id"]
 
 
 def _reservation_of(row: asyncpg.Record | None) -> Reservation:

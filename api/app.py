@@ -1,10 +1,13 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
+import json
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import Headers
@@ -47,6 +50,7 @@ from infra.gateway import (
     RefusedDecisionError,
     RefusedInputError,
     UnknownCaseError,
+    describe_errors,
     describe_validation_error,
 )
 from infra.outages import DATABASE_DOWN, unreachable_service
@@ -148,6 +152,14 @@ class BodyLimit:
         await self._app(scope, receive, send)
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """FastAPI's 422 echoes the refused input, which may hold a lone surrogate (a JSON
+    escape) that UTF-8 cannot encode; escaped to ASCII, the same JSON goes out."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     """An outage is not the caller's fault: 503 and a retry. What was accepted before it
     stays accepted (a stored case request, a delivered scan), and repeating a request that
@@ -176,24 +188,53 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
 
     app.add_middleware(BodyLimit)
 
+    async def refuse(request: Request, answer: JSONResponse, errors: str) -> JSONResponse:
+        """Bad input loses nothing: the body as received is kept with the answer's reason
+        before the answer goes out; if it cannot be kept (PostgreSQL down), 503 asks for the
+        request again. A read sends nothing to keep."""
+        if request.method != "GET":
+            try:
+                await gateway.record_refused_input(
+                    source="api",
+                    operation=f"{request.method} {request.url.path}",
+                    payload=(await request.body()).decode("utf-8", "backslashreplace"),
+                    errors=errors,
+                )
+            except DATABASE_DOWN as outage:
+                return await _unavailable(request, outage)
+        return answer
+
     @app.exception_handler(UnknownCaseError)
-    async def unknown_case(_: Request, error: UnknownCaseError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+    async def unknown_case(request: Request, error: UnknownCaseError) -> JSONResponse:
+        answer = JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+        if "case_id" not in request.path_params:
+            return answer  # a carrier's answer to no claim: the gateway keeps it (R15)
+        return await refuse(request, answer, str(error))
 
     @app.exception_handler(RefusedInputError)
     @app.exception_handler(RefusedDecisionError)
-    async def refused(_: Request, error: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+    async def refused(request: Request, error: ValueError) -> JSONResponse:
+        answer = JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+        return await refuse(request, answer, str(error))
 
     for outage in (RPCError, *DATABASE_DOWN):
         app.add_exception_handler(outage, _unavailable)
 
-    @app.exception_handler(ValidationError)
-    async def invalid(_: Request, error: ValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": describe_validation_error(error)},
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        answer = _AsciiJSONResponse(
+            {"detail": jsonable_encoder(error.errors())},
             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
+        return await refuse(request, answer, describe_errors(error.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def invalid(request: Request, error: ValidationError) -> JSONResponse:
+        message = describe_validation_error(error)
+        answer = JSONResponse(
+            {"detail": message}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+        return await refuse(request, answer, message)
 
     @app.post("/cases", status_code=status.HTTP_201_CREATED)
     async def open_case(

@@ -293,6 +293,16 @@ def late_shipped_back_reason(tracking_number: str, received_scan_id: str | None)
     )
 
 
+def postage_note(postage: Money | None, paid: Money) -> str:
+    """R6: why declared postage will not be reimbursed, or "" when it can be."""
+    if postage is None or postage.currency == paid.currency:
+        return ""
+    return (
+        f"; postage {postage} is not in the order's currency ({paid.currency}) and is not "
+        "reimbursed (R6)"
+    )
+
+
 def late_carrier_response_reason(
     closed_as: ClaimStatus, answered: CarrierResponse | None, late: CarrierResponse,
     claimed: Money,

@@ -226,10 +226,12 @@ class CaseState(BaseModel):
 
     @property
     def reimbursed_shipping(self) -> Money | None:
-        """R6: return postage the merchant owes back (only for its own fault)."""
-        if self.shipped_back is None or self.shipped_back.postage is None:
+        """R6: return postage the merchant owes back: only for its own fault, and only in
+        the order's currency (it goes back with the refund, on the order's payment)."""
+        postage = self.shipped_back.postage if self.shipped_back else None
+        if postage is None or not self.merchant_pays_shipping:
             return None
-        return self.shipped_back.postage if self.merchant_pays_shipping else None
+        return postage if postage.currency == self.request.paid.currency else None
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
+from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -51,6 +54,14 @@ WORKFLOW_OF_KIND: dict[CaseKind, type[CaseWorkflow]] = {
     CaseKind.RETURN: ReturnCase,
     CaseKind.EXCHANGE: ExchangeCase,
     CaseKind.DAMAGE_CLAIM: DamageClaimCase,
+}
+# A signal the workflow type has no handler for is buffered by the SDK for ever, so news a
+# kind cannot take is refused before it is sent; read from the classes, it cannot drift.
+SIGNALS_OF_KIND: dict[CaseKind, frozenset[str]] = {
+    kind: frozenset(
+        name for name in workflow._Definition.must_from_class(cls).signals if name is not None
+    )
+    for kind, cls in WORKFLOW_OF_KIND.items()
 }
 _OPENING_DECISION_WAIT_S = 10.0
 
@@ -111,9 +122,12 @@ class CaseSummary(BaseModel):
 
 
 def describe_validation_error(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in error.errors()
-    )
+    return describe_errors(error.errors())
+
+
+def describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    """Pydantic's errors as one line, each naming its field."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in errors)
 
 
 class CaseGateway:
@@ -128,22 +142,17 @@ class CaseGateway:
     async def accept_case(self, request: OpenCaseRequest) -> bool:
         """R2: idempotent; True if this call opened the case. The request is written to
         PostgreSQL first, then its workflow is started: if Temporal cannot be reached, the
-        request is kept and the caller's retry starts the case."""
-        stored = await self._pool.fetchval(
-            """WITH received AS (
-                   INSERT INTO case_requests (case_id, request_id, request)
-                   VALUES ($1, $2, $3) ON CONFLICT (case_id) DO NOTHING RETURNING case_id)
-               SELECT request::text FROM case_requests
-               WHERE case_id = $1 AND NOT EXISTS (SELECT 1 FROM received)""",
+        request is kept and the caller's retry starts the case, from the request as it was
+        first stored (its requested_at is when the customer asked, R1)."""
+        created = await self._pool.fetchval(
+            """INSERT INTO case_requests (case_id, request_id, request) VALUES ($1, $2, $3)
+               ON CONFLICT DO NOTHING RETURNING true""",
             request.case_id,
             request.request_id,
             request.model_dump(mode="json"),
         )
-        if stored is not None and _differs(OpenCaseRequest.model_validate_json(stored), request):
-            raise RefusedInputError(
-                f"request_id: {request.request_id} already opened case {request.case_id} "
-                "with different details (R2: one request, one case)"
-            )
+        if not created:
+            request = await self._stored_request(request)
         # Pinned here, once: the case keeps this policy for life.
         run = CaseRun(
             request=request, policy=self._policy.resolve(request.category, request.carrier)
@@ -161,7 +170,34 @@ class CaseGateway:
                 static_summary=_static_summary(request),
                 static_details=_static_details(run),
             )
-        return stored is None
+        return bool(created)
+
+    async def _stored_request(self, again: OpenCaseRequest) -> OpenCaseRequest:
+        """The stored request `again` repeats, or RefusedInputError if its request id
+        already opened another case. Its own statement, so it sees a row that a concurrent
+        request committed while this one's insert waited on it."""
+        [row] = await self._pool.fetch(
+            """SELECT case_id, request::text FROM case_requests
+               WHERE case_id = $1 OR (order_id, line_id, request_id) = ($2, $3, $4)
+               ORDER BY case_id = $1 DESC LIMIT 1""",
+            again.case_id,
+            again.order_id,
+            again.line_id,
+            again.request_id,
+        )
+        if row["case_id"] != again.case_id:
+            raise RefusedInputError(
+                f"request_id: {again.request_id} already opened case {row['case_id']} for "
+                f"order {again.order_id} line {again.line_id}, so it cannot also open a "
+                f"{again.kind.value} case (R2: one request, one case)"
+            )
+        stored = OpenCaseRequest.model_validate_json(row["request"])
+        if _differs(stored, again):
+            raise RefusedInputError(
+                f"request_id: {again.request_id} already opened case {again.case_id} "
+                "with different details (R2: one request, one case)"
+            )
+        return stored
 
     async def open_case(self, request: OpenCaseRequest) -> OpenedCase:
         """`accept_case`, then the case once its opening decision is made (the CLI)."""
@@ -199,7 +235,17 @@ class CaseGateway:
         await self.tell(case_id, "shipped_back", notice)
 
     async def tell(self, case_id: str, signal: str, message: BaseModel) -> None:
-        """Fire-and-forget news for a case (a signal); durable once this returns."""
+        """Fire-and-forget news for a case (a signal); durable once this returns. News its
+        kind has no use for is refused (RefusedInputError), not left unread."""
+        kind = next((k for k in CaseKind if case_id.startswith(f"{k.value}-")), None)
+        if kind is None:
+            # Other workflows (surveys, carrier claims) share the namespace, not the news.
+            raise UnknownCaseError(f"case_id: no open case {case_id!r}")
+        if signal not in SIGNALS_OF_KIND[kind]:
+            raise RefusedInputError(
+                f"{signal}: a {kind.value} case does not take {signal}; it takes "
+                f"{', '.join(sorted(SIGNALS_OF_KIND[kind]))}"
+            )
         handle = self._client.get_workflow_handle(case_id)
         try:
             await handle.signal(signal, message)
@@ -318,10 +364,16 @@ class CaseGateway:
             """INSERT INTO refused_inputs (source, operation, payload, errors)
                VALUES ($1, $2, $3, $4)""",
             source,
-            operation,
-            payload,
-            {"message": errors},
+            _storable(operation),
+            _storable(payload),
+            {"message": _storable(errors)},
         )
+
+
+def _storable(text: str) -> str:
+    """Refused input may carry NUL (a raw byte in a broken JSON body), which PostgreSQL
+    text and jsonb refuse: it is kept escaped instead."""
+    return text.replace("\x00", "\\x00")
 
 
 def _scan_row(barcode: str, scan: WarehouseScan) -> tuple[object, ...]:

@@ -12,12 +12,13 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from domain.case import Reason
-from infra.gateway import CaseGateway
+from domain.case import CaseKind, ExchangeItem, Reason
+from infra.gateway import SIGNALS, SIGNALS_OF_KIND, CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
-from tests.conftest import a_request, eventually
+from tests.conftest import a_request, eur, eventually
 from tests.helpers import api_client, as_role
+from tests.processes import free_port
 from workflows.carrier_claim import CarrierClaim
 
 TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,supervisor=t-sup,arbiter=t-arb"
@@ -41,6 +42,16 @@ def request_json(**overrides: Any) -> dict[str, Any]:
     request = a_request(delivered_at=now - timedelta(days=2), requested_after=timedelta(days=2),
                         **overrides)  # fmt: skip
     return request.model_dump(mode="json", exclude_none=True)
+
+
+async def refused_inputs(pool: asyncpg.Pool, operation: str, sent: str) -> list[asyncpg.Record]:
+    """What refused_inputs kept of a request to `operation` whose body carried `sent`."""
+    return await pool.fetch(
+        "SELECT source, payload, errors->>'message' AS errors FROM refused_inputs "
+        "WHERE operation = $1 AND strpos(payload, $2) > 0",
+        operation,
+        sent,
+    )
 
 
 async def test_opening_twice_answers_201_then_200_with_the_same_case(
@@ -100,6 +111,107 @@ async def test_a_request_stored_before_temporal_was_reached_is_started_by_the_re
     assert started.json()["request"]["order_id"] == body["order_id"]
 
 
+async def test_a_retry_starts_the_case_from_the_request_as_first_stored(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R1, R2
+    delivered = datetime.now(UTC) - timedelta(days=9)
+    asked_in_time = a_request(delivered_at=delivered, requested_after=timedelta(days=2))
+    body = asked_in_time.model_dump(mode="json", exclude_none=True)
+    await pool.execute(
+        "INSERT INTO case_requests (case_id, request_id, request) VALUES ($1, $2, $3)",
+        a_case_id(body),
+        body["request_id"],
+        body,
+    )
+    # The caller's retry, two days after the 7-day window closed, stamped with its own time.
+    late = body | {"requested_at": datetime.now(UTC).isoformat()}
+    retry = await api.post("/cases", json=late, headers=as_role("t-service"))
+    assert (retry.status_code, retry.json()["created"]) == (200, False)
+
+    async def read() -> dict[str, Any]:
+        found: dict[str, Any] = (
+            await api.get(retry.json()["status_url"], headers=as_role("t-service"))
+        ).json()
+        return found
+
+    state = await eventually(read, lambda s: s.get("status") not in (None, "opened"))
+    assert state["status"] == "awaiting_ship_back"
+    assert datetime.fromisoformat(state["request"]["requested_at"]) == asked_in_time.requested_at
+
+
+async def test_a_request_id_that_opened_a_case_cannot_open_one_of_another_kind(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R2
+    returned = request_json()
+    exchanged = request_json(
+        order_id=returned["order_id"],
+        kind=CaseKind.EXCHANGE,
+        exchange_for=ExchangeItem(sku="SKU-43", price=eur(5990)),
+    )
+    first = await api.post("/cases", json=returned, headers=as_role("t-service"))
+    again = await api.post("/cases", json=exchanged, headers=as_role("t-service"))
+    assert (first.status_code, again.status_code) == (201, 409)
+    assert "request_id" in again.json()["detail"]
+    assert "R2" in again.json()["detail"]
+    assert a_case_id(returned) in again.json()["detail"]
+    kinds = await pool.fetch(
+        "SELECT case_id FROM case_requests WHERE request->>'order_id' = $1", returned["order_id"]
+    )
+    assert [r["case_id"] for r in kinds] == [a_case_id(returned)]
+    [kept] = await refused_inputs(pool, "POST /cases", exchanged["order_id"])
+    assert kept["source"] == "api"
+    assert '"exchange"' in kept["payload"]
+    assert kept["errors"] == again.json()["detail"]
+
+
+def test_the_signals_the_ways_in_send_are_the_ones_the_case_kinds_take() -> None:  # R4, R12
+    assert set(SIGNALS) == set().union(*SIGNALS_OF_KIND.values())
+    assert "shipped_back" not in SIGNALS_OF_KIND[CaseKind.DAMAGE_CLAIM]
+    assert [k for k, taken in SIGNALS_OF_KIND.items() if "intercept_requested" in taken] == [
+        CaseKind.RETURN
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "route", "signal", "body"),
+    [
+        ("damage_claim", "shipped-back", "shipped_back",
+         {"event_id": "s-1", "carrier": "DHL", "tracking_number": "JD1",
+          "shipped_at": "2026-11-20T10:00:00Z"}),
+        ("exchange", "intercept", "intercept_requested", {"event_id": "i-1"}),
+    ],
+)  # fmt: skip
+async def test_news_a_case_kind_does_not_take_is_409_and_kept(
+    api: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    kind: str,
+    route: str,
+    signal: str,
+    body: dict[str, str],
+) -> None:  # R4, R12
+    case_id = f"{kind}-O-{uuid.uuid4().hex[:8]}-1-r1"
+    response = await api.post(f"/cases/{case_id}/{route}", json=body,
+                              headers=as_role("t-service"))  # fmt: skip
+    assert response.status_code == 409
+    assert f"{signal}: a {kind} case does not take {signal}" in response.json()["detail"]
+    [kept] = await refused_inputs(pool, f"POST /cases/{case_id}/{route}", body["event_id"])
+    assert kept["errors"] == response.json()["detail"]
+
+
+@pytest.mark.parametrize("case_id", ["return-NOPE-{}-1-r1", "survey-return-O-{}-1-r1"])
+async def test_news_for_no_case_is_404_and_kept(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, case_id: str
+) -> None:
+    case_id = case_id.format(uuid.uuid4().hex[:8])
+    complaint = {"event_id": "c-1", "summary": "where is my money"}
+    response = await api.post(f"/cases/{case_id}/complaint", json=complaint,
+                              headers=as_role("t-service"))  # fmt: skip
+    assert response.status_code == 404
+    assert "no open case" in response.json()["detail"]
+    [kept] = await refused_inputs(pool, f"POST /cases/{case_id}/complaint", "where is my money")
+    assert "case_id" in kept["errors"]
+
+
 async def test_no_token_is_401_and_the_wrong_role_is_403(api: httpx.AsyncClient) -> None:
     assert (await api.post("/cases", json=request_json())).status_code == 401
     wrong = await api.post("/cases", json=request_json(), headers=as_role("t-scanner"))
@@ -123,6 +235,44 @@ async def test_bad_input_is_422_naming_the_field(
     response = await api.post("/cases", json=request_json() | change, headers=as_role("t-service"))
     assert response.status_code == 422
     assert field in response.text
+
+
+@pytest.mark.parametrize(
+    ("sent", "field"),
+    [
+        ('{"order_id": "ORDER", "reason": "bored"}', "body.reason"),
+        # UTF-8 cannot encode a lone surrogate, so the answer that echoes it is ASCII.
+        ('{"order_id": "ORDER", "sku": "\\ud800"}', "body.sku: Input should be a valid str"),
+        # PostgreSQL text cannot hold NUL: it is kept escaped.
+        ('{"order_id": "ORDER", "sku": "\x00"}', "JSON decode error"),
+    ],
+)
+async def test_bad_input_is_kept_with_the_field_it_was_refused_for(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, sent: str, field: str
+) -> None:
+    order = f"O-{uuid.uuid4().hex[:10]}"
+    body = sent.replace("ORDER", order)
+    headers = as_role("t-service") | {"Content-Type": "application/json"}
+    response = await api.post("/cases", content=body, headers=headers)
+    assert response.status_code == 422
+    [kept] = await refused_inputs(pool, "POST /cases", order)
+    assert (kept["source"], kept["payload"]) == ("api", body.replace("\x00", "\\x00"))
+    assert field in kept["errors"]
+
+
+async def test_a_refusal_that_cannot_be_kept_is_503_so_it_is_sent_again(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    # A pool that connects on first use, to a port where no PostgreSQL listens.
+    down = await asyncpg.create_pool(f"postgresql://127.0.0.1:{free_port()}/none", min_size=0)
+    gateway = CaseGateway(dev_env.client, down, "unused", load_policy_file(DEFAULT_POLICY_FILE))
+    async with api_client(gateway, TOKENS) as api:
+        response = await api.post(
+            "/cases", json=request_json() | {"reason": "bored"}, headers=as_role("t-service")
+        )
+    await down.close()
+    assert response.status_code == 503
+    assert "PostgreSQL" in response.json()["detail"]
 
 
 async def test_an_oversized_body_is_413(api: httpx.AsyncClient) -> None:
@@ -186,7 +336,7 @@ async def _when_under_review(
 
 
 async def test_a_refused_decision_is_409_with_the_validators_reason(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R17
     body = request_json(reason=Reason.QUALITY_DEFECT, paid_minor=20_000)
     case_id = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()["case_id"]
@@ -196,6 +346,8 @@ async def test_a_refused_decision_is_409_with_the_validators_reason(
                               headers=as_role("t-agent", "agent-ann"))  # fmt: skip
     assert response.status_code == 409
     assert "R17" in response.json()["detail"]
+    [kept] = await refused_inputs(pool, f"POST /cases/{case_id}/compensation", "c-1")
+    assert kept["errors"] == response.json()["detail"]
 
 
 async def test_reading_an_unknown_case_is_404(api: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -11,12 +12,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.payments import (
+    CASE_NOT_IN_LEDGER,
     REFUND_LIMIT_EXCEEDED,
     ChargeOrder,
     PaymentActivities,
     RefundOrder,
     SandboxPaymentProvider,
 )
+from domain.case import OpenCaseRequest
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from tests.conftest import a_request, eur
@@ -39,8 +42,8 @@ def an_entry(case: CaseState, seq: int, status: CaseStatus) -> LedgerEntry:
     )
 
 
-def a_case() -> CaseState:
-    request = a_request()
+def a_case(request: OpenCaseRequest | None = None) -> CaseState:
+    request = request or a_request()
     return CaseState(
         case_id=request.case_id,
         request=request,
@@ -48,6 +51,13 @@ def a_case() -> CaseState:
         opened_at=NOW,
         return_deadline=NOW,
     )
+
+
+async def an_opened_case(pool: asyncpg.Pool, request: OpenCaseRequest | None = None) -> str:
+    """A case as its opening step leaves it in the ledger, before any money moves."""
+    case = a_case(request)
+    await LedgerActivities(pool).record_step(an_entry(case, 1, CaseStatus.OPENED))
+    return case.case_id
 
 
 async def test_recording_a_step_twice_writes_one_event(pool: asyncpg.Pool) -> None:  # R23
@@ -84,7 +94,7 @@ async def test_case_events_are_append_only(pool: asyncpg.Pool) -> None:  # R23
 async def test_refund_repeated_with_its_key_pays_once(pool: asyncpg.Pool) -> None:  # R21
     provider = SandboxPaymentProvider()
     payments = PaymentActivities(pool, provider)
-    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    case_id = await an_opened_case(pool)
     order = RefundOrder(
         case_id=case_id, idempotency_key=f"{case_id}:refund:1", amount=eur(500), limit=eur(500)
     )
@@ -99,8 +109,9 @@ async def test_refund_repeated_with_its_key_pays_once(pool: asyncpg.Pool) -> Non
 async def _reserved_refund_of_500(pool: asyncpg.Pool, case_id: str, key: str) -> None:
     """The pending money row a refund's reservation writes before the provider is called."""
     await pool.execute(
-        "INSERT INTO money_movements (idempotency_key, case_id, kind, amount_minor, currency, "
-        "status) VALUES ($1, $2, 'refund', 500, 'EUR', 'pending')",
+        "INSERT INTO money_movements (idempotency_key, case_id, order_id, line_id, kind, "
+        "amount_minor, currency, status) SELECT $1, $2, order_id, line_id, 'refund', 500, "
+        "'EUR', 'pending' FROM cases WHERE case_id = $2",
         key,
         case_id,
     )
@@ -110,7 +121,7 @@ async def test_refund_left_pending_by_a_crash_is_finished_with_the_same_key(
     pool: asyncpg.Pool,
 ) -> None:  # R21
     provider = SandboxPaymentProvider()
-    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    case_id = await an_opened_case(pool)
     key = f"{case_id}:refund:1"
     # What a worker killed between the reservation and the provider's answer leaves behind.
     await _reserved_refund_of_500(pool, case_id, key)
@@ -127,7 +138,7 @@ async def test_refund_the_provider_took_before_a_crash_is_settled_without_paying
     pool: asyncpg.Pool,
 ) -> None:  # R21
     provider = SandboxPaymentProvider()
-    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    case_id = await an_opened_case(pool)
     key = f"{case_id}:refund:1"
     # The worker reserved the row and the provider booked the refund; then the worker died.
     await _reserved_refund_of_500(pool, case_id, key)
@@ -146,7 +157,7 @@ async def test_refund_the_provider_took_before_a_crash_is_settled_without_paying
 async def test_a_charge_repeated_with_its_key_charges_once(pool: asyncpg.Pool) -> None:  # R22
     provider = SandboxPaymentProvider()
     payments = PaymentActivities(pool, provider)
-    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    case_id = await an_opened_case(pool)
     order = ChargeOrder(case_id=case_id, idempotency_key=f"{case_id}:charge:1", amount=eur(300))
     first = await payments.charge(order)
     again = await payments.charge(order)
@@ -158,7 +169,7 @@ async def test_a_charge_repeated_with_its_key_charges_once(pool: asyncpg.Pool) -
 async def test_refunds_above_what_was_paid_are_refused(pool: asyncpg.Pool) -> None:  # R21
     provider = SandboxPaymentProvider()
     payments = PaymentActivities(pool, provider)
-    case_id = f"case-{uuid.uuid4().hex[:8]}"
+    case_id = await an_opened_case(pool)
     await payments.issue_refund(
         RefundOrder(
             case_id=case_id, idempotency_key=f"{case_id}:k1", amount=eur(300), limit=eur(500)
@@ -174,3 +185,72 @@ async def test_refunds_above_what_was_paid_are_refused(pool: asyncpg.Pool) -> No
     assert refused.value.non_retryable
     assert "R21" in str(refused.value)
     assert len(provider.calls) == 1
+
+
+def two_requests_for_one_line() -> tuple[OpenCaseRequest, OpenCaseRequest]:
+    """Two cases on one order line: the same line asked about again under another id."""
+    first = a_request(request_id="web-1")
+    return first, first.model_copy(update={"request_id": "app-1"})
+
+
+def a_refund(case_id: str, n: int, minor: int, *, limit_minor: int) -> RefundOrder:
+    return RefundOrder(
+        case_id=case_id,
+        idempotency_key=f"{case_id}:refund:{n}",
+        amount=eur(minor),
+        limit=eur(limit_minor),
+    )
+
+
+async def test_a_second_case_on_an_order_line_cannot_refund_it_again(
+    pool: asyncpg.Pool,
+) -> None:  # R21, R2
+    provider = SandboxPaymentProvider()
+    payments = PaymentActivities(pool, provider)
+    first, second = [await an_opened_case(pool, r) for r in two_requests_for_one_line()]
+    await payments.issue_refund(a_refund(first, 1, 300, limit_minor=500))
+    # What is left on the line may still go back, through its other case.
+    await payments.issue_refund(a_refund(second, 1, 200, limit_minor=500))
+    with pytest.raises(ApplicationError) as refused:
+        await payments.issue_refund(a_refund(second, 2, 1, limit_minor=500))
+    assert refused.value.type == REFUND_LIMIT_EXCEEDED
+    assert refused.value.non_retryable
+    assert "line 1" in str(refused.value)
+    assert len(provider.calls) == 2
+    refunded = await pool.fetchval(
+        "SELECT sum(amount_minor) FROM money_movements WHERE case_id = ANY($1::text[])",
+        [first, second],
+    )
+    assert refunded == 500
+
+
+async def test_two_cases_refunding_one_order_line_at_once_pay_it_once(
+    pool: asyncpg.Pool,
+) -> None:  # R21
+    provider = SandboxPaymentProvider()
+    payments = PaymentActivities(pool, provider)
+    cases = [await an_opened_case(pool, r) for r in two_requests_for_one_line()]
+    outcomes = await asyncio.gather(
+        *(payments.issue_refund(a_refund(c, 1, 5990, limit_minor=5990)) for c in cases),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, ApplicationError)]
+    assert len(refused) == 1
+    assert refused[0].type == REFUND_LIMIT_EXCEEDED
+    assert list(provider.refunds.values()) == [eur(5990)]
+
+
+async def test_no_money_moves_for_a_case_the_ledger_does_not_know(
+    pool: asyncpg.Pool,
+) -> None:  # R21
+    provider = SandboxPaymentProvider()
+    case_id = f"return-{uuid.uuid4().hex[:8]}-1-r1"
+    with pytest.raises(ApplicationError) as unknown:
+        await PaymentActivities(pool, provider).issue_refund(
+            a_refund(case_id, 1, 500, limit_minor=500)
+        )
+    assert unknown.value.type == CASE_NOT_IN_LEDGER
+    assert not unknown.value.non_retryable  # the refund waits, it is not dropped
+    assert provider.calls == []
+    rows = await pool.fetchval("SELECT count(*) FROM money_movements WHERE case_id = $1", case_id)
+    assert rows == 0

@@ -22,6 +22,7 @@ from worker import STRICT_WORKFLOW_RUNNER, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.case_workflow import SLA_TIMERS_PATCH
 from workflows.return_case import ReturnCase
 from workflows.steps.casebook import LOCAL_STEPS_PATCH
+from workflows.steps.payments import REFUND_WITHIN_LIMIT_PATCH
 
 _HERE = Path(__file__).parent / "histories"
 # A history does not carry its workflow id, and the cases derive ids (children's) from it.
@@ -124,3 +125,22 @@ def test_ledger_steps_became_local_activities_only_for_runs_that_recorded_the_pa
     assert regular == []
     assert local
     assert any(LOCAL_STEPS_PATCH.encode() in m for m in _patch_markers(after))
+
+
+def test_refunds_are_capped_at_the_limit_only_in_runs_that_recorded_the_patch() -> None:
+    # R21: a run from before the patch keeps paying as it did; a new run caps the second of
+    # two offers accepted together at what is left of the price (59.90 - 40.00), and the
+    # merchant-fault refund after inspection is the return postage alone (R6).
+    before, after = (
+        WorkflowHistory.from_json(WORKFLOW_IDS[name], HISTORIES[name])
+        for name in ("return_quality_defect_auto_approved", "return_two_offers_capped")
+    )
+    assert not any(REFUND_WITHIN_LIMIT_PATCH.encode() in m for m in _patch_markers(before))
+    assert any(REFUND_WITHIN_LIMIT_PATCH.encode() in m for m in _patch_markers(after))
+    refunds = [
+        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
+        for event in after.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "issue_refund"
+    ]
+    assert [r["amount"]["amount_minor"] for r in refunds] == [4_000, 1_990, 690]

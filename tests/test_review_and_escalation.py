@@ -16,12 +16,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier, Template
 from domain.case import (
+    ArbitrationRuling,
     Assignment,
     CallRequest,
     CompensationOffer,
     Complaint,
     Deadline,
     DeadlineExtension,
+    Dispute,
     EscalationRequest,
     EvidenceSubmitted,
     Grade,
@@ -31,6 +33,7 @@ from domain.case import (
     ScanEvent,
     ShippedBack,
 )
+from domain.money import Money
 from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
 from tests.helpers import Handle, events, open_case, scan, state_when
@@ -436,3 +439,81 @@ async def test_a_decision_sent_as_the_case_is_due_to_continue_as_new_is_applied(
         first_run = env.client.get_workflow_handle(request.case_id, run_id=handle.result_run_id)
         history = await first_run.fetch_history()
         assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+
+
+async def test_postage_in_another_currency_is_recorded_and_not_reimbursed(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R6, R21
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, paid_minor=10_000)
+        await handle.execute_update(ReturnCase.decide, decision(True))
+        dollars = Money(amount_minor=500, currency="USD")
+        await handle.signal(
+            ReturnCase.shipped_back,
+            ShippedBack(event_id="ship-1", carrier="DHL", tracking_number="JD9",
+                        shipped_at=datetime.now(UTC), postage=dollars),
+        )  # fmt: skip
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
+        )
+        # A bounded wait: the defect was a workflow task failing forever on this notice.
+        result = await asyncio.wait_for(handle.result(), timeout=60)
+    assert (result.status, result.refunded_total) == (CaseStatus.REFUNDED, eur(10_000))
+    shipped_step = [e for e in await events(pool, result.case_id)
+                    if e["action"] == "customer_shipped_back"]  # fmt: skip
+    assert "postage 5.00 USD is not in the order's currency (EUR)" in shipped_step[0]["reason"]
+
+
+async def test_two_offers_accepted_together_never_refund_past_the_price(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R17, R21
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, paid_minor=8_000)
+        offers = [
+            CompensationOffer(action_id=f"c-{n}", actor="agent-ann", role=Role.AGENT,
+                              amount=eur(5_000), reason="scratched casing, goodwill")
+            for n in (1, 2)
+        ]  # fmt: skip
+        # Both pass validation before either is paid: 50 + 50 > 80.
+        await asyncio.gather(
+            *(handle.execute_update(ReturnCase.offer_compensation, o) for o in offers)
+        )
+        state = await state_when(handle, lambda s: len(s.refunds) == 2)
+    assert state.status is CaseStatus.UNDER_REVIEW, "the case goes on"
+    assert [r.amount for r in state.refunds] == [eur(5_000), eur(3_000)]
+    paid = await pool.fetchval(
+        "SELECT sum(amount_minor) FROM money_movements WHERE case_id = $1", state.case_id
+    )
+    assert paid == 8_000
+    capped = [e for e in await events(pool, state.case_id) if "capped" in e["reason"]]
+    assert len(capped) == 1
+    assert "50.00 EUR capped at the 30.00 EUR left" in capped[0]["reason"]
+
+
+async def test_a_ruling_for_the_customer_refunding_nothing_is_refused(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R19, R21
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        await handle.execute_update(
+            ReturnCase.decide, decision(False, reason="photos show wear, not a defect")
+        )
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dp-1", reason="it is a defect"))
+        await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
+        nothing = ArbitrationRuling(
+            action_id="ru-1", actor="arb-1", role=Role.ARBITER, favour_customer=True,
+            refund=eur(0), reason="the customer is right",
+        )  # fmt: skip
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ReturnCase.apply_ruling, nothing)
+        assert "refund: a ruling for the customer refunds more than 0" in str(refused.value.cause)
+        everything = nothing.model_copy(update={"action_id": "ru-2", "refund": None})
+        ruled = await handle.execute_update(ReturnCase.apply_ruling, everything)
+    assert (ruled.status, ruled.refunded_total) == (CaseStatus.REFUNDED, ruled.request.paid)

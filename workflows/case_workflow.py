@@ -336,6 +336,11 @@ class CaseWorkflow:
         if state.status is not CaseStatus.IN_ARBITRATION:
             raise ValueError(f"status: the case is {state.status.value}, not in_arbitration")
         if ruling.refund is not None:
+            if not ruling.refund.amount_minor:
+                raise ValueError(
+                    "refund: a ruling for the customer refunds more than 0; leave it out "
+                    "to refund all that is left (R19, R21)"
+                )
             limit = refund_limit(state.request.paid, state.reimbursed_shipping)
             if ruling.refund.currency != state.request.paid.currency or not (
                 state.refunded_total + ruling.refund <= limit

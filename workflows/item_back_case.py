@@ -25,6 +25,7 @@ from domain.policy import (
     judge_merchant_fault_inspection,
     late_shipped_back_reason,
     missing_items_deduction,
+    postage_note,
 )
 from domain.state import CaseMessage, CaseStatus, Inspection
 from workflows.case_workflow import CaseWorkflow, Due
@@ -186,7 +187,8 @@ class ItemBackCase(CaseWorkflow):
             "customer_shipped_back",
             rule="R12",
             reason=f"handed to {notice.carrier}, "
-            + late_shipped_back_reason(notice.tracking_number, state.received_scan_id),
+            + late_shipped_back_reason(notice.tracking_number, state.received_scan_id)
+            + postage_note(notice.postage, state.request.paid),
             actor=state.request.customer.customer_id,
             role="customer",
             details={
@@ -201,7 +203,8 @@ class ItemBackCase(CaseWorkflow):
         await self._book.record(
             "customer_shipped_back",
             rule="R12",
-            reason=f"handed to {notice.carrier}, tracking {notice.tracking_number}",
+            reason=f"handed to {notice.carrier}, tracking {notice.tracking_number}"
+            + postage_note(notice.postage, self._state.request.paid),
             status=CaseStatus.IN_RETURN_TRANSIT,
             actor=self._state.request.customer.customer_id,
             role="customer",

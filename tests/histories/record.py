@@ -96,6 +96,22 @@ async def _reviewed_escalated_compensated(handle: Handle) -> None:
     await _ship_and_pass(handle, Grade.DAMAGED)
 
 
+async def _two_offers_capped(handle: Handle) -> None:
+    """Two offers accepted before either is paid: the second is capped at what is left of
+    the price (R21), and the merchant-fault refund finds nothing left."""
+    await handle.signal(ReturnCase.evidence_submitted,
+                        EvidenceSubmitted(event_id="ev-1", photos=["p1.jpg"]))  # fmt: skip
+    offers = [
+        CompensationOffer(action_id=f"c-{n}", actor="sup-sam", role=Role.SUPERVISOR,
+                          amount=Money(amount_minor=4_000, currency="EUR"), reason="goodwill")
+        for n in (1, 2)
+    ]  # fmt: skip
+    await asyncio.gather(
+        *(handle.execute_update(ReturnCase.offer_compensation, offer) for offer in offers)
+    )
+    await _ship_and_pass(handle, Grade.DAMAGED)
+
+
 async def _dearer_exchange(handle: Handle) -> None:
     await handle.signal(ExchangeCase.warehouse_scan, _scan("dock-7", ScanEvent.PARCEL_RECEIVED))
     passed = _scan("qc-7", ScanEvent.INSPECTED, Grade.RESELLABLE)
@@ -208,6 +224,11 @@ SCENARIOS: dict[str, Scenario] = {
     "return_disputed_ruled_for_customer_local_steps": (
         a_request(order_id="HIST-16"),
         _disputed_and_ruled,
+    ),
+    # Recorded after refunds were capped at what is left (REFUND_WITHIN_LIMIT_PATCH).
+    "return_two_offers_capped": (
+        a_request(order_id="HIST-17", reason=Reason.QUALITY_DEFECT),
+        _two_offers_capped,
     ),
 }
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.notifications import Template
 from activities.payments import (
@@ -26,6 +27,10 @@ from workflows.steps.casebook import (
 )
 from workflows.steps.outside import INFRASTRUCTURE_CALL_TIMEOUT
 from workflows.steps.timers import wait_until
+
+# New runs cap a refund at what is left of the case's limit and record a refusal by the
+# ledger instead of failing the case.
+REFUND_WITHIN_LIMIT_PATCH = "r21-refund-capped-at-the-limit"
 
 
 @dataclass(frozen=True)
@@ -58,17 +63,24 @@ async def refund(
     `watchdog`, a refund still not through at its deadline is reported on (R13) while the
     retries go on."""
     state = book.state
+    limit = refund_limit(state.request.paid, state.reimbursed_shipping)
+    within_limit = workflow.patched(REFUND_WITHIN_LIMIT_PATCH)
+    if within_limit:
+        # Decisions validated against the same limit can still add up past it (two
+        # offers accepted before either is paid, a compensation before a full refund).
+        left = limit.minus_floored_at_zero(state.refunded_total)
+        if not amount.amount_minor or not left.amount_minor:
+            await _nothing_left(book, limit, closes_case=closes_case, rule=rule, reason=reason)
+            return
+        if not amount <= left:
+            reason = f"{reason}; {amount} capped at the {left} left of {limit} (R21)"
+            amount = left
     # Derived from workflow data only: the same refund keeps the same key on every retry,
     # replay or worker restart, so the provider and the money table see it once.
     key = f"{state.case_id}:refund:{len(state.refunds) + 1}"
     paying = workflow.start_activity_method(
         PaymentActivities.issue_refund,
-        RefundOrder(
-            case_id=state.case_id,
-            idempotency_key=key,
-            amount=amount,
-            limit=refund_limit(state.request.paid, state.reimbursed_shipping),
-        ),
+        RefundOrder(case_id=state.case_id, idempotency_key=key, amount=amount, limit=limit),
         start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
         heartbeat_timeout=PAYMENT_HEARTBEAT_TIMEOUT,
         retry_policy=_REFUND_RETRY,
@@ -76,7 +88,20 @@ async def refund(
     )
     if watchdog is not None and not await wait_until(paying.done, watchdog.due, watchdog.label):
         await watchdog.overdue()
-    confirmation = await paying
+    try:
+        confirmation = await paying
+    except ActivityError as error:
+        # The ledger's own check (the last word on the limit) refused it: a failed case
+        # would help nobody, so the refusal is recorded and the case goes on.
+        refused = error.cause
+        if not within_limit or not (
+            isinstance(refused, ApplicationError) and refused.type == REFUND_LIMIT_EXCEEDED
+        ):
+            raise
+        await _nothing_left(
+            book, limit, closes_case=closes_case, rule=rule, reason=f"{reason}; {refused}"
+        )
+        return
     state.refunds.append(
         RefundReceipt(
             idempotency_key=key,
@@ -98,6 +123,19 @@ async def refund(
         details={"amount_minor": amount.amount_minor, "currency": amount.currency, "key": key},
         actor=actor or SYSTEM_ACTOR,
         role=role or SYSTEM_ROLE,
+    )
+
+
+async def _nothing_left(
+    book: CaseBook, limit: Money, *, closes_case: bool, rule: str, reason: str
+) -> None:
+    """R21: the limit is reached; a closing refund closes the case as refunded in full."""
+    refunded = book.state.refunded_total
+    await book.record(
+        "refund_not_due",
+        rule=f"{rule}, R21",
+        reason=f"{reason}; nothing left to refund: {refunded} of {limit} already refunded",
+        status=CaseStatus.REFUNDED if closes_case else None,
     )
 
 
