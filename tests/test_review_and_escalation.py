@@ -259,6 +259,30 @@ async def test_major_complaint_goes_straight_to_the_manager(
     assert state.escalation.level is EscalationLevel.MANAGER
 
 
+async def test_a_complaint_in_the_customers_words_stays_out_of_the_temporal_ui(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R18, no personal data in the UI
+    words = "Jane Roe here, call me on +49 170 5550123"
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        await handle.signal(
+            ReturnCase.complaint, Complaint(event_id="cmp-1", major=False, summary=words)
+        )
+        await state_when(handle, lambda s: s.escalation.level is not EscalationLevel.NONE)
+        await handle.execute_update(ReturnCase.decide, decision(False, reason=f"{words}: no"))
+        shown = await handle.query("__temporal_workflow_metadata")
+    details = shown.current_details
+    assert "customer complaint cmp-1" in details
+    assert "Decided by: agent-ann" in details
+    assert "Jane" not in details
+    assert "5550123" not in details
+    escalated = [e for e in await events(pool, handle.id) if e["action"] == "escalated"]
+    assert escalated[-1]["details"]["complaint"] == words
+
+
 async def test_uninspected_parcel_escalates_at_48_hours_and_not_before(
     time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
 ) -> None:  # R13, R18

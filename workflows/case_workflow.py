@@ -621,16 +621,18 @@ class CaseWorkflow:
     async def _complaint(self, complaint: Complaint) -> None:
         state = self._state
         state.complaints.append(complaint)
+        # The customer's words go to the ledger only: the reason is shown in the UI.
         await self._escalate(
-            f"customer complaint{' (major)' if complaint.major else ''}: {complaint.summary}",
+            f"customer complaint {complaint.event_id}{' (major)' if complaint.major else ''}",
             major=complaint.major,
             actor=state.request.customer.customer_id,
             role="customer",
+            details={"complaint": complaint.summary},
         )
 
     async def _escalate(
         self, reason: str, *, major: bool = False, actor: str = "aftersales-workflow",
-        role: str = "system",
+        role: str = "system", details: dict[str, str] | None = None,
     ) -> None:  # fmt: skip
         state = self._state
         level = escalation_target(state.escalation.level, major=major)
@@ -647,7 +649,7 @@ class CaseWorkflow:
             reason=f"to {level.value}: {reason}",
             actor=actor,
             role=role,
-            details={"level": level.value},
+            details={"level": level.value, **(details or {})},
         )
 
     async def _supervisor_silent(self) -> None:

@@ -197,6 +197,8 @@ def current_details(state: CaseState) -> str:
     ]
     if state.next_deadline is not None:
         lines.append(f"- Next deadline: {state.next_deadline:%Y-%m-%d %H:%M} UTC")
+    # Only what the workflow itself wrote goes here: the UI is no place for personal data,
+    # and free text from customers and agents may hold some (it stays in the ledger).
     if state.escalation.level.value != "none":
         lines.append(f"- Escalated to: {state.escalation.level.value} ({state.escalation.reason})")
     if state.auto_approved:
@@ -204,7 +206,9 @@ def current_details(state: CaseState) -> str:
     if state.assigned_agent:
         lines.append(f"- Assigned to: {state.assigned_agent}")
     lines.append(f"- Refunded: {state.refunded_total} of {request.paid} paid")
-    if state.decision_reason:
+    if state.decided_by:
+        lines.append(f"- Decided by: {state.decided_by} (the reason is in the ledger)")
+    elif state.decision_reason:
         lines.append(f"- Decision: {state.decision_reason}")
     lines.append(f"- Policy: {state.policy.version}")
     return "\n".join(lines)
