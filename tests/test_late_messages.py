@@ -408,10 +408,11 @@ async def test_the_wrong_item_back_after_the_right_one_shipped_settles_the_excha
     assert list(warehouse.shipped.values()) == [("SKU-42-BLUE", 1)]
     assert list(payments.charges.values()) == [eur(1_000)]
     ledger = await events(pool, result.case_id)
-    assert applied(ledger)[-8:] == [
+    # R7: the wrong item comes back at the merchant's cost, its postage paid back (R6).
+    assert applied(ledger)[-9:] == [
         "apology_coupon_issued", "correct_item_shipped", "approved", "customer_shipped_back",
         "parcel_received", "inspection_passed", "price_difference_charged",
-        "replacement_shipped",
+        "return_postage_paid", "replacement_shipped",
     ]  # fmt: skip
     replacement = next(e for e in ledger if e["action"] == "replacement_shipped")
     assert reference in replacement["reason"]
@@ -422,7 +423,10 @@ async def test_the_wrong_item_back_after_the_right_one_shipped_settles_the_excha
     money = await pool.fetch(
         "SELECT kind, amount_minor FROM money_movements WHERE case_id = $1", result.case_id
     )
-    assert [(m["kind"], m["amount_minor"]) for m in money] == [("charge", 1_000)]
+    assert sorted((m["kind"], m["amount_minor"]) for m in money) == [
+        ("charge", 1_000),
+        ("refund", POSTAGE.amount_minor),
+    ]
 
 
 async def test_the_original_arriving_after_the_case_closed_is_kept_for_a_person(

@@ -20,6 +20,7 @@ from tests.conftest import a_request
 from tests.helpers import local_activities, open_case, scan, state_when
 from worker import STRICT_WORKFLOW_RUNNER, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.case_workflow import SLA_TIMERS_PATCH
+from workflows.exchange_case import EXCHANGE_POSTAGE_PATCH
 from workflows.return_case import ReturnCase
 from workflows.steps.casebook import LOCAL_STEPS_PATCH
 from workflows.steps.payments import REFUND_WITHIN_LIMIT_PATCH
@@ -127,6 +128,29 @@ def test_ledger_steps_became_local_activities_only_for_runs_that_recorded_the_pa
     assert any(LOCAL_STEPS_PATCH.encode() in m for m in _patch_markers(after))
 
 
+def _refunded_minor(history: WorkflowHistory) -> list[int]:
+    """The amounts of the refunds a run asked the payment activity for."""
+    return [
+        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)["amount"][
+            "amount_minor"
+        ]
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "issue_refund"
+    ]
+
+
+def test_an_exchange_pays_back_the_return_postage_only_in_runs_that_recorded_the_patch() -> None:
+    # R6, R7: a wrong-item exchange from before the patch kept the customer's postage.
+    before, after = (
+        WorkflowHistory.from_json(WORKFLOW_IDS[name], HISTORIES[name])
+        for name in ("exchange_dearer_replacement", "exchange_wrong_item_postage_paid")
+    )
+    assert not any(EXCHANGE_POSTAGE_PATCH.encode() in m for m in _patch_markers(before))
+    assert any(EXCHANGE_POSTAGE_PATCH.encode() in m for m in _patch_markers(after))
+    assert _refunded_minor(after) == [690]
+
+
 def test_refunds_are_capped_at_the_limit_only_in_runs_that_recorded_the_patch() -> None:
     # R21: a run from before the patch keeps paying as it did; a new run caps the second of
     # two offers accepted together at what is left of the price (59.90 - 40.00), and the
@@ -137,10 +161,4 @@ def test_refunds_are_capped_at_the_limit_only_in_runs_that_recorded_the_patch() 
     )
     assert not any(REFUND_WITHIN_LIMIT_PATCH.encode() in m for m in _patch_markers(before))
     assert any(REFUND_WITHIN_LIMIT_PATCH.encode() in m for m in _patch_markers(after))
-    refunds = [
-        json.loads(event.activity_task_scheduled_event_attributes.input.payloads[0].data)
-        for event in after.events
-        if event.HasField("activity_task_scheduled_event_attributes")
-        and event.activity_task_scheduled_event_attributes.activity_type.name == "issue_refund"
-    ]
-    assert [r["amount"]["amount_minor"] for r in refunds] == [4_000, 1_990, 690]
+    assert _refunded_minor(after) == [4_000, 1_990, 690]

@@ -319,6 +319,34 @@ async def test_daily_progress_updates_while_the_case_waits_on_us(
         assert time(8) <= update.due_at.astimezone(shanghai).time() < time(21)
 
 
+def _zone_where_it_is_night() -> str:
+    """A fixed-offset zone in which it is now between 01:00 and 02:59."""
+    now = datetime.now(UTC)
+    for offset in range(-12, 15):
+        # Etc/GMT zones count the other way round: Etc/GMT-3 is UTC+3.
+        zone = f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+        if 1 <= now.astimezone(ZoneInfo(zone)).hour < 3:
+            return zone
+    raise AssertionError("some whole-hour offset always has 01:00-02:59")
+
+
+async def test_a_message_due_at_night_waits_for_the_morning(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    notifier: RecordingNotifier,
+) -> None:  # R16
+    zone = _zone_where_it_is_night()
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, time_zone=zone)
+        await handle.execute_update(ReturnCase.decide, decision(True))
+    approved = [m for m in notifier.delivered if m.template is Template.CASE_APPROVED]
+    assert len(approved) == 1
+    local = approved[0].due_at.astimezone(ZoneInfo(zone))
+    assert local.time() == time(8)
+    assert local.date() == datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
+
+
 async def test_first_human_contact_call_falls_in_call_hours(
     time_skipping_env: WorkflowEnvironment,
     running_worker: Any,

@@ -11,7 +11,7 @@ from temporalio import workflow
 from activities.notifications import Template
 from activities.warehouse import StockQuery, WarehouseActivities
 from domain.case import ExchangeItem, Reason, RefundConsent
-from domain.policy import price_difference
+from domain.policy import price_difference, refund_limit
 from domain.state import CaseMessage, CaseState, CaseStatus
 from workflows.case_run import CaseRun
 from workflows.case_workflow import Due
@@ -22,6 +22,8 @@ from workflows.steps.payments import charge, refund
 from workflows.steps.shipment import send_to_customer
 
 _STOCK_CHECK_INTERVAL = timedelta(days=1)
+# New runs reimburse a merchant's-fault exchange's return postage (R6, R7).
+EXCHANGE_POSTAGE_PATCH = "r6-exchange-return-postage"
 
 
 @workflow.defn
@@ -145,6 +147,13 @@ class ExchangeCase(ItemBackCase):
                 reason=f"{item.sku} costs {item.price}, {difference.to_refund} less than paid",
                 purpose="price_difference", closes_case=False,
             )  # fmt: skip
+        postage = state.reimbursed_shipping
+        if postage is not None and workflow.patched(EXCHANGE_POSTAGE_PATCH):
+            await refund(
+                self._book, postage, rule="R6",
+                reason=f"the return postage {postage}: the fault was ours",
+                purpose="return_postage", closes_case=False,
+            )  # fmt: skip
         await self._book.record(
             "replacement_shipped",
             rule="R22",
@@ -154,9 +163,15 @@ class ExchangeCase(ItemBackCase):
 
     async def _refund_instead(self) -> None:
         state = self._state
+        # R6: a merchant's fault refunds the return postage with the price.
+        owed = (
+            refund_limit(state.request.paid, state.reimbursed_shipping)
+            if workflow.patched(EXCHANGE_POSTAGE_PATCH)
+            else state.request.paid
+        )
         await refund(
             self._book,
-            state.request.paid.minus_floored_at_zero(state.refunded_total),
+            owed.minus_floored_at_zero(state.refunded_total),
             rule="R22",
             reason="the replacement is out of stock and the customer consented to a refund",
         )

@@ -167,6 +167,22 @@ async def _sent_and_scanned_during_review(handle: Handle) -> None:
     )
 
 
+async def _wrong_item_exchanged(handle: Handle) -> None:
+    """R7: the right item ships at approval; the wrong one comes back, postage paid (R6)."""
+    await handle.signal(ExchangeCase.evidence_submitted,
+                        EvidenceSubmitted(event_id="ev-18", photos=["p1.jpg"]))  # fmt: skip
+    await eventually(
+        lambda: handle.query(ExchangeCase.state),
+        lambda state: state.status is CaseStatus.UNDER_REVIEW,
+    )
+    await handle.execute_update(
+        ExchangeCase.decide,
+        ReviewDecision(action_id="d-18", actor="agent-ann", role=Role.AGENT, approve=True,
+                       root_cause=RootCause.PICKING_ERROR),
+    )  # fmt: skip
+    await _ship_and_pass(handle)
+
+
 EUR = "EUR"
 
 
@@ -175,6 +191,15 @@ def _dearer_exchange_request(order_id: str) -> OpenCaseRequest:
         order_id=order_id,
         kind=CaseKind.EXCHANGE,
         exchange_for=ExchangeItem(sku="SKU-42-XL", price=Money(amount_minor=6_990, currency=EUR)),
+    )
+
+
+def _wrong_item_request(order_id: str) -> OpenCaseRequest:
+    return a_request(
+        order_id=order_id,
+        kind=CaseKind.EXCHANGE,
+        reason=Reason.WRONG_ITEM,
+        exchange_for=ExchangeItem(sku="SKU-42-BLUE", price=Money(amount_minor=5_990, currency=EUR)),
     )
 
 
@@ -225,6 +250,8 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-16"),
         _disputed_and_ruled,
     ),
+    # Recorded after exchanges reimbursed the return postage (EXCHANGE_POSTAGE_PATCH).
+    "exchange_wrong_item_postage_paid": (_wrong_item_request("HIST-18"), _wrong_item_exchanged),
     # Recorded after refunds were capped at what is left (REFUND_WITHIN_LIMIT_PATCH).
     "return_two_offers_capped": (
         a_request(order_id="HIST-17", reason=Reason.QUALITY_DEFECT),

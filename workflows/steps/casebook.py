@@ -147,7 +147,7 @@ class CaseBook:
                 customer_id=state.request.customer.customer_id,
                 template=template,
                 params=params,
-                due_at=due_at or workflow.now(),
+                due_at=due_at or self.message_slot(workflow.now()),
             ),
             summary=f"tell customer: {template.value}",
         )
