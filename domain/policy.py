@@ -154,20 +154,28 @@ def next_contact_slot(due: datetime, time_zone: str, hours: tuple[time, time]) -
     return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
 
 
-def compensation_refusal(
-    role: Role, amount: Money, already_refunded: Money, limit: Money, policy: PolicySettings
-) -> str | None:
-    """R17 + R21: why an operator may not grant this compensation, or None if they may."""
-    if role not in STAFF:
-        return f"R17: only agents, supervisors and managers grant compensation, not {role}"
+def agent_limit_refusal(role: Role, amount: Money, policy: PolicySettings) -> str | None:
+    """R17: why an agent may not grant this much alone, or None."""
     agent_limit = Money(
         amount_minor=policy.agent_compensation_limit_minor, currency=amount.currency
     )
     if role is Role.AGENT and not amount <= agent_limit:
         return (
             f"R17: {amount} is above the agent limit of {agent_limit}; "
-            "a supervisor must approve it (escalate the case)"
+            "a supervisor must approve it (the case goes to a supervisor, R18)"
         )
+    return None
+
+
+def compensation_refusal(
+    role: Role, amount: Money, already_refunded: Money, limit: Money, policy: PolicySettings
+) -> str | None:
+    """R17 + R21: why an operator may not grant this compensation, or None if they may."""
+    if role not in STAFF:
+        return f"R17: only agents, supervisors and managers grant compensation, not {role}"
+    above = agent_limit_refusal(role, amount, policy)
+    if above:
+        return above
     if not already_refunded + amount <= limit:
         return (
             f"R21: {amount} on top of {already_refunded} already refunded exceeds "

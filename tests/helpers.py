@@ -68,7 +68,7 @@ def shipped(event_id: str = "ship-1") -> ShippedBack:
 
 async def events(pool: asyncpg.Pool, case_id: str) -> list[asyncpg.Record]:
     return await pool.fetch(
-        "SELECT seq, action, rule_id, reason, status_after, details FROM case_events "
+        "SELECT seq, action, rule_id, reason, status_after, details, actor FROM case_events "
         "WHERE case_id = $1 ORDER BY seq",
         case_id,
     )

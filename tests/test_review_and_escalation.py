@@ -153,12 +153,12 @@ async def test_decision_on_a_case_not_under_review_is_refused_without_trace(
     )
 
 
-async def test_agent_above_the_limit_is_refused_and_leaves_no_trace(
+async def test_agent_above_the_limit_is_refused_recorded_and_sent_to_a_supervisor(
     time_skipping_env: WorkflowEnvironment,
     running_worker: Any,
     task_queue: str,
     pool: asyncpg.Pool,
-) -> None:  # R17
+) -> None:  # R17, R18
     async with running_worker(time_skipping_env.client):
         handle = await under_review(time_skipping_env, task_queue, paid_minor=20_000)
         too_much = CompensationOffer(
@@ -167,21 +167,25 @@ async def test_agent_above_the_limit_is_refused_and_leaves_no_trace(
         )  # fmt: skip
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(ReturnCase.offer_compensation, too_much)
-        history = await handle.fetch_history()
+        again = too_much.model_copy(update={"action_id": "c-3", "amount": eur(6_000)})
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(ReturnCase.offer_compensation, again)
         at_limit = too_much.model_copy(update={"action_id": "c-2", "amount": eur(5_000)})
         granted = await handle.execute_update(ReturnCase.offer_compensation, at_limit)
     message = str(refused.value.cause)
     assert "R17" in message
     assert "supervisor must approve" in message
-    assert not any(
-        e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events
-    )
+    # Not applied, but kept, and a supervisor now has the case (once, not per attempt).
+    assert granted.escalation.level is EscalationLevel.SUPERVISOR
     assert [(r.purpose, r.amount) for r in granted.refunds] == [("compensation", eur(5_000))]
     assert granted.status is CaseStatus.UNDER_REVIEW
     rows = await pool.fetch(
         "SELECT amount_minor FROM money_movements WHERE case_id = $1", granted.case_id
     )
     assert [r["amount_minor"] for r in rows] == [5_000]
+    steps = [(e["action"], e["actor"]) for e in await events(pool, granted.case_id)]
+    assert steps.count(("compensation_refused", "agent-ann")) == 2
+    assert steps.count(("escalated", "agent-ann")) == 1
 
 
 async def test_supervisor_may_grant_above_the_agent_limit_but_not_above_paid(

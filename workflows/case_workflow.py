@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 from activities.notifications import Template
@@ -32,6 +33,7 @@ from domain.case import (
 from domain.money import Money
 from domain.policy import (
     NO_REVIEW_RULE,
+    agent_limit_refusal,
     check_return_window,
     compensation_refusal,
     escalation_target,
@@ -61,6 +63,8 @@ from workflows.survey import SatisfactionSurvey
 SLA_TIMERS_PATCH = "r13-inspection-deadline-r14-daily-follow-ups"
 # Likewise for cases that closed before the R19 dispute window and R25 survey existed.
 CLOSING_STEPS_PATCH = "r19-dispute-window-r25-survey"
+# The error type of an operator decision beyond their authority (R17).
+AUTHORITY_LIMIT = "AuthorityLimit"
 
 
 @dataclass(frozen=True)
@@ -236,8 +240,14 @@ class CaseWorkflow:
 
     @workflow.update
     async def offer_compensation(self, offer: CompensationOffer) -> CaseState:
-        """R17: goodwill compensation, paid at once within the actor's authority."""
-        return await self._accept_and_wait(offer)
+        """R17: goodwill compensation, paid at once within the actor's authority; an
+        agent's offer above it is refused, recorded, and sends the case to a supervisor
+        (R18)."""
+        state = await self._accept_and_wait(offer)
+        above = agent_limit_refusal(offer.role, offer.amount, state.policy)
+        if above:
+            raise ApplicationError(above, type=AUTHORITY_LIMIT, non_retryable=True)
+        return state
 
     @offer_compensation.validator
     def _validate_offer_compensation(self, offer: CompensationOffer) -> None:
@@ -255,7 +265,8 @@ class CaseWorkflow:
             refund_limit(state.request.paid, state.reimbursed_shipping),
             state.policy,
         )
-        if refusal:
+        # R18: an agent's offer above their limit is let in, to be refused and escalated.
+        if refusal and refusal != agent_limit_refusal(offer.role, offer.amount, state.policy):
             raise ValueError(refusal)
 
     @workflow.update
@@ -591,6 +602,19 @@ class CaseWorkflow:
         )
 
     async def _compensate(self, offer: CompensationOffer) -> None:
+        above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
+        if above:
+            await self._book.record(
+                "compensation_refused", rule="R17", reason=f"{offer.amount}: {above}",
+                actor=offer.actor, role=offer.role.value,
+            )  # fmt: skip
+            if self._state.escalation.level is EscalationLevel.NONE:
+                await self._escalate(
+                    f"agent {offer.actor} asked to grant {offer.amount}, above the agent "
+                    "limit (R17)",
+                    actor=offer.actor, role=offer.role.value,
+                )  # fmt: skip
+            return
         self._acknowledge_escalation(offer.role)
         await refund(
             self._book,
