@@ -301,14 +301,20 @@ def late_shipped_back_reason(tracking_number: str, received_scan_id: str | None)
     )
 
 
-def postage_note(postage: Money | None, paid: Money) -> str:
-    """R6: why declared postage will not be reimbursed, or "" when it can be."""
-    if postage is None or postage.currency == paid.currency:
+def postage_note(postage: Money | None, paid: Money, policy: PolicySettings) -> str:
+    """R6: why declared postage will not be paid back in full, or "" when it can be."""
+    if postage is None:
         return ""
-    return (
-        f"; postage {postage} is not in the order's currency ({paid.currency}) and is not "
-        "reimbursed (R6)"
-    )
+    if postage.currency != paid.currency:
+        return (
+            f"; postage {postage} is not in the order's currency ({paid.currency}) and is "
+            "not reimbursed (R6)"
+        )
+    cap = policy.max_return_postage_minor
+    if cap is not None and postage.amount_minor > cap:
+        most = Money(amount_minor=cap, currency=postage.currency)
+        return f"; postage {postage} is above the {most} paid back at most (R6)"
+    return ""
 
 
 def late_carrier_response_reason(

@@ -40,6 +40,9 @@ class PolicySettings(BaseModel):
     message_hours: tuple[time, time] = (time(8), time(21))
     max_calls_per_case: Annotated[int, Field(ge=0, le=10)] = 3  # R16
     agent_compensation_limit_minor: MinorUnits = 5_000  # R17
+    # R6 (silent in the rules: our choice): the most return postage paid back, in the
+    # order's currency. None, no cap: cases pinned before the cap existed keep paying all.
+    max_return_postage_minor: MinorUnits | None = None
     supervisor_response: timedelta = timedelta(hours=24)  # R18
     dispute_window: timedelta = timedelta(days=7)  # R19 (silent in the rules: our choice)
     survey_window: timedelta = timedelta(days=7)  # R25 (silent in the rules: our choice)

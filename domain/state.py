@@ -226,12 +226,18 @@ class CaseState(BaseModel):
 
     @property
     def reimbursed_shipping(self) -> Money | None:
-        """R6: return postage the merchant owes back: only for its own fault, and only in
-        the order's currency (it goes back with the refund, on the order's payment)."""
+        """R6: return postage the merchant owes back: only for its own fault, only in the
+        order's currency (it goes back with the refund, on the order's payment), and at
+        most the policy's cap."""
         postage = self.shipped_back.postage if self.shipped_back else None
         if postage is None or not self.merchant_pays_shipping:
             return None
-        return postage if postage.currency == self.request.paid.currency else None
+        if postage.currency != self.request.paid.currency:
+            return None
+        cap = self.policy.max_return_postage_minor
+        if cap is None or postage.amount_minor <= cap:
+            return postage
+        return Money(amount_minor=cap, currency=postage.currency)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -18,13 +18,14 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_policy_file_is_valid_and_matches_the_rules() -> None:  # R1 R10 R12 R15 R17
+def test_shipped_policy_file_is_valid_and_matches_the_rules() -> None:  # R1 R6 R10 R12 R15 R17
     policy = load_policy_file(DEFAULT_POLICY_FILE).resolve("general")
     assert policy.return_window == timedelta(days=7)
     assert policy.review_deadline == timedelta(hours=48)
     assert policy.ship_back_reminders == (timedelta(days=3), timedelta(days=6))
     assert policy.carrier_claim_deadline == timedelta(days=60)
     assert policy.agent_compensation_limit_minor == 5_000
+    assert policy.max_return_postage_minor == 2_500  # R6, our choice
 
 
 def test_window_differs_per_category(tmp_path: Path) -> None:  # R1 (policy, per category)

@@ -34,6 +34,7 @@ from domain.case import (
     ShippedBack,
 )
 from domain.money import Money
+from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
 from tests.helpers import Handle, events, open_case, scan, state_when
@@ -56,8 +57,13 @@ def decision(
     )  # fmt: skip
 
 
-async def under_review(env: WorkflowEnvironment, task_queue: str, **request: Any) -> Handle:
-    handle = await open_case(env, task_queue, a_request(reason=Reason.QUALITY_DEFECT, **request))
+async def under_review(
+    env: WorkflowEnvironment, task_queue: str, policy: PolicySettings | None = None, **request: Any
+) -> Handle:
+    pinned = {"policy": policy} if policy else {}
+    handle = await open_case(
+        env, task_queue, a_request(reason=Reason.QUALITY_DEFECT, **request), **pinned
+    )
     await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
     await handle.signal(ReturnCase.evidence_submitted, photos())
     await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
@@ -522,6 +528,34 @@ async def test_postage_in_another_currency_is_recorded_and_not_reimbursed(
     shipped_step = [e for e in await events(pool, result.case_id)
                     if e["action"] == "customer_shipped_back"]  # fmt: skip
     assert "postage 5.00 USD is not in the order's currency (EUR)" in shipped_step[0]["reason"]
+
+
+async def test_return_postage_is_paid_back_up_to_the_policys_cap(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # R6, R21
+    capped = PolicySettings(max_return_postage_minor=2_500)
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, policy=capped, paid_minor=10_000)
+        await handle.execute_update(ReturnCase.decide, decision(True))
+        await handle.signal(
+            ReturnCase.shipped_back,
+            ShippedBack(event_id="ship-1", carrier="DHL", tracking_number="JD9",
+                        shipped_at=datetime.now(UTC), postage=eur(100_000)),
+        )  # fmt: skip
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=60)
+    assert (result.status, result.refunded_total) == (CaseStatus.REFUNDED, eur(12_500))
+    shipped_step = [e for e in await events(pool, result.case_id)
+                    if e["action"] == "customer_shipped_back"]  # fmt: skip
+    assert (
+        "postage 1000.00 EUR is above the 25.00 EUR paid back at most" in shipped_step[0]["reason"]
+    )
 
 
 async def test_two_offers_accepted_together_never_refund_past_the_price(

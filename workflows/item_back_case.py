@@ -188,7 +188,7 @@ class ItemBackCase(CaseWorkflow):
             rule="R12",
             reason=f"handed to {notice.carrier}, "
             + late_shipped_back_reason(notice.tracking_number, state.received_scan_id)
-            + postage_note(notice.postage, state.request.paid),
+            + postage_note(notice.postage, state.request.paid, state.policy),
             actor=state.request.customer.customer_id,
             role="customer",
             details={
@@ -204,7 +204,7 @@ class ItemBackCase(CaseWorkflow):
             "customer_shipped_back",
             rule="R12",
             reason=f"handed to {notice.carrier}, tracking {notice.tracking_number}"
-            + postage_note(notice.postage, self._state.request.paid),
+            + postage_note(notice.postage, self._state.request.paid, self._state.policy),
             status=CaseStatus.IN_RETURN_TRANSIT,
             actor=self._state.request.customer.customer_id,
             role="customer",
