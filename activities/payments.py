@@ -225,11 +225,10 @@ class PaymentActivities:
     async def _reserve(self, order: RefundOrder) -> Reservation:
         async with self._pool.acquire() as conn, conn.transaction():
             order_id, line_id = await _order_line(conn, order.case_id)
-            # R21 caps what goes back for an order line, whichever of its cases pays it:
-            # refunds of one line are serialised, so two keys can never both pass the check.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", order_id, line_id
-            )
+            # Serialises refunds of one case, so two keys can never both pass the limit check.
+            # The limit is the case's (R21): a line may have several cases, one per unit sent
+            # back, each request carrying what was paid for its units.
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order.case_id)
             existing = await conn.fetchrow(
                 "SELECT status, provider_reference, amount_minor, currency "
                 "FROM money_movements WHERE idempotency_key = $1",
@@ -249,16 +248,14 @@ class PaymentActivities:
                 return _reservation_of(existing)
             already = await conn.fetchval(
                 "SELECT coalesce(sum(amount_minor), 0) FROM money_movements "
-                "WHERE order_id = $1 AND line_id = $2 AND kind = 'refund'",
-                order_id,
-                line_id,
+                "WHERE case_id = $1 AND kind = 'refund'",
+                order.case_id,
             )
             if already + order.amount.amount_minor > order.limit.amount_minor:
                 raise ApplicationError(
-                    f"R21: refunding {order.amount} for case {order.case_id} would bring "
-                    f"order {order_id} line {line_id} to "
-                    f"{already + order.amount.amount_minor} minor units refunded over all its "
-                    f"cases, above its limit {order.limit}",
+                    f"R21: refunding {order.amount} would bring case {order.case_id} to "
+                    f"{already + order.amount.amount_minor} minor units, above its limit "
+                    f"{order.limit}",
                     type=REFUND_LIMIT_EXCEEDED,
                     non_retryable=True,
                 )
@@ -279,9 +276,9 @@ class PaymentActivities:
 async def _order_line(
     conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], case_id: str
 ) -> tuple[str, str]:
-    """The order line a case's money is counted against, from the case's ledger row (its
-    first step, case_opened, is written before any money moves; the case id alone cannot
-    say it, as order and line ids may contain its separator)."""
+    """The order line a case's money moves for (kept on every movement for reporting), from
+    the case's ledger row: its first step, case_opened, is written before any money moves;
+    the case id alone cannot say it, as order and line ids may contain its separator."""
     row = await conn.fetchrow("SELECT order_id, line_id FROM cases WHERE case_id = $1", case_id)
     if row is None:
         # Retried, not failed: money never moves without knowing its order line.

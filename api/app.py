@@ -1,6 +1,7 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
@@ -154,10 +155,21 @@ class BodyLimit:
 
 class _AsciiJSONResponse(JSONResponse):
     """FastAPI's 422 echoes the refused input, which may hold a lone surrogate (a JSON
-    escape) that UTF-8 cannot encode; escaped to ASCII, the same JSON goes out."""
+    escape) that UTF-8 cannot encode, or NaN (which Python's parser takes and JSON has no
+    word for); escaped to ASCII, with such numbers as strings, valid JSON goes out."""
 
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
+        return json.dumps(_finite(content), allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+def _finite(content: Any) -> Any:
+    if isinstance(content, float) and not math.isfinite(content):
+        return str(content)
+    if isinstance(content, dict):
+        return {key: _finite(value) for key, value in content.items()}
+    if isinstance(content, list):
+        return [_finite(value) for value in content]
+    return content
 
 
 async def _unavailable(_: Request, error: Exception) -> JSONResponse:

@@ -141,12 +141,14 @@ def _refunded_minor(history: WorkflowHistory) -> list[int]:
 
 
 def test_an_exchange_pays_back_the_return_postage_only_in_runs_that_recorded_the_patch() -> None:
-    # R6, R7: a wrong-item exchange from before the patch kept the customer's postage.
+    # R6, R7: the same wrong-item exchange with postage, recorded before and after; the
+    # run from before replays on the current code (test above) without paying it back.
     before, after = (
         WorkflowHistory.from_json(WORKFLOW_IDS[name], HISTORIES[name])
-        for name in ("exchange_dearer_replacement", "exchange_wrong_item_postage_paid")
+        for name in ("exchange_wrong_item_before_postage", "exchange_wrong_item_postage_paid")
     )
     assert not any(EXCHANGE_POSTAGE_PATCH.encode() in m for m in _patch_markers(before))
+    assert _refunded_minor(before) == []
     assert any(EXCHANGE_POSTAGE_PATCH.encode() in m for m in _patch_markers(after))
     assert _refunded_minor(after) == [690]
 

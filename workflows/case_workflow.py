@@ -63,6 +63,9 @@ from workflows.survey import SatisfactionSurvey
 SLA_TIMERS_PATCH = "r13-inspection-deadline-r14-daily-follow-ups"
 # Likewise for cases that closed before the R19 dispute window and R25 survey existed.
 CLOSING_STEPS_PATCH = "r19-dispute-window-r25-survey"
+# Runs that waited for their handlers alone before continuing as new keep doing so on
+# replay; new runs also apply a decision that arrives meanwhile.
+INBOX_BEFORE_CONTINUE_PATCH = "apply-the-inbox-before-continue-as-new"
 # The error type of an operator decision beyond their authority (R17).
 AUTHORITY_LIMIT = "AuthorityLimit"
 
@@ -108,6 +111,9 @@ class CaseWorkflow:
             elif not await self._act():
                 await self._wait_for_agenda()
             if self._history_is_long():
+                if not workflow.patched(INBOX_BEFORE_CONTINUE_PATCH):
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
                 # An update handler finishes only once this loop has applied its message:
                 # waiting for handlers alone would wait forever on a decision just sent.
                 await workflow.wait_condition(
@@ -431,7 +437,12 @@ class CaseWorkflow:
                     role=message.role.value,
                 )
             case EscalationRequest() if not status.is_closed:
-                await self._escalate(message.reason, actor=message.actor, role=message.role.value)
+                # The requester's words go to the ledger only (the reason is shown in the UI).
+                await self._escalate(
+                    f"asked for by {message.role.value} {message.actor}",
+                    actor=message.actor, role=message.role.value,
+                    details={"request": message.reason},
+                )  # fmt: skip
             case _:
                 if not await self._dispatch_kind(message):
                     await self._ignore(message, self._why_nothing_to_do(message))

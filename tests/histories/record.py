@@ -250,6 +250,9 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-16"),
         _disputed_and_ruled,
     ),
+    # Recorded by the code of commit 18a8715, before EXCHANGE_POSTAGE_PATCH: the postage
+    # stayed with the customer.
+    "exchange_wrong_item_before_postage": (_wrong_item_request("HIST-19"), _wrong_item_exchanged),
     # Recorded after exchanges reimbursed the return postage (EXCHANGE_POSTAGE_PATCH).
     "exchange_wrong_item_postage_paid": (_wrong_item_request("HIST-18"), _wrong_item_exchanged),
     # Recorded after refunds were capped at what is left (REFUND_WITHIN_LIMIT_PATCH).

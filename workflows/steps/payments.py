@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
 
 from activities.notifications import Template
 from activities.payments import (
@@ -28,8 +27,8 @@ from workflows.steps.casebook import (
 from workflows.steps.outside import INFRASTRUCTURE_CALL_TIMEOUT
 from workflows.steps.timers import wait_until
 
-# New runs cap a refund at what is left of the case's limit and record a refusal by the
-# ledger instead of failing the case.
+# New runs cap a refund at what is left of the case's limit (the ledger holds the same
+# limit, so it no longer refuses a refund the case decided on).
 REFUND_WITHIN_LIMIT_PATCH = "r21-refund-capped-at-the-limit"
 
 
@@ -64,8 +63,7 @@ async def refund(
     retries go on."""
     state = book.state
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
-    within_limit = workflow.patched(REFUND_WITHIN_LIMIT_PATCH)
-    if within_limit:
+    if workflow.patched(REFUND_WITHIN_LIMIT_PATCH):
         # Decisions validated against the same limit can still add up past it (two
         # offers accepted before either is paid, a compensation before a full refund).
         left = limit.minus_floored_at_zero(state.refunded_total)
@@ -88,20 +86,7 @@ async def refund(
     )
     if watchdog is not None and not await wait_until(paying.done, watchdog.due, watchdog.label):
         await watchdog.overdue()
-    try:
-        confirmation = await paying
-    except ActivityError as error:
-        # The ledger's own check (the last word on the limit) refused it: a failed case
-        # would help nobody, so the refusal is recorded and the case goes on.
-        refused = error.cause
-        if not within_limit or not (
-            isinstance(refused, ApplicationError) and refused.type == REFUND_LIMIT_EXCEEDED
-        ):
-            raise
-        await _nothing_left(
-            book, limit, closes_case=closes_case, rule=rule, reason=f"{reason}; {refused}"
-        )
-        return
+    confirmation = await paying
     state.refunds.append(
         RefundReceipt(
             idempotency_key=key,
