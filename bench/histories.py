@@ -30,7 +30,7 @@ from workflows.case_run import CaseRun
 CLAIM_DAYS = 90
 RECORDED = Path(__file__).parent.parent / "tests" / "histories"
 # Scenarios recorded twice for the replay test (before and after a patch): run once here.
-_SAME_AS_ANOTHER = "_local_steps"
+_SAME_AS_ANOTHER = ("_local_steps", "_before_postage")
 
 
 async def measure_histories() -> dict[str, Any]:
