@@ -237,7 +237,7 @@ class CaseGateway:
     async def tell(self, case_id: str, signal: str, message: BaseModel) -> None:
         """Fire-and-forget news for a case (a signal); durable once this returns. News its
         kind has no use for is refused (RefusedInputError), not left unread."""
-        kind = next((k for k in CaseKind if case_id.startswith(f"{k.value}-")), None)
+        kind = _kind_of(case_id)
         if kind is None:
             # Other workflows (surveys, carrier claims) share the namespace, not the news.
             raise UnknownCaseError(f"case_id: no open case {case_id!r}")
@@ -313,23 +313,26 @@ class CaseGateway:
         return problems
 
     async def _signal_scan(self, barcode: str, scan: WarehouseScan) -> UnknownCaseError | None:
-        handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
-        try:
-            await handle.signal(ReturnCase.warehouse_scan, scan)
-        except RPCError as error:
-            if error.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            problem = f"barcode {barcode!r} matches no open case"
-            await self._pool.execute(
-                """INSERT INTO unmatched_scans (scan_id, barcode, payload, problem)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING""",
-                scan.scan_id,
-                barcode,
-                scan.model_dump(mode="json"),
-                problem,
-            )
-            return UnknownCaseError(f"barcode: {problem}; the scan is kept for review (R26)")
-        return None
+        # A barcode naming another workflow (a survey, a carrier claim) would be signalled
+        # and never read: only a case's return label reaches a workflow.
+        if _kind_of(barcode) is not None:
+            handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
+            try:
+                await handle.signal(ReturnCase.warehouse_scan, scan)
+                return None
+            except RPCError as error:
+                if error.status is not RPCStatusCode.NOT_FOUND:
+                    raise
+        problem = f"barcode {barcode!r} matches no open case"
+        await self._pool.execute(
+            """INSERT INTO unmatched_scans (scan_id, barcode, payload, problem)
+               VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING""",
+            scan.scan_id,
+            barcode,
+            scan.model_dump(mode="json"),
+            problem,
+        )
+        return UnknownCaseError(f"barcode: {problem}; the scan is kept for review (R26)")
 
     async def list_cases(self, *, status: str | None = None, limit: int = 50) -> list[CaseSummary]:
         types = ", ".join(f"'{w.__name__}'" for w in WORKFLOW_OF_KIND.values())
@@ -374,6 +377,11 @@ def _storable(text: str) -> str:
     """Refused input may carry NUL (a raw byte in a broken JSON body), which PostgreSQL
     text and jsonb refuse: it is kept escaped instead."""
     return text.replace("\x00", "\\x00")
+
+
+def _kind_of(case_id: str) -> CaseKind | None:
+    """The case kind a case id (a return label's barcode) names, or None for any other id."""
+    return next((k for k in CaseKind if case_id.startswith(f"{k.value}-")), None)
 
 
 def _scan_row(barcode: str, scan: WarehouseScan) -> tuple[object, ...]:

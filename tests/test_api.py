@@ -382,7 +382,7 @@ async def test_the_customer_may_withdraw_before_the_parcel_reaches_us(
 
 async def test_a_carrier_answer_reaches_its_claim_and_one_for_no_claim_is_404_and_kept(
     api: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
-) -> None:  # R15
+) -> None:  # R15, R26
     body = request_json(kind="damage_claim", reason="lost_in_transit", carrier="DHL")
     opened = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()
 
@@ -410,6 +410,16 @@ async def test_a_carrier_answer_reaches_its_claim_and_one_for_no_claim_is_404_an
     )
     assert state.response is not None
     assert state.response.response_id == "dhl-1"
+
+    # R26: a running claim's id is no return label; a scan of it is kept for a person, not
+    # signalled to a workflow that would never read it.
+    misread = {"barcode": claim_id, "scan_id": f"s-{uuid.uuid4().hex[:6]}",
+               "event": "parcel_received", "station": "DOCK-1",
+               "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    scanned = await api.post("/scans", json={"scans": [misread]}, headers=as_role("t-scanner"))
+    assert scanned.status_code == 404
+    unmatched = "SELECT barcode FROM unmatched_scans WHERE scan_id = $1"
+    assert await pool.fetchval(unmatched, misread["scan_id"]) == claim_id
 
     nowhere = f"claim-damage_claim-{uuid.uuid4().hex[:8]}-1-r1"
     lost = await api.post(f"/claims/{nowhere}/carrier-response", json=answer,
