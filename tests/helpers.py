@@ -16,10 +16,19 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.auth import parse_tokens
-from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
-from domain.state import CaseState
+from domain.case import (
+    EvidenceSubmitted,
+    Grade,
+    OpenCaseRequest,
+    Reason,
+    ScanEvent,
+    ShippedBack,
+    WarehouseScan,
+)
+from domain.policy_settings import PolicySettings
+from domain.state import CaseState, CaseStatus
 from infra.gateway import WORKFLOW_OF_KIND, CaseGateway
-from tests.conftest import eventually
+from tests.conftest import a_request, eventually
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 
@@ -96,3 +105,21 @@ def as_role(token: str, actor: str | None = None) -> dict[str, str]:
     if actor:
         headers["X-Actor"] = actor
     return headers
+
+
+def photos(event_id: str = "ev-1") -> EvidenceSubmitted:
+    return EvidenceSubmitted(event_id=event_id, photos=["https://photos.example/crack.jpg"])
+
+
+async def under_review(
+    env: WorkflowEnvironment, task_queue: str, policy: PolicySettings | None = None, **request: Any
+) -> Handle:
+    """A merchant-fault case (R6, a quality defect unless `reason` says otherwise) with its
+    photos in, waiting for the agent (R10)."""
+    pinned = {"policy": policy} if policy else {}
+    opened = a_request(**({"reason": Reason.QUALITY_DEFECT} | request))
+    handle = await open_case(env, task_queue, opened, **pinned)
+    await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
+    await handle.signal(ReturnCase.evidence_submitted, photos())
+    await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
+    return handle

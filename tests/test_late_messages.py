@@ -44,7 +44,6 @@ from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
 from domain.case import (
     CaseKind,
-    EvidenceSubmitted,
     ExchangeItem,
     Grade,
     Reason,
@@ -63,7 +62,7 @@ from infra.gateway import CaseGateway, UnknownCaseError
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
-from tests.helpers import Handle, events, open_case, scan, state_when
+from tests.helpers import Handle, events, open_case, scan, state_when, under_review
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
@@ -85,17 +84,6 @@ def shipping_notice(event_id: str) -> ShippedBack:
         event_id=event_id, carrier="DHL", tracking_number="JD0001",
         shipped_at=datetime.now(UTC), postage=POSTAGE,
     )  # fmt: skip
-
-
-async def under_review(env: WorkflowEnvironment, task_queue: str, **request: Any) -> Handle:
-    """A merchant-fault case (R6) with its photos in, waiting for the agent (R10)."""
-    handle = await open_case(env, task_queue, a_request(**request))
-    await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
-    await handle.signal(
-        ReturnCase.evidence_submitted, EvidenceSubmitted(event_id="ev-1", photos=["p.jpg"])
-    )
-    await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
-    return handle
 
 
 def gateway_for(env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str) -> CaseGateway:

@@ -106,26 +106,36 @@ async def test_refund_repeated_with_its_key_pays_once(pool: asyncpg.Pool) -> Non
     assert [r["status"] for r in rows] == ["succeeded"]
 
 
-async def _reserved_refund_of_500(pool: asyncpg.Pool, case_id: str, key: str) -> None:
-    """The pending money row a refund's reservation writes before the provider is called."""
+def a_refund(case_id: str, n: int, minor: int, *, limit_minor: int) -> RefundOrder:
+    return RefundOrder(
+        case_id=case_id,
+        idempotency_key=f"{case_id}:refund:{n}",
+        amount=eur(minor),
+        limit=eur(limit_minor),
+    )
+
+
+async def a_refund_left_pending(pool: asyncpg.Pool) -> RefundOrder:
+    """A refund of 5.00 on a new case whose pending money row is written (the reservation)
+    and nothing after: what a worker killed at that point leaves behind."""
+    order = a_refund(await an_opened_case(pool), 1, 500, limit_minor=500)
     await pool.execute(
         "INSERT INTO money_movements (idempotency_key, case_id, order_id, line_id, kind, "
         "amount_minor, currency, status) SELECT $1, $2, order_id, line_id, 'refund', 500, "
         "'EUR', 'pending' FROM cases WHERE case_id = $2",
-        key,
-        case_id,
+        order.idempotency_key,
+        order.case_id,
     )
+    return order
 
 
 async def test_refund_left_pending_by_a_crash_is_finished_with_the_same_key(
     pool: asyncpg.Pool,
 ) -> None:  # R21
     provider = SandboxPaymentProvider()
-    case_id = await an_opened_case(pool)
-    key = f"{case_id}:refund:1"
-    # What a worker killed between the reservation and the provider's answer leaves behind.
-    await _reserved_refund_of_500(pool, case_id, key)
-    order = RefundOrder(case_id=case_id, idempotency_key=key, amount=eur(500), limit=eur(500))
+    # Killed between the reservation and the provider's answer.
+    order = await a_refund_left_pending(pool)
+    key = order.idempotency_key
     await PaymentActivities(pool, provider).issue_refund(order)
     assert list(provider.refunds) == [key]
     status = await pool.fetchval(
@@ -138,12 +148,10 @@ async def test_refund_the_provider_took_before_a_crash_is_settled_without_paying
     pool: asyncpg.Pool,
 ) -> None:  # R21
     provider = SandboxPaymentProvider()
-    case_id = await an_opened_case(pool)
-    key = f"{case_id}:refund:1"
     # The worker reserved the row and the provider booked the refund; then the worker died.
-    await _reserved_refund_of_500(pool, case_id, key)
-    reference = await provider.refund(idempotency_key=key, case_id=case_id, amount=eur(500))
-    order = RefundOrder(case_id=case_id, idempotency_key=key, amount=eur(500), limit=eur(500))
+    order = await a_refund_left_pending(pool)
+    key = order.idempotency_key
+    reference = await provider.refund(idempotency_key=key, case_id=order.case_id, amount=eur(500))
     confirmation = await PaymentActivities(pool, provider).issue_refund(order)
     assert confirmation.provider_reference == reference
     assert len(provider.calls) == 1
@@ -191,15 +199,6 @@ def two_requests_for_one_line() -> tuple[OpenCaseRequest, OpenCaseRequest]:
     """Two cases on one order line: the same line asked about again under another id."""
     first = a_request(request_id="web-1")
     return first, first.model_copy(update={"request_id": "app-1"})
-
-
-def a_refund(case_id: str, n: int, minor: int, *, limit_minor: int) -> RefundOrder:
-    return RefundOrder(
-        case_id=case_id,
-        idempotency_key=f"{case_id}:refund:{n}",
-        amount=eur(minor),
-        limit=eur(limit_minor),
-    )
 
 
 async def test_each_case_of_an_order_line_refunds_within_its_own_limit(

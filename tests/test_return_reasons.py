@@ -16,7 +16,6 @@ from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
 from domain.case import (
     CaseKind,
-    EvidenceSubmitted,
     ExchangeItem,
     Grade,
     InterceptRequested,
@@ -31,7 +30,7 @@ from domain.case import (
 )
 from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
-from tests.helpers import Handle, events, open_case, scan, state_when
+from tests.helpers import events, open_case, scan, state_when, under_review
 from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
 
@@ -40,16 +39,6 @@ def approve(root_cause: RootCause | None = None) -> ReviewDecision:
     return ReviewDecision(
         action_id="d-1", actor="agent-ann", role=Role.AGENT, approve=True, root_cause=root_cause
     )
-
-
-async def reviewed(env: WorkflowEnvironment, task_queue: str, **request: Any) -> Handle:
-    handle = await open_case(env, task_queue, a_request(**request))
-    await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
-    await handle.signal(
-        ReturnCase.evidence_submitted, EvidenceSubmitted(event_id="ev-1", photos=["p.jpg"])
-    )
-    await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
-    return handle
 
 
 def in_transit(**request: Any) -> Any:
@@ -142,7 +131,7 @@ async def test_wrong_item_approval_needs_a_root_cause(
     time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
 ) -> None:  # R7
     async with running_worker(time_skipping_env.client):
-        handle = await reviewed(time_skipping_env, task_queue, reason=Reason.WRONG_ITEM)
+        handle = await under_review(time_skipping_env, task_queue, reason=Reason.WRONG_ITEM)
         with pytest.raises(WorkflowUpdateFailedError) as refused:
             await handle.execute_update(ReturnCase.decide, approve())
     assert "root_cause" in str(refused.value.cause)
@@ -156,7 +145,7 @@ async def test_wrong_item_return_apologises_with_a_coupon(
     pool: asyncpg.Pool,
 ) -> None:  # R7
     async with running_worker(time_skipping_env.client):
-        handle = await reviewed(time_skipping_env, task_queue, reason=Reason.WRONG_ITEM)
+        handle = await under_review(time_skipping_env, task_queue, reason=Reason.WRONG_ITEM)
         state = await handle.execute_update(ReturnCase.decide, approve(RootCause.PICKING_ERROR))
     coupons = [m for m in notifier.delivered if m.template is Template.APOLOGY_COUPON]
     assert [c.params["amount"] for c in coupons] == ["10.00 EUR"]
@@ -174,7 +163,7 @@ async def test_wrong_item_exchange_ships_the_right_item_before_the_wrong_one_is_
     warehouse: SandboxWarehouse,
 ) -> None:  # R7, R22
     async with running_worker(time_skipping_env.client):
-        handle = await reviewed(
+        handle = await under_review(
             time_skipping_env, task_queue, kind=CaseKind.EXCHANGE, reason=Reason.WRONG_ITEM,
             exchange_for=ExchangeItem(sku="SKU-42-BLUE", price=eur(5_990)),
         )  # fmt: skip
@@ -201,7 +190,7 @@ async def test_a_missing_part_is_refunded_or_sent(
 ) -> None:  # R9, R21
     part = MissingPart(sku="SKU-42-STRAP", value=eur(1_500), remedy=remedy)
     async with running_worker(time_skipping_env.client):
-        handle = await reviewed(
+        handle = await under_review(
             time_skipping_env, task_queue, reason=Reason.MISSING_PARTS, missing_part=part
         )
         await handle.execute_update(ReturnCase.decide, approve())

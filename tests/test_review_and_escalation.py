@@ -25,7 +25,6 @@ from domain.case import (
     DeadlineExtension,
     Dispute,
     EscalationRequest,
-    EvidenceSubmitted,
     Grade,
     Reason,
     ReviewDecision,
@@ -35,17 +34,13 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.policy_settings import PolicySettings
-from domain.state import CaseStatus, EscalationLevel
+from domain.state import CaseState, CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
-from tests.helpers import Handle, events, open_case, scan, state_when
+from tests.helpers import Handle, events, open_case, photos, scan, state_when, under_review
 from workflows.return_case import ReturnCase
 from workflows.search_attributes import ASSIGNED_AGENT
 
 BERLIN = ZoneInfo("Europe/Berlin")
-
-
-def photos(event_id: str = "ev-1") -> EvidenceSubmitted:
-    return EvidenceSubmitted(event_id=event_id, photos=["https://photos.example/crack.jpg"])
 
 
 def decision(
@@ -55,19 +50,6 @@ def decision(
         action_id=f"d-{uuid.uuid4().hex[:6]}", actor="agent-ann", role=role, approve=approve,
         reason=reason,
     )  # fmt: skip
-
-
-async def under_review(
-    env: WorkflowEnvironment, task_queue: str, policy: PolicySettings | None = None, **request: Any
-) -> Handle:
-    pinned = {"policy": policy} if policy else {}
-    handle = await open_case(
-        env, task_queue, a_request(reason=Reason.QUALITY_DEFECT, **request), **pinned
-    )
-    await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
-    await handle.signal(ReturnCase.evidence_submitted, photos())
-    await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
-    return handle
 
 
 async def test_merchant_fault_needs_photos_before_review(
@@ -289,7 +271,7 @@ async def test_a_complaint_in_the_customers_words_stays_out_of_the_temporal_ui(
     assert "Decided by: agent-ann" in details
     assert "Jane" not in details
     assert "5550123" not in details
-    escalated = [e for e in await events(pool, handle.id) if e["action"] == "escalated"]
+    escalated = await steps(pool, handle.id, "escalated")
     assert escalated[-1]["details"]["complaint"] == words
 
 
@@ -373,6 +355,25 @@ async def test_first_human_contact_call_falls_in_call_hours(
     assert state.first_contact_by is not None
 
 
+async def approved_and_sent_back(handle: Handle, *, postage: Money) -> CaseState:
+    """R6: a merchant-fault case approved, its parcel sent back with declared postage,
+    received and inspected; the case once closed."""
+    await handle.execute_update(ReturnCase.decide, decision(True))
+    await handle.signal(
+        ReturnCase.shipped_back,
+        ShippedBack(event_id="ship-1", carrier="DHL", tracking_number="JD9",
+                    shipped_at=datetime.now(UTC), postage=postage),
+    )  # fmt: skip
+    await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+    await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED))
+    # A bounded wait: a workflow task failing on the notice would otherwise wait for ever.
+    return await asyncio.wait_for(handle.result(), timeout=60)
+
+
+async def steps(pool: asyncpg.Pool, case_id: str, action: str) -> list[asyncpg.Record]:
+    return [e for e in await events(pool, case_id) if e["action"] == action]
+
+
 async def test_merchant_fault_refund_includes_the_return_postage(
     time_skipping_env: WorkflowEnvironment,
     running_worker: Any,
@@ -381,17 +382,7 @@ async def test_merchant_fault_refund_includes_the_return_postage(
 ) -> None:  # R6, R21
     async with running_worker(time_skipping_env.client):
         handle = await under_review(time_skipping_env, task_queue, paid_minor=10_000)
-        await handle.execute_update(ReturnCase.decide, decision(True))
-        await handle.signal(
-            ReturnCase.shipped_back,
-            ShippedBack(event_id="ship-1", carrier="DHL", tracking_number="JD9",
-                        shipped_at=datetime.now(UTC), postage=eur(690)),
-        )  # fmt: skip
-        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
-        await handle.signal(
-            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
-        )
-        result = await handle.result()
+        result = await approved_and_sent_back(handle, postage=eur(690))
     assert result.status is CaseStatus.REFUNDED
     assert result.refunded_total == eur(10_690)
     assert result.inspection is not None
@@ -511,22 +502,10 @@ async def test_postage_in_another_currency_is_recorded_and_not_reimbursed(
 ) -> None:  # R6, R21
     async with running_worker(time_skipping_env.client):
         handle = await under_review(time_skipping_env, task_queue, paid_minor=10_000)
-        await handle.execute_update(ReturnCase.decide, decision(True))
         dollars = Money(amount_minor=500, currency="USD")
-        await handle.signal(
-            ReturnCase.shipped_back,
-            ShippedBack(event_id="ship-1", carrier="DHL", tracking_number="JD9",
-                        shipped_at=datetime.now(UTC), postage=dollars),
-        )  # fmt: skip
-        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
-        await handle.signal(
-            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
-        )
-        # A bounded wait: the defect was a workflow task failing forever on this notice.
-        result = await asyncio.wait_for(handle.result(), timeout=60)
+        result = await approved_and_sent_back(handle, postage=dollars)
     assert (result.status, result.refunded_total) == (CaseStatus.REFUNDED, eur(10_000))
-    shipped_step = [e for e in await events(pool, result.case_id)
-                    if e["action"] == "customer_shipped_back"]  # fmt: skip
+    shipped_step = await steps(pool, result.case_id, "customer_shipped_back")
     assert "postage 5.00 USD is not in the order's currency (EUR)" in shipped_step[0]["reason"]
 
 
@@ -539,20 +518,9 @@ async def test_return_postage_is_paid_back_up_to_the_policys_cap(
     capped = PolicySettings(max_return_postage_minor=2_500)
     async with running_worker(time_skipping_env.client):
         handle = await under_review(time_skipping_env, task_queue, policy=capped, paid_minor=10_000)
-        await handle.execute_update(ReturnCase.decide, decision(True))
-        await handle.signal(
-            ReturnCase.shipped_back,
-            ShippedBack(event_id="ship-1", carrier="DHL", tracking_number="JD9",
-                        shipped_at=datetime.now(UTC), postage=eur(100_000)),
-        )  # fmt: skip
-        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
-        await handle.signal(
-            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
-        )
-        result = await asyncio.wait_for(handle.result(), timeout=60)
+        result = await approved_and_sent_back(handle, postage=eur(100_000))
     assert (result.status, result.refunded_total) == (CaseStatus.REFUNDED, eur(12_500))
-    shipped_step = [e for e in await events(pool, result.case_id)
-                    if e["action"] == "customer_shipped_back"]  # fmt: skip
+    shipped_step = await steps(pool, result.case_id, "customer_shipped_back")
     assert (
         "postage 1000.00 EUR is above the 25.00 EUR paid back at most" in shipped_step[0]["reason"]
     )

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -263,19 +264,24 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def _claim_run(order_id: str, **run: Any) -> ClaimRun:
+    """A 100.00 claim against DHL for the damage claim of `order_id`, line 1."""
+    return ClaimRun(
+        request=CarrierClaimRequest(
+            claim_id=f"claim-{order_id}", case_id=f"damage_claim-{order_id}-1-r1",
+            carrier="DHL", amount=Money(amount_minor=10_000, currency=EUR),
+            deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
+        ),
+        **run,
+    )  # fmt: skip
+
+
 async def _record_claim(env: WorkflowEnvironment) -> None:
     """A carrier claim chased for 90 days, continuing as new, then answered."""
     name = "carrier_claim_90_days"
     if (HERE / f"{name}.json").exists():
         return
-    run = ClaimRun(
-        request=CarrierClaimRequest(
-            claim_id="claim-HIST-10", case_id="damage_claim-HIST-10-1-r1", carrier="DHL",
-            amount=Money(amount_minor=10_000, currency=EUR),
-            deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
-        ),
-        history_events_before_continue=200,
-    )  # fmt: skip
+    run = _claim_run("HIST-10", history_events_before_continue=200)
     claim = await env.client.start_workflow(
         CarrierClaim.run, run, id=run.request.claim_id, task_queue=TASK_QUEUE
     )
@@ -299,13 +305,7 @@ async def _record_claim_answered_late(env: WorkflowEnvironment) -> None:
     name = "carrier_claim_answered_after_close"
     if (HERE / f"{name}.json").exists():
         return
-    run = ClaimRun(
-        request=CarrierClaimRequest(
-            claim_id="claim-HIST-12", case_id="damage_claim-HIST-12-1-r1", carrier="DHL",
-            amount=Money(amount_minor=10_000, currency=EUR),
-            deadline_counts_from=datetime.now(UTC), policy=PolicySettings(),
-        ),
-    )  # fmt: skip
+    run = _claim_run("HIST-12")
     claim = await env.client.start_workflow(
         CarrierClaim.run, run, id=run.request.claim_id, task_queue=TASK_QUEUE
     )
