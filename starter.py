@@ -1,7 +1,8 @@
 """Command line for backend services and people: open cases, send scans, read state.
 
 Prints JSON. Exit codes: 0 done, 2 refused input (the message names the field and the
-rule), 3 unknown case, 1 anything else (e.g. Temporal or PostgreSQL unreachable)."""
+rule), 3 unknown case, 4 not authenticated or not allowed, 1 anything else (e.g. Temporal
+or PostgreSQL unreachable). `token` and `client` manage local identities (no services)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from domain.case import OpenCaseRequest, ShippedBack, WarehouseScan
+from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from infra.database import create_pool
+from infra.edge_identity import authenticator, grant_signer, mint_dev_token
 from infra.gateway import (
     SIGNALS,
     UPDATES,
@@ -26,11 +28,20 @@ from infra.gateway import (
     UnknownCaseError,
     describe_validation_error,
 )
+from infra.grants import AUTHORITY, GrantingInterceptor
+from infra.identity import (
+    MACHINE_ROLES,
+    STAFF_TOKEN_ROLES,
+    Caller,
+    MachineClients,
+    Unauthenticated,
+    acting_role,
+)
 from infra.policy_file import PolicyFileError, load_policy_file
-from infra.settings import ConfigurationError, load_settings
+from infra.settings import ConfigurationError, Settings, load_settings
 from infra.temporal_client import connect
 
-EXIT_FAILURE, EXIT_REFUSED, EXIT_UNKNOWN_CASE = 1, 2, 3
+EXIT_FAILURE, EXIT_REFUSED, EXIT_UNKNOWN_CASE, EXIT_UNAUTHORISED = 1, 2, 3, 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     decide.add_argument("case_id")
     decide.add_argument("update", choices=sorted(UPDATES))
     decide.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
+    decide.add_argument(
+        "--token", required=True,
+        help="your staff token (or a service's credential): the actor and role come from it",
+    )  # fmt: skip
+
+    token = commands.add_parser("token", help="a staff token signed with the local dev key")
+    token.add_argument("--name", required=True, help="the staff id (the ledger's actor)")
+    token.add_argument("--role", required=True, action="append", dest="roles",
+                       choices=sorted(r.value for r in STAFF_TOKEN_ROLES))  # fmt: skip
+    token.add_argument("--hours", type=float, default=8.0, help="lifetime; default 8")
+
+    client = commands.add_parser("client", help="machine credentials (services, scanners)")
+    client_commands = client.add_subparsers(dest="client_command", required=True)
+    add = client_commands.add_parser("add", help="a new credential; prints it once")
+    add.add_argument("--name", required=True, help="e.g. dock-1")
+    add.add_argument("--role", required=True, choices=sorted(r.value for r in MACHINE_ROLES))
+    revoke = client_commands.add_parser("revoke", help="the credential stops working at once")
+    revoke.add_argument("--name", required=True)
 
     status = commands.add_parser("status", help="a case's full state")
     status.add_argument("case_id")
@@ -144,10 +173,52 @@ def _print(value: BaseModel | Sequence[BaseModel]) -> None:
         print(json.dumps([v.model_dump(mode="json") for v in value], indent=2))
 
 
+def _identity(args: argparse.Namespace, settings: Settings) -> int:
+    """`token` and `client`: local files only, no Temporal or PostgreSQL."""
+    if args.command == "token":
+        roles = [Role(role) for role in args.roles]
+        lifetime = timedelta(hours=args.hours)
+        print(mint_dev_token(settings, actor=args.name, roles=roles, lifetime=lifetime))
+        return 0
+    clients = MachineClients(settings.clients_file)
+    try:
+        if args.client_command == "add":
+            print(clients.add(args.name, Role(args.role)))
+        else:
+            clients.revoke(args.name)
+            print(json.dumps({"revoked": args.name}))
+    except (ValueError, KeyError) as error:
+        print(f"refused: {error.args[0]}", file=sys.stderr)
+        return EXIT_REFUSED
+    return 0
+
+
+def _decision(
+    args: argparse.Namespace, settings: Settings, payload: str
+) -> tuple[BaseModel, Caller]:
+    """The decision as the token's holder takes it: actor and role from the proof
+    (R23); a payload naming someone else is refused."""
+    principal = authenticator(settings).authenticate(args.token)
+    role = acting_role(principal, AUTHORITY[args.update])
+    if role is None:
+        raise Unauthenticated(f"{principal.actor} may not send {args.update}")
+    caller = Caller(actor=principal.actor, role=role)
+    model = UPDATES[args.update]
+    data = json.loads(payload)
+    if issubclass(model, OperatorAction) and isinstance(data, dict):
+        proven = {"actor": caller.actor, "role": caller.role.value}
+        if any(data.get(field, value) != value for field, value in proven.items()):
+            raise Unauthenticated("actor and role come from --token, not from the payload")
+        data |= proven
+    return model.model_validate(data), caller
+
+
 async def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    client = await connect(settings)
+    if args.command in ("token", "client"):
+        return _identity(args, settings)
+    client = await connect(settings, [GrantingInterceptor(grant_signer(settings))])
     pool = await create_pool(settings.effective_database_url, max_size=2)
     gateway = CaseGateway(client, pool, settings.task_queue, load_policy_file(settings.policy_file))
     payload = ""
@@ -186,8 +257,8 @@ async def run(argv: Sequence[str]) -> int:
                 print(json.dumps({"case_id": args.case_id, "accepted": args.signal}))
             case "decide":
                 payload = _read(args.json_payload)
-                decision = UPDATES[args.update].model_validate_json(payload)
-                _print(await gateway.decide(args.case_id, args.update, decision))
+                decision, caller = _decision(args, settings, payload)
+                _print(await gateway.decide(args.case_id, args.update, decision, caller))
             case "status":
                 _print(await gateway.status(args.case_id))
             case "list":
@@ -214,6 +285,9 @@ async def run(argv: Sequence[str]) -> int:
     except UnknownCaseError as error:
         print(f"unknown case: {error}", file=sys.stderr)
         return EXIT_UNKNOWN_CASE
+    except Unauthenticated as error:
+        print(f"not allowed: {error}", file=sys.stderr)
+        return EXIT_UNAUTHORISED
     finally:
         await pool.close()
 

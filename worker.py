@@ -18,6 +18,8 @@ from activities.payments import PaymentActivities, PaymentProvider
 from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
 from infra.database import create_pool, migrate
+from infra.edge_identity import grant_verifier
+from infra.grants import GrantCheckInterceptor, GrantVerifier
 from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
 from workflows.carrier_claim import CarrierClaim
@@ -55,6 +57,7 @@ def build_worker(
     task_queue: str,
     payments: PaymentProvider,
     notifier: Notifier,
+    grants: GrantVerifier,
     carrier: CarrierGateway | None = None,
     warehouse: Warehouse | None = None,
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
@@ -85,6 +88,8 @@ def build_worker(
             surveys.record,
         ],
         max_cached_workflows=max_cached_workflows,
+        # Every Update must carry the authenticated edge's grant (infra/grants.py).
+        interceptors=[GrantCheckInterceptor(grants)],
     )
 
 
@@ -101,6 +106,7 @@ async def main() -> None:
         # Local stand-ins for the payment provider and messaging; see README "Outside systems".
         payments=settings.sandbox_payments(),
         notifier=LoggingNotifier(),
+        grants=grant_verifier(settings),
     )
     try:
         await worker.run()

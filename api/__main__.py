@@ -8,9 +8,10 @@ import uvicorn
 import uvloop
 
 from api.app import create_app
-from api.auth import parse_tokens
 from infra.database import create_pool
+from infra.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
+from infra.grants import GrantingInterceptor
 from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
@@ -18,11 +19,12 @@ from infra.temporal_client import connect
 
 async def serve() -> None:
     settings = load_settings()
+    refuse_unsafe_exposure(settings)
     policy = load_policy_file(settings.policy_file)
-    client = await connect(settings)
+    client = await connect(settings, [GrantingInterceptor(grant_signer(settings))])
     pool = await create_pool(settings.effective_database_url)
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
-    app = create_app(gateway, parse_tokens(settings.api_tokens))
+    app = create_app(gateway, authenticator(settings))
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, access_log=False)
     try:

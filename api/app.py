@@ -2,7 +2,6 @@
 
 import json
 import math
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.service import RPCError
 
-from api.auth import Caller, requires
+from api.auth import Authentication, requires
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -37,6 +36,7 @@ from domain.case import (
     ReviewDecision,
     Role,
     RootCause,
+    ScanReport,
     ShippedBack,
     Strict,
     WarehouseScan,
@@ -54,6 +54,7 @@ from infra.gateway import (
     describe_errors,
     describe_validation_error,
 )
+from infra.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
 from infra.outages import DATABASE_DOWN, unreachable_service
 
 MAX_BODY_BYTES = 256 * 1024
@@ -61,7 +62,6 @@ RETRY_AFTER_S = 5
 # `<kind>-<order>-<line>-<request>`, each part a business key (R2).
 _CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
-STAFF = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
 
 
 class DecisionBody(Strict):
@@ -106,7 +106,7 @@ class RulingBody(Strict):
     reason: ExplainedReason
 
 
-class ScanSubmission(WarehouseScan):
+class ScanSubmission(ScanReport):
     barcode: str = Field(
         min_length=7, max_length=220, pattern=_CASE_ID_PATTERN,
         description="the return label's barcode: the case id",
@@ -186,19 +186,22 @@ async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     )
 
 
-def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
+def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
         version="0.1.0",
     )
-    service = requires(tokens, Role.SERVICE)
-    scanner = requires(tokens, Role.WAREHOUSE)
-    staff = requires(tokens, *STAFF)
-    arbiter = requires(tokens, Role.ARBITER)
-    reader = requires(tokens, Role.SERVICE, *STAFF, Role.ARBITER)
+    service = requires(Role.SERVICE)
+    scanner = requires(Role.WAREHOUSE)
+    carrier_desk = requires(Role.CARRIER)
+    staff = requires(*STAFF_BY_AUTHORITY)
+    arbiter = requires(Role.ARBITER)
+    reader = requires(Role.SERVICE, *STAFF_BY_AUTHORITY, Role.ARBITER)
 
     app.add_middleware(BodyLimit)
+    # Added last, so it runs first: nothing reads a body before the caller is proven.
+    app.add_middleware(Authentication, authenticator=authenticator)
 
     async def refuse(request: Request, answer: JSONResponse, errors: str) -> JSONResponse:
         """Bad input loses nothing: the body as received is kept with the answer's reason
@@ -315,15 +318,15 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
 
     @app.post("/cases/{case_id}/remedy")
     async def remedy(
-        case_id: CaseId, body: RemedyChoice, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: RemedyChoice, caller: Annotated[Caller, Depends(service)]
     ) -> CaseState:
-        return await gateway.decide(case_id, "choose_remedy", body)
+        return await gateway.decide(case_id, "choose_remedy", body, caller)
 
     @app.post("/cases/{case_id}/refund-consent")
     async def refund_consent(
-        case_id: CaseId, body: RefundConsent, _: Annotated[Caller, Depends(service)]
+        case_id: CaseId, body: RefundConsent, caller: Annotated[Caller, Depends(service)]
     ) -> CaseState:
-        return await gateway.decide(case_id, "consent_to_refund", body)
+        return await gateway.decide(case_id, "consent_to_refund", body, caller)
 
     @app.post("/cases/{case_id}/decision")
     async def decision(
@@ -333,6 +336,7 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
             case_id,
             "decide",
             ReviewDecision(actor=caller.actor, role=caller.role, **body.model_dump()),
+            caller,
         )
 
     @app.post("/cases/{case_id}/compensation")
@@ -340,46 +344,46 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
         case_id: CaseId, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         offer = CompensationOffer(actor=caller.actor, role=caller.role, **body.model_dump())
-        return await gateway.decide(case_id, "offer_compensation", offer)
+        return await gateway.decide(case_id, "offer_compensation", offer, caller)
 
     @app.post("/cases/{case_id}/escalation")
     async def escalation(
         case_id: CaseId, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         request = EscalationRequest(actor=caller.actor, role=caller.role, **body.model_dump())
-        return await gateway.decide(case_id, "escalate", request)
+        return await gateway.decide(case_id, "escalate", request, caller)
 
     @app.post("/cases/{case_id}/call")
     async def call(
         case_id: CaseId, body: CallBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
-        return await gateway.decide(case_id, "request_call", request)
+        return await gateway.decide(case_id, "request_call", request, caller)
 
     @app.post("/cases/{case_id}/assignment")
     async def assignment(
         case_id: CaseId, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         assigned = Assignment(actor=caller.actor, role=caller.role, **body.model_dump())
-        return await gateway.decide(case_id, "assign", assigned)
+        return await gateway.decide(case_id, "assign", assigned, caller)
 
     @app.post("/cases/{case_id}/deadline-extension")
     async def deadline_extension(
         case_id: CaseId, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
-        return await gateway.decide(case_id, "extend_deadline", extension)
+        return await gateway.decide(case_id, "extend_deadline", extension, caller)
 
     @app.post("/cases/{case_id}/ruling")
     async def ruling(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseState:
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
-        return await gateway.decide(case_id, "apply_ruling", ruled)
+        return await gateway.decide(case_id, "apply_ruling", ruled, caller)
 
     @app.post("/claims/{claim_id}/carrier-response", status_code=status.HTTP_202_ACCEPTED)
     async def carrier_response(
-        claim_id: CaseId, body: CarrierResponse, _: Annotated[Caller, Depends(service)]
+        claim_id: CaseId, body: CarrierResponse, _: Annotated[Caller, Depends(carrier_desk)]
     ) -> dict[str, str]:
         """R15: the carrier claims desk's callback; a claim that can no longer take it
         answers 404 and the answer is kept for a person."""
@@ -387,12 +391,18 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
         return {"claim_id": claim_id, "accepted": "carrier_response"}
 
     @app.post("/scans", status_code=status.HTTP_202_ACCEPTED)
-    async def scans(batch: ScanBatch, _: Annotated[Caller, Depends(scanner)]) -> list[ScanResult]:
+    async def scans(
+        batch: ScanBatch, caller: Annotated[Caller, Depends(scanner)]
+    ) -> list[ScanResult]:
         """R26: accepted once durably signalled; a repeated scan changes nothing; a barcode
         matching no open case answers 404 and the scan is kept for a person."""
         problems = await gateway.scan_batch(
             [
-                (s.barcode, WarehouseScan.model_validate(s.model_dump(exclude={"barcode"})))
+                # The scanner is the proven caller, never what the body says (R23).
+                (
+                    s.barcode,
+                    WarehouseScan(**s.model_dump(exclude={"barcode"}), scanned_by=caller.actor),
+                )
                 for s in batch.scans
             ]
         )

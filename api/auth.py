@@ -1,57 +1,88 @@
-"""Bearer tokens per role, from configuration. Who acted, and as what, goes into every
-case's ledger (R23), so operators name themselves in `X-Actor`."""
+"""Authentication first, then authority. `Authentication` (plain ASGI) proves who calls
+before anything reads the body: no or an invalid credential is 401 and the body is never
+read, parsed, echoed or stored. Each route then names the roles it allows (`requires`,
+403 otherwise); the actor and role the ledger records (R23) come only from the proof."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from domain.case import BusinessKey, Role
+from domain.case import Role
+from infra.identity import (
+    Authenticator,
+    Caller,
+    Principal,
+    Unauthenticated,
+    acting_role,
+    parse_bearer,
+)
 
+# Only for the OpenAPI document (the "Authorize" button, the 401 in every operation);
+# `Authentication` has already checked the header.
 _bearer = HTTPBearer(auto_error=False)
+# The API's own description reads without a credential; everything else needs one.
+PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
-@dataclass(frozen=True)
-class Caller:
-    role: Role
-    actor: str
+class Authentication:
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self._app = app
+        self._authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+            await self._app(scope, receive, send)
+            return
+        try:
+            principal = await self._prove(Headers(scope=scope).get("authorization"))
+        except Unauthenticated as problem:
+            await _unauthorised(str(problem))(scope, receive, send)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self._app(scope, receive, send)
+
+    async def _prove(self, authorization: str | None) -> Principal:
+        credential = parse_bearer(authorization)
+        if self._authenticator.staff.fetches_keys:
+            # A JWKS URL may be fetched (cached between fetches): not on the event loop.
+            return await asyncio.to_thread(self._authenticator.authenticate, credential)
+        return self._authenticator.authenticate(credential)
 
 
-def parse_tokens(spec: str) -> dict[str, Role]:
-    """`role=token,role=token` (AFTERSALES_API_TOKENS) to a token → role map."""
-    tokens: dict[str, Role] = {}
-    for pair in filter(None, (p.strip() for p in spec.split(","))):
-        role, sep, token = pair.partition("=")
-        if not sep or not token:
-            raise ValueError(f"AFTERSALES_API_TOKENS: {pair!r} is not role=token")
-        # Scanners act as the warehouse in the ledger.
-        tokens[token] = Role.WAREHOUSE if role == "scanner" else Role(role)
-    return tokens
+def _unauthorised(problem: str) -> JSONResponse:
+    """401 in the API's one error shape, with the RFC 6750 challenge."""
+    return JSONResponse(
+        {
+            "detail": f"Authorization: {problem}",
+            "errors": [{"field": "Authorization", "rule": None, "message": problem}],
+        },
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        headers={"WWW-Authenticate": 'Bearer realm="aftersales"'},
+    )
 
 
-def requires(tokens: Mapping[str, Role], *roles: Role) -> Callable[..., Awaitable[Caller]]:
-    """A dependency: 401 without a known token, 403 for a role not in `roles`."""
+def requires(*roles: Role) -> Callable[..., Awaitable[Caller]]:
+    """A dependency: the proven caller acting in the first of `roles` (most authority
+    first) they hold, or 403."""
 
     # async: FastAPI would run a plain function in a thread for every request.
     async def caller(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        x_actor: Annotated[BusinessKey | None, Header()] = None,
+        request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
     ) -> Caller:
-        role = tokens.get(credentials.credentials) if credentials else None
+        principal: Principal = request.state.principal
+        role = acting_role(principal, roles)
         if role is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid bearer token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {role.value} may not do this "
-                                f"(allowed: {allowed})")  # fmt: skip
-        return Caller(role=role, actor=x_actor or role.value)
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role: {principal.actor} may not "
+                                f"do this (allowed: {allowed})")  # fmt: skip
+        return Caller(actor=principal.actor, role=role)
 
     return caller

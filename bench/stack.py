@@ -23,15 +23,18 @@ from temporalio.testing import WorkflowEnvironment
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
 from bench.measure import until
+from domain.case import Role
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server, temporal_cli
 from infra.search_attribute_setup import register_search_attributes
+from tests.identities import IDENTITIES, TRUSTING_EDGE
 from tests.processes import free_port, start_process
 from worker import build_worker
 
-TOKENS = "service=b-service,scanner=b-scanner"
-SERVICE = {"Authorization": "Bearer b-service"}
-SCANNER = {"Authorization": "Bearer b-scanner"}
+# The tests' identities (keys and machine clients in a temporary folder), so the API
+# process authenticates the load generator as it would a real service and scanner.
+SERVICE = IDENTITIES.bearer(Role.SERVICE, "bench-service")
+SCANNER = IDENTITIES.bearer(Role.WAREHOUSE, "bench-dock")
 TASK_QUEUE = "bench"
 
 
@@ -54,7 +57,7 @@ class Stack:
                 "TEMPORAL_ADDRESS": self.server_address,
                 "DATABASE_URL": self.database_url,
                 "AFTERSALES_TASK_QUEUE": TASK_QUEUE,
-                "AFTERSALES_API_TOKENS": TOKENS,
+                **IDENTITIES.environment(),
                 "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL": str(self.folder / "payments.jsonl"),
             }
         )
@@ -182,10 +185,10 @@ async def time_skipping_worker(
     """A fresh time-skipping test server with a worker on it, for cases that last months.
     One server per scenario: its clock is shared, and another scenario's leftover
     workflows would hold it."""
-    env = await start_time_skipping_server()
+    env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
     worker = build_worker(
         env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
-        notifier=RecordingNotifier(),
+        notifier=RecordingNotifier(), grants=IDENTITIES.verifier,
     )  # fmt: skip
     try:
         async with worker:

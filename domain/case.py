@@ -236,7 +236,9 @@ class MissingItem(Strict):
     value: Money
 
 
-class WarehouseScan(Strict):
+class ScanReport(Strict):
+    """What a scanner reports about a parcel."""
+
     scan_id: MessageId
     event: ScanEvent
     station: Annotated[str, Field(min_length=1, max_length=64)]
@@ -246,7 +248,7 @@ class WarehouseScan(Strict):
     scanned_at: UtcDatetime
 
     @model_validator(mode="after")
-    def _grade_only_with_inspection(self) -> WarehouseScan:
+    def _grade_only_with_inspection(self) -> ScanReport:
         if self.missing_items and self.event is not ScanEvent.INSPECTED:
             raise ValueError("missing_items belong to the inspected scan (R21)")
         if self.event is ScanEvent.INSPECTED and self.grade is None:
@@ -254,6 +256,14 @@ class WarehouseScan(Strict):
         if self.event is ScanEvent.PARCEL_RECEIVED and self.grade is not None:
             raise ValueError("grade belongs to the inspected scan, not parcel_received (R26)")
         return self
+
+
+class WarehouseScan(ScanReport):
+    """A scan as the case receives it: the report, and the scanner that sent it, set by
+    the edge from the scanner's proven credential (R23), never from the report. None in
+    scans recorded before scanners had their own credentials."""
+
+    scanned_by: BusinessKey | None = None
 
 
 class ShippedBack(Strict):
@@ -298,6 +308,7 @@ class Role(StrEnum):
     SYSTEM = "system"
     ARBITER = "arbiter"  # R19: the platform's arbitration
     SERVICE = "service"  # a backend service acting for the customer
+    CARRIER = "carrier"  # the carriers' claims desk (R15), a machine client
 
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER})

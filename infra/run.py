@@ -16,7 +16,6 @@ import uvicorn
 
 from activities.notifications import LoggingNotifier
 from api.app import create_app
-from api.auth import parse_tokens
 from domain.case import (
     UNDELIVERED,
     CaseKind,
@@ -33,7 +32,15 @@ from domain.case import (
 from domain.money import Money
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
+from infra.edge_identity import (
+    authenticator,
+    ensure_dev_keys,
+    grant_signer,
+    grant_verifier,
+    refuse_unsafe_exposure,
+)
 from infra.gateway import CaseGateway
+from infra.grants import GrantingInterceptor
 from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import DATA_DIR, EMBEDDED_POSTGRES_DIR, ConfigurationError, load_settings
 from worker import build_worker
@@ -142,7 +149,10 @@ async def main() -> None:
             f"(localhost:PORT), not {settings.temporal_address}"
         )
     port = int(port_text)
+    refuse_unsafe_exposure(settings)
     DATA_DIR.mkdir(exist_ok=True)
+    # No set-up: the development keys for staff tokens and decision grants, made once.
+    ensure_dev_keys()
     if settings.uses_embedded_database:
         log.info("starting embedded PostgreSQL in %s", EMBEDDED_POSTGRES_DIR)
         start_embedded_postgres(EMBEDDED_POSTGRES_DIR)
@@ -157,6 +167,8 @@ async def main() -> None:
         ui=True,
         database_file=DATA_DIR / "temporal.db",
         namespace=settings.temporal_namespace,
+        # The in-process API is the edge: its Updates carry its grants.
+        interceptors=[GrantingInterceptor(grant_signer(settings))],
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -169,11 +181,12 @@ async def main() -> None:
             task_queue=settings.task_queue,
             payments=settings.sandbox_payments(),
             notifier=LoggingNotifier(),
+            grants=grant_verifier(settings),
         )
         gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
         api = uvicorn.Server(
             uvicorn.Config(
-                create_app(gateway, parse_tokens(settings.api_tokens)),
+                create_app(gateway, authenticator(settings)),
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="warning",
@@ -191,6 +204,9 @@ async def main() -> None:
                 f"  PostgreSQL:    {settings.effective_database_url}\n"
                 f"  Task queue:    {settings.task_queue}\n"
                 "  Try:           .venv/bin/python starter.py list\n"
+                "  Staff token:   .venv/bin/python starter.py token --role agent --name ann\n"
+                "  Machine:       .venv/bin/python starter.py client add --name shop "
+                "--role service\n"
                 "Ctrl-C stops everything; `make run` again resumes.\n",
                 flush=True,
             )

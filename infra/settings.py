@@ -38,12 +38,29 @@ class Settings(BaseSettings):
     policy_file: Annotated[Path, Field(validation_alias=AliasChoices("AFTERSALES_POLICY_FILE"))] = (
         DEFAULT_POLICY_FILE
     )
-    # `role=token,...` for the HTTP API (roles: service, scanner, agent, supervisor,
-    # manager, arbiter). The default is for a local `make run` only.
-    api_tokens: Annotated[str, Field(validation_alias=AliasChoices("AFTERSALES_API_TOKENS"))] = (
-        "service=dev-service,scanner=dev-scanner,agent=dev-agent,supervisor=dev-supervisor,"
-        "manager=dev-manager,arbiter=dev-arbiter"
-    )
+    # Staff bearer tokens (docs/security.md): the identity provider's key set (a JWKS file
+    # or https URL), issuer and audience. Unset JWKS: the development key set that
+    # `make run` creates under .data/identity, accepted on a loopback API only.
+    jwks: Annotated[str | None, Field(validation_alias=AliasChoices("AFTERSALES_JWKS"))] = None
+    jwt_issuer: Annotated[
+        str, Field(validation_alias=AliasChoices("AFTERSALES_JWT_ISSUER"), min_length=1)
+    ] = "aftersales-dev"
+    jwt_audience: Annotated[
+        str, Field(validation_alias=AliasChoices("AFTERSALES_JWT_AUDIENCE"), min_length=1)
+    ] = "aftersales-api"
+    # Machine clients (services, scanners, the carriers' desk): hashed credentials.
+    clients_file: Annotated[
+        Path, Field(validation_alias=AliasChoices("AFTERSALES_CLIENTS_FILE"))
+    ] = DATA_DIR / "clients.json"
+    # Decision grants (infra/grants.py): the edge's Ed25519 private key (PEM) and the
+    # worker's trusted public keys (PEM files, comma-separated: old ones stay during a
+    # rotation). Unset: the development pair under .data/identity.
+    grant_signing_key: Annotated[
+        Path | None, Field(validation_alias=AliasChoices("AFTERSALES_GRANT_SIGNING_KEY"))
+    ] = None
+    grant_public_keys: Annotated[
+        str | None, Field(validation_alias=AliasChoices("AFTERSALES_GRANT_PUBLIC_KEYS"))
+    ] = None
     api_host: Annotated[str, Field(validation_alias=AliasChoices("AFTERSALES_API_HOST"))] = (
         "127.0.0.1"
     )
@@ -90,7 +107,12 @@ _ENV_NAMES = {
     "task_queue": "AFTERSALES_TASK_QUEUE",
     "database_url": "DATABASE_URL",
     "policy_file": "AFTERSALES_POLICY_FILE",
-    "api_tokens": "AFTERSALES_API_TOKENS",
+    "jwks": "AFTERSALES_JWKS",
+    "jwt_issuer": "AFTERSALES_JWT_ISSUER",
+    "jwt_audience": "AFTERSALES_JWT_AUDIENCE",
+    "clients_file": "AFTERSALES_CLIENTS_FILE",
+    "grant_signing_key": "AFTERSALES_GRANT_SIGNING_KEY",
+    "grant_public_keys": "AFTERSALES_GRANT_PUBLIC_KEYS",
     "api_port": "AFTERSALES_API_PORT",
     "api_host": "AFTERSALES_API_HOST",
     "sandbox_payments_journal": "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL",

@@ -35,6 +35,7 @@ from domain.case import (
 from domain.money import Money
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
+from tests.identities import IDENTITIES, TRUSTING_EDGE
 from worker import build_worker
 
 T = TypeVar("T")
@@ -74,14 +75,14 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     # One server per test (it starts in ~0.1 s): the clock is global to a server, and a
     # workflow left waiting by an earlier test would hold it back.
-    env = await start_time_skipping_server()
+    env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
     yield env
     await env.shutdown()
 
 
 @pytest.fixture(scope="session")
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server()
+    env = await start_dev_server(interceptors=[TRUSTING_EDGE])
     yield env
     await env.shutdown()
 
@@ -133,6 +134,7 @@ def running_worker(
             task_queue=task_queue,
             payments=payments,
             notifier=notifier,
+            grants=IDENTITIES.verifier,
             carrier=carrier,
             warehouse=warehouse,
         ):

@@ -15,12 +15,12 @@ from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from api.auth import parse_tokens
 from domain.case import (
     EvidenceSubmitted,
     Grade,
     OpenCaseRequest,
     Reason,
+    Role,
     ScanEvent,
     ShippedBack,
     WarehouseScan,
@@ -29,6 +29,7 @@ from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from infra.gateway import WORKFLOW_OF_KIND, CaseGateway
 from tests.conftest import a_request, eventually
+from tests.identities import IDENTITIES
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 
@@ -93,18 +94,17 @@ def local_activities(history: WorkflowHistory) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def api_client(gateway: CaseGateway, tokens: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP API in this process (ASGI), called as a client would."""
-    transport = httpx.ASGITransport(app=create_app(gateway, parse_tokens(tokens)))
+async def api_client(gateway: CaseGateway) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in this process (ASGI), called as a client would; it trusts the
+    identities of tests/identities.py (`as_role`)."""
+    transport = httpx.ASGITransport(app=create_app(gateway, IDENTITIES.authenticator))
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield client
 
 
-def as_role(token: str, actor: str | None = None) -> dict[str, str]:
-    headers = {"Authorization": f"Bearer {token}"}
-    if actor:
-        headers["X-Actor"] = actor
-    return headers
+def as_role(role: Role | str, actor: str | None = None) -> dict[str, str]:
+    """Headers of a caller proven in `role`: a staff token, or a machine's credential."""
+    return IDENTITIES.bearer(role, actor)
 
 
 def photos(event_id: str = "ev-1") -> EvidenceSubmitted:

@@ -21,15 +21,13 @@ from tests.helpers import api_client, as_role
 from tests.processes import free_port
 from workflows.carrier_claim import CarrierClaim
 
-TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,supervisor=t-sup,arbiter=t-arb"
-
 
 @pytest.fixture
 async def api(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
-    async with running_worker(dev_env.client), api_client(gateway, TOKENS) as client:
+    async with running_worker(dev_env.client), api_client(gateway) as client:
         yield client
 
 
@@ -58,15 +56,15 @@ async def test_opening_twice_answers_201_then_200_with_the_same_case(
     api: httpx.AsyncClient,
 ) -> None:  # R2
     body = request_json()
-    first = await api.post("/cases", json=body, headers=as_role("t-service"))
-    again = await api.post("/cases", json=body, headers=as_role("t-service"))
+    first = await api.post("/cases", json=body, headers=as_role("service"))
+    again = await api.post("/cases", json=body, headers=as_role("service"))
     assert (first.status_code, again.status_code) == (201, 200)
     assert (first.json()["created"], again.json()["created"]) == (True, False)
     assert first.json()["case_id"] == again.json()["case_id"]
 
     async def read() -> dict[str, Any]:
         found: dict[str, Any] = (
-            await api.get(first.json()["status_url"], headers=as_role("t-service"))
+            await api.get(first.json()["status_url"], headers=as_role("service"))
         ).json()
         return found
 
@@ -78,9 +76,9 @@ async def test_the_same_request_id_with_other_details_is_409_and_changes_nothing
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R2
     body = request_json()
-    assert (await api.post("/cases", json=body, headers=as_role("t-service"))).status_code == 201
+    assert (await api.post("/cases", json=body, headers=as_role("service"))).status_code == 201
     other = await api.post("/cases", json=body | {"sku": "SKU-OTHER"},
-                           headers=as_role("t-service"))  # fmt: skip
+                           headers=as_role("service"))  # fmt: skip
     assert other.status_code == 409
     assert "request_id" in other.json()["detail"]
     assert "R2" in other.json()["detail"]
@@ -101,11 +99,11 @@ async def test_a_request_stored_before_temporal_was_reached_is_started_by_the_re
         body["request_id"],
         body,
     )
-    retry = await api.post("/cases", json=body, headers=as_role("t-service"))
+    retry = await api.post("/cases", json=body, headers=as_role("service"))
     assert (retry.status_code, retry.json()["created"]) == (200, False)
 
     async def read() -> httpx.Response:
-        return await api.get(retry.json()["status_url"], headers=as_role("t-service"))
+        return await api.get(retry.json()["status_url"], headers=as_role("service"))
 
     started = await eventually(read, lambda r: r.status_code == 200)
     assert started.json()["request"]["order_id"] == body["order_id"]
@@ -125,12 +123,12 @@ async def test_a_retry_starts_the_case_from_the_request_as_first_stored(
     )
     # The caller's retry, two days after the 7-day window closed, stamped with its own time.
     late = body | {"requested_at": datetime.now(UTC).isoformat()}
-    retry = await api.post("/cases", json=late, headers=as_role("t-service"))
+    retry = await api.post("/cases", json=late, headers=as_role("service"))
     assert (retry.status_code, retry.json()["created"]) == (200, False)
 
     async def read() -> dict[str, Any]:
         found: dict[str, Any] = (
-            await api.get(retry.json()["status_url"], headers=as_role("t-service"))
+            await api.get(retry.json()["status_url"], headers=as_role("service"))
         ).json()
         return found
 
@@ -148,8 +146,8 @@ async def test_a_request_id_that_opened_a_case_cannot_open_one_of_another_kind(
         kind=CaseKind.EXCHANGE,
         exchange_for=ExchangeItem(sku="SKU-43", price=eur(5990)),
     )
-    first = await api.post("/cases", json=returned, headers=as_role("t-service"))
-    again = await api.post("/cases", json=exchanged, headers=as_role("t-service"))
+    first = await api.post("/cases", json=returned, headers=as_role("service"))
+    again = await api.post("/cases", json=exchanged, headers=as_role("service"))
     assert (first.status_code, again.status_code) == (201, 409)
     assert "request_id" in again.json()["detail"]
     assert "R2" in again.json()["detail"]
@@ -191,7 +189,7 @@ async def test_news_a_case_kind_does_not_take_is_409_and_kept(
 ) -> None:  # R4, R12
     case_id = f"{kind}-O-{uuid.uuid4().hex[:8]}-1-r1"
     response = await api.post(f"/cases/{case_id}/{route}", json=body,
-                              headers=as_role("t-service"))  # fmt: skip
+                              headers=as_role("service"))  # fmt: skip
     assert response.status_code == 409
     assert f"{signal}: a {kind} case does not take {signal}" in response.json()["detail"]
     [kept] = await refused_inputs(pool, f"POST /cases/{case_id}/{route}", body["event_id"])
@@ -205,7 +203,7 @@ async def test_news_for_no_case_is_404_and_kept(
     case_id = case_id.format(uuid.uuid4().hex[:8])
     complaint = {"event_id": "c-1", "summary": "where is my money"}
     response = await api.post(f"/cases/{case_id}/complaint", json=complaint,
-                              headers=as_role("t-service"))  # fmt: skip
+                              headers=as_role("service"))  # fmt: skip
     assert response.status_code == 404
     assert "no open case" in response.json()["detail"]
     [kept] = await refused_inputs(pool, f"POST /cases/{case_id}/complaint", "where is my money")
@@ -214,7 +212,7 @@ async def test_news_for_no_case_is_404_and_kept(
 
 async def test_no_token_is_401_and_the_wrong_role_is_403(api: httpx.AsyncClient) -> None:
     assert (await api.post("/cases", json=request_json())).status_code == 401
-    wrong = await api.post("/cases", json=request_json(), headers=as_role("t-scanner"))
+    wrong = await api.post("/cases", json=request_json(), headers=as_role("warehouse"))
     assert wrong.status_code == 403
     assert "warehouse may not" in wrong.json()["detail"]
 
@@ -232,7 +230,7 @@ async def test_no_token_is_401_and_the_wrong_role_is_403(api: httpx.AsyncClient)
 async def test_bad_input_is_422_naming_the_field(
     api: httpx.AsyncClient, change: dict[str, Any], field: str
 ) -> None:
-    response = await api.post("/cases", json=request_json() | change, headers=as_role("t-service"))
+    response = await api.post("/cases", json=request_json() | change, headers=as_role("service"))
     assert response.status_code == 422
     assert field in response.text
 
@@ -254,7 +252,7 @@ async def test_bad_input_is_kept_with_the_field_it_was_refused_for(
 ) -> None:
     order = f"O-{uuid.uuid4().hex[:10]}"
     body = sent.replace("ORDER", order)
-    headers = as_role("t-service") | {"Content-Type": "application/json"}
+    headers = as_role("service") | {"Content-Type": "application/json"}
     response = await api.post("/cases", content=body, headers=headers)
     assert response.status_code == 422
     [kept] = await refused_inputs(pool, "POST /cases", order)
@@ -268,9 +266,9 @@ async def test_a_refusal_that_cannot_be_kept_is_503_so_it_is_sent_again(
     # A pool that connects on first use, to a port where no PostgreSQL listens.
     down = await asyncpg.create_pool(f"postgresql://127.0.0.1:{free_port()}/none", min_size=0)
     gateway = CaseGateway(dev_env.client, down, "unused", load_policy_file(DEFAULT_POLICY_FILE))
-    async with api_client(gateway, TOKENS) as api:
+    async with api_client(gateway) as api:
         response = await api.post(
-            "/cases", json=request_json() | {"reason": "bored"}, headers=as_role("t-service")
+            "/cases", json=request_json() | {"reason": "bored"}, headers=as_role("service")
         )
     await down.close()
     assert response.status_code == 503
@@ -279,21 +277,21 @@ async def test_a_refusal_that_cannot_be_kept_is_503_so_it_is_sent_again(
 
 async def test_an_oversized_body_is_413(api: httpx.AsyncClient) -> None:
     body = request_json() | {"padding": "x" * 300_000}
-    response = await api.post("/cases", json=body, headers=as_role("t-service"))
+    response = await api.post("/cases", json=body, headers=as_role("service"))
     assert response.status_code == 413
 
 
 async def test_scans_in_a_batch_are_accepted_and_an_unknown_barcode_is_404_and_kept(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R26
-    opened = (await api.post("/cases", json=request_json(), headers=as_role("t-service"))).json()
+    opened = (await api.post("/cases", json=request_json(), headers=as_role("service"))).json()
     now = datetime.now(UTC).isoformat()
     dock = {"barcode": opened["case_id"], "scan_id": f"s-{uuid.uuid4().hex[:6]}",
             "event": "parcel_received", "station": "DOCK-1", "scanned_at": now}  # fmt: skip
     accepted = await api.post("/scans", json={"scans": [dock, dock]},
-                              headers=as_role("t-scanner"))  # fmt: skip
+                              headers=as_role("warehouse"))  # fmt: skip
     lost = dock | {"barcode": "return-NOPE-1-r1", "scan_id": f"s-{uuid.uuid4().hex[:6]}"}
-    refused = await api.post("/scans", json={"scans": [lost]}, headers=as_role("t-scanner"))
+    refused = await api.post("/scans", json={"scans": [lost]}, headers=as_role("warehouse"))
     assert accepted.status_code == 202
     assert [r["accepted"] for r in accepted.json()] == [True, True]
     assert refused.status_code == 404
@@ -308,11 +306,11 @@ async def test_an_agent_decides_and_the_ledger_names_the_agent(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R10, R23
     body = request_json(reason=Reason.QUALITY_DEFECT)
-    opened = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()
+    opened = (await api.post("/cases", json=body, headers=as_role("service"))).json()
     case_id = opened["case_id"]
     evidence = {"event_id": "ev-1", "photos": ["https://photos.example/1.jpg"]}
     sent = await api.post(f"/cases/{case_id}/evidence", json=evidence,
-                          headers=as_role("t-service"))  # fmt: skip
+                          headers=as_role("service"))  # fmt: skip
     assert sent.status_code == 202
     decision = {"action_id": "d-1", "approve": True}
     decided = await _when_under_review(api, case_id, decision)
@@ -330,22 +328,22 @@ async def _when_under_review(
     api: httpx.AsyncClient, case_id: str, decision: dict[str, Any]
 ) -> httpx.Response:
     await eventually(
-        lambda: api.get(f"/cases/{case_id}", headers=as_role("t-agent")),
+        lambda: api.get(f"/cases/{case_id}", headers=as_role("agent")),
         lambda r: r.json()["status"] == "under_review",
     )
     return await api.post(f"/cases/{case_id}/decision", json=decision,
-                          headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+                          headers=as_role("agent", "agent-ann"))  # fmt: skip
 
 
 async def test_a_refused_decision_is_409_with_the_validators_reason(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R17
     body = request_json(reason=Reason.QUALITY_DEFECT, paid_minor=20_000)
-    case_id = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()["case_id"]
+    case_id = (await api.post("/cases", json=body, headers=as_role("service"))).json()["case_id"]
     offer = {"action_id": "c-1", "amount": {"amount_minor": 9_000, "currency": "EUR"},
              "reason": "scratched casing"}  # fmt: skip
     response = await api.post(f"/cases/{case_id}/compensation", json=offer,
-                              headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+                              headers=as_role("agent", "agent-ann"))  # fmt: skip
     assert response.status_code == 409
     assert "R17" in response.json()["detail"]
     [kept] = await refused_inputs(pool, f"POST /cases/{case_id}/compensation", "c-1")
@@ -353,7 +351,7 @@ async def test_a_refused_decision_is_409_with_the_validators_reason(
 
 
 async def test_reading_an_unknown_case_is_404(api: httpx.AsyncClient) -> None:
-    response = await api.get("/cases/return-NOPE-9-r9", headers=as_role("t-agent"))
+    response = await api.get("/cases/return-NOPE-9-r9", headers=as_role("agent"))
     assert response.status_code == 404
     assert "no case" in response.json()["detail"]
 
@@ -361,11 +359,11 @@ async def test_reading_an_unknown_case_is_404(api: httpx.AsyncClient) -> None:
 async def test_the_customer_may_withdraw_before_the_parcel_reaches_us(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:
-    opened = (await api.post("/cases", json=request_json(), headers=as_role("t-service"))).json()
+    opened = (await api.post("/cases", json=request_json(), headers=as_role("service"))).json()
     case_id = opened["case_id"]
     withdrawal = {"event_id": "w-1", "reason": "found it at a neighbour's"}
     sent = await api.post(
-        f"/cases/{case_id}/withdrawal", json=withdrawal, headers=as_role("t-service")
+        f"/cases/{case_id}/withdrawal", json=withdrawal, headers=as_role("service")
     )
     assert sent.status_code == 202
     row = await eventually(
@@ -384,25 +382,25 @@ async def test_a_carrier_answer_reaches_its_claim_and_one_for_no_claim_is_404_an
     api: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
 ) -> None:  # R15, R26
     body = request_json(kind="damage_claim", reason="lost_in_transit", carrier="DHL")
-    opened = (await api.post("/cases", json=body, headers=as_role("t-service"))).json()
+    opened = (await api.post("/cases", json=body, headers=as_role("service"))).json()
 
     async def read() -> dict[str, Any]:
         found: dict[str, Any] = (
-            await api.get(opened["status_url"], headers=as_role("t-service"))
+            await api.get(opened["status_url"], headers=as_role("service"))
         ).json()
         return found
 
     await eventually(read, lambda s: s.get("status") == "under_review")
     decision = {"action_id": "d-1", "approve": True, "root_cause": "handling"}
     approved = await api.post(f"/cases/{opened['case_id']}/decision", json=decision,
-                              headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+                              headers=as_role("agent", "agent-ann"))  # fmt: skip
     assert approved.status_code == 200, approved.text
     case = await eventually(read, lambda s: s.get("carrier_claim_id") is not None)
     claim_id = case["carrier_claim_id"]
     answer = {"response_id": "dhl-1", "accepted": True,
               "recovered": {"amount_minor": 4_000, "currency": "EUR"}}  # fmt: skip
     sent = await api.post(f"/claims/{claim_id}/carrier-response", json=answer,
-                          headers=as_role("t-service"))  # fmt: skip
+                          headers=as_role("carrier"))  # fmt: skip
     assert sent.status_code == 202, sent.text
     claim = dev_env.client.get_workflow_handle_for(CarrierClaim.run, claim_id)
     state = await eventually(
@@ -416,14 +414,14 @@ async def test_a_carrier_answer_reaches_its_claim_and_one_for_no_claim_is_404_an
     misread = {"barcode": claim_id, "scan_id": f"s-{uuid.uuid4().hex[:6]}",
                "event": "parcel_received", "station": "DOCK-1",
                "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
-    scanned = await api.post("/scans", json={"scans": [misread]}, headers=as_role("t-scanner"))
+    scanned = await api.post("/scans", json={"scans": [misread]}, headers=as_role("warehouse"))
     assert scanned.status_code == 404
     unmatched = "SELECT barcode FROM unmatched_scans WHERE scan_id = $1"
     assert await pool.fetchval(unmatched, misread["scan_id"]) == claim_id
 
     nowhere = f"claim-damage_claim-{uuid.uuid4().hex[:8]}-1-r1"
     lost = await api.post(f"/claims/{nowhere}/carrier-response", json=answer,
-                          headers=as_role("t-service"))  # fmt: skip
+                          headers=as_role("carrier"))  # fmt: skip
     assert lost.status_code == 404
     assert "R15" in lost.json()["detail"]
     kept = await pool.fetchval(

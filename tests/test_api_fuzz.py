@@ -15,13 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 from temporalio.testing import WorkflowEnvironment
 
+from domain.case import Role
+from tests.identities import IDENTITIES
 from tests.processes import free_port, start_process
 
 TOKENS = {
-    "service": "f-service",
-    "scanner": "f-scanner",
-    "agent": "f-agent",
-    "arbiter": "f-arbiter",
+    role: IDENTITIES.bearer(role, f"fuzz-{role.value}")
+    for role in (Role.SERVICE, Role.WAREHOUSE, Role.CARRIER, Role.AGENT, Role.ARBITER)
 }
 
 
@@ -35,7 +35,7 @@ def api_url(
         "DATABASE_URL": database_url,
         "AFTERSALES_TASK_QUEUE": "aftersales-fuzz",
         "AFTERSALES_API_PORT": str(port),
-        "AFTERSALES_API_TOKENS": ",".join(f"{r}={t}" for r, t in TOKENS.items()),
+        **IDENTITIES.environment(),
     }
     logs = tmp_path_factory.mktemp("fuzz")
     worker, _ = start_process([sys.executable, "worker.py"], env, logs / "worker.log")
@@ -62,15 +62,17 @@ _STAFF_PATHS = ("/decision", "/compensation", "/escalation", "/call", "/assignme
                 "/deadline-extension")  # fmt: skip
 
 
-def _token_for(method: str, path: str) -> str:
+def _headers_for(method: str, path: str) -> dict[str, str]:
     """The role each route is for, so the fuzzing reaches past the 403s."""
     if path.startswith("/scans"):
-        return TOKENS["scanner"]
+        return TOKENS[Role.WAREHOUSE]
+    if path.endswith("/carrier-response"):
+        return TOKENS[Role.CARRIER]
     if path.endswith("/ruling"):
-        return TOKENS["arbiter"]
+        return TOKENS[Role.ARBITER]
     if path.endswith(_STAFF_PATHS) or (path == "/cases" and method == "GET"):
-        return TOKENS["agent"]
-    return TOKENS["service"]
+        return TOKENS[Role.AGENT]
+    return TOKENS[Role.SERVICE]
 
 
 def test_the_api_never_answers_500(api_schema: schemathesis.BaseSchema) -> None:
@@ -88,8 +90,7 @@ def test_the_api_never_answers_500(api_schema: schemathesis.BaseSchema) -> None:
             derandomize=True,  # the same requests on every CI run; change the seed on purpose
         )
         def never_500(case: schemathesis.Case[Any]) -> None:
-            token = _token_for(case.method.upper(), case.path)
-            headers = {"Authorization": f"Bearer {token}", "X-Actor": "fuzz-agent"}
+            headers = _headers_for(case.method.upper(), case.path)
             response = case.call(headers=headers, timeout=30)
             answered.append(response.status_code)
             assert response.status_code < 500, (case.method, case.path, response.text[:500])

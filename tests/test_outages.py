@@ -38,10 +38,10 @@ from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import api_client, as_role, local_activities
+from tests.identities import IDENTITIES
 from tests.processes import free_port, start_process
 from workflows.return_case import ReturnCase
 
-API_TOKENS = "service=t-service,scanner=t-scanner"
 OUTAGE_S = 30.0
 FIRST_MOVE_S = 3.0  # into the outage
 CASES = 6
@@ -60,6 +60,7 @@ def start_worker(
         "AFTERSALES_TASK_QUEUE": task_queue,
         # The sandbox payment provider keeps its book in a file; not the repository's .data.
         "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL": str(logs / "sandbox-payments.jsonl"),
+        **IDENTITIES.environment(),
         **extra,
     }
     process, _ = start_process([sys.executable, "worker.py"], env, logs / "worker.log")
@@ -138,10 +139,10 @@ async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
         # case request in the outage is refused whole: nothing stored, nothing started.
         first_dock = scan_body(handles[0].id, dock_scan(handles[0].id))
         too_soon = recent_request(2_999)
-        async with api_client(gateway, API_TOKENS) as api:
-            refused_scan = await api.post("/scans", json=first_dock, headers=as_role("t-scanner"))
+        async with api_client(gateway) as api:
+            refused_scan = await api.post("/scans", json=first_dock, headers=as_role("warehouse"))
             refused_case = await api.post("/cases", json=too_soon.model_dump(mode="json"),
-                                          headers=as_role("t-service"))  # fmt: skip
+                                          headers=as_role("service"))  # fmt: skip
         for refused in (refused_scan, refused_case):
             assert refused.status_code == 503, refused.text
             assert "PostgreSQL cannot be reached" in refused.json()["detail"]
@@ -169,8 +170,8 @@ async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
         await asyncio.sleep(stopped_at + OUTAGE_S - asyncio.get_running_loop().time())
         await asyncio.to_thread(start_embedded_postgres, data_dir)
         # The scanner's retry, as soon as PostgreSQL is back: kept once, not applied twice.
-        async with api_client(gateway, API_TOKENS) as api:
-            retried = await api.post("/scans", json=first_dock, headers=as_role("t-scanner"))
+        async with api_client(gateway) as api:
+            retried = await api.post("/scans", json=first_dock, headers=as_role("warehouse"))
         assert retried.status_code == 202, retried.text
         results = await asyncio.wait_for(
             asyncio.gather(*(handle.result() for handle in handles)), timeout=75
@@ -355,10 +356,10 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
         )
         late = recent_request(3_200)
         arrived = scan_body(on_its_way.case_id, dock_scan(on_its_way.case_id))
-        async with api_client(gateway, API_TOKENS) as api:
+        async with api_client(gateway) as api:
             refused_case, refused_scan, _ = await asyncio.gather(
-                api.post("/cases", json=late.model_dump(mode="json"), headers=as_role("t-service")),
-                api.post("/scans", json=arrived, headers=as_role("t-scanner")),
+                api.post("/cases", json=late.model_dump(mode="json"), headers=as_role("service")),
+                api.post("/scans", json=arrived, headers=as_role("warehouse")),
                 asyncio.sleep((last_deadline - now()).total_seconds() + 3),
             )
         for refused in (refused_case, refused_scan):
@@ -375,10 +376,10 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
 
         gateway = CaseGateway(env.client, pool, queue, load_policy_file(seconds_policy))
         # The callers' retries: the kept request starts its case, the scan reaches its case.
-        async with api_client(gateway, API_TOKENS) as api:
+        async with api_client(gateway) as api:
             opening = await api.post("/cases", json=late.model_dump(mode="json"),
-                                     headers=as_role("t-service"))  # fmt: skip
-            scanning = await api.post("/scans", json=arrived, headers=as_role("t-scanner"))
+                                     headers=as_role("service"))  # fmt: skip
+            scanning = await api.post("/scans", json=arrived, headers=as_role("warehouse"))
         assert (opening.status_code, scanning.status_code) == (200, 202)
         read_model = "SELECT status FROM cases WHERE case_id = $1"
         started = await eventually(

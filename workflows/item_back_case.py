@@ -136,7 +136,7 @@ class ItemBackCase(CaseWorkflow):
         state.held_messages.append(message)
         if isinstance(message, WarehouseScan):
             what, rule = f"{message.event.value} scan {message.scan_id}", "R26"
-            actor, role = message.station, "warehouse"
+            actor, role = _scanner(message), "warehouse"
             details = {"scan_id": message.scan_id, "scanned_at": message.scanned_at.isoformat()}
         else:
             what, rule = f"shipping notice {message.event_id}", "R12"
@@ -232,10 +232,11 @@ class ItemBackCase(CaseWorkflow):
             rule="R26",
             reason=reason,
             status=CaseStatus.AWAITING_INSPECTION,
-            actor=scan.station,
+            actor=_scanner(scan),
             role="warehouse",
-            details={"scan_id": scan.scan_id, "scanned_at": scan.scanned_at.isoformat()},
-        )
+            details={"scan_id": scan.scan_id, "station": scan.station,
+                     "scanned_at": scan.scanned_at.isoformat()},
+        )  # fmt: skip
 
     async def _inspected(self, scan: WarehouseScan) -> None:
         state, book = self._state, self._book
@@ -258,6 +259,7 @@ class ItemBackCase(CaseWorkflow):
         )
         details = {
             "scan_id": scan.scan_id,
+            "station": scan.station,
             "grade": scan.grade.value,
             "disposition": verdict.disposition.value,  # R27
             "photos": len(scan.photos),
@@ -273,7 +275,13 @@ class ItemBackCase(CaseWorkflow):
             rule="R13" if verdict.passed else "R20",
             reason=verdict.reason,
             status=self._after_passed_inspection if verdict.passed else CaseStatus.REJECTED,
-            actor=scan.station,
+            actor=_scanner(scan),
             role="warehouse",
             details=details,
         )
+
+
+def _scanner(scan: WarehouseScan) -> str:
+    """Who the ledger records for a scan (R23): the scanner its credential proves; a scan
+    recorded before scanners had credentials names only its station."""
+    return scan.scanned_by or scan.station

@@ -47,6 +47,7 @@ from infra.devstack import start_embedded_postgres, start_time_skipping_server
 from infra.gateway import WORKFLOW_OF_KIND
 from tests.conftest import a_request, eventually
 from tests.helpers import Handle
+from tests.identities import IDENTITIES, TRUSTING_EDGE
 from worker import build_worker
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
@@ -337,13 +338,14 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pool = await create_pool(start_embedded_postgres(Path(tmp) / "pg", delete_on_exit=True))
         await migrate(pool)
-        env = await start_time_skipping_server()
+        env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
         worker = build_worker(
             env.client,
             pool=pool,
             task_queue=TASK_QUEUE,
             payments=SandboxPaymentProvider(),
             notifier=RecordingNotifier(),
+            grants=IDENTITIES.verifier,
         )
         async with worker:
             for name, (request, drive) in missing.items():
@@ -359,10 +361,10 @@ async def main() -> None:
                 print(f"recorded {name}: {len(history.events)} events")
         await env.shutdown()
         # A server of its own: its clock must not wait on the cases' leftover children.
-        env = await start_time_skipping_server()
+        env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
         claim_worker = build_worker(
             env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
-            notifier=RecordingNotifier(),
+            notifier=RecordingNotifier(), grants=IDENTITIES.verifier,
         )  # fmt: skip
         async with claim_worker:
             await _record_claim(env)

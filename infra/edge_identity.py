@@ -1,0 +1,191 @@
+"""Identity and grant keys from the settings, and the development keys `make run` makes.
+
+With nothing configured, every part uses a development key set under .data/identity
+(created on first use): a staff-token signing key with its JWKS, and the decision-grant
+key pair. `starter.py token` signs staff tokens with it. Those keys are for one person on
+one machine: the API refuses to listen beyond loopback with them, or with no keys at all,
+and says which variable to set (`refuse_unsafe_exposure`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from domain.case import Role
+from infra.grants import GrantSigner, GrantVerifier, load_private_key, load_public_key
+from infra.identity import (
+    DEV_KEY_ID_PREFIX,
+    Authenticator,
+    MachineClients,
+    StaffTokens,
+    is_loopback,
+)
+from infra.settings import DATA_DIR, ConfigurationError, Settings
+
+DEV_IDENTITY_DIR = DATA_DIR / "identity"
+DEV_TOKEN_LIFETIME = timedelta(hours=8)
+
+
+@dataclass(frozen=True)
+class DevKeys:
+    folder: Path
+
+    @property
+    def staff_signing_key(self) -> Path:
+        return self.folder / "staff-signing-key.pem"
+
+    @property
+    def jwks(self) -> Path:
+        return self.folder / "jwks.json"
+
+    @property
+    def grant_signing_key(self) -> Path:
+        return self.folder / "grant-signing-key.pem"
+
+    @property
+    def grant_public_key(self) -> Path:
+        return self.folder / "grant-public-key.pem"
+
+    @property
+    def key_id(self) -> str:
+        return f"{DEV_KEY_ID_PREFIX}staff-1"
+
+
+def ensure_dev_keys(folder: Path = DEV_IDENTITY_DIR) -> DevKeys:
+    """The development keys in `folder`, created if absent (private keys owner-only)."""
+    keys = DevKeys(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not keys.jwks.exists():
+        staff = ec.generate_private_key(ec.SECP256R1())
+        _write_private(keys.staff_signing_key, staff)
+        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(staff.public_key()))
+        jwk = public | {"kid": keys.key_id, "use": "sig", "alg": "ES256"}
+        keys.jwks.write_text(json.dumps({"keys": [jwk]}, indent=2))
+    if not keys.grant_public_key.exists():
+        grant = Ed25519PrivateKey.generate()
+        _write_private(keys.grant_signing_key, grant)
+        keys.grant_public_key.write_bytes(
+            grant.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+    return keys
+
+
+def _write_private(path: Path, key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(pem)
+
+
+def mint_dev_token(
+    settings: Settings,
+    *,
+    actor: str,
+    roles: list[Role],
+    lifetime: timedelta = DEV_TOKEN_LIFETIME,
+    folder: Path = DEV_IDENTITY_DIR,
+) -> str:
+    """A staff token signed with the development key, for the configured issuer and
+    audience. Refused once a real key set is configured: tokens then come from its
+    identity provider."""
+    if settings.jwks is not None:
+        raise ConfigurationError(
+            "AFTERSALES_JWKS is set: staff tokens come from that identity provider, "
+            "not from starter.py"
+        )
+    return sign_staff_token(
+        ensure_dev_keys(folder), actor=actor, roles=roles, lifetime=lifetime,
+        issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+    )  # fmt: skip
+
+
+def sign_staff_token(
+    keys: DevKeys,
+    *,
+    actor: str,
+    roles: list[Role],
+    issuer: str,
+    audience: str,
+    lifetime: timedelta = DEV_TOKEN_LIFETIME,
+) -> str:
+    now = datetime.now(UTC)
+    claims = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": actor,
+        "roles": [role.value for role in roles],
+        "iat": now,
+        "exp": now + lifetime,
+    }
+    private = serialization.load_pem_private_key(keys.staff_signing_key.read_bytes(), None)
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise ValueError(f"{keys.staff_signing_key} is not the ES256 development key")
+    return jwt.encode(claims, private, algorithm="ES256", headers={"kid": keys.key_id})
+
+
+def authenticator(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> Authenticator:
+    jwks = settings.jwks or str(ensure_dev_keys(folder).jwks)
+    staff = StaffTokens(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    return Authenticator(staff, MachineClients(settings.clients_file))
+
+
+def grant_signer(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> GrantSigner:
+    path = settings.grant_signing_key or ensure_dev_keys(folder).grant_signing_key
+    try:
+        return GrantSigner(load_private_key(path))
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"AFTERSALES_GRANT_SIGNING_KEY: {error}") from error
+
+
+def grant_verifier(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> GrantVerifier:
+    paths = (
+        [Path(p.strip()) for p in settings.grant_public_keys.split(",") if p.strip()]
+        if settings.grant_public_keys
+        else [ensure_dev_keys(folder).grant_public_key]
+    )
+    try:
+        return GrantVerifier(load_public_key(path) for path in paths)
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"AFTERSALES_GRANT_PUBLIC_KEYS: {error}") from error
+
+
+def refuse_unsafe_exposure(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> None:
+    """ConfigurationError, naming the variable, for an API that would listen beyond
+    loopback with development keys or with none configured."""
+    host = settings.api_host
+    if is_loopback(host):
+        return
+    where = f"the API listens on {host} (AFTERSALES_API_HOST), beyond loopback"
+    if settings.jwks is None:
+        raise ConfigurationError(
+            f"AFTERSALES_JWKS: {where}, so it needs your identity provider's key set; "
+            "the development key is for loopback only"
+        )
+    try:
+        key_ids = authenticator(settings, folder).staff.key_ids()
+    except (OSError, ValueError, jwt.PyJWTError) as error:
+        raise ConfigurationError(f"AFTERSALES_JWKS: cannot read the key set: {error}") from error
+    if any(kid.startswith(DEV_KEY_ID_PREFIX) for kid in key_ids):
+        raise ConfigurationError(
+            f"AFTERSALES_JWKS: {where}, and its key set holds the development key"
+        )
+    signing = settings.grant_signing_key
+    if signing is None or signing.resolve().is_relative_to(folder.resolve()):
+        raise ConfigurationError(
+            f"AFTERSALES_GRANT_SIGNING_KEY: {where}, so it needs its own grant signing "
+            "key, not the development one"
+        )

@@ -1,0 +1,271 @@
+"""Who is calling, proven: staff by signed tokens (JWT from an OIDC provider, checked
+against its key set), machines by one revocable credential each (stored hashed).
+
+No business rules here: the edges (the HTTP API, starter.py) ask `Authenticator` who a
+bearer credential belongs to, then pick the role a route acts in with `acting_role`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+from pydantic import BaseModel
+
+from domain.case import Role
+
+# What a staff token may confer; machines get theirs only from the clients file.
+STAFF_TOKEN_ROLES = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER, Role.ARBITER})
+MACHINE_ROLES = frozenset({Role.SERVICE, Role.WAREHOUSE, Role.CARRIER})
+# Most authority first: where a token carries several roles a route allows, it acts in
+# the first of these (see docs/security.md, "Several roles").
+STAFF_BY_AUTHORITY = (Role.MANAGER, Role.SUPERVISOR, Role.AGENT)
+# Asymmetric only: a shared-secret (HS*) token could be minted by anyone who verifies it.
+TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                    "EdDSA"]  # fmt: skip
+CLOCK_SKEW = timedelta(seconds=30)
+# A machine credential: `ac_<client name>_<secret>`; a JWT starts with `eyJ`, so the two
+# never collide, and the name finds the stored hash without trying every client.
+MACHINE_CREDENTIAL_PREFIX = "ac_"
+CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+# Key ids of the keys `make run` creates for itself: never trusted off loopback.
+DEV_KEY_ID_PREFIX = "aftersales-dev-"
+_STAFF_ID = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}"
+
+
+class Unauthenticated(Exception):
+    """The credential proves nobody; the message says why (it names no secret)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A proven caller: who (the ledger's actor, R23) and every role they hold."""
+
+    actor: str
+    roles: frozenset[Role]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A proven caller acting in one role: what the ledger records (R23)."""
+
+    actor: str
+    role: Role
+
+
+def acting_role(principal: Principal, allowed: Sequence[Role]) -> Role | None:
+    """The role `principal` acts in where `allowed` roles may act (listed with the most
+    authority first), or None: a person who is both agent and manager decides as manager,
+    one who is both agent and arbiter rules as arbiter and reviews as agent."""
+    return next((role for role in allowed if role in principal.roles), None)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class StaffTokens:
+    """Verifies staff bearer tokens: signature by a key of the configured key set (JWKS
+    file, re-read when it changes, or https URL, cached), issuer, audience, expiry."""
+
+    def __init__(self, jwks: str, *, issuer: str, audience: str) -> None:
+        self._issuer = issuer
+        self._audience = audience
+        self._url_keys = jwt.PyJWKClient(jwks, cache_keys=True) if _is_url(jwks) else None
+        self._file = None if self._url_keys else Path(jwks)
+        self._file_keys: jwt.PyJWKSet | None = None
+        self._file_version: tuple[int, int] | None = None
+
+    @property
+    def fetches_keys(self) -> bool:
+        """True when verifying may wait on the network (a JWKS URL): run it off the loop."""
+        return self._url_keys is not None
+
+    def key_ids(self) -> list[str]:
+        if self._url_keys is not None:
+            return [key.key_id or "" for key in self._url_keys.get_signing_keys()]
+        return [key.key_id or "" for key in self._keys_from_file().keys]
+
+    def verify(self, token: str) -> Principal:
+        try:
+            key_id = jwt.get_unverified_header(token).get("kid")
+            if not isinstance(key_id, str):
+                raise Unauthenticated("the token names no key (kid)")
+            claims = jwt.decode(
+                token,
+                self._key(key_id),
+                algorithms=TOKEN_ALGORITHMS,
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=CLOCK_SKEW,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError as error:
+            raise Unauthenticated("the token has expired") from error
+        except jwt.InvalidAudienceError as error:
+            raise Unauthenticated(
+                f"the token is not for this API (audience {self._audience})"
+            ) from error
+        except jwt.InvalidIssuerError as error:
+            raise Unauthenticated(f"the token is not from issuer {self._issuer}") from error
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"the token is not valid: {error}") from error
+        return Principal(actor=_subject(claims), roles=_staff_roles(claims.get("roles")))
+
+    def _key(self, key_id: str) -> jwt.PyJWK:
+        if self._url_keys is not None:
+            try:
+                return self._url_keys.get_signing_key(key_id)
+            except jwt.PyJWKClientError as error:
+                raise Unauthenticated(f"the token's key {key_id!r} is not trusted") from error
+        try:
+            return self._keys_from_file()[key_id]
+        except KeyError as error:
+            raise Unauthenticated(f"the token's key {key_id!r} is not trusted") from error
+
+    def _keys_from_file(self) -> jwt.PyJWKSet:
+        assert self._file is not None
+        stat = self._file.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        if self._file_keys is None or version != self._file_version:
+            self._file_keys = jwt.PyJWKSet.from_json(self._file.read_text())
+            self._file_version = version
+        return self._file_keys
+
+
+def _is_url(jwks: str) -> bool:
+    return jwks.startswith("https://")
+
+
+def _subject(claims: dict[str, Any]) -> str:
+    subject = claims["sub"]
+    # The actor is written into the ledger and shown to people: a key, not free text.
+    if not isinstance(subject, str) or not re.fullmatch(_STAFF_ID, subject):
+        raise Unauthenticated("the token's subject is not a staff id")
+    return subject
+
+
+def _staff_roles(claim: object) -> frozenset[Role]:
+    """`roles` as a list (or one string); roles this API does not know confer nothing."""
+    names = [claim] if isinstance(claim, str) else claim if isinstance(claim, list) else []
+    return frozenset(Role(n) for n in names if n in {r.value for r in STAFF_TOKEN_ROLES})
+
+
+class MachineClient(BaseModel):
+    role: Role
+    secret_sha256: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class MachineClientsFile(BaseModel):
+    clients: dict[str, MachineClient] = {}
+
+
+class MachineClients:
+    """One credential per machine client (a backend service, a scanner, the carriers'
+    desk) in a JSON file: the sha256 of a 32-byte random secret, never the secret. The
+    file is re-read when it changes, so `starter.py client revoke` takes effect at once."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._loaded = MachineClientsFile()
+        self._version: tuple[int, int] | None = None
+
+    def verify(self, credential: str) -> Principal:
+        name, _, secret = credential.removeprefix(MACHINE_CREDENTIAL_PREFIX).partition("_")
+        client = self._current().clients.get(name)
+        # Compared even for an unknown name, so timing does not tell which names exist.
+        stored = client.secret_sha256 if client else "0" * 64
+        if not hmac.compare_digest(_digest(secret), stored) or client is None:
+            raise Unauthenticated("the machine credential is not valid")
+        if client.revoked_at is not None:
+            raise Unauthenticated(f"the machine credential of {name} was revoked")
+        return Principal(actor=name, roles=frozenset({client.role}))
+
+    def add(self, name: str, role: Role) -> str:
+        """A new client (or a new credential for an existing one); returns the credential,
+        which is shown once: only its hash is kept."""
+        if not re.fullmatch(CLIENT_NAME_PATTERN, name):
+            raise ValueError(f"name: {name!r} must match {CLIENT_NAME_PATTERN}")
+        if role not in MACHINE_ROLES:
+            allowed = ", ".join(sorted(r.value for r in MACHINE_ROLES))
+            raise ValueError(f"role: {role.value} is not a machine role ({allowed})")
+        secret = secrets.token_urlsafe(32)
+        clients = self._current().clients | {
+            name: MachineClient(role=role, secret_sha256=_digest(secret), created_at=_now())
+        }
+        self._write(MachineClientsFile(clients=clients))
+        return f"{MACHINE_CREDENTIAL_PREFIX}{name}_{secret}"
+
+    def revoke(self, name: str) -> None:
+        current = self._current().clients
+        if name not in current:
+            raise KeyError(f"name: no machine client {name!r}")
+        revoked = current[name].model_copy(update={"revoked_at": _now()})
+        self._write(MachineClientsFile(clients=current | {name: revoked}))
+
+    def _current(self) -> MachineClientsFile:
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            return MachineClientsFile()
+        version = (stat.st_mtime_ns, stat.st_size)
+        if version != self._version:
+            self._loaded = MachineClientsFile.model_validate_json(self._path.read_bytes())
+            self._version = version
+        return self._loaded
+
+    def _write(self, clients: MachineClientsFile) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        staged = self._path.with_suffix(".tmp")
+        # Hashes only, but still nobody else's business: owner-only, replaced atomically.
+        descriptor = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(clients.model_dump_json(indent=2))
+        os.replace(staged, self._path)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Authenticator:
+    """A bearer credential to the caller it proves, or Unauthenticated."""
+
+    def __init__(self, staff: StaffTokens, machines: MachineClients) -> None:
+        self.staff = staff
+        self.machines = machines
+
+    def authenticate(self, credential: str) -> Principal:
+        if credential.startswith(MACHINE_CREDENTIAL_PREFIX):
+            return self.machines.verify(credential)
+        return self.staff.verify(credential)
+
+
+def parse_bearer(authorization: str | None) -> str:
+    """The credential of an `Authorization: Bearer ...` header, or Unauthenticated."""
+    if not authorization:
+        raise Unauthenticated("a bearer token is required")
+    scheme, _, credential = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthenticated("the Authorization header must be `Bearer <token>`")
+    return credential.strip()
