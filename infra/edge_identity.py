@@ -59,8 +59,10 @@ class DevKeys:
         return f"{DEV_KEY_ID_PREFIX}staff-1"
 
 
-def ensure_dev_keys(folder: Path = DEV_IDENTITY_DIR) -> DevKeys:
-    """The development keys in `folder`, created if absent (private keys owner-only)."""
+def ensure_dev_keys(folder: Path | None = None) -> DevKeys:
+    """The development keys in `folder` (default .data/identity), created if absent
+    (private keys owner-only)."""
+    folder = folder or DEV_IDENTITY_DIR
     keys = DevKeys(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if not keys.jwks.exists():
@@ -97,7 +99,7 @@ def mint_dev_token(
     actor: str,
     roles: list[Role],
     lifetime: timedelta = DEV_TOKEN_LIFETIME,
-    folder: Path = DEV_IDENTITY_DIR,
+    folder: Path | None = None,
 ) -> str:
     """A staff token signed with the development key, for the configured issuer and
     audience. Refused once a real key set is configured: tokens then come from its
@@ -137,13 +139,13 @@ def sign_staff_token(
     return jwt.encode(claims, private, algorithm="ES256", headers={"kid": keys.key_id})
 
 
-def authenticator(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> Authenticator:
+def authenticator(settings: Settings, folder: Path | None = None) -> Authenticator:
     jwks = settings.jwks or str(ensure_dev_keys(folder).jwks)
     staff = StaffTokens(jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
     return Authenticator(staff, MachineClients(settings.clients_file))
 
 
-def grant_signer(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> GrantSigner:
+def grant_signer(settings: Settings, folder: Path | None = None) -> GrantSigner:
     path = settings.grant_signing_key or ensure_dev_keys(folder).grant_signing_key
     try:
         return GrantSigner(load_private_key(path))
@@ -151,7 +153,7 @@ def grant_signer(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> GrantSi
         raise ConfigurationError(f"AFTERSALES_GRANT_SIGNING_KEY: {error}") from error
 
 
-def grant_verifier(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> GrantVerifier:
+def grant_verifier(settings: Settings, folder: Path | None = None) -> GrantVerifier:
     paths = (
         [Path(p.strip()) for p in settings.grant_public_keys.split(",") if p.strip()]
         if settings.grant_public_keys
@@ -163,7 +165,7 @@ def grant_verifier(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> Grant
         raise ConfigurationError(f"AFTERSALES_GRANT_PUBLIC_KEYS: {error}") from error
 
 
-def refuse_unsafe_exposure(settings: Settings, folder: Path = DEV_IDENTITY_DIR) -> None:
+def refuse_unsafe_exposure(settings: Settings, folder: Path | None = None) -> None:
     """ConfigurationError, naming the variable, for an API that would listen beyond
     loopback with development keys or with none configured."""
     host = settings.api_host
@@ -184,7 +186,7 @@ def refuse_unsafe_exposure(settings: Settings, folder: Path = DEV_IDENTITY_DIR) 
             f"AFTERSALES_JWKS: {where}, and its key set holds the development key"
         )
     signing = settings.grant_signing_key
-    if signing is None or signing.resolve().is_relative_to(folder.resolve()):
+    if signing is None or signing.resolve().is_relative_to((folder or DEV_IDENTITY_DIR).resolve()):
         raise ConfigurationError(
             f"AFTERSALES_GRANT_SIGNING_KEY: {where}, so it needs its own grant signing "
             "key, not the development one"

@@ -12,7 +12,12 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import starter
+from domain.case import Role
+from infra.edge_identity import authenticator
+from infra.identity import Unauthenticated
+from infra.settings import load_settings
 from tests.conftest import a_request, eventually
+from tests.identities import IDENTITIES
 
 
 @pytest.fixture
@@ -25,6 +30,8 @@ def cli_env(
     monkeypatch.setenv("TEMPORAL_ADDRESS", dev_env.client.service_client.config.target_host)
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AFTERSALES_TASK_QUEUE", task_queue)
+    for name, value in IDENTITIES.environment().items():
+        monkeypatch.setenv(name, value)
 
 
 def open_flags(
@@ -142,21 +149,59 @@ async def test_news_and_decisions_from_the_command_line(
         await eventually(
             lambda: starter_status(case_id, capsys), lambda status: status == "under_review"
         )
-        too_much = json.dumps({"action_id": "c-1", "actor": "agent-ann", "role": "agent",
+        ann = IDENTITIES.token("agent-ann", Role.AGENT)
+        too_much = json.dumps({"action_id": "c-1",
                                "amount": {"amount_minor": 9000, "currency": "EUR"},
                                "reason": "goodwill"})  # fmt: skip
-        refused = await starter.run(["decide", case_id, "offer_compensation", "--json", too_much])
+        refused = await starter.run(
+            ["decide", case_id, "offer_compensation", "--json", too_much, "--token", ann]
+        )
         refusal = capsys.readouterr().err
-        approve = json.dumps({"action_id": "d-1", "actor": "agent-ann", "role": "agent",
-                              "approve": True})  # fmt: skip
-        assert await starter.run(["decide", case_id, "decide", "--json", approve]) == 0
+        # R23: the payload cannot name someone other than the token's holder.
+        as_bob = json.dumps({"action_id": "d-0", "actor": "supervisor-bob", "approve": True})
+        spoofed = await starter.run(["decide", case_id, "decide", "--json", as_bob, "--token", ann])
+        spoof_refusal = capsys.readouterr().err
+        approve = json.dumps({"action_id": "d-1", "approve": True})
+        assert (
+            await starter.run(["decide", case_id, "decide", "--json", approve, "--token", ann]) == 0
+        )
         decided = json.loads(capsys.readouterr().out)
     assert refused == starter.EXIT_REFUSED
     assert "R17" in refusal
+    assert spoofed == starter.EXIT_UNAUTHORISED
+    assert "--token" in spoof_refusal
     assert decided["status"] == "awaiting_ship_back"
+    assert decided["decided_by"] == "agent-ann"
 
 
 async def starter_status(case_id: str, capsys: pytest.CaptureFixture[str]) -> str:
     await starter.run(["status", case_id])
     status: str = json.loads(capsys.readouterr().out)["status"]
     return status
+
+
+async def test_token_and_client_commands_issue_credentials_the_api_accepts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # R23
+    """No services needed: a staff token signed with the local key, a machine credential
+    stored hashed, and its revocation."""
+    monkeypatch.delenv("AFTERSALES_JWKS", raising=False)
+    monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(tmp_path / "clients.json"))
+    monkeypatch.setattr("infra.edge_identity.DEV_IDENTITY_DIR", tmp_path / "identity")
+    clients = tmp_path / "clients.json"
+    assert await starter.run(["token", "--role", "agent", "--name", "ann"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert await starter.run(["client", "add", "--name", "dock-1", "--role", "warehouse"]) == 0
+    credential = capsys.readouterr().out.strip()
+    stored = clients.read_text()
+    settings = load_settings()
+    proven = authenticator(settings, tmp_path / "identity")
+    ann = proven.authenticate(token)
+    dock = proven.authenticate(credential)
+    assert await starter.run(["client", "revoke", "--name", "dock-1"]) == 0
+    with pytest.raises(Unauthenticated, match="revoked"):
+        proven.authenticate(credential)
+    assert (ann.actor, ann.roles) == ("ann", frozenset({Role.AGENT}))
+    assert (dock.actor, dock.roles) == ("dock-1", frozenset({Role.WAREHOUSE}))
+    assert credential.split("_", 2)[2] not in stored  # only its hash is kept
+    assert clients.stat().st_mode & 0o077 == 0
