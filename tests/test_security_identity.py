@@ -1,0 +1,357 @@
+"""The identity attacks of issue 9, each tried against the real API, worker, dev server
+and PostgreSQL: who acts is proven (R23), and authority holds on every way in (R17)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio import client, workflow
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from activities.payments import SandboxPaymentProvider
+from domain.case import CompensationOffer, Reason, Role
+from domain.state import CaseState, CaseStatus
+from infra.edge_identity import refuse_unsafe_exposure
+from infra.gateway import CaseGateway
+from infra.grants import GRANT_HEADER, GrantingInterceptor, GrantSigner, load_private_key
+from infra.identity import Caller
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE, PROJECT_ROOT, ConfigurationError, Settings
+from tests.conftest import a_request, eur, eventually
+from tests.helpers import api_client, as_role, events
+from tests.identities import AUDIENCE, IDENTITIES, ISSUER
+from worker import WORKFLOWS
+from workflows.return_case import ReturnCase
+
+MARKER = "cust-attacker-7f3a"
+
+
+@pytest.fixture
+async def api(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as production runs it: its own client, whose only trust is its grant key."""
+    edge = _client(dev_env, GrantingInterceptor(IDENTITIES.signer))
+    gateway = CaseGateway(edge, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
+    async with running_worker(dev_env.client), api_client(gateway) as http:
+        yield http
+
+
+def _client(env: WorkflowEnvironment, interceptor: client.Interceptor) -> Client:
+    """A client of the test server with only `interceptor` (not the tests' trusting one)."""
+    return Client(**env.client.config() | {"interceptors": [interceptor]})
+
+
+def _opening(**overrides: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    request = a_request(delivered_at=now - timedelta(days=1), requested_after=timedelta(days=1),
+                        paid_minor=12_000, **overrides)  # fmt: skip
+    return request.model_dump(mode="json", exclude_none=True)
+
+
+async def _awaiting_photos(api: httpx.AsyncClient) -> str:
+    """A defect case (R6) still waiting for the customer's photos."""
+    opened = await api.post(
+        "/cases", json=_opening(reason=Reason.QUALITY_DEFECT), headers=as_role("service")
+    )
+    case_id: str = opened.json()["case_id"]
+    await eventually(
+        lambda: api.get(f"/cases/{case_id}", headers=as_role("service")),
+        lambda r: r.json().get("status") == CaseStatus.AWAITING_EVIDENCE,
+    )
+    return case_id
+
+
+async def _under_review(api: httpx.AsyncClient) -> str:
+    case_id = await _awaiting_photos(api)
+    photos = {"event_id": "ev-1", "photos": ["https://photos.example/a.jpg"]}
+    await api.post(f"/cases/{case_id}/evidence", json=photos, headers=as_role("service"))
+    await eventually(
+        lambda: api.get(f"/cases/{case_id}", headers=as_role("service")),
+        lambda r: r.json().get("status") == CaseStatus.UNDER_REVIEW,
+    )
+    return case_id
+
+
+async def test_spoofed_actor_header_is_ignored_the_ledger_names_the_token(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R23
+    """Before: `X-Actor: supervisor-bob` on an agent's token was recorded as bob."""
+    case_id = await _under_review(api)
+    headers = as_role("agent", "agent-ann") | {"X-Actor": "supervisor-bob"}
+    decided = await api.post(f"/cases/{case_id}/decision", headers=headers,
+                             json={"action_id": "d-1", "approve": True})  # fmt: skip
+    assert decided.status_code == 200, decided.text
+    actors = {row["actor"] for row in await events(pool, case_id)}
+    assert "agent-ann" in actors
+    assert "supervisor-bob" not in actors
+    assert decided.json()["decided_by"] == "agent-ann"
+
+
+async def test_no_token_and_a_bad_header_is_401_and_nothing_is_stored(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R23
+    """Before: 422 (validation ran first) and the body landed in refused_inputs."""
+    body = _opening() | {"customer": {"customer_id": MARKER, "time_zone": "Mars/Base"}}
+    for headers in ({"X-Actor": "not a key!"}, {"Authorization": "Bearer dev-service"},
+                    {"Authorization": "Basic c2VydmljZTpzZXJ2aWNl"}):  # fmt: skip
+        refused = await api.post("/cases", json=body, headers=headers)
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert MARKER not in refused.text
+        assert refused.json()["errors"][0]["field"] == "Authorization"
+    broken = await api.post("/cases", content=b'{"customer": "' + MARKER.encode() + b'"',
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+    assert broken.status_code == 401
+    kept = await pool.fetchval(
+        "SELECT count(*) FROM refused_inputs WHERE strpos(payload, $1) > 0", MARKER
+    )
+    assert kept == 0
+
+
+def _staff_token(**changes: Any) -> str:
+    """A token like the identity provider's, with `changes` to its claims (None drops)."""
+    now = datetime.now(UTC)
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "agent-ann", "roles": ["agent"],
+              "iat": now, "exp": now + timedelta(minutes=5)} | changes  # fmt: skip
+    key = IDENTITIES.keys.staff_signing_key.read_bytes()
+    kid = IDENTITIES.keys.key_id
+    return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, "ES256",
+                      headers={"kid": kid})  # fmt: skip
+
+
+def _stranger_token() -> str:
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "agent-ann", "roles": ["manager"],
+              "exp": now + timedelta(minutes=5)}  # fmt: skip
+    return jwt.encode(claims, stranger, "ES256", headers={"kid": IDENTITIES.keys.key_id})
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        (lambda: _staff_token(exp=datetime.now(UTC) - timedelta(minutes=5)), "expired"),
+        (lambda: _staff_token(aud="another-api"), "not for this API"),
+        (lambda: _staff_token(iss="https://idp.example"), "not from issuer"),
+        (lambda: _staff_token(exp=None), "not valid"),
+        (lambda: jwt.encode({"sub": "x"}, "s" * 32, "HS256", headers={"kid": "other"}),
+         "not trusted"),
+        (lambda: jwt.encode({"sub": "x"}, "k" * 32, "HS256",
+                    headers={"kid": IDENTITIES.keys.key_id}),
+         "not valid"),
+        (_stranger_token, "not valid"),
+    ],
+    ids=["expired", "wrong-audience", "wrong-issuer", "no-expiry", "unknown-kid",
+         "shared-secret-alg", "signed-by-another-key"],
+)  # fmt: skip
+async def test_a_token_that_proves_nothing_is_401(
+    api: httpx.AsyncClient, token: Any, why: str
+) -> None:  # R23
+    response = await api.get("/cases", headers={"Authorization": f"Bearer {token()}"})
+    assert response.status_code == 401
+    assert why in response.json()["detail"]
+
+
+async def test_a_revoked_machine_client_is_401(api: httpx.AsyncClient) -> None:  # R23
+    name = f"dock-{uuid.uuid4().hex[:6]}"
+    headers = as_role("warehouse", name)
+    assert (await api.post("/scans", json={"scans": []}, headers=headers)).status_code == 422
+    IDENTITIES.clients.revoke(name)
+    revoked = await api.post("/scans", json={"scans": []}, headers=headers)
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json()["detail"]
+    guessed = {"Authorization": f"Bearer ac_{name}_{'A' * 43}"}
+    assert (await api.get("/cases", headers=guessed)).status_code == 401
+
+
+async def test_the_scanner_that_sent_the_scan_is_the_ledger_actor(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R23, R26
+    """Before: the ledger named the station the body claimed; now the proven scanner."""
+    opened = await api.post("/cases", json=_opening(), headers=as_role("service"))
+    case_id = opened.json()["case_id"]
+    scan = {"barcode": case_id, "scan_id": f"s-{uuid.uuid4().hex[:8]}",
+            "event": "parcel_received", "station": "DOCK-9",
+            "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    dock = as_role("warehouse", "dock-1")
+    claimed = await api.post("/scans", json={"scans": [scan | {"scanned_by": "dock-7"}]},
+                             headers=dock)  # fmt: skip
+    assert claimed.status_code == 422  # who scanned is not the body's to say
+    sent = await api.post("/scans", json={"scans": [scan]}, headers=dock)
+    assert sent.status_code == 202, sent.text
+    received = await eventually(
+        lambda: events(pool, case_id),
+        lambda rows: any(r["action"] == "parcel_received" for r in rows),
+    )
+    [row] = [r for r in received if r["action"] == "parcel_received"]
+    assert row["actor"] == "dock-1"
+
+
+async def test_only_the_carrier_desk_answers_a_carrier_claim(api: httpx.AsyncClient) -> None:
+    answer = {"response_id": "dhl-1", "accepted": True,
+              "recovered": {"amount_minor": 100, "currency": "EUR"}}  # fmt: skip
+    path = "/claims/claim-damage_claim-X-1-r1/carrier-response"
+    assert (await api.post(path, json=answer, headers=as_role("service"))).status_code == 403
+    assert (await api.post(path, json=answer, headers=as_role("carrier"))).status_code == 404
+
+
+class _ForgedGrant(client.Interceptor):
+    """An attacker's client: sends whatever grant it has (or none) with every Update."""
+
+    def __init__(self, grant: str | None) -> None:
+        self.grant = grant
+
+    def intercept_client(self, next: client.OutboundInterceptor) -> client.OutboundInterceptor:
+        forged = self
+
+        class Outbound(client.OutboundInterceptor):
+            async def start_workflow_update(
+                self, input: client.StartWorkflowUpdateInput
+            ) -> client.WorkflowUpdateHandle[Any]:
+                if forged.grant is not None:
+                    grant = Payload(metadata={"encoding": b"binary/plain"},
+                                    data=forged.grant.encode())  # fmt: skip
+                    input.headers = {**input.headers, GRANT_HEADER: grant}
+                return await super().start_workflow_update(input)
+
+        return Outbound(next)
+
+
+def _ninety_as_manager(action_id: str = "c-1", minor: int = 9_000) -> CompensationOffer:
+    return CompensationOffer(action_id=action_id, actor="manager-max", role=Role.MANAGER,
+                             amount=eur(minor), reason="goodwill, says the attacker")  # fmt: skip
+
+
+MANAGER = Caller("manager-max", Role.MANAGER)
+
+
+def _grant(case_id: str, **changes: Any) -> str | None:
+    """A grant for the attack's Update, as the edge would sign it, then `changes`."""
+    signer: GrantSigner = changes.pop("signer", IDENTITIES.signer)
+    what: dict[str, Any] = {"workflow_id": case_id, "update": "offer_compensation",
+                            "args": [_ninety_as_manager()], "caller": MANAGER}  # fmt: skip
+    what |= changes
+    return signer.sign(**what)
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        lambda case_id: None,
+        lambda case_id: _grant(case_id, signer=GrantSigner(Ed25519PrivateKey.generate())),
+        lambda case_id: _grant(case_id, workflow_id="return-another-1-r1"),
+        lambda case_id: _grant(case_id, update="escalate"),
+        lambda case_id: _grant(case_id, args=[_ninety_as_manager(minor=1_000)]),
+        lambda case_id: _grant(case_id, caller=Caller("agent-ann", Role.AGENT)),
+        lambda case_id: _grant(case_id, caller=Caller("shop", Role.SERVICE)),
+        lambda case_id: _grant(case_id, signer=GrantSigner(
+            Ed25519PrivateKey.from_private_bytes(b"\x00" * 32))),
+        lambda case_id: _grant(case_id, signer=_expired_signer()),
+        lambda case_id: "not-a-grant",
+    ],
+    ids=["no-grant", "another-key", "another-workflow", "another-update", "altered-payload",
+         "another-actor", "role-without-authority", "well-known-key", "expired", "garbage"],
+)  # fmt: skip
+async def test_a_decision_sent_straight_to_temporal_without_proof_is_refused_and_pays_nothing(
+    api: httpx.AsyncClient,
+    dev_env: WorkflowEnvironment,
+    payments: SandboxPaymentProvider,
+    pool: asyncpg.Pool,
+    forge: Any,
+) -> None:  # R17, R23
+    """Before: an Update with `"role": "manager"` from anyone reaching the frontend paid
+    90.00 EUR on a case still waiting for photos."""
+    case_id = await _awaiting_photos(api)
+    attacker = _client(dev_env, _ForgedGrant(forge(case_id)))
+    handle = attacker.get_workflow_handle_for(ReturnCase.run, case_id)
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(ReturnCase.offer_compensation, _ninety_as_manager())
+    assert "grant" in str(refused.value.cause)
+    assert "R23" in str(refused.value.cause)
+    state: CaseState = await handle.query(ReturnCase.state)
+    assert state.refunds == []
+    assert payments.calls == []
+    assert "compensation_granted" not in {r["action"] for r in await events(pool, case_id)}
+
+
+async def test_the_same_decision_through_the_api_with_a_managers_token_pays(
+    api: httpx.AsyncClient, payments: SandboxPaymentProvider
+) -> None:  # R17
+    case_id = await _awaiting_photos(api)
+    offer = {"action_id": "c-1", "amount": {"amount_minor": 9_000, "currency": "EUR"},
+             "reason": "goodwill, from a proven manager"}  # fmt: skip
+    paid = await api.post(f"/cases/{case_id}/compensation", json=offer,
+                          headers=as_role("manager", "manager-max"))  # fmt: skip
+    assert paid.status_code == 200, paid.text
+    assert [amount for _, amount in payments.calls] == [eur(9_000)]
+
+
+def _expired_signer() -> GrantSigner:
+    edge_key = load_private_key(IDENTITIES.keys.grant_signing_key)
+    return GrantSigner(edge_key, lifetime=-timedelta(minutes=5))
+
+
+def test_every_update_has_a_validator_so_its_grant_is_checked() -> None:  # R23
+    """The SDK runs an Update's inbound validator interceptor only for updates that have
+    a validator: one without would take decisions unchecked."""
+    for definition in WORKFLOWS:
+        updates = workflow._Definition.must_from_class(definition).updates
+        unchecked = [name for name, update in updates.items() if update.validator is None]
+        assert unchecked == [], f"{definition.__name__}: {unchecked}"
+
+
+@pytest.mark.parametrize(
+    ("environment", "named"),
+    [
+        ({}, "AFTERSALES_JWKS"),
+        ({"AFTERSALES_JWKS": str(IDENTITIES.keys.jwks)}, "AFTERSALES_JWKS"),
+    ],
+)
+def test_the_api_refuses_to_listen_beyond_loopback_on_development_keys(
+    environment: dict[str, str], named: str
+) -> None:  # R23
+    """Before: it started silently on the well-known dev-* tokens, also on 0.0.0.0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AFTERSALES_")}
+    env |= environment | {"AFTERSALES_API_HOST": "0.0.0.0", "TEMPORAL_ADDRESS": "127.0.0.1:9"}
+    started = subprocess.run(
+        [sys.executable, "-m", "api"], env=env, cwd=PROJECT_ROOT, capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert started.returncode != 0
+    assert named in started.stderr
+    assert "loopback" in started.stderr or "development" in started.stderr
+
+
+def test_a_real_key_set_off_loopback_still_needs_its_own_grant_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R23
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": [{"kty": "EC", "crv": "P-256", "kid": "idp-1", "x": '
+                    '"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": '
+                    '"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}')  # fmt: skip
+    monkeypatch.delenv("AFTERSALES_GRANT_SIGNING_KEY", raising=False)
+    monkeypatch.setenv("AFTERSALES_JWKS", str(jwks))
+    monkeypatch.setenv("AFTERSALES_API_HOST", "0.0.0.0")
+    with pytest.raises(ConfigurationError, match="AFTERSALES_GRANT_SIGNING_KEY"):
+        refuse_unsafe_exposure(Settings())
+    monkeypatch.setenv("AFTERSALES_GRANT_SIGNING_KEY", str(IDENTITIES.keys.grant_signing_key))
+    with pytest.raises(ConfigurationError, match="AFTERSALES_GRANT_SIGNING_KEY"):
+        refuse_unsafe_exposure(Settings(), IDENTITIES.keys.folder)  # the development one
+    monkeypatch.setenv("AFTERSALES_API_HOST", "127.0.0.1")
+    refuse_unsafe_exposure(Settings())  # loopback: development keys are fine
