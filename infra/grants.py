@@ -131,8 +131,10 @@ class GrantVerifier:
         if claims["arg"] != argument_digest(args):
             raise _refused(f"{update}'s payload is not the one the grant was signed for")
         role = claims["role"]
-        if role not in AUTHORITY.get(update, ()):
-            raise _refused(f"role {role} may not send {update}")
+        allowed = AUTHORITY.get(update, ())
+        if role not in allowed:
+            names = ", ".join(r.value for r in allowed) or "nobody"
+            raise _refused(f"role {role} may not send {update} (allowed: {names})")
         [decision] = args
         # An operator's payload names who decides (R23): it must be the proven caller.
         actor_and_role = (getattr(decision, "actor", None), getattr(decision, "role", None))
