@@ -287,7 +287,7 @@ async def test_a_decision_sent_straight_to_temporal_without_proof_is_refused_and
     state: CaseState = await handle.query(ReturnCase.state)
     assert state.refunds == []
     assert payments.calls == []
-    assert "compensation_granted" not in {r["action"] for r in await events(pool, case_id)}
+    assert "manager-max" not in {r["actor"] for r in await events(pool, case_id)}
 
 
 async def test_the_same_decision_through_the_api_with_a_managers_token_pays(
@@ -299,6 +299,23 @@ async def test_the_same_decision_through_the_api_with_a_managers_token_pays(
     paid = await api.post(f"/cases/{case_id}/compensation", json=offer,
                           headers=as_role("manager", "manager-max"))  # fmt: skip
     assert paid.status_code == 200, paid.text
+    assert [amount for _, amount in payments.calls] == [eur(9_000)]
+
+
+async def test_a_token_with_several_roles_acts_in_the_one_with_most_authority(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, payments: SandboxPaymentProvider
+) -> None:  # R17, R23
+    """Agent and manager: 90.00 EUR is above the agent limit, and granted as manager."""
+    case_id = await _awaiting_photos(api)
+    both = {"Authorization": f"Bearer {IDENTITIES.token('kim', Role.AGENT, Role.MANAGER)}"}
+    offer = {"action_id": "c-1", "amount": {"amount_minor": 9_000, "currency": "EUR"},
+             "reason": "goodwill, from a manager who is also an agent"}  # fmt: skip
+    paid = await api.post(f"/cases/{case_id}/compensation", json=offer, headers=both)
+    assert paid.status_code == 200, paid.text
+    rows = await eventually(
+        lambda: events(pool, case_id), lambda rows: any(r["actor"] == "kim" for r in rows)
+    )
+    assert any("manager kim granted 90.00 EUR" in r["reason"] for r in rows)
     assert [amount for _, amount in payments.calls] == [eur(9_000)]
 
 
