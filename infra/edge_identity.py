@@ -32,6 +32,10 @@ from infra.settings import DATA_DIR, ConfigurationError, Settings
 
 DEV_IDENTITY_DIR = DATA_DIR / "identity"
 DEV_TOKEN_LIFETIME = timedelta(hours=8)
+# The machine clients a local run starts with, by the shell variable that holds each
+# credential in dev-credentials.env (the README's walkthrough sources it).
+DEV_CLIENTS = {"SHOP": ("shop", Role.SERVICE), "DOCK": ("dock-1", Role.WAREHOUSE),
+               "CARRIER": ("carrier-desk", Role.CARRIER)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ class DevKeys:
     @property
     def grant_public_key(self) -> Path:
         return self.folder / "grant-public-key.pem"
+
+    @property
+    def credentials(self) -> Path:
+        return self.folder / "dev-credentials.env"
 
     @property
     def key_id(self) -> str:
@@ -82,15 +90,30 @@ def ensure_dev_keys(folder: Path | None = None) -> DevKeys:
     return keys
 
 
+def ensure_dev_clients(clients: MachineClients, folder: Path | None = None) -> Path:
+    """The local run's machine clients (a shop, a dock scanner, the carriers' desk), made
+    once; their credentials, which the clients file keeps only hashed, are written to a
+    shell file beside the development keys. Returns that file."""
+    keys = ensure_dev_keys(folder)
+    if not keys.credentials.exists():
+        lines = [f"{var}={clients.add(name, role)}" for var, (name, role) in DEV_CLIENTS.items()]
+        _write_owner_only(keys.credentials, ("\n".join(lines) + "\n").encode())
+    return keys.credentials
+
+
 def _write_private(path: Path, key: ec.EllipticCurvePrivateKey | Ed25519PrivateKey) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    _write_owner_only(path, pem)
+
+
+def _write_owner_only(path: Path, content: bytes) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as file:
-        file.write(pem)
+        file.write(content)
 
 
 def mint_dev_token(

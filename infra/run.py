@@ -34,6 +34,7 @@ from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
 from infra.edge_identity import (
     authenticator,
+    ensure_dev_clients,
     ensure_dev_keys,
     grant_signer,
     grant_verifier,
@@ -41,8 +42,15 @@ from infra.edge_identity import (
 )
 from infra.gateway import CaseGateway
 from infra.grants import GrantingInterceptor
+from infra.identity import MachineClients
 from infra.policy_file import PolicyFileError, load_policy_file
-from infra.settings import DATA_DIR, EMBEDDED_POSTGRES_DIR, ConfigurationError, load_settings
+from infra.settings import (
+    DATA_DIR,
+    EMBEDDED_POSTGRES_DIR,
+    PROJECT_ROOT,
+    ConfigurationError,
+    load_settings,
+)
 from worker import build_worker
 
 log = logging.getLogger("aftersales.run")
@@ -151,8 +159,10 @@ async def main() -> None:
     port = int(port_text)
     refuse_unsafe_exposure(settings)
     DATA_DIR.mkdir(exist_ok=True)
-    # No set-up: the development keys for staff tokens and decision grants, made once.
+    # No set-up: the development keys for staff tokens and decision grants, and a few
+    # machine clients, made once.
     ensure_dev_keys()
+    credentials = ensure_dev_clients(MachineClients(settings.clients_file))
     if settings.uses_embedded_database:
         log.info("starting embedded PostgreSQL in %s", EMBEDDED_POSTGRES_DIR)
         start_embedded_postgres(EMBEDDED_POSTGRES_DIR)
@@ -205,8 +215,8 @@ async def main() -> None:
                 f"  Task queue:    {settings.task_queue}\n"
                 "  Try:           .venv/bin/python starter.py list\n"
                 "  Staff token:   .venv/bin/python starter.py token --role agent --name ann\n"
-                "  Machine:       .venv/bin/python starter.py client add --name shop "
-                "--role service\n"
+                f"  Machines:      . {credentials.relative_to(PROJECT_ROOT)}  "
+                "($SHOP, $DOCK, $CARRIER)\n"
                 "Ctrl-C stops everything; `make run` again resumes.\n",
                 flush=True,
             )

@@ -13,8 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 from domain.case import Role
-from infra.edge_identity import authenticator
-from infra.identity import Unauthenticated
+from infra.edge_identity import authenticator, ensure_dev_clients
+from infra.identity import MachineClients, Unauthenticated
 from infra.settings import load_settings
 from tests.conftest import a_request, eventually
 from tests.identities import IDENTITIES
@@ -205,3 +205,18 @@ async def test_token_and_client_commands_issue_credentials_the_api_accepts(
     assert (dock.actor, dock.roles) == ("dock-1", frozenset({Role.WAREHOUSE}))
     assert credential.split("_", 2)[2] not in stored  # only its hash is kept
     assert clients.stat().st_mode & 0o077 == 0
+
+
+def test_make_run_makes_its_machine_clients_once(tmp_path: Path) -> None:  # R23
+    clients = MachineClients(tmp_path / "clients.json")
+    written = ensure_dev_clients(clients, tmp_path / "identity")
+    first = written.read_text()
+    assert ensure_dev_clients(clients, tmp_path / "identity").read_text() == first
+    credentials = dict(line.split("=", 1) for line in first.splitlines())
+    proven = {var: clients.verify(credential) for var, credential in credentials.items()}
+    assert {var: (p.actor, p.roles) for var, p in proven.items()} == {
+        "SHOP": ("shop", frozenset({Role.SERVICE})),
+        "DOCK": ("dock-1", frozenset({Role.WAREHOUSE})),
+        "CARRIER": ("carrier-desk", frozenset({Role.CARRIER})),
+    }
+    assert written.stat().st_mode & 0o077 == 0
