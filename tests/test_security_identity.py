@@ -28,7 +28,14 @@ from domain.case import CompensationOffer, Reason, Role
 from domain.state import CaseState, CaseStatus
 from infra.edge_identity import refuse_unsafe_exposure
 from infra.gateway import CaseGateway
-from infra.grants import GRANT_HEADER, GrantingInterceptor, GrantSigner, load_private_key
+from infra.grants import (
+    GRANT_HEADER,
+    GrantingInterceptor,
+    GrantSigner,
+    GrantVerifier,
+    UnauthorisedDecisionError,
+    load_private_key,
+)
 from infra.identity import Caller
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE, PROJECT_ROOT, ConfigurationError, Settings
@@ -322,6 +329,23 @@ async def test_a_token_with_several_roles_acts_in_the_one_with_most_authority(
 def _expired_signer() -> GrantSigner:
     edge_key = load_private_key(IDENTITIES.keys.grant_signing_key)
     return GrantSigner(edge_key, lifetime=-timedelta(minutes=5))
+
+
+def test_grant_keys_rotate_old_grants_pass_while_the_old_key_is_trusted() -> None:  # R23
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    offer = _ninety_as_manager()
+    what: dict[str, Any] = {"workflow_id": "return-A-1-r1", "update": "offer_compensation",
+                            "args": [offer], "caller": MANAGER}  # fmt: skip
+    from_old, from_new = GrantSigner(old).sign(**what), GrantSigner(new).sign(**what)
+    check: dict[str, Any] = {"workflow_id": "return-A-1-r1", "update": "offer_compensation",
+                             "args": [offer]}  # fmt: skip
+    during = GrantVerifier([new.public_key(), old.public_key()])
+    during.check(**check, grant=from_old)
+    during.check(**check, grant=from_new)
+    after = GrantVerifier([new.public_key()])
+    after.check(**check, grant=from_new)
+    with pytest.raises(UnauthorisedDecisionError, match="does not trust"):
+        after.check(**check, grant=from_old)
 
 
 def test_every_update_has_a_validator_so_its_grant_is_checked() -> None:  # R23
