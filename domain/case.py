@@ -7,7 +7,15 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    model_validator,
+)
 
 from domain.money import Money
 
@@ -34,12 +42,15 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 def _known_time_zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    # OSError: zoneinfo looks the name up as a file path, and the system refuses some
+    # (ENAMETOOLONG); left to rise it read as "PostgreSQL cannot be reached" (an OSError).
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise ValueError(f"unknown IANA time zone {name!r}") from error
     return name
 
 
-TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+# The longest IANA zone name is 32 characters ("America/Argentina/ComodRivadavia").
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
 
 
 def _has_nul(value: object) -> bool:
@@ -130,6 +141,9 @@ REASONS_OF_KIND = {
     CaseKind.DAMAGE_CLAIM: _IN_TRANSIT,
 }
 
+# How far a caller's clock may run ahead of ours before its requested_at is refused (R1).
+CLOCK_SKEW = timedelta(minutes=5)
+
 # Reasons for which nothing was delivered: R1's window does not apply to them.
 UNDELIVERED = frozenset({Reason.NOT_SHIPPED_YET, Reason.NOT_RECEIVED, Reason.LOST_IN_TRANSIT})
 
@@ -143,7 +157,7 @@ class OpenCaseRequest(Strict):
     channel: Channel
     sku: BusinessKey
     category: BusinessKey = "general"
-    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    quantity: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
     paid: Money
     # The carrier that delivered the order: its claim deadline applies (R15).
     carrier: BusinessKey | None = None
@@ -152,8 +166,12 @@ class OpenCaseRequest(Strict):
     delivered_at: UtcDatetime | None = None
     # R4: when the carrier expects to deliver a parcel still on its way.
     expected_delivery_at: UtcDatetime | None = None
+    # When the customer asked, by the caller's clock. R1 counts from it unless it is more
+    # than the policy's allowance before our receipt (see domain.policy.r1_moment).
     requested_at: UtcDatetime
     customer: Customer
+    # When our edge received the request (our clock); set by us, never by the caller.
+    received_at: Annotated[UtcDatetime | None, Field(json_schema_extra={"readOnly": True})] = None
 
     @model_validator(mode="after")
     def _reason_fits_kind(self) -> OpenCaseRequest:
@@ -206,6 +224,16 @@ class OpenCaseRequest(Strict):
             raise ValueError(
                 "requested_at is before delivered_at: R1 counts the return window from "
                 "delivery; an undelivered order is a not_received or not_shipped_yet case"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _requested_before_receipt(self) -> OpenCaseRequest:
+        if self.received_at is not None and self.requested_at > self.received_at + CLOCK_SKEW:
+            raise ValueError(
+                f"requested_at: {self.requested_at.isoformat()} is later than our receipt "
+                f"{self.received_at.isoformat()} (more than {CLOCK_SKEW} of clock skew); "
+                "a request cannot be made in the future (R1)"
             )
         return self
 
@@ -285,7 +313,7 @@ class Complaint(Strict):
     """R18: a customer complaint; a major one goes straight to the manager level."""
 
     event_id: MessageId
-    major: bool = False
+    major: StrictBool = False
     summary: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
@@ -326,7 +354,7 @@ class RootCause(StrEnum):
 class ReviewDecision(OperatorAction):
     """R10: the merchant's reviewed decision; a refusal must say why (R20)."""
 
-    approve: bool
+    approve: StrictBool
     reason: ExplainedReason | None = None
     root_cause: RootCause | None = None
 
@@ -402,7 +430,7 @@ class RefundConsent(Strict):
     """R22: the customer's answer when the replacement is out of stock."""
 
     consent_id: MessageId
-    consent: bool
+    consent: StrictBool
 
 
 class ParcelDelivered(Strict):
@@ -428,7 +456,7 @@ class Dispute(Strict):
 class ArbitrationRuling(OperatorAction):
     """R19: the platform arbiter's ruling, applied as it stands."""
 
-    favour_customer: bool
+    favour_customer: StrictBool
     # For the customer: how much to refund; none means everything still refundable.
     refund: Money | None = None
     reason: ExplainedReason
