@@ -221,7 +221,17 @@ class _DuplicateKeyError(json.JSONDecodeError):
 
 class _StrictJSONRequest(Request):
     """JSON as JSON means it: a key twice in one object is refused (Python's parser would
-    silently keep the last), and so are NaN and Infinity, which JSON has no word for."""
+    silently keep the last), and so are NaN and Infinity, which JSON has no word for.
+    Each is a JSONDecodeError, which FastAPI answers as 422 (any other error is a 400).
+    The body is read through the route's own request, which keeps it for the error
+    handlers (they store a refused body)."""
+
+    def __init__(self, route_request: Request) -> None:
+        super().__init__(route_request.scope, route_request.receive)
+        self._route_request = route_request
+
+    async def body(self) -> bytes:
+        return await self._route_request.body()
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
@@ -230,25 +240,22 @@ class _StrictJSONRequest(Request):
                 document = body.decode("utf-8")
             except UnicodeDecodeError as error:
                 raise json.JSONDecodeError("not UTF-8", repr(body[:40]), error.start) from error
+
+            def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+                found: dict[str, Any] = {}
+                for key, value in pairs:
+                    if key in found:
+                        raise _DuplicateKeyError(key, document)
+                    found[key] = value
+                return found
+
+            def no_constant(name: str) -> Any:
+                raise json.JSONDecodeError(f"{name} is not a JSON number", document, 0)
+
             self._json = json.loads(
-                document,
-                object_pairs_hook=lambda pairs: _unique_keys(pairs, document),
-                parse_constant=_no_constant,
+                document, object_pairs_hook=unique_keys, parse_constant=no_constant
             )
         return self._json
-
-
-def _unique_keys(pairs: list[tuple[str, Any]], document: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKeyError(key, document)
-        found[key] = value
-    return found
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 class _StrictJSONRoute(APIRoute):
@@ -256,7 +263,7 @@ class _StrictJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def strict(request: Request) -> Response:
-            return await handler(_StrictJSONRequest(request.scope, request.receive))
+            return await handler(_StrictJSONRequest(request))
 
         return strict
 
@@ -554,6 +561,7 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     @app.post(
         "/scans",
         status_code=status.HTTP_202_ACCEPTED,
+        response_model=list[ScanResult],
         responses={404: {"model": ScanBatchRefusal, "description": _SCAN_404}},
     )
     async def scans(

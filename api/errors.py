@@ -60,7 +60,7 @@ def from_message(message: str, field: str | None = None) -> ApiErrorItem:
     """An item from a refusal's text: a leading `field: ` names the field (unless one is
     given), the first rule id named is the rule."""
     text = message.strip()
-    if named := _FIELD_PREFIX.match(text):
+    if (named := _FIELD_PREFIX.match(text)) and not _RULE.fullmatch(named.group(1)):
         field, text = field or named.group(1), text[named.end() :]
     rule = _RULE.search(text)
     return ApiErrorItem(field=field, rule=rule.group(0) if rule else None, message=_capped(text))
@@ -73,10 +73,11 @@ def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:
     for error in errors:
         # FastAPI says where ("body", "query", "header", "path") first; the field follows.
         location = [str(part) for part in error.get("loc", ())]
-        if location[:1] == ["body"] and len(location) > 1:
+        if location[:1] == ["body"]:
             location = location[1:]
+        # None for the body as a whole: a model check's message names its field itself.
         field = ".".join(location) or None
-        message = str(error.get("msg", "invalid"))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if error.get("type") == "json_invalid":
             message = f"not valid JSON: {error.get('ctx', {}).get('error', 'decode error')}"
             field = "body"
