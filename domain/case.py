@@ -22,6 +22,8 @@ from domain.money import Money
 BusinessKey = Annotated[
     str,
     Field(
+        # max_length too: checked before the pattern, so a huge string costs no regex run.
+        max_length=64,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="letters, digits, '_', '.', '-'; 1-64 characters",
     ),

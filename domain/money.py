@@ -23,7 +23,12 @@ def _iso_4217(code: str) -> str:
 
 CurrencyCode = Annotated[
     str,
-    Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code of a currency (not XXX, XTS, gold)"),
+    Field(
+        min_length=3,
+        max_length=3,
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of a currency (not XXX, XTS, gold)",
+    ),
     AfterValidator(_iso_4217),
 ]
 
