@@ -1,6 +1,8 @@
-"""Property-based run of schemathesis against the API's own OpenAPI schema: whatever
-it sends, the API answers 2xx/4xx, never a 500. The API and the worker run as their own
-processes (`python -m api`, `worker.py`) against the dev server and PostgreSQL."""
+"""Property-based run of schemathesis against the API's own OpenAPI schema, with all of
+its checks: never a 500, every status answered is documented (with the error model for
+every error), answers match their documented schemas and content types, invalid data is
+refused, valid data accepted. The API and the worker run as their own processes
+(`python -m api`, `worker.py`) against the dev server and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import CHECKS, is_check_class, load_all_checks
+from schemathesis.config import ChecksConfig
 from schemathesis.core.result import Ok
 from temporalio.testing import WorkflowEnvironment
 
@@ -55,7 +59,20 @@ def api_url(
 
 @pytest.fixture(scope="session")
 def api_schema(api_url: str) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_url(f"{api_url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{api_url}/openapi.json")
+    # Data the schema allows may still break a rule the schema cannot express across
+    # fields (a reason that does not fit the kind, R8; delivered_at for an undelivered
+    # reason, R1; requested_at after our receipt, R1): that is a 422 naming the rule.
+    schema.config.checks = ChecksConfig.from_dict(
+        {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404",
+                                                             "409", "422"]}}
+    )  # fmt: skip
+    return schema
+
+
+def all_checks() -> list[Any]:
+    load_all_checks()
+    return [check for check in CHECKS.get_all() if not is_check_class(check)]
 
 
 _STAFF_PATHS = ("/decision", "/compensation", "/escalation", "/call", "/assignment",
@@ -73,7 +90,10 @@ def _token_for(method: str, path: str) -> str:
     return TOKENS["service"]
 
 
-def test_the_api_never_answers_500(api_schema: schemathesis.BaseSchema) -> None:
+def test_the_api_passes_every_schemathesis_check(api_schema: schemathesis.BaseSchema) -> None:
+    checks = all_checks()
+    assert {"not_a_server_error", "status_code_conformance", "response_schema_conformance",
+            "negative_data_rejection", "ignored_auth"} <= {c.__name__ for c in checks}  # fmt: skip
     results = list(api_schema.get_all_operations())
     operations = [result.ok() for result in results if isinstance(result, Ok)]
     assert len(operations) == len(results) >= 15, "every operation's schema must load"
@@ -87,14 +107,13 @@ def test_the_api_never_answers_500(api_schema: schemathesis.BaseSchema) -> None:
             suppress_health_check=list(HealthCheck),
             derandomize=True,  # the same requests on every CI run; change the seed on purpose
         )
-        def never_500(case: schemathesis.Case[Any]) -> None:
+        def conforms(case: schemathesis.Case[Any]) -> None:
             token = _token_for(case.method.upper(), case.path)
             headers = {"Authorization": f"Bearer {token}", "X-Actor": "fuzz-agent"}
-            response = case.call(headers=headers, timeout=30)
+            response = case.call_and_validate(headers=headers, checks=checks, timeout=30)
             answered.append(response.status_code)
-            assert response.status_code < 500, (case.method, case.path, response.text[:500])
 
-        never_500()
+        conforms()
     # Some requests must get through validation and auth, or the run proved little.
     assert len(answered) > 100
     assert any(200 <= code < 300 for code in answered)
