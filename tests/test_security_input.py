@@ -15,10 +15,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import MAX_BODY_BYTES
 from domain.case import Reason
+from domain.policy import check_return_window
+from domain.policy_settings import PolicySettings
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
@@ -263,6 +267,28 @@ async def test_a_requested_at_within_the_allowance_is_judged_as_requested(
     assert row["details"]["r1_judged_by"] == "requested_at"
     state = (await api.get(f"/cases/{case_id}", headers=SERVICE)).json()
     assert state["status"] != "refused"
+
+
+@given(
+    delivered_days_ago=st.integers(min_value=0, max_value=30),
+    backdated_by=st.timedeltas(min_value=timedelta(hours=24, seconds=1),
+                               max_value=timedelta(days=60)),
+)  # fmt: skip
+def test_r1_cannot_be_moved_by_the_callers_clock(
+    delivered_days_ago: int, backdated_by: timedelta
+) -> None:  # R1
+    """A requested_at backdated beyond the allowance gets the verdict of asking at receipt."""
+    received = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    delivered = received - timedelta(days=delivered_days_ago)
+    policy = PolicySettings()
+    honest = a_request(delivered_at=delivered, requested_after=received - delivered)
+    backdated = honest.model_copy(
+        update={"requested_at": max(delivered, received - backdated_by), "received_at": received}
+    )
+    verdict, truth = check_return_window(backdated, policy), check_return_window(honest, policy)
+    assert verdict.accepted == truth.accepted
+    if backdated.requested_at < received - policy.backdating_allowance:
+        assert (verdict.judged_by, verdict.judged_at) == ("received_at", received)
 
 
 @pytest.mark.parametrize(
