@@ -17,10 +17,12 @@ import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import MAX_BODY_BYTES
-from domain.case import Reason
+from domain.case import Reason, Strict
+from domain.money import Money
 from domain.policy import check_return_window
 from domain.policy_settings import PolicySettings
 from infra.gateway import CaseGateway
@@ -289,6 +291,26 @@ def test_r1_cannot_be_moved_by_the_callers_clock(
     assert verdict.accepted == truth.accepted
     if backdated.requested_at < received - policy.backdating_allowance:
         assert (verdict.judged_by, verdict.judged_at) == ("received_at", received)
+
+
+def test_every_number_and_boolean_a_caller_sends_is_strict() -> None:
+    """Guards the models to come: an int or bool field of a boundary model takes only a
+    JSON integer or boolean (pydantic's lax mode would take "5990", true, "yes")."""
+    models: list[type[BaseModel]] = [Money]
+    pending: list[type[BaseModel]] = [Strict]
+    while pending:
+        model = pending.pop()
+        models.append(model)
+        pending.extend(model.__subclasses__())
+    lax = [
+        f"{model.__name__}.{name}"
+        for model in models
+        for name, field in model.model_fields.items()
+        if field.annotation in (int, bool)
+        and not any(getattr(m, "strict", False) for m in field.metadata)
+    ]
+    assert len(models) > 20
+    assert lax == []
 
 
 @pytest.mark.parametrize(
