@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -117,3 +120,35 @@ def test_the_api_passes_every_schemathesis_check(api_schema: schemathesis.BaseSc
     # Some requests must get through validation and auth, or the run proved little.
     assert len(answered) > 100
     assert any(200 <= code < 300 for code in answered)
+
+
+async def test_a_chunked_10_mb_body_to_the_running_api_is_413_and_not_kept(
+    api_url: str, database_url: str
+) -> None:
+    """Through uvicorn, as a client would: a chunked body (no Content-Length) is refused
+    at the limit; nothing of it is parsed, echoed or kept."""
+    marker = f"chunked-{uuid.uuid4().hex}"
+    chunk = b"x" * (64 * 1024)
+
+    async def ten_megabytes() -> AsyncIterator[bytes]:
+        yield f'{{"order_id": "{marker}", "sku": "'.encode()
+        for _ in range(160):
+            yield chunk
+        yield b'"}'
+
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        response = await client.post(
+            "/cases",
+            content=ten_megabytes(),
+            headers={"Authorization": f"Bearer {TOKENS['service']}",
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+    assert response.status_code == 413
+    assert len(response.content) < 1_000
+    assert response.json()["errors"][0]["field"] == "body"
+    connection = await asyncpg.connect(database_url)
+    try:
+        kept = "SELECT count(*) FROM refused_inputs WHERE strpos(payload, $1) > 0"
+        assert await connection.fetchval(kept, marker) == 0
+    finally:
+        await connection.close()
