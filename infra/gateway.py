@@ -146,7 +146,8 @@ class CaseGateway:
         """R2: idempotent; True if this call opened the case. The request is written to
         PostgreSQL first, then its workflow is started: if Temporal cannot be reached, the
         request is kept and the caller's retry starts the case, from the request as it was
-        first stored (its requested_at is when the customer asked, R1)."""
+        first stored (its requested_at is when the customer asked, and its received_at,
+        set by the HTTP API, our first receipt: R1 judges one of them, domain.policy)."""
         created = await self._pool.fetchval(
             """INSERT INTO case_requests (case_id, request_id, request) VALUES ($1, $2, $3)
                ON CONFLICT DO NOTHING RETURNING true""",
