@@ -344,7 +344,10 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, error: HTTPException) -> JSONResponse:
         """401, 403, 404 (no such route), 405, 413: nothing was accepted, nothing is kept."""
-        return error_response(error.status_code, [from_message(error.detail)], error.headers)
+        item = from_message(error.detail)
+        if error.status_code == status.HTTP_401_UNAUTHORIZED:
+            item.field = "Authorization"  # the header that lacks a valid credential
+        return error_response(error.status_code, [item], error.headers)
 
     @app.exception_handler(UnknownCaseError)
     async def unknown_case(request: Request, error: UnknownCaseError) -> JSONResponse:
