@@ -252,9 +252,12 @@ class _StrictJSONRequest(Request):
             def no_constant(name: str) -> Any:
                 raise json.JSONDecodeError(f"{name} is not a JSON number", document, 0)
 
-            self._json = json.loads(
-                document, object_pairs_hook=unique_keys, parse_constant=no_constant
-            )
+            try:
+                self._json = json.loads(
+                    document, object_pairs_hook=unique_keys, parse_constant=no_constant
+                )
+            except RecursionError as error:  # [[[[... a few KiB deep
+                raise json.JSONDecodeError("nested too deeply", document, 0) from error
         return self._json
 
 

@@ -359,6 +359,16 @@ async def test_a_duplicate_json_key_is_422_naming_the_key(
     assert await pool.fetchval(stored, case_id_of(body)) == 0
 
 
+async def test_json_nested_beyond_the_parser_is_422_not_400(api: httpx.AsyncClient) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    headers = SERVICE | {"Content-Type": "application/json"}
+    response = await api.post("/cases", content=deep, headers=headers)
+    assert response.status_code == 422
+    [error] = assert_error_shape(response)
+    assert error["field"] == "body"
+    assert "nested too deeply" in error["message"]
+
+
 @pytest.mark.parametrize("currency", ["XXX", "XTS", "XAU", "ABC"])
 async def test_a_currency_outside_iso_4217_is_422(api: httpx.AsyncClient, currency: str) -> None:
     body = opening() | {"paid": {"amount_minor": 5990, "currency": currency}}
