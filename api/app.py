@@ -53,6 +53,7 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.money import Money
+from domain.policy import future_request_refusal
 from domain.state import CaseState, CaseStatus
 from infra.gateway import (
     CaseGateway,
@@ -400,9 +401,11 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
                 [{"type": "read_only", "loc": ("body", "received_at"),
                   "msg": "set by us at receipt, never by the caller (R1)"}]
             )  # fmt: skip
-        received = OpenCaseRequest.model_validate(
-            request.model_dump() | {"received_at": datetime.now(UTC)}
-        )
+        received = request.model_copy(update={"received_at": datetime.now(UTC)})
+        if refusal := future_request_refusal(received, gateway.policy_for(received)):
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body",), "msg": refusal}]
+            )
         created = await gateway.accept_case(received)
         if not created:
             response.status_code = status.HTTP_200_OK

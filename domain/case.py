@@ -143,9 +143,6 @@ REASONS_OF_KIND = {
     CaseKind.DAMAGE_CLAIM: _IN_TRANSIT,
 }
 
-# How far a caller's clock may run ahead of ours before its requested_at is refused (R1).
-CLOCK_SKEW = timedelta(minutes=5)
-
 # Reasons for which nothing was delivered: R1's window does not apply to them.
 UNDELIVERED = frozenset({Reason.NOT_SHIPPED_YET, Reason.NOT_RECEIVED, Reason.LOST_IN_TRANSIT})
 
@@ -169,7 +166,8 @@ class OpenCaseRequest(Strict):
     # R4: when the carrier expects to deliver a parcel still on its way.
     expected_delivery_at: UtcDatetime | None = None
     # When the customer asked, by the caller's clock. R1 counts from it unless it is more
-    # than the policy's allowance before our receipt (see domain.policy.r1_moment).
+    # than the policy's allowance before our receipt (domain.policy.r1_moment); later
+    # than our receipt beyond the clock skew allowed, it is refused (future_request_refusal).
     requested_at: UtcDatetime
     customer: Customer
     # When our edge received the request (our clock); set by us, never by the caller.
@@ -226,16 +224,6 @@ class OpenCaseRequest(Strict):
             raise ValueError(
                 "requested_at is before delivered_at: R1 counts the return window from "
                 "delivery; an undelivered order is a not_received or not_shipped_yet case"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _requested_before_receipt(self) -> OpenCaseRequest:
-        if self.received_at is not None and self.requested_at > self.received_at + CLOCK_SKEW:
-            raise ValueError(
-                f"requested_at: {self.requested_at.isoformat()} is later than our receipt "
-                f"{self.received_at.isoformat()} (more than {CLOCK_SKEW} of clock skew); "
-                "a request cannot be made in the future (R1)"
             )
         return self
 

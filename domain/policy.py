@@ -60,6 +60,18 @@ def r1_moment(request: OpenCaseRequest, policy: PolicySettings) -> R1Moment:
     )
 
 
+def future_request_refusal(request: OpenCaseRequest, policy: PolicySettings) -> str | None:
+    """R1: why a request that says it was made after we received it is refused, or None."""
+    received = request.received_at
+    if received is None or request.requested_at <= received + policy.clock_skew_allowance:
+        return None
+    return (
+        f"requested_at: {request.requested_at.isoformat()} is later than our receipt "
+        f"{received.isoformat()} by more than the {policy.clock_skew_allowance} of clock skew "
+        "allowed; a request cannot be made in the future (R1)"
+    )
+
+
 def check_return_window(request: OpenCaseRequest, policy: PolicySettings) -> WindowCheck:
     """R1: a return must be asked for within the window counted from delivery (inclusive)."""
     if request.delivered_at is None:

@@ -40,6 +40,7 @@ from domain.case import (
     Withdrawal,
 )
 from domain.claim import CarrierResponse
+from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
@@ -158,9 +159,7 @@ class CaseGateway:
         if not created:
             request = await self._stored_request(request)
         # Pinned here, once: the case keeps this policy for life.
-        run = CaseRun(
-            request=request, policy=self._policy.resolve(request.category, request.carrier)
-        )
+        run = CaseRun(request=request, policy=self.policy_for(request))
         # Already started, or closed: the request reached its case either way.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self._client.start_workflow(
@@ -175,6 +174,10 @@ class CaseGateway:
                 static_details=_static_details(run),
             )
         return bool(created)
+
+    def policy_for(self, request: OpenCaseRequest) -> PolicySettings:
+        """The policy a case opened from `request` would pin now."""
+        return self._policy.resolve(request.category, request.carrier)
 
     async def _stored_request(self, again: OpenCaseRequest) -> OpenCaseRequest:
         """The stored request `again` repeats, or RefusedInputError if its request id
