@@ -11,8 +11,10 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-# What one error message may say: enough for a person, never the size of the input.
+# What one answer may say: enough for a person, never the size of the input (a body of
+# 10 000 unknown keys would otherwise be 10 000 errors).
 MAX_MESSAGE_CHARS = 500
+MAX_ERRORS = 20
 _RULE = re.compile(r"\bR([1-9]|1[0-9]|2[0-7])\b")
 # "field: message" or "field.sub: message": the messages of domain.md's refusals start so.
 _FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): ")
@@ -67,10 +69,10 @@ def from_message(message: str, field: str | None = None) -> ApiErrorItem:
 
 
 def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:
-    """Pydantic's (or FastAPI's) errors, each naming its field; the refused input is not
-    echoed, so the answer stays small whatever was sent."""
+    """Pydantic's (or FastAPI's) errors, each naming its field, at most MAX_ERRORS of them;
+    the refused input is not echoed, so the answer stays small whatever was sent."""
     items = []
-    for error in errors:
+    for error in errors[:MAX_ERRORS]:
         # FastAPI says where ("body", "query", "header", "path") first; the field follows.
         location = [str(part) for part in error.get("loc", ())]
         if location[:1] == ["body"]:
@@ -82,6 +84,9 @@ def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:
             message = f"not valid JSON: {error.get('ctx', {}).get('error', 'decode error')}"
             field = "body"
         items.append(from_message(message, field=field))
+    if len(errors) > MAX_ERRORS:
+        more = f"and {len(errors) - MAX_ERRORS} more errors like these"
+        items.append(ApiErrorItem(field=None, rule=None, message=more))
     return items
 
 

@@ -117,6 +117,16 @@ async def test_a_refused_body_is_not_echoed_and_kept_only_in_part(
     assert row["size"] < 70 * 1024  # kept for a person, within a bound
 
 
+async def test_an_answer_does_not_grow_with_the_number_of_errors(api: httpx.AsyncClient) -> None:
+    body = opening() | {f"unknown_{n}": n for n in range(5_000)}
+    response = await api.post("/cases", json=body, headers=SERVICE)
+    assert response.status_code == 422
+    errors = assert_error_shape(response)
+    assert len(errors) == 21
+    assert errors[-1]["message"] == "and 4980 more errors like these"
+    assert len(response.content) < 5_000
+
+
 @pytest.mark.parametrize("length", [65, 300, 5_000])
 async def test_an_over_long_time_zone_is_422_naming_it_not_503(
     api: httpx.AsyncClient, length: int
