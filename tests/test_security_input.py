@@ -175,7 +175,7 @@ async def test_every_text_field_the_api_takes_has_a_length_limit(api: httpx.Asyn
     assert unbounded == []
 
 
-async def test_scans_of_one_barcode_in_a_batch_are_applied_in_the_order_sent(
+async def test_scans_of_one_barcode_in_a_batch_are_applied_in_the_order_sent_r13_r26(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R13, R26
     """20 batches of [dock, inspection], sent at once: each case's receipt (which starts
@@ -222,7 +222,7 @@ async def test_a_future_requested_at_is_422_r1(api: httpx.AsyncClient, pool: asy
     assert await pool.fetchval(stored, case_id_of(body)) == 0
 
 
-async def test_a_caller_cannot_set_our_receipt_time(api: httpx.AsyncClient) -> None:  # R1
+async def test_a_caller_cannot_set_our_receipt_time_r1(api: httpx.AsyncClient) -> None:  # R1
     body = opening() | {"received_at": opening()["requested_at"]}
     response = await api.post("/cases", json=body, headers=SERVICE)
     assert response.status_code == 422
@@ -230,7 +230,7 @@ async def test_a_caller_cannot_set_our_receipt_time(api: httpx.AsyncClient) -> N
     assert (error["field"], error["rule"]) == ("received_at", "R1")
 
 
-async def test_a_backdated_requested_at_is_judged_at_receipt_and_recorded_so(
+async def test_a_backdated_requested_at_is_judged_at_receipt_and_recorded_so_r1(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R1
     """Delivered 10 days ago; the caller says it asked 9 days ago (inside the 7-day
@@ -259,7 +259,7 @@ async def test_a_backdated_requested_at_is_judged_at_receipt_and_recorded_so(
     assert opened["details"]["r1_judged_by"] == "received_at"
 
 
-async def test_a_requested_at_within_the_allowance_is_judged_as_requested(
+async def test_a_requested_at_within_the_allowance_is_judged_as_requested_r1(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R1
     """Delivered 7 days and 1 hour ago, asked 2 hours ago (inside the window, and within
@@ -389,7 +389,7 @@ async def test_a_currency_outside_iso_4217_is_422(api: httpx.AsyncClient, curren
     assert "ISO 4217" in error["message"]
 
 
-async def test_a_carrier_answer_to_a_case_is_404_and_kept_for_a_person(
+async def test_a_carrier_answer_to_a_case_or_survey_is_404_and_kept_for_a_person_r15(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R15
     body = opening()
@@ -410,7 +410,7 @@ async def test_a_carrier_answer_to_a_case_is_404_and_kept_for_a_person(
         await pool.execute("DELETE FROM refused_inputs WHERE operation = $1", operation)
 
 
-async def test_a_409_names_the_rule_and_no_python_class(
+async def test_a_409_names_the_rule_and_no_python_class_r17(
     api: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:  # R17
     body = opening(reason=Reason.QUALITY_DEFECT, paid_minor=20_000)
