@@ -1,20 +1,30 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
 import json
-import math
-from datetime import timedelta
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response, status
-from fastapi.encoders import jsonable_encoder
+from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Receive, Scope, Send
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field, StrictBool, ValidationError
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from api.auth import Authentication, requires
+from api.errors import (
+    ApiError,
+    ApiErrorItem,
+    documented,
+    error_response,
+    from_message,
+    from_validation,
+    one_line,
+)
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -44,6 +54,7 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.money import Money
+from domain.policy import future_request_refusal
 from domain.state import CaseState, CaseStatus
 from infra.gateway import (
     CaseGateway,
@@ -51,8 +62,6 @@ from infra.gateway import (
     RefusedDecisionError,
     RefusedInputError,
     UnknownCaseError,
-    describe_errors,
-    describe_validation_error,
 )
 from infra.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
 from infra.outages import DATABASE_DOWN, unreachable_service
@@ -66,7 +75,7 @@ CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATT
 
 class DecisionBody(Strict):
     action_id: MessageId
-    approve: bool
+    approve: StrictBool
     reason: ExplainedReason | None = None
     root_cause: RootCause | None = None
 
@@ -101,7 +110,7 @@ class ExtensionBody(Strict):
 
 class RulingBody(Strict):
     action_id: MessageId
-    favour_customer: bool
+    favour_customer: StrictBool
     refund: Money | None = None
     reason: ExplainedReason
 
@@ -133,43 +142,135 @@ class ScanResult(BaseModel):
     problem: str | None = None
 
 
+class ScanBatchRefusal(ApiError):
+    """A batch with a scan no open case takes: the error shape, and every scan's outcome
+    (the others were applied; sending the batch again changes nothing, R26)."""
+
+    results: list[ScanResult]
+
+
+class _BodyTooLargeError(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"body: larger than {MAX_BODY_BYTES} bytes"
+        )
+
+
 class BodyLimit:
-    """Refuses a body declared larger than MAX_BODY_BYTES before reading it (plain ASGI:
-    Starlette's BaseHTTPMiddleware costs every request a task and a stream copy)."""
+    """The body limit, on the stream: a declared Content-Length above MAX_BODY_BYTES is
+    refused before anything is read, and a body without one (chunked) is counted as it
+    arrives and refused at the chunk that crosses the limit, before it is parsed, kept or
+    echoed. Plain ASGI: Starlette's BaseHTTPMiddleware costs every request a task and a
+    stream copy. It wraps `receive` only, so it runs after authentication."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = Headers(scope=scope).get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                too_large = JSONResponse(
-                    {"detail": f"body: larger than {MAX_BODY_BYTES} bytes"},
-                    status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            too_large = _BodyTooLargeError()
+            answer = error_response(too_large.status_code, [from_message(too_large.detail)])
+            await answer(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                # An HTTPException: FastAPI lets it through its body parsing to the app's
+                # handler, which answers 413 in the error shape.
+                raise _BodyTooLargeError
+            return message
+
+        await self._app(scope, limited, send)
+
+
+# On every answer: no content sniffing, and no cache keeps a case (personal data) or a
+# decision; nothing the API answers is meant to be cached, so all answers say so.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self._app(scope, receive, with_headers)
+
+
+class _DuplicateKeyError(json.JSONDecodeError):
+    def __init__(self, key: str, document: str) -> None:
+        super().__init__(f"duplicate key {key!r}", document, 0)
+        self.key = key
+
+
+class _StrictJSONRequest(Request):
+    """JSON as JSON means it: a key twice in one object is refused (Python's parser would
+    silently keep the last), and so are NaN and Infinity, which JSON has no word for.
+    Each is a JSONDecodeError, which FastAPI answers as 422 (any other error is a 400).
+    The body is read through the route's own request, which keeps it for the error
+    handlers (they store a refused body)."""
+
+    def __init__(self, route_request: Request) -> None:
+        super().__init__(route_request.scope, route_request.receive)
+        self._route_request = route_request
+
+    async def body(self) -> bytes:
+        return await self._route_request.body()
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                document = body.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise json.JSONDecodeError("not UTF-8", repr(body[:40]), error.start) from error
+
+            def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+                found: dict[str, Any] = {}
+                for key, value in pairs:
+                    if key in found:
+                        raise _DuplicateKeyError(key, document)
+                    found[key] = value
+                return found
+
+            def no_constant(name: str) -> Any:
+                raise json.JSONDecodeError(f"{name} is not a JSON number", document, 0)
+
+            try:
+                self._json = json.loads(
+                    document, object_pairs_hook=unique_keys, parse_constant=no_constant
                 )
-                await too_large(scope, receive, send)
-                return
-        await self._app(scope, receive, send)
+            except RecursionError as error:  # [[[[... a few KiB deep
+                raise json.JSONDecodeError("nested too deeply", document, 0) from error
+        return self._json
 
 
-class _AsciiJSONResponse(JSONResponse):
-    """FastAPI's 422 echoes the refused input, which may hold a lone surrogate (a JSON
-    escape) that UTF-8 cannot encode, or NaN (which Python's parser takes and JSON has no
-    word for); escaped to ASCII, with such numbers as strings, valid JSON goes out."""
+class _StrictJSONRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
 
-    def render(self, content: Any) -> bytes:
-        return json.dumps(_finite(content), allow_nan=False, separators=(",", ":")).encode("ascii")
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJSONRequest(request))
 
-
-def _finite(content: Any) -> Any:
-    if isinstance(content, float) and not math.isfinite(content):
-        return str(content)
-    if isinstance(content, dict):
-        return {key: _finite(value) for key, value in content.items()}
-    if isinstance(content, list):
-        return [_finite(value) for value in content]
-    return content
+        return strict
 
 
 async def _unavailable(_: Request, error: Exception) -> JSONResponse:
@@ -179,11 +280,33 @@ async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     service = unreachable_service(error)
     if service is None:
         raise error
-    return JSONResponse(
-        {"detail": f"{service} cannot be reached right now; send the request again"},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    message = f"{service} cannot be reached right now; send the request again"
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        [ApiErrorItem(field=None, rule=None, message=message)],
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
+
+
+async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    # Outside the middleware stack (Starlette's last resort), so the headers go on here.
+    message = "the API failed unexpectedly; the request may be sent again"
+    return error_response(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        [ApiErrorItem(field=None, rule=None, message=message)],
+        headers=SECURITY_HEADERS,
+    )
+
+
+# Why a batch with an unknown barcode is 404 and not 207 (Multi-Status): a scanner that
+# reads only the status still sees that a parcel needs a person; the body says which.
+_SCAN_404 = (
+    "a barcode matches no open case: that scan is kept for a person (R26); the body lists "
+    "every scan's outcome, the others were applied"
+)
+
+# Every route may answer these (authentication, the body limit, validation, an outage).
+_ANY_ROUTE = (401, 403, 413, 422, 503)
 
 
 def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
@@ -191,7 +314,10 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
         version="0.1.0",
+        responses=documented(*_ANY_ROUTE),
     )
+    # Before any route is added: every route parses JSON strictly.
+    app.router.route_class = _StrictJSONRoute
     service = requires(Role.SERVICE)
     scanner = requires(Role.WAREHOUSE)
     carrier_desk = requires(Role.CARRIER)
@@ -199,11 +325,16 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     arbiter = requires(Role.ARBITER)
     reader = requires(Role.SERVICE, *STAFF_BY_AUTHORITY, Role.ARBITER)
 
+    # The last added runs first: the headers go on every answer, the 413 included.
     app.add_middleware(BodyLimit)
-    # Added last, so it runs first: nothing reads a body before the caller is proven.
+    # Nothing reads a body before the caller is proven: an unauthenticated 10 MB body is
+    # refused before the body limit would count it.
     app.add_middleware(Authentication, authenticator=authenticator)
+    app.add_middleware(SecurityHeaders)
 
-    async def refuse(request: Request, answer: JSONResponse, errors: str) -> JSONResponse:
+    async def refuse(
+        request: Request, status_code: int, errors: list[ApiErrorItem]
+    ) -> JSONResponse:
         """Bad input loses nothing: the body as received is kept with the answer's reason
         before the answer goes out; if it cannot be kept (PostgreSQL down), 503 asks for the
         request again. A read sends nothing to keep."""
@@ -213,51 +344,74 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
                     source="api",
                     operation=f"{request.method} {request.url.path}",
                     payload=(await request.body()).decode("utf-8", "backslashreplace"),
-                    errors=errors,
+                    errors=one_line(errors),
                 )
             except DATABASE_DOWN as outage:
                 return await _unavailable(request, outage)
-        return answer
+        return error_response(status_code, errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+        """401, 403, 404 (no such route), 405, 413: nothing was accepted, nothing is kept."""
+        item = from_message(error.detail)
+        if error.status_code == status.HTTP_401_UNAUTHORIZED:
+            item.field = "Authorization"  # the header that lacks a valid credential
+        return error_response(error.status_code, [item], error.headers)
 
     @app.exception_handler(UnknownCaseError)
     async def unknown_case(request: Request, error: UnknownCaseError) -> JSONResponse:
-        answer = JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+        errors = [from_message(str(error))]
         if "case_id" not in request.path_params:
-            return answer  # a carrier's answer to no claim: the gateway keeps it (R15)
-        return await refuse(request, answer, str(error))
+            # A carrier's answer to no claim: the gateway kept it (R15).
+            return error_response(status.HTTP_404_NOT_FOUND, errors)
+        return await refuse(request, status.HTTP_404_NOT_FOUND, errors)
 
     @app.exception_handler(RefusedInputError)
     @app.exception_handler(RefusedDecisionError)
     async def refused(request: Request, error: ValueError) -> JSONResponse:
-        answer = JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
-        return await refuse(request, answer, str(error))
+        return await refuse(request, status.HTTP_409_CONFLICT, [from_message(str(error))])
 
     for outage in (RPCError, *DATABASE_DOWN):
         app.add_exception_handler(outage, _unavailable)
+    app.add_exception_handler(Exception, _unexpected)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        answer = _AsciiJSONResponse(
-            {"detail": jsonable_encoder(error.errors())},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-        return await refuse(request, answer, describe_errors(error.errors()))
+        errors = from_validation(error.errors())
+        if isinstance(error.__cause__, _DuplicateKeyError):
+            errors = [
+                ApiErrorItem(
+                    field=error.__cause__.key,
+                    rule=None,
+                    message="duplicate key: a key may appear once in a JSON object",
+                )
+            ]
+        return await refuse(request, status.HTTP_422_UNPROCESSABLE_CONTENT, errors)
 
     @app.exception_handler(ValidationError)
     async def invalid(request: Request, error: ValidationError) -> JSONResponse:
-        message = describe_validation_error(error)
-        answer = JSONResponse(
-            {"detail": message}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
-        )
-        return await refuse(request, answer, message)
+        errors = from_validation(error.errors())
+        return await refuse(request, status.HTTP_422_UNPROCESSABLE_CONTENT, errors)
 
-    @app.post("/cases", status_code=status.HTTP_201_CREATED)
+    @app.post("/cases", status_code=status.HTTP_201_CREATED, responses=documented(409))
     async def open_case(
         request: OpenCaseRequest, response: Response, _: Annotated[Caller, Depends(service)]
     ) -> CaseAccepted:
         """Open a case (R2: idempotent; the same request again answers 200). Answers once
-        the request is stored and the case started, before the case's first decision."""
-        created = await gateway.accept_case(request)
+        the request is stored and the case started, before the case's first decision.
+        R1: a requested_at later than our receipt (beyond a few minutes of clock skew) is
+        422; one older than the policy's allowance before receipt is judged at receipt."""
+        if request.received_at is not None:
+            raise RequestValidationError(
+                [{"type": "read_only", "loc": ("body", "received_at"),
+                  "msg": "set by us at receipt, never by the caller (R1)"}]
+            )  # fmt: skip
+        received = request.model_copy(update={"received_at": datetime.now(UTC)})
+        if refusal := future_request_refusal(received, gateway.policy_for(received)):
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body",), "msg": refusal}]
+            )
+        created = await gateway.accept_case(received)
         if not created:
             response.status_code = status.HTTP_200_OK
         return CaseAccepted(
@@ -272,7 +426,7 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     ) -> list[CaseSummary]:
         return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
 
-    @app.get("/cases/{case_id}")
+    @app.get("/cases/{case_id}", responses=documented(404))
     async def read_case(case_id: CaseId, _: Annotated[Caller, Depends(reader)]) -> CaseState:
         return await gateway.status(case_id)
 
@@ -280,55 +434,79 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
         await gateway.tell(case_id, signal, message)
         return {"case_id": case_id, "accepted": signal}
 
-    @app.post("/cases/{case_id}/evidence", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/cases/{case_id}/evidence",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=documented(404, 409),
+    )
     async def evidence(
         case_id: CaseId, body: EvidenceSubmitted, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "evidence_submitted", body)
 
-    @app.post("/cases/{case_id}/shipped-back", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/cases/{case_id}/shipped-back",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=documented(404, 409),
+    )
     async def shipped_back(
         case_id: CaseId, body: ShippedBack, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "shipped_back", body)
 
-    @app.post("/cases/{case_id}/complaint", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/cases/{case_id}/complaint",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=documented(404, 409),
+    )
     async def complaint(
         case_id: CaseId, body: Complaint, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "complaint", body)
 
-    @app.post("/cases/{case_id}/dispute", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/cases/{case_id}/dispute",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=documented(404, 409),
+    )
     async def dispute(
         case_id: CaseId, body: Dispute, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "dispute", body)
 
-    @app.post("/cases/{case_id}/intercept", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/cases/{case_id}/intercept",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=documented(404, 409),
+    )
     async def intercept(
         case_id: CaseId, body: InterceptRequested, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "intercept_requested", body)
 
-    @app.post("/cases/{case_id}/withdrawal", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/cases/{case_id}/withdrawal",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=documented(404, 409),
+    )
     async def withdrawal(
         case_id: CaseId, body: Withdrawal, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "withdraw", body)
 
-    @app.post("/cases/{case_id}/remedy")
+    @app.post("/cases/{case_id}/remedy", responses=documented(404, 409))
     async def remedy(
         case_id: CaseId, body: RemedyChoice, caller: Annotated[Caller, Depends(service)]
     ) -> CaseState:
         return await gateway.decide(case_id, "choose_remedy", body, caller)
 
-    @app.post("/cases/{case_id}/refund-consent")
+    @app.post("/cases/{case_id}/refund-consent", responses=documented(404, 409))
     async def refund_consent(
         case_id: CaseId, body: RefundConsent, caller: Annotated[Caller, Depends(service)]
     ) -> CaseState:
         return await gateway.decide(case_id, "consent_to_refund", body, caller)
 
-    @app.post("/cases/{case_id}/decision")
+    @app.post("/cases/{case_id}/decision", responses=documented(404, 409))
     async def decision(
         case_id: CaseId, body: DecisionBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
@@ -339,63 +517,75 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
             caller,
         )
 
-    @app.post("/cases/{case_id}/compensation")
+    @app.post("/cases/{case_id}/compensation", responses=documented(404, 409))
     async def compensation(
         case_id: CaseId, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         offer = CompensationOffer(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "offer_compensation", offer, caller)
 
-    @app.post("/cases/{case_id}/escalation")
+    @app.post("/cases/{case_id}/escalation", responses=documented(404, 409))
     async def escalation(
         case_id: CaseId, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         request = EscalationRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "escalate", request, caller)
 
-    @app.post("/cases/{case_id}/call")
+    @app.post("/cases/{case_id}/call", responses=documented(404, 409))
     async def call(
         case_id: CaseId, body: CallBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "request_call", request, caller)
 
-    @app.post("/cases/{case_id}/assignment")
+    @app.post("/cases/{case_id}/assignment", responses=documented(404, 409))
     async def assignment(
         case_id: CaseId, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         assigned = Assignment(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "assign", assigned, caller)
 
-    @app.post("/cases/{case_id}/deadline-extension")
+    @app.post("/cases/{case_id}/deadline-extension", responses=documented(404, 409))
     async def deadline_extension(
         case_id: CaseId, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseState:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension, caller)
 
-    @app.post("/cases/{case_id}/ruling")
+    @app.post("/cases/{case_id}/ruling", responses=documented(404, 409))
     async def ruling(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseState:
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled, caller)
 
-    @app.post("/claims/{claim_id}/carrier-response", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/claims/{claim_id}/carrier-response",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses=documented(404),
+    )
     async def carrier_response(
         claim_id: CaseId, body: CarrierResponse, _: Annotated[Caller, Depends(carrier_desk)]
     ) -> dict[str, str]:
-        """R15: the carrier claims desk's callback; a claim that can no longer take it
-        answers 404 and the answer is kept for a person."""
+        """R15: the carrier claims desk's callback; an id that is no carrier claim's (a
+        case, a survey) or a claim that can no longer take it answers 404, and the answer
+        is kept for a person."""
         await gateway.carrier_response(claim_id, body)
         return {"claim_id": claim_id, "accepted": "carrier_response"}
 
-    @app.post("/scans", status_code=status.HTTP_202_ACCEPTED)
+    @app.post(
+        "/scans",
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=list[ScanResult],
+        responses={404: {"model": ScanBatchRefusal, "description": _SCAN_404}},
+    )
     async def scans(
         batch: ScanBatch, caller: Annotated[Caller, Depends(scanner)]
-    ) -> list[ScanResult]:
-        """R26: accepted once durably signalled; a repeated scan changes nothing; a barcode
-        matching no open case answers 404 and the scan is kept for a person."""
+    ) -> list[ScanResult] | JSONResponse:
+        """R26: 202 when every scan was durably signalled to its case (a repeated scan
+        changes nothing). A barcode's scans are applied in the order sent. If any barcode
+        matches no open case: 404, that scan kept for a person, and every scan's outcome
+        listed (the others were applied)."""
         problems = await gateway.scan_batch(
             [
                 # The scanner is the proven caller, never what the body says (R23).
@@ -411,11 +601,14 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
                        accepted=problem is None, problem=str(problem) if problem else None)
             for submission, problem in zip(batch.scans, problems, strict=True)
         ]  # fmt: skip
-        if not all(r.accepted for r in results):
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND,
-                detail=[r.model_dump() for r in results],
-            )
-        return results
+        if all(r.accepted for r in results):
+            return results
+        errors = [
+            from_message(r.problem, field=f"scans.{place}.barcode")
+            for place, r in enumerate(results)
+            if r.problem is not None
+        ]
+        refusal = ScanBatchRefusal(detail=one_line(errors), errors=errors, results=results)
+        return JSONResponse(refusal.model_dump(), status_code=status.HTTP_404_NOT_FOUND)
 
     return app

@@ -7,13 +7,23 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    model_validator,
+)
 
 from domain.money import Money
 
 BusinessKey = Annotated[
     str,
     Field(
+        # max_length too: checked before the pattern, so a huge string costs no regex run.
+        max_length=64,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
         description="letters, digits, '_', '.', '-'; 1-64 characters",
     ),
@@ -34,12 +44,15 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
 def _known_time_zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    # OSError: zoneinfo looks the name up as a file path, and the system refuses some
+    # (ENAMETOOLONG); left to rise it read as "PostgreSQL cannot be reached" (an OSError).
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise ValueError(f"unknown IANA time zone {name!r}") from error
     return name
 
 
-TimeZoneName = Annotated[str, AfterValidator(_known_time_zone)]
+# The longest IANA zone name is 32 characters ("America/Argentina/ComodRivadavia").
+TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_time_zone)]
 
 
 def _has_nul(value: object) -> bool:
@@ -143,7 +156,7 @@ class OpenCaseRequest(Strict):
     channel: Channel
     sku: BusinessKey
     category: BusinessKey = "general"
-    quantity: Annotated[int, Field(ge=1, le=1000)] = 1
+    quantity: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
     paid: Money
     # The carrier that delivered the order: its claim deadline applies (R15).
     carrier: BusinessKey | None = None
@@ -152,8 +165,13 @@ class OpenCaseRequest(Strict):
     delivered_at: UtcDatetime | None = None
     # R4: when the carrier expects to deliver a parcel still on its way.
     expected_delivery_at: UtcDatetime | None = None
+    # When the customer asked, by the caller's clock. R1 counts from it unless it is more
+    # than the policy's allowance before our receipt (domain.policy.r1_moment); later
+    # than our receipt beyond the clock skew allowed, it is refused (future_request_refusal).
     requested_at: UtcDatetime
     customer: Customer
+    # When our edge received the request (our clock); set by us, never by the caller.
+    received_at: Annotated[UtcDatetime | None, Field(json_schema_extra={"readOnly": True})] = None
 
     @model_validator(mode="after")
     def _reason_fits_kind(self) -> OpenCaseRequest:
@@ -295,7 +313,7 @@ class Complaint(Strict):
     """R18: a customer complaint; a major one goes straight to the manager level."""
 
     event_id: MessageId
-    major: bool = False
+    major: StrictBool = False
     summary: Annotated[str, Field(min_length=1, max_length=2000)]
 
 
@@ -337,7 +355,7 @@ class RootCause(StrEnum):
 class ReviewDecision(OperatorAction):
     """R10: the merchant's reviewed decision; a refusal must say why (R20)."""
 
-    approve: bool
+    approve: StrictBool
     reason: ExplainedReason | None = None
     root_cause: RootCause | None = None
 
@@ -413,7 +431,7 @@ class RefundConsent(Strict):
     """R22: the customer's answer when the replacement is out of stock."""
 
     consent_id: MessageId
-    consent: bool
+    consent: StrictBool
 
 
 class ParcelDelivered(Strict):
@@ -439,7 +457,7 @@ class Dispute(Strict):
 class ArbitrationRuling(OperatorAction):
     """R19: the platform arbiter's ruling, applied as it stands."""
 
-    favour_customer: bool
+    favour_customer: StrictBool
     # For the customer: how much to refund; none means everything still refundable.
     refund: Money | None = None
     reason: ExplainedReason

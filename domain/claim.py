@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from domain.case import BusinessKey, MessageId, Strict
 from domain.money import Money
@@ -28,7 +28,7 @@ class CarrierResponse(Strict):
     """The carrier's answer to a claim (a callback from its claims desk)."""
 
     response_id: MessageId
-    accepted: bool
+    accepted: StrictBool
     recovered: Money
     note: str = Field(default="", max_length=2000)
 

@@ -4,9 +4,33 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+import pycountry
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+# ISO 4217 also lists codes that name no money an order is paid in: precious metals,
+# bond-market units, the IMF's SDR, the testing code and "no currency".
+_NOT_MONEY = frozenset(
+    {"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"}
+)
+ISO_4217_CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies) - _NOT_MONEY
+
+
+def _iso_4217(code: str) -> str:
+    if code not in ISO_4217_CURRENCIES:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency")
+    return code
+
+
+CurrencyCode = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=3,
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of a currency (not XXX, XTS, gold)",
+    ),
+    AfterValidator(_iso_4217),
+]
 
 # A single order line above this is not a consumer after-sales case (and usually a typo).
 MAX_MINOR_UNITS = 100_000_000_00
@@ -19,7 +43,8 @@ class CurrencyMismatchError(ValueError):
 class Money(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    amount_minor: Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS)]
+    # strict: a JSON integer, not "5990" nor true (a string or boolean is a caller's bug).
+    amount_minor: Annotated[int, Field(ge=0, le=MAX_MINOR_UNITS, strict=True)]
     currency: CurrencyCode
 
     @classmethod

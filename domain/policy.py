@@ -27,6 +27,49 @@ class WindowCheck:
     accepted: bool
     deadline: datetime
     reason: str | None
+    # The moment R1 judged, and what it is: "requested_at" or "received_at".
+    judged_at: datetime
+    judged_by: str
+
+
+@dataclass(frozen=True)
+class R1Moment:
+    at: datetime
+    # "requested_at": the caller's statement; "received_at": our receipt, because the
+    # statement was older than the policy allows (or came with no receipt, as before).
+    by: str
+    why: str
+
+
+def r1_moment(request: OpenCaseRequest, policy: PolicySettings) -> R1Moment:
+    """R1 cannot be moved by the caller's clock: a requested_at more than the policy's
+    allowance before our receipt is not believed, and the receipt is judged instead.
+    Requests without a receipt (recorded before receipts were kept, or opened by an
+    operator's tool) are judged by requested_at."""
+    received = request.received_at
+    if received is None or received - request.requested_at <= policy.backdating_allowance:
+        return R1Moment(at=request.requested_at, by="requested_at", why="as requested")
+    return R1Moment(
+        at=received,
+        by="received_at",
+        why=(
+            f"judged at our receipt {received.isoformat()}: requested_at "
+            f"{request.requested_at.isoformat()} is more than {policy.backdating_allowance} "
+            "before it"
+        ),
+    )
+
+
+def future_request_refusal(request: OpenCaseRequest, policy: PolicySettings) -> str | None:
+    """R1: why a request that says it was made after we received it is refused, or None."""
+    received = request.received_at
+    if received is None or request.requested_at <= received + policy.clock_skew_allowance:
+        return None
+    return (
+        f"requested_at: {request.requested_at.isoformat()} is later than our receipt "
+        f"{received.isoformat()} by more than the {policy.clock_skew_allowance} of clock skew "
+        "allowed; a request cannot be made in the future (R1)"
+    )
 
 
 def check_return_window(request: OpenCaseRequest, policy: PolicySettings) -> WindowCheck:
@@ -34,17 +77,23 @@ def check_return_window(request: OpenCaseRequest, policy: PolicySettings) -> Win
     if request.delivered_at is None:
         raise ValueError("R1 applies only to delivered orders")
     deadline = request.delivered_at + policy.return_window
-    if request.requested_at <= deadline:
-        return WindowCheck(accepted=True, deadline=deadline, reason=None)
+    moment = r1_moment(request, policy)
+    if moment.at <= deadline:
+        return WindowCheck(
+            accepted=True, deadline=deadline, reason=None, judged_at=moment.at, judged_by=moment.by
+        )
     days = policy.return_window.total_seconds() / 86_400
+    asked = f"requested {moment.at.isoformat()}" if moment.by == "requested_at" else moment.why
     return WindowCheck(
         accepted=False,
         deadline=deadline,
         reason=(
             f"R1: returns must be requested within {days:g} days of delivery; delivered "
             f"{request.delivered_at.isoformat()}, the window closed {deadline.isoformat()}, "
-            f"requested {request.requested_at.isoformat()}"
+            f"{asked}"
         ),
+        judged_at=moment.at,
+        judged_by=moment.by,
     )
 
 

@@ -19,6 +19,11 @@ class PolicySettings(BaseModel):
 
     version: Annotated[str, Field(min_length=1, max_length=128)] = "2026-11-default"
     return_window: timedelta = timedelta(days=7)  # R1, per category
+    # R1: a requested_at older than this before our receipt is judged at receipt instead.
+    backdating_allowance: timedelta = timedelta(hours=24)
+    # R1: how far a caller's clock may run ahead of ours; a requested_at later than our
+    # receipt by more is refused.
+    clock_skew_allowance: timedelta = timedelta(minutes=5)
     changed_mind_handling_fee_bp: Annotated[int, Field(ge=0, le=10_000)] = 0  # R5
     evidence_window: timedelta = timedelta(days=7)  # R6 (silent in the rules: our choice)
     wrong_item_coupon_minor: MinorUnits = 1_000  # R7

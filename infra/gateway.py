@@ -8,14 +8,14 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case import (
@@ -40,12 +40,13 @@ from domain.case import (
     Withdrawal,
 )
 from domain.claim import CarrierResponse
+from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from infra.grants import acting_as
 from infra.identity import Caller
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
-from workflows.carrier_claim import CarrierClaim
+from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow
 from workflows.damage_claim_case import DamageClaimCase
@@ -66,6 +67,9 @@ SIGNALS_OF_KIND: dict[CaseKind, frozenset[str]] = {
     for kind, cls in WORKFLOW_OF_KIND.items()
 }
 _OPENING_DECISION_WAIT_S = 10.0
+# What refused_inputs keeps of one refused input: enough for a person to act on, and a
+# bound on what a caller can make us store (the API's body limit is larger).
+MAX_KEPT_CHARS = 64 * 1024
 
 
 # What the ways in may send to a case, by name: fire-and-forget news (signals) and
@@ -145,7 +149,8 @@ class CaseGateway:
         """R2: idempotent; True if this call opened the case. The request is written to
         PostgreSQL first, then its workflow is started: if Temporal cannot be reached, the
         request is kept and the caller's retry starts the case, from the request as it was
-        first stored (its requested_at is when the customer asked, R1)."""
+        first stored (its requested_at is when the customer asked, and its received_at,
+        set by the HTTP API, our first receipt: R1 judges one of them, domain.policy)."""
         created = await self._pool.fetchval(
             """INSERT INTO case_requests (case_id, request_id, request) VALUES ($1, $2, $3)
                ON CONFLICT DO NOTHING RETURNING true""",
@@ -156,9 +161,7 @@ class CaseGateway:
         if not created:
             request = await self._stored_request(request)
         # Pinned here, once: the case keeps this policy for life.
-        run = CaseRun(
-            request=request, policy=self._policy.resolve(request.category, request.carrier)
-        )
+        run = CaseRun(request=request, policy=self.policy_for(request))
         # Already started, or closed: the request reached its case either way.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await self._client.start_workflow(
@@ -173,6 +176,10 @@ class CaseGateway:
                 static_details=_static_details(run),
             )
         return bool(created)
+
+    def policy_for(self, request: OpenCaseRequest) -> PolicySettings:
+        """The policy a case opened from `request` would pin now."""
+        return self._policy.resolve(request.category, request.carrier)
 
     async def _stored_request(self, again: OpenCaseRequest) -> OpenCaseRequest:
         """The stored request `again` repeats, or RefusedInputError if its request id
@@ -257,25 +264,42 @@ class CaseGateway:
             raise
 
     async def carrier_response(self, claim_id: str, response: CarrierResponse) -> None:
-        """R15: the carrier's answer to a claim. A claim past its late-answer window (or
-        unknown) cannot take it: the answer is kept for a person and UnknownCaseError says so."""
+        """R15: the carrier's answer to a claim. An id that names no carrier claim (a case,
+        a survey: their workflows would buffer the signal unread for ever), or a claim past
+        its late-answer window, cannot take it: the answer is kept for a person and
+        UnknownCaseError says so."""
+        if not _is_carrier_claim(claim_id):
+            await self._keep_carrier_response(
+                claim_id, response, f"{claim_id!r} is not a carrier claim's id (R15)"
+            )
         handle = self._client.get_workflow_handle_for(CarrierClaim.run, claim_id)
         try:
             await handle.signal(CarrierClaim.carrier_response, response)
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
-            problem = (
-                f"claim {claim_id!r} is unknown or closed past its late-answer window (R15); "
-                "the answer is kept for a person"
+            await self._keep_carrier_response(
+                claim_id,
+                response,
+                f"claim {claim_id!r} is unknown or closed past its late-answer window (R15)",
+                cause=error,
             )
-            await self.record_refused_input(
-                source="carrier",
-                operation=f"carrier_response {claim_id}",
-                payload=response.model_dump_json(),
-                errors=problem,
-            )
-            raise UnknownCaseError(f"claim_id: {problem}") from error
+
+    async def _keep_carrier_response(
+        self,
+        claim_id: str,
+        response: CarrierResponse,
+        problem: str,
+        cause: BaseException | None = None,
+    ) -> NoReturn:
+        problem += "; the answer is kept for a person"
+        await self.record_refused_input(
+            source="carrier",
+            operation=f"carrier_response {claim_id}",
+            payload=response.model_dump_json(),
+            errors=problem,
+        )
+        raise UnknownCaseError(f"claim_id: {problem}") from cause
 
     async def decide(
         self, case_id: str, update: str, decision: BaseModel, caller: Caller
@@ -290,7 +314,11 @@ class CaseGateway:
                     update, decision, result_type=CaseState
                 )
         except WorkflowUpdateFailedError as error:
-            raise RefusedDecisionError(str(error.cause or error)) from error
+            # The validator's own words: str() of a Temporal failure puts its Python
+            # type in front ("ValueError: ..."), which says nothing to the caller.
+            cause = error.cause
+            reason = cause.message if isinstance(cause, FailureError) else str(error)
+            raise RefusedDecisionError(reason) from error
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
@@ -306,9 +334,20 @@ class CaseGateway:
         self, scans: list[tuple[str, WarehouseScan]]
     ) -> list[UnknownCaseError | None]:
         """R26: the barcode on a return label is its case id. Each scan is signalled to its
-        case (all at once) and then kept in `scans`; one that matches no open case is kept
-        in unmatched_scans for a person, and its place in the answer says why."""
-        problems = await asyncio.gather(*(self._signal_scan(b, scan) for b, scan in scans))
+        case and then kept in `scans`; one that matches no open case is kept in
+        unmatched_scans for a person, and its place in the answer says why. A barcode's
+        scans are signalled one after another in the order sent (a dock scan before its
+        inspection starts R13's clock from the dock); different barcodes go concurrently."""
+        places_of_barcode: dict[str, list[int]] = {}
+        for place, (barcode, _) in enumerate(scans):
+            places_of_barcode.setdefault(barcode, []).append(place)
+        problems: list[UnknownCaseError | None] = [None] * len(scans)
+
+        async def in_order(places: list[int]) -> None:
+            for place in places:
+                problems[place] = await self._signal_scan(*scans[place])
+
+        await asyncio.gather(*(in_order(places) for places in places_of_barcode.values()))
         await self._pool.executemany(
             """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
@@ -370,7 +409,8 @@ class CaseGateway:
     async def record_refused_input(
         self, *, source: str, operation: str, payload: str, errors: str
     ) -> None:
-        """Bad input loses nothing: what was refused is kept with the reason."""
+        """Bad input loses nothing a person needs: what was refused is kept with the
+        reason, each cut to MAX_KEPT_CHARS (a note says how much more there was)."""
         await self._pool.execute(
             """INSERT INTO refused_inputs (source, operation, payload, errors)
                VALUES ($1, $2, $3, $4)""",
@@ -384,7 +424,18 @@ class CaseGateway:
 def _storable(text: str) -> str:
     """Refused input may carry NUL (a raw byte in a broken JSON body), which PostgreSQL
     text and jsonb refuse: it is kept escaped instead."""
-    return text.replace("\x00", "\\x00")
+    escaped = text.replace("\x00", "\\x00")
+    if len(escaped) <= MAX_KEPT_CHARS:
+        return escaped
+    return (
+        f"{escaped[:MAX_KEPT_CHARS]}[... {len(escaped) - MAX_KEPT_CHARS} more characters not kept]"
+    )
+
+
+def _is_carrier_claim(workflow_id: str) -> bool:
+    """A carrier claim's id is `claim-` and the id of the damage claim case it serves."""
+    case_id = workflow_id.removeprefix(CLAIM_ID_PREFIX)
+    return case_id != workflow_id and _kind_of(case_id) is CaseKind.DAMAGE_CLAIM
 
 
 def _kind_of(case_id: str) -> CaseKind | None:
@@ -421,6 +472,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def _differs(opened: OpenCaseRequest, again: OpenCaseRequest) -> bool:
-    # requested_at defaults to "now" at the edges, so a retry legitimately differs there.
-    ignore = {"requested_at"}
+    # requested_at defaults to "now" at the edges, so a retry legitimately differs there;
+    # received_at is our own receipt of each copy.
+    ignore = {"requested_at", "received_at"}
     return opened.model_dump(exclude=ignore) != again.model_dump(exclude=ignore)

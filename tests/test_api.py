@@ -238,13 +238,13 @@ async def test_bad_input_is_422_naming_the_field(
 @pytest.mark.parametrize(
     ("sent", "field"),
     [
-        ('{"order_id": "ORDER", "reason": "bored"}', "body.reason"),
-        # UTF-8 cannot encode a lone surrogate, so the answer that echoes it is ASCII.
-        ('{"order_id": "ORDER", "sku": "\\ud800"}', "body.sku: Input should be a valid str"),
-        # Python's JSON parser takes NaN, which JSON cannot echo: it goes back as a string.
-        ('{"order_id": "ORDER", "quantity": NaN}', "body.quantity"),
+        ('{"order_id": "ORDER", "reason": "bored"}', "reason: Input should be"),
+        # A lone surrogate cannot be encoded in UTF-8; the answer quotes no input.
+        ('{"order_id": "ORDER", "sku": "\\ud800"}', "sku: Input should be a valid str"),
+        # Python's JSON parser takes NaN, which JSON has no word for: refused as not JSON.
+        ('{"order_id": "ORDER", "quantity": NaN}', "body: not valid JSON: NaN is not a JSON"),
         # PostgreSQL text cannot hold NUL: it is kept escaped.
-        ('{"order_id": "ORDER", "sku": "\x00"}', "JSON decode error"),
+        ('{"order_id": "ORDER", "sku": "\x00"}', "body: not valid JSON"),
     ],
 )
 async def test_bad_input_is_kept_with_the_field_it_was_refused_for(

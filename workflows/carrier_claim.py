@@ -30,6 +30,8 @@ from workflows.steps.timers import wait_until
 
 # Claims that closed before late answers were listened for replay without the window.
 LATE_ANSWERS_PATCH = "r15-late-carrier-answers-after-close"
+# A carrier claim's workflow id: this prefix and the id of the damage claim case it serves.
+CLAIM_ID_PREFIX = "claim-"
 
 
 class ClaimRun(BaseModel):

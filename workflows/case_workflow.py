@@ -460,6 +460,13 @@ class CaseWorkflow:
     async def _open(self) -> None:
         state, book = self._state, self._book
         request = state.request
+        window = check_return_window(request, state.policy) if self._window_applies() else None
+        # The ledger says which moment R1 judged: the caller's requested_at, or our receipt.
+        judged = (
+            {"r1_judged_by": window.judged_by, "r1_judged_at": window.judged_at.isoformat()}
+            if window
+            else {}
+        )
         await book.record(
             "case_opened",
             rule="R2",
@@ -467,17 +474,15 @@ class CaseWorkflow:
             f"{request.channel.value}",
             actor=request.customer.customer_id,
             role="customer",
-            details={"channel": request.channel.value, "request_id": request.request_id},
+            details={"channel": request.channel.value, "request_id": request.request_id} | judged,
         )
-        if self._window_applies():
-            window = check_return_window(request, state.policy)
-            if not window.accepted:
-                state.decision_reason = window.reason
-                await book.notify(Template.CASE_REFUSED, reason=window.reason or "")
-                await book.record(
-                    "request_refused", rule="R1", reason=window.reason, status=CaseStatus.REFUSED
-                )
-                return
+        if window is not None and not window.accepted:
+            state.decision_reason = window.reason
+            await book.notify(Template.CASE_REFUSED, reason=window.reason or "")
+            await book.record(
+                "request_refused", rule="R1", reason=window.reason, status=CaseStatus.REFUSED
+            )
+            return
         await book.notify(Template.CASE_ACKNOWLEDGED)  # R10: acknowledged at once
         if not needs_review(request.kind, request.reason):
             rule = NO_REVIEW_RULE[request.reason]

@@ -12,7 +12,7 @@ from domain.case import Remedy, RemedyChoice
 from domain.claim import CarrierClaimRequest
 from domain.money import Money
 from domain.state import CaseMessage, CaseState, CaseStatus
-from workflows.carrier_claim import CarrierClaim, ClaimRun
+from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow, Due
 from workflows.steps.casebook import Approval
@@ -70,7 +70,7 @@ class DamageClaimCase(CaseWorkflow):
                 reason="the order names no carrier to claim from",
             )
             return
-        claim_id = f"claim-{state.case_id}"
+        claim_id = f"{CLAIM_ID_PREFIX}{state.case_id}"
         await workflow.start_child_workflow(
             CarrierClaim.run,
             ClaimRun(

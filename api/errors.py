@@ -1,0 +1,113 @@
+"""The API's one error shape: every 4xx and 5xx body names the field and the rule, in the
+same JSON, and never a Python class name or the refused input itself."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+# What one answer may say: enough for a person, never the size of the input (a body of
+# 10 000 unknown keys would otherwise be 10 000 errors).
+MAX_MESSAGE_CHARS = 500
+MAX_ERRORS = 20
+_RULE = re.compile(r"\bR([1-9]|1[0-9]|2[0-7])\b")
+# "field: message" or "field.sub: message": the messages of domain.md's refusals start so.
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): ")
+
+
+class ApiErrorItem(BaseModel):
+    field: str | None = Field(description="the dotted body field or header it concerns")
+    rule: str | None = Field(description="the rule of domain.md involved (R1..R27), if any")
+    message: str
+
+
+class ApiError(BaseModel):
+    """Every error answer: one line for people, and each problem for programs."""
+
+    detail: str = Field(description="one line: field: message (rule)")
+    errors: list[ApiErrorItem]
+
+
+class _AsciiJSONResponse(JSONResponse):
+    """A message may quote input holding a lone surrogate (a JSON escape), which UTF-8
+    cannot encode; escaped to ASCII, valid JSON still goes out."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+def error_response(
+    status_code: int, errors: Sequence[ApiErrorItem], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    body = ApiError(detail=one_line(errors), errors=list(errors))
+    return _AsciiJSONResponse(body.model_dump(), status_code=status_code, headers=headers)
+
+
+def one_line(errors: Iterable[ApiErrorItem]) -> str:
+    parts = []
+    for error in errors:
+        text = f"{error.field}: {error.message}" if error.field else error.message
+        if error.rule and error.rule not in error.message:
+            text += f" ({error.rule})"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def from_message(message: str, field: str | None = None) -> ApiErrorItem:
+    """An item from a refusal's text: a leading `field: ` names the field (unless one is
+    given), the first rule id named is the rule."""
+    text = message.strip()
+    if (named := _FIELD_PREFIX.match(text)) and not _RULE.fullmatch(named.group(1)):
+        field, text = field or named.group(1), text[named.end() :]
+    rule = _RULE.search(text)
+    return ApiErrorItem(field=field, rule=rule.group(0) if rule else None, message=_capped(text))
+
+
+def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:
+    """Pydantic's (or FastAPI's) errors, each naming its field, at most MAX_ERRORS of them;
+    the refused input is not echoed, so the answer stays small whatever was sent."""
+    items = []
+    for error in errors[:MAX_ERRORS]:
+        # FastAPI says where ("body", "query", "header", "path") first; the field follows.
+        location = [str(part) for part in error.get("loc", ())]
+        if location[:1] == ["body"]:
+            location = location[1:]
+        # None for the body as a whole: a model check's message names its field itself.
+        field = ".".join(location) or None
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":
+            message = f"not valid JSON: {error.get('ctx', {}).get('error', 'decode error')}"
+            field = "body"
+        items.append(from_message(message, field=field))
+    if len(errors) > MAX_ERRORS:
+        more = f"and {len(errors) - MAX_ERRORS} more errors like these"
+        items.append(ApiErrorItem(field=None, rule=None, message=more))
+    return items
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def documented(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each error status it may answer, with the error model."""
+    return {code: {"model": ApiError, "description": _MEANING[code]} for code in status_codes}
+
+
+_MEANING = {
+    400: "the request is malformed",
+    401: "no valid credentials",
+    403: "the caller's role may not do this",
+    404: "no such case, claim or barcode (kept for a person where it carried news)",
+    405: "the method is not allowed on this path",
+    409: "refused by the case's rules (the rule and reason are named)",
+    413: "the body is larger than the API takes",
+    415: "the body is not JSON",
+    422: "a field is invalid (the field and rule are named)",
+    503: "PostgreSQL or Temporal cannot be reached right now; send the request again",
+}
