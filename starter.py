@@ -77,13 +77,15 @@ def _parser() -> argparse.ArgumentParser:
     tell.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
 
     decide = commands.add_parser(
-        "decide", help="a decision on a case (a validated update), from JSON; prints the state"
+        "decide", help="a decision on a case (a validated update), from JSON; prints the case"
     )
     decide.add_argument("case_id")
     decide.add_argument("update", choices=sorted(UPDATES))
     decide.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
 
-    status = commands.add_parser("status", help="a case's full state")
+    status = commands.add_parser(
+        "status", help="a case's working view (no inbox, no personal free text)"
+    )
     status.add_argument("case_id")
 
     list_ = commands.add_parser("list", help="cases, newest first")
@@ -156,7 +158,7 @@ async def run(argv: Sequence[str]) -> int:
             case "open":
                 payload = _open_payload(args)
                 opened = await gateway.open_case(_parse_open(payload))
-                _print(opened.state)
+                _print(opened.view)
             case "scan":
                 scan_fields = {
                     "scan_id": args.scan_id,

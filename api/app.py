@@ -44,7 +44,8 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.money import Money
-from domain.state import CaseState, CaseStatus
+from domain.state import CaseStatus
+from domain.view import CaseView, ServiceView
 from infra.gateway import (
     CaseGateway,
     CaseSummary,
@@ -270,8 +271,19 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
         return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
 
     @app.get("/cases/{case_id}")
-    async def read_case(case_id: CaseId, _: Annotated[Caller, Depends(reader)]) -> CaseState:
-        return await gateway.status(case_id)
+    async def read_case(
+        case_id: CaseId, caller: Annotated[Caller, Depends(reader)]
+    ) -> CaseView | ServiceView:
+        """The case as the caller's role may see it: the shop's backend what it tells the
+        customer (ServiceView), staff the working view (CaseView), the arbiter the working
+        view of a disputed case only; any other case answers 404, as an unknown one does,
+        so the arbiter learns nothing of cases that are not theirs to rule on (R19)."""
+        view = await gateway.status(case_id)
+        if caller.role is Role.SERVICE:
+            return view.for_service()
+        if caller.role is Role.ARBITER and not view.disputed:
+            raise UnknownCaseError(f"case_id: no case {case_id!r}")
+        return view
 
     async def tell(case_id: CaseId, signal: str, message: BaseModel) -> dict[str, str]:
         await gateway.tell(case_id, signal, message)
@@ -316,19 +328,19 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     @app.post("/cases/{case_id}/remedy")
     async def remedy(
         case_id: CaseId, body: RemedyChoice, _: Annotated[Caller, Depends(service)]
-    ) -> CaseState:
-        return await gateway.decide(case_id, "choose_remedy", body)
+    ) -> ServiceView:
+        return (await gateway.decide(case_id, "choose_remedy", body)).for_service()
 
     @app.post("/cases/{case_id}/refund-consent")
     async def refund_consent(
         case_id: CaseId, body: RefundConsent, _: Annotated[Caller, Depends(service)]
-    ) -> CaseState:
-        return await gateway.decide(case_id, "consent_to_refund", body)
+    ) -> ServiceView:
+        return (await gateway.decide(case_id, "consent_to_refund", body)).for_service()
 
     @app.post("/cases/{case_id}/decision")
     async def decision(
         case_id: CaseId, body: DecisionBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         return await gateway.decide(
             case_id,
             "decide",
@@ -338,42 +350,42 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     @app.post("/cases/{case_id}/compensation")
     async def compensation(
         case_id: CaseId, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         offer = CompensationOffer(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "offer_compensation", offer)
 
     @app.post("/cases/{case_id}/escalation")
     async def escalation(
         case_id: CaseId, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         request = EscalationRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "escalate", request)
 
     @app.post("/cases/{case_id}/call")
     async def call(
         case_id: CaseId, body: CallBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "request_call", request)
 
     @app.post("/cases/{case_id}/assignment")
     async def assignment(
         case_id: CaseId, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         assigned = Assignment(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "assign", assigned)
 
     @app.post("/cases/{case_id}/deadline-extension")
     async def deadline_extension(
         case_id: CaseId, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension)
 
     @app.post("/cases/{case_id}/ruling")
     async def ruling(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
-    ) -> CaseState:
+    ) -> CaseView:
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled)
 

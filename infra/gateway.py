@@ -40,7 +40,8 @@ from domain.case import (
     Withdrawal,
 )
 from domain.claim import CarrierResponse
-from domain.state import CaseState, CaseStatus
+from domain.state import CaseStatus
+from domain.view import CaseView
 from infra.policy_file import PolicyFile
 from workflows import search_attributes as sa
 from workflows.carrier_claim import CarrierClaim
@@ -105,7 +106,7 @@ class RefusedDecisionError(ValueError):
 
 @dataclass(frozen=True)
 class OpenedCase:
-    state: CaseState
+    view: CaseView
     created: bool
 
 
@@ -203,26 +204,26 @@ class CaseGateway:
         """`accept_case`, then the case once its opening decision is made (the CLI)."""
         created = await self.accept_case(request)
         handle = self._client.get_workflow_handle_for(ReturnCase.run, request.case_id)
-        return OpenedCase(state=await self._first_state(handle), created=created)
+        return OpenedCase(view=await self._first_view(handle), created=created)
 
-    async def _first_state(self, handle: WorkflowHandle[ReturnCase, CaseState]) -> CaseState:
+    async def _first_view(self, handle: WorkflowHandle[ReturnCase, Any]) -> CaseView:
         """The case once its opening decision (accepted or refused, R1) is made, so callers
-        learn it at once; after a few seconds, the state as it is (the case is durable)."""
+        learn it at once; after a few seconds, the case as it is (the case is durable)."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + _OPENING_DECISION_WAIT_S
         while True:
             try:
-                state = await handle.query(ReturnCase.state)
+                view = await handle.query(ReturnCase.state)
             except RPCError:
                 # A query needs the run's first workflow task, which may not have run yet.
                 if loop.time() > give_up + _OPENING_DECISION_WAIT_S:
                     raise
             else:
-                if state.status is not CaseStatus.OPENED or loop.time() > give_up:
-                    return state
+                if view.status is not CaseStatus.OPENED or loop.time() > give_up:
+                    return view
             await asyncio.sleep(0.05)
 
-    async def status(self, case_id: str) -> CaseState:
+    async def status(self, case_id: str) -> CaseView:
         handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
         try:
             return await handle.query(ReturnCase.state)
@@ -275,19 +276,19 @@ class CaseGateway:
             )
             raise UnknownCaseError(f"claim_id: {problem}") from error
 
-    async def decide(self, case_id: str, update: str, decision: BaseModel) -> CaseState:
-        """A decision that needs an answer (an Update): the state after it was applied, or
+    async def decide(self, case_id: str, update: str, decision: BaseModel) -> CaseView:
+        """A decision that needs an answer (an Update): the case after it was applied, or
         RefusedDecisionError with the validator's reason."""
         handle = self._client.get_workflow_handle(case_id)
         try:
-            state: CaseState = await handle.execute_update(update, decision, result_type=CaseState)
+            view: CaseView = await handle.execute_update(update, decision, result_type=CaseView)
         except WorkflowUpdateFailedError as error:
             raise RefusedDecisionError(str(error.cause or error)) from error
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
             raise
-        return state
+        return view
 
     async def scan(self, barcode: str, scan: WarehouseScan) -> None:
         [problem] = await self.scan_batch([(barcode, scan)])

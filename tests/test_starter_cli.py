@@ -49,7 +49,7 @@ async def test_open_prints_the_case_and_status_reads_it_back(
         assert await starter.run(["status", opened["case_id"]]) == 0
         status = json.loads(capsys.readouterr().out)
     assert opened["case_id"] == f"return-{order_id}-1-r1"
-    assert opened["request"]["channel"] == "phone_agent"
+    assert opened["channel"] == "phone_agent"
     assert status["status"] == "awaiting_ship_back"
 
 

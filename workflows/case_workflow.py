@@ -53,6 +53,7 @@ from domain.state import (
     message_id,
 )
 from domain.survey import SurveyRequest
+from domain.view import CaseView
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import MERCHANT_SIDE, Approval, CaseBook
 from workflows.steps.payments import refund
@@ -229,9 +230,10 @@ class CaseWorkflow:
         self._accept(complaint)
 
     @workflow.update
-    async def decide(self, decision: ReviewDecision) -> CaseState:
+    async def decide(self, decision: ReviewDecision) -> CaseView:
         """R10: approve or reject (with a reason, R20) a case under review."""
-        return await self._accept_and_wait(decision)
+        await self._accept_and_wait(decision)
+        return self._view()
 
     @decide.validator
     def _validate_decide(self, decision: ReviewDecision) -> None:
@@ -245,15 +247,15 @@ class CaseWorkflow:
             raise ValueError("root_cause: required to approve a wrong_item case (R7)")
 
     @workflow.update
-    async def offer_compensation(self, offer: CompensationOffer) -> CaseState:
+    async def offer_compensation(self, offer: CompensationOffer) -> CaseView:
         """R17: goodwill compensation, paid at once within the actor's authority; an
         agent's offer above it is refused, recorded, and sends the case to a supervisor
         (R18)."""
-        state = await self._accept_and_wait(offer)
-        above = agent_limit_refusal(offer.role, offer.amount, state.policy)
+        await self._accept_and_wait(offer)
+        above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
         if above:
             raise ApplicationError(above, type=AUTHORITY_LIMIT, non_retryable=True)
-        return state
+        return self._view()
 
     @offer_compensation.validator
     def _validate_offer_compensation(self, offer: CompensationOffer) -> None:
@@ -276,9 +278,10 @@ class CaseWorkflow:
             raise ValueError(refusal)
 
     @workflow.update
-    async def escalate(self, request: EscalationRequest) -> CaseState:
+    async def escalate(self, request: EscalationRequest) -> CaseView:
         """R18: hand the case to the next level."""
-        return await self._accept_and_wait(request)
+        await self._accept_and_wait(request)
+        return self._view()
 
     @escalate.validator
     def _validate_escalate(self, request: EscalationRequest) -> None:
@@ -289,9 +292,10 @@ class CaseWorkflow:
             raise ValueError("escalation: the case is already at the manager level (R18)")
 
     @workflow.update
-    async def request_call(self, request: CallRequest) -> CaseState:
+    async def request_call(self, request: CallRequest) -> CaseView:
         """R16: schedule a phone call in the customer's call hours."""
-        return await self._accept_and_wait(request)
+        await self._accept_and_wait(request)
+        return self._view()
 
     @request_call.validator
     def _validate_request_call(self, request: CallRequest) -> None:
@@ -305,9 +309,10 @@ class CaseWorkflow:
             )
 
     @workflow.update
-    async def assign(self, assignment: Assignment) -> CaseState:
+    async def assign(self, assignment: Assignment) -> CaseView:
         """Give the case to an agent."""
-        return await self._accept_and_wait(assignment)
+        await self._accept_and_wait(assignment)
+        return self._view()
 
     @assign.validator
     def _validate_assign(self, assignment: Assignment) -> None:
@@ -316,9 +321,10 @@ class CaseWorkflow:
             raise ValueError(f"status: the case is {self._state.status.value} (closed)")
 
     @workflow.update
-    async def extend_deadline(self, extension: DeadlineExtension) -> CaseState:
+    async def extend_deadline(self, extension: DeadlineExtension) -> CaseView:
         """Give the customer or the merchant more time, with a reason (recorded, R23)."""
-        return await self._accept_and_wait(extension)
+        await self._accept_and_wait(extension)
+        return self._view()
 
     @extend_deadline.validator
     def _validate_extend_deadline(self, extension: DeadlineExtension) -> None:
@@ -341,9 +347,10 @@ class CaseWorkflow:
         self._accept(dispute)
 
     @workflow.update
-    async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseState:
+    async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseView:
         """R19: the arbiter's ruling, applied as it stands."""
-        return await self._accept_and_wait(ruling)
+        await self._accept_and_wait(ruling)
+        return self._view()
 
     @apply_ruling.validator
     def _validate_ruling(self, ruling: ArbitrationRuling) -> None:
@@ -365,8 +372,12 @@ class CaseWorkflow:
                 raise ValueError(f"refund: at most {limit} in all may be refunded (R21)")
 
     @workflow.query(name="state")
-    def state(self) -> CaseState:
-        return self._state
+    def state(self) -> CaseView:
+        """The case as callers may see it; the durable state stays inside (domain/view.py)."""
+        return self._view()
+
+    def _view(self) -> CaseView:
+        return CaseView.of(self._state)
 
     @staticmethod
     def _require_staff(role: Role) -> None:
@@ -383,9 +394,9 @@ class CaseWorkflow:
         self._state.seen_message_ids.append(ident)
         self._state.inbox.append(message)
 
-    async def _accept_and_wait(self, message: CaseMessage) -> CaseState:
+    async def _accept_and_wait(self, message: CaseMessage) -> None:
         """Decisions go through the same inbox as everything else, so one coroutine alone
-        changes the case; the caller gets the state after its decision was applied."""
+        changes the case; this returns once the decision was applied."""
         ident = message_id(message)
         self._accept(message)
         await workflow.wait_condition(
@@ -394,7 +405,6 @@ class CaseWorkflow:
                 and all(message_id(m) != ident for m in self._state.inbox)
             )
         )
-        return self._state
 
     async def _dispatch(self, message: CaseMessage) -> None:
         status = self._state.status

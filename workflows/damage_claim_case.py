@@ -12,6 +12,7 @@ from domain.case import Remedy, RemedyChoice
 from domain.claim import CarrierClaimRequest
 from domain.money import Money
 from domain.state import CaseMessage, CaseState, CaseStatus
+from domain.view import CaseView
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow, Due
@@ -27,9 +28,10 @@ class DamageClaimCase(CaseWorkflow):
         return await self._run_case(run)
 
     @workflow.update
-    async def choose_remedy(self, choice: RemedyChoice) -> CaseState:
+    async def choose_remedy(self, choice: RemedyChoice) -> CaseView:
         """R8: replacement, partial refund (keep the item) or full refund."""
-        return await self._accept_and_wait(choice)
+        await self._accept_and_wait(choice)
+        return self._view()
 
     @choose_remedy.validator
     def _validate_choose_remedy(self, choice: RemedyChoice) -> None:
