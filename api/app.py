@@ -56,12 +56,14 @@ from infra.gateway import (
     describe_validation_error,
 )
 from infra.outages import DATABASE_DOWN, unreachable_service
+from infra.privacy import CustomerHasOpenCasesError, ErasureReport
 
 MAX_BODY_BYTES = 256 * 1024
 RETRY_AFTER_S = 5
 # `<kind>-<order>-<line>-<request>`, each part a business key (R2).
 _CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
+CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 STAFF = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
 
 
@@ -197,6 +199,7 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     scanner = requires(tokens, Role.WAREHOUSE)
     staff = requires(tokens, *STAFF)
     arbiter = requires(tokens, Role.ARBITER)
+    privacy = requires(tokens, Role.PRIVACY)
     reader = requires(tokens, Role.SERVICE, *STAFF, Role.ARBITER)
 
     app.add_middleware(BodyLimit)
@@ -229,6 +232,16 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     async def refused(request: Request, error: ValueError) -> JSONResponse:
         answer = JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
         return await refuse(request, answer, str(error))
+
+    @app.exception_handler(CustomerHasOpenCasesError)
+    async def erasure_waits(_: Request, error: CustomerHasOpenCasesError) -> JSONResponse:
+        # Not kept in refused_inputs: the path names the customer being erased.
+        message = str(error)
+        return JSONResponse(
+            {"detail": message,
+             "errors": [{"field": "customer_id", "rule": None, "message": message}]},
+            status_code=status.HTTP_409_CONFLICT,
+        )  # fmt: skip
 
     for outage in (RPCError, *DATABASE_DOWN):
         app.add_exception_handler(outage, _unavailable)
@@ -388,6 +401,17 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     ) -> CaseView:
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled)
+
+    @app.post("/customers/{customer_id}/erasure")
+    async def erasure(
+        customer_id: CustomerId, caller: Annotated[Caller, Depends(privacy)]
+    ) -> ErasureReport:
+        """GDPR art. 17: the customer's ledger rows pseudonymised and their free text
+        removed, their cases' data keys destroyed (their Temporal payloads can no longer be
+        read); money records and the audit trail's rows, actions and times stay. 409 while
+        a case of theirs (or its dispute window, survey or carrier claim) still runs;
+        repeated, it erases nothing more (docs/privacy.md)."""
+        return await gateway.erase_customer(customer_id, actor=caller.actor, role=caller.role.value)
 
     @app.post("/claims/{claim_id}/carrier-response", status_code=status.HTTP_202_ACCEPTED)
     async def carrier_response(

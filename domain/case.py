@@ -298,6 +298,9 @@ class Role(StrEnum):
     SYSTEM = "system"
     ARBITER = "arbiter"  # R19: the platform's arbitration
     SERVICE = "service"  # a backend service acting for the customer
+    # The data protection desk: carries out erasure requests (GDPR art. 17), and nothing
+    # else; it decides no case and reads none (docs/privacy.md).
+    PRIVACY = "privacy"
 
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER})

@@ -43,6 +43,7 @@ from domain.claim import CarrierResponse
 from domain.state import CaseStatus
 from domain.view import CaseView
 from infra.policy_file import PolicyFile
+from infra.privacy import ErasureReport, erase_customer
 from workflows import search_attributes as sa
 from workflows.carrier_claim import CarrierClaim
 from workflows.case_run import CaseRun
@@ -289,6 +290,10 @@ class CaseGateway:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
             raise
         return view
+
+    async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
+        """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs."""
+        return await erase_customer(self._client, self._pool, customer_id, actor=actor, role=role)
 
     async def scan(self, barcode: str, scan: WarehouseScan) -> None:
         [problem] = await self.scan_batch([(barcode, scan)])
