@@ -343,3 +343,48 @@ async def a_closed_case_in_the_ledger(
         words,
         {"photos": [f"https://p/{words.removeprefix('words-')}"]},
     )
+
+
+async def test_each_role_reads_what_it_needs_and_the_arbiter_only_disputed_cases(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:  # R19, R20
+    markers = Markers.fresh()
+    service = as_role("t-service")
+    case_id = (await api.post("/cases", json=opening(markers), headers=service)).json()["case_id"]
+    await status_is(api, case_id, "awaiting_evidence")
+    evidence = {"event_id": "ev-1", "photos": [markers.photo], "note": markers.note}
+    await api.post(f"/cases/{case_id}/evidence", json=evidence, headers=service)
+    await api.post(f"/cases/{case_id}/complaint", json={"event_id": "c-1",
+                   "summary": markers.complaint}, headers=service)  # fmt: skip
+    await status_is(api, case_id, "under_review")
+    staff = await eventually(
+        lambda: read(api, case_id, "t-agent"), lambda r: r.json()["complaints_received"] == 1
+    )
+    # The workflow's own query answers the view, never the durable state.
+    queried = await dev_env.client.get_workflow_handle(case_id).query("state", result_type=dict)
+
+    for answer in (staff.text, str(queried)):
+        assert not [m for m in [*markers.all(), markers.time_zone] if m in answer], answer
+        assert "inbox" not in answer
+        assert "seen_message_ids" not in answer
+    assert (staff.json()["photos_received"], staff.json()["escalation"]["level"]) == (
+        1, "supervisor",
+    )  # fmt: skip
+    shop = (await read(api, case_id, "t-service")).json()
+    assert shop["waiting_for"] == staff.json()["waiting_for"]
+    assert not {"escalation", "assigned_agent", "decided_by", "receipts"} & set(shop)
+    assert (await read(api, case_id, "t-arb")).status_code == 404
+
+    rejection = {"action_id": "d-1", "approve": False, "reason": markers.agent_reason}
+    await api.post(f"/cases/{case_id}/decision", json=rejection,
+                   headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+    await status_is(api, case_id, "rejected")
+    # R20: the shop tells the customer why, in the agent's words.
+    assert markers.agent_reason in (await read(api, case_id, "t-service")).json()["decision_reason"]
+    assert (await read(api, case_id, "t-arb")).status_code == 404
+    dispute = {"event_id": "dsp-1", "reason": "the crack was there on delivery"}
+    await api.post(f"/cases/{case_id}/dispute", json=dispute, headers=service)
+    await status_is(api, case_id, "in_arbitration")
+    arbiter = await read(api, case_id, "t-arb")
+    assert arbiter.status_code == 200
+    assert arbiter.json()["dispute"] == {"reason": "the crack was there on delivery"}
