@@ -27,6 +27,7 @@ from infra.gateway import (
     describe_validation_error,
 )
 from infra.policy_file import PolicyFileError, load_policy_file
+from infra.privacy import apply_retention
 from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
 
@@ -87,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="a case's working view (no inbox, no personal free text)"
     )
     status.add_argument("case_id")
+
+    commands.add_parser(
+        "retention",
+        help="apply the retention rule (docs/privacy.md): delete old refused input, remove "
+        "old cases' free text; run it daily",
+    )
 
     list_ = commands.add_parser("list", help="cases, newest first")
     list_.add_argument("--status", help="only cases in this status")
@@ -194,6 +201,8 @@ async def run(argv: Sequence[str]) -> int:
                 _print(await gateway.status(args.case_id))
             case "list":
                 _print(await gateway.list_cases(status=args.status, limit=args.limit))
+            case "retention":
+                _print(await apply_retention(pool))
         return 0
     except (
         ValidationError,

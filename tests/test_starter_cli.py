@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -160,3 +161,19 @@ async def starter_status(case_id: str, capsys: pytest.CaptureFixture[str]) -> st
     await starter.run(["status", case_id])
     status: str = json.loads(capsys.readouterr().out)["status"]
     return status
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_retention_deletes_refused_input_past_its_30_days(
+    pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tag = uuid.uuid4().hex
+    await pool.execute(
+        "INSERT INTO refused_inputs (source, operation, payload, errors, received_at) "
+        "VALUES ('api', 'POST /cases', $1, '{}', now() - interval '31 days')",
+        tag,
+    )
+    assert await starter.run(["retention"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["refused_inputs_deleted"] >= 1
+    assert await pool.fetchval("SELECT count(*) FROM refused_inputs WHERE payload = $1", tag) == 0
