@@ -294,9 +294,13 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
         view = await gateway.status(case_id)
         if caller.role is Role.SERVICE:
             return view.for_service()
-        if caller.role is Role.ARBITER and not view.disputed:
-            raise UnknownCaseError(f"case_id: no case {case_id!r}")
+        if caller.role is Role.ARBITER:
+            _disputed(view)
         return view
+
+    def _disputed(view: CaseView) -> None:
+        if not view.disputed:
+            raise UnknownCaseError(f"case_id: no case {view.case_id!r}")
 
     async def tell(case_id: CaseId, signal: str, message: BaseModel) -> dict[str, str]:
         await gateway.tell(case_id, signal, message)
@@ -399,6 +403,8 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     async def ruling(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseView:
+        """R19; a case never disputed answers 404, as for reading it."""
+        _disputed(await gateway.status(case_id))
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled)
 

@@ -376,12 +376,17 @@ async def test_each_role_reads_what_it_needs_and_the_arbiter_only_disputed_cases
     assert (await read(api, case_id, "t-arb")).status_code == 404
 
     rejection = {"action_id": "d-1", "approve": False, "reason": markers.agent_reason}
-    await api.post(f"/cases/{case_id}/decision", json=rejection,
-                   headers=as_role("t-agent", "agent-ann"))  # fmt: skip
-    await status_is(api, case_id, "rejected")
+    rejected = await api.post(f"/cases/{case_id}/decision", json=rejection,
+                              headers=as_role("t-agent", "agent-ann"))  # fmt: skip
+    # An Update's answer is the view too.
+    assert rejected.json()["status"] == "rejected"
+    assert not {"inbox", "seen_message_ids", "evidence", "complaints"} & set(rejected.json())
     # R20: the shop tells the customer why, in the agent's words.
     assert markers.agent_reason in (await read(api, case_id, "t-service")).json()["decision_reason"]
     assert (await read(api, case_id, "t-arb")).status_code == 404
+    ruling = {"action_id": "ru-1", "favour_customer": True, "reason": "the photos show it"}
+    too_soon = await api.post(f"/cases/{case_id}/ruling", json=ruling, headers=as_role("t-arb"))
+    assert too_soon.status_code == 404
     dispute = {"event_id": "dsp-1", "reason": "the crack was there on delivery"}
     await api.post(f"/cases/{case_id}/dispute", json=dispute, headers=service)
     await status_is(api, case_id, "in_arbitration")
