@@ -47,6 +47,7 @@ from domain.money import Money
 from domain.state import CaseStatus
 from domain.view import CaseView, ServiceView
 from infra.gateway import (
+    CaseErasedError,
     CaseGateway,
     CaseSummary,
     RefusedDecisionError,
@@ -232,6 +233,15 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     async def refused(request: Request, error: ValueError) -> JSONResponse:
         answer = JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
         return await refuse(request, answer, str(error))
+
+    @app.exception_handler(CaseErasedError)
+    async def erased_case(_: Request, error: CaseErasedError) -> JSONResponse:
+        message = str(error)
+        return JSONResponse(
+            {"detail": message,
+             "errors": [{"field": "case_id", "rule": None, "message": message}]},
+            status_code=status.HTTP_410_GONE,
+        )  # fmt: skip
 
     @app.exception_handler(CustomerHasOpenCasesError)
     async def erasure_waits(_: Request, error: CustomerHasOpenCasesError) -> JSONResponse:

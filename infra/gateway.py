@@ -42,6 +42,7 @@ from domain.case import (
 from domain.claim import CarrierResponse
 from domain.state import CaseStatus
 from domain.view import CaseView
+from infra.outages import DATABASE_DOWN
 from infra.policy_file import PolicyFile
 from infra.privacy import ErasureReport, erase_customer
 from workflows import search_attributes as sa
@@ -95,6 +96,11 @@ UPDATES: dict[str, type[BaseModel]] = {
 
 class UnknownCaseError(LookupError):
     pass
+
+
+class CaseErasedError(UnknownCaseError):
+    """The case's customer was erased (GDPR art. 17): its payloads cannot be read any
+    more; its pseudonymised ledger rows remain in PostgreSQL."""
 
 
 class RefusedInputError(ValueError):
@@ -225,6 +231,11 @@ class CaseGateway:
             await asyncio.sleep(0.05)
 
     async def status(self, case_id: str) -> CaseView:
+        if await self._erased(case_id):
+            raise CaseErasedError(
+                f"case_id: {case_id} was erased on the customer's request (GDPR art. 17); "
+                "its pseudonymised ledger remains"
+            )
         handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
         try:
             return await handle.query(ReturnCase.state)
@@ -232,6 +243,17 @@ class CaseGateway:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no case {case_id!r}") from error
             raise
+
+    async def _erased(self, case_id: str) -> bool:
+        """Asked before the workflow, which could not answer with its data key destroyed.
+        PostgreSQL down, the read goes on: a case not erased still answers."""
+        with contextlib.suppress(*DATABASE_DOWN):
+            return bool(
+                await self._pool.fetchval(
+                    "SELECT destroyed_at IS NOT NULL FROM data_keys WHERE scope = $1", case_id
+                )
+            )
+        return False
 
     async def shipped_back(self, case_id: str, notice: ShippedBack) -> None:
         await self.tell(case_id, "shipped_back", notice)

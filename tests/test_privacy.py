@@ -215,6 +215,10 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
         "SELECT request->'customer' FROM case_requests WHERE case_id = $1", case_id
     )
     assert customer == {"customer_id": pseudonym, "time_zone": "UTC"}
+    # Its payloads unreadable, the case answers 410 rather than fail to decode.
+    gone = await read(api, case_id, "t-agent")
+    assert gone.status_code == 410
+    assert "erased" in gone.json()["detail"]
 
 
 async def test_a_second_erasure_changes_nothing(
