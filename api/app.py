@@ -176,6 +176,12 @@ def _finite(content: Any) -> Any:
     return content
 
 
+def _error_answer(status_code: int, field: str, message: str) -> JSONResponse:
+    """The API's one error shape (part "input" brings `api/errors.py: error_response`)."""
+    errors = [{"field": field, "rule": None, "message": message}]
+    return JSONResponse({"detail": message, "errors": errors}, status_code=status_code)
+
+
 async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     """An outage is not the caller's fault: 503 and a retry. What was accepted before it
     stays accepted (a stored case request, a delivered scan), and repeating a request that
@@ -236,22 +242,12 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
 
     @app.exception_handler(CaseErasedError)
     async def erased_case(_: Request, error: CaseErasedError) -> JSONResponse:
-        message = str(error)
-        return JSONResponse(
-            {"detail": message,
-             "errors": [{"field": "case_id", "rule": None, "message": message}]},
-            status_code=status.HTTP_410_GONE,
-        )  # fmt: skip
+        return _error_answer(status.HTTP_410_GONE, "case_id", str(error))
 
     @app.exception_handler(CustomerHasOpenCasesError)
     async def erasure_waits(_: Request, error: CustomerHasOpenCasesError) -> JSONResponse:
         # Not kept in refused_inputs: the path names the customer being erased.
-        message = str(error)
-        return JSONResponse(
-            {"detail": message,
-             "errors": [{"field": "customer_id", "rule": None, "message": message}]},
-            status_code=status.HTTP_409_CONFLICT,
-        )  # fmt: skip
+        return _error_answer(status.HTTP_409_CONFLICT, "customer_id", str(error))
 
     for outage in (RPCError, *DATABASE_DOWN):
         app.add_exception_handler(outage, _unavailable)

@@ -232,8 +232,7 @@ class CaseWorkflow:
     @workflow.update
     async def decide(self, decision: ReviewDecision) -> CaseView:
         """R10: approve or reject (with a reason, R20) a case under review."""
-        await self._accept_and_wait(decision)
-        return self._view()
+        return await self._accept_and_wait(decision)
 
     @decide.validator
     def _validate_decide(self, decision: ReviewDecision) -> None:
@@ -251,11 +250,11 @@ class CaseWorkflow:
         """R17: goodwill compensation, paid at once within the actor's authority; an
         agent's offer above it is refused, recorded, and sends the case to a supervisor
         (R18)."""
-        await self._accept_and_wait(offer)
+        view = await self._accept_and_wait(offer)
         above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
         if above:
             raise ApplicationError(above, type=AUTHORITY_LIMIT, non_retryable=True)
-        return self._view()
+        return view
 
     @offer_compensation.validator
     def _validate_offer_compensation(self, offer: CompensationOffer) -> None:
@@ -280,8 +279,7 @@ class CaseWorkflow:
     @workflow.update
     async def escalate(self, request: EscalationRequest) -> CaseView:
         """R18: hand the case to the next level."""
-        await self._accept_and_wait(request)
-        return self._view()
+        return await self._accept_and_wait(request)
 
     @escalate.validator
     def _validate_escalate(self, request: EscalationRequest) -> None:
@@ -294,8 +292,7 @@ class CaseWorkflow:
     @workflow.update
     async def request_call(self, request: CallRequest) -> CaseView:
         """R16: schedule a phone call in the customer's call hours."""
-        await self._accept_and_wait(request)
-        return self._view()
+        return await self._accept_and_wait(request)
 
     @request_call.validator
     def _validate_request_call(self, request: CallRequest) -> None:
@@ -311,8 +308,7 @@ class CaseWorkflow:
     @workflow.update
     async def assign(self, assignment: Assignment) -> CaseView:
         """Give the case to an agent."""
-        await self._accept_and_wait(assignment)
-        return self._view()
+        return await self._accept_and_wait(assignment)
 
     @assign.validator
     def _validate_assign(self, assignment: Assignment) -> None:
@@ -323,8 +319,7 @@ class CaseWorkflow:
     @workflow.update
     async def extend_deadline(self, extension: DeadlineExtension) -> CaseView:
         """Give the customer or the merchant more time, with a reason (recorded, R23)."""
-        await self._accept_and_wait(extension)
-        return self._view()
+        return await self._accept_and_wait(extension)
 
     @extend_deadline.validator
     def _validate_extend_deadline(self, extension: DeadlineExtension) -> None:
@@ -349,8 +344,7 @@ class CaseWorkflow:
     @workflow.update
     async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseView:
         """R19: the arbiter's ruling, applied as it stands."""
-        await self._accept_and_wait(ruling)
-        return self._view()
+        return await self._accept_and_wait(ruling)
 
     @apply_ruling.validator
     def _validate_ruling(self, ruling: ArbitrationRuling) -> None:
@@ -394,9 +388,9 @@ class CaseWorkflow:
         self._state.seen_message_ids.append(ident)
         self._state.inbox.append(message)
 
-    async def _accept_and_wait(self, message: CaseMessage) -> None:
+    async def _accept_and_wait(self, message: CaseMessage) -> CaseView:
         """Decisions go through the same inbox as everything else, so one coroutine alone
-        changes the case; this returns once the decision was applied."""
+        changes the case; the caller gets the case's view after its decision was applied."""
         ident = message_id(message)
         self._accept(message)
         await workflow.wait_condition(
@@ -405,6 +399,7 @@ class CaseWorkflow:
                 and all(message_id(m) != ident for m in self._state.inbox)
             )
         )
+        return self._view()
 
     async def _dispatch(self, message: CaseMessage) -> None:
         status = self._state.status

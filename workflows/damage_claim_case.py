@@ -30,8 +30,7 @@ class DamageClaimCase(CaseWorkflow):
     @workflow.update
     async def choose_remedy(self, choice: RemedyChoice) -> CaseView:
         """R8: replacement, partial refund (keep the item) or full refund."""
-        await self._accept_and_wait(choice)
-        return self._view()
+        return await self._accept_and_wait(choice)
 
     @choose_remedy.validator
     def _validate_choose_remedy(self, choice: RemedyChoice) -> None:

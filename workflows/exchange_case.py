@@ -38,8 +38,7 @@ class ExchangeCase(ItemBackCase):
     @workflow.update
     async def consent_to_refund(self, consent: RefundConsent) -> CaseView:
         """R22: the customer accepts (or declines) a refund for an out-of-stock item."""
-        await self._accept_and_wait(consent)
-        return self._view()
+        return await self._accept_and_wait(consent)
 
     @consent_to_refund.validator
     def _validate_consent(self, consent: RefundConsent) -> None:
