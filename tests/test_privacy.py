@@ -259,6 +259,29 @@ async def test_erasure_waits_while_a_case_is_open_and_names_it(
     assert "customer_erased" not in [a[3] for a in await audit_trail(pool, case_id)]
 
 
+async def test_erasure_waits_for_the_dispute_window_of_a_rejected_case(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R19
+    markers = Markers.fresh()
+    service = as_role("t-service")
+    case_id = (await api.post("/cases", json=opening(markers), headers=service)).json()["case_id"]
+    await status_is(api, case_id, "awaiting_evidence")
+    evidence = {"event_id": "ev-1", "photos": [markers.photo]}
+    await api.post(f"/cases/{case_id}/evidence", json=evidence, headers=service)
+    await status_is(api, case_id, "under_review")
+    rejection = {"action_id": "d-1", "approve": False, "reason": markers.agent_reason}
+    await api.post(f"/cases/{case_id}/decision", json=rejection, headers=as_role("t-agent"))
+    await status_is(api, case_id, "rejected")
+
+    # Closed in the ledger, yet the customer may still dispute it: the workflow runs on.
+    refused = await api.post(f"/customers/{markers.customer_id}/erasure",
+                             headers=as_role("t-privacy", "dpo-dana"))  # fmt: skip
+
+    assert refused.status_code == 409
+    assert f"case {case_id} has its dispute window (R19) running" in refused.json()["detail"]
+    assert markers.agent_reason in (await where_found(pool, markers))["case_events"]
+
+
 async def test_only_the_privacy_role_erases(api: httpx.AsyncClient) -> None:
     for token in ("t-service", "t-agent", "t-arb", "t-scanner"):
         answer = await api.post("/customers/cust-7/erasure", headers=as_role(token))
