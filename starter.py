@@ -38,6 +38,7 @@ from infra.identity import (
     acting_role,
 )
 from infra.policy_file import PolicyFileError, load_policy_file
+from infra.privacy import apply_retention
 from infra.settings import ConfigurationError, Settings, load_settings
 from infra.temporal_client import connect
 
@@ -88,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     tell.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
 
     decide = commands.add_parser(
-        "decide", help="a decision on a case (a validated update), from JSON; prints the state"
+        "decide", help="a decision on a case (a validated update), from JSON; prints the case"
     )
     decide.add_argument("case_id")
     decide.add_argument("update", choices=sorted(UPDATES))
@@ -112,8 +113,16 @@ def _parser() -> argparse.ArgumentParser:
     revoke = client_commands.add_parser("revoke", help="the credential stops working at once")
     revoke.add_argument("--name", required=True)
 
-    status = commands.add_parser("status", help="a case's full state")
+    status = commands.add_parser(
+        "status", help="a case's working view (no inbox, no personal free text)"
+    )
     status.add_argument("case_id")
+
+    commands.add_parser(
+        "retention",
+        help="apply the retention rule (docs/privacy.md): delete old refused input, remove "
+        "old cases' free text; run it daily",
+    )
 
     list_ = commands.add_parser("list", help="cases, newest first")
     list_.add_argument("--status", help="only cases in this status")
@@ -227,7 +236,7 @@ async def run(argv: Sequence[str]) -> int:
             case "open":
                 payload = _open_payload(args)
                 opened = await gateway.open_case(_parse_open(payload))
-                _print(opened.state)
+                _print(opened.view)
             case "scan":
                 scan_fields = {
                     "scan_id": args.scan_id,
@@ -263,6 +272,8 @@ async def run(argv: Sequence[str]) -> int:
                 _print(await gateway.status(args.case_id))
             case "list":
                 _print(await gateway.list_cases(status=args.status, limit=args.limit))
+            case "retention":
+                _print(await apply_retention(pool))
         return 0
     except (
         ValidationError,

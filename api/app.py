@@ -55,8 +55,10 @@ from domain.case import (
 from domain.claim import CarrierResponse
 from domain.money import Money
 from domain.policy import future_request_refusal
-from domain.state import CaseState, CaseStatus
+from domain.state import CaseStatus
+from domain.view import CaseView, ServiceView
 from infra.gateway import (
+    CaseErasedError,
     CaseGateway,
     CaseSummary,
     RefusedDecisionError,
@@ -65,12 +67,14 @@ from infra.gateway import (
 )
 from infra.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
 from infra.outages import DATABASE_DOWN, unreachable_service
+from infra.privacy import CustomerHasOpenCasesError, ErasureReport
 
 MAX_BODY_BYTES = 256 * 1024
 RETRY_AFTER_S = 5
 # `<kind>-<order>-<line>-<request>`, each part a business key (R2).
 _CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
+CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
 class DecisionBody(Strict):
@@ -323,6 +327,7 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     carrier_desk = requires(Role.CARRIER)
     staff = requires(*STAFF_BY_AUTHORITY)
     arbiter = requires(Role.ARBITER)
+    privacy = requires(Role.PRIVACY)
     reader = requires(Role.SERVICE, *STAFF_BY_AUTHORITY, Role.ARBITER)
 
     # The last added runs first: the headers go on every answer, the 413 included.
@@ -370,6 +375,17 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     @app.exception_handler(RefusedDecisionError)
     async def refused(request: Request, error: ValueError) -> JSONResponse:
         return await refuse(request, status.HTTP_409_CONFLICT, [from_message(str(error))])
+
+    @app.exception_handler(CaseErasedError)
+    async def erased_case(_: Request, error: CaseErasedError) -> JSONResponse:
+        return error_response(status.HTTP_410_GONE, [from_message(str(error), field="case_id")])
+
+    @app.exception_handler(CustomerHasOpenCasesError)
+    async def erasure_waits(_: Request, error: CustomerHasOpenCasesError) -> JSONResponse:
+        # Not kept in refused_inputs: the path names the customer being erased.
+        return error_response(
+            status.HTTP_409_CONFLICT, [from_message(str(error), field="customer_id")]
+        )
 
     for outage in (RPCError, *DATABASE_DOWN):
         app.add_exception_handler(outage, _unavailable)
@@ -426,9 +442,24 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     ) -> list[CaseSummary]:
         return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
 
-    @app.get("/cases/{case_id}", responses=documented(404))
-    async def read_case(case_id: CaseId, _: Annotated[Caller, Depends(reader)]) -> CaseState:
-        return await gateway.status(case_id)
+    @app.get("/cases/{case_id}", responses=documented(404, 410))
+    async def read_case(
+        case_id: CaseId, caller: Annotated[Caller, Depends(reader)]
+    ) -> CaseView | ServiceView:
+        """The case as the caller's role may see it: the shop's backend what it tells the
+        customer (ServiceView), staff the working view (CaseView), the arbiter the working
+        view of a disputed case only; any other case answers 404, as an unknown one does,
+        so the arbiter learns nothing of cases that are not theirs to rule on (R19)."""
+        view = await gateway.status(case_id)
+        if caller.role is Role.SERVICE:
+            return view.for_service()
+        if caller.role is Role.ARBITER:
+            _disputed(view)
+        return view
+
+    def _disputed(view: CaseView) -> None:
+        if not view.disputed:
+            raise UnknownCaseError(f"case_id: no case {view.case_id!r}")
 
     async def tell(case_id: CaseId, signal: str, message: BaseModel) -> dict[str, str]:
         await gateway.tell(case_id, signal, message)
@@ -497,19 +528,19 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     @app.post("/cases/{case_id}/remedy", responses=documented(404, 409))
     async def remedy(
         case_id: CaseId, body: RemedyChoice, caller: Annotated[Caller, Depends(service)]
-    ) -> CaseState:
-        return await gateway.decide(case_id, "choose_remedy", body, caller)
+    ) -> ServiceView:
+        return (await gateway.decide(case_id, "choose_remedy", body, caller)).for_service()
 
     @app.post("/cases/{case_id}/refund-consent", responses=documented(404, 409))
     async def refund_consent(
         case_id: CaseId, body: RefundConsent, caller: Annotated[Caller, Depends(service)]
-    ) -> CaseState:
-        return await gateway.decide(case_id, "consent_to_refund", body, caller)
+    ) -> ServiceView:
+        return (await gateway.decide(case_id, "consent_to_refund", body, caller)).for_service()
 
     @app.post("/cases/{case_id}/decision", responses=documented(404, 409))
     async def decision(
         case_id: CaseId, body: DecisionBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         return await gateway.decide(
             case_id,
             "decide",
@@ -520,44 +551,57 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     @app.post("/cases/{case_id}/compensation", responses=documented(404, 409))
     async def compensation(
         case_id: CaseId, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         offer = CompensationOffer(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "offer_compensation", offer, caller)
 
     @app.post("/cases/{case_id}/escalation", responses=documented(404, 409))
     async def escalation(
         case_id: CaseId, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         request = EscalationRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "escalate", request, caller)
 
     @app.post("/cases/{case_id}/call", responses=documented(404, 409))
     async def call(
         case_id: CaseId, body: CallBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "request_call", request, caller)
 
     @app.post("/cases/{case_id}/assignment", responses=documented(404, 409))
     async def assignment(
         case_id: CaseId, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         assigned = Assignment(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "assign", assigned, caller)
 
     @app.post("/cases/{case_id}/deadline-extension", responses=documented(404, 409))
     async def deadline_extension(
         case_id: CaseId, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
-    ) -> CaseState:
+    ) -> CaseView:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension, caller)
 
     @app.post("/cases/{case_id}/ruling", responses=documented(404, 409))
     async def ruling(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
-    ) -> CaseState:
+    ) -> CaseView:
+        """R19; a case never disputed answers 404, as for reading it."""
+        _disputed(await gateway.status(case_id))
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled, caller)
+
+    @app.post("/customers/{customer_id}/erasure", responses=documented(409))
+    async def erasure(
+        customer_id: CustomerId, caller: Annotated[Caller, Depends(privacy)]
+    ) -> ErasureReport:
+        """GDPR art. 17: the customer's ledger rows pseudonymised and their free text
+        removed, their cases' data keys destroyed (their Temporal payloads can no longer be
+        read); money records and the audit trail's rows, actions and times stay. 409 while
+        a case of theirs (or its dispute window, survey or carrier claim) still runs;
+        repeated, it erases nothing more (docs/privacy.md)."""
+        return await gateway.erase_customer(customer_id, actor=caller.actor, role=caller.role.value)
 
     @app.post(
         "/claims/{claim_id}/carrier-response",

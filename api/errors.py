@@ -106,6 +106,7 @@ _MEANING = {
     404: "no such case, claim or barcode (kept for a person where it carried news)",
     405: "the method is not allowed on this path",
     409: "refused by the case's rules (the rule and reason are named)",
+    410: "the case's personal data was erased (GDPR art. 17): it can no longer be read",
     413: "the body is larger than the API takes",
     415: "the body is not JSON",
     422: "a field is invalid (the field and rule are named)",

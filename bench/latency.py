@@ -13,7 +13,8 @@ from bench.intake import BARE_QUEUE, case_id, open_through_api, scan_body
 from bench.measure import CONCURRENCY, latencies_ms, percentiles, rate, until
 from bench.noop import NoOp
 from bench.stack import SCANNER, Stack
-from domain.state import CaseState, CaseStatus
+from domain.state import CaseStatus
+from domain.view import CaseView
 from workflows.return_case import ReturnCase
 
 SEQUENTIAL = 60
@@ -48,7 +49,7 @@ async def measure_latency(stack: Stack, run: str) -> dict[str, Any]:
         await until(in_read_model, every_s=_POLL_S, within_s=60)
         read_model_ms[i] = (time.perf_counter() - started) * 1000
         handle = stack.client.get_workflow_handle(case_id(prefix, i))
-        state = await handle.query(ReturnCase.state.__name__, result_type=CaseState)
+        state = await handle.query(ReturnCase.state.__name__, result_type=CaseView)
         if state.status is not CaseStatus.AWAITING_INSPECTION:
             raise AssertionError(f"{handle.id}: the read model ran ahead of the case")
         query_ms[i] = (time.perf_counter() - started) * 1000

@@ -327,6 +327,9 @@ class Role(StrEnum):
     ARBITER = "arbiter"  # R19: the platform's arbitration
     SERVICE = "service"  # a backend service acting for the customer
     CARRIER = "carrier"  # the carriers' claims desk (R15), a machine client
+    # The data protection desk: carries out erasure requests (GDPR art. 17), and nothing
+    # else; it decides no case and reads none (docs/privacy.md).
+    PRIVACY = "privacy"
 
 
 STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER})

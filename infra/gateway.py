@@ -41,10 +41,13 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.policy_settings import PolicySettings
-from domain.state import CaseState, CaseStatus
+from domain.state import CaseStatus
+from domain.view import CaseView
 from infra.grants import acting_as
 from infra.identity import Caller
+from infra.outages import DATABASE_DOWN
 from infra.policy_file import PolicyFile
+from infra.privacy import ErasureReport, erase_customer
 from workflows import search_attributes as sa
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim
 from workflows.case_run import CaseRun
@@ -101,6 +104,11 @@ class UnknownCaseError(LookupError):
     pass
 
 
+class CaseErasedError(UnknownCaseError):
+    """The case's customer was erased (GDPR art. 17): its payloads cannot be read any
+    more; its pseudonymised ledger rows remain in PostgreSQL."""
+
+
 class RefusedInputError(ValueError):
     """Input refused at the edge; the message names the field and the rule."""
 
@@ -111,7 +119,7 @@ class RefusedDecisionError(ValueError):
 
 @dataclass(frozen=True)
 class OpenedCase:
-    state: CaseState
+    view: CaseView
     created: bool
 
 
@@ -212,26 +220,31 @@ class CaseGateway:
         """`accept_case`, then the case once its opening decision is made (the CLI)."""
         created = await self.accept_case(request)
         handle = self._client.get_workflow_handle_for(ReturnCase.run, request.case_id)
-        return OpenedCase(state=await self._first_state(handle), created=created)
+        return OpenedCase(view=await self._first_view(handle), created=created)
 
-    async def _first_state(self, handle: WorkflowHandle[ReturnCase, CaseState]) -> CaseState:
+    async def _first_view(self, handle: WorkflowHandle[ReturnCase, Any]) -> CaseView:
         """The case once its opening decision (accepted or refused, R1) is made, so callers
-        learn it at once; after a few seconds, the state as it is (the case is durable)."""
+        learn it at once; after a few seconds, the case as it is (the case is durable)."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + _OPENING_DECISION_WAIT_S
         while True:
             try:
-                state = await handle.query(ReturnCase.state)
+                view = await handle.query(ReturnCase.state)
             except RPCError:
                 # A query needs the run's first workflow task, which may not have run yet.
                 if loop.time() > give_up + _OPENING_DECISION_WAIT_S:
                     raise
             else:
-                if state.status is not CaseStatus.OPENED or loop.time() > give_up:
-                    return state
+                if view.status is not CaseStatus.OPENED or loop.time() > give_up:
+                    return view
             await asyncio.sleep(0.05)
 
-    async def status(self, case_id: str) -> CaseState:
+    async def status(self, case_id: str) -> CaseView:
+        if await self._erased(case_id):
+            raise CaseErasedError(
+                f"case_id: {case_id} was erased on the customer's request (GDPR art. 17); "
+                "its pseudonymised ledger remains"
+            )
         handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
         try:
             return await handle.query(ReturnCase.state)
@@ -239,6 +252,17 @@ class CaseGateway:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no case {case_id!r}") from error
             raise
+
+    async def _erased(self, case_id: str) -> bool:
+        """Asked before the workflow, which could not answer with its data key destroyed.
+        PostgreSQL down, the read goes on: a case not erased still answers."""
+        with contextlib.suppress(*DATABASE_DOWN):
+            return bool(
+                await self._pool.fetchval(
+                    "SELECT destroyed_at IS NOT NULL FROM data_keys WHERE scope = $1", case_id
+                )
+            )
+        return False
 
     async def shipped_back(self, case_id: str, notice: ShippedBack) -> None:
         await self.tell(case_id, "shipped_back", notice)
@@ -303,16 +327,14 @@ class CaseGateway:
 
     async def decide(
         self, case_id: str, update: str, decision: BaseModel, caller: Caller
-    ) -> CaseState:
+    ) -> CaseView:
         """A decision that needs an answer (an Update), sent with a grant for the proven
-        `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the state
+        `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the case
         after it was applied, or RefusedDecisionError with the validator's reason."""
         handle = self._client.get_workflow_handle(case_id)
         try:
             with acting_as(caller):
-                state: CaseState = await handle.execute_update(
-                    update, decision, result_type=CaseState
-                )
+                view: CaseView = await handle.execute_update(update, decision, result_type=CaseView)
         except WorkflowUpdateFailedError as error:
             # The validator's own words: str() of a Temporal failure puts its Python
             # type in front ("ValueError: ..."), which says nothing to the caller.
@@ -323,7 +345,11 @@ class CaseGateway:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
             raise
-        return state
+        return view
+
+    async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
+        """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs."""
+        return await erase_customer(self._client, self._pool, customer_id, actor=actor, role=role)
 
     async def scan(self, barcode: str, scan: WarehouseScan) -> None:
         [problem] = await self.scan_batch([(barcode, scan)])

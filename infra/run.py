@@ -120,18 +120,18 @@ async def open_demo_cases(gateway: CaseGateway) -> None:
     for opened in (in_transit, refunded, rejected):
         if opened.created:
             await gateway.shipped_back(
-                opened.state.case_id,
+                opened.view.case_id,
                 ShippedBack(
-                    event_id=f"{opened.state.case_id}-shipped",
+                    event_id=f"{opened.view.case_id}-shipped",
                     carrier="DHL",
-                    tracking_number=f"JD{opened.state.request.order_id}",
+                    tracking_number=f"JD{opened.view.order_id}",
                     shipped_at=now,
                 ),
             )
     for opened, grade in ((refunded, Grade.RESELLABLE), (rejected, Grade.DAMAGED)):
         if not opened.created:
             continue
-        case_id = opened.state.case_id
+        case_id = opened.view.case_id
         for event in (ScanEvent.PARCEL_RECEIVED, ScanEvent.INSPECTED):
             await gateway.scan(
                 case_id,

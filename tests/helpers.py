@@ -27,6 +27,7 @@ from domain.case import (
 )
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
+from domain.view import CaseView
 from infra.gateway import WORKFLOW_OF_KIND, CaseGateway
 from tests.conftest import a_request, eventually
 from tests.identities import IDENTITIES
@@ -54,7 +55,7 @@ async def open_case(
     return handle
 
 
-async def state_when(handle: Handle, accept: Callable[[CaseState], bool]) -> CaseState:
+async def state_when(handle: Handle, accept: Callable[[CaseView], bool]) -> CaseView:
     return await eventually(lambda: handle.query(ReturnCase.state), accept)
 
 

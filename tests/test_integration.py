@@ -81,7 +81,7 @@ async def test_case_from_open_to_refunded_leaves_the_expected_rows(
         again = await gateway.open_case(request.model_copy(update={"requested_at": now()}))
         assert opened.created
         assert not again.created
-        assert again.state.case_id == case_id
+        assert again.view.case_id == case_id
         await gateway.shipped_back(
             case_id,
             ShippedBack(event_id="e1", carrier="SF", tracking_number="SF123", shipped_at=now()),
@@ -175,7 +175,7 @@ async def test_late_request_is_refused_and_the_case_is_still_recorded(
     async with running_worker(dev_env.client):
         opened = await gateway.open_case(request)
         await dev_env.client.get_workflow_handle_for(ReturnCase.run, request.case_id).result()
-    assert opened.state.status is CaseStatus.REFUSED
+    assert opened.view.status is CaseStatus.REFUSED
     row = await pool.fetchrow(
         "SELECT status, decision_reason FROM cases WHERE case_id = $1", request.case_id
     )
@@ -222,7 +222,7 @@ async def test_damage_claim_from_open_to_replacement_with_a_carrier_claim(
     )  # fmt: skip
     async with running_worker(dev_env.client):
         opened = await gateway.open_case(request)
-        assert opened.state.status is CaseStatus.UNDER_REVIEW
+        assert opened.view.status is CaseStatus.UNDER_REVIEW
         handle = dev_env.client.get_workflow_handle_for(DamageClaimCase.run, request.case_id)
         await handle.execute_update(
             DamageClaimCase.decide,
@@ -267,7 +267,7 @@ async def test_exchange_from_open_to_replacement_with_the_difference_charged(
     case_id = request.case_id
     async with running_worker(dev_env.client):
         opened = await gateway.open_case(request)
-        assert opened.state.status is CaseStatus.AWAITING_SHIP_BACK
+        assert opened.view.status is CaseStatus.AWAITING_SHIP_BACK
         await gateway.scan(case_id, dock_scan(f"{case_id}-dock"))
         await gateway.scan(case_id, inspection(f"{case_id}-qc"))
         result = await dev_env.client.get_workflow_handle_for(ExchangeCase.run, case_id).result()

@@ -31,6 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseState, CaseStatus
+from domain.view import CaseView
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, stop_embedded_postgres
 from infra.gateway import CaseGateway
@@ -114,7 +115,7 @@ async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
         gateway = CaseGateway(client, pool, queue, load_policy_file(DEFAULT_POLICY_FILE))
         requests = [recent_request(2_000 + n) for n in range(CASES)]
         for request in requests:
-            assert (await gateway.open_case(request)).state.status is CaseStatus.AWAITING_SHIP_BACK
+            assert (await gateway.open_case(request)).view.status is CaseStatus.AWAITING_SHIP_BACK
         handles = [client.get_workflow_handle_for(ReturnCase.run, r.case_id) for r in requests]
 
         # Half the parcels are on their way when PostgreSQL stops; while it is down the
@@ -329,9 +330,9 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
         gateway = CaseGateway(env.client, pool, queue, load_policy_file(seconds_policy))
         waiting = [recent_request(3_000 + n) for n in range(3)]
         on_its_way = recent_request(3_100)
-        opened: dict[str, CaseState] = {}
+        opened: dict[str, CaseView] = {}
         for request in [*waiting, on_its_way]:
-            opened[request.case_id] = (await gateway.open_case(request)).state
+            opened[request.case_id] = (await gateway.open_case(request)).view
         await gateway.shipped_back(on_its_way.case_id, shipped(on_its_way.case_id))
 
         # The first reminder fires on a running server, as usual.

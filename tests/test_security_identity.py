@@ -25,7 +25,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import SandboxPaymentProvider
 from domain.case import CompensationOffer, Reason, Role
-from domain.state import CaseState, CaseStatus
+from domain.state import CaseStatus
+from domain.view import CaseView
 from infra.edge_identity import refuse_unsafe_exposure
 from infra.gateway import CaseGateway
 from infra.grants import (
@@ -291,8 +292,8 @@ async def test_a_decision_sent_straight_to_temporal_without_proof_is_refused_and
         await handle.execute_update(ReturnCase.offer_compensation, _ninety_as_manager())
     assert "grant" in str(refused.value.cause)
     assert "R23" in str(refused.value.cause)
-    state: CaseState = await handle.query(ReturnCase.state)
-    assert state.refunds == []
+    view: CaseView = await handle.query(ReturnCase.state)
+    assert view.refunds == []
     assert payments.calls == []
     assert "manager-max" not in {r["actor"] for r in await events(pool, case_id)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ async def test_open_prints_the_case_and_status_reads_it_back(
         assert await starter.run(["status", opened["case_id"]]) == 0
         status = json.loads(capsys.readouterr().out)
     assert opened["case_id"] == f"return-{order_id}-1-r1"
-    assert opened["request"]["channel"] == "phone_agent"
+    assert opened["channel"] == "phone_agent"
     assert status["status"] == "awaiting_ship_back"
 
 
@@ -220,3 +221,19 @@ def test_make_run_makes_its_machine_clients_once(tmp_path: Path) -> None:  # R23
         "CARRIER": ("carrier-desk", frozenset({Role.CARRIER})),
     }
     assert written.stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_retention_deletes_refused_input_past_its_30_days(
+    pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tag = uuid.uuid4().hex
+    await pool.execute(
+        "INSERT INTO refused_inputs (source, operation, payload, errors, received_at) "
+        "VALUES ('api', 'POST /cases', $1, '{}', now() - interval '31 days')",
+        tag,
+    )
+    assert await starter.run(["retention"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["refused_inputs_deleted"] >= 1
+    assert await pool.fetchval("SELECT count(*) FROM refused_inputs WHERE payload = $1", tag) == 0

@@ -53,6 +53,7 @@ from domain.state import (
     message_id,
 )
 from domain.survey import SurveyRequest
+from domain.view import CaseView
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import MERCHANT_SIDE, Approval, CaseBook
 from workflows.steps.payments import refund
@@ -229,7 +230,7 @@ class CaseWorkflow:
         self._accept(complaint)
 
     @workflow.update
-    async def decide(self, decision: ReviewDecision) -> CaseState:
+    async def decide(self, decision: ReviewDecision) -> CaseView:
         """R10: approve or reject (with a reason, R20) a case under review."""
         return await self._accept_and_wait(decision)
 
@@ -245,15 +246,15 @@ class CaseWorkflow:
             raise ValueError("root_cause: required to approve a wrong_item case (R7)")
 
     @workflow.update
-    async def offer_compensation(self, offer: CompensationOffer) -> CaseState:
+    async def offer_compensation(self, offer: CompensationOffer) -> CaseView:
         """R17: goodwill compensation, paid at once within the actor's authority; an
         agent's offer above it is refused, recorded, and sends the case to a supervisor
         (R18)."""
-        state = await self._accept_and_wait(offer)
-        above = agent_limit_refusal(offer.role, offer.amount, state.policy)
+        view = await self._accept_and_wait(offer)
+        above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
         if above:
             raise ApplicationError(above, type=AUTHORITY_LIMIT, non_retryable=True)
-        return state
+        return view
 
     @offer_compensation.validator
     def _validate_offer_compensation(self, offer: CompensationOffer) -> None:
@@ -276,7 +277,7 @@ class CaseWorkflow:
             raise ValueError(refusal)
 
     @workflow.update
-    async def escalate(self, request: EscalationRequest) -> CaseState:
+    async def escalate(self, request: EscalationRequest) -> CaseView:
         """R18: hand the case to the next level."""
         return await self._accept_and_wait(request)
 
@@ -289,7 +290,7 @@ class CaseWorkflow:
             raise ValueError("escalation: the case is already at the manager level (R18)")
 
     @workflow.update
-    async def request_call(self, request: CallRequest) -> CaseState:
+    async def request_call(self, request: CallRequest) -> CaseView:
         """R16: schedule a phone call in the customer's call hours."""
         return await self._accept_and_wait(request)
 
@@ -305,7 +306,7 @@ class CaseWorkflow:
             )
 
     @workflow.update
-    async def assign(self, assignment: Assignment) -> CaseState:
+    async def assign(self, assignment: Assignment) -> CaseView:
         """Give the case to an agent."""
         return await self._accept_and_wait(assignment)
 
@@ -316,7 +317,7 @@ class CaseWorkflow:
             raise ValueError(f"status: the case is {self._state.status.value} (closed)")
 
     @workflow.update
-    async def extend_deadline(self, extension: DeadlineExtension) -> CaseState:
+    async def extend_deadline(self, extension: DeadlineExtension) -> CaseView:
         """Give the customer or the merchant more time, with a reason (recorded, R23)."""
         return await self._accept_and_wait(extension)
 
@@ -341,7 +342,7 @@ class CaseWorkflow:
         self._accept(dispute)
 
     @workflow.update
-    async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseState:
+    async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseView:
         """R19: the arbiter's ruling, applied as it stands."""
         return await self._accept_and_wait(ruling)
 
@@ -365,8 +366,12 @@ class CaseWorkflow:
                 raise ValueError(f"refund: at most {limit} in all may be refunded (R21)")
 
     @workflow.query(name="state")
-    def state(self) -> CaseState:
-        return self._state
+    def state(self) -> CaseView:
+        """The case as callers may see it; the durable state stays inside (domain/view.py)."""
+        return self._view()
+
+    def _view(self) -> CaseView:
+        return CaseView.of(self._state)
 
     @staticmethod
     def _require_staff(role: Role) -> None:
@@ -383,9 +388,9 @@ class CaseWorkflow:
         self._state.seen_message_ids.append(ident)
         self._state.inbox.append(message)
 
-    async def _accept_and_wait(self, message: CaseMessage) -> CaseState:
+    async def _accept_and_wait(self, message: CaseMessage) -> CaseView:
         """Decisions go through the same inbox as everything else, so one coroutine alone
-        changes the case; the caller gets the state after its decision was applied."""
+        changes the case; the caller gets the case's view after its decision was applied."""
         ident = message_id(message)
         self._accept(message)
         await workflow.wait_condition(
@@ -394,7 +399,7 @@ class CaseWorkflow:
                 and all(message_id(m) != ident for m in self._state.inbox)
             )
         )
-        return self._state
+        return self._view()
 
     async def _dispatch(self, message: CaseMessage) -> None:
         status = self._state.status

@@ -12,6 +12,7 @@ from domain.case import Remedy, RemedyChoice
 from domain.claim import CarrierClaimRequest
 from domain.money import Money
 from domain.state import CaseMessage, CaseState, CaseStatus
+from domain.view import CaseView
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow, Due
@@ -27,7 +28,7 @@ class DamageClaimCase(CaseWorkflow):
         return await self._run_case(run)
 
     @workflow.update
-    async def choose_remedy(self, choice: RemedyChoice) -> CaseState:
+    async def choose_remedy(self, choice: RemedyChoice) -> CaseView:
         """R8: replacement, partial refund (keep the item) or full refund."""
         return await self._accept_and_wait(choice)
 

@@ -13,6 +13,7 @@ from activities.warehouse import StockQuery, WarehouseActivities
 from domain.case import ExchangeItem, Reason, RefundConsent
 from domain.policy import price_difference, refund_limit
 from domain.state import CaseMessage, CaseState, CaseStatus
+from domain.view import CaseView
 from workflows.case_run import CaseRun
 from workflows.case_workflow import Due
 from workflows.item_back_case import ItemBackCase
@@ -35,7 +36,7 @@ class ExchangeCase(ItemBackCase):
         return await self._run_case(run)
 
     @workflow.update
-    async def consent_to_refund(self, consent: RefundConsent) -> CaseState:
+    async def consent_to_refund(self, consent: RefundConsent) -> CaseView:
         """R22: the customer accepts (or declines) a refund for an out-of-stock item."""
         return await self._accept_and_wait(consent)
 

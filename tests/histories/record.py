@@ -157,9 +157,7 @@ async def _sent_and_scanned_during_review(handle: Handle) -> None:
                           postage=Money(amount_minor=690, currency="EUR"))  # fmt: skip
     await handle.signal(ReturnCase.shipped_back, shipped)
     await handle.signal(ReturnCase.warehouse_scan, _scan("dock-11", ScanEvent.PARCEL_RECEIVED))
-    await eventually(
-        lambda: handle.query(ReturnCase.state), lambda state: len(state.held_messages) == 2
-    )
+    await eventually(lambda: handle.query(ReturnCase.state), lambda view: view.messages_held == 2)
     await handle.execute_update(
         ReturnCase.decide,
         ReviewDecision(action_id="d-11", actor="agent-ann", role=Role.AGENT, approve=True),
