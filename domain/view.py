@@ -76,6 +76,8 @@ class ServiceView(BaseModel):
     channel: Channel
     delivered_at: datetime | None
     requested_at: datetime
+    # When the API received the request: R1 judges it if requested_at is too far before.
+    request_received_at: datetime | None
     status: CaseStatus
     waiting_for: str
     next_deadline: datetime | None
@@ -156,6 +158,7 @@ class CaseView(ServiceView):
             delivered_at=request.delivered_at,
             expected_delivery_at=request.expected_delivery_at,
             requested_at=request.requested_at,
+            request_received_at=request.received_at,
             policy_version=state.policy.version,
             status=state.status,
             waiting_for=state.waiting_for,

@@ -24,7 +24,10 @@ from pydantic import BaseModel
 from domain.case import Role
 
 # What a staff token may confer; machines get theirs only from the clients file.
-STAFF_TOKEN_ROLES = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER, Role.ARBITER})
+# People: staff, the platform's arbiter, and the data protection desk (erasure requests).
+STAFF_TOKEN_ROLES = frozenset(
+    {Role.AGENT, Role.SUPERVISOR, Role.MANAGER, Role.ARBITER, Role.PRIVACY}
+)
 MACHINE_ROLES = frozenset({Role.SERVICE, Role.WAREHOUSE, Role.CARRIER})
 # Most authority first: where a token carries several roles a route allows, it acts in
 # the first of these (see docs/security.md, "Several roles").
