@@ -147,8 +147,8 @@ def _print(value: BaseModel | Sequence[BaseModel]) -> None:
 async def run(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    client = await connect(settings)
     pool = await create_pool(settings.effective_database_url, max_size=2)
+    client = await connect(settings, pool)
     gateway = CaseGateway(client, pool, settings.task_queue, load_policy_file(settings.policy_file))
     payload = ""
     try:

@@ -19,10 +19,12 @@ from infra.temporal_client import connect
 async def serve() -> None:
     settings = load_settings()
     policy = load_policy_file(settings.policy_file)
-    client = await connect(settings)
     pool = await create_pool(settings.effective_database_url)
+    client = await connect(settings, pool)
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
-    app = create_app(gateway, parse_tokens(settings.api_tokens))
+    app = create_app(
+        gateway, parse_tokens(settings.api_tokens), codec_origins=settings.codec_origins
+    )
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, access_log=False)
     try:

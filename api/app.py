@@ -2,7 +2,7 @@
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from api.auth import Caller, requires
+from api.codec import codec_app
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -62,6 +63,7 @@ RETRY_AFTER_S = 5
 _CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
 STAFF = (Role.AGENT, Role.SUPERVISOR, Role.MANAGER)
+TEMPORAL_DEV_UI_ORIGIN = "http://localhost:8233"
 
 
 class DecisionBody(Strict):
@@ -186,7 +188,12 @@ async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     )
 
 
-def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
+def create_app(
+    gateway: CaseGateway,
+    tokens: Mapping[str, Role],
+    *,
+    codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
+) -> FastAPI:
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -199,6 +206,8 @@ def create_app(gateway: CaseGateway, tokens: Mapping[str, Role]) -> FastAPI:
     reader = requires(tokens, Role.SERVICE, *STAFF, Role.ARBITER)
 
     app.add_middleware(BodyLimit)
+    # The Temporal UI decodes payloads here for operators (staff only).
+    app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins))
 
     async def refuse(request: Request, answer: JSONResponse, errors: str) -> JSONResponse:
         """Bad input loses nothing: the body as received is kept with the answer's reason

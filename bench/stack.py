@@ -17,12 +17,14 @@ from typing import Any
 import aiohttp
 import asyncpg
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
 from bench.measure import until
+from infra.codec import KeyRing
+from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server, temporal_cli
 from infra.search_attribute_setup import register_search_attributes
@@ -33,6 +35,12 @@ TOKENS = "service=b-service,scanner=b-scanner"
 SERVICE = {"Authorization": "Bearer b-service"}
 SCANNER = {"Authorization": "Bearer b-scanner"}
 TASK_QUEUE = "bench"
+# The stack's payload codec keys (one run's: its cases are thrown away with it).
+CODEC_KEYS = KeyRing.new_key_spec("bench-1")
+
+
+def bench_data_converter(pool: asyncpg.Pool) -> DataConverter:
+    return sealed_data_converter(KeyRing.parse(CODEC_KEYS), pool)
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Stack:
                 "DATABASE_URL": self.database_url,
                 "AFTERSALES_TASK_QUEUE": TASK_QUEUE,
                 "AFTERSALES_API_TOKENS": TOKENS,
+                "AFTERSALES_CODEC_KEYS": CODEC_KEYS,
                 "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL": str(self.folder / "payments.jsonl"),
             }
         )
@@ -116,7 +125,7 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
         folder / "server.log",
     )[0]  # fmt: skip
     address = f"127.0.0.1:{port}"
-    client = await _connect(address)
+    client = await _connect(address, bench_data_converter(pool))
     await register_search_attributes(client)
     api_port = free_port()
     # The load generator: aiohttp costs a fraction of httpx's CPU per request, CPU the
@@ -145,10 +154,10 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
             await pool.close()
 
 
-async def _connect(address: str) -> Client:
+async def _connect(address: str, data_converter: DataConverter) -> Client:
     for _ in range(300):
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address, data_converter=data_converter)
         except RuntimeError:
             await asyncio.sleep(0.1)
     raise TimeoutError(f"no Temporal dev server at {address}")
@@ -182,7 +191,7 @@ async def time_skipping_worker(
     """A fresh time-skipping test server with a worker on it, for cases that last months.
     One server per scenario: its clock is shared, and another scenario's leftover
     workflows would hold it."""
-    env = await start_time_skipping_server()
+    env = await start_time_skipping_server(bench_data_converter(pool))
     worker = build_worker(
         env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
         notifier=RecordingNotifier(),

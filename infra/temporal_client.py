@@ -1,8 +1,10 @@
-"""Every Temporal client of the project converts payloads with pydantic."""
+"""Every Temporal client of the project converts payloads with pydantic and seals them
+with the codec (infra/data_converter.py)."""
 
+import asyncpg
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from infra.data_converter import data_converter_for
 from infra.settings import Settings
 
 
@@ -10,12 +12,13 @@ class TemporalUnreachableError(ConnectionError):
     pass
 
 
-async def connect(settings: Settings) -> Client:
+async def connect(settings: Settings, pool: asyncpg.Pool) -> Client:
+    """`pool` keeps the per-case data keys of the payload codec."""
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter_for(settings, pool),
         )
     except RuntimeError as error:
         raise TemporalUnreachableError(

