@@ -7,22 +7,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
+import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client
 from temporalio.converter import WorkflowSerializationContext
 from temporalio.testing import WorkflowEnvironment
 
-from domain.case import Reason
+from domain.case import Customer, Reason
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from infra.codec import (
@@ -35,7 +34,6 @@ from infra.codec import (
     TamperedPayloadError,
     UnknownKeyError,
 )
-from infra.data_converter import sealed_data_converter
 from infra.data_keys import PostgresDataKeys, scope_of
 from infra.devstack import temporal_cli
 from infra.gateway import CaseGateway
@@ -43,7 +41,6 @@ from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request
 from tests.helpers import api_client, as_role, open_case, state_when
-from workflows.return_case import ReturnCase
 
 TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,arbiter=t-arbiter"
 UI_ORIGIN = "http://localhost:8233"
@@ -131,7 +128,7 @@ async def test_a_key_id_not_in_the_ring_is_refused_by_name(
 ) -> None:
     [sealed] = await codec.encode([plain("x")])
     stranger = KeyRing.parse(KeyRing.new_key_spec("k9"))
-    with pytest.raises(UnknownKeyError, match="'k1'.*AFTERSALES_CODEC_KEYS has: k9"):
+    with pytest.raises(UnknownKeyError, match=r"'k1'.*AFTERSALES_CODEC_KEYS has: k9"):
         await SealingCodec(stranger, PostgresDataKeys(pool, stranger)).decode([sealed])
 
 
@@ -186,3 +183,115 @@ def test_a_key_ring_names_what_is_wrong_with_its_configuration() -> None:
         KeyRing.parse("just-a-key")
     with pytest.raises(ValueError, match="appears twice"):
         KeyRing.parse(f"{KeyRing.new_key_spec('a')},{KeyRing.new_key_spec('a')}")
+
+
+# --- a case as Temporal stores it ---------------------------------------------------------
+
+
+def raw_history(env: WorkflowEnvironment, workflow_id: str, run_id: str) -> dict[str, Any]:
+    """The history as the server holds it, read with the Temporal CLI (no codec)."""
+    shown = subprocess.run(
+        [temporal_cli(), "workflow", "show",
+         "--address", env.client.service_client.config.target_host,
+         "--namespace", env.client.namespace, "--workflow-id", workflow_id, "--run-id", run_id,
+         "--output", "json"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    history: dict[str, Any] = json.loads(shown.stdout)
+    return history
+
+
+def every_text(value: Any) -> Iterator[str]:
+    """Every string of a JSON document, and every one that is base64, decoded as well."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from every_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from every_text(item)
+    elif isinstance(value, str):
+        yield value
+        with contextlib.suppress(binascii.Error, ValueError):
+            yield base64.b64decode(value, validate=True).decode("utf-8", "replace")
+
+
+def all_runs(env: WorkflowEnvironment, workflow_id: str, first_run: str) -> list[dict[str, Any]]:
+    """The run and every run it continued as."""
+    runs = [raw_history(env, workflow_id, first_run)]
+    while True:
+        last = runs[-1]["events"][-1]
+        continued = last.get("workflowExecutionContinuedAsNewEventAttributes")
+        if not continued:
+            return runs
+        runs.append(raw_history(env, workflow_id, continued["newExecutionRunId"]))
+
+
+def sealed_markers() -> dict[str, str]:
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "customer_id": f"cust-SEALED-{tag}",
+        "time_zone": "America/Argentina/Ushuaia",
+        "photo": f"https://photos.example/SEALED-{tag}.jpg",
+        "note": f"note-SEALED-{tag}: the seam split on first wash",
+        "complaint": f"complaint-SEALED-{tag}: nobody answers my mails",
+        "tracking_number": f"TRK-SEALED-{tag}",
+        "reason": f"reason-SEALED-{tag}: seam defect visible on the photos",
+    }
+
+
+async def test_no_personal_data_reaches_temporal_in_any_run_or_child(
+    dev_env: WorkflowEnvironment, running_worker: Any, pool: asyncpg.Pool, task_queue: str
+) -> None:  # R25 survey child, continue-as-new, search attributes and summaries included
+    env, marker = dev_env, sealed_markers()
+    now = datetime.now(UTC)
+    request = a_request(
+        reason=Reason.QUALITY_DEFECT, delivered_at=now - timedelta(days=1),
+        requested_after=timedelta(days=1), order_id=f"O-SEAL-{uuid.uuid4().hex[:8]}",
+    ).model_copy(update={"customer": Customer(customer_id=marker["customer_id"],
+                                              time_zone=marker["time_zone"])})  # fmt: skip
+    case_id = request.case_id
+    gateway = CaseGateway(env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
+    async with running_worker(env.client), api_client(gateway, TOKENS) as api:
+        handle = await open_case(
+            env, task_queue, request,
+            policy=PolicySettings(dispute_window=timedelta(seconds=2)),
+            history_events_before_continue=10,
+        )  # fmt: skip
+        await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_EVIDENCE)
+
+        async def post(path: str, body: dict[str, Any], token: str) -> None:
+            answer = await api.post(path, json=body, headers=as_role(token))
+            assert answer.status_code < 300, answer.text
+
+        await post(f"/cases/{case_id}/evidence", {"event_id": "ev-1", "photos": [marker["photo"]],
+                                                  "note": marker["note"]}, "t-service")  # fmt: skip
+        await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
+        decision = {"action_id": "d-1", "approve": True, "reason": marker["reason"]}
+        await post(f"/cases/{case_id}/decision", decision, "t-agent")
+        await post(f"/cases/{case_id}/complaint",
+                   {"event_id": "c-1", "summary": marker["complaint"]}, "t-service")  # fmt: skip
+        await post(f"/cases/{case_id}/shipped-back", {"event_id": "s-1", "carrier": "DHL",
+                   "tracking_number": marker["tracking_number"], "shipped_at": now.isoformat()},
+                   "t-service")  # fmt: skip
+        for event, grade in (("parcel_received", None), ("inspected", "resellable")):
+            scan = {"barcode": case_id, "scan_id": f"{case_id}-{event}", "event": event,
+                    "station": "DOCK-1", "grade": grade, "scanned_at": now.isoformat()}  # fmt: skip
+            await post("/scans", {"scans": [scan]}, "t-scanner")
+        closed: CaseState = await asyncio.wait_for(handle.result(), timeout=120)
+        assert closed.survey_id is not None
+        survey = env.client.get_workflow_handle(closed.survey_id)
+        survey_run = (await survey.describe()).run_id
+        assert survey_run is not None
+    # What went in is there for whoever holds the keys ...
+    assert closed.request.customer.customer_id == marker["customer_id"]
+    assert closed.status is CaseStatus.REFUNDED
+    case_runs = all_runs(env, case_id, handle.result_run_id or "")
+    assert len(case_runs) >= 2, "the case never continued as new"
+    histories = [*case_runs, raw_history(env, closed.survey_id, survey_run)]
+    texts = "\n".join(text for history in histories for text in every_text(history))
+    # ... and none of it in what Temporal holds: payloads, search attributes, summaries.
+    assert case_id in texts  # the reading itself works
+    assert closed.survey_id in texts
+    leaked = {name: value for name, value in marker.items() if value in texts}
+    assert leaked == {}
