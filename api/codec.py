@@ -6,8 +6,6 @@ Payloads protobuf as JSON, bytes in base64). Staff only (bearer token; the UI se
 operator's access token with `passAccessToken`). CORS lets the UI's origin call it from the
 browser; the preflight carries no token and is answered before authentication."""
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 

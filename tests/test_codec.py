@@ -11,17 +11,19 @@ import contextlib
 import json
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 from temporalio.converter import WorkflowSerializationContext
 from temporalio.testing import WorkflowEnvironment
 
-from domain.case import Customer, Reason
+from domain.case import Customer, Grade, Reason, ScanEvent
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from infra.codec import (
@@ -34,13 +36,16 @@ from infra.codec import (
     TamperedPayloadError,
     UnknownKeyError,
 )
+from infra.data_converter import sealed_data_converter
 from infra.data_keys import PostgresDataKeys, scope_of
 from infra.devstack import temporal_cli
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request
-from tests.helpers import api_client, as_role, open_case, state_when
+from tests.helpers import api_client, as_role, open_case, scan, state_when
+from workflows.case_run import CaseRun
+from workflows.return_case import ReturnCase
 
 TOKENS = "service=t-service,scanner=t-scanner,agent=t-agent,arbiter=t-arbiter"
 UI_ORIGIN = "http://localhost:8233"
@@ -295,3 +300,151 @@ async def test_no_personal_data_reaches_temporal_in_any_run_or_child(
     assert closed.survey_id in texts
     leaked = {name: value for name, value in marker.items() if value in texts}
     assert leaked == {}
+
+
+async def client_with(env: WorkflowEnvironment, ring: KeyRing, pool: asyncpg.Pool) -> Client:
+    """Another process's client of the same server: its own codec, key ring and key cache."""
+    return await Client.connect(
+        env.client.service_client.config.target_host,
+        namespace=env.client.namespace,
+        data_converter=sealed_data_converter(ring, pool),
+    )
+
+
+async def test_cases_started_under_key_1_finish_after_key_2_becomes_current(
+    dev_env: WorkflowEnvironment,
+    running_worker: Any,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    k1: str,
+) -> None:
+    now = datetime.now(UTC)
+    before, after = (
+        a_request(delivered_at=now - timedelta(days=1), requested_after=timedelta(days=1))
+        for _ in range(2)
+    )
+    client = await client_with(dev_env, KeyRing.parse(k1), pool)
+    async with running_worker(client):
+        handle = await client.start_workflow(
+            ReturnCase.run, CaseRun(request=before), id=before.case_id, task_queue=task_queue
+        )
+        await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_SHIP_BACK)
+    # Key 2 becomes current: a new worker and client, key 1 kept for what it sealed.
+    rotated = KeyRing.parse(f"{KeyRing.new_key_spec('k2')},{k1}")
+    client = await client_with(dev_env, rotated, pool)
+    async with running_worker(client):
+        old = client.get_workflow_handle_for(ReturnCase.run, before.case_id)
+        await old.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await old.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE)
+        )
+        finished = await asyncio.wait_for(old.result(), timeout=60)
+        new = await client.start_workflow(
+            ReturnCase.run, CaseRun(request=after), id=after.case_id, task_queue=task_queue
+        )
+        await state_when(new, lambda s: s.status is CaseStatus.AWAITING_SHIP_BACK)
+    assert finished.status is CaseStatus.REFUNDED
+    wrapped_with = "SELECT master_key_id FROM data_keys WHERE scope = $1"
+    assert await pool.fetchval(wrapped_with, before.case_id) == "k1"
+    assert await pool.fetchval(wrapped_with, after.case_id) == "k2"
+
+
+# --- the codec server -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def codec_server(dev_env: WorkflowEnvironment, pool: asyncpg.Pool
+                       ) -> AsyncIterator[httpx.AsyncClient]:  # fmt: skip
+    gateway = CaseGateway(dev_env.client, pool, "unused", load_policy_file(DEFAULT_POLICY_FILE))
+    async with api_client(gateway, TOKENS) as api:
+        yield api
+
+
+def as_json(payload: Payload) -> dict[str, Any]:
+    return {
+        "metadata": {k: base64.b64encode(v).decode() for k, v in payload.metadata.items()},
+        "data": base64.b64encode(payload.data).decode(),
+    }
+
+
+async def test_the_codec_server_decodes_for_staff_only(
+    codec_server: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    codec = dev_env.client.data_converter.payload_codec
+    assert isinstance(codec, SealingCodec)
+    case_id = a_case_id()
+    sealed = [*await in_case(codec, case_id).encode([plain("cust-4711")]),
+              *await codec.encode([plain("Europe/Berlin")])]  # fmt: skip
+    body = {"payloads": [as_json(p) for p in sealed]}
+    decoded = await codec_server.post("/codec/decode", json=body, headers=as_role("t-agent"))
+    anonymous = await codec_server.post("/codec/decode", json=body)
+    arbiter = await codec_server.post("/codec/decode", json=body, headers=as_role("t-arbiter"))
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.json() == {
+        "payloads": [as_json(plain("cust-4711")), as_json(plain("Europe/Berlin"))]
+    }
+    assert decoded.headers["cache-control"] == "no-store"
+    assert anonymous.status_code == 401
+    assert "cust-4711" not in anonymous.text
+    assert arbiter.status_code == 403
+
+
+async def test_the_codec_server_encodes_what_an_operator_sends(
+    codec_server: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    body = {"payloads": [as_json(plain("a note"))]}
+    encoded = await codec_server.post("/codec/encode", json=body, headers=as_role("t-agent"))
+    assert encoded.status_code == 200, encoded.text
+    [sealed] = encoded.json()["payloads"]
+    assert base64.b64decode(sealed["metadata"]["encoding"]) == ENCRYPTED_ENCODING
+    opened = await codec_server.post(
+        "/codec/decode", json=encoded.json(), headers=as_role("t-agent")
+    )
+    assert opened.json() == body
+
+
+async def test_the_codec_server_answers_an_erased_cases_payloads_unchanged(
+    codec_server: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
+) -> None:  # GDPR art. 17
+    codec = dev_env.client.data_converter.payload_codec
+    assert isinstance(codec, SealingCodec)
+    case_id = a_case_id()
+    [sealed] = await in_case(codec, case_id).encode([plain("cust-erased")])
+    await erase(pool, case_id)
+    # The API process drops the key from its cache once it erased it.
+    codec_keys = codec._data_keys
+    assert isinstance(codec_keys, PostgresDataKeys)
+    codec_keys.forget([case_id])
+    body = {"payloads": [as_json(sealed)]}
+    answer = await codec_server.post("/codec/decode", json=body, headers=as_role("t-agent"))
+    assert answer.status_code == 200
+    assert answer.json() == body
+
+
+async def test_the_codec_server_answers_the_ui_origins_preflight(
+    codec_server: httpx.AsyncClient,
+) -> None:
+    asked = {
+        "Origin": UI_ORIGIN,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-namespace",
+    }
+    preflight = await codec_server.options("/codec/decode", headers=asked)
+    stranger = await codec_server.options(
+        "/codec/decode", headers=asked | {"Origin": "http://evil.example"}
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert stranger.status_code == 400
+    assert "access-control-allow-origin" not in stranger.headers
+
+
+async def test_a_body_that_is_not_payloads_is_refused_in_the_apis_error_shape(
+    codec_server: httpx.AsyncClient,
+) -> None:
+    answer = await codec_server.post(
+        "/codec/decode", json={"payloads": "nope"}, headers=as_role("t-agent")
+    )
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "payloads"
