@@ -2,23 +2,39 @@
 authorised operator show cases decoded while Temporal itself only ever holds ciphertext.
 
 `POST /codec/decode` and `/codec/encode` take and answer `{"payloads": [...]}` (the
-Payloads protobuf as JSON, bytes in base64). Staff only (bearer token; the UI sends the
-operator's access token with `passAccessToken`). CORS lets the UI's origin call it from the
-browser; the preflight carries no token and is answered before authentication."""
+Payloads protobuf as JSON, bytes in base64). Staff only. How the caller proves it:
+
+- a bearer token: the CLI (`--codec-auth`), and a Temporal UI that has its own login
+  (OIDC) and passes the operator's access token (`passAccessToken`, docker-compose.yml);
+- the dev server's UI (`make run`) has no login and so no token to pass; what it can send
+  is a cookie (`includeCredentials`). An operator stores a staff token in that cookie once
+  at `/codec/session`; it is HttpOnly and SameSite=Strict (the UI on localhost:8233 and the
+  API on localhost:8000 are the same site, another site's page never sends it).
+
+CORS lets the UI's origin call the routes from the browser; the preflight carries no
+credentials and is answered before authentication."""
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from html import escape
 from typing import Annotated
+from urllib.parse import parse_qs
 
 from fastapi import Depends, FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from google.protobuf import json_format
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from api.auth import Caller
 from infra.codec import CodecError
 
+SESSION_COOKIE = "aftersales_codec"
+SESSION_LENGTH = timedelta(hours=8)
 # The headers the Temporal UI sends with a codec request.
 _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace", "Caller-Type"]
 
@@ -27,13 +43,15 @@ def codec_app(
     codec: PayloadCodec, staff: Callable[..., Awaitable[Caller]], origins: Sequence[str]
 ) -> FastAPI:
     """An app of its own, mounted at /codec by create_app: its CORS policy covers these
-    two routes only, not the case API."""
+    routes only, not the case API."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(_SessionCookieAsBearer)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(origins),
         allow_methods=["POST"],
         allow_headers=_UI_HEADERS,
+        allow_credentials=True,
         max_age=600,
     )
     app.add_exception_handler(NotPayloadsError, _not_payloads)
@@ -55,7 +73,45 @@ def codec_app(
                 decoded.append(payload)
         return _answer(decoded)
 
+    @app.get("/session", response_class=HTMLResponse)
+    async def session_form() -> str:
+        return _SESSION_FORM
+
+    @app.post("/session", response_class=HTMLResponse)
+    async def open_session(request: Request) -> Response:
+        """Keeps the token for the browser's codec requests; it is checked on each of them
+        as a bearer token is, so a wrong one only ever gets 401."""
+        token = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0]
+        if not token.strip():
+            return HTMLResponse(_SESSION_FORM, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        answer = HTMLResponse(_SESSION_OPENED)
+        answer.set_cookie(
+            SESSION_COOKIE,
+            token.strip(),
+            max_age=int(SESSION_LENGTH.total_seconds()),
+            path="/codec",
+            httponly=True,
+            samesite="strict",
+        )
+        return answer
+
     return app
+
+
+class _SessionCookieAsBearer:
+    """A codec request with no Authorization header but the session cookie is checked as
+    if the cookie's token had come as a bearer token: one authentication path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            token = cookie_parser(headers.get("cookie", "")).get(SESSION_COOKIE)
+            if token and "authorization" not in headers:
+                MutableHeaders(scope=scope).append("authorization", f"Bearer {token}")
+        await self._app(scope, receive, send)
 
 
 class NotPayloadsError(Exception):
@@ -87,3 +143,18 @@ def _answer(payloads: Sequence[Payload]) -> Response:
         media_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
+
+
+_SESSION_FORM = f"""<!doctype html>
+<title>aftersales: read cases in the Temporal UI</title>
+<form method="post" action="/codec/session">
+  <p>Staff token, for the Temporal UI to decode cases through this codec server:</p>
+  <input type="password" name="token" autocomplete="off" required>
+  <button>Keep for {escape(str(SESSION_LENGTH))}</button>
+</form>
+"""
+_SESSION_OPENED = """<!doctype html>
+<title>aftersales: codec session</title>
+<p>Kept. In the Temporal UI's codec server settings, tick "Include cross-origin
+credentials"; its pages then show cases decoded.</p>
+"""

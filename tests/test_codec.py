@@ -448,3 +448,30 @@ async def test_a_body_that_is_not_payloads_is_refused_in_the_apis_error_shape(
     )
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "payloads"
+
+
+async def test_the_dev_uis_browser_reads_cases_with_a_session_cookie(
+    codec_server: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    # The dev server's UI has no login, hence no token to pass: it can only include
+    # credentials (a cookie) with its cross-origin codec requests.
+    codec = dev_env.client.data_converter.payload_codec
+    assert isinstance(codec, SealingCodec)
+    [sealed] = await in_case(codec, a_case_id()).encode([plain("cust-cookie")])
+    body = {"payloads": [as_json(sealed)]}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    opened = await codec_server.post("/codec/session", content="token=t-agent", headers=form)
+    cookie = opened.headers["set-cookie"]
+    from_ui = {"Origin": UI_ORIGIN}
+    decoded = await codec_server.post("/codec/decode", json=body, headers=from_ui)
+    codec_server.cookies.clear()
+    await codec_server.post("/codec/session", content="token=t-arbiter", headers=form)
+    arbiter = await codec_server.post("/codec/decode", json=body, headers=from_ui)
+    assert "HttpOnly" in cookie
+    assert "SameSite=strict" in cookie
+    assert "Path=/codec" in cookie
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.json() == {"payloads": [as_json(plain("cust-cookie"))]}
+    assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert decoded.headers["access-control-allow-credentials"] == "true"
+    assert arbiter.status_code == 403
