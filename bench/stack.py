@@ -143,7 +143,7 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
             stack.env(AFTERSALES_API_PORT=str(api_port)),
             folder / "api.log",
         )[0]
-        await _until_up(api)
+        await until_up(api)
         try:
             yield stack
         finally:
@@ -163,7 +163,7 @@ async def _connect(address: str, data_converter: DataConverter) -> Client:
     raise TimeoutError(f"no Temporal dev server at {address}")
 
 
-async def _until_up(api: aiohttp.ClientSession) -> None:
+async def until_up(api: aiohttp.ClientSession) -> None:
     for _ in range(300):
         try:
             async with api.get("/docs") as response:

@@ -4,7 +4,7 @@ with the codec (infra/data_converter.py)."""
 import asyncpg
 from temporalio.client import Client
 
-from infra.data_converter import data_converter_for
+from infra import data_converter
 from infra.settings import Settings
 
 
@@ -18,7 +18,7 @@ async def connect(settings: Settings, pool: asyncpg.Pool) -> Client:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=data_converter_for(settings, pool),
+            data_converter=data_converter.data_converter_for(settings, pool),
         )
     except RuntimeError as error:
         raise TemporalUnreachableError(
