@@ -17,9 +17,9 @@ from domain.state import CaseStatus
 from tests.processes import free_port, start_process
 
 UNSEALED_QUEUE = "bench-unsealed"
-CASES = 300
+CASES = 400
 ROUNDS = 4
-SCANS = 60  # per side, one at a time, alternating
+SCANS = 100  # per side, one at a time, alternating
 _POLL_S = 0.002
 
 
