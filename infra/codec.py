@@ -122,7 +122,7 @@ class DataKeys(Protocol):
         ...
 
     async def for_opening(self, scope: str) -> AESGCM:
-        """The scope's key; ErasedDataError if destroyed or never created."""
+        """The scope's key; ErasedDataError if destroyed, UnknownKeyError if never made."""
         ...
 
 

@@ -13,7 +13,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -179,6 +179,50 @@ async def erase(pool: asyncpg.Pool, *scopes: str) -> None:
         "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now() WHERE scope = ANY($1)",
         list(scopes),
     )
+
+
+class FlakyPool:
+    """The real pool, until PostgreSQL is said to be down: then as a refused connection."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.down = pool, False
+
+    async def fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
+        if self.down:
+            raise ConnectionRefusedError("PostgreSQL is down")
+        return await self.pool.fetchrow(query, *args)
+
+
+async def test_while_postgresql_is_down_cached_keys_still_open_payloads(
+    codec: SealingCodec, ring: KeyRing, pool: asyncpg.Pool
+) -> None:  # durability: a scan still reaches its case during an outage
+    case_id, never_seen = a_case_id(), a_case_id()
+    [sealed] = await in_case(codec, case_id).encode([plain("tracking JD0001")])
+    [unseen] = await in_case(codec, never_seen).encode([plain("other")])
+    flaky = FlakyPool(pool)
+    # Every cached key is due for a check at once (TTL 0).
+    keys = PostgresDataKeys(cast(asyncpg.Pool, flaky), ring, cache_ttl=timedelta(0))
+    reader = SealingCodec(ring, keys)
+    assert await reader.decode([sealed]) == [plain("tracking JD0001")]
+    flaky.down = True
+    assert await reader.decode([sealed]) == [plain("tracking JD0001")]
+    with pytest.raises(ConnectionRefusedError):
+        await reader.decode([unseen])  # no key to fall back on: the outage shows
+    flaky.down = False
+    await erase(pool, case_id)
+    with pytest.raises(ErasedDataError):
+        await reader.decode([sealed])  # checked again once PostgreSQL answers
+
+
+async def test_a_scope_with_no_key_in_this_database_says_so(
+    codec: SealingCodec, ring: KeyRing, pool: asyncpg.Pool
+) -> None:
+    [sealed] = await in_case(codec, a_case_id()).encode([plain("x")])
+    await pool.execute(
+        "DELETE FROM data_keys WHERE scope = $1", sealed.metadata[SCOPE_METADATA].decode()
+    )
+    with pytest.raises(UnknownKeyError, match="DATABASE_URL names another database"):
+        await SealingCodec(ring, PostgresDataKeys(pool, ring)).decode([sealed])
 
 
 def test_a_key_ring_names_what_is_wrong_with_its_configuration() -> None:

@@ -32,6 +32,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseState, CaseStatus
+from infra.codec import KeyRing
+from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, stop_embedded_postgres
 from infra.gateway import CaseGateway
@@ -102,13 +104,17 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[tuple[Path, str]]:
 
 
 async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
-    dev_env: WorkflowEnvironment, own_postgres: tuple[Path, str], tmp_path: Path
+    dev_env: WorkflowEnvironment, own_postgres: tuple[Path, str], tmp_path: Path, key_ring: KeyRing
 ) -> None:  # R21, R23, R26, durability
     data_dir, database_url = own_postgres
     pool = await create_pool(database_url)
     await migrate(pool)
     queue = f"aftersales-outage-pg-{uuid.uuid4().hex[:8]}"
-    client = dev_env.client
+    # The cases' data keys are in this PostgreSQL, as the worker's are.
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        data_converter=sealed_data_converter(key_ring, pool),
+    )
     worker = start_worker(client.service_client.config.target_host, database_url, queue, tmp_path)
     try:
         gateway = CaseGateway(client, pool, queue, load_policy_file(DEFAULT_POLICY_FILE))
