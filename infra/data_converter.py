@@ -2,7 +2,8 @@
 the worker, starter.py, `make run`, the dev stack, the tests, the replayer and the bench.
 
 pydantic converts values to payloads; the sealing codec (infra/codec.py) then encrypts
-them, so personal data never reaches Temporal in the clear."""
+them, so personal data never reaches Temporal in the clear. Failures' messages and stack
+traces go into an encrypted payload as well: a refusal may quote the input it refused."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import dataclasses
 
 import asyncpg
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter
+from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
 from infra.codec import KeyRing, SealingCodec
 from infra.data_keys import PostgresDataKeys
@@ -24,7 +25,9 @@ FIXTURE_RECORDING_DATA_CONVERTER = pydantic_data_converter
 def sealed_data_converter(ring: KeyRing, pool: asyncpg.Pool) -> DataConverter:
     """Payloads sealed with per-case data keys kept in `pool`'s `data_keys` table."""
     return dataclasses.replace(
-        pydantic_data_converter, payload_codec=SealingCodec(ring, PostgresDataKeys(pool, ring))
+        pydantic_data_converter,
+        payload_codec=SealingCodec(ring, PostgresDataKeys(pool, ring)),
+        failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
 

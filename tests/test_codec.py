@@ -19,8 +19,10 @@ import asyncpg
 import httpx
 import pytest
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.converter import WorkflowSerializationContext
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Customer, Grade, Reason, ScanEvent
@@ -179,6 +181,18 @@ async def erase(pool: asyncpg.Pool, *scopes: str) -> None:
         "UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now() WHERE scope = ANY($1)",
         list(scopes),
     )
+
+
+async def test_a_failures_message_is_sealed_too(ring: KeyRing, pool: asyncpg.Pool) -> None:
+    # A refusal may quote what it refused (pydantic's errors quote the input value).
+    converter = sealed_data_converter(ring, pool)
+    failure = Failure()
+    await converter.encode_failure(
+        ApplicationError("time_zone: 'cust-4711 Europe/Berlin'"), failure
+    )
+    assert b"cust-4711" not in failure.SerializeToString()
+    decoded = await converter.decode_failure(failure)  # decodes in place
+    assert str(decoded) == "time_zone: 'cust-4711 Europe/Berlin'"
 
 
 class FlakyPool:
