@@ -36,7 +36,7 @@ from infra.codec import CodecError
 SESSION_COOKIE = "aftersales_codec"
 SESSION_LENGTH = timedelta(hours=8)
 # The headers the Temporal UI sends with a codec request.
-_UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace", "Caller-Type"]
+_UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
 
 def codec_app(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidTag
@@ -125,6 +125,10 @@ class DataKeys(Protocol):
         """The scope's key; ErasedDataError if destroyed, UnknownKeyError if never made."""
         ...
 
+    def forget(self, scopes: Iterable[str]) -> None:
+        """Drop these scopes' keys from any cache (their keys were just destroyed)."""
+        ...
+
 
 def scope_of(workflow_id: str) -> str:
     """A case's children (the survey, the carrier claim) share its data key: erasing the
@@ -155,6 +159,11 @@ class SealingCodec(PayloadCodec, WithSerializationContext):
         return type(self)(
             self._ring, self._data_keys, scope_of(workflow_id) if workflow_id else None
         )
+
+    def forget(self, scopes: Iterable[str]) -> None:
+        """After erasing cases (destroying their data keys), in the process that did it:
+        from now on their payloads no longer open here, not only after the cache's TTL."""
+        self._data_keys.forget(scopes)
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         if self._scope is None:

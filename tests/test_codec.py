@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
@@ -38,12 +39,12 @@ from infra.codec import (
     TamperedPayloadError,
     UnknownKeyError,
 )
-from infra.data_converter import sealed_data_converter
+from infra.data_converter import ensure_local_key_file, key_ring, sealed_data_converter
 from infra.data_keys import PostgresDataKeys, scope_of
 from infra.devstack import temporal_cli
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
-from infra.settings import DEFAULT_POLICY_FILE
+from infra.settings import DEFAULT_POLICY_FILE, ConfigurationError, load_settings
 from tests.conftest import a_request
 from tests.helpers import api_client, as_role, open_case, scan, state_when
 from workflows.case_run import CaseRun
@@ -469,10 +470,8 @@ async def test_the_codec_server_answers_an_erased_cases_payloads_unchanged(
     case_id = a_case_id()
     [sealed] = await in_case(codec, case_id).encode([plain("cust-erased")])
     await erase(pool, case_id)
-    # The API process drops the key from its cache once it erased it.
-    codec_keys = codec._data_keys
-    assert isinstance(codec_keys, PostgresDataKeys)
-    codec_keys.forget([case_id])
+    # The process that erased the case drops its key from the cache at once.
+    codec.forget([case_id])
     body = {"payloads": [as_json(sealed)]}
     answer = await codec_server.post("/codec/decode", json=body, headers=as_role("t-agent"))
     assert answer.status_code == 200
@@ -533,3 +532,28 @@ async def test_the_dev_uis_browser_reads_cases_with_a_session_cookie(
     assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
     assert decoded.headers["access-control-allow-credentials"] == "true"
     assert arbiter.status_code == 403
+
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def test_make_run_creates_a_private_key_file_once_and_keeps_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("AFTERSALES_CODEC_KEYS")
+    monkeypatch.setenv("AFTERSALES_CODEC_KEYS_FILE", str(tmp_path / "codec-keys"))
+    settings = load_settings()
+    with pytest.raises(ConfigurationError, match="AFTERSALES_CODEC_KEYS: no payload codec keys"):
+        key_ring(settings)
+    ensure_local_key_file(settings)
+    first = (tmp_path / "codec-keys").read_text()
+    ensure_local_key_file(settings)  # a later `make run`: the cases need the same key
+    assert (tmp_path / "codec-keys").read_text() == first
+    assert (tmp_path / "codec-keys").stat().st_mode & 0o077 == 0
+    assert key_ring(settings).newest_id == "local-1"
+
+
+def test_a_bad_key_configuration_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AFTERSALES_CODEC_KEYS", "k1:bm90IDMyIGJ5dGVz")
+    with pytest.raises(ConfigurationError, match="AFTERSALES_CODEC_KEYS: key 'k1': must be 32"):
+        key_ring(load_settings())
