@@ -38,9 +38,11 @@ from infra.outages import DATABASE_DOWN
 # Bounded: a worker touches only the cases it runs.
 CACHE_SIZE = 20_000
 # A cached key is checked again after this long: an erasure done by another process takes
-# effect here within it. While PostgreSQL is down the cached key is used all the same, so
-# an outage stops cases no more than it did before the codec (scans still reach them).
-CACHE_TTL = timedelta(minutes=1)
+# effect here within it (the erasing process itself calls forget()); GDPR gives a month,
+# and a shorter time would cost every case a PostgreSQL read that often. While PostgreSQL
+# is down the cached key is used all the same, so an outage stops cases no more than it
+# did before the codec (scans still reach them).
+CACHE_TTL = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
