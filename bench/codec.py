@@ -19,7 +19,7 @@ from tests.processes import free_port, start_process
 UNSEALED_QUEUE = "bench-unsealed"
 CASES = 400
 ROUNDS = 4
-SCANS = 100  # per side, one at a time, alternating
+SCANS = 200  # per side, one at a time, alternating
 _POLL_S = 0.002
 
 
