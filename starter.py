@@ -227,8 +227,8 @@ async def run(argv: Sequence[str]) -> int:
     settings = load_settings()
     if args.command in ("token", "client"):
         return _identity(args, settings)
-    client = await connect(settings, [GrantingInterceptor(grant_signer(settings))])
     pool = await create_pool(settings.effective_database_url, max_size=2)
+    client = await connect(settings, pool, [GrantingInterceptor(grant_signer(settings))])
     gateway = CaseGateway(client, pool, settings.task_queue, load_policy_file(settings.policy_file))
     payload = ""
     try:

@@ -98,7 +98,7 @@ async def main() -> None:
     settings = load_settings()
     pool = await create_pool(settings.effective_database_url)
     await migrate(pool)
-    client = await connect(settings)
+    client = await connect(settings, pool)
     worker = build_worker(
         client,
         pool=pool,

@@ -21,10 +21,10 @@ async def serve() -> None:
     settings = load_settings()
     refuse_unsafe_exposure(settings)
     policy = load_policy_file(settings.policy_file)
-    client = await connect(settings, [GrantingInterceptor(grant_signer(settings))])
     pool = await create_pool(settings.effective_database_url)
+    client = await connect(settings, pool, [GrantingInterceptor(grant_signer(settings))])
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
-    app = create_app(gateway, authenticator(settings))
+    app = create_app(gateway, authenticator(settings), codec_origins=settings.codec_origins)
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, access_log=False)
     try:

@@ -1,7 +1,7 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from api.auth import Authentication, requires
+from api.codec import codec_app
 from api.errors import (
     ApiError,
     ApiErrorItem,
@@ -75,6 +76,7 @@ RETRY_AFTER_S = 5
 _CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
 CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
 CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+TEMPORAL_DEV_UI_ORIGIN = "http://localhost:8233"
 
 
 class DecisionBody(Strict):
@@ -313,7 +315,12 @@ _SCAN_404 = (
 _ANY_ROUTE = (401, 403, 413, 422, 503)
 
 
-def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
+def create_app(
+    gateway: CaseGateway,
+    authenticator: Authenticator,
+    *,
+    codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
+) -> FastAPI:
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -336,6 +343,8 @@ def create_app(gateway: CaseGateway, authenticator: Authenticator) -> FastAPI:
     # refused before the body limit would count it.
     app.add_middleware(Authentication, authenticator=authenticator)
     app.add_middleware(SecurityHeaders)
+    # The Temporal UI decodes payloads here for operators (staff only).
+    app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins))
 
     async def refuse(
         request: Request, status_code: int, errors: list[ApiErrorItem]

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.codec import SESSION_PATH, is_codec_preflight, session_authorization
 from domain.case import Role
 from infra.identity import (
     Authenticator,
@@ -29,7 +30,9 @@ from infra.identity import (
 # `Authentication` has already checked the header.
 _bearer = HTTPBearer(auto_error=False)
 # The API's own description reads without a credential; everything else needs one.
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+PUBLIC_PATHS = frozenset(
+    {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", SESSION_PATH}
+)
 
 
 class Authentication:
@@ -38,11 +41,12 @@ class Authentication:
         self._authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or is_codec_preflight(scope):
             await self._app(scope, receive, send)
             return
+        authorization = Headers(scope=scope).get("authorization") or session_authorization(scope)
         try:
-            principal = await self._prove(Headers(scope=scope).get("authorization"))
+            principal = await self._prove(authorization)
         except Unauthenticated as problem:
             await _unauthorised(str(problem))(scope, receive, send)
             return

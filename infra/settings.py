@@ -15,6 +15,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
 DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy.toml"
 EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
+# `make run` creates it with one fresh key when absent; see infra/data_converter.py.
+LOCAL_CODEC_KEYS_FILE = DATA_DIR / "codec-keys"
 
 
 def embedded_database_url() -> str:
@@ -67,6 +69,18 @@ class Settings(BaseSettings):
     api_port: Annotated[
         int, Field(validation_alias=AliasChoices("AFTERSALES_API_PORT"), ge=1, le=65535)
     ] = 8000
+    # The payload codec's master keys, newest first: `id:base64key,...` (32-byte keys).
+    # Unset: read from codec_keys_file, which `make run` creates for local development.
+    codec_keys: Annotated[
+        str | None, Field(validation_alias=AliasChoices("AFTERSALES_CODEC_KEYS"))
+    ] = None
+    codec_keys_file: Annotated[
+        Path, Field(validation_alias=AliasChoices("AFTERSALES_CODEC_KEYS_FILE"))
+    ] = LOCAL_CODEC_KEYS_FILE
+    # The browser origins allowed to call the codec server (the Temporal UI's).
+    codec_cors_origins: Annotated[
+        str, Field(validation_alias=AliasChoices("AFTERSALES_CODEC_CORS_ORIGINS"))
+    ] = "http://localhost:8233"
     # The sandbox payment provider's book (it outlives worker restarts, like a real one's)
     # and how long it takes to answer (the fault tests make it slow).
     sandbox_payments_journal: Annotated[
@@ -93,6 +107,10 @@ class Settings(BaseSettings):
         )
 
     @property
+    def codec_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.codec_cors_origins.split(",") if origin.strip()]
+
+    @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
 
@@ -117,6 +135,9 @@ _ENV_NAMES = {
     "api_host": "AFTERSALES_API_HOST",
     "sandbox_payments_journal": "AFTERSALES_SANDBOX_PAYMENTS_JOURNAL",
     "sandbox_payments_delay": "AFTERSALES_SANDBOX_PAYMENTS_DELAY",
+    "codec_keys": "AFTERSALES_CODEC_KEYS",
+    "codec_keys_file": "AFTERSALES_CODEC_KEYS_FILE",
+    "codec_cors_origins": "AFTERSALES_CODEC_CORS_ORIGINS",
 }
 
 

@@ -1,10 +1,12 @@
-"""Every Temporal client of the project converts payloads with pydantic."""
+"""Every Temporal client of the project converts payloads with pydantic and seals them
+with the codec (infra/data_converter.py)."""
 
 from collections.abc import Sequence
 
+import asyncpg
 from temporalio.client import Client, Interceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 
+from infra import data_converter
 from infra.settings import Settings
 
 
@@ -12,13 +14,16 @@ class TemporalUnreachableError(ConnectionError):
     pass
 
 
-async def connect(settings: Settings, interceptors: Sequence[Interceptor] = ()) -> Client:
-    """`interceptors`: an edge that sends decisions passes its GrantingInterceptor."""
+async def connect(
+    settings: Settings, pool: asyncpg.Pool, interceptors: Sequence[Interceptor] = ()
+) -> Client:
+    """`pool` keeps the per-case data keys of the payload codec; `interceptors`: an edge
+    that sends decisions passes its GrantingInterceptor."""
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter.data_converter_for(settings, pool),
             interceptors=interceptors,
         )
     except RuntimeError as error:

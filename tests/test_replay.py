@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
@@ -53,13 +53,15 @@ def test_every_case_kind_has_recorded_histories() -> None:
 )
 @pytest.mark.parametrize("name", sorted(HISTORIES))
 async def test_recorded_history_replays_on_current_code(
-    name: str, runner: SandboxedWorkflowRunner
+    name: str, runner: SandboxedWorkflowRunner, data_converter: DataConverter
 ) -> None:
+    # The project's converter with its codec: recorded before it, in plaintext, and still
+    # replaying (plaintext passes through).
     history = WorkflowHistory.from_json(WORKFLOW_IDS[name], HISTORIES[name])
     replayer = Replayer(
         workflows=WORKFLOWS,
         workflow_runner=runner,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter,
     )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
@@ -74,7 +76,9 @@ def _patch_markers(history: WorkflowHistory) -> list[bytes]:
     ]
 
 
-async def test_cases_from_before_the_sla_timers_replay_without_them() -> None:
+async def test_cases_from_before_the_sla_timers_replay_without_them(
+    data_converter: DataConverter,
+) -> None:
     # The workflow.patched example (README "Changing a workflow"): this history predates
     # the R13/R14 timers, carries no marker, and replays because old runs skip them.
     history = WorkflowHistory.from_json(
@@ -82,7 +86,7 @@ async def test_cases_from_before_the_sla_timers_replay_without_them() -> None:
     )
     assert _patch_markers(history) == []
     result = await Replayer(
-        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter
+        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=data_converter
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
 

@@ -42,6 +42,7 @@ from domain.claim import CarrierClaimRequest, CarrierResponse
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
+from infra.data_converter import FIXTURE_RECORDING_DATA_CONVERTER
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server
 from infra.gateway import WORKFLOW_OF_KIND
@@ -336,7 +337,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pool = await create_pool(start_embedded_postgres(Path(tmp) / "pg", delete_on_exit=True))
         await migrate(pool)
-        env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
+        env = await start_time_skipping_server(
+            FIXTURE_RECORDING_DATA_CONVERTER, interceptors=[TRUSTING_EDGE]
+        )
         worker = build_worker(
             env.client,
             pool=pool,
@@ -359,7 +362,9 @@ async def main() -> None:
                 print(f"recorded {name}: {len(history.events)} events")
         await env.shutdown()
         # A server of its own: its clock must not wait on the cases' leftover children.
-        env = await start_time_skipping_server(interceptors=[TRUSTING_EDGE])
+        env = await start_time_skipping_server(
+            FIXTURE_RECORDING_DATA_CONVERTER, interceptors=[TRUSTING_EDGE]
+        )
         claim_worker = build_worker(
             env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
             notifier=RecordingNotifier(), grants=IDENTITIES.verifier,

@@ -1,0 +1,167 @@
+"""The codec server: Temporal's remote codec protocol, so the Temporal UI and CLI of an
+authorised operator show cases decoded while Temporal itself only ever holds ciphertext.
+
+`POST /codec/decode` and `/codec/encode` take and answer `{"payloads": [...]}` (the
+Payloads protobuf as JSON, bytes in base64). Staff only. How the caller proves it:
+
+- a bearer token: the CLI (`--codec-auth`), and a Temporal UI that has its own login
+  (OIDC) and passes the operator's access token (`passAccessToken`, docker-compose.yml);
+- the dev server's UI (`make run`) has no login and so no token to pass; what it can send
+  is a cookie (`includeCredentials`). An operator stores a staff token in that cookie once
+  at `/codec/session`; it is HttpOnly and SameSite=Strict (the UI on localhost:8233 and the
+  API on localhost:8000 are the same site, another site's page never sends it).
+
+CORS lets the UI's origin call the routes from the browser; the preflight carries no
+credentials and is answered before authentication (`api.auth.Authentication` lets it
+through, and takes the session cookie as the bearer token on these routes)."""
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from html import escape
+from typing import Annotated
+from urllib.parse import parse_qs
+
+from fastapi import Depends, FastAPI, Request, Response, status
+from fastapi.responses import HTMLResponse, JSONResponse
+from google.protobuf import json_format
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import cookie_parser
+from starlette.types import Scope
+from temporalio.api.common.v1 import Payload, Payloads
+from temporalio.converter import PayloadCodec
+
+from infra.codec import CodecError
+from infra.identity import Caller
+
+CODEC_PATH = "/codec"
+# The form that keeps a token in the cookie: the one route that reads a body before the
+# caller is proven, because that body is the credential (never stored nor echoed).
+SESSION_PATH = f"{CODEC_PATH}/session"
+SESSION_COOKIE = "aftersales_codec"
+SESSION_LENGTH = timedelta(hours=8)
+# The headers the Temporal UI sends with a codec request.
+_UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
+
+
+def codec_app(
+    codec: PayloadCodec, staff: Callable[..., Awaitable[Caller]], origins: Sequence[str]
+) -> FastAPI:
+    """An app of its own, mounted at /codec by create_app: its CORS policy covers these
+    routes only, not the case API."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["POST"],
+        allow_headers=_UI_HEADERS,
+        allow_credentials=True,
+        max_age=600,
+    )
+    app.add_exception_handler(NotPayloadsError, _not_payloads)
+
+    @app.post("/encode")
+    async def encode(request: Request, _: Annotated[Caller, Depends(staff)]) -> Response:
+        payloads = await _payloads(request)
+        return _answer(await codec.encode(payloads))
+
+    @app.post("/decode")
+    async def decode(request: Request, _: Annotated[Caller, Depends(staff)]) -> Response:
+        """A payload that cannot be opened (its case was erased, or its key is not in
+        the ring) comes back as it was: still encrypted, the others decoded."""
+        decoded = []
+        for payload in await _payloads(request):
+            try:
+                decoded.extend(await codec.decode([payload]))
+            except CodecError:
+                decoded.append(payload)
+        return _answer(decoded)
+
+    @app.get("/session", response_class=HTMLResponse)
+    async def session_form() -> str:
+        return _SESSION_FORM
+
+    @app.post("/session", response_class=HTMLResponse)
+    async def open_session(request: Request) -> Response:
+        """Keeps the token for the browser's codec requests; it is checked on each of them
+        as a bearer token is, so a wrong one only ever gets 401."""
+        token = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0]
+        if not token.strip():
+            return HTMLResponse(_SESSION_FORM, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        answer = HTMLResponse(_SESSION_OPENED)
+        answer.set_cookie(
+            SESSION_COOKIE,
+            token.strip(),
+            max_age=int(SESSION_LENGTH.total_seconds()),
+            path="/codec",
+            httponly=True,
+            samesite="strict",
+        )
+        return answer
+
+    return app
+
+
+def is_codec_preflight(scope: Scope) -> bool:
+    """A browser's CORS preflight for a codec route: it carries no credentials by design."""
+    return (
+        scope["method"] == "OPTIONS"
+        and scope["path"].startswith(f"{CODEC_PATH}/")
+        and "access-control-request-method" in Headers(scope=scope)
+    )
+
+
+def session_authorization(scope: Scope) -> str | None:
+    """On the codec routes, a request with no Authorization header but the session cookie
+    is checked as if the cookie's token had come as a bearer token: one authentication
+    path, so a wrong token only ever gets 401."""
+    if not scope["path"].startswith(f"{CODEC_PATH}/"):
+        return None
+    token = cookie_parser(Headers(scope=scope).get("cookie", "")).get(SESSION_COOKIE)
+    return f"Bearer {token}" if token else None
+
+
+class NotPayloadsError(Exception):
+    pass
+
+
+async def _payloads(request: Request) -> list[Payload]:
+    try:
+        parsed = json_format.Parse(await request.body(), Payloads())
+    except json_format.ParseError as error:
+        raise NotPayloadsError(str(error)) from None
+    return list(parsed.payloads)
+
+
+async def _not_payloads(_: Request, error: Exception) -> JSONResponse:
+    message = f"not a Temporal Payloads JSON: {error}"
+    return JSONResponse(
+        {
+            "detail": f"payloads: {message}",
+            "errors": [{"field": "payloads", "rule": None, "message": message}],
+        },
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def _answer(payloads: Sequence[Payload]) -> Response:
+    return Response(
+        json_format.MessageToJson(Payloads(payloads=payloads), indent=None),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+_SESSION_FORM = f"""<!doctype html>
+<title>aftersales: read cases in the Temporal UI</title>
+<form method="post" action="/codec/session">
+  <p>Staff token, for the Temporal UI to decode cases through this codec server:</p>
+  <input type="password" name="token" autocomplete="off" required>
+  <button>Keep for {escape(str(SESSION_LENGTH))}</button>
+</form>
+"""
+_SESSION_OPENED = """<!doctype html>
+<title>aftersales: codec session</title>
+<p>Kept. In the Temporal UI's codec server settings, tick "Include cross-origin
+credentials"; its pages then show cases decoded.</p>
+"""
