@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
+from domain.policy import future_request_refusal
 from infra.database import create_pool
 from infra.edge_identity import authenticator, grant_signer, mint_dev_token
 from infra.gateway import (
@@ -175,6 +176,16 @@ def _parse_open(payload: str) -> OpenCaseRequest:
     return OpenCaseRequest.model_validate(data)
 
 
+def _received(request: OpenCaseRequest, gateway: CaseGateway) -> OpenCaseRequest:
+    """As at the API: R1 judges our receipt, never the caller's clock alone."""
+    if request.received_at is not None:
+        raise RefusedInputError("received_at: set by us at receipt, never by the caller (R1)")
+    received = request.model_copy(update={"received_at": datetime.now(UTC)})
+    if refusal := future_request_refusal(received, gateway.policy_for(received)):
+        raise RefusedInputError(refusal)
+    return received
+
+
 def _print(value: BaseModel | Sequence[BaseModel]) -> None:
     if isinstance(value, BaseModel):
         print(value.model_dump_json(indent=2))
@@ -235,7 +246,7 @@ async def run(argv: Sequence[str]) -> int:
         match args.command:
             case "open":
                 payload = _open_payload(args)
-                opened = await gateway.open_case(_parse_open(payload))
+                opened = await gateway.open_case(_received(_parse_open(payload), gateway))
                 _print(opened.view)
             case "scan":
                 scan_fields = {

@@ -44,6 +44,7 @@ from domain.claim import CarrierResponse
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
 from domain.view import CaseView
+from infra.codec import SealingCodec
 from infra.grants import acting_as
 from infra.identity import Caller
 from infra.outages import DATABASE_DOWN
@@ -357,8 +358,14 @@ class CaseGateway:
         return view
 
     async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
-        """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs."""
-        return await erase_customer(self._client, self._pool, customer_id, actor=actor, role=role)
+        """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs.
+        This process (the codec server's) stops opening the cases' payloads at once; other
+        processes when their cached keys are next checked (infra/data_keys.py)."""
+        report = await erase_customer(self._client, self._pool, customer_id, actor=actor, role=role)
+        codec = self.payload_codec
+        if isinstance(codec, SealingCodec):
+            codec.forget(report.cases)
+        return report
 
     async def scan(self, barcode: str, scan: WarehouseScan) -> None:
         [problem] = await self.scan_batch([(barcode, scan)])

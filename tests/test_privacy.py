@@ -12,10 +12,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from temporalio.api.common.v1 import Payload, WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Customer, Reason
 from domain.survey import Satisfaction, SurveyAnswers
+from infra.codec import ErasedDataError
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.privacy import apply_retention
@@ -171,12 +174,14 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     case_id = await a_refunded_case(api, dev_env, markers)
     bystander = f"return-someone-else-{uuid.uuid4().hex[:8]}"
     await pool.execute(
-        "INSERT INTO data_keys (scope, master_key_id, wrapped_key) VALUES ($1, 'k1', $3), "
-        "($2, 'k1', $3)",
-        case_id,
+        "INSERT INTO data_keys (scope, master_key_id, wrapped_key) VALUES ($1, 'k1', $2)",
         bystander,
         b"wrapped",
     )
+    sealed = await _first_payload(dev_env, case_id)
+    codec = dev_env.client.data_converter.payload_codec
+    assert codec is not None
+    assert markers.customer_id.encode() in (await codec.decode([sealed]))[0].data
     refused = await api.post("/cases", json=opening(markers) | {"paid": "lots"},
                              headers=as_role("service"))  # fmt: skip
     assert refused.status_code == 422
@@ -203,6 +208,9 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
         "SELECT actor FROM case_events WHERE case_id = $1 AND role = 'customer'", case_id
     )
     assert {r["actor"] for r in customer_rows} == {pseudonym}
+    # The API process (its codec server) stops opening the case's payloads at once.
+    with pytest.raises(ErasedDataError):
+        await codec.decode([sealed])
     keys = {
         r["scope"]: (r["wrapped_key"], r["destroyed_at"] is not None)
         for r in await pool.fetch(
@@ -218,6 +226,17 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     gone = await read(api, case_id, "agent")
     assert gone.status_code == 410
     assert "erased" in gone.json()["detail"]
+
+
+async def _first_payload(env: WorkflowEnvironment, case_id: str) -> Payload:
+    """The case's opening input as Temporal holds it (sealed)."""
+    history = await env.client.workflow_service.get_workflow_execution_history(
+        GetWorkflowExecutionHistoryRequest(
+            namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=case_id)
+        )
+    )
+    started = history.history.events[0].workflow_execution_started_event_attributes
+    return started.input.payloads[0]
 
 
 async def test_a_second_erasure_changes_nothing(
