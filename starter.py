@@ -46,6 +46,9 @@ from infra.temporal_client import connect
 EXIT_FAILURE, EXIT_REFUSED, EXIT_UNKNOWN_CASE, EXIT_UNAUTHORISED = 1, 2, 3, 4
 
 
+_MACHINE_TOKEN_HELP = "the sending machine's credential (role {}); nothing is sent unproven"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     open_.add_argument("--requested-at", help="ISO 8601 with offset; default now")
     open_.add_argument("--customer")
     open_.add_argument("--time-zone", default="UTC", help="IANA name, e.g. Europe/Berlin")
+    open_.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("service"))
 
     scan = commands.add_parser("scan", help="a warehouse scan (R26)")
     scan.add_argument("barcode", help="the return label's barcode: the case id")
@@ -76,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--grade", help="resellable | refurbish | damaged | wrong_item")
     scan.add_argument("--photo", action="append", default=[], dest="photos")
     scan.add_argument("--scanned-at", help="ISO 8601 with offset; default now")
+    scan.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("warehouse"))
 
     shipped = commands.add_parser("shipped", help="the customer shipped the parcel back (R12)")
     shipped.add_argument("case_id")
@@ -83,11 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     shipped.add_argument("--carrier", required=True)
     shipped.add_argument("--tracking-number", required=True)
     shipped.add_argument("--shipped-at", help="ISO 8601 with offset; default now")
+    shipped.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("service"))
 
     tell = commands.add_parser("tell", help="news for a case (a signal), from JSON")
     tell.add_argument("case_id")
     tell.add_argument("signal", choices=sorted(SIGNALS))
     tell.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
+    tell.add_argument(
+        "--token", required=True, help=_MACHINE_TOKEN_HELP.format("service; warehouse for scans")
+    )
 
     decide = commands.add_parser(
         "decide", help="a decision on a case (a validated update), from JSON; prints the case"
@@ -213,6 +222,27 @@ def _identity(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _proven(args: argparse.Namespace, settings: Settings, *roles: Role) -> Caller:
+    """As at the API, every way in proves who sends (R23): the credential's holder acting
+    in one of `roles`, else Unauthenticated."""
+    principal = authenticator(settings).authenticate(args.token)
+    role = acting_role(principal, roles)
+    if role is None:
+        allowed = ", ".join(r.value for r in roles)
+        raise Unauthenticated(f"{principal.actor} may not send {args.command} ({allowed})")
+    return Caller(actor=principal.actor, role=role)
+
+
+def _scan_by(scanner: Caller, payload: str) -> WarehouseScan:
+    """A scan names the proven scanner that sent it, never what its payload claims."""
+    data = json.loads(payload)
+    if isinstance(data, dict) and "scanned_by" in data:
+        raise Unauthenticated("scanned_by comes from --token, not from the payload")
+    return WarehouseScan.model_validate(
+        data | {"scanned_by": scanner.actor} if isinstance(data, dict) else data
+    )
+
+
 def _decision(
     args: argparse.Namespace, settings: Settings, payload: str
 ) -> tuple[BaseModel, Caller]:
@@ -245,6 +275,7 @@ async def run(argv: Sequence[str]) -> int:
     try:
         match args.command:
             case "open":
+                _proven(args, settings, Role.SERVICE)
                 payload = _open_payload(args)
                 opened = await gateway.open_case(_received(_parse_open(payload), gateway))
                 _print(opened.view)
@@ -257,8 +288,9 @@ async def run(argv: Sequence[str]) -> int:
                     "photos": args.photos,
                     "scanned_at": args.scanned_at or _now(),
                 }
+                scanner = _proven(args, settings, Role.WAREHOUSE)
                 payload = json.dumps(_drop_none(scan_fields))
-                await gateway.scan(args.barcode, WarehouseScan.model_validate_json(payload))
+                await gateway.scan(args.barcode, _scan_by(scanner, payload))
                 print(json.dumps({"accepted": True, "scan_id": args.scan_id}))
             case "shipped":
                 notice = {
@@ -267,12 +299,17 @@ async def run(argv: Sequence[str]) -> int:
                     "tracking_number": args.tracking_number,
                     "shipped_at": args.shipped_at or _now(),
                 }
+                _proven(args, settings, Role.SERVICE)
                 payload = json.dumps(notice)
                 await gateway.shipped_back(args.case_id, ShippedBack.model_validate_json(payload))
                 print(json.dumps({"accepted": True, "event_id": args.event_id}))
             case "tell":
                 payload = _read(args.json_payload)
-                news = SIGNALS[args.signal].model_validate_json(payload)
+                if args.signal == "warehouse_scan":
+                    news: BaseModel = _scan_by(_proven(args, settings, Role.WAREHOUSE), payload)
+                else:
+                    _proven(args, settings, Role.SERVICE)
+                    news = SIGNALS[args.signal].model_validate_json(payload)
                 await gateway.tell(args.case_id, args.signal, news)
                 print(json.dumps({"case_id": args.case_id, "accepted": args.signal}))
             case "decide":

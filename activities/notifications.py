@@ -56,12 +56,12 @@ class Notifier(Protocol):
 
 
 class LoggingNotifier:
-    """Local stand-in for the messaging service: writes the message to the log."""
+    """Local stand-in for the messaging service: logs that a message went out. Only the
+    template and its key: logs are kept outside the retention and erasure rules
+    (docs/privacy.md), so the customer's id and the message's words stay out of them."""
 
     async def deliver(self, message: CustomerMessage) -> None:
-        log.info(
-            "message %s to customer %s: %s", message.template, message.customer_id, message.params
-        )
+        log.info("message %s sent (%s)", message.template, message.idempotency_key)
 
 
 @dataclass

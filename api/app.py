@@ -24,6 +24,7 @@ from api.errors import (
     error_response,
     from_message,
     from_validation,
+    http_error,
     one_line,
 )
 from domain.case import (
@@ -344,7 +345,7 @@ def create_app(
     app.add_middleware(Authentication, authenticator=authenticator)
     app.add_middleware(SecurityHeaders)
     # The Temporal UI decodes payloads here for operators (staff only).
-    app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins))
+    app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins, authenticator))
 
     async def refuse(
         request: Request, status_code: int, errors: list[ApiErrorItem]
@@ -364,13 +365,7 @@ def create_app(
                 return await _unavailable(request, outage)
         return error_response(status_code, errors)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
-        """401, 403, 404 (no such route), 405, 413: nothing was accepted, nothing is kept."""
-        item = from_message(error.detail)
-        if error.status_code == status.HTTP_401_UNAUTHORIZED:
-            item.field = "Authorization"  # the header that lacks a valid credential
-        return error_response(error.status_code, [item], error.headers)
+    app.add_exception_handler(HTTPException, http_error)
 
     @app.exception_handler(UnknownCaseError)
     async def unknown_case(request: Request, error: UnknownCaseError) -> JSONResponse:
@@ -418,7 +413,14 @@ def create_app(
         errors = from_validation(error.errors())
         return await refuse(request, status.HTTP_422_UNPROCESSABLE_CONTENT, errors)
 
-    @app.post("/cases", status_code=status.HTTP_201_CREATED, responses=documented(409))
+    @app.post(
+        "/cases",
+        status_code=status.HTTP_201_CREATED,
+        responses={
+            200: {"model": CaseAccepted, "description": "the same request again (R2)"},
+            **documented(409),
+        },
+    )
     async def open_case(
         request: OpenCaseRequest, response: Response, _: Annotated[Caller, Depends(service)]
     ) -> CaseAccepted:
@@ -477,7 +479,7 @@ def create_app(
     @app.post(
         "/cases/{case_id}/evidence",
         status_code=status.HTTP_202_ACCEPTED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def evidence(
         case_id: CaseId, body: EvidenceSubmitted, _: Annotated[Caller, Depends(service)]
@@ -487,7 +489,7 @@ def create_app(
     @app.post(
         "/cases/{case_id}/shipped-back",
         status_code=status.HTTP_202_ACCEPTED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def shipped_back(
         case_id: CaseId, body: ShippedBack, _: Annotated[Caller, Depends(service)]
@@ -497,7 +499,7 @@ def create_app(
     @app.post(
         "/cases/{case_id}/complaint",
         status_code=status.HTTP_202_ACCEPTED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def complaint(
         case_id: CaseId, body: Complaint, _: Annotated[Caller, Depends(service)]
@@ -507,7 +509,7 @@ def create_app(
     @app.post(
         "/cases/{case_id}/dispute",
         status_code=status.HTTP_202_ACCEPTED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def dispute(
         case_id: CaseId, body: Dispute, _: Annotated[Caller, Depends(service)]
@@ -517,7 +519,7 @@ def create_app(
     @app.post(
         "/cases/{case_id}/intercept",
         status_code=status.HTTP_202_ACCEPTED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def intercept(
         case_id: CaseId, body: InterceptRequested, _: Annotated[Caller, Depends(service)]
@@ -527,26 +529,26 @@ def create_app(
     @app.post(
         "/cases/{case_id}/withdrawal",
         status_code=status.HTTP_202_ACCEPTED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def withdrawal(
         case_id: CaseId, body: Withdrawal, _: Annotated[Caller, Depends(service)]
     ) -> dict[str, str]:
         return await tell(case_id, "withdraw", body)
 
-    @app.post("/cases/{case_id}/remedy", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/remedy", responses=documented(404, 409, 410))
     async def remedy(
         case_id: CaseId, body: RemedyChoice, caller: Annotated[Caller, Depends(service)]
     ) -> ServiceView:
         return (await gateway.decide(case_id, "choose_remedy", body, caller)).for_service()
 
-    @app.post("/cases/{case_id}/refund-consent", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/refund-consent", responses=documented(404, 409, 410))
     async def refund_consent(
         case_id: CaseId, body: RefundConsent, caller: Annotated[Caller, Depends(service)]
     ) -> ServiceView:
         return (await gateway.decide(case_id, "consent_to_refund", body, caller)).for_service()
 
-    @app.post("/cases/{case_id}/decision", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/decision", responses=documented(404, 409, 410))
     async def decision(
         case_id: CaseId, body: DecisionBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseView:
@@ -557,42 +559,42 @@ def create_app(
             caller,
         )
 
-    @app.post("/cases/{case_id}/compensation", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/compensation", responses=documented(404, 409, 410))
     async def compensation(
         case_id: CaseId, body: CompensationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseView:
         offer = CompensationOffer(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "offer_compensation", offer, caller)
 
-    @app.post("/cases/{case_id}/escalation", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/escalation", responses=documented(404, 409, 410))
     async def escalation(
         case_id: CaseId, body: EscalationBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseView:
         request = EscalationRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "escalate", request, caller)
 
-    @app.post("/cases/{case_id}/call", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/call", responses=documented(404, 409, 410))
     async def call(
         case_id: CaseId, body: CallBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseView:
         request = CallRequest(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "request_call", request, caller)
 
-    @app.post("/cases/{case_id}/assignment", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/assignment", responses=documented(404, 409, 410))
     async def assignment(
         case_id: CaseId, body: AssignmentBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseView:
         assigned = Assignment(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "assign", assigned, caller)
 
-    @app.post("/cases/{case_id}/deadline-extension", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/deadline-extension", responses=documented(404, 409, 410))
     async def deadline_extension(
         case_id: CaseId, body: ExtensionBody, caller: Annotated[Caller, Depends(staff)]
     ) -> CaseView:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension, caller)
 
-    @app.post("/cases/{case_id}/ruling", responses=documented(404, 409))
+    @app.post("/cases/{case_id}/ruling", responses=documented(404, 409, 410))
     async def ruling(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseView:

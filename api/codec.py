@@ -5,11 +5,12 @@ authorised operator show cases decoded while Temporal itself only ever holds cip
 Payloads protobuf as JSON, bytes in base64). Staff only. How the caller proves it:
 
 - a bearer token: the CLI (`--codec-auth`), and a Temporal UI that has its own login
-  (OIDC) and passes the operator's access token (`passAccessToken`, docker-compose.yml);
-- the dev server's UI (`make run`) has no login and so no token to pass; what it can send
-  is a cookie (`includeCredentials`). An operator stores a staff token in that cookie once
-  at `/codec/session`; it is HttpOnly and SameSite=Strict (the UI on localhost:8233 and the
-  API on localhost:8000 are the same site, another site's page never sends it).
+  (OIDC) and passes the operator's access token (`passAccessToken`);
+- the dev server's UI (`make run`) and compose's have no login and so no token to pass;
+  what they can send is a cookie (`includeCredentials`). An operator stores a staff token
+  in that cookie once at `/codec/session`; it is HttpOnly and SameSite=Strict (the UI on
+  localhost:8233 and the API on localhost:8000 are the same site, another site's page
+  never sends it).
 
 CORS lets the UI's origin call the routes from the browser; the preflight carries no
 credentials and is answered before authentication (`api.auth.Authentication` lets it
@@ -25,14 +26,22 @@ from fastapi import Depends, FastAPI, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 from google.protobuf import json_format
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import cookie_parser
 from starlette.types import Scope
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
+from api.errors import http_error
 from infra.codec import CodecError
-from infra.identity import Caller
+from infra.identity import (
+    STAFF_BY_AUTHORITY,
+    Authenticator,
+    Caller,
+    Unauthenticated,
+    acting_role,
+)
 
 CODEC_PATH = "/codec"
 # The form that keeps a token in the cookie: the one route that reads a body before the
@@ -45,7 +54,10 @@ _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
 
 def codec_app(
-    codec: PayloadCodec, staff: Callable[..., Awaitable[Caller]], origins: Sequence[str]
+    codec: PayloadCodec,
+    staff: Callable[..., Awaitable[Caller]],
+    origins: Sequence[str],
+    authenticator: Authenticator,
 ) -> FastAPI:
     """An app of its own, mounted at /codec by create_app: its CORS policy covers these
     routes only, not the case API."""
@@ -59,6 +71,7 @@ def codec_app(
         max_age=600,
     )
     app.add_exception_handler(NotPayloadsError, _not_payloads)
+    app.add_exception_handler(HTTPException, http_error)
 
     @app.post("/encode")
     async def encode(request: Request, _: Annotated[Caller, Depends(staff)]) -> Response:
@@ -83,11 +96,18 @@ def codec_app(
 
     @app.post("/session", response_class=HTMLResponse)
     async def open_session(request: Request) -> Response:
-        """Keeps the token for the browser's codec requests; it is checked on each of them
-        as a bearer token is, so a wrong one only ever gets 401."""
+        """Keeps a staff token for the browser's codec requests (checked again on each of
+        them as a bearer token is). Only a valid staff token is kept: another site cannot
+        log the operator's browser in as someone else."""
         token = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0]
         if not token.strip():
             return HTMLResponse(_SESSION_FORM, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+        try:
+            principal = authenticator.authenticate(token.strip())
+        except Unauthenticated:
+            return HTMLResponse(_SESSION_FORM, status_code=status.HTTP_401_UNAUTHORIZED)
+        if acting_role(principal, STAFF_BY_AUTHORITY) is None:
+            return HTMLResponse(_SESSION_FORM, status_code=status.HTTP_403_FORBIDDEN)
         answer = HTMLResponse(_SESSION_OPENED)
         answer.set_cookie(
             SESSION_COOKIE,

@@ -8,8 +8,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from fastapi import Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
 # What one answer may say: enough for a person, never the size of the input (a body of
 # 10 000 unknown keys would otherwise be 10 000 errors).
@@ -112,3 +114,14 @@ _MEANING = {
     422: "a field is invalid (the field and rule are named)",
     503: "PostgreSQL or Temporal cannot be reached right now; send the request again",
 }
+
+
+async def http_error(_: Request, error: Exception) -> JSONResponse:
+    """401, 403, 404 (no such route), 405, 413 in the one shape: nothing was accepted,
+    nothing is kept. For the API and the codec server alike."""
+    if not isinstance(error, HTTPException):
+        raise error
+    item = from_message(error.detail)
+    if error.status_code == status.HTTP_401_UNAUTHORIZED:
+        item.field = "Authorization"  # the header that lacks a valid credential
+    return error_response(error.status_code, [item], error.headers)

@@ -29,6 +29,10 @@ BusinessKey = Annotated[
     ),
 ]
 MessageId = Annotated[str, Field(min_length=1, max_length=128)]
+# Who acted (R23): a staff member's id as their identity provider names them (also
+# `auth0|…` or an e-mail address), a machine client's name, or the workflow itself.
+ACTOR_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.@|:-]{0,127}$"
+ActorId = Annotated[str, Field(max_length=128, pattern=ACTOR_ID_PATTERN)]
 
 
 def _utc(value: datetime) -> datetime:
@@ -339,7 +343,7 @@ class OperatorAction(Strict):
     """Who decides: every operator decision names its actor and role (R23)."""
 
     action_id: MessageId
-    actor: BusinessKey
+    actor: ActorId
     role: Role
 
 

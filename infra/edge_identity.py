@@ -214,3 +214,9 @@ def refuse_unsafe_exposure(settings: Settings, folder: Path | None = None) -> No
             f"AFTERSALES_GRANT_SIGNING_KEY: {where}, so it needs its own grant signing "
             "key, not the development one"
         )
+    # `make run`'s machine clients have their secrets in plain text beside the dev keys.
+    if settings.clients_file.resolve().is_relative_to(DATA_DIR.resolve()):
+        raise ConfigurationError(
+            f"AFTERSALES_CLIENTS_FILE: {where}, so it needs its own machine clients, not "
+            f"the development ones in {DATA_DIR}"
+        )

@@ -44,7 +44,7 @@ from domain.claim import CarrierResponse
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
 from domain.view import CaseView
-from infra.codec import SealingCodec
+from infra.codec import ErasedDataError, SealingCodec
 from infra.grants import acting_as
 from infra.identity import Caller
 from infra.outages import DATABASE_DOWN
@@ -68,6 +68,13 @@ WORKFLOW_OF_KIND: dict[CaseKind, type[CaseWorkflow]] = {
 SIGNALS_OF_KIND: dict[CaseKind, frozenset[str]] = {
     kind: frozenset(
         name for name in workflow._Definition.must_from_class(cls).signals if name is not None
+    )
+    for kind, cls in WORKFLOW_OF_KIND.items()
+}
+# Likewise Updates: one a kind has no handler for would come back as the SDK's own words.
+UPDATES_OF_KIND: dict[CaseKind, frozenset[str]] = {
+    kind: frozenset(
+        name for name in workflow._Definition.must_from_class(cls).updates if name is not None
     )
     for kind, cls in WORKFLOW_OF_KIND.items()
 }
@@ -250,6 +257,7 @@ class CaseGateway:
             await asyncio.sleep(0.05)
 
     async def status(self, case_id: str) -> CaseView:
+        _case_kind(case_id)
         if await self._erased(case_id):
             raise CaseErasedError(
                 f"case_id: {case_id} was erased on the customer's request (GDPR art. 17); "
@@ -280,10 +288,7 @@ class CaseGateway:
     async def tell(self, case_id: str, signal: str, message: BaseModel) -> None:
         """Fire-and-forget news for a case (a signal); durable once this returns. News its
         kind has no use for is refused (RefusedInputError), not left unread."""
-        kind = _kind_of(case_id)
-        if kind is None:
-            # Other workflows (surveys, carrier claims) share the namespace, not the news.
-            raise UnknownCaseError(f"case_id: no open case {case_id!r}")
+        kind = _case_kind(case_id)
         if signal not in SIGNALS_OF_KIND[kind]:
             raise RefusedInputError(
                 f"{signal}: a {kind.value} case does not take {signal}; it takes "
@@ -292,6 +297,8 @@ class CaseGateway:
         handle = self._client.get_workflow_handle(case_id)
         try:
             await handle.signal(signal, message)
+        except ErasedDataError as error:
+            raise _erased_case(case_id) from error
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
@@ -341,10 +348,18 @@ class CaseGateway:
         """A decision that needs an answer (an Update), sent with a grant for the proven
         `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the case
         after it was applied, or RefusedDecisionError with the validator's reason."""
+        kind = _case_kind(case_id)
+        if update not in UPDATES_OF_KIND[kind]:
+            raise RefusedInputError(
+                f"{update}: a {kind.value} case does not take {update}; it takes "
+                f"{', '.join(sorted(UPDATES_OF_KIND[kind]))}"
+            )
         handle = self._client.get_workflow_handle(case_id)
         try:
             with acting_as(caller):
                 view: CaseView = await handle.execute_update(update, decision, result_type=CaseView)
+        except ErasedDataError as error:
+            raise _erased_case(case_id) from error
         except WorkflowUpdateFailedError as error:
             # The validator's own words: str() of a Temporal failure puts its Python
             # type in front ("ValueError: ..."), which says nothing to the caller.
@@ -404,15 +419,18 @@ class CaseGateway:
     async def _signal_scan(self, barcode: str, scan: WarehouseScan) -> UnknownCaseError | None:
         # A barcode naming another workflow (a survey, a carrier claim) would be signalled
         # and never read: only a case's return label reaches a workflow.
+        problem = f"barcode {barcode!r} matches no open case"
         if _kind_of(barcode) is not None:
             handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
             try:
                 await handle.signal(ReturnCase.warehouse_scan, scan)
                 return None
+            except ErasedDataError:
+                # Nothing can reach a case whose customer was erased; a person decides.
+                problem = f"barcode {barcode!r} names a case erased on its customer's request"
             except RPCError as error:
                 if error.status is not RPCStatusCode.NOT_FOUND:
                     raise
-        problem = f"barcode {barcode!r} matches no open case"
         await self._pool.execute(
             """INSERT INTO unmatched_scans (scan_id, barcode, payload, problem)
                VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING""",
@@ -478,6 +496,22 @@ def _is_carrier_claim(workflow_id: str) -> bool:
     """A carrier claim's id is `claim-` and the id of the damage claim case it serves."""
     case_id = workflow_id.removeprefix(CLAIM_ID_PREFIX)
     return case_id != workflow_id and _kind_of(case_id) is CaseKind.DAMAGE_CLAIM
+
+
+def _case_kind(case_id: str) -> CaseKind:
+    """The kind of the case `case_id` names; UnknownCaseError for any other workflow's id
+    (surveys and carrier claims share the namespace, not the cases' messages)."""
+    kind = _kind_of(case_id)
+    if kind is None:
+        raise UnknownCaseError(f"case_id: no case {case_id!r}")
+    return kind
+
+
+def _erased_case(case_id: str) -> CaseErasedError:
+    return CaseErasedError(
+        f"case_id: {case_id} was erased on the customer's request (GDPR art. 17): it takes "
+        "no more messages; its pseudonymised ledger remains"
+    )
 
 
 def _kind_of(case_id: str) -> CaseKind | None:

@@ -21,7 +21,8 @@ from typing import Any
 import jwt
 from pydantic import BaseModel
 
-from domain.case import Role
+from domain.case import ACTOR_ID_PATTERN, Role
+from workflows.steps.casebook import SYSTEM_ACTOR
 
 # What a staff token may confer; machines get theirs only from the clients file.
 # People: staff, the platform's arbiter, and the data protection desk (erasure requests).
@@ -42,7 +43,8 @@ MACHINE_CREDENTIAL_PREFIX = "ac_"
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 # Key ids of the keys `make run` creates for itself: never trusted off loopback.
 DEV_KEY_ID_PREFIX = "aftersales-dev-"
-_STAFF_ID = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}"
+# Ids the ledger uses for others than people: a staff token may not claim them (R23).
+_RESERVED_SUBJECTS = re.compile(rf"^(?:{re.escape(SYSTEM_ACTOR)}$|{MACHINE_CREDENTIAL_PREFIX})")
 
 
 class Unauthenticated(Exception):
@@ -157,8 +159,10 @@ def _is_url(jwks: str) -> bool:
 def _subject(claims: dict[str, Any]) -> str:
     subject = claims["sub"]
     # The actor is written into the ledger and shown to people: a key, not free text.
-    if not isinstance(subject, str) or not re.fullmatch(_STAFF_ID, subject):
+    if not isinstance(subject, str) or not re.fullmatch(ACTOR_ID_PATTERN, subject):
         raise Unauthenticated("the token's subject is not a staff id")
+    if _RESERVED_SUBJECTS.match(subject):
+        raise Unauthenticated("the token's subject names the workflow or a machine client")
     return subject
 
 

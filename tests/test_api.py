@@ -205,7 +205,7 @@ async def test_news_for_no_case_is_404_and_kept(
     response = await api.post(f"/cases/{case_id}/complaint", json=complaint,
                               headers=as_role("service"))  # fmt: skip
     assert response.status_code == 404
-    assert "no open case" in response.json()["detail"]
+    assert response.json()["errors"][0]["field"] == "case_id"
     [kept] = await refused_inputs(pool, f"POST /cases/{case_id}/complaint", "where is my money")
     assert "case_id" in kept["errors"]
 
@@ -430,3 +430,31 @@ async def test_a_carrier_answer_reaches_its_claim_and_one_for_no_claim_is_404_an
     )
     assert kept is not None
     assert "dhl-1" in kept
+
+
+async def test_a_survey_or_claim_id_read_or_decided_as_a_case_is_404(
+    api: httpx.AsyncClient,
+) -> None:
+    """Before: 500 (the query or update reached a workflow that has none of a case's)."""
+    for other in ("survey-return-O-1-1-r1", "claim-damage_claim-O-1-1-r1"):
+        read = await api.get(f"/cases/{other}", headers=as_role("agent"))
+        ruled = await api.post(f"/cases/{other}/decision", headers=as_role("agent"),
+                               json={"action_id": "d-1", "approve": True})  # fmt: skip
+        assert (read.status_code, ruled.status_code) == (404, 404), (read.text, ruled.text)
+        assert read.json()["errors"][0]["field"] == "case_id"
+
+
+async def test_a_decision_a_case_kind_does_not_take_is_409_naming_what_it_takes(
+    api: httpx.AsyncClient,
+) -> None:
+    """Before: 409 with the SDK's words ("Update handler for 'choose_remedy' expected but
+    not found, and there is no dynamic handler ...")."""
+    body = request_json()
+    opened = await api.post("/cases", json=body, headers=as_role("service"))
+    case_id = opened.json()["case_id"]
+    remedy = await api.post(f"/cases/{case_id}/remedy", headers=as_role("service"),
+                            json={"choice_id": "r-1", "remedy": "replacement"})  # fmt: skip
+    assert remedy.status_code == 409, remedy.text
+    detail = remedy.json()["detail"]
+    assert "a return case does not take choose_remedy; it takes" in detail
+    assert "handler" not in detail

@@ -522,10 +522,15 @@ async def test_the_dev_uis_browser_reads_cases_with_a_session_cookie(
     from_ui = {"Origin": UI_ORIGIN}
     decoded = await codec_server.post("/codec/decode", json=body, headers=from_ui)
     codec_server.cookies.clear()
-    await codec_server.post(
+    # Only a valid staff token is kept: no session for the arbiter, nor for a forged
+    # token another site's page might post (login CSRF).
+    arbiter_session = await codec_server.post(
         "/codec/session",
         content=f"token={IDENTITIES.token('arbiter-abe', Role.ARBITER)}",
         headers=form,
+    )
+    forged_session = await codec_server.post(
+        "/codec/session", content="token=eyJhbGciOiJub25lIn0.e30.", headers=form
     )
     arbiter = await codec_server.post("/codec/decode", json=body, headers=from_ui)
     assert "HttpOnly" in cookie
@@ -535,7 +540,10 @@ async def test_the_dev_uis_browser_reads_cases_with_a_session_cookie(
     assert decoded.json() == {"payloads": [as_json(plain("cust-cookie"))]}
     assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
     assert decoded.headers["access-control-allow-credentials"] == "true"
-    assert arbiter.status_code == 403
+    assert (arbiter_session.status_code, forged_session.status_code) == (403, 401)
+    assert "set-cookie" not in arbiter_session.headers
+    assert "set-cookie" not in forged_session.headers
+    assert arbiter.status_code == 401
 
 
 # --- configuration ----------------------------------------------------------------------

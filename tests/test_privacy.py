@@ -226,6 +226,19 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     gone = await read(api, case_id, "agent")
     assert gone.status_code == 410
     assert "erased" in gone.json()["detail"]
+    # Nothing more reaches it; before, each of these answered 500 and the scan was lost.
+    news = await api.post(f"/cases/{case_id}/dispute", headers=as_role("service"),
+                          json={"event_id": "dsp-late", "reason": "too late"})  # fmt: skip
+    ruling = await api.post(f"/cases/{case_id}/decision", headers=as_role("agent"),
+                            json={"action_id": "d-late", "approve": True})  # fmt: skip
+    scan = {"barcode": case_id, "scan_id": f"late-{case_id}", "event": "parcel_received",
+            "station": "DOCK-9", "scanned_at": datetime.now(UTC).isoformat()}  # fmt: skip
+    scanned = await api.post("/scans", json={"scans": [scan]}, headers=as_role("warehouse"))
+    assert (news.status_code, ruling.status_code, scanned.status_code) == (410, 410, 404)
+    kept = await pool.fetchval(
+        "SELECT problem FROM unmatched_scans WHERE scan_id = $1", scan["scan_id"]
+    )
+    assert "erased" in kept
 
 
 async def _first_payload(env: WorkflowEnvironment, case_id: str) -> Payload:

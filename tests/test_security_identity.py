@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio import client, workflow
@@ -327,6 +328,28 @@ async def test_a_token_with_several_roles_acts_in_the_one_with_most_authority(
     assert [amount for _, amount in payments.calls] == [eur(9_000)]
 
 
+async def test_an_identity_providers_subject_is_the_actor_and_reserved_ids_are_refused(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R23
+    """Before: `auth0|…` subjects were 401 and e-mail subjects passed authentication but
+    not the decision's actor field; `aftersales-workflow` or `ac_shop` were accepted, so
+    a person could sign the ledger as the workflow or a machine."""
+    case_id = await _awaiting_photos(api)
+    for reserved in ("aftersales-workflow", "ac_shop"):
+        bearer = {"Authorization": f"Bearer {IDENTITIES.token(reserved, Role.MANAGER)}"}
+        assert (await api.get(f"/cases/{case_id}", headers=bearer)).status_code == 401
+    subject = "auth0|ann@example.com"
+    bearer = {"Authorization": f"Bearer {IDENTITIES.token(subject, Role.AGENT)}"}
+    escalation = {"action_id": "x-1", "reason": "needs a supervisor"}
+    escalated = await api.post(f"/cases/{case_id}/escalation", headers=bearer, json=escalation)
+    assert escalated.status_code == 200, escalated.text
+    rows = await eventually(
+        lambda: events(pool, case_id), lambda rows: any(r["actor"] == subject for r in rows)
+    )
+    assert escalated.json()["escalation"]["level"] == "supervisor"
+    assert subject in {r["actor"] for r in rows}
+
+
 def _expired_signer() -> GrantSigner:
     edge_key = load_private_key(IDENTITIES.keys.grant_signing_key)
     return GrantSigner(edge_key, lifetime=-timedelta(minutes=5))
@@ -397,3 +420,40 @@ def test_a_real_key_set_off_loopback_still_needs_its_own_grant_key(
         refuse_unsafe_exposure(Settings(), IDENTITIES.keys.folder)  # the development one
     monkeypatch.setenv("AFTERSALES_API_HOST", "127.0.0.1")
     refuse_unsafe_exposure(Settings())  # loopback: development keys are fine
+
+
+def test_off_loopback_the_make_run_machine_clients_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # R23
+    """Before: with a real key set and grant key, the API still took the shop, dock and
+    carrier credentials that `make run` writes in plain text under .data/."""
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text('{"keys": [{"kty": "EC", "crv": "P-256", "kid": "idp-1", "x": '
+                    '"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": '
+                    '"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}')  # fmt: skip
+    grant_key = tmp_path / "grant-signing-key.pem"
+    grant_key.write_bytes(IDENTITIES.keys.grant_signing_key.read_bytes())
+    monkeypatch.setenv("AFTERSALES_JWKS", str(jwks))
+    monkeypatch.setenv("AFTERSALES_GRANT_SIGNING_KEY", str(grant_key))
+    monkeypatch.setenv("AFTERSALES_API_HOST", "0.0.0.0")
+    monkeypatch.delenv("AFTERSALES_CLIENTS_FILE", raising=False)
+    with pytest.raises(ConfigurationError, match="AFTERSALES_CLIENTS_FILE"):
+        refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys")
+    monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(tmp_path / "clients.json"))
+    refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys")
+
+
+def test_the_production_stack_file_parses_and_keeps_temporal_off_the_network() -> None:
+    """docker-compose.yml cannot be run here (no Docker engine): at least it is valid,
+    Temporal's gRPC port is published nowhere, the UI is read-only on loopback, and the
+    worker and API get the codec keys."""
+    stack = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    services = stack["services"]
+    assert "ports" not in services["temporal"]
+    ui = services["temporal-ui"]
+    assert ui["environment"]["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
+    assert ui["environment"]["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
+    assert all(port.startswith("127.0.0.1:") for port in ui["ports"])
+    for name in ("worker", "api"):
+        assert "AFTERSALES_CODEC_KEYS" in services[name]["environment"], name
+    assert "AFTERSALES_GRANT_SIGNING_KEY" not in services["worker"]["environment"]

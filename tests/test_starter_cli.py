@@ -20,6 +20,9 @@ from infra.settings import load_settings
 from tests.conftest import a_request, eventually
 from tests.identities import IDENTITIES
 
+SHOP = IDENTITIES.credential("cli-shop", Role.SERVICE)
+DOCK = IDENTITIES.credential("cli-dock", Role.WAREHOUSE)
+
 
 @pytest.fixture
 def cli_env(
@@ -43,6 +46,7 @@ def open_flags(
         "open", "--order", order_id, "--line", "1", "--request", "r1", "--sku", "SKU-9",
         "--paid-minor", paid_minor, "--currency", "EUR", "--delivered-at", delivered.isoformat(),
         "--customer", "cust-1", "--time-zone", "Asia/Shanghai", "--channel", "phone_agent",
+        "--token", SHOP,
     ]  # fmt: skip
 
 
@@ -74,7 +78,7 @@ async def test_open_from_a_json_file(
     file = tmp_path / "request.json"
     file.write_text(request.model_dump_json())
     async with running_worker(dev_env.client):
-        assert await starter.run(["open", "--json", str(file)]) == 0
+        assert await starter.run(["open", "--json", str(file), "--token", SHOP]) == 0
     assert json.loads(capsys.readouterr().out)["case_id"] == request.case_id
 
 
@@ -111,7 +115,7 @@ async def test_scan_for_an_unknown_case_exits_non_zero(
 ) -> None:  # R26
     code = await starter.run(
         ["scan", "return-NOPE-9-r9", "--scan-id", "cli-lost-1", "--event", "parcel_received",
-         "--station", "DOCK-1"]
+         "--station", "DOCK-1", "--token", DOCK]
     )  # fmt: skip
     assert code == starter.EXIT_UNKNOWN_CASE
     assert "kept for review" in capsys.readouterr().err
@@ -130,8 +134,9 @@ async def test_inspected_scan_without_grade_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # R26
     code = await starter.run(
-        ["scan", "return-X-1-r1", "--scan-id", "s-1", "--event", "inspected", "--station", "QC"]
-    )
+        ["scan", "return-X-1-r1", "--scan-id", "s-1", "--event", "inspected", "--station", "QC",
+         "--token", DOCK]
+    )  # fmt: skip
     assert code == starter.EXIT_REFUSED
     assert "grade is required" in capsys.readouterr().err
 
@@ -145,7 +150,8 @@ async def test_news_and_decisions_from_the_command_line(
         assert await starter.run([*open_flags(order_id), "--reason", "quality_defect"]) == 0
         case_id = json.loads(capsys.readouterr().out)["case_id"]
         evidence = json.dumps({"event_id": "ev-1", "photos": ["crack.jpg"]})
-        assert await starter.run(["tell", case_id, "evidence_submitted", "--json", evidence]) == 0
+        tell = ["tell", case_id, "evidence_submitted", "--json", evidence, "--token", SHOP]
+        assert await starter.run(tell) == 0
         capsys.readouterr()
         await eventually(
             lambda: starter_status(case_id, capsys), lambda status: status == "under_review"
@@ -237,3 +243,29 @@ async def test_retention_deletes_refused_input_past_its_30_days(
     report = json.loads(capsys.readouterr().out)
     assert report["refused_inputs_deleted"] >= 1
     assert await pool.fetchval("SELECT count(*) FROM refused_inputs WHERE payload = $1", tag) == 0
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_nothing_is_sent_from_the_command_line_unproven(
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # R23, R26
+    """Before: `starter.py tell <case> warehouse_scan --json '{..., "scanned_by": "dock-1"}'`
+    needed no credential and the ledger named dock-1 as the scanner of a refund."""
+    case_id = f"return-{a_request().order_id}-1-r1"
+    forged = json.dumps({"scan_id": "s-forged", "event": "inspected", "station": "QC",
+                         "grade": "resellable", "scanned_by": "dock-1",
+                         "scanned_at": datetime.now(UTC).isoformat()})  # fmt: skip
+    as_shop = await starter.run(["tell", case_id, "warehouse_scan", "--json", forged,
+                                 "--token", SHOP])  # fmt: skip
+    shop_refusal = capsys.readouterr().err
+    claimed = await starter.run(["tell", case_id, "warehouse_scan", "--json", forged,
+                                 "--token", DOCK])  # fmt: skip
+    claim_refusal = capsys.readouterr().err
+    nobody = await starter.run(["tell", case_id, "warehouse_scan", "--json", forged,
+                                "--token", "ac_nobody_secret"])  # fmt: skip
+    assert (as_shop, claimed, nobody) == (starter.EXIT_UNAUTHORISED,) * 3
+    assert "warehouse" in shop_refusal
+    assert "scanned_by comes from --token" in claim_refusal
+    with pytest.raises(SystemExit):  # argparse: --token is required
+        await starter.run(["scan", case_id, "--scan-id", "s-1", "--event", "parcel_received",
+                           "--station", "DOCK-1"])  # fmt: skip
