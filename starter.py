@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from domain.policy import future_request_refusal
+from infra.data_converter import key_ring
+from infra.data_keys import rewrap
 from infra.database import create_pool
 from infra.edge_identity import authenticator, grant_signer, mint_dev_token
 from infra.gateway import (
@@ -127,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="a case's working view (no inbox, no personal free text)"
     )
     status.add_argument("case_id")
+
+    commands.add_parser(
+        "rewrap-keys",
+        help="wrap every case's data key with the newest codec master key; then an older "
+        "master key may leave AFTERSALES_CODEC_KEYS (docs/privacy.md)",
+    )
 
     commands.add_parser(
         "retention",
@@ -322,6 +330,8 @@ async def run(argv: Sequence[str]) -> int:
                 _print(await gateway.list_cases(status=args.status, limit=args.limit))
             case "retention":
                 _print(await apply_retention(pool))
+            case "rewrap-keys":
+                _print(await rewrap(pool, key_ring(settings)))
         return 0
     except (
         ValidationError,

@@ -55,8 +55,8 @@ class KeyRing:
     """Master keys, newest first: the newest seals, every one still opens.
 
     Configured as `id:base64key,id:base64key` (AFTERSALES_CODEC_KEYS); rotating means
-    putting a new key in front and keeping the old ones until nothing sealed with them is
-    still needed."""
+    putting a new key in front; `starter.py rewrap-keys` then wraps every case's data key
+    with it, and an old key may leave once no master-sealed payload it opened is needed."""
 
     def __init__(self, keys: Sequence[tuple[str, bytes]]) -> None:
         if not keys:
@@ -102,6 +102,10 @@ class KeyRing:
     @property
     def newest(self) -> AESGCM:
         return self._keys[self.newest_id]
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._keys)
 
 
 def seal(key: AESGCM, plaintext: bytes, associated: bytes) -> bytes:

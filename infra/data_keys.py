@@ -22,6 +22,7 @@ import asyncpg
 from cachetools import LRUCache
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel
 
 from infra.codec import (
     KEY_BYTES,
@@ -124,3 +125,38 @@ class PostgresDataKeys:
         """Drop cached keys after erasing them, so this process stops using them at once."""
         for scope in scopes:
             self._cache.pop(scope, None)
+
+
+class RewrapReport(BaseModel):
+    rewrapped: int
+    # Wrapped with a master key the ring no longer has: add it back to rewrap them.
+    unknown_master: int
+
+
+async def rewrap(pool: asyncpg.Pool, ring: KeyRing) -> RewrapReport:
+    """Wrap every live data key with the ring's newest master key, so an older master key
+    (retired or suspected) can leave the ring without making a case unreadable. Each row is
+    rewritten only if it still holds what was read (a concurrent erasure wins). Run again,
+    it rewraps none."""
+    rewrapped = unknown = 0
+    rows = await pool.fetch(
+        """SELECT scope, master_key_id, wrapped_key FROM data_keys
+           WHERE wrapped_key IS NOT NULL AND master_key_id <> $1""",
+        ring.newest_id,
+    )
+    for row in rows:
+        scope = row["scope"]
+        if row["master_key_id"] not in ring.ids:
+            unknown += 1
+            continue
+        data_key = unseal(ring.key(row["master_key_id"]), row["wrapped_key"], scope.encode())
+        updated = await pool.fetchval(
+            """UPDATE data_keys SET master_key_id = $2, wrapped_key = $3
+               WHERE scope = $1 AND wrapped_key = $4 RETURNING true""",
+            scope,
+            ring.newest_id,
+            seal(ring.newest, data_key, scope.encode()),
+            row["wrapped_key"],
+        )
+        rewrapped += bool(updated)
+    return RewrapReport(rewrapped=rewrapped, unknown_master=unknown)

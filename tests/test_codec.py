@@ -40,7 +40,7 @@ from infra.codec import (
     UnknownKeyError,
 )
 from infra.data_converter import ensure_local_key_file, key_ring, sealed_data_converter
-from infra.data_keys import PostgresDataKeys, scope_of
+from infra.data_keys import PostgresDataKeys, rewrap, scope_of
 from infra.devstack import temporal_cli
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
@@ -161,6 +161,26 @@ async def test_after_rotation_new_payloads_use_the_new_key_and_old_ones_still_op
     wrapped_with = "SELECT master_key_id FROM data_keys WHERE scope = $1"
     assert await pool.fetchval(wrapped_with, case_id) == "k1"
     assert await pool.fetchval(wrapped_with, new_case_id) == "k2"
+
+
+async def test_rewrapping_lets_an_old_master_key_leave_the_ring(pool: asyncpg.Pool) -> None:
+    """Before: a case's data key stayed wrapped with the master key of its day, so that
+    key could never be retired while the case was kept."""
+    tag = uuid.uuid4().hex[:8]
+    old, new = KeyRing.new_key_spec(f"old-{tag}"), KeyRing.new_key_spec(f"new-{tag}")
+    old_ring, rotated, new_only = (KeyRing.parse(s) for s in (old, f"{new},{old}", new))
+    case_id = a_case_id()
+    before = SealingCodec(old_ring, PostgresDataKeys(pool, old_ring))
+    [sealed] = await in_case(before, case_id).encode([plain("kept for years")])
+    report = await rewrap(pool, rotated)
+    again = await rewrap(pool, rotated)
+    wrapped_with = "SELECT master_key_id FROM data_keys WHERE scope = $1"
+    assert report.rewrapped == 1  # other tests' keys are wrapped with masters not in it
+    assert again.rewrapped == 0
+    assert report.unknown_master == again.unknown_master
+    assert await pool.fetchval(wrapped_with, case_id) == f"new-{tag}"
+    after = SealingCodec(new_only, PostgresDataKeys(pool, new_only))
+    assert await after.decode([sealed]) == [plain("kept for years")]
 
 
 async def test_an_erased_case_cannot_be_read_and_the_error_names_it(
