@@ -1,7 +1,7 @@
 """Operators work from the Temporal UI: a case opened through the gateway shows up when
 the UI filters by a search attribute, seen by a real headless browser (Debian's
 chromium, which `make test` installs first: `make browser`). The screenshot goes to docs/
-for the README."""
+for docs/operations.md."""
 
 from __future__ import annotations
 
