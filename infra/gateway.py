@@ -274,7 +274,8 @@ class CaseGateway:
         Temporal's retention and with no worker running. `fresh` asks the workflow instead
         (a live query: a worker must answer). A case with no view stored yet (opened
         moments ago, or recorded before the view column) is asked live too, and so is
-        every case while PostgreSQL cannot be reached."""
+        every case while PostgreSQL cannot be reached, and a stored view the current
+        CaseView cannot read."""
         if await self._erased(case_id):
             raise CaseErasedError(
                 f"case_id: {case_id} was erased on the customer's request (GDPR art. 17); "
@@ -286,7 +287,10 @@ class CaseGateway:
                     "SELECT case_view FROM cases WHERE case_id = $1", case_id
                 )
                 if stored is not None:
-                    return CaseView.model_validate(stored)
+                    # A view stored by older code that the current model no longer reads
+                    # is asked live instead: the workflow answers in today's shape.
+                    with contextlib.suppress(ValidationError):
+                        return CaseView.model_validate(stored)
         return await self._live_view(case_id)
 
     async def _live_view(self, case_id: str) -> CaseView:

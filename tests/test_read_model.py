@@ -19,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.ledger import LedgerActivities
 from domain.case import Customer, Dispute, Reason
 from domain.state import CaseStatus, Escalation, EscalationLevel
-from infra.gateway import CaseGateway
+from infra.gateway import CaseGateway, UnknownCaseError
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
@@ -105,6 +105,18 @@ async def _described(env: WorkflowEnvironment, case_id: str) -> bool:
             return False
         raise
     return True
+
+
+async def test_r23_a_stored_view_the_current_model_cannot_read_is_asked_live(
+    pool: asyncpg.Pool, gateway: CaseGateway
+) -> None:
+    case = a_case()  # in the read model, never started in Temporal
+    await LedgerActivities(pool).record_step(an_entry(case, 1, CaseStatus.OPENED))
+    await pool.execute(
+        "UPDATE cases SET case_view = case_view - 'status' WHERE case_id = $1", case.case_id
+    )
+    with pytest.raises(UnknownCaseError):  # the live answer, not a ValidationError
+        await gateway.status(case.case_id)
 
 
 async def test_r23_the_case_list_filters_by_status_newest_first(
