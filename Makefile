@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck worker bench clean
+.PHONY: run test lint typecheck browser worker bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ typecheck: $(STAMP)
 	# overloads once bench's no-argument workflow is in the same run.
 	$(BIN)/mypy bench
 
-test: lint typecheck
+# The Temporal UI tests (tests/test_temporal_ui.py) drive a headless chromium: Debian's,
+# installed once here when missing, so no test spends its time on a package manager.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: lint typecheck browser
 	$(BIN)/pytest
 
 # Not part of `make test`: figures, not pass/fail (see bench/run.py for what is covered).

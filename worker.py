@@ -103,7 +103,7 @@ async def main() -> None:
         client,
         pool=pool,
         task_queue=settings.task_queue,
-        # Local stand-ins for the payment provider and messaging; see README "Outside systems".
+        # Local stand-ins for the payment provider and messaging; see docs/testing.md (stand-ins).
         payments=settings.sandbox_payments(),
         notifier=LoggingNotifier(),
         grants=grant_verifier(settings),

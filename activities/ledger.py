@@ -11,10 +11,12 @@ from temporalio import activity
 
 from domain.policy import refund_limit
 from domain.state import CaseState
+from domain.view import CaseView
 
 
 class CaseSnapshot(BaseModel):
-    """The `cases` read-model row, as the workflow sees the case after a step."""
+    """The `cases` read-model row, as the workflow sees the case after a step: the
+    columns the list filters on, and the whole working view `GET /cases/{id}` answers."""
 
     case_id: str
     kind: str
@@ -38,6 +40,7 @@ class CaseSnapshot(BaseModel):
     root_cause: str | None
     opened_at: datetime
     closed_at: datetime | None
+    case_view: CaseView
 
     @classmethod
     def of(cls, state: CaseState) -> CaseSnapshot:
@@ -65,6 +68,7 @@ class CaseSnapshot(BaseModel):
             root_cause=state.root_cause.value if state.root_cause else None,
             opened_at=state.opened_at,
             closed_at=state.closed_at,
+            case_view=CaseView.of(state),
         )
 
 
@@ -120,6 +124,8 @@ class LedgerActivities:
                 snapshot.status,
                 entry.details,
             )
-            values = [getattr(snapshot, c) for c in _SNAPSHOT_COLUMNS]
+            row = snapshot.model_dump(exclude={"case_view"})
+            row["case_view"] = snapshot.case_view.model_dump(mode="json")  # jsonb
+            values = [row[c] for c in _SNAPSHOT_COLUMNS]
             await conn.execute(_UPSERT_CASE, *values, entry.seq, entry.occurred_at)
         return bool(inserted)

@@ -58,7 +58,7 @@ from domain.claim import CarrierResponse
 from domain.money import Money
 from domain.policy import future_request_refusal
 from domain.state import CaseStatus
-from domain.view import CaseView, ServiceView
+from domain.view import CaseLedger, CaseView, ServiceView
 from infra.gateway import (
     CaseErasedError,
     CaseGateway,
@@ -66,6 +66,7 @@ from infra.gateway import (
     RefusedDecisionError,
     RefusedInputError,
     UnknownCaseError,
+    WorkerUnavailableError,
 )
 from infra.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
 from infra.outages import DATABASE_DOWN, unreachable_service
@@ -337,6 +338,7 @@ def create_app(
     arbiter = requires(Role.ARBITER)
     privacy = requires(Role.PRIVACY)
     reader = requires(Role.SERVICE, *STAFF_BY_AUTHORITY, Role.ARBITER)
+    auditor = requires(*STAFF_BY_AUTHORITY, Role.ARBITER)
 
     # The last added runs first: the headers go on every answer, the 413 included.
     app.add_middleware(BodyLimit)
@@ -389,6 +391,14 @@ def create_app(
         # Not kept in refused_inputs: the path names the customer being erased.
         return error_response(
             status.HTTP_409_CONFLICT, [from_message(str(error), field="customer_id")]
+        )
+
+    @app.exception_handler(WorkerUnavailableError)
+    async def no_worker(_: Request, error: WorkerUnavailableError) -> JSONResponse:
+        return error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            [from_message(str(error))],
+            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
 
     for outage in (RPCError, *DATABASE_DOWN):
@@ -451,22 +461,42 @@ def create_app(
         status_is: Annotated[CaseStatus | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> list[CaseSummary]:
+        """The newest cases first, from the PostgreSQL read model."""
         return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
 
     @app.get("/cases/{case_id}", responses=documented(404, 410))
     async def read_case(
-        case_id: CaseId, caller: Annotated[Caller, Depends(reader)]
+        case_id: CaseId,
+        caller: Annotated[Caller, Depends(reader)],
+        fresh: Annotated[bool, Query()] = False,
     ) -> CaseView | ServiceView:
         """The case as the caller's role may see it: the shop's backend what it tells the
         customer (ServiceView), staff the working view (CaseView), the arbiter the working
         view of a disputed case only; any other case answers 404, as an unknown one does,
-        so the arbiter learns nothing of cases that are not theirs to rule on (R19)."""
-        view = await gateway.status(case_id)
+        so the arbiter learns nothing of cases that are not theirs to rule on (R19).
+        Read from PostgreSQL as of the case's last ledger step (R23), so it answers after
+        Temporal's retention and with no worker running. `fresh=true` asks the workflow
+        itself (503 naming the worker if none answers); a decision's answer is as fresh."""
+        view = await gateway.status(case_id, fresh=fresh)
         if caller.role is Role.SERVICE:
             return view.for_service()
         if caller.role is Role.ARBITER:
             _disputed(view)
         return view
+
+    @app.get("/cases/{case_id}/ledger", responses=documented(404))
+    async def ledger(
+        case_id: CaseId,
+        caller: Annotated[Caller, Depends(auditor)],
+    ) -> CaseLedger:
+        """R23: the case's audit trail from PostgreSQL, oldest step first, for staff and
+        (for a disputed case only, else 404) the arbiter. Customers are named by role, and
+        complaint words, messages as they arrived and photo URLs (a count) are left out,
+        as in the working view (docs/privacy.md)."""
+        trail = await gateway.ledger(case_id)
+        if caller.role is Role.ARBITER and not trail.disputed:
+            raise UnknownCaseError(f"case_id: no case {case_id!r}")
+        return trail
 
     def _disputed(view: CaseView) -> None:
         if not view.disputed:
@@ -599,7 +629,7 @@ def create_app(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseView:
         """R19; a case never disputed answers 404, as for reading it."""
-        _disputed(await gateway.status(case_id))
+        _disputed(await gateway.status(case_id, fresh=True))
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled, caller)
 

@@ -7,11 +7,14 @@ without personal free text nobody needs to work the case (evidence notes and pho
 complaint words, tracking numbers, the customer's id and time zone: the order id leads
 to the customer in the shop's own systems). The API narrows it further by role
 (`ServiceView` for the shop's backend; the arbiter only for disputed cases).
+The case's audit trail (R23) is read as `CaseLedger`, with the same personal data left out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -220,3 +223,51 @@ class CaseView(ServiceView):
 
     def for_service(self) -> ServiceView:
         return ServiceView.model_validate(self.model_dump())
+
+
+# Ledger details that carry what the working view leaves out: complaint words, a message
+# as it arrived (evidence notes, tracking numbers). Photo URLs become their count.
+_PERSONAL_DETAILS = frozenset({"complaint", "message"})
+CUSTOMER_ROLE = "customer"
+
+
+class LedgerEvent(BaseModel):
+    """One step of the audit trail (R23) as staff and the arbiter read it: who (by role;
+    a customer is named by role only, as the working view does), what, under which rule,
+    why, and the status after it."""
+
+    seq: int
+    occurred_at: datetime
+    actor: str
+    role: str
+    action: str
+    rule_id: str | None
+    reason: str | None
+    status_after: str
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> LedgerEvent:
+        details = {k: v for k, v in row["details"].items() if k not in _PERSONAL_DETAILS}
+        if isinstance(details.get("photos"), list):
+            details["photos"] = len(details["photos"])
+        customer = row["role"] == CUSTOMER_ROLE
+        return cls(
+            seq=row["seq"],
+            occurred_at=row["occurred_at"],
+            actor=CUSTOMER_ROLE if customer else row["actor"],
+            role=row["role"],
+            action=row["action"],
+            rule_id=row["rule_id"],
+            reason=row["reason"],
+            status_after=row["status_after"],
+            details=details,
+        )
+
+
+class CaseLedger(BaseModel):
+    """A case's audit trail, oldest step first."""
+
+    case_id: str
+    disputed: bool
+    events: list[LedgerEvent]

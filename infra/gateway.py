@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 import asyncpg
@@ -43,14 +43,13 @@ from domain.case import (
 from domain.claim import CarrierResponse
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
-from domain.view import CaseView
+from domain.view import CaseLedger, CaseView, LedgerEvent
 from infra.codec import ErasedDataError, SealingCodec
 from infra.grants import acting_as
 from infra.identity import Caller
 from infra.outages import DATABASE_DOWN
 from infra.policy_file import PolicyFile
 from infra.privacy import ErasureReport, erase_customer
-from workflows import search_attributes as sa
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim
 from workflows.case_run import CaseRun
 from workflows.case_workflow import CaseWorkflow
@@ -79,6 +78,14 @@ UPDATES_OF_KIND: dict[CaseKind, frozenset[str]] = {
     for kind, cls in WORKFLOW_OF_KIND.items()
 }
 _OPENING_DECISION_WAIT_S = 10.0
+# How long a live query waits for a worker to answer before the answer is 503.
+_QUERY_WAIT = timedelta(seconds=5)
+# A query nobody answers: our client gives up at _QUERY_WAIT (CANCELLED, "Timeout
+# expired"), the server gives up waiting for a worker (DEADLINE_EXCEEDED), or it says at
+# once that no worker polls the case's task queue (FAILED_PRECONDITION).
+_NO_ANSWER = frozenset(
+    {RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.FAILED_PRECONDITION}
+)
 # What refused_inputs keeps of one refused input: enough for a person to act on, and a
 # bound on what a caller can make us store (the API's body limit is larger).
 MAX_KEPT_CHARS = 64 * 1024
@@ -118,6 +125,17 @@ class CaseErasedError(UnknownCaseError):
     more; its pseudonymised ledger rows remain in PostgreSQL."""
 
 
+class WorkerUnavailableError(Exception):
+    """Temporal answers, but no worker answered a live query of the case."""
+
+    def __init__(self, task_queue: str) -> None:
+        super().__init__(
+            f"no case worker answered on task queue {task_queue!r}: the case worker "
+            "(worker.py) is down or busy; read the case without ?fresh=true, or send the "
+            "request again once a worker runs"
+        )
+
+
 class RefusedInputError(ValueError):
     """Input refused at the edge; the message names the field and the rule."""
 
@@ -133,15 +151,17 @@ class OpenedCase:
 
 
 class CaseSummary(BaseModel):
+    """A line of `GET /cases`: the read model's columns, no personal data."""
+
     case_id: str
-    workflow_status: str
-    kind: str | None
-    reason: str | None
-    status: str | None
-    order_id: str | None
-    sku: str | None
+    kind: str
+    reason: str
+    status: str
+    order_id: str
+    sku: str
     next_deadline: datetime | None
     opened_at: datetime
+    closed_at: datetime | None
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -256,20 +276,50 @@ class CaseGateway:
                     return view
             await asyncio.sleep(0.05)
 
-    async def status(self, case_id: str) -> CaseView:
+    async def status(self, case_id: str, *, fresh: bool = False) -> CaseView:
+        """The case as of its last ledger step, from the read model: readable after
+        Temporal's retention and with no worker running. `fresh` asks the workflow instead
+        (a live query: a worker must answer). A case with no view stored yet (opened
+        moments ago, or recorded before the view column) is asked live too, and so is
+        every case while PostgreSQL cannot be reached, and a stored view the current
+        CaseView cannot read."""
         _case_kind(case_id)
         if await self._erased(case_id):
             raise CaseErasedError(
                 f"case_id: {case_id} was erased on the customer's request (GDPR art. 17); "
                 "its pseudonymised ledger remains"
             )
+        if not fresh:
+            with contextlib.suppress(*DATABASE_DOWN):
+                stored = await self._pool.fetchval(
+                    "SELECT case_view FROM cases WHERE case_id = $1", case_id
+                )
+                if stored is not None:
+                    # A view stored by older code that the current model no longer reads
+                    # is asked live instead: the workflow answers in today's shape.
+                    with contextlib.suppress(ValidationError):
+                        return CaseView.model_validate(stored)
+        return await self._live_view(case_id)
+
+    async def _live_view(self, case_id: str) -> CaseView:
         handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
         try:
-            return await handle.query(ReturnCase.state)
+            return await handle.query(ReturnCase.state, rpc_timeout=_QUERY_WAIT)
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no case {case_id!r}") from error
+            if error.status in _NO_ANSWER and await self._temporal_answers(handle):
+                raise WorkerUnavailableError(self._task_queue) from error
             raise
+
+    async def _temporal_answers(self, handle: WorkflowHandle[Any, Any]) -> bool:
+        """Whether Temporal itself answers: a query that timed out with Temporal up went
+        unanswered by the worker, which is the outage to name."""
+        try:
+            await handle.describe(rpc_timeout=_QUERY_WAIT)
+        except RPCError:
+            return False
+        return True
 
     async def _erased(self, case_id: str) -> bool:
         """Asked before the workflow, which could not answer with its data key destroyed.
@@ -441,30 +491,35 @@ class CaseGateway:
         )
         return UnknownCaseError(f"barcode: {problem}; the scan is kept for review (R26)")
 
+    async def ledger(self, case_id: str) -> CaseLedger:
+        """The case's audit trail (R23) from case_events, as staff may read it
+        (domain/view.py LedgerEvent). An erased case's trail stays readable: it is
+        pseudonymised and its free text removed (docs/privacy.md)."""
+        rows = await self._pool.fetch(
+            """SELECT e.*, coalesce((c.case_view ->> 'disputed')::boolean, false) AS disputed
+               FROM cases c JOIN case_events e USING (case_id)
+               WHERE c.case_id = $1 ORDER BY e.seq""",
+            case_id,
+        )
+        if not rows:
+            raise UnknownCaseError(f"case_id: no case {case_id!r}")
+        return CaseLedger(
+            case_id=case_id,
+            disputed=rows[-1]["disputed"],
+            events=[LedgerEvent.of(dict(row)) for row in rows],
+        )
+
     async def list_cases(self, *, status: str | None = None, limit: int = 50) -> list[CaseSummary]:
-        types = ", ".join(f"'{w.__name__}'" for w in WORKFLOW_OF_KIND.values())
-        query = f"WorkflowType IN ({types})"
-        if status is not None:
-            query += f" AND {sa.CASE_STATUS.name} = '{status}'"
-        summaries = []
-        async for execution in self._client.list_workflows(query, limit=limit):
-            attrs = execution.typed_search_attributes
-            summaries.append(
-                CaseSummary(
-                    case_id=execution.id,
-                    workflow_status=execution.status.name.lower()
-                    if execution.status
-                    else "unknown",
-                    kind=attrs.get(sa.CASE_KIND),
-                    reason=attrs.get(sa.CASE_REASON),
-                    status=attrs.get(sa.CASE_STATUS),
-                    order_id=attrs.get(sa.ORDER_ID),
-                    sku=attrs.get(sa.SKU),
-                    next_deadline=attrs.get(sa.NEXT_DEADLINE),
-                    opened_at=execution.start_time,
-                )
-            )
-        return summaries
+        """The newest cases first, from the read model (no Temporal round trip)."""
+        rows = await self._pool.fetch(
+            """SELECT case_id, kind, reason, status, order_id, sku, next_deadline, opened_at,
+                      closed_at
+               FROM cases WHERE $1::text IS NULL OR status = $1
+               ORDER BY opened_at DESC, case_id LIMIT $2""",
+            status,
+            limit,
+        )
+        return [CaseSummary(**dict(row)) for row in rows]
 
     async def record_refused_input(
         self, *, source: str, operation: str, payload: str, errors: str

@@ -19,11 +19,17 @@ def free_port() -> int:
 
 
 def start_process(
-    command: list[str], env: dict[str, str], log: Path, ready_line: str | None = None
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    ready_line: str | None = None,
+    *,
+    cwd: Path = ROOT,
 ) -> tuple[subprocess.Popen[str], threading.Event]:
-    """Run a process, copy its output to `log`, and set the event when `ready_line` shows."""
+    """Run a process in `cwd`, copy its output to `log`, and set the event when
+    `ready_line` shows."""
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     ready = threading.Event()
 

@@ -1,6 +1,7 @@
 """Operators work from the Temporal UI: a case opened through the gateway shows up when
 the UI filters by a search attribute, seen by a real headless browser (Debian's
-chromium, installed here when missing). The screenshot goes to docs/ for the README."""
+chromium, which `make test` installs first: `make browser`). The screenshot goes to docs/
+for docs/operations.md."""
 
 from __future__ import annotations
 
@@ -40,16 +41,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def _chromium() -> str:
     found = shutil.which("chromium")
-    if found is None:
-        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "chromium"],
-            check=True,
-            capture_output=True,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-        found = shutil.which("chromium")
-    assert found, "Debian's chromium could not be installed"
+    assert found, "chromium is missing: `make browser` installs it (`make test` runs it first)"
     return found
 
 
