@@ -27,6 +27,7 @@ from api.errors import (
     http_error,
     one_line,
 )
+from domain.analytics import DeliveryReport
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -59,6 +60,7 @@ from domain.money import Money
 from domain.policy import future_request_refusal
 from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, ServiceView
+from infra.analytics import DeliveryOutcome
 from infra.gateway import (
     CaseErasedError,
     CaseGateway,
@@ -454,6 +456,16 @@ def create_app(
         return CaseAccepted(
             case_id=request.case_id, created=created, status_url=f"/cases/{request.case_id}"
         )
+
+    @app.post("/deliveries")
+    async def deliveries(
+        report: DeliveryReport, _: Annotated[Caller, Depends(service)]
+    ) -> DeliveryOutcome:
+        """R24: units delivered per SKU, batch and day (UTC), the return rate's
+        denominator. Each row is that day's total: sending it again changes nothing
+        (`changed` 0), a different total replaces it. A bad row refuses the whole report
+        (422 naming `rows.<n>.<field>`, the body kept for a person); nothing is stored."""
+        return await gateway.analytics.record_deliveries(report.rows)
 
     @app.get("/cases")
     async def list_cases(

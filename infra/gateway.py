@@ -44,6 +44,7 @@ from domain.claim import CarrierResponse
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, LedgerEvent
+from infra.analytics import AnalyticsStore
 from infra.codec import ErasedDataError, SealingCodec
 from infra.grants import acting_as
 from infra.identity import Caller
@@ -181,6 +182,8 @@ class CaseGateway:
         self._pool = pool
         self._task_queue = task_queue
         self._policy = policy
+        # R24: analytics reads and writes PostgreSQL only; no workflow is involved.
+        self.analytics = AnalyticsStore(pool)
 
     @property
     def payload_codec(self) -> PayloadCodec:
