@@ -2,12 +2,12 @@
 
 import json
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
@@ -27,7 +27,8 @@ from api.errors import (
     http_error,
     one_line,
 )
-from domain.analytics import DeliveryReport
+from api.reports import Section, report_csv
+from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -466,6 +467,47 @@ def create_app(
         (`changed` 0), a different total replaces it. A bad row refuses the whole report
         (422 naming `rows.<n>.<field>`, the body kept for a person); nothing is stored."""
         return await gateway.analytics.record_deliveries(report.rows)
+
+    def report_filters(
+        from_day: Annotated[date | None, Query(alias="from")] = None,
+        to_day: Annotated[date | None, Query(alias="to")] = None,
+        category: Annotated[str | None, Query(max_length=64)] = None,
+        sku: Annotated[str | None, Query(max_length=64)] = None,
+        batch: Annotated[str | None, Query(max_length=64)] = None,
+        channel: Annotated[str | None, Query(max_length=64)] = None,
+        kind: Annotated[str | None, Query(max_length=64)] = None,
+        reason: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> ReportFilters:
+        """Days are UTC and inclusive; a value nothing has (an unknown SKU) narrows to
+        nothing, it is not an error. `to` before `from` is 422 naming `to`."""
+        if from_day and to_day and to_day < from_day:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", "to"),
+                  "msg": "before from: the range would be empty"}]
+            )  # fmt: skip
+        return ReportFilters(from_day=from_day, to_day=to_day, category=category, sku=sku,
+                             batch=batch, channel=channel, kind=kind, reason=reason)  # fmt: skip
+
+    @app.get("/reports")
+    async def report(
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> Report:
+        """R24: return rates by SKU and batch (returned units / delivered units), reasons
+        and root causes, time to resolve (p50, p90 hours) by kind and reason, SLA
+        compliance per rule with its breaches, money, carrier claims, satisfaction and its
+        weekly trend, and the batches the alarm flagged."""
+        return await gateway.report(filters)
+
+    @app.get("/reports/{section}.csv", response_class=PlainTextResponse)
+    async def report_section_csv(
+        section: Section,
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> PlainTextResponse:
+        """One section of `GET /reports` as CSV (`sla_breaches`: the listed breaches)."""
+        text = report_csv(await gateway.report(filters), section)
+        return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
 
     @app.get("/cases")
     async def list_cases(

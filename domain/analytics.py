@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -196,3 +197,170 @@ def judge_batches(
                 )
             )  # fmt: skip
     return verdicts
+
+
+# --- Reports -------------------------------------------------------------------------
+
+# Free-text filters: any value is allowed and one no case has answers empty (not an error).
+FilterValue = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ReportFilters(BaseModel):
+    """What a report covers: cases opened (and units delivered) from `from_day` to `to_day`
+    inclusive (UTC days), narrowed by the case's fields. Category narrows delivered units
+    to SKUs with a case in that category; channel, kind and reason narrow the returns only
+    (delivered units have none)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    from_day: Day | None = None
+    to_day: Day | None = None
+    category: FilterValue | None = None
+    sku: FilterValue | None = None
+    batch: FilterValue | None = None
+    channel: FilterValue | None = None
+    kind: FilterValue | None = None
+    reason: FilterValue | None = None
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> ReportFilters:
+        if self.from_day and self.to_day and self.to_day < self.from_day:
+            raise ValueError("to: before from; the range would be empty")
+        return self
+
+
+class ReturnRateRow(BaseModel):
+    sku: str
+    batch: str | None  # None: the SKU over all its batches
+    returned: int
+    delivered: int
+    rate: float | None
+
+
+class ReasonRow(BaseModel):
+    reason: str
+    root_cause: str | None
+    cases: int
+
+
+class ResolveRow(BaseModel):
+    kind: str
+    reason: str
+    closed_cases: int
+    p50_hours: float | None
+    p90_hours: float | None
+
+
+class SlaBreach(BaseModel):
+    case_id: str
+    started_at: datetime
+    ended_at: datetime | None  # None: still not done, past the deadline
+    hours: float
+
+
+MAX_BREACHES_LISTED = 100
+
+
+class SlaRow(BaseModel):
+    rule: str
+    what: str
+    deadline_hours: float
+    met: int
+    breached: int
+    share_met: float | None
+    breaches: list[SlaBreach]
+
+
+class MoneyRow(BaseModel):
+    action: str
+    currency: str
+    movements: int
+    amount_minor: int
+
+
+class CarrierClaimsRow(BaseModel):
+    currency: str
+    claims: int
+    claimed_minor: int
+    recovered_minor: int
+
+
+class SatisfactionRow(BaseModel):
+    dimension: str
+    level: str
+    answers: int
+    week: date | None = None  # None: over the whole range
+
+
+class Report(BaseModel):
+    filters: ReportFilters
+    by_sku: list[ReturnRateRow]
+    by_batch: list[ReturnRateRow]
+    reasons: list[ReasonRow]
+    time_to_resolve: list[ResolveRow]
+    sla: list[SlaRow]
+    money: list[MoneyRow]
+    carrier_claims: list[CarrierClaimsRow]
+    satisfaction: list[SatisfactionRow]
+    satisfaction_trend: list[SatisfactionRow]
+    flagged_batches: list[BatchVerdict]
+
+
+def rate_row(sku: str, batch: str | None, returned: int, delivered: int) -> ReturnRateRow:
+    return ReturnRateRow(sku=sku, batch=batch, returned=returned, delivered=delivered,
+                         rate=return_rate(returned, delivered))  # fmt: skip
+
+
+def resolve_row(kind: str, reason: str, hours: Sequence[float]) -> ResolveRow:
+    return ResolveRow(
+        kind=kind, reason=reason, closed_cases=len(hours),
+        p50_hours=percentile(hours, 0.5), p90_hours=percentile(hours, 0.9),
+    )  # fmt: skip
+
+
+def sla_row(
+    clock: SlaClock, deadline_hours: float, met: int, breached: int, breaches: list[SlaBreach]
+) -> SlaRow:
+    """`breaches` lists the newest of the `breached` (at most MAX_BREACHES_LISTED)."""
+    judged = met + breached
+    return SlaRow(rule=clock.rule, what=clock.what, deadline_hours=deadline_hours, met=met,
+                  breached=breached, share_met=met / judged if judged else None,
+                  breaches=breaches)  # fmt: skip
+
+
+STAFF_ROLES = frozenset({"agent", "supervisor", "manager"})
+
+
+@dataclass(frozen=True)
+class SlaClock:
+    """An SLA the rules set, read off the ledger's timestamps: from an event with a
+    `starts` action to the first later event of the same case (or claim) with an `ends`
+    action or by an `ends_roles` role. Met when that came within the deadline; breached
+    when it came later or has not come and the deadline has passed; still running
+    otherwise (not judged). `deadline` names the policy setting."""
+
+    rule: str
+    what: str
+    deadline: str
+    starts: frozenset[str]
+    ends: frozenset[str] = frozenset()
+    ends_roles: frozenset[str] = frozenset()
+    # The carrier claim's own ledger (claim_events) rather than the case's.
+    on_claims: bool = False
+
+
+SLA_CLOCKS = (
+    SlaClock("R10", "a person reviews a merchant-fault case", "review_deadline",
+             starts=frozenset({"review_started"}), ends_roles=STAFF_ROLES),
+    SlaClock("R13", "the returned parcel is inspected", "inspection_deadline",
+             starts=frozenset({"parcel_received"}),
+             ends=frozenset({"inspection_passed", "inspection_failed"})),
+    SlaClock("R13", "the refund (or replacement) follows a passed inspection",
+             "refund_deadline", starts=frozenset({"inspection_passed"}),
+             ends=frozenset({"refund_issued", "refund_not_due", "replacement_shipped"})),
+    SlaClock("R18", "a supervisor acts on an escalated case", "supervisor_response",
+             starts=frozenset({"escalated"}), ends_roles=frozenset({"supervisor", "manager"})),
+    SlaClock("R15", "the carrier answers a filed claim", "carrier_silence_escalation",
+             starts=frozenset({"claim_filed"}), ends=frozenset({"carrier_answered"}),
+             on_claims=True),
+)  # fmt: skip

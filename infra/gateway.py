@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import asyncpg
@@ -19,6 +19,7 @@ from temporalio.converter import PayloadCodec
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.analytics import Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -184,6 +185,12 @@ class CaseGateway:
         self._policy = policy
         # R24: analytics reads and writes PostgreSQL only; no workflow is involved.
         self.analytics = AnalyticsStore(pool)
+
+    async def report(self, filters: ReportFilters) -> Report:
+        """R24's report now; SLA deadlines as the policy file's defaults set them."""
+        return await self.analytics.report(
+            filters, self._policy.resolve("general"), datetime.now(UTC)
+        )
 
     @property
     def payload_codec(self) -> PayloadCodec:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,19 @@ from tests.test_starter_cli import cli_env  # noqa: F401  (a fixture)
 SHOP = IDENTITIES.credential("cli-shop", Role.SERVICE)
 
 
+@asynccontextmanager
+async def analytics_api(
+    env: WorkflowEnvironment, pool: asyncpg.Pool
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with no worker: analytics reads and writes PostgreSQL only."""
+    gateway = CaseGateway(env.client, pool, "no-worker", load_policy_file(DEFAULT_POLICY_FILE))
+    async with api_client(gateway) as client:
+        yield client
+
+
 @pytest.fixture
 async def api(dev_env: WorkflowEnvironment, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
-    # No worker: delivered units go to PostgreSQL only.
-    gateway = CaseGateway(dev_env.client, pool, "no-worker", load_policy_file(DEFAULT_POLICY_FILE))
-    async with api_client(gateway) as client:
+    async with analytics_api(dev_env, pool) as client:
         yield client
 
 
