@@ -177,16 +177,24 @@ class AnalyticsStore:
         return [BatchCounts(**dict(row)) for row in rows]
 
     async def record_flags(self, verdicts: list[BatchVerdict]) -> list[BatchVerdict]:
-        """The flagged verdicts not flagged before (each batch is flagged once, whatever
-        how often the alarm runs); returns those newly stored."""
+        """The flagged verdicts not flagged before, each stored once with its event in one
+        statement (a batch is flagged once, whatever how often the alarm runs); returns
+        those newly stored."""
         flagged = [v for v in verdicts if v.flagged]
         if not flagged:
             return []
         stored = await self._pool.fetch(
-            """INSERT INTO batch_flags (sku, batch, returns, units, baseline_rate, p_value)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
-                                    $5::float8[], $6::float8[])
-               ON CONFLICT (sku, batch) DO NOTHING
+            """WITH new AS (
+                   INSERT INTO batch_flags (sku, batch, returns, units, baseline_rate, p_value)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[],
+                                        $5::float8[], $6::float8[])
+                   ON CONFLICT (sku, batch) DO NOTHING
+                   RETURNING *)
+               INSERT INTO batch_events (action, sku, batch, details)
+               SELECT 'batch_flagged', sku, batch,
+                      jsonb_build_object('returns', returns, 'units', units,
+                                         'baseline_rate', baseline_rate, 'p_value', p_value)
+               FROM new
                RETURNING sku, batch""",
             [v.sku for v in flagged],
             [v.batch for v in flagged],
@@ -197,6 +205,22 @@ class AnalyticsStore:
         )
         new = {(row["sku"], row["batch"]) for row in stored}
         return [v for v in flagged if (v.sku, v.batch) in new]
+
+    async def flags_to_announce(self, key_prefix: str) -> list[BatchVerdict]:
+        """Flags whose message (idempotency key `key_prefix` + sku:batch) was not sent:
+        a flag recorded by a run that failed before telling anyone is told by the next."""
+        rows = await self._pool.fetch(
+            """SELECT sku, batch, units, returns, baseline_rate, p_value FROM batch_flags f
+               WHERE NOT EXISTS (SELECT 1 FROM notifications n
+                                 WHERE n.idempotency_key = $1 || f.sku || ':' || f.batch
+                                       AND n.sent_at IS NOT NULL)
+               ORDER BY flagged_at, sku, batch""",
+            key_prefix,
+        )
+        return [
+            BatchVerdict(**dict(r), rate=return_rate(r["returns"], r["units"]), flagged=True)
+            for r in rows
+        ]
 
 
 def _filtered(filters: ReportFilters, params: list[object], *, deliveries: bool = False) -> str:

@@ -30,6 +30,7 @@ from domain.case import (
     WarehouseScan,
 )
 from domain.money import Money
+from infra.alarm_schedule import ensure_batch_alarm_schedule
 from infra.data_converter import data_converter_for, ensure_local_key_file
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
@@ -197,7 +198,9 @@ async def main() -> None:
             payments=settings.sandbox_payments(),
             notifier=LoggingNotifier(),
             grants=grant_verifier(settings),
+            policy_file=settings.policy_file,
         )
+        await ensure_batch_alarm_schedule(env.client, settings.task_queue)
         gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
         api = uvicorn.Server(
             uvicorn.Config(

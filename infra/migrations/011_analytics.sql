@@ -30,3 +30,17 @@ CREATE TABLE batch_flags (
     flagged_at    timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (sku, batch)
 );
+
+-- The alarm's own ledger: one event per flag, written in the same statement as the flag;
+-- append-only like case_events (R23).
+CREATE TABLE batch_events (
+    id          bigserial   PRIMARY KEY,
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    action      text        NOT NULL,
+    sku         text        NOT NULL,
+    batch       text        NOT NULL,
+    details     jsonb       NOT NULL
+);
+CREATE TRIGGER batch_events_append_only
+    BEFORE UPDATE OR DELETE ON batch_events
+    FOR EACH ROW EXECUTE FUNCTION case_events_are_append_only();
