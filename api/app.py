@@ -6,8 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
@@ -27,6 +28,7 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
 from api.reports import Section, report_csv
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
@@ -508,6 +510,27 @@ def create_app(
         """One section of `GET /reports` as CSV (`sla_breaches`: the listed breaches)."""
         text = report_csv(await gateway.report(filters), section)
         return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
+
+    @app.get("/reports/page", response_class=HTMLResponse)
+    async def report_page(
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> HTMLResponse:
+        """The report as one HTML page for a browser: flagged batches, plots, tables."""
+        report = await gateway.report(filters)
+        return HTMLResponse(await run_in_threadpool(report_html, report))
+
+    @app.get("/reports/plots/{plot}.{image_format}", response_class=Response)
+    async def report_plot(
+        plot: Plot,
+        image_format: ImageFormat,
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> Response:
+        """One plot of the report, PNG or SVG."""
+        report = await gateway.report(filters)
+        image = await run_in_threadpool(render_plot, report, plot, image_format)
+        return Response(image, media_type=MEDIA_TYPES[image_format])
 
     @app.get("/cases")
     async def list_cases(
