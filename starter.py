@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from domain.analytics import MAX_DELIVERY_ROWS
+from api.reports import Section, report_csv
+from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from domain.policy import future_request_refusal
 from infra.analytics import DELIVERY_CSV_COLUMNS, read_delivery_csv
@@ -153,6 +154,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     deliveries.add_argument("csv_file", help="the CSV file, or - for stdin")
     deliveries.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("service"))
+
+    report = commands.add_parser(
+        "report", help="R24's report as JSON, or one section as CSV (--csv SECTION)"
+    )
+    report.add_argument("--from", dest="from_day", help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--to", dest="to_day", help="last day, YYYY-MM-DD (UTC), inclusive")
+    for name in ("category", "sku", "batch", "channel", "kind", "reason"):
+        report.add_argument(f"--{name}")
+    report.add_argument("--csv", choices=sorted(s.value for s in Section), dest="section")
 
     list_ = commands.add_parser("list", help="cases, newest first")
     list_.add_argument("--status", help="only cases in this status")
@@ -344,6 +354,15 @@ async def run(argv: Sequence[str]) -> int:
             case "import-deliveries":
                 _proven(args, settings, Role.SERVICE)
                 return await _import_deliveries(gateway, args.csv_file)
+            case "report":
+                payload = json.dumps(_drop_none(
+                    {name: getattr(args, name) for name in ReportFilters.model_fields}
+                ))  # fmt: skip
+                found = await gateway.report(ReportFilters.model_validate_json(payload))
+                if args.section:
+                    print(report_csv(found, Section(args.section)), end="")
+                else:
+                    _print(found)
             case "retention":
                 _print(await apply_retention(pool))
             case "rewrap-keys":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,8 +16,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+import starter
 from tests.helpers import as_role
 from tests.test_analytics_data_in import a_sku, analytics_api
+from tests.test_starter_cli import cli_env  # noqa: F401  (a fixture)
 
 NOW = datetime.now(UTC)
 
@@ -251,3 +254,23 @@ async def test_r24_the_report_is_for_staff(api: httpx.AsyncClient) -> None:
     assert (await api.get("/reports", headers=as_role("service"))).status_code == 403
     assert (await api.get("/reports/by_sku.csv", headers=as_role("supervisor"))).status_code == 200
     assert (await api.get("/reports/nothing.csv", headers=as_role("agent"))).status_code == 422
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_r24_the_report_from_the_command_line_as_json_and_csv(
+    pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sku = a_sku()
+    await delivered(pool, sku, "B1", 400)
+    await a_case(pool, sku, quantity=8)
+    assert await starter.run(["report", "--sku", sku]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [(r["batch"], r["rate"]) for r in found["by_batch"]] == [("B1", 0.02)]
+    assert await starter.run(["report", "--sku", sku, "--csv", "by_batch"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "sku,batch,returned,delivered,rate",
+        f"{sku},B1,8,400,0.02",
+    ]
+    refused = ["report", "--from", "2026-11-10", "--to", "2026-11-09"]
+    assert await starter.run(refused) == starter.EXIT_REFUSED
+    assert "to: before from" in capsys.readouterr().err
