@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
@@ -501,26 +501,37 @@ def create_app(
         weekly trend, and the batches the alarm flagged."""
         return await gateway.report(filters)
 
-    @app.get("/reports/{section}.csv", response_class=PlainTextResponse)
+    @app.get(
+        "/reports/{section}.csv",
+        responses={200: {"content": {"text/csv": {}}, "description": "one section as CSV"}},
+    )
     async def report_section_csv(
         section: Section,
         filters: Annotated[ReportFilters, Depends(report_filters)],
         _: Annotated[Caller, Depends(staff)],
-    ) -> PlainTextResponse:
+    ) -> Response:
         """One section of `GET /reports` as CSV (`sla_breaches`: the listed breaches)."""
         text = report_csv(await gateway.report(filters), section)
-        return PlainTextResponse(text, media_type="text/csv; charset=utf-8")
+        return Response(text, media_type="text/csv; charset=utf-8")
 
-    @app.get("/reports/page", response_class=HTMLResponse)
+    @app.get(
+        "/reports/page",
+        responses={200: {"content": {"text/html": {}}, "description": "the report page"}},
+    )
     async def report_page(
         filters: Annotated[ReportFilters, Depends(report_filters)],
         _: Annotated[Caller, Depends(staff)],
-    ) -> HTMLResponse:
+    ) -> Response:
         """The report as one HTML page for a browser: flagged batches, plots, tables."""
         report = await gateway.report(filters)
         return HTMLResponse(await run_in_threadpool(report_html, report))
 
-    @app.get("/reports/plots/{plot}.{image_format}", response_class=Response)
+    @app.get(
+        "/reports/plots/{plot}.{image_format}",
+        responses={
+            200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "the plot"}
+        },
+    )
     async def report_plot(
         plot: Plot,
         image_format: ImageFormat,
