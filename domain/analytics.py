@@ -154,6 +154,8 @@ class BatchVerdict(BaseModel):
     rate: float | None
     # The SKU's other batches pooled; None when they have too few units to judge against.
     baseline_rate: float | None
+    # None: not tested, as the batch could not be flagged (too few units, a baseline too
+    # small, or a rate below min_ratio times the baseline).
     p_value: float | None
     flagged: bool
 
@@ -176,19 +178,19 @@ def judge_batches(
             other_units = sku_units - batch.units
             other_returns = sku_returns - batch.returns
             baseline = None
-            p_value = None
             if other_units >= settings.min_baseline_units:
                 baseline = max(other_returns, 0.5) / other_units
-                p_value = binomial_upper_tail(batch.returns, batch.units, min(baseline, 1.0))
             rate = return_rate(batch.returns, batch.units)
-            flagged = (
+            # The test only where it could flag: enough units, and a rise large enough.
+            p_value = None
+            if (
                 baseline is not None
-                and p_value is not None
                 and rate is not None
                 and batch.units >= settings.min_units
                 and rate >= settings.min_ratio * baseline
-                and p_value < settings.significance
-            )
+            ):
+                p_value = binomial_upper_tail(batch.returns, batch.units, min(baseline, 1.0))
+            flagged = p_value is not None and p_value < settings.significance
             verdicts.append(
                 BatchVerdict(
                     sku=batch.sku, batch=batch.batch, units=batch.units,

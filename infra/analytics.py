@@ -349,26 +349,28 @@ class ReportReader:
             SELECT id, started_at, ended_at,
                    coalesce(ended_at, {now}) - started_at > {limit} AS breached
             FROM ended WHERE ended_at IS NOT NULL OR {now} - started_at > {limit}"""
-        [counts] = await self._conn.fetch(
-            f"""SELECT count(*) FILTER (WHERE NOT breached) AS met,
-                       count(*) FILTER (WHERE breached) AS breached
-                FROM ({judged}) j""",
-            *params,
-        )
+        # One pass: the counts over every judged clock (window counts, taken before the
+        # LIMIT), and the newest breaches first.
         listed = await self._conn.fetch(
-            f"""SELECT id, started_at, ended_at FROM ({judged}) j WHERE breached
-                ORDER BY started_at DESC LIMIT {MAX_BREACHES_LISTED}""",
+            f"""SELECT id, started_at, ended_at, breached,
+                       count(*) FILTER (WHERE NOT breached) OVER () AS met_total,
+                       count(*) FILTER (WHERE breached) OVER () AS breached_total
+                FROM ({judged}) j
+                ORDER BY breached DESC, started_at DESC LIMIT {MAX_BREACHES_LISTED}""",
             *params,
         )
+        met = listed[0]["met_total"] if listed else 0
+        breached = listed[0]["breached_total"] if listed else 0
         breaches = [
             SlaBreach(
                 case_id=r["id"], started_at=r["started_at"], ended_at=r["ended_at"],
                 hours=((r["ended_at"] or as_of) - r["started_at"]).total_seconds() / 3600,
             )
             for r in listed
+            if r["breached"]
         ]  # fmt: skip
         hours = deadline.total_seconds() / 3600
-        return sla_row(clock, hours, counts["met"], counts["breached"], breaches)
+        return sla_row(clock, hours, met, breached, breaches)
 
     async def money(self) -> list[MoneyRow]:
         params: list[object] = []
