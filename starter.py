@@ -16,8 +16,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from api.reports import Section, report_csv
+from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from domain.policy import future_request_refusal
+from infra.analytics import DELIVERY_CSV_COLUMNS, read_delivery_csv
 from infra.data_converter import key_ring
 from infra.data_keys import rewrap
 from infra.database import create_pool
@@ -65,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     open_.add_argument("--channel", default="web")
     open_.add_argument("--sku")
     open_.add_argument("--category", default="general")
+    open_.add_argument("--batch", help="the production batch (lot) of the unit (R24)")
     open_.add_argument("--quantity", type=int, default=1)
     open_.add_argument("--paid-minor", type=int, help="amount paid, in minor units (cents)")
     open_.add_argument("--currency")
@@ -142,6 +146,24 @@ def _parser() -> argparse.ArgumentParser:
         "old cases' free text; run it daily",
     )
 
+    deliveries = commands.add_parser(
+        "import-deliveries",
+        help="units delivered per SKU, batch and day from CSV (R24): header "
+        f"{','.join(DELIVERY_CSV_COLUMNS)}; idempotent; bad rows are kept for a person and "
+        "named (exit 2), the good ones stored",
+    )
+    deliveries.add_argument("csv_file", help="the CSV file, or - for stdin")
+    deliveries.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("service"))
+
+    report = commands.add_parser(
+        "report", help="R24's report as JSON, or one section as CSV (--csv SECTION)"
+    )
+    report.add_argument("--from", dest="from_day", help="first day, YYYY-MM-DD (UTC)")
+    report.add_argument("--to", dest="to_day", help="last day, YYYY-MM-DD (UTC), inclusive")
+    for name in ("category", "sku", "batch", "channel", "kind", "reason"):
+        report.add_argument(f"--{name}")
+    report.add_argument("--csv", choices=sorted(s.value for s in Section), dest="section")
+
     list_ = commands.add_parser("list", help="cases, newest first")
     list_.add_argument("--status", help="only cases in this status")
     list_.add_argument("--limit", type=int, default=50)
@@ -172,6 +194,7 @@ def _open_payload(args: argparse.Namespace) -> str:
             "channel": args.channel,
             "sku": args.sku,
             "category": args.category,
+            "batch": args.batch,
             "quantity": args.quantity,
             "paid": {"amount_minor": args.paid_minor, "currency": args.currency},
             "delivered_at": args.delivered_at,
@@ -328,6 +351,18 @@ async def run(argv: Sequence[str]) -> int:
                 _print(await gateway.status(args.case_id))
             case "list":
                 _print(await gateway.list_cases(status=args.status, limit=args.limit))
+            case "import-deliveries":
+                _proven(args, settings, Role.SERVICE)
+                return await _import_deliveries(gateway, args.csv_file)
+            case "report":
+                payload = json.dumps(_drop_none(
+                    {name: getattr(args, name) for name in ReportFilters.model_fields}
+                ))  # fmt: skip
+                found = await gateway.report(ReportFilters.model_validate_json(payload))
+                if args.section:
+                    print(report_csv(found, Section(args.section)), end="")
+                else:
+                    _print(found)
             case "retention":
                 _print(await apply_retention(pool))
             case "rewrap-keys":
@@ -359,6 +394,34 @@ async def run(argv: Sequence[str]) -> int:
         return EXIT_UNAUTHORISED
     finally:
         await pool.close()
+
+
+def _file_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    with open(path, encoding="utf-8") as file:
+        return file.read()
+
+
+async def _import_deliveries(gateway: CaseGateway, csv_file: str) -> int:
+    """Good rows stored (in reports of MAX_DELIVERY_ROWS), each bad row kept in
+    refused_inputs with its line and field; exit 2 if any was refused."""
+    good, refused = read_delivery_csv(_file_text(csv_file))
+    received = changed = 0
+    for start in range(0, len(good), MAX_DELIVERY_ROWS):
+        outcome = await gateway.analytics.record_deliveries(good[start : start + MAX_DELIVERY_ROWS])
+        received, changed = received + outcome.received, changed + outcome.changed
+    for bad in refused:
+        await gateway.record_refused_input(
+            source="starter",
+            operation=f"import-deliveries line {bad.line}",
+            payload=bad.row,
+            errors=f"line {bad.line}: {bad.errors}",
+        )
+    summary = {"received": received, "changed": changed,
+               "refused": [bad.model_dump() for bad in refused]}  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return EXIT_REFUSED if refused else 0
 
 
 def main() -> None:

@@ -5,23 +5,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import asyncpg
 from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.analytics import AnalyticsActivities
 from activities.carrier import CarrierActivities, CarrierGateway, SandboxCarrier
 from activities.ledger import LedgerActivities
 from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
 from activities.payments import PaymentActivities, PaymentProvider
 from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
+from infra.alarm_schedule import ensure_batch_alarm_schedule
 from infra.database import create_pool, migrate
 from infra.edge_identity import grant_verifier
 from infra.grants import GrantCheckInterceptor, GrantVerifier
-from infra.settings import ConfigurationError, load_settings
+from infra.settings import DEFAULT_POLICY_FILE, ConfigurationError, load_settings
 from infra.temporal_client import connect
+from workflows.batch_alarm import BatchAlarm
 from workflows.carrier_claim import CarrierClaim
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
@@ -47,7 +51,9 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
         "domain", "activities", "workflows"
     )
 )
-WORKFLOWS = [ReturnCase, ExchangeCase, DamageClaimCase, CarrierClaim, SatisfactionSurvey]
+WORKFLOWS = [
+    ReturnCase, ExchangeCase, DamageClaimCase, CarrierClaim, SatisfactionSurvey, BatchAlarm,
+]  # fmt: skip
 
 
 def build_worker(
@@ -61,6 +67,7 @@ def build_worker(
     carrier: CarrierGateway | None = None,
     warehouse: Warehouse | None = None,
     max_cached_workflows: int = DEFAULT_MAX_CACHED_WORKFLOWS,
+    policy_file: Path = DEFAULT_POLICY_FILE,
 ) -> Worker:
     ledger = LedgerActivities(pool)
     money = PaymentActivities(pool, payments)
@@ -68,6 +75,7 @@ def build_worker(
     claims = CarrierActivities(pool, carrier or SandboxCarrier())
     parcels = WarehouseActivities(pool, warehouse or SandboxWarehouse())
     surveys = SurveyActivities(pool)
+    analytics = AnalyticsActivities(pool, notifier, policy_file)
     return Worker(
         client,
         task_queue=task_queue,
@@ -86,6 +94,7 @@ def build_worker(
             parcels.check_stock,
             parcels.cancel_shipment,
             surveys.record,
+            analytics.run_batch_alarm,
         ],
         max_cached_workflows=max_cached_workflows,
         # Every Update must carry the authenticated edge's grant (infra/grants.py).
@@ -107,7 +116,9 @@ async def main() -> None:
         payments=settings.sandbox_payments(),
         notifier=LoggingNotifier(),
         grants=grant_verifier(settings),
+        policy_file=settings.policy_file,
     )
+    await ensure_batch_alarm_schedule(client, settings.task_queue)
     try:
         await worker.run()
     finally:

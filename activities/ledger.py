@@ -27,6 +27,8 @@ class CaseSnapshot(BaseModel):
     request_id: str
     sku: str
     category: str
+    batch: str | None = None
+    quantity: int = 1
     customer_id: str
     status: str
     currency: str
@@ -55,6 +57,8 @@ class CaseSnapshot(BaseModel):
             request_id=request.request_id,
             sku=request.sku,
             category=request.category,
+            batch=request.batch,
+            quantity=request.quantity,
             customer_id=request.customer.customer_id,
             status=state.status.value,
             currency=request.paid.currency,

@@ -37,6 +37,8 @@ class Template(StrEnum):
     APOLOGY_COUPON = "apology_coupon"
     SATISFACTION_SURVEY = "satisfaction_survey"
     DISPUTE_RULED = "dispute_ruled"
+    # R24: to the quality team, not a customer.
+    BATCH_FLAGGED = "batch_flagged"
 
 
 class CustomerMessage(BaseModel):

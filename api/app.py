@@ -2,12 +2,13 @@
 
 import json
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
@@ -27,6 +28,9 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
+from api.reports import Section, report_csv
+from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -59,6 +63,7 @@ from domain.money import Money
 from domain.policy import future_request_refusal
 from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, ServiceView
+from infra.analytics import DeliveryOutcome
 from infra.gateway import (
     CaseErasedError,
     CaseGateway,
@@ -454,6 +459,89 @@ def create_app(
         return CaseAccepted(
             case_id=request.case_id, created=created, status_url=f"/cases/{request.case_id}"
         )
+
+    @app.post("/deliveries")
+    async def deliveries(
+        report: DeliveryReport, _: Annotated[Caller, Depends(service)]
+    ) -> DeliveryOutcome:
+        """R24: units delivered per SKU, batch and day (UTC), the return rate's
+        denominator. Each row is that day's total: sending it again changes nothing
+        (`changed` 0), a different total replaces it. A bad row refuses the whole report
+        (422 naming `rows.<n>.<field>`, the body kept for a person); nothing is stored."""
+        return await gateway.analytics.record_deliveries(report.rows)
+
+    def report_filters(
+        from_day: Annotated[date | None, Query(alias="from")] = None,
+        to_day: Annotated[date | None, Query(alias="to")] = None,
+        category: Annotated[str | None, Query(max_length=64)] = None,
+        sku: Annotated[str | None, Query(max_length=64)] = None,
+        batch: Annotated[str | None, Query(max_length=64)] = None,
+        channel: Annotated[str | None, Query(max_length=64)] = None,
+        kind: Annotated[str | None, Query(max_length=64)] = None,
+        reason: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> ReportFilters:
+        """Days are UTC and inclusive; a value nothing has (an unknown SKU) narrows to
+        nothing, it is not an error. `to` before `from` is 422 naming `to`."""
+        if from_day and to_day and to_day < from_day:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", "to"),
+                  "msg": "before from: the range would be empty"}]
+            )  # fmt: skip
+        return ReportFilters(from_day=from_day, to_day=to_day, category=category, sku=sku,
+                             batch=batch, channel=channel, kind=kind, reason=reason)  # fmt: skip
+
+    @app.get("/reports")
+    async def report(
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> Report:
+        """R24: return rates by SKU and batch (returned units / delivered units), reasons
+        and root causes, time to resolve (p50, p90 hours) by kind and reason, SLA
+        compliance per rule with its breaches, money, carrier claims, satisfaction and its
+        weekly trend, and the batches the alarm flagged."""
+        return await gateway.report(filters)
+
+    @app.get(
+        "/reports/{section}.csv",
+        responses={200: {"content": {"text/csv": {}}, "description": "one section as CSV"}},
+    )
+    async def report_section_csv(
+        section: Section,
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> Response:
+        """One section of `GET /reports` as CSV (`sla_breaches`: the listed breaches)."""
+        text = report_csv(await gateway.report(filters), section)
+        return Response(text, media_type="text/csv; charset=utf-8")
+
+    @app.get(
+        "/reports/page",
+        responses={200: {"content": {"text/html": {}}, "description": "the report page"}},
+    )
+    async def report_page(
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> Response:
+        """The report as one HTML page for a browser: flagged batches, plots, tables."""
+        report = await gateway.report(filters)
+        return HTMLResponse(await run_in_threadpool(report_html, report))
+
+    @app.get(
+        "/reports/plots/{plot}.{image_format}",
+        responses={
+            200: {"content": {"image/png": {}, "image/svg+xml": {}}, "description": "the plot"}
+        },
+    )
+    async def report_plot(
+        plot: Plot,
+        image_format: ImageFormat,
+        filters: Annotated[ReportFilters, Depends(report_filters)],
+        _: Annotated[Caller, Depends(staff)],
+    ) -> Response:
+        """One plot of the report, PNG or SVG."""
+        report = await gateway.report(filters)
+        image = await run_in_threadpool(render_plot, report, plot, image_format)
+        return Response(image, media_type=MEDIA_TYPES[image_format])
 
     @app.get("/cases")
     async def list_cases(

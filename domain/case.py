@@ -160,6 +160,9 @@ class OpenCaseRequest(Strict):
     channel: Channel
     sku: BusinessKey
     category: BusinessKey = "general"
+    # R24: the production batch (lot) the unit came from, when the shop knows it; the
+    # batch alarm compares a batch's return rate with its SKU's.
+    batch: BusinessKey | None = None
     quantity: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
     paid: Money
     # The carrier that delivered the order: its claim deadline applies (R15).

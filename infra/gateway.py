@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import asyncpg
@@ -19,6 +19,7 @@ from temporalio.converter import PayloadCodec
 from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.analytics import Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
     Assignment,
@@ -44,6 +45,7 @@ from domain.claim import CarrierResponse
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, LedgerEvent
+from infra.analytics import AnalyticsStore
 from infra.codec import ErasedDataError, SealingCodec
 from infra.grants import acting_as
 from infra.identity import Caller
@@ -181,6 +183,14 @@ class CaseGateway:
         self._pool = pool
         self._task_queue = task_queue
         self._policy = policy
+        # R24: analytics reads and writes PostgreSQL only; no workflow is involved.
+        self.analytics = AnalyticsStore(pool)
+
+    async def report(self, filters: ReportFilters) -> Report:
+        """R24's report now; SLA deadlines as the policy file's defaults set them."""
+        return await self.analytics.report(
+            filters, self._policy.resolve("general"), datetime.now(UTC)
+        )
 
     @property
     def payload_codec(self) -> PayloadCodec:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from domain.analytics import BatchAlarmSettings
 from domain.policy_settings import PolicySettings
 
 # R15 makes these per carrier; nothing else may differ between carriers.
@@ -30,6 +31,8 @@ class PolicyFile(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     categories: dict[str, dict[str, Any]] = Field(default_factory=dict)
     carriers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # R24: read by the batch alarm when it runs, not pinned in cases.
+    batch_alarm: BatchAlarmSettings = BatchAlarmSettings()
 
     def resolve(self, category: str, carrier: str | None = None) -> PolicySettings:
         values = {**self.defaults, **self.categories.get(category, {})}

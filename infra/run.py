@@ -12,10 +12,13 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import uvicorn
+from temporalio.client import Client
 
 from activities.notifications import LoggingNotifier
 from api.app import create_app
+from domain.analytics import DeliveredUnits
 from domain.case import (
     UNDELIVERED,
     CaseKind,
@@ -30,6 +33,7 @@ from domain.case import (
     WarehouseScan,
 )
 from domain.money import Money
+from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID, ensure_batch_alarm_schedule
 from infra.data_converter import data_converter_for, ensure_local_key_file
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
@@ -146,6 +150,38 @@ async def open_demo_cases(gateway: CaseGateway) -> None:
             )
 
 
+# R24's demo: one SKU in four production batches; LOT-B7 comes back four times as often
+# as the others, so the batch alarm flags it (GET /reports/page shows it).
+DEMO_SKU = "SKU-300"
+DEMO_BATCHES = {"LOT-A1": (2000, 60), "LOT-A2": (2000, 50), "LOT-A3": (2000, 70),
+                "LOT-B7": (500, 60)}  # fmt: skip
+
+
+async def open_demo_batches(gateway: CaseGateway, pool: asyncpg.Pool, client: Client) -> None:
+    """Delivered units per batch, one return of many units per batch, then one run of the
+    batch alarm (its schedule's, triggered now rather than at 05:00) once the returns are
+    in the read model. Idempotent, like the demo cases."""
+    now = _demo_anchor()
+    await gateway.analytics.record_deliveries(
+        [DeliveredUnits(sku=DEMO_SKU, batch=batch, day=(now - timedelta(days=10)).date(),
+                        units=units) for batch, (units, _) in DEMO_BATCHES.items()]
+    )  # fmt: skip
+    case_ids = []
+    for number, (batch, (_, returned)) in enumerate(DEMO_BATCHES.items(), start=20):
+        request = _demo_request(number, delivered_days_ago=3, now=now,
+                                reason=Reason.QUALITY_DEFECT)  # fmt: skip
+        request = request.model_copy(update={"sku": DEMO_SKU, "batch": batch, "quantity": returned})
+        await gateway.open_case(request)
+        case_ids.append(request.case_id)
+    for _ in range(300):
+        if await pool.fetchval(
+            "SELECT count(*) FROM cases WHERE case_id = ANY($1)", case_ids
+        ) == len(case_ids):
+            break
+        await asyncio.sleep(0.1)
+    await client.get_schedule_handle(BATCH_ALARM_SCHEDULE_ID).trigger()
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
@@ -197,7 +233,9 @@ async def main() -> None:
             payments=settings.sandbox_payments(),
             notifier=LoggingNotifier(),
             grants=grant_verifier(settings),
+            policy_file=settings.policy_file,
         )
+        await ensure_batch_alarm_schedule(env.client, settings.task_queue)
         gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
         api = uvicorn.Server(
             uvicorn.Config(
@@ -214,6 +252,7 @@ async def main() -> None:
         async with worker:
             serving = asyncio.create_task(api.serve())
             await open_demo_cases(gateway)
+            await open_demo_batches(gateway, pool, env.client)
             print(
                 "\naftersales is running\n"
                 f"  Temporal UI:   http://localhost:{port + 1000}/namespaces/"

@@ -1,0 +1,209 @@
+"""R24 at scale: the report and the batch alarm over 1,000,000 cases and 10,000,000
+delivered units (600,000 day totals), generated in PostgreSQL (generate_series), on an
+embedded server of its own. Also the write cost analytics adds to opening a case: the
+read model's row with and without analytics' index.
+
+`python -m bench.analytics_scale` prints JSON and writes bench/analytics_results.json."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.stack import scratch_database
+from domain.analytics import SLA_CLOCKS, BatchAlarmSettings, ReportFilters, judge_batches
+from infra.analytics import AnalyticsStore, ReportReader
+from infra.policy_file import PolicyFile, load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
+
+CASES = 1_000_000
+SKUS, BATCHES, DAYS = 2_000, 10, 30  # 600,000 day totals, 10,000,000 units
+RUNS = 3
+OPENINGS = 20_000
+OUT = Path(__file__).parent / "analytics_results.json"
+
+_GENERATE = f"""
+INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id, sku,
+                   category, customer_id, status, currency, paid_minor, refund_limit_minor,
+                   refunded_minor, policy_version, waiting_for, opened_at, closed_at,
+                   last_seq, updated_at, batch, quantity)
+SELECT 'return-B' || i || '-1-r1', k.kind,
+       CASE WHEN k.kind = 'damage_claim' THEN 'damaged_in_transit'
+            ELSE (ARRAY['changed_mind', 'quality_defect', 'not_as_described', 'wrong_item',
+                        'missing_parts'])[1 + (i / 5) % 5] END,
+       (ARRAY['web', 'app', 'phone_agent', 'email', 'store'])[1 + (i / 7) % 5],
+       'B' || i, '1', 'r1', 'SKU-' || i % {SKUS},
+       (ARRAY['apparel', 'electronics', 'home'])[1 + (i % {SKUS}) % 3], 'cust-' || i % 50000,
+       'refunded', 'EUR', 5000, 5000, 0, 'bench', 'nothing', o.opened_at,
+       CASE WHEN i % 5 <> 0 THEN o.opened_at + ((i % 240) + 1) * interval '1 hour' END,
+       5, o.opened_at, 'LOT-' || (i / {SKUS}) % {BATCHES}, 1
+FROM generate_series(1, {CASES}) AS i,
+     LATERAL (SELECT (ARRAY['return', 'return', 'return', 'exchange', 'damage_claim'])[1 + i % 5]
+                     AS kind) k,
+     LATERAL (SELECT now() - (i % 365) * interval '1 day' - (i % 1440) * interval '1 minute'
+                     AS opened_at) o;
+
+INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action, status_after)
+SELECT c.case_id, e.seq, c.opened_at + e.after, e.role, e.role, e.action, 'x'
+FROM cases c, LATERAL (VALUES
+    (1, interval '0', 'system', 'review_started'),
+    (2, ((hashtext(c.case_id) & 63) + 1) * interval '1 hour', 'agent', 'approved'))
+    e(seq, after, role, action)
+WHERE hashtext(c.case_id) % 3 = 0;
+
+INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action, status_after, details)
+SELECT c.case_id, e.seq, c.opened_at + e.after, e.role, e.role, e.action, 'x', e.details
+FROM cases c, LATERAL (VALUES
+    (3, interval '1 day', 'warehouse', 'parcel_received', '{{}}'::jsonb),
+    (4, interval '1 day' + ((hashtext(c.case_id) & 63) + 1) * interval '1 hour', 'warehouse',
+     'inspection_passed', '{{}}'::jsonb),
+    (5, interval '1 day' + ((hashtext(c.case_id) & 63) + 30) * interval '1 hour', 'system',
+     'refund_issued', '{{"amount_minor": 5000, "currency": "EUR"}}'::jsonb))
+    e(seq, after, role, action, details)
+WHERE hashtext(c.case_id) % 2 = 0;
+
+INSERT INTO surveys (case_id, sent_at, answered_at, attitude, expertise, timeliness,
+                     promise_kept)
+SELECT case_id, closed_at, closed_at + interval '1 day', l, l, l, l
+FROM cases,
+     LATERAL (SELECT (ARRAY['very_satisfied', 'satisfied', 'dissatisfied',
+                            'very_dissatisfied'])[1 + abs(hashtext(case_id)) % 4] AS l) s
+WHERE closed_at IS NOT NULL AND hashtext(case_id) % 4 = 1;
+
+INSERT INTO delivered_units (sku, batch, day, units)
+SELECT 'SKU-' || s, 'LOT-' || b, current_date - d, CASE WHEN d % 3 <> 0 THEN 17 ELSE 16 END
+FROM generate_series(0, {SKUS - 1}) s, generate_series(0, {BATCHES - 1}) b,
+     generate_series(0, {DAYS - 1}) d;
+
+ANALYZE;
+"""
+
+
+async def _median_s(step: Callable[[], Awaitable[object]]) -> float:
+    timings = []
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        await step()
+        timings.append(time.perf_counter() - started)
+    return round(statistics.median(timings), 3)
+
+
+async def _opening_rows_per_s(pool: asyncpg.Pool, prefix: str) -> float:
+    """The read model's row of a newly opened case, one statement each (as each case's
+    first ledger step writes it), OPENINGS of them."""
+    rows = [
+        (f"return-{prefix}{n}-1-r1", f"{prefix}{n}", f"SKU-{n % SKUS}", f"LOT-{n % BATCHES}")
+        for n in range(OPENINGS)
+    ]
+    started = time.perf_counter()
+    await pool.executemany(
+        """INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id,
+               sku, category, customer_id, status, currency, paid_minor, refund_limit_minor,
+               refunded_minor, policy_version, waiting_for, opened_at, last_seq, updated_at,
+               batch, quantity)
+           VALUES ($1, 'return', 'quality_defect', 'web', $2, '1', 'r1', $3, 'apparel', 'c',
+                   'requested', 'EUR', 5000, 5000, 0, 'bench', 'review', now(), 1, now(),
+                   $4, 1)""",
+        rows,
+    )
+    return round(OPENINGS / (time.perf_counter() - started), 1)
+
+
+async def _sections(pool: asyncpg.Pool, policy: PolicyFile, now: datetime) -> dict[str, float]:
+    """Where the whole-range report's time goes: each section once."""
+    settings = policy.resolve("general")
+    async with pool.acquire() as conn:
+        read = ReportReader(conn, ReportFilters())
+        steps: dict[str, Callable[[], Awaitable[object]]] = {
+            "rates_by_sku": lambda: read.return_rates(by_batch=False),
+            "rates_by_batch": lambda: read.return_rates(by_batch=True),
+            "reasons": read.reasons,
+            "time_to_resolve": read.time_to_resolve,
+            **{
+                f"sla_{clock.rule}_{clock.deadline}": functools.partial(
+                    read.sla, clock, getattr(settings, clock.deadline), now
+                )
+                for clock in SLA_CLOCKS
+            },
+            "money": read.money,
+            "carrier_claims": read.carrier_claims,
+            "satisfaction": lambda: read.satisfaction(weekly=False),
+            "satisfaction_trend": lambda: read.satisfaction(weekly=True),
+        }
+        timings = {}
+        for name, step in steps.items():
+            started = time.perf_counter()
+            await step()
+            timings[name] = round(time.perf_counter() - started, 3)
+    return timings
+
+
+async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
+    started = time.perf_counter()
+    await pool.execute(_GENERATE)
+    generated_s = round(time.perf_counter() - started, 1)
+    [counts] = await pool.fetch(
+        """SELECT (SELECT count(*) FROM cases) AS cases,
+                  (SELECT count(*) FROM case_events) AS events,
+                  (SELECT count(*) FROM delivered_units) AS day_totals,
+                  (SELECT sum(units) FROM delivered_units) AS units"""
+    )
+    store = AnalyticsStore(pool)
+    policy = load_policy_file(DEFAULT_POLICY_FILE)
+    settings: BatchAlarmSettings = policy.batch_alarm
+    now = datetime.now(UTC)
+
+    async def report(filters: ReportFilters) -> object:
+        return await store.report(filters, policy.resolve("general"), now)
+
+    async def alarm() -> object:
+        return judge_batches(await store.batch_counts(), settings)
+
+    last_30 = ReportFilters(from_day=(now - timedelta(days=30)).date(), to_day=now.date())
+    timings = {
+        "report_everything_s": await _median_s(lambda: report(ReportFilters())),
+        "report_last_30_days_s": await _median_s(lambda: report(last_30)),
+        "report_one_sku_s": await _median_s(lambda: report(ReportFilters(sku="SKU-7"))),
+        "report_one_batch_s": await _median_s(
+            lambda: report(ReportFilters(sku="SKU-7", batch="LOT-3"))
+        ),
+        "batch_alarm_s": await _median_s(alarm),
+    }
+    sections = await _sections(pool, policy, now)
+    with_index = await _opening_rows_per_s(pool, "W")
+    await pool.execute("DROP INDEX cases_sku_batch_idx")
+    without_index = await _opening_rows_per_s(pool, "N")
+    return {
+        "measured_at": now.isoformat(),
+        "generated_s": generated_s,
+        "data": {k: int(v) for k, v in dict(counts).items()},
+        "timings_median_of_3": timings,
+        "report_everything_by_section_s": sections,
+        "opening_read_model_rows_per_s": {
+            "with_analytics_index": with_index,
+            "without_it": without_index,
+            "ratio": round(with_index / without_index, 3),
+        },
+    }
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        async with scratch_database(Path(folder)) as pool:
+            results = await measure(pool)
+    OUT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

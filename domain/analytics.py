@@ -1,0 +1,368 @@
+"""R24: after-sales analytics, the pure part: what the shop reports as delivered, return
+rates, percentiles, and the batch alarm's test. No I/O; `infra/analytics.py` fetches the
+counts and stores the answers."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from domain.case import UNDELIVERED, BusinessKey, CaseKind, Reason, Strict
+
+
+def _plausible_day(value: date) -> date:
+    if not 2000 <= value.year <= 2100:
+        raise ValueError("must be between the years 2000 and 2100")
+    return value
+
+
+Day = Annotated[date, AfterValidator(_plausible_day)]
+Units = Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)]
+MAX_DELIVERY_ROWS = 1000
+
+
+class DeliveredUnits(Strict):
+    """The units of one SKU and batch delivered to customers on one day (UTC): the
+    return rate's denominator. A total, not an increment: sent again, it changes nothing;
+    corrected, it replaces the earlier total."""
+
+    sku: BusinessKey
+    batch: BusinessKey
+    day: Day
+    units: Units
+
+
+class DeliveryReport(Strict):
+    rows: Annotated[list[DeliveredUnits], Field(min_length=1, max_length=MAX_DELIVERY_ROWS)]
+
+    @model_validator(mode="after")
+    def _one_total_per_day(self) -> DeliveryReport:
+        first_row: dict[tuple[str, str, date], int] = {}
+        for place, row in enumerate(self.rows):
+            key = (row.sku, row.batch, row.day)
+            if key in first_row:
+                raise ValueError(
+                    f"rows.{place}: the same sku, batch and day as rows.{first_row[key]}; "
+                    "a day's total is sent once"
+                )
+            first_row[key] = place
+        return self
+
+
+# What counts as a unit coming back: items sent back to us (returns and exchanges), not
+# parcels that never arrived (R3, R4) nor transit damage (a carrier's fault, not a batch's).
+RETURNED_KINDS = frozenset({CaseKind.RETURN, CaseKind.EXCHANGE})
+RETURNED_REASONS = frozenset(Reason) - UNDELIVERED - {Reason.DAMAGED_IN_TRANSIT}
+
+
+def return_rate(returned: int, delivered: int) -> float | None:
+    """Returned units per delivered unit; None when nothing was delivered (no rate)."""
+    if returned < 0 or delivered < 0:
+        raise ValueError("counts cannot be negative")
+    return returned / delivered if delivered else None
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """The nearest-rank percentile (the smallest value with at least `share` of the values
+    at or below it): always a value that occurred; None for no values."""
+    if not 0 < share <= 1:
+        raise ValueError("share must be in (0, 1]")
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[math.ceil(share * len(ordered)) - 1]
+
+
+def _log_pmf(k: int, n: int, p: float) -> float:
+    return (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + k * math.log(p)
+        + (n - k) * math.log1p(-p)
+    )
+
+
+def _tail(start: int, stop: int, step: int, n: int, p: float) -> float:
+    """Sum of the pmf from `start` towards `stop` (exclusive), moving away from the mode,
+    where terms only shrink: stops once they no longer change the sum."""
+    total = 0.0
+    for k in range(start, stop, step):
+        term = math.exp(_log_pmf(k, n, p))
+        total += term
+        if term <= total * 1e-17:
+            break
+    return total
+
+
+def binomial_upper_tail(successes: int, trials: int, rate: float) -> float:
+    """P(X >= successes) for X ~ Binomial(trials, rate): the one-sided p-value of seeing at
+    least this many returns if the batch returned at the baseline rate."""
+    if trials < 0 or not 0 <= rate <= 1:
+        raise ValueError("trials must be >= 0 and rate in [0, 1]")
+    if successes <= 0:
+        return 1.0
+    if successes > trials or rate == 0:
+        return 0.0
+    if rate == 1:
+        return 1.0
+    if successes > trials * rate:  # above the mean: the terms shrink upwards
+        return min(1.0, _tail(successes, trials + 1, 1, trials, rate))
+    # At or below the mean: one minus the lower tail, whose terms shrink downwards.
+    return max(0.0, 1.0 - _tail(successes - 1, -1, -1, trials, rate))
+
+
+class BatchAlarmSettings(BaseModel):
+    """The batch alarm's thresholds (policy.toml [batch_alarm])."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The one-sided test's level: the share of batches returning at their SKU's rate that
+    # are flagged anyway (false alarms), per batch judged.
+    significance: Annotated[float, Field(gt=0, lt=0.5)] = 0.001
+    # A batch with fewer delivered units is not judged: tiny batches are all noise.
+    min_units: Annotated[int, Field(ge=1)] = 200
+    # The SKU's other batches need this many units to stand as the baseline.
+    min_baseline_units: Annotated[int, Field(ge=1)] = 1000
+    # A batch must also return at least this many times its baseline rate: over a huge
+    # batch a trivial difference is significant, and not worth a person's day.
+    min_ratio: Annotated[float, Field(ge=1)] = 1.5
+
+
+class BatchCounts(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sku: str
+    batch: str
+    units: Annotated[int, Field(ge=0)]
+    returns: Annotated[int, Field(ge=0)]
+
+
+class BatchVerdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    sku: str
+    batch: str
+    units: int
+    returns: int
+    rate: float | None
+    # The SKU's other batches pooled; None when they have too few units to judge against.
+    baseline_rate: float | None
+    # None: not tested, as the batch could not be flagged (too few units, a baseline too
+    # small, or a rate below min_ratio times the baseline).
+    p_value: float | None
+    flagged: bool
+
+
+def judge_batches(
+    counts: Iterable[BatchCounts], settings: BatchAlarmSettings
+) -> list[BatchVerdict]:
+    """Each batch against its SKU's other batches: flagged when it has enough units, its
+    rate is at least `min_ratio` times the baseline, and the one-sided exact binomial test
+    says so at `significance`. A baseline rate of 0 is raised to half a return over the
+    baseline's units, so one return in a spotless SKU is not infinitely surprising."""
+    by_sku: dict[str, list[BatchCounts]] = defaultdict(list)
+    for batch in counts:
+        by_sku[batch.sku].append(batch)
+    verdicts = []
+    for sku_batches in by_sku.values():
+        sku_units = sum(b.units for b in sku_batches)
+        sku_returns = sum(b.returns for b in sku_batches)
+        for batch in sku_batches:
+            other_units = sku_units - batch.units
+            other_returns = sku_returns - batch.returns
+            baseline = None
+            if other_units >= settings.min_baseline_units:
+                baseline = max(other_returns, 0.5) / other_units
+            rate = return_rate(batch.returns, batch.units)
+            # The test only where it could flag: enough units, and a rise large enough.
+            p_value = None
+            if (
+                baseline is not None
+                and rate is not None
+                and batch.units >= settings.min_units
+                and rate >= settings.min_ratio * baseline
+            ):
+                p_value = binomial_upper_tail(batch.returns, batch.units, min(baseline, 1.0))
+            flagged = p_value is not None and p_value < settings.significance
+            verdicts.append(
+                BatchVerdict(
+                    sku=batch.sku, batch=batch.batch, units=batch.units,
+                    returns=batch.returns, rate=rate, baseline_rate=baseline,
+                    p_value=p_value, flagged=flagged,
+                )
+            )  # fmt: skip
+    return verdicts
+
+
+# --- Reports -------------------------------------------------------------------------
+
+# Free-text filters: any value is allowed and one no case has answers empty (not an error).
+FilterValue = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class ReportFilters(BaseModel):
+    """What a report covers: cases opened (and units delivered) from `from_day` to `to_day`
+    inclusive (UTC days), narrowed by the case's fields. Category narrows delivered units
+    to SKUs with a case in that category; channel, kind and reason narrow the returns only
+    (delivered units have none)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    from_day: Day | None = None
+    to_day: Day | None = None
+    category: FilterValue | None = None
+    sku: FilterValue | None = None
+    batch: FilterValue | None = None
+    channel: FilterValue | None = None
+    kind: FilterValue | None = None
+    reason: FilterValue | None = None
+
+    @model_validator(mode="after")
+    def _range_in_order(self) -> ReportFilters:
+        if self.from_day and self.to_day and self.to_day < self.from_day:
+            raise ValueError("to: before from; the range would be empty")
+        return self
+
+
+class ReturnRateRow(BaseModel):
+    sku: str
+    batch: str | None  # None: the SKU over all its batches
+    returned: int
+    delivered: int
+    rate: float | None
+
+
+class ReasonRow(BaseModel):
+    reason: str
+    root_cause: str | None
+    cases: int
+
+
+class ResolveRow(BaseModel):
+    kind: str
+    reason: str
+    closed_cases: int
+    p50_hours: float | None
+    p90_hours: float | None
+
+
+class SlaBreach(BaseModel):
+    case_id: str
+    started_at: datetime
+    ended_at: datetime | None  # None: still not done, past the deadline
+    hours: float
+
+
+MAX_BREACHES_LISTED = 100
+
+
+class SlaRow(BaseModel):
+    rule: str
+    what: str
+    deadline_hours: float
+    met: int
+    breached: int
+    share_met: float | None
+    breaches: list[SlaBreach]
+
+
+class MoneyRow(BaseModel):
+    action: str
+    currency: str
+    movements: int
+    amount_minor: int
+
+
+class CarrierClaimsRow(BaseModel):
+    currency: str
+    claims: int
+    claimed_minor: int
+    recovered_minor: int
+
+
+class SatisfactionRow(BaseModel):
+    dimension: str
+    level: str
+    answers: int
+    week: date | None = None  # None: over the whole range
+
+
+class Report(BaseModel):
+    filters: ReportFilters
+    by_sku: list[ReturnRateRow]
+    by_batch: list[ReturnRateRow]
+    reasons: list[ReasonRow]
+    time_to_resolve: list[ResolveRow]
+    sla: list[SlaRow]
+    money: list[MoneyRow]
+    carrier_claims: list[CarrierClaimsRow]
+    satisfaction: list[SatisfactionRow]
+    satisfaction_trend: list[SatisfactionRow]
+    flagged_batches: list[BatchVerdict]
+
+
+def rate_row(sku: str, batch: str | None, returned: int, delivered: int) -> ReturnRateRow:
+    return ReturnRateRow(sku=sku, batch=batch, returned=returned, delivered=delivered,
+                         rate=return_rate(returned, delivered))  # fmt: skip
+
+
+def resolve_row(kind: str, reason: str, hours: Sequence[float]) -> ResolveRow:
+    return ResolveRow(
+        kind=kind, reason=reason, closed_cases=len(hours),
+        p50_hours=percentile(hours, 0.5), p90_hours=percentile(hours, 0.9),
+    )  # fmt: skip
+
+
+def sla_row(
+    clock: SlaClock, deadline_hours: float, met: int, breached: int, breaches: list[SlaBreach]
+) -> SlaRow:
+    """`breaches` lists the newest of the `breached` (at most MAX_BREACHES_LISTED)."""
+    judged = met + breached
+    return SlaRow(rule=clock.rule, what=clock.what, deadline_hours=deadline_hours, met=met,
+                  breached=breached, share_met=met / judged if judged else None,
+                  breaches=breaches)  # fmt: skip
+
+
+STAFF_ROLES = frozenset({"agent", "supervisor", "manager"})
+
+
+@dataclass(frozen=True)
+class SlaClock:
+    """An SLA the rules set, read off the ledger's timestamps: from an event with a
+    `starts` action to the first later event of the same case (or claim) with an `ends`
+    action or by an `ends_roles` role. Met when that came within the deadline; breached
+    when it came later or has not come and the deadline has passed; still running
+    otherwise (not judged). `deadline` names the policy setting."""
+
+    rule: str
+    what: str
+    deadline: str
+    starts: frozenset[str]
+    ends: frozenset[str] = frozenset()
+    ends_roles: frozenset[str] = frozenset()
+    # The carrier claim's own ledger (claim_events) rather than the case's.
+    on_claims: bool = False
+
+
+SLA_CLOCKS = (
+    SlaClock("R10", "a person reviews a merchant-fault case", "review_deadline",
+             starts=frozenset({"review_started"}), ends_roles=STAFF_ROLES),
+    SlaClock("R13", "the returned parcel is inspected", "inspection_deadline",
+             starts=frozenset({"parcel_received"}),
+             ends=frozenset({"inspection_passed", "inspection_failed"})),
+    SlaClock("R13", "the refund (or replacement) follows a passed inspection",
+             "refund_deadline", starts=frozenset({"inspection_passed"}),
+             ends=frozenset({"refund_issued", "refund_not_due", "replacement_shipped"})),
+    SlaClock("R18", "a supervisor acts on an escalated case", "supervisor_response",
+             starts=frozenset({"escalated"}), ends_roles=frozenset({"supervisor", "manager"})),
+    SlaClock("R15", "the carrier answers a filed claim", "carrier_silence_escalation",
+             starts=frozenset({"claim_filed"}), ends=frozenset({"carrier_answered"}),
+             on_claims=True),
+)  # fmt: skip

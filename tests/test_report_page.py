@@ -1,0 +1,109 @@
+"""R24's pictures: the plots (PNG, SVG) and the HTML report page, the page seen by a real
+headless chromium (as tests/test_temporal_ui.py drives it). The screenshot goes to a
+temporary folder unless AFTERSALES_SCREENSHOT_DIR says where (docs/ for the README)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from temporalio.testing import WorkflowEnvironment
+
+from activities.analytics import AnalyticsActivities
+from activities.notifications import RecordingNotifier
+from api.app import create_app
+from domain.case import Role
+from infra.gateway import CaseGateway
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
+from tests.conftest import eventually
+from tests.helpers import as_role
+from tests.identities import IDENTITIES
+from tests.test_analytics_data_in import analytics_api
+from tests.test_batch_alarm import a_sku_with_a_bad_batch
+from tests.test_temporal_ui import _chromium, _devtools, _free_port
+
+SCREENSHOT = "report-page.png"
+
+
+@pytest.fixture
+async def flagged_sku(pool: asyncpg.Pool) -> str:
+    sku = await a_sku_with_a_bad_batch(pool)
+    await AnalyticsActivities(pool, RecordingNotifier(), DEFAULT_POLICY_FILE).run_batch_alarm()
+    return sku
+
+
+@pytest.fixture
+async def api(dev_env: WorkflowEnvironment, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    async with analytics_api(dev_env, pool) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("image_format", "media_type", "starts"),
+    [("png", "image/png", b"\x89PNG"), ("svg", "image/svg+xml", b"<?xml")],
+)
+async def test_r24_each_plot_renders_as_png_and_svg(
+    api: httpx.AsyncClient, flagged_sku: str, image_format: str, media_type: str, starts: bytes
+) -> None:
+    for plot in ("return_rate_by_batch", "sla_compliance", "reasons"):
+        answer = await api.get(f"/reports/plots/{plot}.{image_format}",
+                               params={"sku": flagged_sku}, headers=as_role("agent"))  # fmt: skip
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == media_type
+        assert answer.content.startswith(starts)
+        assert len(answer.content) > 5_000
+    svg = await api.get("/reports/plots/return_rate_by_batch.svg", params={"sku": flagged_sku},
+                        headers=as_role("agent"))  # fmt: skip
+    assert f"{flagged_sku}/BAD".encode() in svg.content  # the flagged batch is on the plot
+    unknown = await api.get("/reports/plots/pie.png", headers=as_role("agent"))
+    assert unknown.status_code == 422
+    assert (await api.get("/reports/page", headers=as_role("service"))).status_code == 403
+
+
+async def test_r24_the_report_page_shows_the_flagged_batch_and_its_plots_in_a_browser(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, flagged_sku: str, tmp_path: Path
+) -> None:
+    screenshot = Path(os.environ.get("AFTERSALES_SCREENSHOT_DIR", tmp_path)) / SCREENSHOT
+    chromium = _chromium()
+    port = _free_port()
+    gateway = CaseGateway(dev_env.client, pool, "no-worker", load_policy_file(DEFAULT_POLICY_FILE))
+    app = create_app(gateway, IDENTITIES.authenticator)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with _devtools(chromium, tmp_path / "profile") as page:
+            await page.call("Network.enable")
+            token = IDENTITIES.token("quality-lead", Role.SUPERVISOR)
+            await page.call("Network.setExtraHTTPHeaders",
+                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            await page.call("Emulation.setDeviceMetricsOverride", width=1400, height=1800,
+                            deviceScaleFactor=1, mobile=False)  # fmt: skip
+            url = f"http://127.0.0.1:{port}/reports/page?sku={flagged_sku}"
+            await page.call("Page.navigate", url=url)
+            text = await eventually(page.text, lambda shown: "Flagged batches" in shown)
+            loaded = await page.call("Runtime.evaluate", expression=(
+                "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 300)"
+                ".length"
+            ))  # fmt: skip
+            flagged_rows = await page.call("Runtime.evaluate", expression=(
+                "Array.from(document.querySelectorAll('tr.flagged')).map(r => r.innerText)"
+                ".join('|')"
+            ))  # fmt: skip
+            shot = await page.call("Page.captureScreenshot", format="png")
+    finally:
+        server.should_exit = True
+        await serving
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    assert "Flagged batches: 1" in text
+    assert loaded["result"]["value"] == 3  # every plot drawn, none broken
+    assert f"{flagged_sku}\tBAD" in flagged_rows["result"]["value"]
+    assert "TINY" not in flagged_rows["result"]["value"]  # below min_units: not flagged
+    assert screenshot.stat().st_size > 20_000
