@@ -16,19 +16,18 @@ from temporalio.client import (
     ScheduleSpec,
 )
 
-from workflows.batch_alarm import BATCH_ALARM_WORKFLOW, AlarmRun
+from workflows.batch_alarm import BATCH_ALARM_ID_PREFIX, BATCH_ALARM_WORKFLOW
 
-BATCH_ALARM_SCHEDULE_ID = "batch-alarm"
+BATCH_ALARM_SCHEDULE_ID = BATCH_ALARM_ID_PREFIX
 # 05:00 UTC: yesterday's deliveries reported, before the quality team's day in Europe.
 BATCH_ALARM_HOUR_UTC = 5
 
 
 def batch_alarm_schedule(task_queue: str, workflow_id: str) -> Schedule:
     return Schedule(
-        # By name: passing BatchAlarm.run makes mypy resolve the client's typed overloads
-        # wrongly for every other workflow in the same run (as bench's does; Makefile).
+        # No arguments: nothing for the codec to seal when the schedule is created.
         action=ScheduleActionStartWorkflow(
-            BATCH_ALARM_WORKFLOW, AlarmRun(), id=workflow_id, task_queue=task_queue
+            BATCH_ALARM_WORKFLOW, id=workflow_id, task_queue=task_queue
         ),
         spec=ScheduleSpec(
             calendars=[
@@ -47,7 +46,10 @@ def batch_alarm_schedule(task_queue: str, workflow_id: str) -> Schedule:
 async def ensure_batch_alarm_schedule(
     client: Client, task_queue: str, *, schedule_id: str = BATCH_ALARM_SCHEDULE_ID
 ) -> bool:
-    """Create the daily schedule unless it exists; returns whether it was created."""
+    """Create the daily schedule unless it exists; returns whether it was created. Its
+    id (and so its runs' ids) must start with BATCH_ALARM_ID_PREFIX."""
+    if not schedule_id.startswith(BATCH_ALARM_ID_PREFIX):
+        raise ValueError(f"schedule_id: must start with {BATCH_ALARM_ID_PREFIX!r}")
     try:
         await client.create_schedule(
             schedule_id, batch_alarm_schedule(task_queue, workflow_id=schedule_id)

@@ -134,9 +134,17 @@ class DataKeys(Protocol):
         ...
 
 
-def scope_of(workflow_id: str) -> str:
+# Workflows with no personal data (R24's batch alarm): sealed with the master key, so
+# they add no data keys and open wherever the key ring does.
+NO_PERSONAL_DATA_PREFIXES = ("batch-alarm",)
+
+
+def scope_of(workflow_id: str) -> str | None:
     """A case's children (the survey, the carrier claim) share its data key: erasing the
-    case erases them too. Their ids are `<child kind>-<case id>`."""
+    case erases them too. Their ids are `<child kind>-<case id>`. None: no case's data,
+    the master key seals it."""
+    if workflow_id.startswith(NO_PERSONAL_DATA_PREFIXES):
+        return None
     for child_prefix in ("survey-", "claim-"):
         if workflow_id.startswith(child_prefix):
             return workflow_id.removeprefix(child_prefix)
