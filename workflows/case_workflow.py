@@ -62,6 +62,8 @@ from workflows.survey import SatisfactionSurvey
 
 # The error type of an operator decision beyond their authority (R17).
 AUTHORITY_LIMIT = "AuthorityLimit"
+# The error type of a decision its validator admitted that the case could then not apply.
+NOT_APPLIED = "NotApplied"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class CaseWorkflow:
         # updates wait in the inbox.
         self._arrived_at: datetime | None = None
         self._updates_now = 0
+        # Why messages changed nothing, by id, until their update handlers answer.
+        self._not_applied: dict[str, str] = {}
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -403,6 +407,12 @@ class CaseWorkflow:
                 and all(message_id(m) != ident for m in self._state.inbox)
             )
         )
+        # Admitted by its validator, then not applicable by the time its turn came (two
+        # approvals at once, an approval after the R11 auto-approval): the caller hears
+        # why, the ledger already says so (message_ignored).
+        why = self._not_applied.pop(ident, None)
+        if why is not None:
+            raise ApplicationError(why, type=NOT_APPLIED, non_retryable=True)
         return self._view()
 
     async def _dispatch(self, message: CaseMessage) -> None:
@@ -457,6 +467,7 @@ class CaseWorkflow:
                     await self._ignore(message, self._why_nothing_to_do(message))
 
     async def _ignore(self, message: CaseMessage, why: str) -> None:
+        self._not_applied[message_id(message)] = why
         await self._book.record(
             "message_ignored",
             rule="R26" if type(message).__name__ == "WarehouseScan" else None,
