@@ -5,6 +5,7 @@ API's 409), never answered with the case as if it had been applied."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -21,7 +22,7 @@ from domain.case import (
     ReviewDecision,
     Role,
 )
-from domain.state import CaseStatus
+from domain.state import CaseStatus, EscalationLevel
 from domain.view import CaseView
 from tests.conftest import eur
 from tests.helpers import events, state_when, under_review
@@ -104,3 +105,24 @@ async def test_an_operator_action_during_arbitration_is_refused_with_the_reason(
     assert "in_arbitration" in str(refused.value.cause)
     assert after.status is CaseStatus.IN_ARBITRATION
     assert after.refunds == []
+
+
+async def test_the_escalation_ladder_climbs_during_arbitration(  # R18, R19
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:
+    # The dispute sends the case to a supervisor (R18); silent for 24 hours, it goes to
+    # the manager level while the case still waits for the arbiter.
+    async with running_worker(time_skipping_env.client):
+        handle = await rejected_at_inspection(time_skipping_env, task_queue)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        escalated = await state_when(
+            handle, lambda s: s.escalation.level is EscalationLevel.SUPERVISOR
+        )
+        await time_skipping_env.sleep(timedelta(hours=23))
+        before = await handle.query(ReturnCase.state)
+        await time_skipping_env.sleep(timedelta(hours=2))
+        after = await state_when(handle, lambda s: s.escalation.level is EscalationLevel.MANAGER)
+    assert escalated.status is CaseStatus.IN_ARBITRATION
+    assert before.escalation.level is EscalationLevel.SUPERVISOR
+    assert after.escalation.level is EscalationLevel.MANAGER
+    assert after.status is CaseStatus.IN_ARBITRATION

@@ -750,7 +750,14 @@ class CaseWorkflow:
                 if state.status is CaseStatus.REJECTED and state.ruling is not None:
                     return
             elif state.status is CaseStatus.IN_ARBITRATION:
-                await workflow.wait_condition(lambda: bool(state.inbox))
+                # R18: the escalation the dispute raised climbs while the arbiter decides.
+                respond_by = state.escalation.respond_by
+                if respond_by is None:
+                    await workflow.wait_condition(lambda: bool(state.inbox))
+                elif not await wait_until(
+                    lambda: bool(state.inbox), respond_by, "R18 supervisor must act"
+                ):
+                    await self._supervisor_silent()
             elif not await wait_until(
                 lambda: bool(state.inbox), state.dispute_deadline, "R19 dispute window"
             ):
