@@ -37,6 +37,13 @@ RACES = 20
 TOGETHER = 20
 
 
+async def _offer_applied_or_refused(handle: Handle, offer: CompensationOffer) -> None:
+    # An offer admitted as the case closes (the refund after the inspection) is refused
+    # with the reason: honest either way, and the history must replay either way.
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update(ReturnCase.offer_compensation, offer)
+
+
 def _approval(n: int) -> ReviewDecision:
     return ReviewDecision(action_id=f"d-{n}", actor=f"agent-{n}", role=Role.AGENT, approve=True)
 
@@ -78,7 +85,7 @@ async def _decide_scan_and_offer(handle: Handle) -> None:
     await asyncio.gather(
         handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE)),
         handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE)),
-        handle.execute_update(ReturnCase.offer_compensation, offer),
+        _offer_applied_or_refused(handle, offer),
     )
 
 
@@ -141,5 +148,5 @@ async def _inspections_and_an_offer_at_once(handle: Handle) -> None:
     passed = [scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE) for _ in range(2)]
     await asyncio.gather(
         *(handle.signal(ReturnCase.warehouse_scan, inspection) for inspection in passed),
-        handle.execute_update(ReturnCase.offer_compensation, offer),
+        _offer_applied_or_refused(handle, offer),
     )
