@@ -29,8 +29,6 @@ from workflows.case_run import CaseRun
 
 CLAIM_DAYS = 90
 RECORDED = Path(__file__).parent.parent / "tests" / "histories"
-# Scenarios recorded twice for the replay test (before and after a patch): run once here.
-_SAME_AS_ANOTHER = ("_local_steps", "_before_postage")
 
 
 async def measure_histories() -> dict[str, Any]:
@@ -38,12 +36,10 @@ async def measure_histories() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         async with scratch_database(Path(folder)) as pool:
             for name, (request, drive) in SCENARIOS.items():
-                if name.endswith(_SAME_AS_ANOTHER):
-                    continue
                 per_case[name] = await _case_at_close(pool, request, drive)
                 recorded = RECORDED / f"{name}.json"
-                if recorded.exists():  # the same scenario before LOCAL_STEPS_PATCH
-                    per_case[name]["events_recorded_before_local_steps"] = len(
+                if recorded.exists():  # the versioning baseline (docs/versioning.md)
+                    per_case[name]["events_recorded_at_baseline"] = len(
                         json.loads(recorded.read_text())["events"]
                     )
             claim_runs = await _claim_chased_for_90_days(pool)

@@ -28,8 +28,6 @@ from domain.policy import (
 from workflows.steps.outside import call_outside
 from workflows.steps.timers import wait_until
 
-# Claims that closed before late answers were listened for replay without the window.
-LATE_ANSWERS_PATCH = "r15-late-carrier-answers-after-close"
 # A carrier claim's workflow id: this prefix and the id of the damage claim case it serves.
 CLAIM_ID_PREFIX = "claim-"
 
@@ -62,8 +60,7 @@ class CarrierClaim:
                 await self._wait()
             if self._history_is_long() and not state.status.is_closed:
                 await self._continue_as_new()
-        if workflow.patched(LATE_ANSWERS_PATCH):
-            await self._late_answers()
+        await self._late_answers()
         return state
 
     async def _continue_as_new(self) -> None:

@@ -60,15 +60,10 @@ from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
 from workflows.survey import SatisfactionSurvey
 
-# Cases recorded before R13/R14 timers existed replay without them (see README).
-SLA_TIMERS_PATCH = "r13-inspection-deadline-r14-daily-follow-ups"
-# Likewise for cases that closed before the R19 dispute window and R25 survey existed.
-CLOSING_STEPS_PATCH = "r19-dispute-window-r25-survey"
-# Runs that waited for their handlers alone before continuing as new keep doing so on
-# replay; new runs also apply a decision that arrives meanwhile.
-INBOX_BEFORE_CONTINUE_PATCH = "apply-the-inbox-before-continue-as-new"
 # The error type of an operator decision beyond their authority (R17).
 AUTHORITY_LIMIT = "AuthorityLimit"
+# The error type of a decision its validator admitted that the case could then not apply.
+NOT_APPLIED = "NotApplied"
 
 
 @dataclass(frozen=True)
@@ -96,6 +91,12 @@ class CaseWorkflow:
         )
         self._book = CaseBook(self._state)
         self._in_progress: str | None = None
+        # The workflow task time of the latest messages in, and how many of this task's
+        # updates wait in the inbox.
+        self._arrived_at: datetime | None = None
+        self._updates_now = 0
+        # Why messages changed nothing, by id, until their update handlers answer.
+        self._not_applied: dict[str, str] = {}
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -112,9 +113,6 @@ class CaseWorkflow:
             elif not await self._act():
                 await self._wait_for_agenda()
             if self._history_is_long():
-                if not workflow.patched(INBOX_BEFORE_CONTINUE_PATCH):
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
                 # An update handler finishes only once this loop has applied its message:
                 # waiting for handlers alone would wait forever on a decision just sent.
                 await workflow.wait_condition(
@@ -123,10 +121,9 @@ class CaseWorkflow:
                 if not state.inbox:
                     workflow.continue_as_new(run.model_copy(update={"carried_state": state}))
         await self._closing()
-        if workflow.patched(CLOSING_STEPS_PATCH):
-            if state.status is CaseStatus.REJECTED:
-                await self._dispute_window()
-            await self._send_survey()
+        if state.status is CaseStatus.REJECTED:
+            await self._dispute_window()
+        await self._send_survey()
         while state.inbox:
             message = state.inbox.pop(0)
             await self._ignore(message, self._why_nothing_to_do(message))
@@ -157,7 +154,7 @@ class CaseWorkflow:
             agenda.append(
                 Due(state.review_deadline, "R11 review deadline: auto-approve", self._auto_approve)
             )
-        if state.status in MERCHANT_SIDE and state.next_follow_up_at and self._sla_timers():
+        if state.status in MERCHANT_SIDE and state.next_follow_up_at:
             agenda.append(
                 Due(state.next_follow_up_at, "R14 daily progress update", self._follow_up)
             )
@@ -166,9 +163,6 @@ class CaseWorkflow:
                 Due(state.escalation.respond_by, "R18 supervisor must act", self._supervisor_silent)
             )
         return agenda + self._kind_agenda()
-
-    def _sla_timers(self) -> bool:
-        return workflow.patched(SLA_TIMERS_PATCH)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -380,25 +374,45 @@ class CaseWorkflow:
                 f"role: {role.value} may not decide cases (agent, supervisor, manager)"
             )
 
-    def _accept(self, message: CaseMessage) -> None:
+    def _accept(self, message: CaseMessage, *, by_update: bool = False) -> None:
+        state = self._state
         ident = message_id(message)
-        if ident in self._state.seen_message_ids:
+        if ident in state.seen_message_ids:
             workflow.logger.info("duplicate message %s ignored", ident)
             return
-        self._state.seen_message_ids.append(ident)
-        self._state.inbox.append(message)
+        state.seen_message_ids.append(ident)
+        # Signals and updates that arrive in one workflow task reach their handlers in an
+        # order a replay need not repeat (a replay takes updates from their own history
+        # events), so within one task the signals queue ahead of the updates, each stream
+        # in its own order: the case applies them alike live and on replay. The inbox
+        # only ever loses its head, so this task's updates are its tail.
+        if workflow.now() != self._arrived_at:
+            self._arrived_at, self._updates_now = workflow.now(), 0
+        updates_now = min(self._updates_now, len(state.inbox))
+        if by_update:
+            state.inbox.append(message)
+            updates_now += 1
+        else:
+            state.inbox.insert(len(state.inbox) - updates_now, message)
+        self._updates_now = updates_now
 
     async def _accept_and_wait(self, message: CaseMessage) -> CaseView:
         """Decisions go through the same inbox as everything else, so one coroutine alone
         changes the case; the caller gets the case's view after its decision was applied."""
         ident = message_id(message)
-        self._accept(message)
+        self._accept(message, by_update=True)
         await workflow.wait_condition(
             lambda: (
                 self._in_progress != ident
                 and all(message_id(m) != ident for m in self._state.inbox)
             )
         )
+        # Admitted by its validator, then not applicable by the time its turn came (two
+        # approvals at once, an approval after the R11 auto-approval): the caller hears
+        # why, the ledger already says so (message_ignored).
+        why = self._not_applied.pop(ident, None)
+        if why is not None:
+            raise ApplicationError(why, type=NOT_APPLIED, non_retryable=True)
         return self._view()
 
     async def _dispatch(self, message: CaseMessage) -> None:
@@ -453,6 +467,7 @@ class CaseWorkflow:
                     await self._ignore(message, self._why_nothing_to_do(message))
 
     async def _ignore(self, message: CaseMessage, why: str) -> None:
+        self._not_applied[message_id(message)] = why
         await self._book.record(
             "message_ignored",
             rule="R26" if type(message).__name__ == "WarehouseScan" else None,
@@ -735,7 +750,14 @@ class CaseWorkflow:
                 if state.status is CaseStatus.REJECTED and state.ruling is not None:
                     return
             elif state.status is CaseStatus.IN_ARBITRATION:
-                await workflow.wait_condition(lambda: bool(state.inbox))
+                # R18: the escalation the dispute raised climbs while the arbiter decides.
+                respond_by = state.escalation.respond_by
+                if respond_by is None:
+                    await workflow.wait_condition(lambda: bool(state.inbox))
+                elif not await wait_until(
+                    lambda: bool(state.inbox), respond_by, "R18 supervisor must act"
+                ):
+                    await self._supervisor_silent()
             elif not await wait_until(
                 lambda: bool(state.inbox), state.dispute_deadline, "R19 dispute window"
             ):

@@ -23,8 +23,6 @@ from workflows.steps.payments import charge, refund
 from workflows.steps.shipment import send_to_customer
 
 _STOCK_CHECK_INTERVAL = timedelta(days=1)
-# New runs reimburse a merchant's-fault exchange's return postage (R6, R7).
-EXCHANGE_POSTAGE_PATCH = "r6-exchange-return-postage"
 
 
 @workflow.defn
@@ -149,7 +147,7 @@ class ExchangeCase(ItemBackCase):
                 purpose="price_difference", closes_case=False,
             )  # fmt: skip
         postage = state.reimbursed_shipping
-        if postage is not None and workflow.patched(EXCHANGE_POSTAGE_PATCH):
+        if postage is not None:
             await refund(
                 self._book, postage, rule="R6",
                 reason=f"the return postage {postage}: the fault was ours",
@@ -165,11 +163,7 @@ class ExchangeCase(ItemBackCase):
     async def _refund_instead(self) -> None:
         state = self._state
         # R6: a merchant's fault refunds the return postage with the price.
-        owed = (
-            refund_limit(state.request.paid, state.reimbursed_shipping)
-            if workflow.patched(EXCHANGE_POSTAGE_PATCH)
-            else state.request.paid
-        )
+        owed = refund_limit(state.request.paid, state.reimbursed_shipping)
         await refund(
             self._book,
             owed.minus_floored_at_zero(state.refunded_total),

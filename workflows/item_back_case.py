@@ -45,9 +45,6 @@ _AFTER_RECEIPT = (
     CaseStatus.EXCHANGE_DUE,
 )
 
-# Cases that ignored early scans and late shipping notices before these rules replay so.
-EARLY_AND_LATE_MESSAGES_PATCH = "r26-early-scans-held-late-shipping-notice-kept"
-
 
 class ItemBackCase(CaseWorkflow):
     # What a passed inspection leads to: REFUND_DUE for a return, EXCHANGE_DUE for an
@@ -68,7 +65,6 @@ class ItemBackCase(CaseWorkflow):
             state.status is CaseStatus.AWAITING_INSPECTION
             and state.inspection_deadline is not None
             and "R13 inspection" not in state.sla_breaches
-            and self._sla_timers()
         ):
             return [
                 Due(
@@ -85,9 +81,7 @@ class ItemBackCase(CaseWorkflow):
 
     async def _dispatch_kind(self, message: CaseMessage) -> bool:
         match message:
-            case WarehouseScan() | ShippedBack() if (
-                self._state.status in _BEFORE_APPROVAL and self._early_and_late_messages()
-            ):
+            case WarehouseScan() | ShippedBack() if self._state.status in _BEFORE_APPROVAL:
                 await self._hold(message)
                 return True
             case WarehouseScan():
@@ -96,9 +90,6 @@ class ItemBackCase(CaseWorkflow):
                 return await self._shipping_notice(message)
             case _:
                 return False
-
-    def _early_and_late_messages(self) -> bool:
-        return workflow.patched(EARLY_AND_LATE_MESSAGES_PATCH)
 
     async def _shipping_notice(self, notice: ShippedBack) -> bool:
         """Apply the customer's shipping notice; False if it changes nothing."""
@@ -110,7 +101,6 @@ class ItemBackCase(CaseWorkflow):
             state.status in _AFTER_RECEIPT
             and state.shipped_back is None
             and state.received_scan_id is not None
-            and self._early_and_late_messages()
         ):
             await self._shipped_after_receipt(notice)
             return True

@@ -28,9 +28,6 @@ from workflows.steps.outside import call_outside
 from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
 
-# Cases that passed inspection before the R13 refund deadline existed replay without it.
-REFUND_DEADLINE_PATCH = "r13-refund-deadline"
-
 
 @workflow.defn
 class ReturnCase(ItemBackCase):
@@ -200,7 +197,7 @@ class ReturnCase(ItemBackCase):
 
     def _refund_watchdog(self) -> Watchdog | None:
         deadline = self._state.refund_deadline
-        if deadline is None or not workflow.patched(REFUND_DEADLINE_PATCH):
+        if deadline is None:
             return None
         return Watchdog(deadline, "R13 refund deadline", lambda: self._sla_breached("R13 refund"))
 

@@ -1,11 +1,14 @@
-"""Record real histories of case runs for the replay test.
+"""Record real histories of case runs for the replay test (docs/versioning.md).
 
 `.venv/bin/python -m tests.histories.record` records each scenario whose file does not
-exist yet. Never re-record an existing file: each stands for cases already running in
-production, which every later version of the code must still replay."""
+exist yet; `--into DIR` records every scenario into DIR instead (to compare a change's
+histories, e.g. their event counts, with the recorded ones). Never re-record an existing
+file: once the product is released each stands for cases running in production, which
+every later build must still replay."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import tempfile
@@ -113,6 +116,34 @@ async def _two_offers_capped(handle: Handle) -> None:
         *(handle.execute_update(ReturnCase.offer_compensation, offer) for offer in offers)
     )
     await _ship_and_pass(handle, Grade.DAMAGED)
+
+
+async def _racing_decisions_scans_and_offer(handle: Handle) -> None:
+    """Issue 10's race: two approvals at once, then at once two passing inspection scans
+    and a supervisor's compensation."""
+    await handle.signal(ReturnCase.evidence_submitted,
+                        EvidenceSubmitted(event_id="ev-1", photos=["p1.jpg"]))  # fmt: skip
+    await eventually(
+        lambda: handle.query(ReturnCase.state),
+        lambda state: state.status is CaseStatus.UNDER_REVIEW,
+    )
+    approvals = [
+        ReviewDecision(action_id=f"d-{n}", actor=f"agent-{n}", role=Role.AGENT, approve=True)
+        for n in (1, 2)
+    ]
+    await asyncio.gather(
+        *(handle.execute_update(ReturnCase.decide, approval) for approval in approvals),
+        return_exceptions=True,
+    )
+    offer = CompensationOffer(action_id="c-1", actor="sup-sam", role=Role.SUPERVISOR,
+                              amount=Money(amount_minor=1_500, currency="EUR"),
+                              reason="goodwill")  # fmt: skip
+    passed = (_scan(scan_id, ScanEvent.INSPECTED, Grade.RESELLABLE) for scan_id in ("qc-a", "qc-b"))
+    await asyncio.gather(
+        *(handle.signal(ReturnCase.warehouse_scan, scan) for scan in passed),
+        handle.execute_update(ReturnCase.offer_compensation, offer),
+        return_exceptions=True,  # an offer admitted as the case closes is refused
+    )
 
 
 async def _dearer_exchange(handle: Handle) -> None:
@@ -237,29 +268,14 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-11", reason=Reason.QUALITY_DEFECT),
         _sent_and_scanned_during_review,
     ),
-    # Recorded after ledger steps and messages became local activities (LOCAL_STEPS_PATCH).
-    "return_refunded_local_steps": (a_request(order_id="HIST-13"), _ship_and_pass),
-    "exchange_dearer_replacement_local_steps": (
-        _dearer_exchange_request("HIST-14"),
-        _dearer_exchange,
-    ),
-    "damage_claim_lost_replaced_local_steps": (
-        _lost_parcel_request("HIST-15"),
-        _lost_parcel_replaced,
-    ),
-    "return_disputed_ruled_for_customer_local_steps": (
-        a_request(order_id="HIST-16"),
-        _disputed_and_ruled,
-    ),
-    # Recorded by the code of commit 18a8715, before EXCHANGE_POSTAGE_PATCH: the postage
-    # stayed with the customer.
-    "exchange_wrong_item_before_postage": (_wrong_item_request("HIST-19"), _wrong_item_exchanged),
-    # Recorded after exchanges reimbursed the return postage (EXCHANGE_POSTAGE_PATCH).
-    "exchange_wrong_item_postage_paid": (_wrong_item_request("HIST-18"), _wrong_item_exchanged),
-    # Recorded after refunds were capped at what is left (REFUND_WITHIN_LIMIT_PATCH).
+    "exchange_wrong_item": (_wrong_item_request("HIST-18"), _wrong_item_exchanged),
     "return_two_offers_capped": (
         a_request(order_id="HIST-17", reason=Reason.QUALITY_DEFECT),
         _two_offers_capped,
+    ),
+    "return_racing_decisions_scans_and_offer": (
+        a_request(order_id="HIST-20", reason=Reason.QUALITY_DEFECT),
+        _racing_decisions_scans_and_offer,
     ),
 }
 
@@ -276,10 +292,10 @@ def _claim_run(order_id: str, **run: Any) -> ClaimRun:
     )  # fmt: skip
 
 
-async def _record_claim(env: WorkflowEnvironment) -> None:
+async def _record_claim(env: WorkflowEnvironment, into: Path) -> None:
     """A carrier claim chased for 90 days, continuing as new, then answered."""
     name = "carrier_claim_90_days"
-    if (HERE / f"{name}.json").exists():
+    if (into / f"{name}.json").exists():
         return
     run = _claim_run("HIST-10", history_events_before_continue=200)
     claim = await env.client.start_workflow(
@@ -295,15 +311,15 @@ async def _record_claim(env: WorkflowEnvironment) -> None:
     await claim.result()
     first = env.client.get_workflow_handle(run.request.claim_id, run_id=first_run)
     history = await first.fetch_history()
-    (HERE / f"{name}.json").write_text(history.to_json())
-    _remember_id(name, run.request.claim_id)
+    (into / f"{name}.json").write_text(history.to_json())
+    _remember_id(into, name, run.request.claim_id)
     print(f"recorded {name}: {len(history.events)} events (first run)")
 
 
-async def _record_claim_answered_late(env: WorkflowEnvironment) -> None:
+async def _record_claim_answered_late(env: WorkflowEnvironment, into: Path) -> None:
     """A carrier claim settled, answered again after the close, then its window ends."""
     name = "carrier_claim_answered_after_close"
-    if (HERE / f"{name}.json").exists():
+    if (into / f"{name}.json").exists():
         return
     run = _claim_run("HIST-12")
     claim = await env.client.start_workflow(
@@ -320,36 +336,34 @@ async def _record_claim_answered_late(env: WorkflowEnvironment) -> None:
         )  # fmt: skip
     await claim.result()
     history = await claim.fetch_history()
-    (HERE / f"{name}.json").write_text(history.to_json())
-    _remember_id(name, run.request.claim_id)
+    (into / f"{name}.json").write_text(history.to_json())
+    _remember_id(into, name, run.request.claim_id)
     print(f"recorded {name}: {len(history.events)} events")
 
 
-def _remember_id(name: str, workflow_id: str) -> None:
-    index = HERE / "workflow_ids.json"
+def _remember_id(into: Path, name: str, workflow_id: str) -> None:
+    index = into / "workflow_ids.json"
     ids = json.loads(index.read_text()) if index.exists() else {}
     ids[name] = workflow_id
     index.write_text(json.dumps(ids, indent=2, sort_keys=True) + "\n")
 
 
-async def main() -> None:
-    missing = {name: s for name, s in SCENARIOS.items() if not (HERE / f"{name}.json").exists()}
+async def main(into: Path) -> None:
+    missing = {name: s for name, s in SCENARIOS.items() if not (into / f"{name}.json").exists()}
     with tempfile.TemporaryDirectory() as tmp:
         pool = await create_pool(start_embedded_postgres(Path(tmp) / "pg", delete_on_exit=True))
         await migrate(pool)
-        env = await start_time_skipping_server(
-            FIXTURE_RECORDING_DATA_CONVERTER, interceptors=[TRUSTING_EDGE]
-        )
-        worker = build_worker(
-            env.client,
-            pool=pool,
-            task_queue=TASK_QUEUE,
-            payments=SandboxPaymentProvider(),
-            notifier=RecordingNotifier(),
-            grants=IDENTITIES.verifier,
-        )
-        async with worker:
-            for name, (request, drive) in missing.items():
+        for name, (request, drive) in missing.items():
+            # A server per case: a child that outlives its case (the R25 survey) stops the
+            # time-skipping clock for the next one (design.md, pitfalls).
+            env = await start_time_skipping_server(
+                FIXTURE_RECORDING_DATA_CONVERTER, interceptors=[TRUSTING_EDGE]
+            )
+            worker = build_worker(
+                env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
+                notifier=RecordingNotifier(), grants=IDENTITIES.verifier,
+            )  # fmt: skip
+            async with worker:
                 handle = await env.client.start_workflow(
                     WORKFLOW_OF_KIND[request.kind].__name__, CaseRun(request=request),
                     id=request.case_id, task_queue=TASK_QUEUE, result_type=CaseState,
@@ -357,10 +371,10 @@ async def main() -> None:
                 await drive(handle)
                 await handle.result()
                 history = await handle.fetch_history()
-                (HERE / f"{name}.json").write_text(history.to_json())
-                _remember_id(name, request.case_id)
+                (into / f"{name}.json").write_text(history.to_json())
+                _remember_id(into, name, request.case_id)
                 print(f"recorded {name}: {len(history.events)} events")
-        await env.shutdown()
+            await env.shutdown()
         # A server of its own: its clock must not wait on the cases' leftover children.
         env = await start_time_skipping_server(
             FIXTURE_RECORDING_DATA_CONVERTER, interceptors=[TRUSTING_EDGE]
@@ -370,11 +384,15 @@ async def main() -> None:
             notifier=RecordingNotifier(), grants=IDENTITIES.verifier,
         )  # fmt: skip
         async with claim_worker:
-            await _record_claim(env)
-            await _record_claim_answered_late(env)
+            await _record_claim(env, into)
+            await _record_claim_answered_late(env, into)
         await env.shutdown()
         await pool.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--into", type=Path, default=HERE, help="where to record")
+    target = parser.parse_args().into
+    target.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(target))

@@ -14,12 +14,7 @@ from activities.notifications import CustomerMessage, NotificationActivities, Te
 from domain.policy import next_contact_slot
 from domain.state import CaseState, CaseStatus
 from workflows import search_attributes as sa
-from workflows.steps.outside import call_local, call_outside
-
-# Ledger steps and customer messages are short, idempotent PostgreSQL writes: as local
-# activities they cost the server half as much per case (bench/README). Runs that began
-# before keep them as regular activities, as their histories say.
-LOCAL_STEPS_PATCH = "ledger-steps-and-messages-as-local-activities"
+from workflows.steps.outside import call_local
 
 SYSTEM_ACTOR = "aftersales-workflow"
 SYSTEM_ROLE = "system"
@@ -78,8 +73,9 @@ class CaseBook:
             details=details or {},
             case=CaseSnapshot.of(state),
         )
-        call = call_local if workflow.patched(LOCAL_STEPS_PATCH) else call_outside
-        await call(
+        # Short, idempotent PostgreSQL writes: as local activities they cost the server
+        # half as much per case (docs/benchmarks).
+        await call_local(
             LedgerActivities.record_step,
             entry,
             summary=f"ledger #{entry.seq}: {action}" + (f" ({rule})" if rule else ""),
@@ -138,8 +134,7 @@ class CaseBook:
         state = self.state
         # One message per template and ledger position: a replay or retry never repeats it.
         key = f"{state.case_id}:{template.value}:{state.ledger_seq}"
-        call = call_local if workflow.patched(LOCAL_STEPS_PATCH) else call_outside
-        await call(
+        await call_local(
             NotificationActivities.notify_customer,
             CustomerMessage(
                 idempotency_key=key,

@@ -27,10 +27,6 @@ from workflows.steps.casebook import (
 from workflows.steps.outside import INFRASTRUCTURE_CALL_TIMEOUT
 from workflows.steps.timers import wait_until
 
-# New runs cap a refund at what is left of the case's limit (the ledger holds the same
-# limit, so it no longer refuses a refund the case decided on).
-REFUND_WITHIN_LIMIT_PATCH = "r21-refund-capped-at-the-limit"
-
 
 @dataclass(frozen=True)
 class Watchdog:
@@ -63,16 +59,15 @@ async def refund(
     retries go on."""
     state = book.state
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
-    if workflow.patched(REFUND_WITHIN_LIMIT_PATCH):
-        # Decisions validated against the same limit can still add up past it (two
-        # offers accepted before either is paid, a compensation before a full refund).
-        left = limit.minus_floored_at_zero(state.refunded_total)
-        if not amount.amount_minor or not left.amount_minor:
-            await _nothing_left(book, limit, closes_case=closes_case, rule=rule, reason=reason)
-            return
-        if not amount <= left:
-            reason = f"{reason}; {amount} capped at the {left} left of {limit} (R21)"
-            amount = left
+    # Decisions validated against the same limit can still add up past it (two offers
+    # accepted before either is paid, a compensation before a full refund).
+    left = limit.minus_floored_at_zero(state.refunded_total)
+    if not amount.amount_minor or not left.amount_minor:
+        await _nothing_left(book, limit, closes_case=closes_case, rule=rule, reason=reason)
+        return
+    if not amount <= left:
+        reason = f"{reason}; {amount} capped at the {left} left of {limit} (R21)"
+        amount = left
     # Derived from workflow data only: the same refund keeps the same key on every retry,
     # replay or worker restart, so the provider and the money table see it once.
     key = f"{state.case_id}:refund:{len(state.refunds) + 1}"

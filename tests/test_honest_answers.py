@@ -1,0 +1,128 @@
+"""Honest answers (issue 10): an Update answers with what it did. A decision its
+validator admitted and the case could then not apply is refused with the reason (the
+API's 409), never answered with the case as if it had been applied."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+
+from domain.case import (
+    Assignment,
+    CallRequest,
+    CompensationOffer,
+    Dispute,
+    EscalationRequest,
+    ReviewDecision,
+    Role,
+)
+from domain.state import CaseStatus, EscalationLevel
+from domain.view import CaseView
+from tests.conftest import eur
+from tests.helpers import events, state_when, under_review
+from tests.test_disputes_and_surveys import rejected_at_inspection
+from workflows.return_case import ReturnCase
+
+CASES = 6
+
+
+def _approval(n: int) -> ReviewDecision:
+    return ReviewDecision(action_id=f"d-{n}", actor=f"agent-{n}", role=Role.AGENT, approve=True)
+
+
+async def test_of_two_approvals_sent_together_one_applies_and_the_other_is_refused(  # R10
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    # Sent together, both approvals often pass their validator before either is applied;
+    # the second then changes nothing and must say so.
+    async with running_worker(time_skipping_env.client):
+        for n in range(CASES):
+            handle = await under_review(
+                time_skipping_env, task_queue, order_id=f"O-two-approvals-{task_queue}-{n}"
+            )
+            answers = await asyncio.gather(
+                *(handle.execute_update(ReturnCase.decide, _approval(a)) for a in (1, 2)),
+                return_exceptions=True,
+            )
+            applied = [a for a in answers if isinstance(a, CaseView)]
+            refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
+            assert len(applied) == 1, answers
+            assert len(refused) == 1, answers
+            assert applied[0].status is CaseStatus.AWAITING_SHIP_BACK
+            # The validator's refusal, or the case's reason after admitting it.
+            assert "awaiting_ship_back" in str(refused[0].cause)
+            approvals = [e for e in await events(pool, handle.id) if e["action"] == "approved"]
+            assert len(approvals) == 1
+
+
+@pytest.mark.parametrize(
+    ("update", "action"),
+    [
+        (
+            ReturnCase.offer_compensation,
+            CompensationOffer(action_id="a-1", actor="sup-sam", role=Role.SUPERVISOR,
+                              amount=eur(1_000), reason="goodwill"),
+        ),
+        (
+            ReturnCase.escalate,
+            EscalationRequest(action_id="a-1", actor="agent-ann", role=Role.AGENT,
+                              reason="the customer is upset"),
+        ),
+        (
+            ReturnCase.request_call,
+            CallRequest(action_id="a-1", actor="agent-ann", role=Role.AGENT,
+                        purpose="explain the arbitration"),
+        ),
+        (
+            ReturnCase.assign,
+            Assignment(action_id="a-1", actor="sup-sam", role=Role.SUPERVISOR, agent="agent-bo"),
+        ),
+    ],
+    ids=["offer_compensation", "escalate", "request_call", "assign"],
+)  # fmt: skip
+async def test_an_operator_action_during_arbitration_is_refused_with_the_reason(  # R19
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    update: Any,
+    action: Any,
+) -> None:
+    # The case waits for the arbiter (R19): what an operator sends meanwhile changes
+    # nothing and is answered so (the API's 409), not with the unchanged case.
+    async with running_worker(time_skipping_env.client):
+        handle = await rejected_at_inspection(time_skipping_env, task_queue)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(update, action)
+        after = await handle.query(ReturnCase.state)
+    assert "in_arbitration" in str(refused.value.cause)
+    assert after.status is CaseStatus.IN_ARBITRATION
+    assert after.refunds == []
+
+
+async def test_the_escalation_ladder_climbs_during_arbitration(  # R18, R19
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:
+    # The dispute sends the case to a supervisor (R18); silent for 24 hours, it goes to
+    # the manager level while the case still waits for the arbiter.
+    async with running_worker(time_skipping_env.client):
+        handle = await rejected_at_inspection(time_skipping_env, task_queue)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        escalated = await state_when(
+            handle, lambda s: s.escalation.level is EscalationLevel.SUPERVISOR
+        )
+        await time_skipping_env.sleep(timedelta(hours=23))
+        before = await handle.query(ReturnCase.state)
+        await time_skipping_env.sleep(timedelta(hours=2))
+        after = await state_when(handle, lambda s: s.escalation.level is EscalationLevel.MANAGER)
+    assert escalated.status is CaseStatus.IN_ARBITRATION
+    assert before.escalation.level is EscalationLevel.SUPERVISOR
+    assert after.escalation.level is EscalationLevel.MANAGER
+    assert after.status is CaseStatus.IN_ARBITRATION
