@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import (
@@ -27,6 +28,7 @@ from domain.view import CaseView
 from tests.conftest import eur
 from tests.helpers import events, state_when, under_review
 from tests.test_disputes_and_surveys import rejected_at_inspection
+from workflows.case_workflow import NOT_APPLIED
 from workflows.return_case import ReturnCase
 
 CASES = 6
@@ -126,3 +128,59 @@ async def test_the_escalation_ladder_climbs_during_arbitration(  # R18, R19
     assert before.escalation.level is EscalationLevel.SUPERVISOR
     assert after.escalation.level is EscalationLevel.MANAGER
     assert after.status is CaseStatus.IN_ARBITRATION
+
+
+OFFERS = 6
+
+
+async def test_offers_sent_together_answer_what_each_paid_and_refuse_what_paid_nothing(  # R17, R21
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    # Six offers of 30.00 on an 80.00 case, sent together: most pass their validator
+    # before any is paid; then two pay in full, one is capped at the 20.00 left, and the
+    # rest find nothing left. Each answer says what its offer did.
+    asked = eur(3_000)
+    not_applied = capped = 0
+    async with running_worker(time_skipping_env.client):
+        for n in range(CASES):
+            handle = await under_review(
+                time_skipping_env, task_queue, paid_minor=8_000,
+                order_id=f"O-six-offers-{task_queue}-{n}",
+            )  # fmt: skip
+            offers = [
+                CompensationOffer(action_id=f"c-{o}", actor="sup-sam", role=Role.SUPERVISOR,
+                                  amount=asked, reason="goodwill")
+                for o in range(OFFERS)
+            ]  # fmt: skip
+            answers = await asyncio.gather(
+                *(handle.execute_update(ReturnCase.offer_compensation, o) for o in offers),
+                return_exceptions=True,
+            )
+            applied = [a for a in answers if isinstance(a, CaseView)]
+            refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
+            assert len(applied) + len(refused) == OFFERS, answers
+            # An applied offer's answer is the case right after it: its payment is the last.
+            paid = [view.refunds[-1] for view in applied]
+            assert sorted(len(view.refunds) for view in applied) == list(range(1, len(applied) + 1))
+            assert all(p.purpose == "compensation" and p.amount.amount_minor > 0 for p in paid)
+            assert all(p.amount <= asked for p in paid)
+            moved = await pool.fetchval(
+                "SELECT sum(amount_minor) FROM money_movements WHERE case_id = $1", handle.id
+            )
+            assert sum(p.amount.amount_minor for p in paid) == moved <= 8_000
+            capped += sum(1 for p in paid if p.amount != asked)
+            for answer in refused:
+                cause = answer.cause
+                assert isinstance(cause, ApplicationError)
+                assert cause.message.startswith("R21"), cause.message
+                if cause.type == NOT_APPLIED:
+                    assert "nothing left to refund" in cause.message
+                    not_applied += 1
+            ledger = await events(pool, handle.id)
+            assert sum(1 for e in ledger if e["action"] == "refund_not_due") == sum(
+                1 for a in refused if isinstance(a.cause, ApplicationError)
+                and a.cause.type == NOT_APPLIED
+            )  # fmt: skip
+    # Offers admitted together and then capped or refused: the paths this test is for.
+    assert not_applied > 0
+    assert capped > 0
