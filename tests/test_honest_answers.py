@@ -5,33 +5,60 @@ API's 409), never answered with the case as if it had been applied."""
 from __future__ import annotations
 
 import asyncio
+import warnings
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.workflow import UnfinishedUpdateHandlersWarning
 
+from activities.payments import SandboxPaymentProvider
 from domain.case import (
     Assignment,
     CallRequest,
     CompensationOffer,
     Dispute,
     EscalationRequest,
+    Grade,
     ReviewDecision,
     Role,
+    ScanEvent,
 )
+from domain.money import Money
 from domain.state import CaseStatus, EscalationLevel
 from domain.view import CaseView
 from tests.conftest import eur
-from tests.helpers import events, state_when, under_review
+from tests.helpers import events, scan, shipped, state_when, under_review
 from tests.test_disputes_and_surveys import rejected_at_inspection
 from workflows.case_workflow import NOT_APPLIED
 from workflows.return_case import ReturnCase
 
 CASES = 6
+
+
+@dataclass
+class HeldPayments(SandboxPaymentProvider):
+    """The sandbox provider, holding each payment until the test lets it through."""
+
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    let_through: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _pay(self, kind: str, idempotency_key: str, amount: Money) -> str:
+        self.asked.set()
+        await self.let_through.wait()
+        return await super()._pay(kind, idempotency_key, amount)
+
+
+@pytest.fixture
+def payments() -> HeldPayments:
+    free = HeldPayments()
+    free.let_through.set()
+    return free
 
 
 def _approval(n: int) -> ReviewDecision:
@@ -184,3 +211,45 @@ async def test_offers_sent_together_answer_what_each_paid_and_refuse_what_paid_n
     # Offers admitted together and then capped or refused: the paths this test is for.
     assert not_applied > 0
     assert capped > 0
+
+
+async def test_an_offer_admitted_as_the_case_closes_is_answered_before_the_case_ends(  # R21
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+    payments: HeldPayments,
+) -> None:
+    # The offer passes its validator while the closing refund is being paid; its turn
+    # comes once the case is refunded and closed. The case records it and answers its
+    # caller before the run completes, instead of ending with the handler unfinished.
+    payments.let_through.clear()
+    offer = CompensationOffer(action_id="c-late", actor="sup-sam", role=Role.SUPERVISOR,
+                              amount=eur(1_000), reason="goodwill")  # fmt: skip
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, paid_minor=8_000)
+        await handle.execute_update(ReturnCase.decide, _approval(1))
+        await handle.signal(ReturnCase.shipped_back, shipped())
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE)
+        )
+        await asyncio.wait_for(payments.asked.wait(), timeout=30)
+        admitted = await handle.start_update(
+            ReturnCase.offer_compensation, offer, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            payments.let_through.set()
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await asyncio.wait_for(admitted.result(), timeout=30)
+            closed = await asyncio.wait_for(handle.result(), timeout=30)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == NOT_APPLIED
+    assert "already closed (refunded)" in cause.message
+    assert closed.status is CaseStatus.REFUNDED
+    assert closed.refunded_total == eur(8_000)
+    ignored = [e for e in await events(pool, handle.id) if e["action"] == "message_ignored"]
+    assert [e["details"]["message"]["action_id"] for e in ignored] == ["c-late"]
+    assert [w for w in warned if issubclass(w.category, UnfinishedUpdateHandlersWarning)] == []

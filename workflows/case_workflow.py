@@ -126,10 +126,23 @@ class CaseWorkflow:
         if state.status is CaseStatus.REJECTED:
             await self._dispute_window()
         await self._send_survey()
-        while state.inbox:
-            message = state.inbox.pop(0)
-            await self._ignore(message, self._why_nothing_to_do(message))
+        await self._refuse_what_is_left()
         return state
+
+    async def _refuse_what_is_left(self) -> None:
+        """The case has ended: whatever reaches it is recorded with why it changed nothing
+        (never dropped), and the run completes only once every update handler has
+        answered, so none ends unfinished and no message lands after the last look."""
+        state = self._state
+        while True:
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() or bool(state.inbox)
+            )
+            if not state.inbox:
+                return
+            await self._take_message(
+                lambda message: self._ignore(message, self._why_nothing_to_do(message))
+            )
 
     async def _take_message(self, handle: Callable[[CaseMessage], Awaitable[None]]) -> None:
         message = self._state.inbox.pop(0)
