@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.workflow import UnfinishedUpdateHandlersWarning
 
 from activities.payments import SandboxPaymentProvider
+from activities.warehouse import SandboxWarehouse
 from domain.case import (
     Assignment,
     CallRequest,
@@ -25,6 +26,9 @@ from domain.case import (
     Dispute,
     EscalationRequest,
     Grade,
+    MissingPart,
+    PartRemedy,
+    Reason,
     ReviewDecision,
     Role,
     ScanEvent,
@@ -57,6 +61,26 @@ class HeldPayments(SandboxPaymentProvider):
 @pytest.fixture
 def payments() -> HeldPayments:
     free = HeldPayments()
+    free.let_through.set()
+    return free
+
+
+@dataclass
+class HeldWarehouse(SandboxWarehouse):
+    """The sandbox warehouse, holding each shipment until the test lets it through."""
+
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    let_through: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
+        self.asked.set()
+        await self.let_through.wait()
+        return await super().ship(idempotency_key=idempotency_key, sku=sku, quantity=quantity)
+
+
+@pytest.fixture
+def warehouse() -> HeldWarehouse:
+    free = HeldWarehouse()
     free.let_through.set()
     return free
 
@@ -253,3 +277,45 @@ async def test_an_offer_admitted_as_the_case_closes_is_answered_before_the_case_
     ignored = [e for e in await events(pool, handle.id) if e["action"] == "message_ignored"]
     assert [e["details"]["message"]["action_id"] for e in ignored] == ["c-late"]
     assert [w for w in warned if issubclass(w.category, UnfinishedUpdateHandlersWarning)] == []
+
+
+async def test_a_rejection_admitted_while_the_auto_approval_runs_is_refused(  # R10, R11
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+    warehouse: HeldWarehouse,
+) -> None:
+    # The review deadline passes: R11 approves a missing part and ships it. While the
+    # shipment is under way the case is still under review, so an agent's rejection
+    # passes its validator; its turn comes after the approval, and it is refused.
+    warehouse.let_through.clear()
+    part = MissingPart(sku="SKU-42-STRAP", value=eur(1_500), remedy=PartRemedy.SHIP)
+    rejection = ReviewDecision(action_id="d-late", actor="agent-ann", role=Role.AGENT,
+                               approve=False, reason="the strap is in the box")  # fmt: skip
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue, reason=Reason.MISSING_PARTS, missing_part=part)
+        review = await handle.query(ReturnCase.state)
+        assert review.review_deadline is not None
+        await env.sleep(
+            review.review_deadline - await env.get_current_time() + timedelta(seconds=1)
+        )
+        await asyncio.wait_for(warehouse.asked.wait(), timeout=30)
+        admitted = await handle.start_update(
+            ReturnCase.decide, rejection, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        warehouse.let_through.set()
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await asyncio.wait_for(admitted.result(), timeout=30)
+        closed = await asyncio.wait_for(handle.result(), timeout=30)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == NOT_APPLIED
+    assert "replaced" in cause.message
+    assert closed.status is CaseStatus.REPLACED
+    assert closed.auto_approved
+    ledger = await events(pool, handle.id)
+    assert "rejected" not in [e["action"] for e in ledger]
+    ignored = [e for e in ledger if e["action"] == "message_ignored"]
+    assert [e["details"]["message"]["action_id"] for e in ignored] == ["d-late"]
