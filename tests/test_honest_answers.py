@@ -5,31 +5,84 @@ API's 409), never answered with the case as if it had been applied."""
 from __future__ import annotations
 
 import asyncio
+import warnings
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateStage
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.workflow import UnfinishedUpdateHandlersWarning
 
+from activities.payments import SandboxPaymentProvider
+from activities.warehouse import SandboxWarehouse
 from domain.case import (
     Assignment,
     CallRequest,
     CompensationOffer,
     Dispute,
     EscalationRequest,
+    Grade,
+    MissingPart,
+    PartRemedy,
+    Reason,
     ReviewDecision,
     Role,
+    ScanEvent,
 )
+from domain.money import Money
 from domain.state import CaseStatus, EscalationLevel
 from domain.view import CaseView
 from tests.conftest import eur
-from tests.helpers import events, state_when, under_review
+from tests.helpers import events, scan, shipped, state_when, under_review
 from tests.test_disputes_and_surveys import rejected_at_inspection
+from workflows.case_workflow import NOT_APPLIED
 from workflows.return_case import ReturnCase
 
 CASES = 6
+
+
+@dataclass
+class HeldPayments(SandboxPaymentProvider):
+    """The sandbox provider, holding each payment until the test lets it through."""
+
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    let_through: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def _pay(self, kind: str, idempotency_key: str, amount: Money) -> str:
+        self.asked.set()
+        await self.let_through.wait()
+        return await super()._pay(kind, idempotency_key, amount)
+
+
+@pytest.fixture
+def payments() -> HeldPayments:
+    free = HeldPayments()
+    free.let_through.set()
+    return free
+
+
+@dataclass
+class HeldWarehouse(SandboxWarehouse):
+    """The sandbox warehouse, holding each shipment until the test lets it through."""
+
+    asked: asyncio.Event = field(default_factory=asyncio.Event)
+    let_through: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
+        self.asked.set()
+        await self.let_through.wait()
+        return await super().ship(idempotency_key=idempotency_key, sku=sku, quantity=quantity)
+
+
+@pytest.fixture
+def warehouse() -> HeldWarehouse:
+    free = HeldWarehouse()
+    free.let_through.set()
+    return free
 
 
 def _approval(n: int) -> ReviewDecision:
@@ -126,3 +179,143 @@ async def test_the_escalation_ladder_climbs_during_arbitration(  # R18, R19
     assert before.escalation.level is EscalationLevel.SUPERVISOR
     assert after.escalation.level is EscalationLevel.MANAGER
     assert after.status is CaseStatus.IN_ARBITRATION
+
+
+OFFERS = 6
+
+
+async def test_offers_sent_together_answer_what_each_paid_and_refuse_what_paid_nothing(  # R17, R21
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    # Six offers of 30.00 on an 80.00 case, sent together: most pass their validator
+    # before any is paid; then two pay in full, one is capped at the 20.00 left, and the
+    # rest find nothing left. Each answer says what its offer did.
+    asked = eur(3_000)
+    not_applied = capped = 0
+    async with running_worker(time_skipping_env.client):
+        for n in range(CASES):
+            handle = await under_review(
+                time_skipping_env, task_queue, paid_minor=8_000,
+                order_id=f"O-six-offers-{task_queue}-{n}",
+            )  # fmt: skip
+            offers = [
+                CompensationOffer(action_id=f"c-{o}", actor="sup-sam", role=Role.SUPERVISOR,
+                                  amount=asked, reason="goodwill")
+                for o in range(OFFERS)
+            ]  # fmt: skip
+            answers = await asyncio.gather(
+                *(handle.execute_update(ReturnCase.offer_compensation, o) for o in offers),
+                return_exceptions=True,
+            )
+            applied = [a for a in answers if isinstance(a, CaseView)]
+            refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
+            assert len(applied) + len(refused) == OFFERS, answers
+            # An applied offer's answer is the case right after it: its payment is the last.
+            paid = [view.refunds[-1] for view in applied]
+            assert sorted(len(view.refunds) for view in applied) == list(range(1, len(applied) + 1))
+            assert all(p.purpose == "compensation" and p.amount.amount_minor > 0 for p in paid)
+            assert all(p.amount <= asked for p in paid)
+            moved = await pool.fetchval(
+                "SELECT sum(amount_minor) FROM money_movements WHERE case_id = $1", handle.id
+            )
+            assert sum(p.amount.amount_minor for p in paid) == moved <= 8_000
+            capped += sum(1 for p in paid if p.amount != asked)
+            for answer in refused:
+                cause = answer.cause
+                assert isinstance(cause, ApplicationError)
+                assert cause.message.startswith("R21"), cause.message
+                if cause.type == NOT_APPLIED:
+                    assert "nothing left to refund" in cause.message
+                    not_applied += 1
+            ledger = await events(pool, handle.id)
+            assert sum(1 for e in ledger if e["action"] == "refund_not_due") == sum(
+                1 for a in refused if isinstance(a.cause, ApplicationError)
+                and a.cause.type == NOT_APPLIED
+            )  # fmt: skip
+    # Offers admitted together and then capped or refused: the paths this test is for.
+    assert not_applied > 0
+    assert capped > 0
+
+
+async def test_an_offer_admitted_as_the_case_closes_is_answered_before_the_case_ends(  # R21
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+    payments: HeldPayments,
+) -> None:
+    # The offer passes its validator while the closing refund is being paid; its turn
+    # comes once the case is refunded and closed. The case records it and answers its
+    # caller before the run completes, instead of ending with the handler unfinished.
+    payments.let_through.clear()
+    offer = CompensationOffer(action_id="c-late", actor="sup-sam", role=Role.SUPERVISOR,
+                              amount=eur(1_000), reason="goodwill")  # fmt: skip
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, paid_minor=8_000)
+        await handle.execute_update(ReturnCase.decide, _approval(1))
+        await handle.signal(ReturnCase.shipped_back, shipped())
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE)
+        )
+        await asyncio.wait_for(payments.asked.wait(), timeout=30)
+        admitted = await handle.start_update(
+            ReturnCase.offer_compensation, offer, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            payments.let_through.set()
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await asyncio.wait_for(admitted.result(), timeout=30)
+            closed = await asyncio.wait_for(handle.result(), timeout=30)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == NOT_APPLIED
+    assert "already closed (refunded)" in cause.message
+    assert closed.status is CaseStatus.REFUNDED
+    assert closed.refunded_total == eur(8_000)
+    ignored = [e for e in await events(pool, handle.id) if e["action"] == "message_ignored"]
+    assert [e["details"]["message"]["action_id"] for e in ignored] == ["c-late"]
+    assert [w for w in warned if issubclass(w.category, UnfinishedUpdateHandlersWarning)] == []
+
+
+async def test_a_rejection_admitted_while_the_auto_approval_runs_is_refused(  # R10, R11
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    pool: asyncpg.Pool,
+    warehouse: HeldWarehouse,
+) -> None:
+    # The review deadline passes: R11 approves a missing part and ships it. While the
+    # shipment is under way the case is still under review, so an agent's rejection
+    # passes its validator; its turn comes after the approval, and it is refused.
+    warehouse.let_through.clear()
+    part = MissingPart(sku="SKU-42-STRAP", value=eur(1_500), remedy=PartRemedy.SHIP)
+    rejection = ReviewDecision(action_id="d-late", actor="agent-ann", role=Role.AGENT,
+                               approve=False, reason="the strap is in the box")  # fmt: skip
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue, reason=Reason.MISSING_PARTS, missing_part=part)
+        review = await handle.query(ReturnCase.state)
+        assert review.review_deadline is not None
+        await env.sleep(
+            review.review_deadline - await env.get_current_time() + timedelta(seconds=1)
+        )
+        await asyncio.wait_for(warehouse.asked.wait(), timeout=30)
+        admitted = await handle.start_update(
+            ReturnCase.decide, rejection, wait_for_stage=WorkflowUpdateStage.ACCEPTED
+        )
+        warehouse.let_through.set()
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await asyncio.wait_for(admitted.result(), timeout=30)
+        closed = await asyncio.wait_for(handle.result(), timeout=30)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == NOT_APPLIED
+    assert "replaced" in cause.message
+    assert closed.status is CaseStatus.REPLACED
+    assert closed.auto_approved
+    ledger = await events(pool, handle.id)
+    assert "rejected" not in [e["action"] for e in ledger]
+    ignored = [e for e in ledger if e["action"] == "message_ignored"]
+    assert [e["details"]["message"]["action_id"] for e in ignored] == ["d-late"]

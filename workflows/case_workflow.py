@@ -95,8 +95,10 @@ class CaseWorkflow:
         # updates wait in the inbox.
         self._arrived_at: datetime | None = None
         self._updates_now = 0
-        # Why messages changed nothing, by id, until their update handlers answer.
-        self._not_applied: dict[str, str] = {}
+        # The messages update handlers wait on, and what each came to until its handler
+        # answers: the case's view right after it was applied, or why it changed nothing.
+        self._awaited: set[str] = set()
+        self._outcomes: dict[str, CaseView | str] = {}
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -124,15 +126,33 @@ class CaseWorkflow:
         if state.status is CaseStatus.REJECTED:
             await self._dispute_window()
         await self._send_survey()
-        while state.inbox:
-            message = state.inbox.pop(0)
-            await self._ignore(message, self._why_nothing_to_do(message))
+        await self._refuse_what_is_left()
         return state
+
+    async def _refuse_what_is_left(self) -> None:
+        """The case has ended: whatever reaches it is recorded with why it changed nothing
+        (never dropped), and the run completes only once every update handler has
+        answered, so none ends unfinished and no message lands after the last look."""
+        state = self._state
+        while True:
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() or bool(state.inbox)
+            )
+            if not state.inbox:
+                return
+            await self._take_message(
+                lambda message: self._ignore(message, self._why_nothing_to_do(message))
+            )
 
     async def _take_message(self, handle: Callable[[CaseMessage], Awaitable[None]]) -> None:
         message = self._state.inbox.pop(0)
-        self._in_progress = message_id(message)
+        ident = message_id(message)
+        self._in_progress = ident
         await handle(message)
+        if ident in self._awaited:
+            # Taken now, the answer shows this decision's effect (the refund it paid is
+            # the view's last) and nothing the case did after it.
+            self._outcomes.setdefault(ident, self._view())
         self._in_progress = None
 
     async def _wait_for_agenda(self) -> None:
@@ -398,8 +418,11 @@ class CaseWorkflow:
 
     async def _accept_and_wait(self, message: CaseMessage) -> CaseView:
         """Decisions go through the same inbox as everything else, so one coroutine alone
-        changes the case; the caller gets the case's view after its decision was applied."""
+        changes the case; the caller gets the case's view right after its decision was
+        applied."""
         ident = message_id(message)
+        if ident not in self._state.seen_message_ids:
+            self._awaited.add(ident)
         self._accept(message, by_update=True)
         await workflow.wait_condition(
             lambda: (
@@ -407,13 +430,14 @@ class CaseWorkflow:
                 and all(message_id(m) != ident for m in self._state.inbox)
             )
         )
+        self._awaited.discard(ident)
+        outcome = self._outcomes.pop(ident, None)
         # Admitted by its validator, then not applicable by the time its turn came (two
-        # approvals at once, an approval after the R11 auto-approval): the caller hears
-        # why, the ledger already says so (message_ignored).
-        why = self._not_applied.pop(ident, None)
-        if why is not None:
-            raise ApplicationError(why, type=NOT_APPLIED, non_retryable=True)
-        return self._view()
+        # approvals at once, an approval after the R11 auto-approval, an offer once the
+        # refund limit is reached): the caller hears why, and the ledger says so.
+        if isinstance(outcome, str):
+            raise ApplicationError(outcome, type=NOT_APPLIED, non_retryable=True)
+        return outcome or self._view()
 
     async def _dispatch(self, message: CaseMessage) -> None:
         status = self._state.status
@@ -466,8 +490,14 @@ class CaseWorkflow:
                 if not await self._dispatch_kind(message):
                     await self._ignore(message, self._why_nothing_to_do(message))
 
+    def _not_applied(self, message: CaseMessage, why: str) -> None:
+        """The update waiting on `message`, if any, is refused with `why`."""
+        ident = message_id(message)
+        if ident in self._awaited:
+            self._outcomes[ident] = why
+
     async def _ignore(self, message: CaseMessage, why: str) -> None:
-        self._not_applied[message_id(message)] = why
+        self._not_applied(message, why)
         await self._book.record(
             "message_ignored",
             rule="R26" if type(message).__name__ == "WarehouseScan" else None,
@@ -652,7 +682,7 @@ class CaseWorkflow:
                 )  # fmt: skip
             return
         self._acknowledge_escalation(offer.role)
-        await refund(
+        paid = await refund(
             self._book,
             offer.amount,
             rule="R17",
@@ -662,6 +692,16 @@ class CaseWorkflow:
             actor=offer.actor,
             role=offer.role.value,
         )
+        if not paid.amount_minor:
+            # Offers admitted together can exhaust the limit before this one's turn: it
+            # paid nothing (refund_not_due in the ledger), so it is refused.
+            state = self._state
+            limit = refund_limit(state.request.paid, state.reimbursed_shipping)
+            self._not_applied(
+                offer,
+                f"R21: nothing left to refund: {state.refunded_total} of {limit} already "
+                f"refunded, so the offer of {offer.amount} paid nothing",
+            )
 
     async def _extend(self, extension: DeadlineExtension) -> None:
         state = self._state

@@ -53,10 +53,11 @@ async def refund(
     actor: str | None = None,
     role: str | None = None,
     watchdog: Watchdog | None = None,
-) -> None:
-    """Pay `amount` back to the customer's payment method, exactly once (R21). With a
-    `watchdog`, a refund still not through at its deadline is reported on (R13) while the
-    retries go on."""
+) -> Money:
+    """Pay `amount` back to the customer's payment method, exactly once (R21), and say
+    what was paid: less than `amount` when the limit caps it, nothing when it is reached.
+    With a `watchdog`, a refund still not through at its deadline is reported on (R13)
+    while the retries go on."""
     state = book.state
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
     # Decisions validated against the same limit can still add up past it (two offers
@@ -64,7 +65,7 @@ async def refund(
     left = limit.minus_floored_at_zero(state.refunded_total)
     if not amount.amount_minor or not left.amount_minor:
         await _nothing_left(book, limit, closes_case=closes_case, rule=rule, reason=reason)
-        return
+        return Money(amount_minor=0, currency=amount.currency)
     if not amount <= left:
         reason = f"{reason}; {amount} capped at the {left} left of {limit} (R21)"
         amount = left
@@ -104,6 +105,7 @@ async def refund(
         actor=actor or SYSTEM_ACTOR,
         role=role or SYSTEM_ROLE,
     )
+    return confirmation.amount
 
 
 async def _nothing_left(
