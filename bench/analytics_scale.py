@@ -119,10 +119,29 @@ async def _opening_rows_per_s(pool: asyncpg.Pool, prefix: str) -> float:
     return round(OPENINGS / (time.perf_counter() - started), 1)
 
 
+async def _ledger_events_per_s(pool: asyncpg.Pool, prefix: str) -> float:
+    """A case's first ledger steps, one statement each as record_case_step writes them:
+    a review starts, an agent ends it (one clock started, one ended), OPENINGS events."""
+    rows = [
+        (f"return-{prefix}{n // 2}-1-r1", 1 + n % 2, ("review_started", "approved")[n % 2],
+         ("system", "agent")[n % 2])
+        for n in range(OPENINGS)
+    ]  # fmt: skip
+    started = time.perf_counter()
+    await pool.executemany(
+        """INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action,
+                                    status_after)
+           VALUES ($1, $2, now(), $4, $4, $3, 'x')""",
+        rows,
+    )
+    return round(OPENINGS / (time.perf_counter() - started), 1)
+
+
 async def _sections(pool: asyncpg.Pool, policy: PolicyFile, now: datetime) -> dict[str, float]:
     """Where the whole-range report's time goes: each section once."""
     settings = policy.resolve("general")
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL jit = off")  # as AnalyticsStore.report's snapshot
         read = ReportReader(conn, ReportFilters())
         steps: dict[str, Callable[[], Awaitable[object]]] = {
             "rates_by_sku": lambda: read.return_rates(by_batch=False),
@@ -183,6 +202,9 @@ async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
     with_index = await _opening_rows_per_s(pool, "W")
     await pool.execute("DROP INDEX cases_sku_batch_idx")
     without_index = await _opening_rows_per_s(pool, "N")
+    with_clocks = await _ledger_events_per_s(pool, "W")
+    await pool.execute("ALTER TABLE case_events DISABLE TRIGGER case_events_keep_sla_clocks")
+    without_clocks = await _ledger_events_per_s(pool, "N")
     return {
         "measured_at": now.isoformat(),
         "generated_s": generated_s,
@@ -193,6 +215,11 @@ async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
             "with_analytics_index": with_index,
             "without_it": without_index,
             "ratio": round(with_index / without_index, 3),
+        },
+        "ledger_events_per_s": {
+            "keeping_sla_clocks": with_clocks,
+            "without_the_trigger": without_clocks,
+            "ratio": round(with_clocks / without_clocks, 3),
         },
     }
 
