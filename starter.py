@@ -19,7 +19,6 @@ from pydantic import BaseModel, ValidationError
 from api.reports import Section, report_csv
 from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
-from domain.policy import future_request_refusal
 from infra.analytics import DELIVERY_CSV_COLUMNS, read_delivery_csv
 from infra.data_converter import key_ring
 from infra.data_keys import rewrap
@@ -216,16 +215,6 @@ def _parse_open(payload: str) -> OpenCaseRequest:
     return OpenCaseRequest.model_validate(data)
 
 
-def _received(request: OpenCaseRequest, gateway: CaseGateway) -> OpenCaseRequest:
-    """As at the API: R1 judges our receipt, never the caller's clock alone."""
-    if request.received_at is not None:
-        raise RefusedInputError("received_at: set by us at receipt, never by the caller (R1)")
-    received = request.model_copy(update={"received_at": datetime.now(UTC)})
-    if refusal := future_request_refusal(received, gateway.policy_for(received)):
-        raise RefusedInputError(refusal)
-    return received
-
-
 def _print(value: BaseModel | Sequence[BaseModel]) -> None:
     if isinstance(value, BaseModel):
         print(value.model_dump_json(indent=2))
@@ -308,7 +297,7 @@ async def run(argv: Sequence[str]) -> int:
             case "open":
                 _proven(args, settings, Role.SERVICE)
                 payload = _open_payload(args)
-                opened = await gateway.open_case(_received(_parse_open(payload), gateway))
+                opened = await gateway.open_case(gateway.received_now(_parse_open(payload)))
                 _print(opened.view)
             case "scan":
                 scan_fields = {

@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
@@ -60,7 +60,6 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.money import Money
-from domain.policy import future_request_refusal
 from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, ServiceView
 from infra.analytics import DeliveryOutcome
@@ -68,6 +67,7 @@ from infra.gateway import (
     CaseErasedError,
     CaseGateway,
     CaseSummary,
+    ReceiptRefusedError,
     RefusedDecisionError,
     RefusedInputError,
     UnknownCaseError,
@@ -443,16 +443,13 @@ def create_app(
         the request is stored and the case started, before the case's first decision.
         R1: a requested_at later than our receipt (beyond a few minutes of clock skew) is
         422; one older than the policy's allowance before receipt is judged at receipt."""
-        if request.received_at is not None:
+        try:
+            received = gateway.received_now(request)
+        except ReceiptRefusedError as refused:
+            where = ("body", refused.field) if refused.field else ("body",)
             raise RequestValidationError(
-                [{"type": "read_only", "loc": ("body", "received_at"),
-                  "msg": "set by us at receipt, never by the caller (R1)"}]
-            )  # fmt: skip
-        received = request.model_copy(update={"received_at": datetime.now(UTC)})
-        if refusal := future_request_refusal(received, gateway.policy_for(received)):
-            raise RequestValidationError(
-                [{"type": "value_error", "loc": ("body",), "msg": refusal}]
-            )
+                [{"type": "value_error", "loc": where, "msg": refused.message}]
+            ) from refused
         created = await gateway.accept_case(received)
         if not created:
             response.status_code = status.HTTP_200_OK

@@ -42,6 +42,7 @@ from domain.case import (
     Withdrawal,
 )
 from domain.claim import CarrierResponse
+from domain.policy import future_request_refusal
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, LedgerEvent
@@ -142,6 +143,16 @@ class RefusedInputError(ValueError):
     """Input refused at the edge; the message names the field and the rule."""
 
 
+class ReceiptRefusedError(RefusedInputError):
+    """An opening request refused at receipt (R1); `field` is None for the request as a
+    whole."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
 class RefusedDecisionError(ValueError):
     """The case's validator refused a decision; the message says why (and which rule)."""
 
@@ -235,6 +246,19 @@ class CaseGateway:
     def policy_for(self, request: OpenCaseRequest) -> PolicySettings:
         """The policy a case opened from `request` would pin now."""
         return self._policy.resolve(request.category, request.carrier)
+
+    def received_now(self, request: OpenCaseRequest) -> OpenCaseRequest:
+        """The request as every way in receives it: stamped with our receipt, so R1 never
+        rests on the caller's clock alone. ReceiptRefusedError for a caller who sets the
+        receipt, or a requested_at ahead of our clock beyond the policy's skew (R1)."""
+        if request.received_at is not None:
+            raise ReceiptRefusedError(
+                "received_at", "set by us at receipt, never by the caller (R1)"
+            )
+        received = request.model_copy(update={"received_at": datetime.now(UTC)})
+        if refusal := future_request_refusal(received, self.policy_for(received)):
+            raise ReceiptRefusedError(None, refusal)
+        return received
 
     async def _stored_request(self, again: OpenCaseRequest) -> OpenCaseRequest:
         """The stored request `again` repeats, or RefusedInputError if its request id

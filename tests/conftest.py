@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
@@ -38,6 +39,9 @@ from infra.codec import KeyRing
 from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
+from infra.gateway import CaseGateway
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
 from tests.identities import IDENTITIES, TRUSTING_EDGE
 from worker import build_worker
 
@@ -157,6 +161,20 @@ def running_worker(
             yield
 
     return run
+
+
+@pytest.fixture
+async def api(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in this process with a real worker behind it (modules with other
+    needs define their own `api`)."""
+    # tests.helpers imports this module: imported here, not at the top.
+    from tests.helpers import api_client
+
+    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
+    async with running_worker(dev_env.client), api_client(gateway) as client:
+        yield client
 
 
 def eur(minor: int) -> Money:

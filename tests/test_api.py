@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,15 +19,6 @@ from tests.conftest import a_request, eur, eventually
 from tests.helpers import api_client, as_role
 from tests.processes import free_port
 from workflows.carrier_claim import CarrierClaim
-
-
-@pytest.fixture
-async def api(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
-    async with running_worker(dev_env.client), api_client(gateway) as client:
-        yield client
 
 
 def a_case_id(body: dict[str, Any]) -> str:

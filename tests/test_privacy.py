@@ -4,7 +4,6 @@ against the dev server and PostgreSQL (docs/privacy.md)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,27 +18,15 @@ from temporalio.testing import WorkflowEnvironment
 from domain.case import Customer, Reason
 from domain.survey import Satisfaction, SurveyAnswers
 from infra.codec import ErasedDataError
-from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.privacy import apply_retention
-from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
-from tests.helpers import api_client, as_role
+from tests.helpers import as_role
 
 # Every table that may hold personal data (infra/migrations).
 PERSONAL_TABLES = (
     "cases", "case_events", "case_requests", "refused_inputs", "notifications", "surveys",
     "scans", "unmatched_scans",
 )  # fmt: skip
-
-
-@pytest.fixture
-async def api(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
-    async with running_worker(dev_env.client), api_client(gateway) as client:
-        yield client
 
 
 @dataclass(frozen=True)

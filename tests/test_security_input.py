@@ -18,29 +18,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from temporalio.testing import WorkflowEnvironment
 
 from api.app import MAX_BODY_BYTES
 from domain.case import Reason, Strict
 from domain.money import Money
 from domain.policy import check_return_window
 from domain.policy_settings import PolicySettings
-from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
-from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
-from tests.helpers import api_client, as_role, events
+from tests.helpers import as_role, events
 
 SERVICE = as_role("service")
-
-
-@pytest.fixture
-async def api(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
-) -> AsyncIterator[httpx.AsyncClient]:
-    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
-    async with running_worker(dev_env.client), api_client(gateway) as client:
-        yield client
 
 
 def opening(**overrides: Any) -> dict[str, Any]:
