@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from domain.claim import ClaimState
+from domain.ledger import LedgerAction
 from domain.money import Money
 
 
@@ -66,7 +67,7 @@ class Intercept(BaseModel):
 class ClaimLedgerEntry(BaseModel):
     seq: int
     occurred_at: datetime
-    action: str
+    action: LedgerAction
     rule_id: str | None
     reason: str | None
     claim: ClaimState
