@@ -4,16 +4,22 @@ report: R10 first contact, R14 daily follow-ups, R15 claim filing (due at a date
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
+from typing import Any
 
 import asyncpg
+from temporalio.testing import WorkflowEnvironment
 
 from domain.analytics import MERCHANT_SIDE, SLA_CLOCKS, ReportFilters, SlaRow
 from domain.ledger import LedgerAction as A
 from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock as Clock
 from infra.analytics import AnalyticsStore
+from tests.helpers import state_when, under_review
 from tests.test_analytics_data_in import a_sku
 from tests.test_analytics_reports import NOW, a_case, an_event
+from tests.test_review_and_escalation import decision
+from workflows.return_case import ReturnCase
 from workflows.steps import casebook
 
 H = timedelta(hours=1)
@@ -174,3 +180,35 @@ async def test_r24_the_new_clocks_followed_afresh_equal_what_the_trigger_kept(
     )  # fmt: skip
     assert len(kept) == 3
     assert await pool.fetch(query, case, new) == kept
+
+
+async def test_r10_r14_a_case_under_review_keeps_its_clocks_as_the_workflow_records_it(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str,
+    pool: asyncpg.Pool,
+) -> None:  # fmt: skip
+    """The workflow's own ledger feeds the triggers: photos asked for, photos in, daily
+    updates, an agent's approval a day and more later."""
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await under_review(env, task_queue)
+        await env.sleep(timedelta(hours=30))
+        await state_when(handle, lambda s: s.follow_ups_sent >= 1)
+        await handle.execute_update(ReturnCase.decide, decision(True))
+    ledger = await pool.fetch(
+        "SELECT action, occurred_at FROM case_events WHERE case_id = $1 ORDER BY seq", handle.id
+    )
+    at = {e["action"]: e["occurred_at"] for e in reversed(ledger)}  # each action's first
+    updates = [e["occurred_at"] for e in ledger if e["action"] == A.PROGRESS_UPDATE_SENT]
+    clocks = await pool.fetch(
+        "SELECT clock, started_at, ended_at FROM sla_clocks WHERE id = $1 AND clock = ANY($2) "
+        "ORDER BY clock, start_seq",
+        handle.id, [Clock.FIRST_CONTACT.value, Clock.FOLLOW_UP.value],
+    )  # fmt: skip
+    kept = [(c["clock"], c["started_at"], c["ended_at"]) for c in clocks]
+    # The first person to act was the agent approving: after 24 h, a breach.
+    first_contact = [(Clock.FIRST_CONTACT, at[A.EVIDENCE_REQUESTED], at[A.APPROVED])]
+    # Under review from the photos on: one clock per update, the last ended by the approval.
+    bounds = [at[A.EVIDENCE_RECEIVED], *updates, at[A.APPROVED]]
+    follow_ups = [(Clock.FOLLOW_UP, a, b) for a, b in pairwise(bounds)]
+    assert updates
+    assert kept == first_contact + follow_ups
