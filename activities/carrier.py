@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from temporalio import activity
 
 from domain.claim import ClaimState
+from domain.ledger import LedgerAction
 from domain.money import Money
 
 
@@ -66,7 +67,7 @@ class Intercept(BaseModel):
 class ClaimLedgerEntry(BaseModel):
     seq: int
     occurred_at: datetime
-    action: str
+    action: LedgerAction
     rule_id: str | None
     reason: str | None
     claim: ClaimState
@@ -97,19 +98,7 @@ class CarrierActivities:
         claim = entry.claim
         request = claim.request
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                """INSERT INTO claim_events (claim_id, seq, occurred_at, action, rule_id,
-                                             reason, status_after)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
-                   ON CONFLICT (claim_id, seq) DO NOTHING""",
-                request.claim_id,
-                entry.seq,
-                entry.occurred_at,
-                entry.action,
-                entry.rule_id,
-                entry.reason,
-                claim.status.value,
-            )
+            # The claim row first: the ledger's trigger dates the R15 filing clock from it.
             await conn.execute(
                 """INSERT INTO carrier_claims (claim_id, case_id, carrier, status, currency,
                        claimed_minor, recovered_minor, file_deadline, filed_at,
@@ -138,4 +127,17 @@ class CarrierActivities:
                 claim.closed_at,
                 entry.seq,
                 entry.occurred_at,
+            )
+            await conn.execute(
+                """INSERT INTO claim_events (claim_id, seq, occurred_at, action, rule_id,
+                                             reason, status_after)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   ON CONFLICT (claim_id, seq) DO NOTHING""",
+                request.claim_id,
+                entry.seq,
+                entry.occurred_at,
+                entry.action,
+                entry.rule_id,
+                entry.reason,
+                claim.status.value,
             )

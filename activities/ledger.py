@@ -9,6 +9,7 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
 
+from domain.ledger import LedgerAction
 from domain.policy import refund_limit
 from domain.state import CaseState
 from domain.view import CaseView
@@ -81,7 +82,7 @@ class LedgerEntry(BaseModel):
     occurred_at: datetime
     actor: str
     role: str
-    action: str
+    action: LedgerAction
     rule_id: str | None
     reason: str | None
     details: dict[str, Any]

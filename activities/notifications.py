@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Protocol
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 from temporalio import activity
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,65 @@ class Template(StrEnum):
     BATCH_FLAGGED = "batch_flagged"
 
 
+@dataclass(frozen=True)
+class TemplateDoc:
+    """What a message tells, under which rule, and the parameters it is rendered with."""
+
+    meaning: str
+    rules: str
+    params: tuple[str, ...] = ()
+
+
+TEMPLATES: dict[Template, TemplateDoc] = {
+    Template.CASE_ACKNOWLEDGED: TemplateDoc("the request is received", "R10"),
+    Template.CASE_REFUSED: TemplateDoc("the request is refused, with why", "R1, R20", ("reason",)),
+    Template.SHIP_BACK_INSTRUCTIONS: TemplateDoc(
+        "how and by when to send the item back", "R12", ("deadline",)
+    ),
+    Template.SHIP_BACK_REMINDER: TemplateDoc(
+        "the item is not sent back yet", "R12", ("deadline", "reminder")
+    ),
+    Template.CASE_ABANDONED: TemplateDoc(
+        "the case closed: no photos or no parcel in time", "R6, R12", ("reason",)
+    ),
+    Template.INSPECTION_FAILED: TemplateDoc("the inspection failed, with why", "R20", ("reason",)),
+    Template.REFUND_ISSUED: TemplateDoc("the case's refund is paid", "R21", ("amount",)),
+    Template.EVIDENCE_REQUESTED: TemplateDoc(
+        "photos of the problem are needed by the deadline", "R6", ("deadline",)
+    ),
+    Template.CASE_APPROVED: TemplateDoc("the request is approved", "R10, R11"),
+    Template.CASE_REJECTED: TemplateDoc("the request is rejected, with why", "R20", ("reason",)),
+    Template.PROGRESS_UPDATE: TemplateDoc(
+        "the daily update: what the case waits for", "R14", ("waiting_for",)
+    ),
+    Template.AGENT_CALL: TemplateDoc("an agent will call, in call hours", "R16", ("purpose",)),
+    Template.COMPENSATION_GRANTED: TemplateDoc(
+        "money paid without closing the case (compensation, a price difference, postage)",
+        "R17, R22, R6",
+        ("amount",),
+    ),
+    Template.REMEDY_OFFERED: TemplateDoc(
+        "choose a replacement, a partial or a full refund by the deadline", "R8", ("deadline",)
+    ),
+    Template.REFUND_CONSENT_REQUESTED: TemplateDoc(
+        "out of stock: agree to a refund by the deadline, or wait", "R22", ("deadline",)
+    ),
+    Template.EXPECTED_DELIVERY: TemplateDoc(
+        "the parcel is on its way, expected then", "R4", ("expected",)
+    ),
+    Template.APOLOGY_COUPON: TemplateDoc("a coupon for the wrong item", "R7", ("amount",)),
+    Template.SATISFACTION_SURVEY: TemplateDoc(
+        "how was it: the four-question survey", "R25", ("outcome",)
+    ),
+    Template.DISPUTE_RULED: TemplateDoc("the arbiter's ruling", "R19", ("reason",)),
+    Template.BATCH_FLAGGED: TemplateDoc(
+        "to the quality team: a batch's return rate jumped",
+        "R24",
+        ("sku", "batch", "returns", "units", "rate", "baseline_rate", "p_value"),
+    ),
+}
+
+
 class CustomerMessage(BaseModel):
     """`due_at` is the earliest moment delivery may happen (R16: never at night); the
     delivery service behind `Notifier` holds a message until then."""
@@ -51,6 +110,14 @@ class CustomerMessage(BaseModel):
     template: Template
     params: dict[str, str]
     due_at: datetime
+
+    @model_validator(mode="after")
+    def _documented_params(self) -> CustomerMessage:
+        """A message carries the parameters its template documents (docs/ledger.md)."""
+        documented = TEMPLATES[self.template].params
+        if sorted(self.params) != sorted(documented):
+            raise ValueError(f"{self.template} takes {list(documented)}, not {sorted(self.params)}")
+        return self
 
 
 class Notifier(Protocol):

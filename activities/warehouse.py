@@ -12,6 +12,8 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
 
+from domain.ledger import ShipmentPurpose
+
 
 class Warehouse(Protocol):
     async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
@@ -52,7 +54,7 @@ class ShipmentOrder(BaseModel):
     case_id: str
     sku: str
     quantity: int
-    purpose: str
+    purpose: ShipmentPurpose
 
 
 class StockQuery(BaseModel):

@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from domain.case import UNDELIVERED, BusinessKey, CaseKind, Reason, Strict
+from domain.ledger import LedgerAction
+from domain.sla import SlaClock as SlaClockName
 
 
 def _plausible_day(value: date) -> date:
@@ -331,6 +333,11 @@ def sla_row(
 
 
 STAFF_ROLES = frozenset({"agent", "supervisor", "manager"})
+# R14: the statuses in which the case waits on the merchant (workflows' MERCHANT_SIDE).
+MERCHANT_SIDE = frozenset(
+    {"under_review", "awaiting_inspection", "refund_due", "exchange_due", "waiting_for_stock",
+     "intercepting"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -339,30 +346,63 @@ class SlaClock:
     `starts` action to the first later event of the same case (or claim) with an `ends`
     action or by an `ends_roles` role. Met when that came within the deadline; breached
     when it came later or has not come and the deadline has passed; still running
-    otherwise (not judged). `deadline` names the policy setting."""
+    otherwise (not judged). `deadline` names the clock (a `domain.sla.SlaClock`).
+
+    Two variants (migration 013): with `while_status`, a clock runs while the case is in
+    one of them, from entering (or the previous clock's end) to an `ends` action or
+    leaving; with `due`, the clock is due at a date (`due` names its source) rather than
+    after a length, and a start action that is also an end ends it at once."""
 
     rule: str
     what: str
-    deadline: str
+    deadline: SlaClockName
     starts: frozenset[str]
     ends: frozenset[str] = frozenset()
     ends_roles: frozenset[str] = frozenset()
     # The carrier claim's own ledger (claim_events) rather than the case's.
     on_claims: bool = False
+    while_status: frozenset[str] = frozenset()
+    due: str | None = None
+    # The policy setting giving the deadline's length, when it is not named `deadline`.
+    length_setting: str | None = None
+
+    @property
+    def setting(self) -> str:
+        return self.length_setting or self.deadline.value
 
 
+_A = LedgerAction
 SLA_CLOCKS = (
-    SlaClock("R10", "a person reviews a merchant-fault case", "review_deadline",
-             starts=frozenset({"review_started"}), ends_roles=STAFF_ROLES),
-    SlaClock("R13", "the returned parcel is inspected", "inspection_deadline",
-             starts=frozenset({"parcel_received"}),
-             ends=frozenset({"inspection_passed", "inspection_failed"})),
+    SlaClock("R10", "a person reviews a merchant-fault case", SlaClockName.REVIEW,
+             starts=frozenset({_A.REVIEW_STARTED}), ends_roles=STAFF_ROLES),
+    SlaClock("R13", "the returned parcel is inspected", SlaClockName.INSPECTION,
+             starts=frozenset({_A.PARCEL_RECEIVED}),
+             ends=frozenset({_A.INSPECTION_PASSED, _A.INSPECTION_FAILED})),
     SlaClock("R13", "the refund (or replacement) follows a passed inspection",
-             "refund_deadline", starts=frozenset({"inspection_passed"}),
-             ends=frozenset({"refund_issued", "refund_not_due", "replacement_shipped"})),
-    SlaClock("R18", "a supervisor acts on an escalated case", "supervisor_response",
-             starts=frozenset({"escalated"}), ends_roles=frozenset({"supervisor", "manager"})),
-    SlaClock("R15", "the carrier answers a filed claim", "carrier_silence_escalation",
-             starts=frozenset({"claim_filed"}), ends=frozenset({"carrier_answered"}),
+             SlaClockName.REFUND, starts=frozenset({_A.INSPECTION_PASSED}),
+             ends=frozenset({_A.REFUND_ISSUED, _A.REFUND_NOT_DUE, _A.REPLACEMENT_SHIPPED})),
+    SlaClock("R18", "a supervisor acts on an escalated case", SlaClockName.SUPERVISOR,
+             starts=frozenset({_A.ESCALATED}), ends_roles=frozenset({"supervisor", "manager"})),
+    SlaClock("R15", "the carrier answers a filed claim", SlaClockName.CARRIER_SILENCE,
+             starts=frozenset({_A.CLAIM_FILED}), ends=frozenset({_A.CARRIER_ANSWERED}),
              on_claims=True),
+    # From the opening of a case that needs a person (photos asked for, or review) to the
+    # first step a person takes on it; a customer's withdrawal first leaves nobody to
+    # contact. The call the workflow books at opening is not contact: nobody has called.
+    SlaClock("R10", "the customer hears from a person (first contact)",
+             SlaClockName.FIRST_CONTACT,
+             starts=frozenset({_A.EVIDENCE_REQUESTED, _A.REVIEW_STARTED}),
+             ends=frozenset({_A.WITHDRAWN}), ends_roles=STAFF_ROLES),
+    # Each day the case waits on the merchant is one clock: from entering a merchant-side
+    # status (or the previous update) to the next update or leaving the merchant side.
+    SlaClock("R14", "a progress update each day the case waits on the merchant",
+             SlaClockName.FOLLOW_UP, starts=frozenset(),
+             ends=frozenset({_A.PROGRESS_UPDATE_SENT}), while_status=MERCHANT_SIDE),
+    # Due at the carrier's own deadline (carrier_claims.file_deadline, counted from the
+    # delivery), not a length from the start; the policy's length is shown for reference.
+    SlaClock("R15", "the claim is filed within the carrier's deadline",
+             SlaClockName.CLAIM_FILING,
+             starts=frozenset({_A.CLAIM_FILED, _A.CLAIM_DEADLINE_MISSED}),
+             ends=frozenset({_A.CLAIM_FILED}), on_claims=True, due="claim_file_deadline",
+             length_setting="carrier_claim_deadline"),
 )  # fmt: skip

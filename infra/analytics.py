@@ -149,7 +149,7 @@ class AnalyticsStore:
                 reasons=await read.reasons(),
                 time_to_resolve=await read.time_to_resolve(),
                 sla=[
-                    await read.sla(clock, getattr(policy, clock.deadline), as_of)
+                    await read.sla(clock, getattr(policy, clock.setting), as_of)
                     for clock in SLA_CLOCKS
                 ],
                 money=await read.money(),
@@ -324,7 +324,7 @@ class ReportReader:
             params.append(value)
             return f"${len(params)}"
 
-        limit, now = f"{arg(deadline)}::interval", arg(as_of)
+        now = arg(as_of)
         if clock.on_claims:
             scope = (
                 "JOIN carrier_claims cc ON cc.claim_id = s.id "
@@ -334,12 +334,19 @@ class ReportReader:
             scope = "JOIN cases c ON c.case_id = s.id"
         # Each clock as the ledger triggers keep it (migration 012), not searched for in
         # the events: one row per started clock, its end already found.
+        # A clock due at a date (migration 013) is judged against it, the others against
+        # their length from the start.
+        if clock.due:
+            late, overdue = f"coalesce(s.ended_at, {now}) > s.due_at", f"{now} > s.due_at"
+        else:
+            limit = f"{arg(deadline)}::interval"
+            late = f"coalesce(s.ended_at, {now}) - s.started_at > {limit}"
+            overdue = f"{now} - s.started_at > {limit}"
         judged = f"""
-            SELECT s.id, s.started_at, s.ended_at,
-                   coalesce(s.ended_at, {now}) - s.started_at > {limit} AS breached
+            SELECT s.id, s.started_at, s.ended_at, {late} AS breached
             FROM sla_clocks s {scope}
-            WHERE s.clock = {arg(clock.deadline)} AND {_filtered(self._filters, params)}
-                  AND (s.ended_at IS NOT NULL OR {now} - s.started_at > {limit})"""
+            WHERE s.clock = {arg(clock.deadline.value)} AND {_filtered(self._filters, params)}
+                  AND (s.ended_at IS NOT NULL OR {overdue})"""
         # One pass: the counts over every judged clock (window counts, taken before the
         # LIMIT), and the newest breaches first.
         listed = await self._conn.fetch(

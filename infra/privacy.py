@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.ledger import LedgerAction
+
 # What an erased customer's free text reads afterwards.
 ERASED = "[erased on the customer's request]"
 # How long refused input is kept for a person to look at, and how long a closed case's
@@ -19,7 +21,7 @@ ERASED = "[erased on the customer's request]"
 REFUSED_INPUTS_RETENTION = timedelta(days=30)
 FREE_TEXT_RETENTION = timedelta(days=730)
 # The ledger event each erased case gets (R23: the erasure is on record too).
-_ERASURE_ACTION = "customer_erased"
+_ERASURE_ACTION = LedgerAction.CUSTOMER_ERASED
 
 
 class CustomerHasOpenCasesError(Exception):

@@ -68,12 +68,13 @@ async def an_event(
     *,
     role: str = "system",
     details: dict[str, Any] | None = None,
+    status: str = "x",
 ) -> None:
     await pool.execute(
         """INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action,
                                     status_after, details)
-           VALUES ($1, $2, $3, $4, $4, $5, 'x', $6)""",
-        case_id, seq, at, role, action, details or {},
+           VALUES ($1, $2, $3, $4, $4, $5, $7, $6)""",
+        case_id, seq, at, role, action, details or {}, status,
     )  # fmt: skip
 
 
@@ -198,8 +199,9 @@ async def test_r24_sla_compliance_per_rule_from_the_ledgers_timestamps(
     )
     assert breaches_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(breaches_csv.text)))
+    # R10 twice for the case nobody reviewed: no review, and no first contact in 24 h.
     assert sorted((r["rule"], r["case_id"]) for r in rows) == sorted(
-        [("R10", auto), ("R13", late_refund)]
+        [("R10", auto), ("R10", auto), ("R13", late_refund)]
     )
 
 
@@ -225,8 +227,12 @@ async def test_r24_carrier_claims_claimed_vs_recovered_and_the_carriers_silence(
     assert found["carrier_claims"] == [
         {"currency": "EUR", "claims": 1, "claimed_minor": 5000, "recovered_minor": 3000}
     ]
-    [silence] = [r for r in found["sla"] if r["rule"] == "R15"]
+    silence, filing = (
+        next(r for r in found["sla"] if r["what"].startswith(what))
+        for what in ("the carrier answers", "the claim is filed")
+    )
     assert (silence["met"], silence["breached"]) == (0, 1)  # answered after 38 days
+    assert (filing["met"], filing["breached"]) == (1, 0)  # filed 40 days before its deadline
 
 
 async def test_r24_satisfaction_per_dimension_and_its_weekly_trend(

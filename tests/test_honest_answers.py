@@ -33,6 +33,7 @@ from domain.case import (
     Role,
     ScanEvent,
 )
+from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.state import CaseStatus, EscalationLevel
 from domain.view import CaseView
@@ -110,7 +111,8 @@ async def test_of_two_approvals_sent_together_one_applies_and_the_other_is_refus
             assert applied[0].status is CaseStatus.AWAITING_SHIP_BACK
             # The validator's refusal, or the case's reason after admitting it.
             assert "awaiting_ship_back" in str(refused[0].cause)
-            approvals = [e for e in await events(pool, handle.id) if e["action"] == "approved"]
+            ledger = await events(pool, handle.id)
+            approvals = [e for e in ledger if e["action"] == LedgerAction.APPROVED]
             assert len(approvals) == 1
 
 
@@ -228,7 +230,7 @@ async def test_offers_sent_together_answer_what_each_paid_and_refuse_what_paid_n
                     assert "nothing left to refund" in cause.message
                     not_applied += 1
             ledger = await events(pool, handle.id)
-            assert sum(1 for e in ledger if e["action"] == "refund_not_due") == sum(
+            assert sum(1 for e in ledger if e["action"] == LedgerAction.REFUND_NOT_DUE) == sum(
                 1 for a in refused if isinstance(a.cause, ApplicationError)
                 and a.cause.type == NOT_APPLIED
             )  # fmt: skip
@@ -274,7 +276,8 @@ async def test_an_offer_admitted_as_the_case_closes_is_answered_before_the_case_
     assert "already closed (refunded)" in cause.message
     assert closed.status is CaseStatus.REFUNDED
     assert closed.refunded_total == eur(8_000)
-    ignored = [e for e in await events(pool, handle.id) if e["action"] == "message_ignored"]
+    ledger = await events(pool, handle.id)
+    ignored = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert [e["details"]["message"]["action_id"] for e in ignored] == ["c-late"]
     assert [w for w in warned if issubclass(w.category, UnfinishedUpdateHandlersWarning)] == []
 
@@ -317,5 +320,5 @@ async def test_a_rejection_admitted_while_the_auto_approval_runs_is_refused(  # 
     assert closed.auto_approved
     ledger = await events(pool, handle.id)
     assert "rejected" not in [e["action"] for e in ledger]
-    ignored = [e for e in ledger if e["action"] == "message_ignored"]
+    ignored = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert [e["details"]["message"]["action_id"] for e in ignored] == ["d-late"]

@@ -56,6 +56,7 @@ from domain.case import (
     ShippedBack,
 )
 from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
+from domain.ledger import LedgerAction
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus, Disposition
 from domain.view import CaseView
@@ -132,8 +133,8 @@ async def test_a_dock_scan_before_the_shipping_notice_counts_and_the_late_notice
         "approved", "parcel_received", "customer_shipped_back", "inspection_passed",
         "refund_issued",
     ]  # fmt: skip
-    assert not [e for e in ledger if e["action"] == "message_ignored"]
-    notice = next(e for e in ledger if e["action"] == "customer_shipped_back")
+    assert not [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
+    notice = next(e for e in ledger if e["action"] == LedgerAction.CUSTOMER_SHIPPED_BACK)
     assert (notice["rule_id"], notice["status_after"]) == ("R12", "awaiting_inspection")
     assert notice["details"]["late"] is True
     assert "dock-1" in notice["reason"]
@@ -186,14 +187,14 @@ async def test_a_parcel_sent_before_the_approval_is_held_and_counts_once_approve
         "message_held", "message_held", "approved", "customer_shipped_back",
         "parcel_received", "inspection_passed", "refund_issued",
     ]  # fmt: skip
-    held = [e for e in ledger if e["action"] == "message_held"]
+    held = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_HELD]
     assert [(e["rule_id"], e["status_after"]) for e in held] == [
         ("R12", "under_review"), ("R26", "under_review"),
     ]  # fmt: skip
-    received = next(e for e in ledger if e["action"] == "parcel_received")
+    received = next(e for e in ledger if e["action"] == LedgerAction.PARCEL_RECEIVED)
     assert received["details"]["scan_id"] == "dock-early"
     assert "counts from the approval" in received["reason"]
-    assert not [e for e in ledger if e["action"] == "message_ignored"]
+    assert not [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
 
 
 async def test_a_parcel_held_before_a_rejection_is_left_for_a_person(
@@ -219,7 +220,7 @@ async def test_a_parcel_held_before_a_rejection_is_left_for_a_person(
     assert result.held_messages == []
     ledger = await events(pool, result.case_id)
     assert applied(ledger)[-2:] == ["message_held", "rejected"]
-    [kept] = [e for e in ledger if e["action"] == "message_ignored"]
+    [kept] = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert kept["rule_id"] == "R26"
     assert kept["details"]["message"]["scan_id"] == "dock-early"
     assert "a person sends the parcel back to the customer (R20)" in kept["reason"]
@@ -253,10 +254,10 @@ async def test_an_inspection_before_the_dock_scan_is_the_receipt_and_the_dock_sc
     assert applied(ledger)[-4:] == [
         "customer_shipped_back", "parcel_received", "inspection_passed", "refund_issued",
     ]  # fmt: skip
-    received = next(e for e in ledger if e["action"] == "parcel_received")
+    received = next(e for e in ledger if e["action"] == LedgerAction.PARCEL_RECEIVED)
     assert received["details"]["scan_id"] == "qc-early"
     assert "inspection scan" in received["reason"]
-    [ignored] = [e for e in ledger if e["action"] == "message_ignored"]
+    [ignored] = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert ignored["rule_id"] == "R26"
     assert ignored["details"]["message"]["scan_id"] == "dock-late"
     assert "after the inspection scan qc-early" in ignored["reason"]
@@ -403,7 +404,7 @@ async def test_the_wrong_item_back_after_the_right_one_shipped_settles_the_excha
         "parcel_received", "inspection_passed", "price_difference_charged",
         "return_postage_paid", "replacement_shipped",
     ]  # fmt: skip
-    replacement = next(e for e in ledger if e["action"] == "replacement_shipped")
+    replacement = next(e for e in ledger if e["action"] == LedgerAction.REPLACEMENT_SHIPPED)
     assert reference in replacement["reason"]
     shipments = await pool.fetch(
         "SELECT purpose, reference FROM shipments WHERE case_id = $1", result.case_id
@@ -443,7 +444,7 @@ async def test_the_original_arriving_after_the_case_closed_is_kept_for_a_person(
     assert kept["payload"]["event"] == "parcel_received"
     matched = await pool.fetchval("SELECT count(*) FROM scans WHERE scan_id = $1", late.scan_id)
     assert matched == 0
-    assert (await events(pool, result.case_id))[-1]["action"] == "abandoned"
+    assert (await events(pool, result.case_id))[-1]["action"] == LedgerAction.ABANDONED
 
 
 async def test_a_lost_parcel_turning_up_is_recorded_before_and_kept_after_the_replacement(
@@ -466,7 +467,7 @@ async def test_a_lost_parcel_turning_up_is_recorded_before_and_kept_after_the_re
         )
         await eventually(
             lambda: events(pool, request.case_id),
-            lambda ledger: any(e["action"] == "message_ignored" for e in ledger),
+            lambda ledger: any(e["action"] == LedgerAction.MESSAGE_IGNORED for e in ledger),
         )
         await handle.execute_update(
             DamageClaimCase.choose_remedy, RemedyChoice(choice_id="r-1", remedy=Remedy.REPLACEMENT)
@@ -479,7 +480,7 @@ async def test_a_lost_parcel_turning_up_is_recorded_before_and_kept_after_the_re
     assert result.status is CaseStatus.REPLACED
     assert list(warehouse.shipped.values()) == [("SKU-42", 1)]
     ledger = await events(pool, request.case_id)
-    [found] = [e for e in ledger if e["action"] == "message_ignored"]
+    [found] = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert found["rule_id"] == "R26"
     assert found["details"]["message"]["scan_id"] == "found-1"
     assert "no parcel is expected while the case is awaiting_remedy_choice" in found["reason"]

@@ -20,6 +20,7 @@ from activities.payments import (
     SandboxPaymentProvider,
 )
 from domain.case import OpenCaseRequest
+from domain.ledger import LedgerAction
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from tests.conftest import a_request, eur
@@ -34,7 +35,7 @@ def an_entry(case: CaseState, seq: int, status: CaseStatus) -> LedgerEntry:
         occurred_at=NOW,
         actor="test",
         role="system",
-        action=f"step-{seq}",
+        action=LedgerAction.ASSIGNED,
         rule_id="R23",
         reason=None,
         details={},

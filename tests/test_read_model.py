@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import LedgerActivities
 from domain.case import Customer, Dispute, Reason
+from domain.ledger import LedgerAction
 from domain.state import CaseStatus, Escalation, EscalationLevel
 from infra.gateway import CaseGateway, UnknownCaseError
 from infra.policy_file import load_policy_file
@@ -187,7 +188,7 @@ async def test_r23_the_ledger_route_reads_the_trail_without_the_customers_words(
     events = staff.json()["events"]
     assert staff.status_code == 200
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert events[0]["action"] == "case_opened"
+    assert events[0]["action"] == LedgerAction.CASE_OPENED
     assert (events[0]["actor"], events[0]["role"], events[0]["rule_id"]) == (
         "customer",
         "customer",

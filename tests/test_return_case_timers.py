@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.notifications import RecordingNotifier, Template
 from activities.payments import SandboxPaymentProvider
 from domain.case import Grade, MissingItem, ScanEvent
+from domain.ledger import LedgerAction
 from domain.state import CaseStatus, Disposition
 from tests.conftest import a_request, eur
 from tests.helpers import events, open_case, scan, shipped, state_when
@@ -231,10 +232,10 @@ async def test_inspection_before_dock_scan_counts_as_receipt(
     assert result.status is CaseStatus.REFUNDED
     assert result.received_scan_id == "qc-early"
     ledger = await events(pool, request.case_id)
-    applied = [e["action"] for e in ledger if e["action"] != "message_ignored"]
+    applied = [e["action"] for e in ledger if e["action"] != LedgerAction.MESSAGE_IGNORED]
     assert applied[2:] == ["parcel_received", "inspection_passed", "refund_issued"]
     # The late dock scan is not applied, but it is not dropped either.
-    ignored = [e["reason"] for e in ledger if e["action"] == "message_ignored"]
+    ignored = [e["reason"] for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert len(ignored) == 1
     assert "dock-late" in ignored[0]
 
@@ -258,7 +259,8 @@ async def test_second_inspection_with_another_scan_id_is_recorded_not_applied(
         )
         result = await handle.result()
     assert result.status is CaseStatus.REJECTED
-    ignored = [e for e in await events(pool, request.case_id) if e["action"] == "message_ignored"]
+    ledger = await events(pool, request.case_id)
+    ignored = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert len(ignored) == 1
     assert "qc-regrade" in ignored[0]["reason"]
 

@@ -28,6 +28,7 @@ from domain.case import (
     RootCause,
     ScanEvent,
 )
+from domain.ledger import LedgerAction
 from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
 from tests.helpers import events, open_case, scan, state_when, under_review
@@ -152,7 +153,7 @@ async def test_wrong_item_return_apologises_with_a_coupon(
     assert state.status is CaseStatus.AWAITING_SHIP_BACK
     assert state.merchant_pays_shipping
     ledger = await events(pool, state.case_id)
-    apology = next(e for e in ledger if e["action"] == "apology_coupon_issued")
+    apology = next(e for e in ledger if e["action"] == LedgerAction.APOLOGY_COUPON_ISSUED)
     assert apology["details"]["root_cause"] == "picking_error"
 
 

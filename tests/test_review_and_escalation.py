@@ -32,6 +32,7 @@ from domain.case import (
     ScanEvent,
     ShippedBack,
 )
+from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus, EscalationLevel
@@ -452,7 +453,7 @@ async def test_an_extended_review_deadline_moves_the_auto_approval(
     assert approved.auto_approved
     assert extended.review_deadline is not None
     ledger = await events(pool, approved.case_id)
-    extension = next(e for e in ledger if e["action"] == "deadline_extended")
+    extension = next(e for e in ledger if e["action"] == LedgerAction.DEADLINE_EXTENDED)
     assert "lab report" in extension["reason"]
 
 

@@ -26,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import SandboxPaymentProvider
 from domain.case import CompensationOffer, Reason, Role
+from domain.ledger import LedgerAction
 from domain.state import CaseStatus
 from domain.view import CaseView
 from infra.edge_identity import refuse_unsafe_exposure
@@ -206,9 +207,9 @@ async def test_the_scanner_that_sent_the_scan_is_the_ledger_actor(
     assert sent.status_code == 202, sent.text
     received = await eventually(
         lambda: events(pool, case_id),
-        lambda rows: any(r["action"] == "parcel_received" for r in rows),
+        lambda rows: any(r["action"] == LedgerAction.PARCEL_RECEIVED for r in rows),
     )
-    [row] = [r for r in received if r["action"] == "parcel_received"]
+    [row] = [r for r in received if r["action"] == LedgerAction.PARCEL_RECEIVED]
     assert row["actor"] == "dock-1"
 
 

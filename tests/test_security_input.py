@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from api.app import MAX_BODY_BYTES
 from domain.case import Reason, Strict
+from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.policy import check_return_window
 from domain.policy_settings import PolicySettings
@@ -241,7 +242,7 @@ async def test_a_backdated_requested_at_is_judged_at_receipt_and_recorded_so_r1(
     # The request keeps both times: the caller's statement and our receipt.
     assert state["requested_at"] == body["requested_at"].replace("+00:00", "Z")
     assert now <= datetime.fromisoformat(state["request_received_at"]) <= datetime.now(UTC)
-    [opened] = [e for e in await events(pool, case_id) if e["action"] == "case_opened"]
+    [opened] = [e for e in await events(pool, case_id) if e["action"] == LedgerAction.CASE_OPENED]
     assert opened["details"]["r1_judged_by"] == "received_at"
 
 
@@ -259,7 +260,7 @@ async def test_a_requested_at_within_the_allowance_is_judged_as_requested_r1(
     case_id = case_id_of(body)
 
     async def opened() -> list[asyncpg.Record]:
-        return [e for e in await events(pool, case_id) if e["action"] == "case_opened"]
+        return [e for e in await events(pool, case_id) if e["action"] == LedgerAction.CASE_OPENED]
 
     [row] = await eventually(opened, lambda rows: len(rows) == 1)
     assert row["details"]["r1_judged_by"] == "requested_at"

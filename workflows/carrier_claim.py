@@ -19,6 +19,7 @@ from temporalio import workflow
 
 from activities.carrier import CarrierActivities, ChaseClaim, ClaimLedgerEntry, FileClaim
 from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
+from domain.ledger import Ledger, LedgerAction, check_ledger
 from domain.policy import (
     carrier_silence_deadline,
     claim_file_deadline,
@@ -107,7 +108,7 @@ class CarrierClaim:
         request = state.request
         if workflow.now() > state.file_deadline:
             await self._record(
-                "claim_deadline_missed",
+                LedgerAction.CLAIM_DEADLINE_MISSED,
                 rule="R15",
                 reason=f"the {request.carrier} deadline {state.file_deadline} has passed; "
                 "the loss stays with the merchant",
@@ -121,7 +122,7 @@ class CarrierClaim:
         )
         state.filed_at = workflow.now()
         await self._record(
-            "claim_filed",
+            LedgerAction.CLAIM_FILED,
             rule="R15",
             reason=f"filed with {request.carrier} for {request.amount} before the deadline "
             f"{state.file_deadline:%Y-%m-%d}",
@@ -143,7 +144,7 @@ class CarrierClaim:
         if label == "R15 carrier silent":
             state.escalated_at = workflow.now()
             await self._record(
-                "claim_escalated",
+                LedgerAction.CLAIM_ESCALATED,
                 rule="R15",
                 reason=f"no answer from {state.request.carrier} in "
                 f"{policy.carrier_silence_escalation.days} days (R18: to a supervisor)",
@@ -156,14 +157,16 @@ class CarrierClaim:
         )
         state.chases.append(workflow.now())
         await self._record(
-            "claim_chased", rule="R15", reason=f"chase {len(state.chases)}: no answer yet"
+            LedgerAction.CLAIM_CHASED,
+            rule="R15",
+            reason=f"chase {len(state.chases)}: no answer yet",
         )
 
     async def _answered(self, response: CarrierResponse) -> None:
         state = self._state
         if response.recovered.currency != state.request.amount.currency:
             await self._record(
-                "carrier_response_refused",
+                LedgerAction.CARRIER_RESPONSE_REFUSED,
                 rule="R15",
                 reason=f"response {response.response_id} is in {response.recovered.currency}, "
                 f"the claim in {state.request.amount.currency}",
@@ -171,7 +174,7 @@ class CarrierClaim:
             return
         state.response = response
         await self._record(
-            "carrier_answered",
+            LedgerAction.CARRIER_ANSWERED,
             rule="R15",
             reason=f"claimed {state.request.amount}, recovered {response.recovered}"
             + (f": {response.note}" if response.note else ""),
@@ -182,7 +185,7 @@ class CarrierClaim:
         state = self._state
         state.late_responses.append(response)
         await self._record(
-            "carrier_answered_after_close",
+            LedgerAction.CARRIER_ANSWERED_AFTER_CLOSE,
             rule="R15",
             reason=late_carrier_response_reason(
                 state.status, state.response, response, state.request.amount
@@ -190,8 +193,9 @@ class CarrierClaim:
         )
 
     async def _record(
-        self, action: str, *, rule: str, reason: str, status: ClaimStatus | None = None
+        self, action: LedgerAction, *, rule: str, reason: str, status: ClaimStatus | None = None
     ) -> None:
+        check_ledger(action, Ledger.CLAIM)
         state = self._state
         if status is not None:
             state.status = status

@@ -30,6 +30,7 @@ from domain.case import (
     WarehouseScan,
     Withdrawal,
 )
+from domain.ledger import LedgerAction, RefundPurpose
 from domain.money import Money
 from domain.policy import (
     NO_REVIEW_RULE,
@@ -451,7 +452,7 @@ class CaseWorkflow:
                 await self._complaint(message)
             case Withdrawal() if status in WITHDRAWABLE and not self._state.refunds:
                 await self._book.record(
-                    "withdrawn",
+                    LedgerAction.WITHDRAWN,
                     reason=f"the customer withdrew the request{': ' if message.reason else ''}"
                     f"{message.reason}",
                     status=CaseStatus.WITHDRAWN,
@@ -465,7 +466,7 @@ class CaseWorkflow:
             case Assignment() if not status.is_closed:
                 self._state.assigned_agent = message.agent
                 await self._book.record(
-                    "assigned", reason=f"assigned to {message.agent}",
+                    LedgerAction.ASSIGNED, reason=f"assigned to {message.agent}",
                     actor=message.actor, role=message.role.value,
                 )  # fmt: skip
             case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
@@ -473,7 +474,7 @@ class CaseWorkflow:
             case CallRequest() if not status.is_closed:
                 await self._book.schedule_call(message.purpose)
                 await self._book.record(
-                    "call_scheduled",
+                    LedgerAction.CALL_SCHEDULED,
                     rule="R16",
                     reason=f"call {self._state.calls_scheduled}: {message.purpose}",
                     actor=message.actor,
@@ -499,7 +500,7 @@ class CaseWorkflow:
     async def _ignore(self, message: CaseMessage, why: str) -> None:
         self._not_applied(message, why)
         await self._book.record(
-            "message_ignored",
+            LedgerAction.MESSAGE_IGNORED,
             rule="R26" if type(message).__name__ == "WarehouseScan" else None,
             reason=f"{type(message).__name__} {message_id(message)}: {why}",
             details={"message": message.model_dump(mode="json")},
@@ -518,7 +519,7 @@ class CaseWorkflow:
             else {}
         )
         await book.record(
-            "case_opened",
+            LedgerAction.CASE_OPENED,
             rule="R2",
             reason=f"{request.kind.value} ({request.reason.value}) requested via "
             f"{request.channel.value}",
@@ -530,7 +531,10 @@ class CaseWorkflow:
             state.decision_reason = window.reason
             await book.notify(Template.CASE_REFUSED, reason=window.reason or "")
             await book.record(
-                "request_refused", rule="R1", reason=window.reason, status=CaseStatus.REFUSED
+                LedgerAction.REQUEST_REFUSED,
+                rule="R1",
+                reason=window.reason,
+                status=CaseStatus.REFUSED,
             )
             return
         await book.notify(Template.CASE_ACKNOWLEDGED)  # R10: acknowledged at once
@@ -554,7 +558,7 @@ class CaseWorkflow:
                 Template.EVIDENCE_REQUESTED, deadline=state.evidence_deadline.isoformat()
             )
             await book.record(
-                "evidence_requested",
+                LedgerAction.EVIDENCE_REQUESTED,
                 rule="R6",
                 reason="merchant-fault and transit-damage cases start with the customer's photos",
                 status=CaseStatus.AWAITING_EVIDENCE,
@@ -569,7 +573,7 @@ class CaseWorkflow:
         state = self._state
         state.review_deadline = workflow.now() + state.policy.review_deadline
         await self._book.record(
-            "review_started", rule="R10", reason=reason, status=CaseStatus.UNDER_REVIEW
+            LedgerAction.REVIEW_STARTED, rule="R10", reason=reason, status=CaseStatus.UNDER_REVIEW
         )
 
     async def _evidence(self, evidence: EvidenceSubmitted) -> None:
@@ -578,7 +582,7 @@ class CaseWorkflow:
         if state.status is CaseStatus.AWAITING_EVIDENCE:
             state.review_deadline = workflow.now() + state.policy.review_deadline
             await self._book.record(
-                "evidence_received",
+                LedgerAction.EVIDENCE_RECEIVED,
                 rule="R6",
                 reason=f"{len(evidence.photos)} photo(s); review due within "
                 f"{state.policy.review_deadline}",
@@ -589,7 +593,7 @@ class CaseWorkflow:
             )
             return
         await self._book.record(
-            "more_evidence_received",
+            LedgerAction.MORE_EVIDENCE_RECEIVED,
             rule="R6",
             reason=f"{len(evidence.photos)} more photo(s) during review",
             actor=state.request.customer.customer_id,
@@ -605,7 +609,10 @@ class CaseWorkflow:
         )
         await self._book.notify(Template.CASE_ABANDONED, reason=state.decision_reason)
         await self._book.record(
-            "abandoned", rule="R6", reason=state.decision_reason, status=CaseStatus.ABANDONED
+            LedgerAction.ABANDONED,
+            rule="R6",
+            reason=state.decision_reason,
+            status=CaseStatus.ABANDONED,
         )
 
     async def _decided(self, decision: ReviewDecision) -> None:
@@ -626,7 +633,7 @@ class CaseWorkflow:
         state.decision_reason = f"R20: {decision.reason}"
         await self._book.notify(Template.CASE_REJECTED, reason=state.decision_reason)
         await self._book.record(
-            "rejected",
+            LedgerAction.REJECTED,
             rule="R20",
             reason=state.decision_reason,
             status=CaseStatus.REJECTED,
@@ -662,7 +669,7 @@ class CaseWorkflow:
             workflow.now() + state.policy.follow_up_interval
         )
         await self._book.record(
-            "progress_update_sent",
+            LedgerAction.PROGRESS_UPDATE_SENT,
             rule="R14",
             reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
         )
@@ -671,7 +678,7 @@ class CaseWorkflow:
         above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
         if above:
             await self._book.record(
-                "compensation_refused", rule="R17", reason=f"{offer.amount}: {above}",
+                LedgerAction.COMPENSATION_REFUSED, rule="R17", reason=f"{offer.amount}: {above}",
                 actor=offer.actor, role=offer.role.value,
             )  # fmt: skip
             if self._state.escalation.level is EscalationLevel.NONE:
@@ -687,7 +694,7 @@ class CaseWorkflow:
             offer.amount,
             rule="R17",
             reason=f"{offer.role.value} {offer.actor} granted {offer.amount}: {offer.reason}",
-            purpose="compensation",
+            purpose=RefundPurpose.COMPENSATION,
             closes_case=False,
             actor=offer.actor,
             role=offer.role.value,
@@ -711,7 +718,7 @@ class CaseWorkflow:
             raise ValueError(f"{field} is not set while its deadline runs")
         setattr(state, field, current + extension.extend_by)
         await self._book.record(
-            "deadline_extended",
+            LedgerAction.DEADLINE_EXTENDED,
             reason=f"{extension.deadline.value} deadline moved to {current + extension.extend_by}"
             f": {extension.reason}",
             actor=extension.actor,
@@ -744,7 +751,7 @@ class CaseWorkflow:
             now + state.policy.supervisor_response if level is EscalationLevel.SUPERVISOR else None
         )
         await self._book.record(
-            "escalated",
+            LedgerAction.ESCALATED,
             rule="R18",
             reason=f"to {level.value}: {reason}",
             actor=actor,
@@ -772,7 +779,7 @@ class CaseWorkflow:
         await self._book.notify(Template.APOLOGY_COUPON, amount=str(coupon))
         cause = state.root_cause.value if state.root_cause else "to be tagged (auto-approved)"
         await self._book.record(
-            "apology_coupon_issued",
+            LedgerAction.APOLOGY_COUPON_ISSUED,
             rule="R7",
             reason=f"coupon of {coupon} for shipping the wrong item; root cause {cause}",
             details={"coupon_minor": coupon.amount_minor, "root_cause": cause},
@@ -810,7 +817,7 @@ class CaseWorkflow:
                 state.dispute = message
                 state.closed_at = None
                 await self._book.record(
-                    "disputed",
+                    LedgerAction.DISPUTED,
                     rule="R19",
                     reason=f"the customer asks the platform to arbitrate: {message.reason}",
                     status=CaseStatus.IN_ARBITRATION,
@@ -830,7 +837,7 @@ class CaseWorkflow:
         await self._book.notify(Template.DISPUTE_RULED, reason=ruling.reason)
         if not ruling.favour_customer:
             await self._book.record(
-                "ruling_upholds_decision", rule="R19", reason=ruling.reason,
+                LedgerAction.RULING_UPHOLDS_DECISION, rule="R19", reason=ruling.reason,
                 status=CaseStatus.REJECTED, actor=ruling.actor, role=ruling.role.value,
             )  # fmt: skip
             return

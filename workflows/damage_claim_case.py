@@ -10,6 +10,7 @@ from temporalio.workflow import ParentClosePolicy
 from activities.notifications import Template
 from domain.case import Remedy, RemedyChoice
 from domain.claim import CarrierClaimRequest
+from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
 from domain.state import CaseMessage, CaseState, CaseStatus
 from domain.view import CaseView
@@ -58,7 +59,7 @@ class DamageClaimCase(CaseWorkflow):
         state.remedy_deadline = workflow.now() + state.policy.remedy_choice_window
         await self._book.notify(Template.REMEDY_OFFERED, deadline=state.remedy_deadline.isoformat())
         await self._book.record_approved(
-            "approved", approval, status=CaseStatus.AWAITING_REMEDY_CHOICE
+            LedgerAction.APPROVED, approval, status=CaseStatus.AWAITING_REMEDY_CHOICE
         )
 
     async def _open_carrier_claim(self) -> None:
@@ -66,7 +67,7 @@ class DamageClaimCase(CaseWorkflow):
         request = state.request
         if request.carrier is None:
             await self._book.record(
-                "carrier_claim_not_filed",
+                LedgerAction.CARRIER_CLAIM_NOT_FILED,
                 rule="R15",
                 reason="the order names no carrier to claim from",
             )
@@ -91,7 +92,7 @@ class DamageClaimCase(CaseWorkflow):
         )
         state.carrier_claim_id = claim_id
         await self._book.record(
-            "carrier_claim_opened",
+            LedgerAction.CARRIER_CLAIM_OPENED,
             rule="R8",
             reason=f"the carrier {request.carrier}, not the customer, bears the loss (R15)",
             details={"claim_id": claim_id},
@@ -126,10 +127,10 @@ class DamageClaimCase(CaseWorkflow):
                     self._book,
                     sku=state.request.sku,
                     quantity=state.request.quantity,
-                    purpose="replacement",
+                    purpose=ShipmentPurpose.REPLACEMENT,
                 )
                 await self._book.record(
-                    "replacement_shipped",
+                    LedgerAction.REPLACEMENT_SHIPPED,
                     rule="R8",
                     reason=f"replacement ({how}), shipment {reference}",
                     status=CaseStatus.REPLACED,

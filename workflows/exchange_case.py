@@ -11,6 +11,7 @@ from temporalio import workflow
 from activities.notifications import Template
 from activities.warehouse import StockQuery, WarehouseActivities
 from domain.case import ExchangeItem, Reason, RefundConsent
+from domain.ledger import LedgerAction, RefundPurpose, ShipmentPurpose
 from domain.policy import price_difference, refund_limit
 from domain.state import CaseMessage, CaseState, CaseStatus
 from domain.view import CaseView
@@ -55,10 +56,10 @@ class ExchangeCase(ItemBackCase):
             await self._apologise_for_wrong_item()
             reference = await send_to_customer(
                 self._book, sku=self._item.sku, quantity=self._state.request.quantity,
-                purpose="correct item",
+                purpose=ShipmentPurpose.CORRECT_ITEM,
             )  # fmt: skip
             await self._book.record(
-                "correct_item_shipped", rule="R7",
+                LedgerAction.CORRECT_ITEM_SHIPPED, rule="R7",
                 reason=f"{self._item.sku} sent at once ({reference}), before the wrong one "
                 "comes back",
             )  # fmt: skip
@@ -118,7 +119,7 @@ class ExchangeCase(ItemBackCase):
             Template.REFUND_CONSENT_REQUESTED, deadline=state.consent_deadline.isoformat()
         )
         await self._book.record(
-            "refund_consent_requested",
+            LedgerAction.REFUND_CONSENT_REQUESTED,
             rule="R22",
             reason=f"{item.sku} is out of stock; a refund needs the customer's consent",
             status=CaseStatus.AWAITING_REFUND_CONSENT,
@@ -131,7 +132,10 @@ class ExchangeCase(ItemBackCase):
             state.shipments[-1]
             if state.shipments
             else await send_to_customer(
-                self._book, sku=item.sku, quantity=state.request.quantity, purpose="exchange"
+                self._book,
+                sku=item.sku,
+                quantity=state.request.quantity,
+                purpose=ShipmentPurpose.EXCHANGE,
             )
         )
         difference = price_difference(state.request.paid, item.price)
@@ -144,17 +148,17 @@ class ExchangeCase(ItemBackCase):
             await refund(
                 self._book, difference.to_refund, rule="R22",
                 reason=f"{item.sku} costs {item.price}, {difference.to_refund} less than paid",
-                purpose="price_difference", closes_case=False,
+                purpose=RefundPurpose.PRICE_DIFFERENCE, closes_case=False,
             )  # fmt: skip
         postage = state.reimbursed_shipping
         if postage is not None:
             await refund(
                 self._book, postage, rule="R6",
                 reason=f"the return postage {postage}: the fault was ours",
-                purpose="return_postage", closes_case=False,
+                purpose=RefundPurpose.RETURN_POSTAGE, closes_case=False,
             )  # fmt: skip
         await self._book.record(
-            "replacement_shipped",
+            LedgerAction.REPLACEMENT_SHIPPED,
             rule="R22",
             reason=f"{item.sku} sent, shipment {reference}",
             status=CaseStatus.EXCHANGED,
@@ -178,5 +182,8 @@ class ExchangeCase(ItemBackCase):
         state = self._state
         state.next_stock_check = workflow.now() + _STOCK_CHECK_INTERVAL
         await self._book.record(
-            "waiting_for_stock", rule="R22", reason=why, status=CaseStatus.WAITING_FOR_STOCK
+            LedgerAction.WAITING_FOR_STOCK,
+            rule="R22",
+            reason=why,
+            status=CaseStatus.WAITING_FOR_STOCK,
         )

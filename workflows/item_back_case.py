@@ -19,6 +19,7 @@ from temporalio import workflow
 
 from activities.notifications import Template
 from domain.case import Reason, ScanEvent, ShippedBack, WarehouseScan
+from domain.ledger import LedgerAction
 from domain.policy import (
     inspection_clock_start,
     judge_changed_mind_inspection,
@@ -133,7 +134,7 @@ class ItemBackCase(CaseWorkflow):
             actor, role = state.request.customer.customer_id, "customer"
             details = {"event_id": message.event_id, "shipped_at": message.shipped_at.isoformat()}
         await self._book.record(
-            "message_held",
+            LedgerAction.MESSAGE_HELD,
             rule=rule,
             reason=f"{what} came while the case is {state.status.value}, before any "
             "decision: held, and applied if the case is approved",
@@ -174,7 +175,7 @@ class ItemBackCase(CaseWorkflow):
         state = self._state
         state.shipped_back = notice
         await self._book.record(
-            "customer_shipped_back",
+            LedgerAction.CUSTOMER_SHIPPED_BACK,
             rule="R12",
             reason=f"handed to {notice.carrier}, "
             + late_shipped_back_reason(notice.tracking_number, state.received_scan_id)
@@ -191,7 +192,7 @@ class ItemBackCase(CaseWorkflow):
     async def _shipped(self, notice: ShippedBack) -> None:
         self._state.shipped_back = notice
         await self._book.record(
-            "customer_shipped_back",
+            LedgerAction.CUSTOMER_SHIPPED_BACK,
             rule="R12",
             reason=f"handed to {notice.carrier}, tracking {notice.tracking_number}"
             + postage_note(notice.postage, self._state.request.paid, self._state.policy),
@@ -218,7 +219,7 @@ class ItemBackCase(CaseWorkflow):
         if held:
             reason += "; it came before the approval, so R13 counts from the approval"
         await self._book.record(
-            "parcel_received",
+            LedgerAction.PARCEL_RECEIVED,
             rule="R26",
             reason=reason,
             status=CaseStatus.AWAITING_INSPECTION,
@@ -261,7 +262,7 @@ class ItemBackCase(CaseWorkflow):
             state.decision_reason = verdict.reason
             await book.notify(Template.INSPECTION_FAILED, reason=verdict.reason)
         await book.record(
-            "inspection_passed" if verdict.passed else "inspection_failed",
+            LedgerAction.INSPECTION_PASSED if verdict.passed else LedgerAction.INSPECTION_FAILED,
             rule="R13" if verdict.passed else "R20",
             reason=verdict.reason,
             status=self._after_passed_inspection if verdict.passed else CaseStatus.REJECTED,

@@ -17,6 +17,7 @@ from domain.case import (
     ScanEvent,
     WarehouseScan,
 )
+from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
 from domain.policy import changed_mind_refund, refund_limit
 from domain.state import CaseMessage, CaseState, CaseStatus
@@ -77,7 +78,7 @@ class ReturnCase(ItemBackCase):
         match message:
             case ParcelDelivered() if status is CaseStatus.AWAITING_DELIVERY:
                 await self._book.record(
-                    "parcel_delivered",
+                    LedgerAction.PARCEL_DELIVERED,
                     rule="R4",
                     reason=f"delivered {message.delivered_at.isoformat()}: nothing to refund",
                     status=CaseStatus.DELIVERED,
@@ -88,7 +89,7 @@ class ReturnCase(ItemBackCase):
                 status is CaseStatus.INTERCEPTING
             ):
                 await self._book.record(
-                    "parcel_back",
+                    LedgerAction.PARCEL_BACK,
                     rule="R4",
                     reason="the intercepted parcel is back at the warehouse",
                     status=CaseStatus.REFUND_DUE,
@@ -109,14 +110,14 @@ class ReturnCase(ItemBackCase):
         )
         if cancelled:
             await self._book.record(
-                "shipment_cancelled",
+                LedgerAction.SHIPMENT_CANCELLED,
                 rule="R3",
                 reason="not shipped yet: the warehouse stopped it; refund at once",
                 status=CaseStatus.REFUND_DUE,
             )
             return
         await self._book.record(
-            "already_shipped",
+            LedgerAction.ALREADY_SHIPPED,
             rule="R3",
             reason="the parcel had already left: handled as an in-transit case (R4)",
         )
@@ -129,7 +130,7 @@ class ReturnCase(ItemBackCase):
             expected=expected.isoformat() if expected else "unknown",
         )
         await self._book.record_approved(
-            "awaiting_delivery", approval, status=CaseStatus.AWAITING_DELIVERY
+            LedgerAction.AWAITING_DELIVERY, approval, status=CaseStatus.AWAITING_DELIVERY
         )
 
     async def _intercept(self) -> None:
@@ -140,7 +141,7 @@ class ReturnCase(ItemBackCase):
             summary=f"ask {request.carrier or 'the carrier'} to return the parcel",
         )
         await self._book.record(
-            "intercept_requested",
+            LedgerAction.INTERCEPT_REQUESTED,
             rule="R4",
             reason=f"the customer insists: returned to sender ({reference}); refund once back",
             status=CaseStatus.INTERCEPTING,
@@ -154,17 +155,17 @@ class ReturnCase(ItemBackCase):
             raise ValueError("a missing_parts case names its part")
         if part.remedy is PartRemedy.REFUND:
             await self._book.record_approved(
-                "approved",
+                LedgerAction.APPROVED,
                 approval,
                 status=CaseStatus.REFUND_DUE,
                 reason=f"{approval.reason}; refund the part's value (R9)",
             )
             return
         reference = await send_to_customer(
-            self._book, sku=part.sku, quantity=1, purpose="missing part"
+            self._book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART
         )
         await self._book.record(
-            "missing_part_shipped",
+            LedgerAction.MISSING_PART_SHIPPED,
             rule="R9",
             reason=f"{approval.reason}; the missing {part.sku} was sent ({reference})",
             status=CaseStatus.REPLACED,
@@ -205,7 +206,7 @@ class ReturnCase(ItemBackCase):
         amount = self._amount_due()
         if amount.amount_minor == 0:
             await self._book.record(
-                "refund_not_due",
+                LedgerAction.REFUND_NOT_DUE,
                 rule="R21",
                 reason="nothing is left to refund (fees and earlier refunds)",
                 status=CaseStatus.REFUNDED,

@@ -11,6 +11,7 @@ from temporalio import workflow
 
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
+from domain.ledger import Ledger, LedgerAction, check_ledger, checked_details
 from domain.policy import next_contact_slot
 from domain.state import CaseState, CaseStatus
 from workflows import search_attributes as sa
@@ -48,7 +49,7 @@ class CaseBook:
 
     async def record(
         self,
-        action: str,
+        action: LedgerAction,
         *,
         rule: str | None = None,
         reason: str | None = None,
@@ -58,6 +59,9 @@ class CaseBook:
         details: dict[str, Any] | None = None,
     ) -> None:
         state = self.state
+        # A step may write only what docs/ledger.md documents (checked before any effect).
+        check_ledger(action, Ledger.CASE)
+        checked = checked_details(action, details or {})
         now = workflow.now()
         if status is not None:
             self._enter(status, now)
@@ -70,7 +74,7 @@ class CaseBook:
             action=action,
             rule_id=rule,
             reason=reason,
-            details=details or {},
+            details=checked,
             case=CaseSnapshot.of(state),
         )
         # Short, idempotent PostgreSQL writes: as local activities they cost the server
@@ -83,7 +87,12 @@ class CaseBook:
         self.publish()
 
     async def record_approved(
-        self, action: str, approval: Approval, *, status: CaseStatus, reason: str | None = None
+        self,
+        action: LedgerAction,
+        approval: Approval,
+        *,
+        status: CaseStatus,
+        reason: str | None = None,
     ) -> None:
         """The step an approval leads to, in the approver's name."""
         await self.record(
@@ -117,7 +126,7 @@ class CaseBook:
         state = self.state
         if state.calls_scheduled >= state.policy.max_calls_per_case:
             await self.record(
-                "call_not_scheduled",
+                LedgerAction.CALL_NOT_SCHEDULED,
                 rule="R16",
                 reason=f"{purpose}: already {state.calls_scheduled} calls, the most per case",
             )

@@ -16,6 +16,7 @@ from activities.payments import (
     PaymentActivities,
     RefundOrder,
 )
+from domain.ledger import PAID_ACTION, LedgerAction, RefundPurpose
 from domain.money import Money
 from domain.policy import refund_limit
 from domain.state import CaseStatus, RefundReceipt
@@ -48,7 +49,7 @@ async def refund(
     *,
     rule: str,
     reason: str,
-    purpose: str = "refund",
+    purpose: RefundPurpose = RefundPurpose.REFUND,
     closes_case: bool = True,
     actor: str | None = None,
     role: str | None = None,
@@ -97,7 +98,7 @@ async def refund(
         amount=str(amount),
     )
     await book.record(
-        "refund_issued" if closes_case else f"{purpose}_paid",
+        LedgerAction.REFUND_ISSUED if closes_case else PAID_ACTION[purpose],
         rule=rule,
         reason=reason,
         status=CaseStatus.REFUNDED if closes_case else None,
@@ -114,7 +115,7 @@ async def _nothing_left(
     """R21: the limit is reached; a closing refund closes the case as refunded in full."""
     refunded = book.state.refunded_total
     await book.record(
-        "refund_not_due",
+        LedgerAction.REFUND_NOT_DUE,
         rule=f"{rule}, R21",
         reason=f"{reason}; nothing left to refund: {refunded} of {limit} already refunded",
         status=CaseStatus.REFUNDED if closes_case else None,
@@ -135,14 +136,14 @@ async def charge(book: CaseBook, amount: Money, *, rule: str, reason: str) -> No
     state.charges.append(
         RefundReceipt(
             idempotency_key=key,
-            purpose="price_difference",
+            purpose=RefundPurpose.PRICE_DIFFERENCE,
             amount=confirmation.amount,
             provider_reference=confirmation.provider_reference,
             refunded_at=workflow.now(),
         )
     )
     await book.record(
-        "price_difference_charged",
+        LedgerAction.PRICE_DIFFERENCE_CHARGED,
         rule=rule,
         reason=reason,
         details={"amount_minor": amount.amount_minor, "currency": amount.currency, "key": key},

@@ -5,6 +5,7 @@ from datetime import datetime
 from temporalio import workflow
 
 from activities.notifications import Template
+from domain.ledger import LedgerAction
 from domain.policy import ship_back_schedule
 from domain.state import CaseState, CaseStatus, ReminderSent
 from workflows.steps.casebook import Approval, CaseBook
@@ -29,7 +30,9 @@ async def open_ship_back_window(book: CaseBook, approval: Approval) -> None:
     await book.notify(
         Template.SHIP_BACK_INSTRUCTIONS, deadline=state.ship_back_deadline.isoformat()
     )
-    await book.record_approved("approved", approval, status=CaseStatus.AWAITING_SHIP_BACK)
+    await book.record_approved(
+        LedgerAction.APPROVED, approval, status=CaseStatus.AWAITING_SHIP_BACK
+    )
 
 
 async def ship_back_moment_passed(book: CaseBook) -> None:
@@ -48,7 +51,7 @@ async def ship_back_moment_passed(book: CaseBook) -> None:
         reminder=str(index + 1),
     )
     await book.record(
-        "ship_back_reminder_sent",
+        LedgerAction.SHIP_BACK_REMINDER_SENT,
         rule="R12",
         reason=f"reminder {index + 1}: not shipped {offset.days} days after approval",
     )
@@ -62,5 +65,8 @@ async def abandon(book: CaseBook) -> None:
     )
     await book.notify(Template.CASE_ABANDONED, reason=state.decision_reason)
     await book.record(
-        "abandoned", rule="R12", reason=state.decision_reason, status=CaseStatus.ABANDONED
+        LedgerAction.ABANDONED,
+        rule="R12",
+        reason=state.decision_reason,
+        status=CaseStatus.ABANDONED,
     )

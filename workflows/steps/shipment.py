@@ -1,11 +1,14 @@
 """Send a parcel to the customer (replacement, right item, missing part), once."""
 
 from activities.warehouse import ShipmentOrder, WarehouseActivities
+from domain.ledger import ShipmentPurpose
 from workflows.steps.casebook import CaseBook
 from workflows.steps.outside import call_outside
 
 
-async def send_to_customer(book: CaseBook, *, sku: str, quantity: int, purpose: str) -> str:
+async def send_to_customer(
+    book: CaseBook, *, sku: str, quantity: int, purpose: ShipmentPurpose
+) -> str:
     state = book.state
     key = f"{state.case_id}:ship:{len(state.shipments) + 1}"
     reference = await call_outside(

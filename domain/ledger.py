@@ -1,0 +1,401 @@
+"""The ledger's vocabulary (R23): every action a case or a carrier claim records, what
+each means, and the one shape of its `details`. Writers name actions by `LedgerAction`
+and have their details checked here, so no step writes a word or a shape this module
+does not document (docs/ledger.md is rendered from it). Values are the stored strings:
+SQL, reports and other stacks read them as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+
+from domain.case import Channel, Grade, MissingItem
+from domain.claim import ClaimStatus
+from domain.sla import SlaBreach
+from domain.state import CaseStatus, Disposition, EscalationLevel
+
+
+class LedgerAction(StrEnum):
+    # A case (case_events)
+    CASE_OPENED = "case_opened"
+    REQUEST_REFUSED = "request_refused"
+    EVIDENCE_REQUESTED = "evidence_requested"
+    EVIDENCE_RECEIVED = "evidence_received"
+    MORE_EVIDENCE_RECEIVED = "more_evidence_received"
+    REVIEW_STARTED = "review_started"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ABANDONED = "abandoned"
+    WITHDRAWN = "withdrawn"
+    ASSIGNED = "assigned"
+    CALL_SCHEDULED = "call_scheduled"
+    CALL_NOT_SCHEDULED = "call_not_scheduled"
+    DEADLINE_EXTENDED = "deadline_extended"
+    PROGRESS_UPDATE_SENT = "progress_update_sent"
+    ESCALATED = "escalated"
+    COMPENSATION_REFUSED = "compensation_refused"
+    MESSAGE_HELD = "message_held"
+    MESSAGE_IGNORED = "message_ignored"
+    SHIP_BACK_REMINDER_SENT = "ship_back_reminder_sent"
+    CUSTOMER_SHIPPED_BACK = "customer_shipped_back"
+    PARCEL_RECEIVED = "parcel_received"
+    INSPECTION_PASSED = "inspection_passed"
+    INSPECTION_FAILED = "inspection_failed"
+    REFUND_ISSUED = "refund_issued"
+    REFUND_NOT_DUE = "refund_not_due"
+    COMPENSATION_PAID = "compensation_paid"
+    PRICE_DIFFERENCE_PAID = "price_difference_paid"
+    RETURN_POSTAGE_PAID = "return_postage_paid"
+    PRICE_DIFFERENCE_CHARGED = "price_difference_charged"
+    SHIPMENT_CANCELLED = "shipment_cancelled"
+    ALREADY_SHIPPED = "already_shipped"
+    AWAITING_DELIVERY = "awaiting_delivery"
+    PARCEL_DELIVERED = "parcel_delivered"
+    INTERCEPT_REQUESTED = "intercept_requested"
+    PARCEL_BACK = "parcel_back"
+    MISSING_PART_SHIPPED = "missing_part_shipped"
+    APOLOGY_COUPON_ISSUED = "apology_coupon_issued"
+    CORRECT_ITEM_SHIPPED = "correct_item_shipped"
+    REFUND_CONSENT_REQUESTED = "refund_consent_requested"
+    WAITING_FOR_STOCK = "waiting_for_stock"
+    REPLACEMENT_SHIPPED = "replacement_shipped"
+    CARRIER_CLAIM_OPENED = "carrier_claim_opened"
+    CARRIER_CLAIM_NOT_FILED = "carrier_claim_not_filed"
+    DISPUTED = "disputed"
+    RULING_UPHOLDS_DECISION = "ruling_upholds_decision"
+    CUSTOMER_ERASED = "customer_erased"
+    # A carrier claim (claim_events)
+    CLAIM_FILED = "claim_filed"
+    CLAIM_DEADLINE_MISSED = "claim_deadline_missed"
+    CLAIM_CHASED = "claim_chased"
+    CLAIM_ESCALATED = "claim_escalated"
+    CARRIER_ANSWERED = "carrier_answered"
+    CARRIER_RESPONSE_REFUSED = "carrier_response_refused"
+    CARRIER_ANSWERED_AFTER_CLOSE = "carrier_answered_after_close"
+
+
+class RefundPurpose(StrEnum):
+    """Why money goes to (or, for a price difference, comes from) the customer; the
+    `purpose` of a case's refunds and charges."""
+
+    REFUND = "refund"
+    COMPENSATION = "compensation"
+    PRICE_DIFFERENCE = "price_difference"
+    RETURN_POSTAGE = "return_postage"
+
+
+# What a refund that leaves the case open records: one action per purpose.
+PAID_ACTION: dict[RefundPurpose, LedgerAction] = {
+    RefundPurpose.COMPENSATION: LedgerAction.COMPENSATION_PAID,
+    RefundPurpose.PRICE_DIFFERENCE: LedgerAction.PRICE_DIFFERENCE_PAID,
+    RefundPurpose.RETURN_POSTAGE: LedgerAction.RETURN_POSTAGE_PAID,
+}
+
+
+class ShipmentPurpose(StrEnum):
+    """Why a parcel goes out to the customer (the `purpose` of a `shipments` row)."""
+
+    MISSING_PART = "missing part"
+    REPLACEMENT = "replacement"
+    CORRECT_ITEM = "correct item"
+    EXCHANGE = "exchange"
+
+
+# What each purpose means (docs/ledger.md).
+PURPOSES: dict[RefundPurpose | ShipmentPurpose, str] = {
+    RefundPurpose.REFUND: "the case's refund, which closes it (R13, R21)",
+    RefundPurpose.COMPENSATION: "goodwill within the authority limits (R17, R18)",
+    RefundPurpose.PRICE_DIFFERENCE: "an exchange's price difference, charged or paid (R22)",
+    RefundPurpose.RETURN_POSTAGE: "the return postage paid back: the fault was ours (R6)",
+    ShipmentPurpose.MISSING_PART: "the part missing from the delivery (R9)",
+    ShipmentPurpose.REPLACEMENT: "a damaged or lost item replaced (R8)",
+    ShipmentPurpose.CORRECT_ITEM: "the right item, before the wrong one is back (R7)",
+    ShipmentPurpose.EXCHANGE: "the item asked for in exchange (R22)",
+}
+
+
+# The ledger stores times as Python writes them (`isoformat()`), as it always has.
+IsoTime = Annotated[AwareDatetime, PlainSerializer(datetime.isoformat, return_type=str)]
+
+
+class Details(BaseModel):
+    """The `details` of one action: only the fields it documents."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CaseOpenedDetails(Details):
+    channel: Channel
+    request_id: str
+    # R1: which moment the window was judged by (`requested_at` or `received_at`), and it.
+    r1_judged_by: str | None = None
+    r1_judged_at: IsoTime | None = None
+
+
+class EvidenceDetails(Details):
+    event_id: str
+    photos: list[str]
+
+
+class EscalatedDetails(Details):
+    level: EscalationLevel
+    request: str | None = None  # a person's words asking for it
+    complaint: str | None = None  # the customer's complaint
+    breach: SlaBreach | None = None  # the deadline that passed, when a breach escalated it
+
+
+class MessageIgnoredDetails(Details):
+    message: dict[str, Any]  # the message as received, its type's own fields
+
+
+class MessageHeldDetails(Details):
+    """A scan (scan_id, scanned_at) or a shipping notice (event_id, shipped_at)."""
+
+    scan_id: str | None = None
+    scanned_at: IsoTime | None = None
+    event_id: str | None = None
+    shipped_at: IsoTime | None = None
+
+
+class ShippedBackDetails(Details):
+    event_id: str
+    shipped_at: IsoTime
+    late: bool | None = None  # true: the notice came after the parcel's dock scan
+
+
+class ParcelReceivedDetails(Details):
+    scan_id: str
+    station: str
+    scanned_at: IsoTime
+
+
+class InspectionDetails(Details):
+    scan_id: str
+    station: str
+    grade: Grade
+    disposition: Disposition  # R27
+    photos: int  # how many photos the inspector took
+    missing_items: list[MissingItem]  # R21: deducted from the refund
+
+
+class MoneyDetails(Details):
+    amount_minor: int
+    currency: str
+    key: str  # the payment's idempotency key
+
+
+class ParcelBackDetails(Details):
+    scan_id: str
+
+
+class ApologyCouponDetails(Details):
+    coupon_minor: int
+    root_cause: str  # a RootCause, or why none is tagged yet
+
+
+class CarrierClaimOpenedDetails(Details):
+    claim_id: str
+
+
+class CustomerErasedDetails(Details):
+    data_keys_destroyed: int
+
+
+DETAILS: dict[LedgerAction, type[Details]] = {
+    LedgerAction.CASE_OPENED: CaseOpenedDetails,
+    LedgerAction.EVIDENCE_RECEIVED: EvidenceDetails,
+    LedgerAction.MORE_EVIDENCE_RECEIVED: EvidenceDetails,
+    LedgerAction.ESCALATED: EscalatedDetails,
+    LedgerAction.MESSAGE_IGNORED: MessageIgnoredDetails,
+    LedgerAction.MESSAGE_HELD: MessageHeldDetails,
+    LedgerAction.CUSTOMER_SHIPPED_BACK: ShippedBackDetails,
+    LedgerAction.PARCEL_RECEIVED: ParcelReceivedDetails,
+    LedgerAction.INSPECTION_PASSED: InspectionDetails,
+    LedgerAction.INSPECTION_FAILED: InspectionDetails,
+    LedgerAction.REFUND_ISSUED: MoneyDetails,
+    LedgerAction.COMPENSATION_PAID: MoneyDetails,
+    LedgerAction.PRICE_DIFFERENCE_PAID: MoneyDetails,
+    LedgerAction.RETURN_POSTAGE_PAID: MoneyDetails,
+    LedgerAction.PRICE_DIFFERENCE_CHARGED: MoneyDetails,
+    LedgerAction.PARCEL_BACK: ParcelBackDetails,
+    LedgerAction.APOLOGY_COUPON_ISSUED: ApologyCouponDetails,
+    LedgerAction.CARRIER_CLAIM_OPENED: CarrierClaimOpenedDetails,
+    LedgerAction.CUSTOMER_ERASED: CustomerErasedDetails,
+}
+
+
+class UndocumentedEntry(ValueError):
+    """A step tried to record an action or details this module does not document."""
+
+
+def checked_details(action: LedgerAction, details: Mapping[str, Any]) -> dict[str, Any]:
+    """`details` as `action` documents them, ready for the ledger's jsonb; refused
+    (UndocumentedEntry) when a field is unknown, missing or of another type."""
+    model = DETAILS.get(action)
+    if model is None:
+        if details:
+            raise UndocumentedEntry(f"{action} records no details, got {sorted(details)}")
+        return {}
+    try:
+        checked = model.model_validate(dict(details))
+    except ValueError as error:
+        raise UndocumentedEntry(f"{action} details: {error}") from error
+    # Only what the writer gave: an optional field left out stays out of the row.
+    return checked.model_dump(mode="json", exclude_unset=True)
+
+
+class Ledger(StrEnum):
+    """Which table an action is recorded in."""
+
+    CASE = "case_events"
+    CLAIM = "claim_events"
+
+
+@dataclass(frozen=True)
+class ActionDoc:
+    meaning: str
+    rules: str
+    # The status the case (or claim) is in right after, where the action fixes it.
+    leads_to: tuple[CaseStatus | ClaimStatus, ...] = ()
+    ledger: Ledger = Ledger.CASE
+
+
+_A = LedgerAction
+_S = CaseStatus
+_C = ClaimStatus
+ACTIONS: dict[LedgerAction, ActionDoc] = {
+    _A.CASE_OPENED: ActionDoc("the customer's request opened the case", "R2, R1", (_S.OPENED,)),
+    _A.REQUEST_REFUSED: ActionDoc("refused: outside the return window", "R1", (_S.REFUSED,)),
+    _A.EVIDENCE_REQUESTED: ActionDoc(
+        "photos of the problem asked for before review", "R6", (_S.AWAITING_EVIDENCE,)
+    ),
+    _A.EVIDENCE_RECEIVED: ActionDoc(
+        "the customer's photos arrived; review starts", "R6, R10", (_S.UNDER_REVIEW,)
+    ),
+    _A.MORE_EVIDENCE_RECEIVED: ActionDoc("more photos arrived during review", "R6"),
+    _A.REVIEW_STARTED: ActionDoc("a person must review within 48 h", "R10", (_S.UNDER_REVIEW,)),
+    _A.APPROVED: ActionDoc(
+        "approved by a person, by silence (R11) or with no review needed",
+        "R10, R11, R5, R9",
+        (_S.AWAITING_SHIP_BACK, _S.AWAITING_REMEDY_CHOICE, _S.REFUND_DUE),
+    ),
+    _A.REJECTED: ActionDoc("rejected by a person, with the reason", "R20", (_S.REJECTED,)),
+    _A.ABANDONED: ActionDoc(
+        "closed: no photos (R6) or no parcel sent back (R12) in time", "R6, R12", (_S.ABANDONED,)
+    ),
+    _A.WITHDRAWN: ActionDoc("the customer withdrew the request", "", (_S.WITHDRAWN,)),
+    _A.ASSIGNED: ActionDoc("assigned to an agent", ""),
+    _A.CALL_SCHEDULED: ActionDoc("a call to the customer booked in call hours", "R16"),
+    _A.CALL_NOT_SCHEDULED: ActionDoc("a call not booked: the case had its most calls", "R16"),
+    _A.DEADLINE_EXTENDED: ActionDoc("an operator gave more time, with a reason", ""),
+    _A.PROGRESS_UPDATE_SENT: ActionDoc(
+        "the daily update while the case waits on the merchant", "R14"
+    ),
+    _A.ESCALATED: ActionDoc(
+        "sent up the ladder: a complaint, a request, an authority limit, a dispute or a "
+        "deadline breached",
+        "R18",
+    ),
+    _A.COMPENSATION_REFUSED: ActionDoc("an offer above the agent's authority refused", "R17"),
+    _A.MESSAGE_HELD: ActionDoc(
+        "a parcel sent or scanned before the decision: held until the approval", "R12, R26"
+    ),
+    _A.MESSAGE_IGNORED: ActionDoc("a message that changes nothing now, with why", "R26, R20"),
+    _A.SHIP_BACK_REMINDER_SENT: ActionDoc("the customer reminded to send the parcel", "R12"),
+    _A.CUSTOMER_SHIPPED_BACK: ActionDoc(
+        "the customer handed the parcel to a carrier", "R12, R6", (_S.IN_RETURN_TRANSIT,)
+    ),
+    _A.PARCEL_RECEIVED: ActionDoc(
+        "the parcel scanned at the dock; inspection due in 48 h",
+        "R26, R13",
+        (_S.AWAITING_INSPECTION,),
+    ),
+    _A.INSPECTION_PASSED: ActionDoc(
+        "the inspection passed; the refund (or replacement) is due in 24 h",
+        "R13, R27",
+        (_S.REFUND_DUE, _S.EXCHANGE_DUE),
+    ),
+    _A.INSPECTION_FAILED: ActionDoc(
+        "the inspection failed, with the reason", "R20, R27", (_S.REJECTED,)
+    ),
+    _A.REFUND_ISSUED: ActionDoc("the case's refund paid, exactly once", "R21", (_S.REFUNDED,)),
+    _A.REFUND_NOT_DUE: ActionDoc(
+        "nothing left to refund within the case's limit", "R21", (_S.REFUNDED,)
+    ),
+    _A.COMPENSATION_PAID: ActionDoc("a goodwill payment within the authority limit", "R17"),
+    _A.PRICE_DIFFERENCE_PAID: ActionDoc("a cheaper exchange's difference paid back", "R22"),
+    _A.RETURN_POSTAGE_PAID: ActionDoc("the return postage paid back on an exchange", "R6"),
+    _A.PRICE_DIFFERENCE_CHARGED: ActionDoc("a dearer exchange's difference charged", "R22"),
+    _A.SHIPMENT_CANCELLED: ActionDoc(
+        "not shipped yet: the warehouse stopped the order", "R3", (_S.REFUND_DUE,)
+    ),
+    _A.ALREADY_SHIPPED: ActionDoc("too late to stop: handled as in transit", "R3, R4"),
+    _A.AWAITING_DELIVERY: ActionDoc(
+        "in transit: the expected date told and awaited", "R4", (_S.AWAITING_DELIVERY,)
+    ),
+    _A.PARCEL_DELIVERED: ActionDoc("the awaited parcel arrived", "R4", (_S.DELIVERED,)),
+    _A.INTERCEPT_REQUESTED: ActionDoc(
+        "the customer insists: returned to sender", "R4", (_S.INTERCEPTING,)
+    ),
+    _A.PARCEL_BACK: ActionDoc("the intercepted parcel is back; refund due", "R4", (_S.REFUND_DUE,)),
+    _A.MISSING_PART_SHIPPED: ActionDoc("the missing part sent", "R9", (_S.REPLACED,)),
+    _A.APOLOGY_COUPON_ISSUED: ActionDoc("a wrong item: coupon and root cause", "R7"),
+    _A.CORRECT_ITEM_SHIPPED: ActionDoc("the right item sent before the wrong one is back", "R7"),
+    _A.REFUND_CONSENT_REQUESTED: ActionDoc(
+        "out of stock: a refund needs the customer's consent",
+        "R22",
+        (_S.AWAITING_REFUND_CONSENT,),
+    ),
+    _A.WAITING_FOR_STOCK: ActionDoc("the exchange waits for stock", "R22", (_S.WAITING_FOR_STOCK,)),
+    _A.REPLACEMENT_SHIPPED: ActionDoc(
+        "the replacement (or exchanged item) sent", "R8, R22", (_S.REPLACED, _S.EXCHANGED)
+    ),
+    _A.CARRIER_CLAIM_OPENED: ActionDoc("a claim against the carrier started", "R8, R15"),
+    _A.CARRIER_CLAIM_NOT_FILED: ActionDoc("no carrier named: nothing to claim", "R15"),
+    _A.DISPUTED: ActionDoc(
+        "the customer took the rejection to arbitration", "R19", (_S.IN_ARBITRATION,)
+    ),
+    _A.RULING_UPHOLDS_DECISION: ActionDoc("the arbiter kept the rejection", "R19", (_S.REJECTED,)),
+    _A.CUSTOMER_ERASED: ActionDoc(
+        "the customer's personal data erased (GDPR art. 17); written by the erasure", "R23"
+    ),
+    _A.CLAIM_FILED: ActionDoc(
+        "filed with the carrier before its deadline",
+        "R15",
+        (_C.AWAITING_CARRIER,),
+        Ledger.CLAIM,
+    ),
+    _A.CLAIM_DEADLINE_MISSED: ActionDoc(
+        "the carrier's deadline had passed: the loss stays with the merchant",
+        "R15",
+        (_C.DEADLINE_MISSED,),
+        Ledger.CLAIM,
+    ),
+    _A.CLAIM_CHASED: ActionDoc("the carrier chased (every 7 days)", "R15", (), Ledger.CLAIM),
+    _A.CLAIM_ESCALATED: ActionDoc(
+        "the carrier silent for 30 days: to a supervisor", "R15, R18", (), Ledger.CLAIM
+    ),
+    _A.CARRIER_ANSWERED: ActionDoc(
+        "the carrier's answer: claimed and recovered",
+        "R15",
+        (_C.SETTLED, _C.DECLINED),
+        Ledger.CLAIM,
+    ),
+    _A.CARRIER_RESPONSE_REFUSED: ActionDoc(
+        "an answer in another currency than the claim's", "R15", (), Ledger.CLAIM
+    ),
+    _A.CARRIER_ANSWERED_AFTER_CLOSE: ActionDoc(
+        "an answer after the close: recorded, reopens nothing", "R15", (), Ledger.CLAIM
+    ),
+}
+
+
+def check_ledger(action: LedgerAction, ledger: Ledger) -> None:
+    """A claim's action is recorded on the claim, a case's on the case."""
+    if ACTIONS[action].ledger is not ledger:
+        raise UndocumentedEntry(f"{action} is recorded in {ACTIONS[action].ledger}, not {ledger}")
