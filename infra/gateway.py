@@ -257,7 +257,7 @@ class CaseGateway:
             )
         received = request.model_copy(update={"received_at": datetime.now(UTC)})
         if refusal := future_request_refusal(received, self.policy_for(received)):
-            raise ReceiptRefusedError(None, refusal)
+            raise ReceiptRefusedError(None, refusal.text)
         return received
 
     async def _stored_request(self, again: OpenCaseRequest) -> OpenCaseRequest:

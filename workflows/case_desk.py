@@ -36,7 +36,7 @@ from domain.policy import (
     agent_limit_refusal,
     escalation_target,
     refund_limit,
-    unapplied_scan_reason,
+    unapplied_scan_refusal,
 )
 from domain.state import (
     EXTENDABLE,
@@ -254,7 +254,7 @@ class CaseDesk:
         above = agent_limit_refusal(offer.role, offer.amount, state.policy)
         if above:
             await self.book.record(
-                "compensation_refused", rule="R17", reason=f"{offer.amount}: {above}",
+                "compensation_refused", rule=above.rule, reason=f"{offer.amount}: {above.text}",
                 actor=offer.actor, role=offer.role.value,
             )  # fmt: skip
             if state.escalation.level is EscalationLevel.NONE:
@@ -366,12 +366,12 @@ class CaseDesk:
         state = self.state
         status = state.status.value + (" (closed)" if state.status.is_closed else "")
         if isinstance(message, WarehouseScan):
-            return unapplied_scan_reason(
+            return unapplied_scan_refusal(
                 message.event,
                 status,
                 received_scan_id=state.received_scan_id,
                 inspection_scan_id=state.inspection.scan_id if state.inspection else None,
-            )
+            ).text
         if state.status.is_closed:
             return f"the case is already closed ({state.status.value})"
         return f"nothing to do while the case is {status}"

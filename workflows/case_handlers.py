@@ -25,7 +25,7 @@ from domain.case import (
     WarehouseScan,
     Withdrawal,
 )
-from domain.policy import agent_limit_refusal, compensation_refusal, refund_limit
+from domain.policy import RefusalKind, agent_limit_refusal, compensation_refusal, refund_limit
 from domain.state import EXTENDABLE, CaseState, CaseStatus, EscalationLevel
 from domain.view import CaseView
 from workflows.case_desk import CaseDesk
@@ -113,7 +113,7 @@ class CaseHandlers:
         view = await self._inbox.accept_and_wait(offer)
         above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
         if above:
-            raise ApplicationError(above, type=AUTHORITY_LIMIT, non_retryable=True)
+            raise ApplicationError(above.text, type=AUTHORITY_LIMIT, non_retryable=True)
         return view
 
     @offer_compensation.validator
@@ -133,8 +133,8 @@ class CaseHandlers:
             state.policy,
         )
         # R18: an agent's offer above their limit is let in, to be refused and escalated.
-        if refusal and refusal != agent_limit_refusal(offer.role, offer.amount, state.policy):
-            raise ValueError(refusal)
+        if refusal and refusal.kind is not RefusalKind.ABOVE_AGENT_LIMIT:
+            raise ValueError(refusal.text)
 
     @workflow.update
     async def escalate(self, request: EscalationRequest) -> CaseView:
