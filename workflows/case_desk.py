@@ -38,6 +38,7 @@ from domain.policy import (
     refund_limit,
     unapplied_scan_refusal,
 )
+from domain.sla import SlaBreach, SlaClock
 from domain.state import (
     EXTENDABLE,
     WITHDRAWABLE,
@@ -52,6 +53,13 @@ from workflows.case_run import CaseRun
 from workflows.steps.casebook import MERCHANT_SIDE, CaseBook
 from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
+
+# How the ledger's escalation reason names each deadline a case can breach.
+_BREACH_WORDS = {
+    SlaClock.EXPECTED_DELIVERY: "R4 delivery",
+    SlaClock.INSPECTION: "R13 inspection",
+    SlaClock.REFUND: "R13 refund",
+}
 
 
 class Turn(Enum):
@@ -346,9 +354,14 @@ class CaseDesk:
         if role in (Role.SUPERVISOR, Role.MANAGER):
             self.state.escalation.respond_by = None
 
-    async def sla_breached(self, what: str) -> None:
-        self.state.sla_breaches.append(what)
-        await self.escalate(f"{what} deadline breached")
+    async def sla_breached(self, clock: SlaClock, due_at: datetime) -> None:
+        """A deadline passed with its step not done: recorded as data, and escalated."""
+        breach = SlaBreach(clock=clock, due_at=due_at, breached_at=workflow.now())
+        self.state.sla_breaches.append(breach)
+        await self.escalate(
+            f"{_BREACH_WORDS[clock]} deadline breached",
+            details={"breach": breach.model_dump(mode="json")},
+        )
 
     # ---- messages that change nothing -------------------------------------------------
 

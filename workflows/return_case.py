@@ -23,6 +23,7 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.policy import changed_mind_refund, refund_limit
+from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus
 from workflows.case_desk import Due, Turn
 from workflows.case_handlers import ItemBackHandlers
@@ -158,8 +159,10 @@ class ReturnCase(ItemBackHandlers):
                 (ParcelDelivered, InterceptRequested, WarehouseScan), self._delivery_due
             )
             match turn:
-                case Turn.DUE:
-                    await desk.sla_breached("R4 delivery")
+                case Turn.DUE if state.request.expected_delivery_at is not None:
+                    await desk.sla_breached(
+                        SlaClock.EXPECTED_DELIVERY, state.request.expected_delivery_at
+                    )
                 case ParcelDelivered() if state.status is CaseStatus.AWAITING_DELIVERY:
                     await desk.book.record(
                         "parcel_delivered",
@@ -190,7 +193,7 @@ class ReturnCase(ItemBackHandlers):
         if (
             state.status is not CaseStatus.AWAITING_DELIVERY
             or expected is None
-            or "R4 delivery" in state.sla_breaches
+            or state.breached(SlaClock.EXPECTED_DELIVERY)
         ):
             return None
         return Due(expected, "R4 expected delivery")
@@ -249,7 +252,9 @@ class ReturnCase(ItemBackHandlers):
         if deadline is None:
             return None
         return Watchdog(
-            deadline, "R13 refund deadline", lambda: self._desk.sla_breached("R13 refund")
+            deadline,
+            "R13 refund deadline",
+            lambda: self._desk.sla_breached(SlaClock.REFUND, deadline),
         )
 
     async def _refund_the_return(self) -> None:

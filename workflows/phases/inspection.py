@@ -5,6 +5,7 @@ decides whether the money or the replacement is due, and where the item goes."""
 from __future__ import annotations
 
 from domain.case import ShippedBack, WarehouseScan
+from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus
 from workflows.case_desk import CaseDesk, Due, Turn
 from workflows.phases import parcel_back
@@ -19,13 +20,13 @@ async def inspection(desk: CaseDesk, *, passed: CaseStatus) -> None:
         match turn:
             case Turn.CLOSED:
                 return
-            case Turn.DUE:
-                await desk.sla_breached("R13 inspection")
+            case Turn.DUE if state.inspection_deadline is not None:
+                await desk.sla_breached(SlaClock.INSPECTION, state.inspection_deadline)
             case WarehouseScan() | ShippedBack():
                 await parcel_back.take(desk, turn, passed=passed)
 
 
 def _due(state: CaseState) -> Due | None:
-    if state.inspection_deadline is None or "R13 inspection" in state.sla_breaches:
+    if state.inspection_deadline is None or state.breached(SlaClock.INSPECTION):
         return None
     return Due(state.inspection_deadline, "R13 inspection deadline")
