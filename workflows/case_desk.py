@@ -80,9 +80,10 @@ class Due:
 
 
 @dataclass(frozen=True)
-class _DeskDue:
+class _Pending:
     due: Due
-    act: Callable[[], Awaitable[None]]
+    # What the desk does when it comes; None for the phase's own deadline (the phase acts).
+    act: Callable[[], Awaitable[None]] | None
 
 
 def no_deadline() -> Due | None:
@@ -140,34 +141,31 @@ class CaseDesk:
         """Wait for a message or the next deadline; True if it was the phase's and came
         (the desk's own deadlines it acts on itself)."""
         state = self.state
-        dues = [_DeskDue(phase_due, self._no_act)] if phase_due else []
-        desk_dues = self._desk_dues()
-        dues = (dues + desk_dues) if phase_due and phase_due.first_on_a_tie else desk_dues + dues
-        if not dues:
+        phase = [_Pending(phase_due, act=None)] if phase_due else []
+        desk = self._desk_dues()
+        # min() keeps the first of equal deadlines.
+        pending = phase + desk if phase_due and phase_due.first_on_a_tie else desk + phase
+        if not pending:
             await workflow.wait_condition(lambda: bool(state.inbox) or self._history_is_long())
             return False
-        first = min(dues, key=lambda d: d.due.at)
+        first = min(pending, key=lambda p: p.due.at)
         if await wait_until(lambda: bool(state.inbox), first.due.at, first.due.summary):
             return False
-        if first.due is phase_due:
+        if first.act is None:
             return True
         await first.act()
         return False
 
-    @staticmethod
-    async def _no_act() -> None:
-        return None
-
-    def _desk_dues(self) -> list[_DeskDue]:
+    def _desk_dues(self) -> list[_Pending]:
         state = self.state
-        dues: list[_DeskDue] = []
+        dues: list[_Pending] = []
         if state.status in MERCHANT_SIDE and state.next_follow_up_at:
             dues.append(
-                _DeskDue(Due(state.next_follow_up_at, "R14 daily progress update"), self._follow_up)
+                _Pending(Due(state.next_follow_up_at, "R14 daily progress update"), self._follow_up)
             )
         if state.escalation.respond_by is not None and not state.status.is_closed:
             dues.append(
-                _DeskDue(
+                _Pending(
                     Due(state.escalation.respond_by, "R18 supervisor must act"),
                     self._supervisor_silent,
                 )

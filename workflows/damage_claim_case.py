@@ -22,7 +22,7 @@ from workflows.case_handlers import CaseHandlers
 from workflows.case_run import CaseRun
 from workflows.phases.after_close import after_close
 from workflows.phases.opening import open_case
-from workflows.phases.review import review
+from workflows.phases.review import ReviewOutcome, review
 from workflows.steps.casebook import Approval
 from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
@@ -38,7 +38,8 @@ class DamageClaimCase(CaseHandlers):
         approval = await open_case(desk, window_applies=False)
         reviewed = await review(desk, holds_parcels=False)
         # 2. Approved: the carrier claim starts (R8, R15) and the customer picks a remedy.
-        approval = approval or reviewed.approval
+        if reviewed.outcome is ReviewOutcome.APPROVED:
+            approval = reviewed.approval
         if approval is not None:
             await self._claim_from_the_carrier()
             await self._offer_remedies(approval)

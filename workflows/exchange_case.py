@@ -24,7 +24,7 @@ from workflows.phases import parcel_back
 from workflows.phases.after_close import after_close
 from workflows.phases.inspection import inspection
 from workflows.phases.opening import open_case
-from workflows.phases.review import review
+from workflows.phases.review import ReviewOutcome, review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.outside import call_outside
@@ -52,7 +52,8 @@ class ExchangeCase(ItemBackHandlers):
         reviewed = await review(desk, holds_parcels=True)
         # 2. Approved: a wrong item's replacement leaves at once (R7); the window to send
         #    the item back opens.
-        approval = approval or reviewed.approval
+        if reviewed.outcome is ReviewOutcome.APPROVED:
+            approval = reviewed.approval
         if approval is not None:
             if self._state.request.reason is Reason.WRONG_ITEM:
                 await self._send_the_right_item_at_once()

@@ -32,7 +32,7 @@ from workflows.phases import parcel_back
 from workflows.phases.after_close import after_close
 from workflows.phases.inspection import inspection
 from workflows.phases.opening import open_case
-from workflows.phases.review import review
+from workflows.phases.review import ReviewOutcome, review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.casebook import Approval
@@ -53,9 +53,21 @@ class ReturnCase(ItemBackHandlers):
         # 2. Evidence and review (R6, R10, R11); parcel news meanwhile is held (R12, R26).
         reviewed = await review(desk, holds_parcels=True)
         # 3. What the approval leads to depends on the reason (R3, R4, R7, R9).
-        approval = approval or reviewed.approval
+        if reviewed.outcome is ReviewOutcome.APPROVED:
+            approval = reviewed.approval
         if approval is not None:
-            await self._approved(approval)
+            match self._state.request.reason:
+                case Reason.NOT_SHIPPED_YET:
+                    await self._cancel_before_shipment()  # R3, or R4 if it already left
+                case Reason.NOT_RECEIVED:
+                    await self._expect_delivery(approval)  # R4
+                case Reason.MISSING_PARTS:
+                    await self._make_up_missing_part(approval)  # R9
+                case Reason.WRONG_ITEM:
+                    await apologise_for_wrong_item(desk)  # R7
+                    await open_ship_back_window(desk, approval, passed=_PASSED)
+                case _:
+                    await open_ship_back_window(desk, approval, passed=_PASSED)
         # 4. The parcel the customer still waits for: delivered, or intercepted (R4).
         await self._awaiting_delivery()
         # 5. Ship back (R12), then receipt and inspection (R13, R26, R27).
@@ -77,21 +89,6 @@ class ReturnCase(ItemBackHandlers):
         self._inbox.accept(request)
 
     # ---- 3. the approval, by reason ---------------------------------------------------
-
-    async def _approved(self, approval: Approval) -> None:
-        desk = self._desk
-        match self._state.request.reason:
-            case Reason.NOT_SHIPPED_YET:
-                await self._cancel_before_shipment()
-            case Reason.NOT_RECEIVED:
-                await self._expect_delivery(approval)
-            case Reason.MISSING_PARTS:
-                await self._make_up_missing_part(approval)
-            case Reason.WRONG_ITEM:
-                await apologise_for_wrong_item(desk)
-                await open_ship_back_window(desk, approval, passed=_PASSED)
-            case _:
-                await open_ship_back_window(desk, approval, passed=_PASSED)
 
     async def _cancel_before_shipment(self) -> None:
         """R3: stop the parcel at the warehouse, and refund at once."""
