@@ -18,8 +18,6 @@ async def inspection(desk: CaseDesk, *, passed: CaseStatus) -> None:
     while state.status is CaseStatus.AWAITING_INSPECTION:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _due(state))
         match turn:
-            case Turn.CLOSED:
-                return
             case Turn.DUE if state.inspection_deadline is not None:
                 await desk.sla_breached(SlaClock.INSPECTION, state.inspection_deadline)
             case WarehouseScan() | ShippedBack():

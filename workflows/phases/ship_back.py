@@ -31,14 +31,12 @@ async def open_ship_back_window(desk: CaseDesk, approval: Approval, *, passed: C
 
 async def ship_back(desk: CaseDesk, *, passed: CaseStatus) -> None:
     """Run until the parcel is at the warehouse, or the window closed (abandoned) or the
-    customer withdrew. `passed`: what a passed inspection leads to (an inspection scan
-    may be the first scan)."""
+    customer withdrew (the desk closed the case). `passed`: what a passed inspection
+    leads to (an inspection scan may be the first scan)."""
     state = desk.state
     while state.status in parcel_back.BEFORE_RECEIPT:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _next_due(state))
         match turn:
-            case Turn.CLOSED:
-                return
             case Turn.DUE:
                 await _moment_passed(desk)
             case WarehouseScan() | ShippedBack():
