@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from domain.case import (
@@ -20,6 +21,30 @@ from domain.claim import CarrierResponse, ClaimStatus
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import Disposition, EscalationLevel
+
+
+class RefusalKind(StrEnum):
+    """Why a rule says no, as something code can branch on (the text is for people)."""
+
+    REQUESTED_IN_THE_FUTURE = "requested_in_the_future"  # R1
+    NOT_STAFF = "not_staff"  # R17
+    ABOVE_AGENT_LIMIT = "above_agent_limit"  # R17
+    ABOVE_REFUND_LIMIT = "above_refund_limit"  # R21
+    # R26: a scan that changes nothing, and why.
+    DOCK_SCAN_AFTER_INSPECTION_RECEIPT = "dock_scan_after_inspection_receipt"
+    ALREADY_RECEIVED_AND_INSPECTED = "already_received_and_inspected"
+    ALREADY_RECEIVED = "already_received"
+    ALREADY_INSPECTED = "already_inspected"
+    NO_PARCEL_EXPECTED = "no_parcel_expected"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A rule's no: which rule, what kind of no, and the words a person reads (R20)."""
+
+    rule: str
+    kind: RefusalKind
+    text: str
 
 
 @dataclass(frozen=True)
@@ -60,15 +85,17 @@ def r1_moment(request: OpenCaseRequest, policy: PolicySettings) -> R1Moment:
     )
 
 
-def future_request_refusal(request: OpenCaseRequest, policy: PolicySettings) -> str | None:
+def future_request_refusal(request: OpenCaseRequest, policy: PolicySettings) -> Refusal | None:
     """R1: why a request that says it was made after we received it is refused, or None."""
     received = request.received_at
     if received is None or request.requested_at <= received + policy.clock_skew_allowance:
         return None
-    return (
-        f"requested_at: {request.requested_at.isoformat()} is later than our receipt "
+    return Refusal(
+        rule="R1",
+        kind=RefusalKind.REQUESTED_IN_THE_FUTURE,
+        text=f"requested_at: {request.requested_at.isoformat()} is later than our receipt "
         f"{received.isoformat()} by more than the {policy.clock_skew_allowance} of clock skew "
-        "allowed; a request cannot be made in the future (R1)"
+        "allowed; a request cannot be made in the future (R1)",
     )
 
 
@@ -203,32 +230,40 @@ def next_contact_slot(due: datetime, time_zone: str, hours: tuple[time, time]) -
     return datetime.combine(day, start, tzinfo=zone).astimezone(UTC)
 
 
-def agent_limit_refusal(role: Role, amount: Money, policy: PolicySettings) -> str | None:
+def agent_limit_refusal(role: Role, amount: Money, policy: PolicySettings) -> Refusal | None:
     """R17: why an agent may not grant this much alone, or None."""
     agent_limit = Money(
         amount_minor=policy.agent_compensation_limit_minor, currency=amount.currency
     )
     if role is Role.AGENT and not amount <= agent_limit:
-        return (
-            f"R17: {amount} is above the agent limit of {agent_limit}; "
-            "a supervisor must approve it (the case goes to a supervisor, R18)"
+        return Refusal(
+            rule="R17",
+            kind=RefusalKind.ABOVE_AGENT_LIMIT,
+            text=f"R17: {amount} is above the agent limit of {agent_limit}; "
+            "a supervisor must approve it (the case goes to a supervisor, R18)",
         )
     return None
 
 
 def compensation_refusal(
     role: Role, amount: Money, already_refunded: Money, limit: Money, policy: PolicySettings
-) -> str | None:
+) -> Refusal | None:
     """R17 + R21: why an operator may not grant this compensation, or None if they may."""
     if role not in STAFF:
-        return f"R17: only agents, supervisors and managers grant compensation, not {role}"
+        return Refusal(
+            rule="R17",
+            kind=RefusalKind.NOT_STAFF,
+            text=f"R17: only agents, supervisors and managers grant compensation, not {role}",
+        )
     above = agent_limit_refusal(role, amount, policy)
     if above:
         return above
     if not already_refunded + amount <= limit:
-        return (
-            f"R21: {amount} on top of {already_refunded} already refunded exceeds "
-            f"the case's refund limit of {limit}"
+        return Refusal(
+            rule="R21",
+            kind=RefusalKind.ABOVE_REFUND_LIMIT,
+            text=f"R21: {amount} on top of {already_refunded} already refunded exceeds "
+            f"the case's refund limit of {limit}",
         )
     return None
 
@@ -311,35 +346,46 @@ def inspection_clock_start(scanned_at: datetime, now: datetime, *, held: bool) -
     return now if held else min(scanned_at, now)
 
 
-def unapplied_scan_reason(
+def unapplied_scan_refusal(
     event: ScanEvent,
     status: str,
     *,
     received_scan_id: str | None,
     inspection_scan_id: str | None,
-) -> str:
+) -> Refusal:
     """R26: why a warehouse scan changes nothing, in words a warehouse clerk can act on."""
     if event is ScanEvent.PARCEL_RECEIVED and inspection_scan_id is not None:
         if received_scan_id == inspection_scan_id:
-            return (
+            return _scan_refusal(
+                RefusalKind.DOCK_SCAN_AFTER_INSPECTION_RECEIPT,
                 f"a dock scan after the inspection scan {inspection_scan_id}, which already "
-                "counted as the parcel's receipt (R26); nothing changes"
+                "counted as the parcel's receipt (R26); nothing changes",
             )
-        return (
+        return _scan_refusal(
+            RefusalKind.ALREADY_RECEIVED_AND_INSPECTED,
             f"the parcel was received (dock scan {received_scan_id}) and inspected (scan "
-            f"{inspection_scan_id}) already; another dock scan changes nothing (R26)"
+            f"{inspection_scan_id}) already; another dock scan changes nothing (R26)",
         )
     if event is ScanEvent.PARCEL_RECEIVED and received_scan_id is not None:
-        return (
+        return _scan_refusal(
+            RefusalKind.ALREADY_RECEIVED,
             f"the parcel was already received (dock scan {received_scan_id}); another dock "
-            "scan changes nothing (R26)"
+            "scan changes nothing (R26)",
         )
     if event is ScanEvent.INSPECTED and inspection_scan_id is not None:
-        return (
+        return _scan_refusal(
+            RefusalKind.ALREADY_INSPECTED,
             f"the item was already inspected (scan {inspection_scan_id}); a second inspection "
-            "is kept for a person and changes nothing (R26)"
+            "is kept for a person and changes nothing (R26)",
         )
-    return f"no parcel is expected while the case is {status}; kept for a person (R26)"
+    return _scan_refusal(
+        RefusalKind.NO_PARCEL_EXPECTED,
+        f"no parcel is expected while the case is {status}; kept for a person (R26)",
+    )
+
+
+def _scan_refusal(kind: RefusalKind, text: str) -> Refusal:
+    return Refusal(rule="R26", kind=kind, text=text)
 
 
 def late_shipped_back_reason(tracking_number: str, received_scan_id: str | None) -> str:

@@ -33,6 +33,7 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.policy_settings import PolicySettings
+from domain.sla import SlaBreach, SlaClock
 
 
 class CaseStatus(StrEnum):
@@ -209,7 +210,7 @@ class CaseState(BaseModel):
     received_scan_id: str | None = None
     inspection_deadline: datetime | None = None
     refund_deadline: datetime | None = None
-    sla_breaches: list[str] = Field(default_factory=list)
+    sla_breaches: list[SlaBreach] = Field(default_factory=list)
     next_follow_up_at: datetime | None = None
     follow_ups_sent: int = 0
     escalation: Escalation = Field(default_factory=Escalation)
@@ -223,6 +224,9 @@ class CaseState(BaseModel):
     inbox: list[CaseMessage] = Field(default_factory=list)
     seen_message_ids: list[str] = Field(default_factory=list)
     ledger_seq: int = 0
+
+    def breached(self, clock: SlaClock) -> bool:
+        return any(breach.clock is clock for breach in self.sla_breaches)
 
     @property
     def reimbursed_shipping(self) -> Money | None:

@@ -28,6 +28,7 @@ from domain.case import (
     RootCause,
 )
 from domain.money import Money
+from domain.sla import SlaBreach
 from domain.state import CaseState, CaseStatus, Escalation, Inspection, RefundReceipt, ReminderSent
 
 
@@ -135,7 +136,7 @@ class CaseView(ServiceView):
     received_scan_id: str | None
     inspection: Inspection | None
     escalation: Escalation
-    sla_breaches: list[str]
+    sla_breaches: list[SlaBreach]
     dispute: DisputeView | None
 
     @classmethod

@@ -54,13 +54,13 @@ from infra.outages import DATABASE_DOWN
 from infra.policy_file import PolicyFile
 from infra.privacy import ErasureReport, erase_customer
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim
+from workflows.case_handlers import CaseHandlers
 from workflows.case_run import CaseRun
-from workflows.case_workflow import CaseWorkflow
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
 
-WORKFLOW_OF_KIND: dict[CaseKind, type[CaseWorkflow]] = {
+WORKFLOW_OF_KIND: dict[CaseKind, type[CaseHandlers]] = {
     CaseKind.RETURN: ReturnCase,
     CaseKind.EXCHANGE: ExchangeCase,
     CaseKind.DAMAGE_CLAIM: DamageClaimCase,
@@ -257,7 +257,7 @@ class CaseGateway:
             )
         received = request.model_copy(update={"received_at": datetime.now(UTC)})
         if refusal := future_request_refusal(received, self.policy_for(received)):
-            raise ReceiptRefusedError(None, refusal)
+            raise ReceiptRefusedError(None, refusal.text)
         return received
 
     async def _stored_request(self, again: OpenCaseRequest) -> OpenCaseRequest:

@@ -34,7 +34,7 @@ from tests.identities import IDENTITIES
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 
-# Any: every case kind shares the query, signals and updates of CaseWorkflow.
+# Any: every case kind shares the query, signals and updates of CaseHandlers.
 Handle = WorkflowHandle[Any, CaseState]
 
 
@@ -42,7 +42,7 @@ async def open_case(
     env: WorkflowEnvironment, task_queue: str, request: OpenCaseRequest, **run: Any
 ) -> Handle:
     """Start the case workflow of the request's kind (typed as ReturnCase: every kind
-    shares its query, signals and updates through CaseWorkflow)."""
+    shares its query, signals and updates through CaseHandlers)."""
     started = await env.client.start_workflow(
         WORKFLOW_OF_KIND[request.kind].__name__,
         CaseRun(request=request, **run),

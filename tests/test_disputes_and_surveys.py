@@ -19,6 +19,7 @@ from domain.state import CaseStatus, EscalationLevel
 from domain.survey import Satisfaction, SurveyAnswers, SurveyRequest
 from tests.conftest import a_request, eur, eventually
 from tests.helpers import Handle, open_case, scan, state_when
+from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 from workflows.survey import SatisfactionSurvey
 
@@ -87,6 +88,41 @@ async def test_without_a_dispute_the_rejection_stands_after_the_window(
         result = await handle.result()
     assert result.status is CaseStatus.REJECTED
     assert result.dispute is None
+
+
+async def test_a_case_continued_as_new_in_arbitration_resumes_there_and_applies_the_ruling(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+) -> None:  # R19, R18 across runs (continue-as-new)
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await open_case(
+            env, task_queue, a_request(paid_minor=5_000), history_events_before_continue=10
+        )
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
+        )
+        rejected = await state_when(handle, lambda s: s.dispute_deadline is not None)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
+        # R18: the supervisor the dispute called stays silent; the ladder climbs in the
+        # run the case continued as.
+        await env.sleep(timedelta(hours=25))
+        climbed = await state_when(handle, lambda s: s.escalation.level is EscalationLevel.MANAGER)
+        await handle.execute_update(ReturnCase.apply_ruling, ruling(favour_customer=True))
+        result = await handle.result()
+        latest = env.client.get_workflow_handle(result.case_id)
+        last_run = await latest.fetch_history()
+    started = last_run.events[0].workflow_execution_started_event_attributes
+    [carried] = await env.client.data_converter.decode(started.input.payloads, [CaseRun])
+    assert isinstance(carried, CaseRun)
+    assert carried.carried_state is not None, "the case never continued as new"
+    assert carried.carried_state.status is CaseStatus.IN_ARBITRATION
+    # The window's deadline is absolute: carried, not restarted by the new run.
+    assert carried.carried_state.dispute_deadline == rejected.dispute_deadline
+    assert climbed.status is CaseStatus.IN_ARBITRATION
+    assert result.status is CaseStatus.REFUNDED
+    assert result.refunded_total == eur(5_000)
 
 
 async def test_every_closed_case_gets_a_survey_and_its_answers_are_kept(

@@ -40,7 +40,7 @@ from domain.view import CaseView
 from tests.conftest import eur
 from tests.helpers import events, scan, shipped, state_when, under_review
 from tests.test_disputes_and_surveys import rejected_at_inspection
-from workflows.case_workflow import NOT_APPLIED
+from workflows.case_inbox import NOT_APPLIED
 from workflows.return_case import ReturnCase
 
 CASES = 6

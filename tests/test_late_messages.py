@@ -58,6 +58,7 @@ from domain.case import (
 from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
 from domain.ledger import LedgerAction
 from domain.policy_settings import PolicySettings
+from domain.sla import SlaClock
 from domain.state import CaseStatus, Disposition
 from domain.view import CaseView
 from infra.gateway import CaseGateway, UnknownCaseError
@@ -124,7 +125,7 @@ async def test_a_dock_scan_before_the_shipping_notice_counts_and_the_late_notice
         result = await handle.result()
     assert waited.status is CaseStatus.AWAITING_INSPECTION
     assert waited.reminders_sent == []
-    assert waited.sla_breaches == ["R13 inspection"]
+    assert [b.clock for b in waited.sla_breaches] == [SlaClock.INSPECTION]
     # R6: the merchant's fault, so the postage the late notice names is reimbursed (R21).
     assert result.status is CaseStatus.REFUNDED
     assert result.refunded_total == eur(5_990) + POSTAGE

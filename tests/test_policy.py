@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from domain.case import CaseKind, Grade, Reason, Role, ScanEvent, WarehouseScan
 from domain.money import CurrencyMismatchError, Money
 from domain.policy import (
+    RefusalKind,
+    agent_limit_refusal,
     changed_mind_refund,
     check_return_window,
     compensation_refusal,
@@ -26,6 +28,7 @@ from domain.policy import (
     price_difference,
     refund_limit,
     ship_back_schedule,
+    unapplied_scan_refusal,
 )
 from domain.policy_settings import PolicySettings
 from domain.state import Disposition, EscalationLevel
@@ -233,12 +236,33 @@ def test_agent_limit_and_refund_cap() -> None:  # R17, R21
     assert compensation_refusal(Role.AGENT, eur(5_000), eur(0), limit, POLICY) is None
     refusal = compensation_refusal(Role.AGENT, eur(5_001), eur(0), limit, POLICY)
     assert refusal is not None
-    assert refusal.startswith("R17")
+    assert (refusal.rule, refusal.kind) == ("R17", RefusalKind.ABOVE_AGENT_LIMIT)
+    assert refusal.text.startswith("R17")
+    assert refusal == agent_limit_refusal(Role.AGENT, eur(5_001), POLICY)
     assert compensation_refusal(Role.SUPERVISOR, eur(9_000), eur(0), limit, POLICY) is None
     capped = compensation_refusal(Role.SUPERVISOR, eur(9_000), eur(1_001), limit, POLICY)
     assert capped is not None
-    assert capped.startswith("R21")
-    assert compensation_refusal(Role.CUSTOMER, eur(1), eur(0), limit, POLICY) is not None
+    assert (capped.rule, capped.kind) == ("R21", RefusalKind.ABOVE_REFUND_LIMIT)
+    assert capped.text.startswith("R21")
+    customer = compensation_refusal(Role.CUSTOMER, eur(1), eur(0), limit, POLICY)
+    assert customer is not None
+    assert (customer.rule, customer.kind) == ("R17", RefusalKind.NOT_STAFF)
+
+
+def test_a_scan_that_changes_nothing_says_why_by_kind() -> None:  # R26
+    def refused(event: ScanEvent, received: str | None, inspected: str | None) -> RefusalKind:
+        refusal = unapplied_scan_refusal(
+            event, "refunded (closed)", received_scan_id=received, inspection_scan_id=inspected
+        )
+        assert refusal.rule == "R26"
+        return refusal.kind
+
+    dock, inspected = ScanEvent.PARCEL_RECEIVED, ScanEvent.INSPECTED
+    assert refused(dock, "i-1", "i-1") is RefusalKind.DOCK_SCAN_AFTER_INSPECTION_RECEIPT
+    assert refused(dock, "d-1", "i-1") is RefusalKind.ALREADY_RECEIVED_AND_INSPECTED
+    assert refused(dock, "d-1", None) is RefusalKind.ALREADY_RECEIVED
+    assert refused(inspected, "d-1", "i-1") is RefusalKind.ALREADY_INSPECTED
+    assert refused(dock, None, None) is RefusalKind.NO_PARCEL_EXPECTED
 
 
 def test_escalation_ladder() -> None:  # R18

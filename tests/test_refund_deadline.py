@@ -14,6 +14,7 @@ from activities.payments import SandboxPaymentProvider
 from domain.case import Grade, ScanEvent
 from domain.money import Money
 from domain.policy_settings import PolicySettings
+from domain.sla import SlaClock
 from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
 from tests.helpers import open_case, scan, state_when
@@ -61,7 +62,10 @@ async def test_a_refund_late_past_its_deadline_is_escalated_and_still_paid_once(
         late = await state_when(handle, lambda s: bool(s.sla_breaches))
         payments.available = True
         result = await handle.result()
-    assert late.sla_breaches == ["R13 refund"]
+    assert [(b.clock, b.rule, b.due_at) for b in late.sla_breaches] == [
+        (SlaClock.REFUND, "R13", due.refund_deadline)
+    ]
+    assert late.sla_breaches[0].breached_at >= due.refund_deadline
     assert late.escalation.level is EscalationLevel.SUPERVISOR
     assert result.status is CaseStatus.REFUNDED
     assert list(payments.refunds.values()) == [eur(2_000)]

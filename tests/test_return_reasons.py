@@ -29,6 +29,7 @@ from domain.case import (
     ScanEvent,
 )
 from domain.ledger import LedgerAction
+from domain.sla import SlaClock
 from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
 from tests.helpers import events, open_case, scan, state_when, under_review
@@ -124,7 +125,9 @@ async def test_a_parcel_late_past_its_expected_date_is_escalated(
         assert (await handle.query(ReturnCase.state)).sla_breaches == []
         await env.sleep(timedelta(minutes=2))
         late = await state_when(handle, lambda s: bool(s.sla_breaches))
-    assert late.sla_breaches == ["R4 delivery"]
+    assert [(b.clock, b.rule, b.due_at) for b in late.sla_breaches] == [
+        (SlaClock.EXPECTED_DELIVERY, "R4", request.expected_delivery_at)
+    ]
     assert late.escalation.level is EscalationLevel.SUPERVISOR
 
 

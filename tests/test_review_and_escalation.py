@@ -35,6 +35,7 @@ from domain.case import (
 from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.policy_settings import PolicySettings
+from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus, EscalationLevel
 from tests.conftest import a_request, eur
 from tests.helpers import Handle, events, open_case, photos, scan, state_when, under_review
@@ -277,7 +278,7 @@ async def test_a_complaint_in_the_customers_words_stays_out_of_the_temporal_ui(
 
 
 async def test_uninspected_parcel_escalates_at_48_hours_and_not_before(
-    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
 ) -> None:  # R13, R18
     env = time_skipping_env
     async with running_worker(env.client):
@@ -290,7 +291,13 @@ async def test_uninspected_parcel_escalates_at_48_hours_and_not_before(
         assert (await handle.query(ReturnCase.state)).sla_breaches == []
         await env.sleep(timedelta(minutes=2))
         breached = await state_when(handle, lambda s: bool(s.sla_breaches))
-    assert breached.sla_breaches == ["R13 inspection"]
+    assert [(b.clock, b.rule, b.due_at) for b in breached.sla_breaches] == [
+        (SlaClock.INSPECTION, "R13", received.inspection_deadline)
+    ]
+    # The ledger keeps the breach as data, for the reports (R24), beside the words.
+    escalated = await steps(pool, breached.case_id, "escalated")
+    assert escalated[-1]["reason"] == "to supervisor: R13 inspection deadline breached"
+    assert escalated[-1]["details"]["breach"] == breached.sla_breaches[0].model_dump(mode="json")
     assert breached.escalation.level is EscalationLevel.SUPERVISOR
 
 

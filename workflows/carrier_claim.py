@@ -12,8 +12,6 @@ gone, and a callback for it must be kept by whoever receives it (see the gateway
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 from temporalio import workflow
 
@@ -134,14 +132,19 @@ class CarrierClaim:
         if state.filed_at is None:
             raise RuntimeError("a claim waits only after it was filed")
         policy = state.request.policy
-        chase_at = next_chase_due(state.filed_at, len(state.chases), policy)
-        due: list[tuple[datetime, str]] = [(chase_at, "R15 chase the carrier")]
+        at, summary = (
+            next_chase_due(state.filed_at, len(state.chases), policy),
+            "R15 chase the carrier",
+        )
+        silent = False
         if state.escalated_at is None:
-            due.append((carrier_silence_deadline(state.filed_at, policy), "R15 carrier silent"))
-        at, label = min(due)
-        if await wait_until(lambda: bool(state.pending_responses), at, label):
+            silent_at = carrier_silence_deadline(state.filed_at, policy)
+            # On a tie the escalation comes before the chase.
+            if silent_at <= at:
+                at, summary, silent = silent_at, "R15 carrier silent", True
+        if await wait_until(lambda: bool(state.pending_responses), at, summary):
             return
-        if label == "R15 carrier silent":
+        if silent:
             state.escalated_at = workflow.now()
             await self._record(
                 LedgerAction.CLAIM_ESCALATED,

@@ -1,6 +1,9 @@
 """DamageClaimCase (R8): goods damaged or lost in transit. The customer gets a remedy at
 once; in parallel the merchant claims the loss from the carrier (a CarrierClaim child
-that outlives the case, R15)."""
+that outlives the case, R15).
+
+Its life is `DamageClaimCase.run`, read top to bottom. Each phase runs only while the
+case is in it, so a run resumed after continue-as-new goes on at the phase it was in."""
 
 from __future__ import annotations
 
@@ -12,26 +15,44 @@ from domain.case import Remedy, RemedyChoice
 from domain.claim import CarrierClaimRequest
 from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
-from domain.state import CaseMessage, CaseState, CaseStatus
+from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim, ClaimRun
+from workflows.case_desk import Due, Turn
+from workflows.case_handlers import CaseHandlers
 from workflows.case_run import CaseRun
-from workflows.case_workflow import CaseWorkflow, Due
+from workflows.phases.after_close import after_close
+from workflows.phases.opening import open_case
+from workflows.phases.review import ReviewOutcome, review
 from workflows.steps.casebook import Approval
 from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
 
 
 @workflow.defn
-class DamageClaimCase(CaseWorkflow):
+class DamageClaimCase(CaseHandlers):
     @workflow.run
     async def run(self, run: CaseRun) -> CaseState:
-        return await self._run_case(run)
+        desk = self._desk
+        # 1. Open (R2; R1 governs returns: a carrier's loss has R15's deadline), then the
+        #    customer's photos and a review (R6, R10, R11).
+        approval = await open_case(desk, window_applies=False)
+        reviewed = await review(desk, holds_parcels=False)
+        # 2. Approved: the carrier claim starts (R8, R15) and the customer picks a remedy.
+        if reviewed.outcome is ReviewOutcome.APPROVED:
+            approval = reviewed.approval
+        if approval is not None:
+            await self._claim_from_the_carrier()
+            await self._offer_remedies(approval)
+        # 3. The customer's remedy: replacement, partial refund, or full refund (R8).
+        await self._remedy()
+        # 4. After the close: dispute window (R19), survey (R25).
+        return await after_close(desk)
 
     @workflow.update
     async def choose_remedy(self, choice: RemedyChoice) -> CaseView:
         """R8: replacement, partial refund (keep the item) or full refund."""
-        return await self._accept_and_wait(choice)
+        return await self._inbox.accept_and_wait(choice)
 
     @choose_remedy.validator
     def _validate_choose_remedy(self, choice: RemedyChoice) -> None:
@@ -49,24 +70,13 @@ class DamageClaimCase(CaseWorkflow):
                 "paid (R21)"
             )
 
-    def _window_applies(self) -> bool:
-        return False  # R1 governs returns and exchanges; a carrier's loss has R15's deadline
+    # ---- 2. the approval --------------------------------------------------------------
 
-    async def _after_approval(self, approval: Approval) -> None:
-        state = self._state
-        await self._open_carrier_claim()
-        state.approved_at = workflow.now()
-        state.remedy_deadline = workflow.now() + state.policy.remedy_choice_window
-        await self._book.notify(Template.REMEDY_OFFERED, deadline=state.remedy_deadline.isoformat())
-        await self._book.record_approved(
-            LedgerAction.APPROVED, approval, status=CaseStatus.AWAITING_REMEDY_CHOICE
-        )
-
-    async def _open_carrier_claim(self) -> None:
-        state = self._state
+    async def _claim_from_the_carrier(self) -> None:
+        state, book = self._state, self._desk.book
         request = state.request
         if request.carrier is None:
-            await self._book.record(
+            await book.record(
                 LedgerAction.CARRIER_CLAIM_NOT_FILED,
                 rule="R15",
                 reason="the order names no carrier to claim from",
@@ -91,45 +101,53 @@ class DamageClaimCase(CaseWorkflow):
             static_summary=f"carrier claim · {request.carrier} · order {request.order_id}",
         )
         state.carrier_claim_id = claim_id
-        await self._book.record(
+        await book.record(
             LedgerAction.CARRIER_CLAIM_OPENED,
             rule="R8",
             reason=f"the carrier {request.carrier}, not the customer, bears the loss (R15)",
             details={"claim_id": claim_id},
         )
 
-    def _kind_agenda(self) -> list[Due]:
-        state = self._state
-        if state.status is CaseStatus.AWAITING_REMEDY_CHOICE and state.remedy_deadline:
-            return [Due(state.remedy_deadline, "R8 remedy choice deadline", self._default_remedy)]
-        return []
+    async def _offer_remedies(self, approval: Approval) -> None:
+        state, book = self._state, self._desk.book
+        state.approved_at = workflow.now()
+        state.remedy_deadline = workflow.now() + state.policy.remedy_choice_window
+        await book.notify(Template.REMEDY_OFFERED, deadline=state.remedy_deadline.isoformat())
+        await book.record_approved(
+            LedgerAction.APPROVED, approval, status=CaseStatus.AWAITING_REMEDY_CHOICE
+        )
 
-    async def _dispatch_kind(self, message: CaseMessage) -> bool:
-        if isinstance(message, RemedyChoice) and (
-            self._state.status is CaseStatus.AWAITING_REMEDY_CHOICE
-        ):
-            await self._apply(message.remedy, message.partial_amount, chosen=True)
-            return True
-        return False
+    # ---- 3. the remedy ----------------------------------------------------------------
 
-    async def _default_remedy(self) -> None:
-        # Silence favours the customer (the spirit of R11): the full refund.
-        await self._apply(Remedy.FULL_REFUND, None, chosen=False)
+    async def _remedy(self) -> None:
+        desk, state = self._desk, self._state
+        while state.status is CaseStatus.AWAITING_REMEDY_CHOICE:
+            turn = await desk.next((RemedyChoice,), self._remedy_due)
+            match turn:
+                case Turn.DUE:
+                    # Silence favours the customer (the spirit of R11): the full refund.
+                    await self._apply(Remedy.FULL_REFUND, None, chosen=False)
+                case RemedyChoice():
+                    await self._apply(turn.remedy, turn.partial_amount, chosen=True)
+
+    def _remedy_due(self) -> Due | None:
+        deadline = self._state.remedy_deadline
+        return Due(deadline, "R8 remedy choice deadline") if deadline else None
 
     async def _apply(self, remedy: Remedy, partial: Money | None, *, chosen: bool) -> None:
-        state = self._state
+        state, book = self._state, self._desk.book
         state.remedy = remedy
         how = "chosen by the customer" if chosen else "no choice by the deadline: the default"
         customer = state.request.customer.customer_id
         match remedy:
             case Remedy.REPLACEMENT:
                 reference = await send_to_customer(
-                    self._book,
+                    book,
                     sku=state.request.sku,
                     quantity=state.request.quantity,
                     purpose=ShipmentPurpose.REPLACEMENT,
                 )
-                await self._book.record(
+                await book.record(
                     LedgerAction.REPLACEMENT_SHIPPED,
                     rule="R8",
                     reason=f"replacement ({how}), shipment {reference}",
@@ -139,11 +157,11 @@ class DamageClaimCase(CaseWorkflow):
                 )
             case Remedy.PARTIAL_REFUND if partial is not None:
                 await refund(
-                    self._book, partial, rule="R8",
+                    book, partial, rule="R8",
                     reason=f"partial refund of {partial}, the customer keeps the item ({how})",
                 )  # fmt: skip
             case _:
                 await refund(
-                    self._book, state.request.paid.minus_floored_at_zero(state.refunded_total),
+                    book, state.request.paid.minus_floored_at_zero(state.refunded_total),
                     rule="R8", reason=f"full refund ({how})",
                 )  # fmt: skip

@@ -1,6 +1,9 @@
 """ExchangeCase (R22): the item comes back, the replacement goes out, and the price
 difference is charged or refunded. Out of stock becomes a refund only with the
-customer's consent; without it the case waits for stock."""
+customer's consent; without it the case waits for stock.
+
+Its life is `ExchangeCase.run`, read top to bottom. Each phase runs only while the case
+is in it, so a run resumed after continue-as-new goes on at the phase it was in."""
 
 from __future__ import annotations
 
@@ -10,60 +13,73 @@ from temporalio import workflow
 
 from activities.notifications import Template
 from activities.warehouse import StockQuery, WarehouseActivities
-from domain.case import ExchangeItem, Reason, RefundConsent
+from domain.case import ExchangeItem, Reason, RefundConsent, ShippedBack
 from domain.ledger import LedgerAction, RefundPurpose, ShipmentPurpose
 from domain.policy import price_difference, refund_limit
-from domain.state import CaseMessage, CaseState, CaseStatus
+from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
+from workflows.case_desk import Due, Turn
+from workflows.case_handlers import ItemBackHandlers
 from workflows.case_run import CaseRun
-from workflows.case_workflow import Due
-from workflows.item_back_case import ItemBackCase
-from workflows.steps.casebook import Approval
+from workflows.phases import parcel_back
+from workflows.phases.after_close import after_close
+from workflows.phases.inspection import inspection
+from workflows.phases.opening import open_case
+from workflows.phases.review import ReviewOutcome, review
+from workflows.phases.ship_back import open_ship_back_window, ship_back
+from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.outside import call_outside
 from workflows.steps.payments import charge, refund
 from workflows.steps.shipment import send_to_customer
 
 _STOCK_CHECK_INTERVAL = timedelta(days=1)
+_PASSED = CaseStatus.EXCHANGE_DUE  # what a passed inspection leads to: the exchange
+_EXCHANGING = (
+    CaseStatus.EXCHANGE_DUE,
+    CaseStatus.AWAITING_REFUND_CONSENT,
+    CaseStatus.WAITING_FOR_STOCK,
+)
+_OUT_OF_STOCK = (CaseStatus.AWAITING_REFUND_CONSENT, CaseStatus.WAITING_FOR_STOCK)
 
 
 @workflow.defn
-class ExchangeCase(ItemBackCase):
-    _after_passed_inspection = CaseStatus.EXCHANGE_DUE
-
+class ExchangeCase(ItemBackHandlers):
     @workflow.run
     async def run(self, run: CaseRun) -> CaseState:
-        return await self._run_case(run)
+        desk = self._desk
+        # 1. Open (R1, R2), then evidence and review (R6, R10, R11); parcel news meanwhile
+        #    is held (R12, R26).
+        approval = await open_case(desk, window_applies=True)
+        reviewed = await review(desk, holds_parcels=True)
+        # 2. Approved: a wrong item's replacement leaves at once (R7); the window to send
+        #    the item back opens.
+        if reviewed.outcome is ReviewOutcome.APPROVED:
+            approval = reviewed.approval
+        if approval is not None:
+            if self._state.request.reason is Reason.WRONG_ITEM:
+                await self._send_the_right_item_at_once()
+            await open_ship_back_window(desk, approval, passed=_PASSED)
+        # 3. Ship back (R12), then receipt and inspection (R13, R26, R27).
+        await ship_back(desk, passed=_PASSED)
+        await inspection(desk, passed=_PASSED)
+        # 4. Settle (R22): the replacement and the price difference, or, out of stock, a
+        #    refund with the customer's consent, else wait for stock.
+        await self._exchange_or_wait_for_stock()
+        # 5. After the close: dispute window (R19), survey (R25).
+        return await after_close(desk)
 
     @workflow.update
     async def consent_to_refund(self, consent: RefundConsent) -> CaseView:
         """R22: the customer accepts (or declines) a refund for an out-of-stock item."""
-        return await self._accept_and_wait(consent)
+        return await self._inbox.accept_and_wait(consent)
 
     @consent_to_refund.validator
     def _validate_consent(self, consent: RefundConsent) -> None:
-        if self._state.status not in (
-            CaseStatus.AWAITING_REFUND_CONSENT,
-            CaseStatus.WAITING_FOR_STOCK,
-        ):
+        if self._state.status not in _OUT_OF_STOCK:
             raise ValueError(
                 f"status: the case is {self._state.status.value}; consent is asked only "
                 "when the replacement is out of stock (R22)"
             )
-
-    async def _after_approval(self, approval: Approval) -> None:
-        if self._state.request.reason is Reason.WRONG_ITEM:
-            # R7: the right item goes out at once; the wrong one comes back afterwards.
-            await self._apologise_for_wrong_item()
-            reference = await send_to_customer(
-                self._book, sku=self._item.sku, quantity=self._state.request.quantity,
-                purpose=ShipmentPurpose.CORRECT_ITEM,
-            )  # fmt: skip
-            await self._book.record(
-                LedgerAction.CORRECT_ITEM_SHIPPED, rule="R7",
-                reason=f"{self._item.sku} sent at once ({reference}), before the wrong one "
-                "comes back",
-            )  # fmt: skip
-        await super()._after_approval(approval)
 
     @property
     def _item(self) -> ExchangeItem:
@@ -72,31 +88,55 @@ class ExchangeCase(ItemBackCase):
             raise ValueError("an exchange names its replacement")
         return item
 
-    def _kind_agenda(self) -> list[Due]:
+    # ---- 2. R7: the right item first --------------------------------------------------
+
+    async def _send_the_right_item_at_once(self) -> None:
+        book = self._desk.book
+        await apologise_for_wrong_item(self._desk)
+        reference = await send_to_customer(
+            book, sku=self._item.sku, quantity=self._state.request.quantity,
+            purpose=ShipmentPurpose.CORRECT_ITEM,
+        )  # fmt: skip
+        await book.record(
+            LedgerAction.CORRECT_ITEM_SHIPPED, rule="R7",
+            reason=f"{self._item.sku} sent at once ({reference}), before the wrong one "
+            "comes back",
+        )  # fmt: skip
+
+    # ---- 4. settle --------------------------------------------------------------------
+
+    async def _exchange_or_wait_for_stock(self) -> None:
+        desk, state = self._desk, self._state
+        while state.status in _EXCHANGING:
+            turn = await desk.next(
+                (RefundConsent, ShippedBack),
+                self._stock_due,
+                at_once=state.status is CaseStatus.EXCHANGE_DUE,
+            )
+            match turn:
+                case Turn.DUE if state.status is CaseStatus.AWAITING_REFUND_CONSENT:
+                    await self._wait_for_stock(
+                        "no consent to a refund by the deadline, so no refund"
+                    )
+                case Turn.DUE:
+                    await self._try_to_exchange()
+                case RefundConsent() if state.status in _OUT_OF_STOCK:
+                    if turn.consent:
+                        await self._refund_instead()
+                    else:
+                        await self._wait_for_stock("the customer prefers to wait for the item")
+                case ShippedBack():
+                    await parcel_back.take(desk, turn, passed=_PASSED)
+                case RefundConsent():
+                    await desk.ignore(turn, desk.why_nothing_to_do(turn))
+
+    def _stock_due(self) -> Due | None:
         state = self._state
         if state.status is CaseStatus.AWAITING_REFUND_CONSENT and state.consent_deadline:
-            return [Due(state.consent_deadline, "R22 refund consent deadline", self._no_consent)]
+            return Due(state.consent_deadline, "R22 refund consent deadline")
         if state.status is CaseStatus.WAITING_FOR_STOCK and state.next_stock_check:
-            return [Due(state.next_stock_check, "R22 check stock again", self._try_to_exchange)]
-        return super()._kind_agenda()
-
-    async def _act(self) -> bool:
-        if self._state.status is not CaseStatus.EXCHANGE_DUE:
-            return False
-        await self._try_to_exchange()
-        return True
-
-    async def _dispatch_kind(self, message: CaseMessage) -> bool:
-        if isinstance(message, RefundConsent) and self._state.status in (
-            CaseStatus.AWAITING_REFUND_CONSENT,
-            CaseStatus.WAITING_FOR_STOCK,
-        ):
-            if message.consent:
-                await self._refund_instead()
-            else:
-                await self._wait_for_stock("the customer prefers to wait for the item")
-            return True
-        return await super()._dispatch_kind(message)
+            return Due(state.next_stock_check, "R22 check stock again")
+        return None
 
     async def _try_to_exchange(self) -> None:
         state, item = self._state, self._item
@@ -115,10 +155,10 @@ class ExchangeCase(ItemBackCase):
             await self._wait_for_stock("still out of stock")
             return
         state.consent_deadline = workflow.now() + state.policy.remedy_choice_window
-        await self._book.notify(
+        await self._desk.book.notify(
             Template.REFUND_CONSENT_REQUESTED, deadline=state.consent_deadline.isoformat()
         )
-        await self._book.record(
+        await self._desk.book.record(
             LedgerAction.REFUND_CONSENT_REQUESTED,
             rule="R22",
             reason=f"{item.sku} is out of stock; a refund needs the customer's consent",
@@ -126,13 +166,13 @@ class ExchangeCase(ItemBackCase):
         )
 
     async def _exchange(self) -> None:
-        state, item = self._state, self._item
+        state, item, book = self._state, self._item, self._desk.book
         # R7: for a wrong item the right one went out at approval already.
         reference = (
             state.shipments[-1]
             if state.shipments
             else await send_to_customer(
-                self._book,
+                book,
                 sku=item.sku,
                 quantity=state.request.quantity,
                 purpose=ShipmentPurpose.EXCHANGE,
@@ -141,23 +181,23 @@ class ExchangeCase(ItemBackCase):
         difference = price_difference(state.request.paid, item.price)
         if difference.to_charge.amount_minor:
             await charge(
-                self._book, difference.to_charge, rule="R22",
+                book, difference.to_charge, rule="R22",
                 reason=f"{item.sku} costs {item.price}, {difference.to_charge} more than paid",
             )  # fmt: skip
         if difference.to_refund.amount_minor:
             await refund(
-                self._book, difference.to_refund, rule="R22",
+                book, difference.to_refund, rule="R22",
                 reason=f"{item.sku} costs {item.price}, {difference.to_refund} less than paid",
                 purpose=RefundPurpose.PRICE_DIFFERENCE, closes_case=False,
             )  # fmt: skip
         postage = state.reimbursed_shipping
         if postage is not None:
             await refund(
-                self._book, postage, rule="R6",
+                book, postage, rule="R6",
                 reason=f"the return postage {postage}: the fault was ours",
                 purpose=RefundPurpose.RETURN_POSTAGE, closes_case=False,
             )  # fmt: skip
-        await self._book.record(
+        await book.record(
             LedgerAction.REPLACEMENT_SHIPPED,
             rule="R22",
             reason=f"{item.sku} sent, shipment {reference}",
@@ -169,19 +209,16 @@ class ExchangeCase(ItemBackCase):
         # R6: a merchant's fault refunds the return postage with the price.
         owed = refund_limit(state.request.paid, state.reimbursed_shipping)
         await refund(
-            self._book,
+            self._desk.book,
             owed.minus_floored_at_zero(state.refunded_total),
             rule="R22",
             reason="the replacement is out of stock and the customer consented to a refund",
         )
 
-    async def _no_consent(self) -> None:
-        await self._wait_for_stock("no consent to a refund by the deadline, so no refund")
-
     async def _wait_for_stock(self, why: str) -> None:
         state = self._state
         state.next_stock_check = workflow.now() + _STOCK_CHECK_INTERVAL
-        await self._book.record(
+        await self._desk.book.record(
             LedgerAction.WAITING_FOR_STOCK,
             rule="R22",
             reason=why,

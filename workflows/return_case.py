@@ -1,6 +1,9 @@
 """ReturnCase: money back. Usually the item comes back first (R5, R6, R12, R13, R21);
 an order not shipped yet is cancelled and refunded (R3), one still on its way is
-awaited or intercepted (R4), and a missing part is refunded or sent (R9)."""
+awaited or intercepted (R4), and a missing part is refunded or sent (R9).
+
+Its life is `ReturnCase.run`, read top to bottom. Each phase runs only while the case is
+in it, so a run resumed after continue-as-new goes on at the phase it was in."""
 
 from __future__ import annotations
 
@@ -15,123 +18,185 @@ from domain.case import (
     PartRemedy,
     Reason,
     ScanEvent,
+    ShippedBack,
     WarehouseScan,
 )
 from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
 from domain.policy import changed_mind_refund, refund_limit
-from domain.state import CaseMessage, CaseState, CaseStatus
+from domain.sla import SlaClock
+from domain.state import CaseState, CaseStatus
+from workflows.case_desk import Due, Turn
+from workflows.case_handlers import ItemBackHandlers
 from workflows.case_run import CaseRun
-from workflows.case_workflow import Due
-from workflows.item_back_case import ItemBackCase
+from workflows.phases import parcel_back
+from workflows.phases.after_close import after_close
+from workflows.phases.inspection import inspection
+from workflows.phases.opening import open_case
+from workflows.phases.review import ReviewOutcome, review
+from workflows.phases.ship_back import open_ship_back_window, ship_back
+from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.casebook import Approval
 from workflows.steps.outside import call_outside
 from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
 
+_PASSED = CaseStatus.REFUND_DUE  # what a passed inspection leads to: the refund
+
 
 @workflow.defn
-class ReturnCase(ItemBackCase):
+class ReturnCase(ItemBackHandlers):
     @workflow.run
     async def run(self, run: CaseRun) -> CaseState:
-        return await self._run_case(run)
+        desk = self._desk
+        # 1. Open (R1, R2): refused, approved at once (R3, R4, R5), or to be reviewed.
+        approval = await open_case(desk, window_applies=True)
+        # 2. Evidence and review (R6, R10, R11); parcel news meanwhile is held (R12, R26).
+        reviewed = await review(desk, holds_parcels=True)
+        # 3. What the approval leads to depends on the reason (R3, R4, R7, R9).
+        if reviewed.outcome is ReviewOutcome.APPROVED:
+            approval = reviewed.approval
+        if approval is not None:
+            match self._state.request.reason:
+                case Reason.NOT_SHIPPED_YET:
+                    await self._cancel_before_shipment()  # R3, or R4 if it already left
+                case Reason.NOT_RECEIVED:
+                    await self._expect_delivery(approval)  # R4
+                case Reason.MISSING_PARTS:
+                    await self._make_up_missing_part(approval)  # R9
+                case Reason.WRONG_ITEM:
+                    await apologise_for_wrong_item(desk)  # R7
+                    await open_ship_back_window(desk, approval, passed=_PASSED)
+                case _:
+                    await open_ship_back_window(desk, approval, passed=_PASSED)
+        # 4. The parcel the customer still waits for: delivered, or intercepted (R4).
+        await self._awaiting_delivery()
+        # 5. Ship back (R12), then receipt and inspection (R13, R26, R27).
+        await ship_back(desk, passed=_PASSED)
+        await inspection(desk, passed=_PASSED)
+        # 6. Settle (R13, R21): the refund, less what did not come back.
+        await self._settle()
+        # 7. After the close: dispute window (R19), survey (R25).
+        return await after_close(desk)
 
     @workflow.signal(name="parcel_delivered")
     def parcel_delivered(self, delivered: ParcelDelivered) -> None:
         """R4: the parcel the customer was waiting for arrived after all."""
-        self._accept(delivered)
+        self._inbox.accept(delivered)
 
     @workflow.signal(name="intercept_requested")
     def intercept_requested(self, request: InterceptRequested) -> None:
         """R4: the customer will not wait; return the parcel to sender."""
-        self._accept(request)
+        self._inbox.accept(request)
 
-    async def _after_approval(self, approval: Approval) -> None:
-        match self._state.request.reason:
-            case Reason.NOT_SHIPPED_YET:
-                await self._cancel_before_shipment()
-            case Reason.NOT_RECEIVED:
-                await self._wait_for_delivery(approval)
-            case Reason.MISSING_PARTS:
-                await self._make_up_missing_part(approval)
-            case Reason.WRONG_ITEM:
-                await self._apologise_for_wrong_item()
-                await super()._after_approval(approval)
-            case _:
-                await super()._after_approval(approval)
-
-    def _kind_agenda(self) -> list[Due]:
-        state = self._state
-        expected = state.request.expected_delivery_at
-        if (
-            state.status is CaseStatus.AWAITING_DELIVERY
-            and expected is not None
-            and "R4 delivery" not in state.sla_breaches
-        ):
-            return [
-                Due(expected, "R4 expected delivery", lambda: self._sla_breached("R4 delivery"))
-            ]
-        return super()._kind_agenda()
-
-    async def _dispatch_kind(self, message: CaseMessage) -> bool:
-        status = self._state.status
-        match message:
-            case ParcelDelivered() if status is CaseStatus.AWAITING_DELIVERY:
-                await self._book.record(
-                    LedgerAction.PARCEL_DELIVERED,
-                    rule="R4",
-                    reason=f"delivered {message.delivered_at.isoformat()}: nothing to refund",
-                    status=CaseStatus.DELIVERED,
-                )
-            case InterceptRequested() if status is CaseStatus.AWAITING_DELIVERY:
-                await self._intercept()
-            case WarehouseScan(event=ScanEvent.PARCEL_RECEIVED) if (
-                status is CaseStatus.INTERCEPTING
-            ):
-                await self._book.record(
-                    LedgerAction.PARCEL_BACK,
-                    rule="R4",
-                    reason="the intercepted parcel is back at the warehouse",
-                    status=CaseStatus.REFUND_DUE,
-                    actor=message.station,
-                    role="warehouse",
-                    details={"scan_id": message.scan_id},
-                )
-            case _:
-                return await super()._dispatch_kind(message)
-        return True
+    # ---- 3. the approval, by reason ---------------------------------------------------
 
     async def _cancel_before_shipment(self) -> None:
-        request = self._state.request
+        """R3: stop the parcel at the warehouse, and refund at once."""
+        book, request = self._desk.book, self._state.request
         cancelled = await call_outside(
             WarehouseActivities.cancel_shipment,
             CancelShipment(order_id=request.order_id, line_id=request.line_id),
             summary=f"cancel shipment of order {request.order_id} line {request.line_id}",
         )
         if cancelled:
-            await self._book.record(
+            await book.record(
                 LedgerAction.SHIPMENT_CANCELLED,
                 rule="R3",
                 reason="not shipped yet: the warehouse stopped it; refund at once",
                 status=CaseStatus.REFUND_DUE,
             )
             return
-        await self._book.record(
+        await book.record(
             LedgerAction.ALREADY_SHIPPED,
             rule="R3",
             reason="the parcel had already left: handled as an in-transit case (R4)",
         )
-        await self._wait_for_delivery(Approval(rule="R4", reason="the parcel is on its way"))
+        await self._expect_delivery(Approval(rule="R4", reason="the parcel is on its way"))
 
-    async def _wait_for_delivery(self, approval: Approval) -> None:
+    async def _expect_delivery(self, approval: Approval) -> None:
+        """R4: tell the customer the expected date, and wait for it."""
+        book = self._desk.book
         expected = self._state.request.expected_delivery_at
-        await self._book.notify(
+        await book.notify(
             Template.EXPECTED_DELIVERY,
             expected=expected.isoformat() if expected else "unknown",
         )
-        await self._book.record_approved(
+        await book.record_approved(
             LedgerAction.AWAITING_DELIVERY, approval, status=CaseStatus.AWAITING_DELIVERY
         )
+
+    async def _make_up_missing_part(self, approval: Approval) -> None:
+        """R9: the part's value refunded, or the part sent."""
+        book = self._desk.book
+        part = self._state.request.missing_part
+        if part is None:  # OpenCaseRequest guarantees it for missing_parts
+            raise ValueError("a missing_parts case names its part")
+        if part.remedy is PartRemedy.REFUND:
+            await book.record_approved(
+                LedgerAction.APPROVED,
+                approval,
+                status=CaseStatus.REFUND_DUE,
+                reason=f"{approval.reason}; refund the part's value (R9)",
+            )
+            return
+        reference = await send_to_customer(
+            book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART
+        )
+        await book.record(
+            LedgerAction.MISSING_PART_SHIPPED,
+            rule="R9",
+            reason=f"{approval.reason}; the missing {part.sku} was sent ({reference})",
+            status=CaseStatus.REPLACED,
+        )
+
+    # ---- 4. R4: the parcel on its way to the customer ---------------------------------
+
+    async def _awaiting_delivery(self) -> None:
+        desk, state = self._desk, self._state
+        while state.status in (CaseStatus.AWAITING_DELIVERY, CaseStatus.INTERCEPTING):
+            turn = await desk.next(
+                (ParcelDelivered, InterceptRequested, WarehouseScan), self._delivery_due
+            )
+            match turn:
+                case Turn.DUE if state.request.expected_delivery_at is not None:
+                    await desk.sla_breached(
+                        SlaClock.EXPECTED_DELIVERY, state.request.expected_delivery_at
+                    )
+                case ParcelDelivered() if state.status is CaseStatus.AWAITING_DELIVERY:
+                    await desk.book.record(
+                        LedgerAction.PARCEL_DELIVERED,
+                        rule="R4",
+                        reason=f"delivered {turn.delivered_at.isoformat()}: nothing to refund",
+                        status=CaseStatus.DELIVERED,
+                    )
+                case InterceptRequested() if state.status is CaseStatus.AWAITING_DELIVERY:
+                    await self._intercept()
+                case WarehouseScan(event=ScanEvent.PARCEL_RECEIVED) if (
+                    state.status is CaseStatus.INTERCEPTING
+                ):
+                    await desk.book.record(
+                        LedgerAction.PARCEL_BACK,
+                        rule="R4",
+                        reason="the intercepted parcel is back at the warehouse",
+                        status=CaseStatus.REFUND_DUE,
+                        actor=turn.station,
+                        role="warehouse",
+                        details={"scan_id": turn.scan_id},
+                    )
+                case ParcelDelivered() | InterceptRequested() | WarehouseScan():
+                    await desk.ignore(turn, desk.why_nothing_to_do(turn))
+
+    def _delivery_due(self) -> Due | None:
+        state = self._state
+        expected = state.request.expected_delivery_at
+        if (
+            state.status is not CaseStatus.AWAITING_DELIVERY
+            or expected is None
+            or state.breached(SlaClock.EXPECTED_DELIVERY)
+        ):
+            return None
+        return Due(expected, "R4 expected delivery")
 
     async def _intercept(self) -> None:
         request = self._state.request
@@ -140,7 +205,7 @@ class ReturnCase(ItemBackCase):
             Intercept(order_id=request.order_id, carrier=request.carrier or "unknown"),
             summary=f"ask {request.carrier or 'the carrier'} to return the parcel",
         )
-        await self._book.record(
+        await self._desk.book.record(
             LedgerAction.INTERCEPT_REQUESTED,
             rule="R4",
             reason=f"the customer insists: returned to sender ({reference}); refund once back",
@@ -149,33 +214,19 @@ class ReturnCase(ItemBackCase):
             role="customer",
         )
 
-    async def _make_up_missing_part(self, approval: Approval) -> None:
-        part = self._state.request.missing_part
-        if part is None:  # OpenCaseRequest guarantees it for missing_parts
-            raise ValueError("a missing_parts case names its part")
-        if part.remedy is PartRemedy.REFUND:
-            await self._book.record_approved(
-                LedgerAction.APPROVED,
-                approval,
-                status=CaseStatus.REFUND_DUE,
-                reason=f"{approval.reason}; refund the part's value (R9)",
-            )
-            return
-        reference = await send_to_customer(
-            self._book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART
-        )
-        await self._book.record(
-            LedgerAction.MISSING_PART_SHIPPED,
-            rule="R9",
-            reason=f"{approval.reason}; the missing {part.sku} was sent ({reference})",
-            status=CaseStatus.REPLACED,
-        )
+    # ---- 6. settle --------------------------------------------------------------------
 
-    async def _act(self) -> bool:
-        if self._state.status is not CaseStatus.REFUND_DUE:
-            return False
-        await self._refund_the_return()
-        return True
+    async def _settle(self) -> None:
+        """The refund is due now; messages already in are applied first (a late shipping
+        notice adds its postage, R6)."""
+        desk = self._desk
+        while self._state.status is CaseStatus.REFUND_DUE:
+            turn = await desk.next((ShippedBack,), at_once=True)
+            match turn:
+                case Turn.DUE:
+                    await self._refund_the_return()
+                case ShippedBack():
+                    await parcel_back.take(desk, turn, passed=_PASSED)
 
     def _amount_due(self) -> Money:
         due = self._amount_before_deductions()
@@ -200,12 +251,17 @@ class ReturnCase(ItemBackCase):
         deadline = self._state.refund_deadline
         if deadline is None:
             return None
-        return Watchdog(deadline, "R13 refund deadline", lambda: self._sla_breached("R13 refund"))
+        return Watchdog(
+            deadline,
+            "R13 refund deadline",
+            lambda: self._desk.sla_breached(SlaClock.REFUND, deadline),
+        )
 
     async def _refund_the_return(self) -> None:
+        book = self._desk.book
         amount = self._amount_due()
         if amount.amount_minor == 0:
-            await self._book.record(
+            await book.record(
                 LedgerAction.REFUND_NOT_DUE,
                 rule="R21",
                 reason="nothing is left to refund (fees and earlier refunds)",
@@ -216,7 +272,7 @@ class ReturnCase(ItemBackCase):
         postage = state.reimbursed_shipping
         deducted = state.inspection.deductions if state.inspection else None
         await refund(
-            self._book,
+            book,
             amount,
             watchdog=self._refund_watchdog(),
             rule="R21",

@@ -1,1 +1,1 @@
-"""Steps shared by every case kind: ledger book-keeping, timers, ship-back, refund."""
+"""Steps shared by every case kind: the ledger, outside calls, timers, payments, shipments."""

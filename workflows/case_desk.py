@@ -1,0 +1,408 @@
+"""What goes on in every phase of a case, whatever the phase waits for: daily progress
+updates (R14), the escalation ladder and a silent supervisor (R18), complaints, calls
+(R16), assignment, deadline extensions, compensation offers (R17), escalation requests,
+withdrawal, and continue-as-new.
+
+A phase asks the desk for its next turn: `await desk.next(accepts=(...), due=...)` returns
+the next message the phase takes, or that the phase's deadline came (`Turn.DUE`), or that
+the case closed meanwhile (`Turn.CLOSED`: withdrawn). Meanwhile the desk handles
+everything cross-cutting itself and records any other message as `message_ignored` with
+why (never dropped; the Update that sent it is refused with that reason)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio import workflow
+
+from activities.notifications import Template
+from domain.case import (
+    Assignment,
+    CallRequest,
+    CompensationOffer,
+    Complaint,
+    DeadlineExtension,
+    EscalationRequest,
+    Role,
+    WarehouseScan,
+    Withdrawal,
+)
+from domain.ledger import LedgerAction, RefundPurpose
+from domain.policy import (
+    agent_limit_refusal,
+    escalation_target,
+    refund_limit,
+    unapplied_scan_refusal,
+)
+from domain.sla import SlaBreach, SlaClock
+from domain.state import (
+    EXTENDABLE,
+    WITHDRAWABLE,
+    CaseMessage,
+    CaseState,
+    CaseStatus,
+    EscalationLevel,
+    message_id,
+)
+from workflows.case_inbox import CaseInbox
+from workflows.case_run import CaseRun
+from workflows.steps.casebook import MERCHANT_SIDE, CaseBook
+from workflows.steps.payments import refund
+from workflows.steps.timers import wait_until
+
+# How the ledger's escalation reason names each deadline a case can breach.
+_BREACH_WORDS = {
+    SlaClock.EXPECTED_DELIVERY: "R4 delivery",
+    SlaClock.INSPECTION: "R13 inspection",
+    SlaClock.REFUND: "R13 refund",
+}
+
+
+class Turn(Enum):
+    """What a phase's turn brought when it was not a message."""
+
+    DUE = "due"  # the phase's deadline came, or the work it has due now may go ahead
+    CLOSED = "closed"  # the case closed meanwhile (the customer withdrew)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A phase's next deadline. The summary labels the timer (display only)."""
+
+    at: datetime
+    summary: str
+    # On a tie with the desk's own deadlines (R14, R18), this one comes first.
+    first_on_a_tie: bool = False
+
+
+@dataclass(frozen=True)
+class _Pending:
+    due: Due
+    # What the desk does when it comes; None for the phase's own deadline (the phase acts).
+    act: Callable[[], Awaitable[None]] | None
+
+
+def no_deadline() -> Due | None:
+    return None
+
+
+class CaseDesk:
+    def __init__(self, run: CaseRun, state: CaseState, book: CaseBook, inbox: CaseInbox) -> None:
+        self.run = run
+        self.state = state
+        self.book = book
+        self.inbox = inbox
+        # Whether the last turn went to a phase: continue-as-new is weighed after each turn.
+        self._turn_taken = False
+
+    @property
+    def resumed(self) -> bool:
+        """This run carries on a case an earlier run handed over (continue-as-new)."""
+        return self.run.carried_state is not None
+
+    # ---- the turn ---------------------------------------------------------------------
+
+    async def next(
+        self,
+        accepts: tuple[type[BaseModel], ...],
+        due: Callable[[], Due | None] = no_deadline,
+        *,
+        at_once: bool = False,
+        cross_cutting: bool = True,
+    ) -> CaseMessage | Turn:
+        """The phase's next message of a type in `accepts`, or `Turn.DUE` once `due()`
+        passes (at once, with `at_once`, when no message waits), or `Turn.CLOSED`.
+        `due` is asked afresh each time: an operator may have extended it meanwhile.
+        With `cross_cutting=False` (arbitration) the desk applies no operator action,
+        and every message the phase does not take is recorded as changing nothing."""
+        state = self.state
+        if self._turn_taken:
+            await self._continue_as_new_if_long()
+        while True:
+            self._turn_taken = True
+            if self.inbox:
+                message = self.inbox.take()
+                if isinstance(message, accepts):
+                    return message
+                was_closed = state.status.is_closed
+                if not (cross_cutting and await self._cross_cutting(message)):
+                    await self.ignore(message, self.why_nothing_to_do(message))
+                if state.status.is_closed and not was_closed:
+                    return Turn.CLOSED
+            elif at_once or await self._waited(due()):
+                return Turn.DUE
+            await self._continue_as_new_if_long()
+
+    async def _waited(self, phase_due: Due | None) -> bool:
+        """Wait for a message or the next deadline; True if it was the phase's and came
+        (the desk's own deadlines it acts on itself)."""
+        state = self.state
+        phase = [_Pending(phase_due, act=None)] if phase_due else []
+        desk = self._desk_dues()
+        # min() keeps the first of equal deadlines.
+        pending = phase + desk if phase_due and phase_due.first_on_a_tie else desk + phase
+        if not pending:
+            await workflow.wait_condition(lambda: bool(state.inbox) or self._history_is_long())
+            return False
+        first = min(pending, key=lambda p: p.due.at)
+        if await wait_until(lambda: bool(state.inbox), first.due.at, first.due.summary):
+            return False
+        if first.act is None:
+            return True
+        await first.act()
+        return False
+
+    def _desk_dues(self) -> list[_Pending]:
+        state = self.state
+        dues: list[_Pending] = []
+        if state.status in MERCHANT_SIDE and state.next_follow_up_at:
+            dues.append(
+                _Pending(Due(state.next_follow_up_at, "R14 daily progress update"), self._follow_up)
+            )
+        if state.escalation.respond_by is not None and not state.status.is_closed:
+            dues.append(
+                _Pending(
+                    Due(state.escalation.respond_by, "R18 supervisor must act"),
+                    self._supervisor_silent,
+                )
+            )
+        return dues
+
+    # ---- continue-as-new --------------------------------------------------------------
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self.run.history_events_before_continue
+        )
+
+    async def _continue_as_new_if_long(self) -> None:
+        """Hand the case to a new run once the history is long. The new run resumes at the
+        phase the carried status names (each phase runs only while the case is in it)."""
+        state = self.state
+        self.inbox.applied()
+        if not self._history_is_long():
+            return
+        # An update handler finishes only once its message is applied: waiting for handlers
+        # alone would wait forever on a decision just sent.
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(state.inbox))
+        if not state.inbox:
+            workflow.continue_as_new(self.run.model_copy(update={"carried_state": state}))
+
+    # ---- what every phase shares ------------------------------------------------------
+
+    async def _cross_cutting(self, message: CaseMessage) -> bool:
+        """Apply a message every phase takes alike; False if it is not one now."""
+        state = self.state
+        status = state.status
+        match message:
+            case Complaint():
+                await self._complaint(message)
+            case Withdrawal() if status in WITHDRAWABLE and not state.refunds:
+                await self.book.record(
+                    LedgerAction.WITHDRAWN,
+                    reason=f"the customer withdrew the request{': ' if message.reason else ''}"
+                    f"{message.reason}",
+                    status=CaseStatus.WITHDRAWN,
+                    actor=state.request.customer.customer_id,
+                    role="customer",
+                )
+            case CompensationOffer() if not status.is_closed:
+                await self._compensate(message)
+            case Assignment() if not status.is_closed:
+                state.assigned_agent = message.agent
+                await self.book.record(
+                    LedgerAction.ASSIGNED, reason=f"assigned to {message.agent}",
+                    actor=message.actor, role=message.role.value,
+                )  # fmt: skip
+            case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
+                await self._extend(message)
+            case CallRequest() if not status.is_closed:
+                await self.book.schedule_call(message.purpose)
+                await self.book.record(
+                    LedgerAction.CALL_SCHEDULED,
+                    rule="R16",
+                    reason=f"call {state.calls_scheduled}: {message.purpose}",
+                    actor=message.actor,
+                    role=message.role.value,
+                )
+            case EscalationRequest() if not status.is_closed:
+                # The requester's words go to the ledger only (the reason is shown in the UI).
+                await self.escalate(
+                    f"asked for by {message.role.value} {message.actor}",
+                    actor=message.actor, role=message.role.value,
+                    details={"request": message.reason},
+                )  # fmt: skip
+            case _:
+                return False
+        return True
+
+    async def _follow_up(self) -> None:
+        state = self.state
+        state.follow_ups_sent += 1
+        await self.book.notify(Template.PROGRESS_UPDATE, waiting_for=state.waiting_for)
+        state.next_follow_up_at = self.book.message_slot(
+            workflow.now() + state.policy.follow_up_interval
+        )
+        await self.book.record(
+            LedgerAction.PROGRESS_UPDATE_SENT,
+            rule="R14",
+            reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
+        )
+
+    async def _compensate(self, offer: CompensationOffer) -> None:
+        state = self.state
+        above = agent_limit_refusal(offer.role, offer.amount, state.policy)
+        if above:
+            await self.book.record(
+                LedgerAction.COMPENSATION_REFUSED,
+                rule=above.rule,
+                reason=f"{offer.amount}: {above.text}",
+                actor=offer.actor,
+                role=offer.role.value,
+            )
+            if state.escalation.level is EscalationLevel.NONE:
+                await self.escalate(
+                    f"agent {offer.actor} asked to grant {offer.amount}, above the agent "
+                    "limit (R17)",
+                    actor=offer.actor, role=offer.role.value,
+                )  # fmt: skip
+            return
+        self.acknowledge_escalation(offer.role)
+        paid = await refund(
+            self.book,
+            offer.amount,
+            rule="R17",
+            reason=f"{offer.role.value} {offer.actor} granted {offer.amount}: {offer.reason}",
+            purpose=RefundPurpose.COMPENSATION,
+            closes_case=False,
+            actor=offer.actor,
+            role=offer.role.value,
+        )
+        if not paid.amount_minor:
+            # Offers admitted together can exhaust the limit before this one's turn: it
+            # paid nothing (refund_not_due in the ledger), so it is refused.
+            limit = refund_limit(state.request.paid, state.reimbursed_shipping)
+            self.inbox.not_applied(
+                offer,
+                f"R21: nothing left to refund: {state.refunded_total} of {limit} already "
+                f"refunded, so the offer of {offer.amount} paid nothing",
+            )
+
+    async def _extend(self, extension: DeadlineExtension) -> None:
+        state = self.state
+        _, field = EXTENDABLE[extension.deadline]
+        current: datetime | None = getattr(state, field)
+        if current is None:
+            raise ValueError(f"{field} is not set while its deadline runs")
+        setattr(state, field, current + extension.extend_by)
+        await self.book.record(
+            LedgerAction.DEADLINE_EXTENDED,
+            reason=f"{extension.deadline.value} deadline moved to {current + extension.extend_by}"
+            f": {extension.reason}",
+            actor=extension.actor,
+            role=extension.role.value,
+        )
+
+    async def _complaint(self, complaint: Complaint) -> None:
+        state = self.state
+        state.complaints.append(complaint)
+        # The customer's words go to the ledger only: the reason is shown in the UI.
+        await self.escalate(
+            f"customer complaint {complaint.event_id}{' (major)' if complaint.major else ''}",
+            major=complaint.major,
+            actor=state.request.customer.customer_id,
+            role="customer",
+            details={"complaint": complaint.summary},
+        )
+
+    # ---- R18: the ladder --------------------------------------------------------------
+
+    async def escalate(
+        self, reason: str, *, major: bool = False, actor: str = "aftersales-workflow",
+        role: str = "system", details: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
+        state = self.state
+        level = escalation_target(state.escalation.level, major=major)
+        now = workflow.now()
+        state.escalation.level = level
+        state.escalation.reason = reason
+        state.escalation.since = now
+        state.escalation.respond_by = (
+            now + state.policy.supervisor_response if level is EscalationLevel.SUPERVISOR else None
+        )
+        await self.book.record(
+            LedgerAction.ESCALATED,
+            rule="R18",
+            reason=f"to {level.value}: {reason}",
+            actor=actor,
+            role=role,
+            details={"level": level.value, **(details or {})},
+        )
+
+    async def _supervisor_silent(self) -> None:
+        await self.escalate(
+            f"the supervisor did not act within {self.state.policy.supervisor_response}"
+        )
+
+    def acknowledge_escalation(self, role: Role) -> None:
+        """A supervisor or manager acting on the case answers its escalation."""
+        if role in (Role.SUPERVISOR, Role.MANAGER):
+            self.state.escalation.respond_by = None
+
+    async def sla_breached(self, clock: SlaClock, due_at: datetime) -> None:
+        """A deadline passed with its step not done: recorded as data, and escalated."""
+        breach = SlaBreach(clock=clock, due_at=due_at, breached_at=workflow.now())
+        self.state.sla_breaches.append(breach)
+        await self.escalate(
+            f"{_BREACH_WORDS[clock]} deadline breached",
+            details={"breach": breach.model_dump(mode="json")},
+        )
+
+    # ---- messages that change nothing -------------------------------------------------
+
+    async def ignore(self, message: CaseMessage, why: str) -> None:
+        self.inbox.not_applied(message, why)
+        await self.book.record(
+            LedgerAction.MESSAGE_IGNORED,
+            rule="R26" if isinstance(message, WarehouseScan) else None,
+            reason=f"{type(message).__name__} {message_id(message)}: {why}",
+            details={"message": message.model_dump(mode="json")},
+        )
+
+    def why_nothing_to_do(self, message: CaseMessage) -> str:
+        """Why a message changes nothing now (recorded with it, never dropped)."""
+        state = self.state
+        status = state.status.value + (" (closed)" if state.status.is_closed else "")
+        if isinstance(message, WarehouseScan):
+            return unapplied_scan_refusal(
+                message.event,
+                status,
+                received_scan_id=state.received_scan_id,
+                inspection_scan_id=state.inspection.scan_id if state.inspection else None,
+            ).text
+        if state.status.is_closed:
+            return f"the case is already closed ({state.status.value})"
+        return f"nothing to do while the case is {status}"
+
+    async def refuse_what_is_left(self) -> None:
+        """The case has ended: whatever reaches it is recorded with why it changed nothing
+        (never dropped), and the run completes only once every update handler has
+        answered, so none ends unfinished and no message lands after the last look."""
+        state = self.state
+        self.inbox.applied()
+        while True:
+            await workflow.wait_condition(
+                lambda: workflow.all_handlers_finished() or bool(state.inbox)
+            )
+            if not state.inbox:
+                return
+            message = self.inbox.take()
+            await self.ignore(message, self.why_nothing_to_do(message))
+            self.inbox.applied()

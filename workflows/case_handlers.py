@@ -1,0 +1,230 @@
+"""How messages get into a case, for every kind: the signal and Update handlers with their
+validators, and the query. Handlers only admit and enqueue (case_inbox.py); the kind's
+`@workflow.run` alone changes the case, phase by phase."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+from domain.case import (
+    STAFF,
+    ArbitrationRuling,
+    Assignment,
+    CallRequest,
+    CompensationOffer,
+    Complaint,
+    DeadlineExtension,
+    Dispute,
+    EscalationRequest,
+    EvidenceSubmitted,
+    Reason,
+    ReviewDecision,
+    Role,
+    ShippedBack,
+    WarehouseScan,
+    Withdrawal,
+)
+from domain.policy import RefusalKind, agent_limit_refusal, compensation_refusal, refund_limit
+from domain.state import EXTENDABLE, CaseState, CaseStatus, EscalationLevel
+from domain.view import CaseView
+from workflows.case_desk import CaseDesk
+from workflows.case_inbox import CaseInbox
+from workflows.case_run import CaseRun
+from workflows.steps.casebook import CaseBook
+
+# The error type of an operator decision beyond their authority (R17).
+AUTHORITY_LIMIT = "AuthorityLimit"
+
+
+class CaseHandlers:
+    """Base of the case workflows: each kind declares `@workflow.defn` and a
+    `@workflow.run` that reads its life top to bottom on `self._desk`."""
+
+    @workflow.init
+    def __init__(self, run: CaseRun) -> None:
+        self._state = run.carried_state or CaseState(
+            case_id=workflow.info().workflow_id,
+            request=run.request,
+            policy=run.policy,
+            opened_at=workflow.now(),
+            return_deadline=run.request.delivered_at + run.policy.return_window
+            if run.request.delivered_at
+            else None,
+        )
+        self._inbox = CaseInbox(self._state, self._view)
+        self._desk = CaseDesk(run, self._state, CaseBook(self._state), self._inbox)
+
+    def _view(self) -> CaseView:
+        return CaseView.of(self._state)
+
+    @workflow.query(name="state")
+    def state(self) -> CaseView:
+        """The case as callers may see it; the durable state stays inside (domain/view.py)."""
+        return self._view()
+
+    @workflow.signal(name="warehouse_scan")
+    def warehouse_scan(self, scan: WarehouseScan) -> None:
+        """R26: dock and inspection scans. A repeated scan id changes nothing; a scan no
+        step of the case expects is recorded with the reason, never dropped."""
+        self._inbox.accept(scan)
+
+    @workflow.signal(name="evidence_submitted")
+    def evidence_submitted(self, evidence: EvidenceSubmitted) -> None:
+        """R6: the customer's photos."""
+        self._inbox.accept(evidence)
+
+    @workflow.signal(name="complaint")
+    def complaint(self, complaint: Complaint) -> None:
+        """R18: the customer complains; a major complaint goes to the manager."""
+        self._inbox.accept(complaint)
+
+    @workflow.signal(name="withdraw")
+    def withdraw(self, withdrawal: Withdrawal) -> None:
+        """The customer withdraws the request."""
+        self._inbox.accept(withdrawal)
+
+    @workflow.signal(name="dispute")
+    def dispute(self, dispute: Dispute) -> None:
+        """R19: the customer asks the platform to arbitrate a rejection."""
+        self._inbox.accept(dispute)
+
+    @workflow.update
+    async def decide(self, decision: ReviewDecision) -> CaseView:
+        """R10: approve or reject (with a reason, R20) a case under review."""
+        return await self._inbox.accept_and_wait(decision)
+
+    @decide.validator
+    def _validate_decide(self, decision: ReviewDecision) -> None:
+        _require_staff(decision.role)
+        if self._state.status is not CaseStatus.UNDER_REVIEW:
+            raise ValueError(
+                f"status: the case is {self._state.status.value}, not under_review (R10)"
+            )
+        wrong_item = self._state.request.reason is Reason.WRONG_ITEM
+        if decision.approve and wrong_item and decision.root_cause is None:
+            raise ValueError("root_cause: required to approve a wrong_item case (R7)")
+
+    @workflow.update
+    async def offer_compensation(self, offer: CompensationOffer) -> CaseView:
+        """R17: goodwill compensation, paid at once within the actor's authority; an
+        agent's offer above it is refused, recorded, and sends the case to a supervisor
+        (R18)."""
+        view = await self._inbox.accept_and_wait(offer)
+        above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
+        if above:
+            raise ApplicationError(above.text, type=AUTHORITY_LIMIT, non_retryable=True)
+        return view
+
+    @offer_compensation.validator
+    def _validate_offer_compensation(self, offer: CompensationOffer) -> None:
+        state = self._state
+        if state.status.is_closed:
+            raise ValueError(f"status: the case is {state.status.value} (closed)")
+        if offer.amount.currency != state.request.paid.currency:
+            raise ValueError(
+                f"amount.currency: must be the order currency {state.request.paid.currency}"
+            )
+        refusal = compensation_refusal(
+            offer.role,
+            offer.amount,
+            state.refunded_total,
+            refund_limit(state.request.paid, state.reimbursed_shipping),
+            state.policy,
+        )
+        # R18: an agent's offer above their limit is let in, to be refused and escalated.
+        if refusal and refusal.kind is not RefusalKind.ABOVE_AGENT_LIMIT:
+            raise ValueError(refusal.text)
+
+    @workflow.update
+    async def escalate(self, request: EscalationRequest) -> CaseView:
+        """R18: hand the case to the next level."""
+        return await self._inbox.accept_and_wait(request)
+
+    @escalate.validator
+    def _validate_escalate(self, request: EscalationRequest) -> None:
+        _require_staff(request.role)
+        if self._state.status.is_closed:
+            raise ValueError(f"status: the case is {self._state.status.value} (closed)")
+        if self._state.escalation.level is EscalationLevel.MANAGER:
+            raise ValueError("escalation: the case is already at the manager level (R18)")
+
+    @workflow.update
+    async def request_call(self, request: CallRequest) -> CaseView:
+        """R16: schedule a phone call in the customer's call hours."""
+        return await self._inbox.accept_and_wait(request)
+
+    @request_call.validator
+    def _validate_request_call(self, request: CallRequest) -> None:
+        _require_staff(request.role)
+        state = self._state
+        if state.status.is_closed:
+            raise ValueError(f"status: the case is {state.status.value} (closed)")
+        if state.calls_scheduled >= state.policy.max_calls_per_case:
+            raise ValueError(
+                f"R16: this case already had {state.calls_scheduled} calls, the most allowed"
+            )
+
+    @workflow.update
+    async def assign(self, assignment: Assignment) -> CaseView:
+        """Give the case to an agent."""
+        return await self._inbox.accept_and_wait(assignment)
+
+    @assign.validator
+    def _validate_assign(self, assignment: Assignment) -> None:
+        _require_staff(assignment.role)
+        if self._state.status.is_closed:
+            raise ValueError(f"status: the case is {self._state.status.value} (closed)")
+
+    @workflow.update
+    async def extend_deadline(self, extension: DeadlineExtension) -> CaseView:
+        """Give the customer or the merchant more time, with a reason (recorded, R23)."""
+        return await self._inbox.accept_and_wait(extension)
+
+    @extend_deadline.validator
+    def _validate_extend_deadline(self, extension: DeadlineExtension) -> None:
+        _require_staff(extension.role)
+        runs_in, _ = EXTENDABLE[extension.deadline]
+        if self._state.status is not runs_in:
+            raise ValueError(
+                f"deadline: the {extension.deadline.value} deadline is not running "
+                f"(the case is {self._state.status.value})"
+            )
+
+    @workflow.update
+    async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseView:
+        """R19: the arbiter's ruling, applied as it stands."""
+        return await self._inbox.accept_and_wait(ruling)
+
+    @apply_ruling.validator
+    def _validate_ruling(self, ruling: ArbitrationRuling) -> None:
+        state = self._state
+        if ruling.role is not Role.ARBITER:
+            raise ValueError("role: only the platform arbiter rules on disputes (R19)")
+        if state.status is not CaseStatus.IN_ARBITRATION:
+            raise ValueError(f"status: the case is {state.status.value}, not in_arbitration")
+        if ruling.refund is not None:
+            if not ruling.refund.amount_minor:
+                raise ValueError(
+                    "refund: a ruling for the customer refunds more than 0; leave it out "
+                    "to refund all that is left (R19, R21)"
+                )
+            limit = refund_limit(state.request.paid, state.reimbursed_shipping)
+            if ruling.refund.currency != state.request.paid.currency or not (
+                state.refunded_total + ruling.refund <= limit
+            ):
+                raise ValueError(f"refund: at most {limit} in all may be refunded (R21)")
+
+
+class ItemBackHandlers(CaseHandlers):
+    """Kinds whose item comes back to the warehouse (returns, exchanges)."""
+
+    @workflow.signal(name="shipped_back")
+    def shipped_back(self, notice: ShippedBack) -> None:
+        """R12: the customer handed the parcel to a carrier."""
+        self._inbox.accept(notice)
+
+
+def _require_staff(role: Role) -> None:
+    if role not in STAFF:
+        raise ValueError(f"role: {role.value} may not decide cases (agent, supervisor, manager)")

@@ -1,0 +1,121 @@
+"""After the close: parcel news held from before a decision goes to a person (R20), a
+rejected case may be disputed to platform arbitration (R19), every case gets a
+satisfaction survey (R25), and whatever still reaches the case is recorded."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
+
+from activities.notifications import Template
+from domain.case import ArbitrationRuling, Dispute
+from domain.ledger import LedgerAction
+from domain.policy import refund_limit
+from domain.state import CaseState, CaseStatus
+from domain.survey import SurveyRequest
+from workflows.case_desk import CaseDesk, Due, Turn
+from workflows.phases import parcel_back
+from workflows.steps.payments import refund
+from workflows.survey import SatisfactionSurvey
+
+_DISPUTABLE = (CaseStatus.REJECTED, CaseStatus.IN_ARBITRATION)
+
+
+async def after_close(desk: CaseDesk) -> CaseState:
+    # The decision that closed the case is answered with the case as it left it.
+    desk.inbox.applied()
+    await parcel_back.leave_held_for_a_person(desk)
+    await _dispute_window(desk)
+    desk.inbox.applied()  # likewise the ruling
+    await _send_survey(desk)
+    await desk.refuse_what_is_left()
+    return desk.state
+
+
+async def _dispute_window(desk: CaseDesk) -> None:
+    """R19: a rejected case may be disputed within the window; the arbiter's ruling is
+    applied as it stands. The R18 ladder climbs while the arbiter decides; operators'
+    actions are refused meanwhile (the ruling decides)."""
+    state = desk.state
+    if state.status not in _DISPUTABLE:
+        return
+    if state.dispute_deadline is None:
+        state.dispute_deadline = workflow.now() + state.policy.dispute_window
+        desk.book.publish()
+    while state.status in _DISPUTABLE:
+        turn = await desk.next(
+            (Dispute, ArbitrationRuling), lambda: _due(state), cross_cutting=False
+        )
+        match turn:
+            case Turn():
+                return  # the window closed undisputed
+            case Dispute() if state.status is CaseStatus.REJECTED and state.dispute is None:
+                await _disputed(desk, turn)
+            case ArbitrationRuling() if state.status is CaseStatus.IN_ARBITRATION:
+                await _ruled(desk, turn)
+                if not turn.favour_customer:
+                    return  # upheld: the case stays rejected, and the window is spent
+            case _:
+                await desk.ignore(turn, desk.why_nothing_to_do(turn))
+
+
+def _due(state: CaseState) -> Due | None:
+    if state.status is CaseStatus.REJECTED and state.dispute_deadline is not None:
+        return Due(state.dispute_deadline, "R19 dispute window")
+    return None
+
+
+async def _disputed(desk: CaseDesk, dispute: Dispute) -> None:
+    state = desk.state
+    state.dispute = dispute
+    state.closed_at = None
+    await desk.book.record(
+        LedgerAction.DISPUTED,
+        rule="R19",
+        reason=f"the customer asks the platform to arbitrate: {dispute.reason}",
+        status=CaseStatus.IN_ARBITRATION,
+        actor=state.request.customer.customer_id,
+        role="customer",
+    )
+    await desk.escalate("the customer disputes the decision (R19)")
+
+
+async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:
+    state = desk.state
+    state.ruling = ruling
+    state.escalation.respond_by = None
+    await desk.book.notify(Template.DISPUTE_RULED, reason=ruling.reason)
+    if not ruling.favour_customer:
+        await desk.book.record(
+            LedgerAction.RULING_UPHOLDS_DECISION, rule="R19", reason=ruling.reason,
+            status=CaseStatus.REJECTED, actor=ruling.actor, role=ruling.role.value,
+        )  # fmt: skip
+        return
+    limit = refund_limit(state.request.paid, state.reimbursed_shipping)
+    amount = ruling.refund or limit.minus_floored_at_zero(state.refunded_total)
+    await refund(
+        desk.book, amount, rule="R19",
+        reason=f"the arbiter ruled for the customer: {ruling.reason}",
+        actor=ruling.actor, role=ruling.role.value,
+    )  # fmt: skip
+
+
+async def _send_survey(desk: CaseDesk) -> None:
+    state = desk.state
+    request = state.request
+    survey_id = f"survey-{state.case_id}"
+    await workflow.start_child_workflow(
+        SatisfactionSurvey.run,
+        SurveyRequest(
+            case_id=state.case_id,
+            customer_id=request.customer.customer_id,
+            time_zone=request.customer.time_zone,
+            case_outcome=state.status.value,
+            policy=state.policy,
+        ),
+        id=survey_id,
+        # The survey waits days for answers; the case itself is done.
+        parent_close_policy=ParentClosePolicy.ABANDON,
+        static_summary=f"R25 survey · {state.case_id}",
+    )
+    state.survey_id = survey_id

@@ -1,0 +1,30 @@
+"""Receipt and inspection (R13, R26, R27): the parcel is at the dock; the warehouse
+inspects it within the R13 deadline (a breach escalates, R18) and grades it, which
+decides whether the money or the replacement is due, and where the item goes."""
+
+from __future__ import annotations
+
+from domain.case import ShippedBack, WarehouseScan
+from domain.sla import SlaClock
+from domain.state import CaseState, CaseStatus
+from workflows.case_desk import CaseDesk, Due, Turn
+from workflows.phases import parcel_back
+
+
+async def inspection(desk: CaseDesk, *, passed: CaseStatus) -> None:
+    """Run while the received item awaits its inspection; a pass leads to `passed`, a
+    failure rejects the case (R20)."""
+    state = desk.state
+    while state.status is CaseStatus.AWAITING_INSPECTION:
+        turn = await desk.next((WarehouseScan, ShippedBack), lambda: _due(state))
+        match turn:
+            case Turn.DUE if state.inspection_deadline is not None:
+                await desk.sla_breached(SlaClock.INSPECTION, state.inspection_deadline)
+            case WarehouseScan() | ShippedBack():
+                await parcel_back.take(desk, turn, passed=passed)
+
+
+def _due(state: CaseState) -> Due | None:
+    if state.inspection_deadline is None or state.breached(SlaClock.INSPECTION):
+        return None
+    return Due(state.inspection_deadline, "R13 inspection deadline")
