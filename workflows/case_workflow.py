@@ -665,6 +665,8 @@ class CaseWorkflow:
         state = self._state
         state.follow_ups_sent += 1
         await self._book.notify(Template.PROGRESS_UPDATE, waiting_for=state.waiting_for)
+        # R14 is judged against the slot the update was due at (R16 may have held it).
+        due_at = state.next_follow_up_at
         state.next_follow_up_at = self._book.message_slot(
             workflow.now() + state.policy.follow_up_interval
         )
@@ -672,6 +674,7 @@ class CaseWorkflow:
             LedgerAction.PROGRESS_UPDATE_SENT,
             rule="R14",
             reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
+            details={"due_at": due_at},
         )
 
     async def _compensate(self, offer: CompensationOffer) -> None:
