@@ -264,8 +264,9 @@ class BreachRow(BaseModel):
     claim_id: str | None
     started_at: datetime
     due_at: datetime
-    # None: still not done, past the deadline (or the case closed first: see `stopped`)
-    ended_at: datetime | None
+    ended_at: datetime | None  # None: still not done, past its due time
+    # Ended without its step (the case closed, or left the statuses it runs in).
+    stopped: bool
     hours: float  # how long the clock ran (to now while running)
     hours_late: float  # past its due time, to its end (or now)
 

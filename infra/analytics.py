@@ -341,7 +341,7 @@ class ReportReader:
         # its grace).
         late_after = f"j.due_at + {arg(clock.grace)}::interval"
         judged = f"""
-            SELECT c.case_id, {claim} AS claim_id, s.started_at, s.ended_at, j.due_at,
+            SELECT c.case_id, {claim} AS claim_id, s.started_at, s.ended_at, s.stopped, j.due_at,
                    coalesce(s.ended_at, {now}) > {late_after} AS breached
             FROM sla_clocks s {scope},
                  LATERAL (SELECT coalesce(s.due_at,
@@ -352,7 +352,7 @@ class ReportReader:
         # One pass: the counts over every judged clock (window counts, taken before the
         # LIMIT), and the newest breaches first.
         listed = await self._conn.fetch(
-            f"""SELECT case_id, claim_id, started_at, ended_at, due_at, breached,
+            f"""SELECT case_id, claim_id, started_at, ended_at, stopped, due_at, breached,
                        count(*) FILTER (WHERE NOT breached) OVER () AS met_total,
                        count(*) FILTER (WHERE breached) OVER () AS breached_total
                 FROM ({judged}) j
@@ -369,6 +369,7 @@ class ReportReader:
                     BreachRow(
                         case_id=r["case_id"], claim_id=r["claim_id"],
                         started_at=r["started_at"], due_at=r["due_at"], ended_at=r["ended_at"],
+                        stopped=r["stopped"],
                         hours=(end - r["started_at"]).total_seconds() / 3600,
                         hours_late=(end - r["due_at"]).total_seconds() / 3600,
                     )

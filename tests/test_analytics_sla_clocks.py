@@ -101,11 +101,12 @@ async def test_r10_first_contact_is_a_person_reaching_the_customer_within_24_hou
 
     assert (row.rule, row.deadline_hours) == ("R10", 24)
     assert (row.met, row.breached) == (2, 3)
-    listed = {b.case_id: (b.ended_at, b.due_at, b.hours, b.hours_late) for b in row.breaches}
+    listed = {b.case_id: (b.ended_at, b.stopped, b.due_at, b.hours, b.hours_late)
+              for b in row.breaches}  # fmt: skip
     assert listed == {
-        cases["late"]: (start + 30 * H, start + 24 * H, 30, 6),
-        cases["unseen"]: (None, start + 24 * H, 72, 48),
-        cases["nobody"]: (start + 60 * H, start + 24 * H, 60, 36),  # no longer growing
+        cases["late"]: (start + 30 * H, False, start + 24 * H, 30, 6),
+        cases["unseen"]: (None, False, start + 24 * H, 72, 48),
+        cases["nobody"]: (start + 60 * H, True, start + 24 * H, 60, 36),  # no longer growing
     }
     assert {b.claim_id for b in row.breaches} == {None}
     stopped = await pool.fetch(
