@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from domain.analytics import (
     BatchVerdict,
+    BreachRow,
     CarrierClaimsRow,
     MoneyRow,
     ReasonRow,
@@ -18,7 +19,6 @@ from domain.analytics import (
     ResolveRow,
     ReturnRateRow,
     SatisfactionRow,
-    SlaBreach,
     SlaRow,
 )
 
@@ -43,7 +43,7 @@ _ROW_MODEL: dict[Section, type[BaseModel]] = {
     Section.REASONS: ReasonRow,
     Section.TIME_TO_RESOLVE: ResolveRow,
     Section.SLA: SlaRow,
-    Section.SLA_BREACHES: SlaBreach,
+    Section.SLA_BREACHES: BreachRow,
     Section.MONEY: MoneyRow,
     Section.CARRIER_CLAIMS: CarrierClaimsRow,
     Section.SATISFACTION: SatisfactionRow,

@@ -149,7 +149,7 @@ async def _sections(pool: asyncpg.Pool, policy: PolicyFile, now: datetime) -> di
             "reasons": read.reasons,
             "time_to_resolve": read.time_to_resolve,
             **{
-                f"sla_{clock.rule}_{clock.deadline}": functools.partial(
+                f"sla_{clock.rule}_{clock.clock}": functools.partial(
                     read.sla, clock, getattr(settings, clock.setting), now
                 )
                 for clock in SLA_CLOCKS

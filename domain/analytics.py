@@ -8,14 +8,16 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from domain.case import UNDELIVERED, BusinessKey, CaseKind, Reason, Strict
 from domain.ledger import LedgerAction
-from domain.sla import SlaClock as SlaClockName
+from domain.sla import SlaClock
+from domain.state import MERCHANT_SIDE, CaseStatus
 
 
 def _plausible_day(value: date) -> date:
@@ -255,11 +257,18 @@ class ResolveRow(BaseModel):
     p90_hours: float | None
 
 
-class SlaBreach(BaseModel):
+class BreachRow(BaseModel):
+    """One breached clock: its case, and its carrier claim for a claim's clock."""
+
     case_id: str
+    claim_id: str | None
     started_at: datetime
-    ended_at: datetime | None  # None: still not done, past the deadline
-    hours: float
+    due_at: datetime
+    ended_at: datetime | None  # None: still not done, past its due time
+    # Ended without its step (the case closed, or left the statuses it runs in).
+    stopped: bool
+    hours: float  # how long the clock ran (to now while running)
+    hours_late: float  # past its due time, to its end (or now)
 
 
 MAX_BREACHES_LISTED = 100
@@ -272,7 +281,7 @@ class SlaRow(BaseModel):
     met: int
     breached: int
     share_met: float | None
-    breaches: list[SlaBreach]
+    breaches: list[BreachRow]
 
 
 class MoneyRow(BaseModel):
@@ -323,7 +332,7 @@ def resolve_row(kind: str, reason: str, hours: Sequence[float]) -> ResolveRow:
 
 
 def sla_row(
-    clock: SlaClock, deadline_hours: float, met: int, breached: int, breaches: list[SlaBreach]
+    clock: ClockRule, deadline_hours: float, met: int, breached: int, breaches: list[BreachRow]
 ) -> SlaRow:
     """`breaches` lists the newest of the `breached` (at most MAX_BREACHES_LISTED)."""
     judged = met + breached
@@ -333,76 +342,97 @@ def sla_row(
 
 
 STAFF_ROLES = frozenset({"agent", "supervisor", "manager"})
-# R14: the statuses in which the case waits on the merchant (workflows' MERCHANT_SIDE).
-MERCHANT_SIDE = frozenset(
-    {"under_review", "awaiting_inspection", "refund_due", "exchange_due", "waiting_for_stock",
-     "intercepting"}
-)  # fmt: skip
+CLOSED = frozenset(s for s in CaseStatus if s.is_closed)
+# R14: the update's timer fires at its slot and the workflow writes the event once its
+# task has run, a moment later: that is the update sent at its slot, not a late one.
+UPDATE_SENDING_GRACE = timedelta(minutes=1)
+
+
+class DueAt(StrEnum):
+    """When a clock is due (sla_clocks.due_at)."""
+
+    AFTER_LENGTH = "after_length"  # its policy length after the start
+    AT_CLAIM_FILE_DEADLINE = "at_claim_file_deadline"  # the carrier's date on the claim
+    # The slot its ending event was due at (the event's `details.due_at`); while it runs,
+    # after its length.
+    AT_SLOT_OF_END = "at_slot_of_end"
 
 
 @dataclass(frozen=True)
-class SlaClock:
-    """An SLA the rules set, read off the ledger's timestamps: from an event with a
-    `starts` action to the first later event of the same case (or claim) with an `ends`
-    action or by an `ends_roles` role. Met when that came within the deadline; breached
-    when it came later or has not come and the deadline has passed; still running
-    otherwise (not judged). `deadline` names the clock (a `domain.sla.SlaClock`).
+class ClockRule:
+    """How one SLA clock (`clock`) is read off the ledger's timestamps: it starts on an
+    event with a `starts` action and ends on the first later event of the same case (or
+    claim) with an `ends` action done by an `ends_roles` role (either left empty: any).
+    Met when that came by its due time, breached when it came later or has not come and
+    the due time has passed; still running otherwise (not judged).
 
-    Two variants (migration 013): with `while_status`, a clock runs while the case is in
-    one of them, from entering (or the previous clock's end) to an `ends` action or
-    leaving; with `due`, the clock is due at a date (`due` names its source) rather than
-    after a length, and a start action that is also an end ends it at once."""
+    A clock also ends without its step (stopped) when the case enters one of `stops_in`
+    or, with `while_status`, leaves them: judged only if already past due then, as a
+    breach. With `while_status` a clock runs while the case is in one of them, from
+    entering (or the previous clock's end). `due`: see DueAt; with the claim's deadline, a
+    start action that is also an end ends the clock at once. Migration 013 keeps the
+    same rules in SQL (a test holds the two equal)."""
 
     rule: str
     what: str
-    deadline: SlaClockName
+    clock: SlaClock
     starts: frozenset[str]
     ends: frozenset[str] = frozenset()
     ends_roles: frozenset[str] = frozenset()
     # The carrier claim's own ledger (claim_events) rather than the case's.
     on_claims: bool = False
     while_status: frozenset[str] = frozenset()
-    due: str | None = None
-    # The policy setting giving the deadline's length, when it is not named `deadline`.
+    stops_in: frozenset[str] = frozenset()
+    due: DueAt = DueAt.AFTER_LENGTH
+    # How long after its due time its step still counts as on time.
+    grace: timedelta = timedelta(0)
+    # The policy setting giving the length, when it is not named as the clock is.
     length_setting: str | None = None
 
     @property
     def setting(self) -> str:
-        return self.length_setting or self.deadline.value
+        return self.length_setting or self.clock.value
 
 
 _A = LedgerAction
 SLA_CLOCKS = (
-    SlaClock("R10", "a person reviews a merchant-fault case", SlaClockName.REVIEW,
-             starts=frozenset({_A.REVIEW_STARTED}), ends_roles=STAFF_ROLES),
-    SlaClock("R13", "the returned parcel is inspected", SlaClockName.INSPECTION,
-             starts=frozenset({_A.PARCEL_RECEIVED}),
-             ends=frozenset({_A.INSPECTION_PASSED, _A.INSPECTION_FAILED})),
-    SlaClock("R13", "the refund (or replacement) follows a passed inspection",
-             SlaClockName.REFUND, starts=frozenset({_A.INSPECTION_PASSED}),
-             ends=frozenset({_A.REFUND_ISSUED, _A.REFUND_NOT_DUE, _A.REPLACEMENT_SHIPPED})),
-    SlaClock("R18", "a supervisor acts on an escalated case", SlaClockName.SUPERVISOR,
-             starts=frozenset({_A.ESCALATED}), ends_roles=frozenset({"supervisor", "manager"})),
-    SlaClock("R15", "the carrier answers a filed claim", SlaClockName.CARRIER_SILENCE,
-             starts=frozenset({_A.CLAIM_FILED}), ends=frozenset({_A.CARRIER_ANSWERED}),
-             on_claims=True),
-    # From the opening of a case that needs a person (photos asked for, or review) to the
-    # first step a person takes on it; a customer's withdrawal first leaves nobody to
-    # contact. The call the workflow books at opening is not contact: nobody has called.
-    SlaClock("R10", "the customer hears from a person (first contact)",
-             SlaClockName.FIRST_CONTACT,
-             starts=frozenset({_A.EVIDENCE_REQUESTED, _A.REVIEW_STARTED}),
-             ends=frozenset({_A.WITHDRAWN}), ends_roles=STAFF_ROLES),
+    ClockRule("R10", "a person reviews a merchant-fault case", SlaClock.REVIEW,
+              starts=frozenset({_A.REVIEW_STARTED}), ends_roles=STAFF_ROLES),
+    ClockRule("R13", "the returned parcel is inspected", SlaClock.INSPECTION,
+              starts=frozenset({_A.PARCEL_RECEIVED}),
+              ends=frozenset({_A.INSPECTION_PASSED, _A.INSPECTION_FAILED})),
+    ClockRule("R13", "the refund (or replacement) follows a passed inspection",
+              SlaClock.REFUND, starts=frozenset({_A.INSPECTION_PASSED}),
+              ends=frozenset({_A.REFUND_ISSUED, _A.REFUND_NOT_DUE, _A.REPLACEMENT_SHIPPED})),
+    ClockRule("R18", "a supervisor acts on an escalated case", SlaClock.SUPERVISOR,
+              starts=frozenset({_A.ESCALATED}), ends_roles=frozenset({"supervisor", "manager"})),
+    ClockRule("R15", "the carrier answers a filed claim", SlaClock.CARRIER_SILENCE,
+              starts=frozenset({_A.CLAIM_FILED}), ends=frozenset({_A.CARRIER_ANSWERED}),
+              on_claims=True),
+    # From the opening of a case that needs a person (photos asked for, or review) to a
+    # person reaching the customer: a decision told, a call booked, a goodwill payment.
+    # Staff steps the customer never sees (assigned, a deadline extended, an offer
+    # refused, an escalation) are not contact. The call the workflow books at opening is
+    # not either: nobody has called. A case closed first (abandoned, refunded after an
+    # auto-approval, withdrawn) stops the clock: nobody is left to contact.
+    ClockRule("R10", "the customer hears from a person (first contact)",
+              SlaClock.FIRST_CONTACT,
+              starts=frozenset({_A.EVIDENCE_REQUESTED, _A.REVIEW_STARTED}),
+              ends=frozenset({_A.APPROVED, _A.REJECTED, _A.CALL_SCHEDULED,
+                              _A.COMPENSATION_PAID}),
+              ends_roles=STAFF_ROLES, stops_in=CLOSED),
     # Each day the case waits on the merchant is one clock: from entering a merchant-side
-    # status (or the previous update) to the next update or leaving the merchant side.
-    SlaClock("R14", "a progress update each day the case waits on the merchant",
-             SlaClockName.FOLLOW_UP, starts=frozenset(),
-             ends=frozenset({_A.PROGRESS_UPDATE_SENT}), while_status=MERCHANT_SIDE),
+    # status (or the previous update) to the next update, due at the slot the workflow
+    # set for it, or to leaving the merchant side.
+    ClockRule("R14", "a progress update each day the case waits on the merchant",
+              SlaClock.FOLLOW_UP, starts=frozenset(),
+              ends=frozenset({_A.PROGRESS_UPDATE_SENT}), while_status=MERCHANT_SIDE,
+              due=DueAt.AT_SLOT_OF_END, grace=UPDATE_SENDING_GRACE),
     # Due at the carrier's own deadline (carrier_claims.file_deadline, counted from the
     # delivery), not a length from the start; the policy's length is shown for reference.
-    SlaClock("R15", "the claim is filed within the carrier's deadline",
-             SlaClockName.CLAIM_FILING,
-             starts=frozenset({_A.CLAIM_FILED, _A.CLAIM_DEADLINE_MISSED}),
-             ends=frozenset({_A.CLAIM_FILED}), on_claims=True, due="claim_file_deadline",
-             length_setting="carrier_claim_deadline"),
+    ClockRule("R15", "the claim is filed within the carrier's deadline",
+              SlaClock.CLAIM_FILING,
+              starts=frozenset({_A.CLAIM_FILED, _A.CLAIM_DEADLINE_MISSED}),
+              ends=frozenset({_A.CLAIM_FILED}), on_claims=True,
+              due=DueAt.AT_CLAIM_FILE_DEADLINE, length_setting="carrier_claim_deadline"),
 )  # fmt: skip

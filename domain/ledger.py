@@ -77,6 +77,8 @@ class LedgerAction(StrEnum):
     CARRIER_ANSWERED = "carrier_answered"
     CARRIER_RESPONSE_REFUSED = "carrier_response_refused"
     CARRIER_ANSWERED_AFTER_CLOSE = "carrier_answered_after_close"
+    # The batch alarm (batch_events)
+    BATCH_FLAGGED = "batch_flagged"
 
 
 class RefundPurpose(StrEnum):
@@ -98,7 +100,9 @@ PAID_ACTION: dict[RefundPurpose, LedgerAction] = {
 
 
 class ShipmentPurpose(StrEnum):
-    """Why a parcel goes out to the customer (the `purpose` of a `shipments` row)."""
+    """Why a parcel goes out to the customer (the `purpose` of a `shipments` row). The
+    values are stored and part of the shipments' idempotency keys, spaces and all: they
+    stay as they are."""
 
     MISSING_PART = "missing part"
     REPLACEMENT = "replacement"
@@ -140,6 +144,10 @@ class CaseOpenedDetails(Details):
 class EvidenceDetails(Details):
     event_id: str
     photos: list[str]
+
+
+class ProgressUpdateDetails(Details):
+    due_at: IsoTime  # R14: the slot the update was due at (R16 may hold it to the morning)
 
 
 class EscalatedDetails(Details):
@@ -206,10 +214,18 @@ class CustomerErasedDetails(Details):
     data_keys_destroyed: int
 
 
+class BatchFlaggedDetails(Details):
+    returns: int
+    units: int
+    baseline_rate: float  # the SKU's other batches pooled
+    p_value: float
+
+
 DETAILS: dict[LedgerAction, type[Details]] = {
     LedgerAction.CASE_OPENED: CaseOpenedDetails,
     LedgerAction.EVIDENCE_RECEIVED: EvidenceDetails,
     LedgerAction.MORE_EVIDENCE_RECEIVED: EvidenceDetails,
+    LedgerAction.PROGRESS_UPDATE_SENT: ProgressUpdateDetails,
     LedgerAction.ESCALATED: EscalatedDetails,
     LedgerAction.MESSAGE_IGNORED: MessageIgnoredDetails,
     LedgerAction.MESSAGE_HELD: MessageHeldDetails,
@@ -226,6 +242,7 @@ DETAILS: dict[LedgerAction, type[Details]] = {
     LedgerAction.APOLOGY_COUPON_ISSUED: ApologyCouponDetails,
     LedgerAction.CARRIER_CLAIM_OPENED: CarrierClaimOpenedDetails,
     LedgerAction.CUSTOMER_ERASED: CustomerErasedDetails,
+    LedgerAction.BATCH_FLAGGED: BatchFlaggedDetails,
 }
 
 
@@ -254,6 +271,7 @@ class Ledger(StrEnum):
 
     CASE = "case_events"
     CLAIM = "claim_events"
+    BATCH = "batch_events"
 
 
 @dataclass(frozen=True)
@@ -263,6 +281,8 @@ class ActionDoc:
     # The status the case (or claim) is in right after, where the action fixes it.
     leads_to: tuple[CaseStatus | ClaimStatus, ...] = ()
     ledger: Ledger = Ledger.CASE
+    # When the status stays as it was after all (leads_to is not always reached).
+    unchanged_if: str = ""
 
 
 _A = LedgerAction
@@ -308,7 +328,10 @@ ACTIONS: dict[LedgerAction, ActionDoc] = {
     _A.MESSAGE_IGNORED: ActionDoc("a message that changes nothing now, with why", "R26, R20"),
     _A.SHIP_BACK_REMINDER_SENT: ActionDoc("the customer reminded to send the parcel", "R12"),
     _A.CUSTOMER_SHIPPED_BACK: ActionDoc(
-        "the customer handed the parcel to a carrier", "R12, R6", (_S.IN_RETURN_TRANSIT,)
+        "the customer handed the parcel to a carrier",
+        "R12, R6",
+        (_S.IN_RETURN_TRANSIT,),
+        unchanged_if="the notice comes after the parcel's dock scan (`late: true`)",
     ),
     _A.PARCEL_RECEIVED: ActionDoc(
         "the parcel scanned at the dock; inspection due in 48 h",
@@ -392,10 +415,17 @@ ACTIONS: dict[LedgerAction, ActionDoc] = {
     _A.CARRIER_ANSWERED_AFTER_CLOSE: ActionDoc(
         "an answer after the close: recorded, reopens nothing", "R15", (), Ledger.CLAIM
     ),
+    _A.BATCH_FLAGGED: ActionDoc(
+        "a batch returns far above its SKU's others: flagged once, the quality team told",
+        "R24",
+        (),
+        Ledger.BATCH,
+    ),
 }
 
 
 def check_ledger(action: LedgerAction, ledger: Ledger) -> None:
-    """A claim's action is recorded on the claim, a case's on the case."""
+    """A claim's action is recorded on the claim, a case's on the case, the alarm's in
+    its own ledger."""
     if ACTIONS[action].ledger is not ledger:
         raise UndocumentedEntry(f"{action} is recorded in {ACTIONS[action].ledger}, not {ledger}")

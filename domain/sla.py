@@ -3,10 +3,9 @@ the workflow records a breach with it, the ledger keeps it, reports read it (R24
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 
 class SlaClock(StrEnum):
@@ -38,13 +37,14 @@ RULE_OF_CLOCK: dict[SlaClock, str] = {
 
 
 class SlaBreach(BaseModel):
-    """A deadline that passed with its step not done: which rule, due when, seen when."""
+    """A deadline that passed with its step not done: which rule, due when, seen when.
+    Times carry their offset, as every time in the ledger's details does."""
 
     model_config = ConfigDict(frozen=True)
 
     clock: SlaClock
-    due_at: datetime
-    breached_at: datetime
+    due_at: AwareDatetime
+    breached_at: AwareDatetime
 
     @property
     def rule(self) -> str:

@@ -77,6 +77,18 @@ _CLOSED = frozenset(
         CaseStatus.WITHDRAWN,
     }
 )
+# R14: the statuses in which the case waits on the merchant, not on the customer: the
+# workflow sends a daily update in them and the follow-up SLA clock runs in them.
+MERCHANT_SIDE = frozenset(
+    {
+        CaseStatus.UNDER_REVIEW,
+        CaseStatus.AWAITING_INSPECTION,
+        CaseStatus.REFUND_DUE,
+        CaseStatus.EXCHANGE_DUE,
+        CaseStatus.WAITING_FOR_STOCK,
+        CaseStatus.INTERCEPTING,
+    }
+)
 
 
 class Disposition(StrEnum):

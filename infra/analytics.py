@@ -16,7 +16,9 @@ from domain.analytics import (
     SLA_CLOCKS,
     BatchCounts,
     BatchVerdict,
+    BreachRow,
     CarrierClaimsRow,
+    ClockRule,
     DeliveredUnits,
     MoneyRow,
     ReasonRow,
@@ -25,8 +27,6 @@ from domain.analytics import (
     ResolveRow,
     ReturnRateRow,
     SatisfactionRow,
-    SlaBreach,
-    SlaClock,
     SlaRow,
     rate_row,
     resolve_row,
@@ -317,7 +317,7 @@ class ReportReader:
         )
         return [resolve_row(r["kind"], r["reason"], [float(h) for h in r["hours"]]) for r in rows]
 
-    async def sla(self, clock: SlaClock, deadline: timedelta, as_of: datetime) -> SlaRow:
+    async def sla(self, clock: ClockRule, deadline: timedelta, as_of: datetime) -> SlaRow:
         params: list[object] = []
 
         def arg(value: object) -> str:
@@ -330,27 +330,29 @@ class ReportReader:
                 "JOIN carrier_claims cc ON cc.claim_id = s.id "
                 "JOIN cases c ON c.case_id = cc.case_id"
             )
+            claim = "s.id"
         else:
             scope = "JOIN cases c ON c.case_id = s.id"
-        # Each clock as the ledger triggers keep it (migration 012), not searched for in
-        # the events: one row per started clock, its end already found.
-        # A clock due at a date (migration 013) is judged against it, the others against
-        # their length from the start.
-        if clock.due:
-            late, overdue = f"coalesce(s.ended_at, {now}) > s.due_at", f"{now} > s.due_at"
-        else:
-            limit = f"{arg(deadline)}::interval"
-            late = f"coalesce(s.ended_at, {now}) - s.started_at > {limit}"
-            overdue = f"{now} - s.started_at > {limit}"
+            claim = "NULL"
+        # Each clock as the ledger triggers keep it (migrations 012, 013), not searched for
+        # in the events: one row per started clock, its end already found. Due at its
+        # stored due time, else its length after the start; one that ended by its step is
+        # judged, one still running or stopped without its step only once past due (and
+        # its grace).
+        late_after = f"j.due_at + {arg(clock.grace)}::interval"
         judged = f"""
-            SELECT s.id, s.started_at, s.ended_at, {late} AS breached
-            FROM sla_clocks s {scope}
-            WHERE s.clock = {arg(clock.deadline.value)} AND {_filtered(self._filters, params)}
-                  AND (s.ended_at IS NOT NULL OR {overdue})"""
+            SELECT c.case_id, {claim} AS claim_id, s.started_at, s.ended_at, s.stopped, j.due_at,
+                   coalesce(s.ended_at, {now}) > {late_after} AS breached
+            FROM sla_clocks s {scope},
+                 LATERAL (SELECT coalesce(s.due_at,
+                                          s.started_at + {arg(deadline)}::interval) AS due_at) j
+            WHERE s.clock = {arg(clock.clock.value)} AND {_filtered(self._filters, params)}
+                  AND ((s.ended_at IS NOT NULL AND NOT s.stopped)
+                       OR coalesce(s.ended_at, {now}) > {late_after})"""
         # One pass: the counts over every judged clock (window counts, taken before the
         # LIMIT), and the newest breaches first.
         listed = await self._conn.fetch(
-            f"""SELECT id, started_at, ended_at, breached,
+            f"""SELECT case_id, claim_id, started_at, ended_at, stopped, due_at, breached,
                        count(*) FILTER (WHERE NOT breached) OVER () AS met_total,
                        count(*) FILTER (WHERE breached) OVER () AS breached_total
                 FROM ({judged}) j
@@ -359,14 +361,19 @@ class ReportReader:
         )
         met = listed[0]["met_total"] if listed else 0
         breached = listed[0]["breached_total"] if listed else 0
-        breaches = [
-            SlaBreach(
-                case_id=r["id"], started_at=r["started_at"], ended_at=r["ended_at"],
-                hours=((r["ended_at"] or as_of) - r["started_at"]).total_seconds() / 3600,
-            )
-            for r in listed
-            if r["breached"]
-        ]  # fmt: skip
+        breaches = []
+        for r in listed:
+            if r["breached"]:
+                end = r["ended_at"] or as_of
+                breaches.append(
+                    BreachRow(
+                        case_id=r["case_id"], claim_id=r["claim_id"],
+                        started_at=r["started_at"], due_at=r["due_at"], ended_at=r["ended_at"],
+                        stopped=r["stopped"],
+                        hours=(end - r["started_at"]).total_seconds() / 3600,
+                        hours_late=(end - r["due_at"]).total_seconds() / 3600,
+                    )
+                )  # fmt: skip
         hours = deadline.total_seconds() / 3600
         return sla_row(clock, hours, met, breached, breaches)
 

@@ -168,11 +168,11 @@ async def test_r24_sla_compliance_per_rule_from_the_ledgers_timestamps(
     start = NOW - timedelta(days=3)
     on_time = await a_case(pool, sku)  # R10: an agent decided after 10 h
     await an_event(pool, on_time, 1, "review_started", start)
-    await an_event(pool, on_time, 2, "awaiting_ship_back", start + timedelta(hours=10),
+    await an_event(pool, on_time, 2, "approved", start + timedelta(hours=10),
                    role="agent")  # fmt: skip
     auto = await a_case(pool, sku)  # R11 approved it at 48 h: no person reviewed it
     await an_event(pool, auto, 1, "review_started", start)
-    await an_event(pool, auto, 2, "awaiting_ship_back", start + timedelta(hours=48))
+    await an_event(pool, auto, 2, "approved", start + timedelta(hours=48))
     running = await a_case(pool, sku)  # under review for an hour: not judged yet
     await an_event(pool, running, 1, "review_started", NOW - timedelta(hours=1))
     late_refund = await a_case(pool, sku)  # R13: refund 30 h after a passed inspection
@@ -203,6 +203,11 @@ async def test_r24_sla_compliance_per_rule_from_the_ledgers_timestamps(
     assert sorted((r["rule"], r["case_id"]) for r in rows) == sorted(
         [("R10", auto), ("R10", auto), ("R13", late_refund)]
     )
+    # Each breach with its due time and how late past it; no claim on a case's clock.
+    [refund_row] = [r for r in rows if r["rule"] == "R13"]
+    assert datetime.fromisoformat(refund_row["due_at"]) == start + timedelta(hours=26)
+    assert float(refund_row["hours_late"]) == pytest.approx(6)
+    assert refund_row["claim_id"] == ""
 
 
 async def test_r24_carrier_claims_claimed_vs_recovered_and_the_carriers_silence(

@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from domain.analytics import SLA_CLOCKS, ReportFilters, SlaClock
+from domain.analytics import SLA_CLOCKS, ClockRule, DueAt, ReportFilters
 from domain.policy_settings import PolicySettings
+from domain.sla import SlaClock
+from domain.state import MERCHANT_SIDE
 from infra.analytics import AnalyticsStore
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
@@ -30,7 +32,7 @@ CLAIM_ACTIONS = ["claim_filed", "carrier_answered", "claim_chased"]
 
 
 async def ledger_search(
-    pool: asyncpg.Pool, clock: SlaClock, deadline: timedelta, sku: str
+    pool: asyncpg.Pool, clock: ClockRule, deadline: timedelta, sku: str
 ) -> tuple[int, int, list[tuple[str, datetime, datetime | None]]]:
     """The reference: each start's first later end searched for in the events (the
     report's query before the clocks were kept)."""
@@ -67,14 +69,17 @@ async def test_r24_the_clock_rules_the_triggers_follow_are_the_domains(
     rows = await pool.fetch("SELECT * FROM sla_clock_rules")
     kept = {
         r["clock"]: (r["on_claims"], set(r["starts"]), set(r["ends"]), set(r["ends_roles"]),
-                     set(r["while_status"]), r["due"])
+                     set(r["while_status"]), set(r["stops_in"]), r["due"])
         for r in rows
     }  # fmt: skip
     assert kept == {
-        c.deadline: (c.on_claims, set(c.starts), set(c.ends), set(c.ends_roles),
-                     set(c.while_status), c.due)
+        c.clock: (c.on_claims, set(c.starts), set(c.ends), set(c.ends_roles),
+                  set(c.while_status), set(c.stops_in), c.due)
         for c in SLA_CLOCKS
     }  # fmt: skip
+    # R14: the follow-up clock runs in the one merchant-side set the workflow sends in.
+    [follow_up] = [r for r in rows if r["clock"] == SlaClock.FOLLOW_UP]
+    assert set(follow_up["while_status"]) == MERCHANT_SIDE
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -111,12 +116,14 @@ async def test_r24_sla_from_the_kept_clocks_equals_the_ledger_search(
 
     judged = 0
     for clock, row in zip(SLA_CLOCKS, found.sla, strict=True):
-        if clock.while_status or clock.due:
+        if clock.while_status or clock.stops_in or clock.due is not DueAt.AFTER_LENGTH:
             continue  # not "a start to its first end": tests/test_analytics_sla_clocks.py
         met, breached, breaches = await ledger_search(
             pool, clock, getattr(settings, clock.setting), sku
         )
         assert (row.met, row.breached) == (met, breached), clock
-        assert sorted((b.case_id, b.started_at, b.ended_at) for b in row.breaches) == breaches
+        # A claim's clock is listed by its claim (and its case).
+        listed = [(b.claim_id or b.case_id, b.started_at, b.ended_at) for b in row.breaches]
+        assert sorted(listed) == breaches
         judged += met + breached
     assert judged >= 20  # the histories did start and end clocks

@@ -19,6 +19,7 @@ from activities.analytics import (
     BatchAlarmOutcome,
 )
 from activities.notifications import RecordingNotifier, Template
+from domain.ledger import ACTIONS, Ledger, LedgerAction, checked_details
 from infra.alarm_schedule import BATCH_ALARM_HOUR_UTC, ensure_batch_alarm_schedule
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import eventually
@@ -92,6 +93,10 @@ async def test_r24_the_daily_schedule_flags_a_bad_batch_once_and_tells_the_quali
     events = await pool.fetch("SELECT action, batch, details FROM batch_events WHERE sku = $1", sku)
     assert [(e["action"], e["batch"]) for e in events] == [("batch_flagged", "BAD")]
     assert events[0]["details"]["returns"] == 100
+    # R23: the alarm's ledger speaks the one vocabulary (docs/ledger.md).
+    assert ACTIONS[LedgerAction(events[0]["action"])].ledger is Ledger.BATCH
+    details = dict(events[0]["details"])
+    assert checked_details(LedgerAction.BATCH_FLAGGED, details) == details
     assert told(notifier, sku) == ["BAD"]
     [message] = [m for m in notifier.delivered if m.params.get("sku") == sku]
     assert message.customer_id == QUALITY_TEAM

@@ -2,8 +2,10 @@
 documented, docs/ledger.md rendered from the code, and undocumented shapes refused."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from activities.notifications import TEMPLATES, CustomerMessage, Template
 from domain.ledger import (
@@ -19,6 +21,7 @@ from domain.ledger import (
     checked_details,
 )
 from domain.sla import SlaBreach, SlaClock
+from infra import ledger_doc
 from infra.ledger_doc import DOC, render
 
 AT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -39,6 +42,30 @@ def test_r23_the_ledger_doc_is_rendered_from_the_code_and_current() -> None:
     assert DOC.read_text() == render()
     for action in LedgerAction:
         assert f"| `{action.value}` |" in DOC.read_text()
+
+
+def test_r23_the_ledger_doc_command_writes_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = tmp_path / "ledger.md"
+    doc.write_text("stale")
+    monkeypatch.setattr(ledger_doc, "DOC", doc)
+    with pytest.raises(SystemExit) as help_asked:
+        ledger_doc.main(["--help"])
+    assert help_asked.value.code == 0
+    assert ledger_doc.main(["--check"]) == 1
+    assert doc.read_text() == "stale"  # neither --help nor --check wrote it
+    assert ledger_doc.main([]) == 0
+    assert doc.read_text() == render()
+    assert ledger_doc.main(["--check"]) == 0
+
+
+def test_r12_a_late_shipping_notice_leaves_the_status_as_the_doc_says() -> None:
+    """The parcel was scanned before the notice came: the case stays where the scan put
+    it, and the doc says so rather than promising in_return_transit."""
+    doc = ACTIONS[LedgerAction.CUSTOMER_SHIPPED_BACK]
+    assert doc.unchanged_if
+    assert f"`in_return_transit`; unchanged if {doc.unchanged_if}" in render()
 
 
 def test_r23_details_as_written_today_are_kept_exactly() -> None:
@@ -80,6 +107,18 @@ def test_r18_an_escalation_carries_its_breach_as_structured_data() -> None:
                    "breached_at": "2026-11-20T10:00:00Z"},
     }  # fmt: skip
     assert SlaBreach.model_validate(stored["breach"]).rule == "R13"
+    # Every time in details carries its offset, the nested breach's too.
+    with pytest.raises(ValidationError, match="timezone"):
+        SlaBreach(clock=SlaClock.INSPECTION, due_at=AT.replace(tzinfo=None), breached_at=AT)
+
+
+def test_r14_an_update_records_the_slot_it_was_due_at_with_its_offset() -> None:
+    stored = checked_details(LedgerAction.PROGRESS_UPDATE_SENT, {"due_at": AT})
+    assert stored == {"due_at": "2026-11-20T10:00:00+00:00"}
+    with pytest.raises(UndocumentedEntry, match="progress_update_sent"):
+        checked_details(LedgerAction.PROGRESS_UPDATE_SENT, {"due_at": AT.replace(tzinfo=None)})
+    with pytest.raises(UndocumentedEntry, match="progress_update_sent"):
+        checked_details(LedgerAction.PROGRESS_UPDATE_SENT, {})
 
 
 def test_r15_a_claim_action_belongs_to_the_claim_ledger_only() -> None:
@@ -89,6 +128,9 @@ def test_r15_a_claim_action_belongs_to_the_claim_ledger_only() -> None:
         check_ledger(LedgerAction.CLAIM_FILED, Ledger.CASE)
     with pytest.raises(UndocumentedEntry, match="case_events"):
         check_ledger(LedgerAction.APPROVED, Ledger.CLAIM)
+    check_ledger(LedgerAction.BATCH_FLAGGED, Ledger.BATCH)
+    with pytest.raises(UndocumentedEntry, match="batch_events"):
+        check_ledger(LedgerAction.BATCH_FLAGGED, Ledger.CASE)
 
 
 def test_r16_a_message_carries_exactly_its_templates_parameters() -> None:

@@ -42,6 +42,7 @@ from domain.policy import (
 from domain.sla import SlaBreach, SlaClock
 from domain.state import (
     EXTENDABLE,
+    MERCHANT_SIDE,
     WITHDRAWABLE,
     CaseMessage,
     CaseState,
@@ -51,7 +52,7 @@ from domain.state import (
 )
 from workflows.case_inbox import CaseInbox
 from workflows.case_run import CaseRun
-from workflows.steps.casebook import MERCHANT_SIDE, CaseBook
+from workflows.steps.casebook import CaseBook
 from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
 
@@ -247,6 +248,8 @@ class CaseDesk:
         state = self.state
         state.follow_ups_sent += 1
         await self.book.notify(Template.PROGRESS_UPDATE, waiting_for=state.waiting_for)
+        # R14 is judged against the slot the update was due at (R16 may have held it).
+        due_at = state.next_follow_up_at
         state.next_follow_up_at = self.book.message_slot(
             workflow.now() + state.policy.follow_up_interval
         )
@@ -254,6 +257,7 @@ class CaseDesk:
             LedgerAction.PROGRESS_UPDATE_SENT,
             rule="R14",
             reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
+            details={"due_at": due_at},
         )
 
     async def _compensate(self, offer: CompensationOffer) -> None:

@@ -13,24 +13,12 @@ from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
 from domain.ledger import Ledger, LedgerAction, check_ledger, checked_details
 from domain.policy import next_contact_slot
-from domain.state import CaseState, CaseStatus
+from domain.state import MERCHANT_SIDE, CaseState, CaseStatus
 from workflows import search_attributes as sa
 from workflows.steps.outside import call_local
 
 SYSTEM_ACTOR = "aftersales-workflow"
 SYSTEM_ROLE = "system"
-
-# R14: the statuses in which the case waits on the merchant, not on the customer.
-MERCHANT_SIDE = frozenset(
-    {
-        CaseStatus.UNDER_REVIEW,
-        CaseStatus.AWAITING_INSPECTION,
-        CaseStatus.REFUND_DUE,
-        CaseStatus.EXCHANGE_DUE,
-        CaseStatus.WAITING_FOR_STOCK,
-        CaseStatus.INTERCEPTING,
-    }
-)
 
 
 @dataclass(frozen=True)
