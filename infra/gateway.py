@@ -154,32 +154,32 @@ class ReceiptRefusedError(RefusedInputError):
         self.message = message
 
 
+class RefusedDecisionError(ValueError):
+    """The case refused a decision: its validator (the message names the field and the
+    rule), or the case once the decision's turn came (`rule` typed, from the workflow's
+    refusal; its kind is in the ledger's `message_ignored` step)."""
+
+    def __init__(self, message: str, *, rule: str | None = None):
+        super().__init__(message)
+        self.rule = rule
+
+
 # The Update failures that carry a typed refusal (rule and kind) in their details.
 TYPED_REFUSALS = (NOT_APPLIED, AUTHORITY_LIMIT)
 
 
-def _refused_decision(error: WorkflowUpdateFailedError) -> RefusedDecisionError:
+def refused_decision(error: WorkflowUpdateFailedError) -> RefusedDecisionError:
+    """The Update's failure as the API hears it: the case's typed rule where it refused
+    the decision itself, else the validator's words."""
     cause = error.cause
     if not isinstance(cause, FailureError):
         return RefusedDecisionError(str(error))
     # The case's typed refusal (workflows/case_inbox.py `refusal_details`).
     if isinstance(cause, ApplicationError) and cause.type in TYPED_REFUSALS and cause.details:
-        refusal = cause.details[0]
-        return RefusedDecisionError(cause.message, rule=refusal["rule"], kind=refusal["kind"])
+        return RefusedDecisionError(cause.message, rule=cause.details[0]["rule"])
     # The validator's own words: str() of a Temporal failure puts its Python type in
     # front ("ValueError: ..."), which says nothing to the caller.
     return RefusedDecisionError(cause.message)
-
-
-class RefusedDecisionError(ValueError):
-    """The case refused a decision: its validator (the message names the field and the
-    rule), or the case once the decision's turn came (`rule` and `kind` typed, from the
-    workflow's refusal)."""
-
-    def __init__(self, message: str, *, rule: str | None = None, kind: str | None = None):
-        super().__init__(message)
-        self.rule = rule
-        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -475,7 +475,7 @@ class CaseGateway:
         except ErasedDataError as error:
             raise _erased_case(case_id) from error
         except WorkflowUpdateFailedError as error:
-            raise _refused_decision(error) from error
+            raise refused_decision(error) from error
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error

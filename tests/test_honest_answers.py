@@ -19,6 +19,7 @@ from temporalio.workflow import UnfinishedUpdateHandlersWarning
 
 from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
+from api.errors import ApiErrorItem, from_refusal
 from domain.case import (
     Assignment,
     CallRequest,
@@ -39,6 +40,7 @@ from domain.money import Money
 from domain.refusal import RefusalKind
 from domain.state import CaseStatus, EscalationLevel
 from domain.view import CaseView
+from infra.gateway import refused_decision
 from tests.conftest import eur
 from tests.helpers import events, scan, shipped, state_when, under_review
 from tests.test_disputes_and_surveys import rejected_at_inspection
@@ -453,3 +455,22 @@ async def test_a_rejection_admitted_while_the_auto_approval_runs_is_refused(  # 
     assert "rejected" not in [e["action"] for e in ledger]
     ignored = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert [e["details"]["message"]["action_id"] for e in ignored] == ["d-late"]
+
+
+def test_a_refusal_reaches_the_api_with_its_typed_rule_not_one_read_from_prose() -> None:  # R19
+    # The text names no rule: the 409 names R19 from the refusal's details alone.
+    failure = ApplicationError(
+        "nothing to do while the case is in_arbitration",
+        {"rule": "R19", "kind": RefusalKind.IN_ARBITRATION.value},
+        type=NOT_APPLIED,
+    )
+    refused = refused_decision(WorkflowUpdateFailedError(failure))
+    assert refused.rule == "R19"
+    assert from_refusal(str(refused), "R19") == ApiErrorItem(
+        field=None, rule="R19", message="nothing to do while the case is in_arbitration"
+    )
+    # A validator's refusal carries no details: its own words name the field and rule.
+    validator = refused_decision(
+        WorkflowUpdateFailedError(ApplicationError("status: the case is refunded (closed)"))
+    )
+    assert (str(validator), validator.rule) == ("status: the case is refunded (closed)", None)
