@@ -103,7 +103,8 @@ async def leave_held_for_a_person(desk: CaseDesk) -> None:
         await desk.ignore(
             message,
             Refusal(
-                rule="R20",
+                # A scan answers to R26 wherever it lands; a notice to the closing's R20.
+                rule="R26" if isinstance(message, WarehouseScan) else "R20",
                 kind=RefusalKind.CASE_CLOSED,
                 text=f"{what} before any decision, and the case closed as "
                 f"{state.status.value}: a person sends the parcel back to the customer (R20)",
