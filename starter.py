@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from api.reports import Section, report_csv
 from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
+from domain.state import CaseMessage
 from infra.analytics import DELIVERY_CSV_COLUMNS, read_delivery_csv
 from infra.data_converter import key_ring
 from infra.data_keys import rewrap
@@ -265,7 +266,7 @@ def _scan_by(scanner: Caller, payload: str) -> WarehouseScan:
 
 def _decision(
     args: argparse.Namespace, settings: Settings, payload: str
-) -> tuple[BaseModel, Caller]:
+) -> tuple[CaseMessage, Caller]:
     """The decision as the token's holder takes it: actor and role from the proof
     (R23); a payload naming someone else is refused."""
     principal = authenticator(settings).authenticate(args.token)

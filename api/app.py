@@ -24,6 +24,7 @@ from api.errors import (
     documented,
     error_response,
     from_message,
+    from_refusal,
     from_validation,
     http_error,
     one_line,
@@ -383,9 +384,15 @@ def create_app(
         return await refuse(request, status.HTTP_404_NOT_FOUND, errors)
 
     @app.exception_handler(RefusedInputError)
-    @app.exception_handler(RefusedDecisionError)
-    async def refused(request: Request, error: ValueError) -> JSONResponse:
+    async def refused(request: Request, error: RefusedInputError) -> JSONResponse:
         return await refuse(request, status.HTTP_409_CONFLICT, [from_message(str(error))])
+
+    @app.exception_handler(RefusedDecisionError)
+    async def refused_decision(request: Request, error: RefusedDecisionError) -> JSONResponse:
+        item = (
+            from_message(str(error)) if error.rule is None else from_refusal(str(error), error.rule)
+        )
+        return await refuse(request, status.HTTP_409_CONFLICT, [item])
 
     @app.exception_handler(CaseErasedError)
     async def erased_case(_: Request, error: CaseErasedError) -> JSONResponse:

@@ -70,6 +70,13 @@ def from_message(message: str, field: str | None = None) -> ApiErrorItem:
     return ApiErrorItem(field=field, rule=rule.group(0) if rule else None, message=_capped(text))
 
 
+def from_refusal(message: str, rule: str) -> ApiErrorItem:
+    """An item from a case's typed refusal: the rule is the one it names; a leading
+    `field: ` still names the field."""
+    item = from_message(message)
+    return ApiErrorItem(field=item.field, rule=rule, message=item.message)
+
+
 def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:
     """Pydantic's (or FastAPI's) errors, each naming its field, at most MAX_ERRORS of them;
     the refused input is not echoed, so the answer stays small whatever was sent."""

@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 
 from domain.case import Channel, Grade, MissingItem
 from domain.claim import ClaimStatus
+from domain.refusal import RefusalKind
 from domain.sla import SlaBreach
 from domain.state import CaseStatus, Disposition, EscalationLevel
 
@@ -159,6 +160,7 @@ class EscalatedDetails(Details):
 
 class MessageIgnoredDetails(Details):
     message: dict[str, Any]  # the message as received, its type's own fields
+    kind: RefusalKind  # why it changes nothing (the rule is the event's rule_id)
 
 
 class MessageHeldDetails(Details):
@@ -325,7 +327,11 @@ ACTIONS: dict[LedgerAction, ActionDoc] = {
     _A.MESSAGE_HELD: ActionDoc(
         "a parcel sent or scanned before the decision: held until the approval", "R12, R26"
     ),
-    _A.MESSAGE_IGNORED: ActionDoc("a message that changes nothing now, with why", "R26, R20"),
+    _A.MESSAGE_IGNORED: ActionDoc(
+        "a message that changes nothing now: the refusing rule (R26 for scans, R19 in "
+        "arbitration, else the message's own), its kind and why",
+        "R19, R20, R26",
+    ),
     _A.SHIP_BACK_REMINDER_SENT: ActionDoc("the customer reminded to send the parcel", "R12"),
     _A.CUSTOMER_SHIPPED_BACK: ActionDoc(
         "the customer handed the parcel to a carrier",

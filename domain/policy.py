@@ -20,31 +20,16 @@ from domain.case import (
 from domain.claim import CarrierResponse, ClaimStatus
 from domain.money import Money
 from domain.policy_settings import PolicySettings
+from domain.refusal import Refusal, RefusalKind
 from domain.state import Disposition, EscalationLevel
 
 
-class RefusalKind(StrEnum):
-    """Why a rule says no, as something code can branch on (the text is for people)."""
+class R1JudgedBy(StrEnum):
+    """Which moment R1 judged (its value is what the ledger's `r1_judged_by` stores)."""
 
-    REQUESTED_IN_THE_FUTURE = "requested_in_the_future"  # R1
-    NOT_STAFF = "not_staff"  # R17
-    ABOVE_AGENT_LIMIT = "above_agent_limit"  # R17
-    ABOVE_REFUND_LIMIT = "above_refund_limit"  # R21
-    # R26: a scan that changes nothing, and why.
-    DOCK_SCAN_AFTER_INSPECTION_RECEIPT = "dock_scan_after_inspection_receipt"
-    ALREADY_RECEIVED_AND_INSPECTED = "already_received_and_inspected"
-    ALREADY_RECEIVED = "already_received"
-    ALREADY_INSPECTED = "already_inspected"
-    NO_PARCEL_EXPECTED = "no_parcel_expected"
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """A rule's no: which rule, what kind of no, and the words a person reads (R20)."""
-
-    rule: str
-    kind: RefusalKind
-    text: str
+    REQUESTED_AT = "requested_at"  # the caller's statement
+    # Our receipt, because the statement was older than the policy allows.
+    RECEIVED_AT = "received_at"
 
 
 @dataclass(frozen=True)
@@ -52,17 +37,16 @@ class WindowCheck:
     accepted: bool
     deadline: datetime
     reason: str | None
-    # The moment R1 judged, and what it is: "requested_at" or "received_at".
+    # The moment R1 judged, and which one it is.
     judged_at: datetime
-    judged_by: str
+    judged_by: R1JudgedBy
 
 
 @dataclass(frozen=True)
 class R1Moment:
     at: datetime
-    # "requested_at": the caller's statement; "received_at": our receipt, because the
-    # statement was older than the policy allows (or came with no receipt, as before).
-    by: str
+    # Requests with no receipt (as before receipts were kept) are judged as requested.
+    by: R1JudgedBy
     why: str
 
 
@@ -73,10 +57,10 @@ def r1_moment(request: OpenCaseRequest, policy: PolicySettings) -> R1Moment:
     operator's tool) are judged by requested_at."""
     received = request.received_at
     if received is None or received - request.requested_at <= policy.backdating_allowance:
-        return R1Moment(at=request.requested_at, by="requested_at", why="as requested")
+        return R1Moment(at=request.requested_at, by=R1JudgedBy.REQUESTED_AT, why="as requested")
     return R1Moment(
         at=received,
-        by="received_at",
+        by=R1JudgedBy.RECEIVED_AT,
         why=(
             f"judged at our receipt {received.isoformat()}: requested_at "
             f"{request.requested_at.isoformat()} is more than {policy.backdating_allowance} "
@@ -110,7 +94,9 @@ def check_return_window(request: OpenCaseRequest, policy: PolicySettings) -> Win
             accepted=True, deadline=deadline, reason=None, judged_at=moment.at, judged_by=moment.by
         )
     days = policy.return_window.total_seconds() / 86_400
-    asked = f"requested {moment.at.isoformat()}" if moment.by == "requested_at" else moment.why
+    asked = (
+        f"requested {moment.at.isoformat()}" if moment.by is R1JudgedBy.REQUESTED_AT else moment.why
+    )
     return WindowCheck(
         accepted=False,
         deadline=deadline,

@@ -33,6 +33,7 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.policy_settings import PolicySettings
+from domain.refusal import Refusal
 from domain.sla import SlaBreach, SlaClock
 
 
@@ -183,6 +184,11 @@ def message_id(message: CaseMessage) -> str:
             return message.action_id
 
 
+# How many refused Updates a case remembers for their retries (CaseState.refused_updates):
+# retries come within minutes, and the state carried across continue-as-new stays small.
+REFUSALS_KEPT = 50
+
+
 class CaseState(BaseModel):
     case_id: str
     request: OpenCaseRequest
@@ -235,6 +241,9 @@ class CaseState(BaseModel):
     # Accepted messages not yet acted on; carried across continue-as-new so none is lost.
     inbox: list[CaseMessage] = Field(default_factory=list)
     seen_message_ids: list[str] = Field(default_factory=list)
+    # The latest Updates refused after their validator admitted them, by action id: a
+    # retry of one is refused again alike (at most REFUSALS_KEPT, the oldest go first).
+    refused_updates: dict[str, Refusal] = Field(default_factory=dict)
     ledger_seq: int = 0
 
     def breached(self, clock: SlaClock) -> bool:

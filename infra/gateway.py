@@ -16,7 +16,7 @@ from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import PayloadCodec
-from temporalio.exceptions import FailureError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.analytics import Report, ReportFilters
@@ -44,7 +44,7 @@ from domain.case import (
 from domain.claim import CarrierResponse
 from domain.policy import future_request_refusal
 from domain.policy_settings import PolicySettings
-from domain.state import CaseStatus
+from domain.state import CaseMessage, CaseStatus, message_id
 from domain.view import CaseLedger, CaseView, LedgerEvent
 from infra.analytics import AnalyticsStore
 from infra.codec import ErasedDataError, SealingCodec
@@ -54,7 +54,8 @@ from infra.outages import DATABASE_DOWN
 from infra.policy_file import PolicyFile
 from infra.privacy import ErasureReport, erase_customer
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim
-from workflows.case_handlers import CaseHandlers
+from workflows.case_handlers import AUTHORITY_LIMIT, CaseHandlers
+from workflows.case_inbox import NOT_APPLIED
 from workflows.case_run import CaseRun
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
@@ -106,7 +107,7 @@ SIGNALS: dict[str, type[BaseModel]] = {
     "intercept_requested": InterceptRequested,
     "withdraw": Withdrawal,
 }
-UPDATES: dict[str, type[BaseModel]] = {
+UPDATES: dict[str, type[CaseMessage]] = {
     "decide": ReviewDecision,
     "offer_compensation": CompensationOffer,
     "escalate": EscalationRequest,
@@ -154,7 +155,31 @@ class ReceiptRefusedError(RefusedInputError):
 
 
 class RefusedDecisionError(ValueError):
-    """The case's validator refused a decision; the message says why (and which rule)."""
+    """The case refused a decision: its validator (the message names the field and the
+    rule), or the case once the decision's turn came (`rule` typed, from the workflow's
+    refusal; its kind is in the ledger's `message_ignored` step)."""
+
+    def __init__(self, message: str, *, rule: str | None = None):
+        super().__init__(message)
+        self.rule = rule
+
+
+# The Update failures that carry a typed refusal (rule and kind) in their details.
+TYPED_REFUSALS = (NOT_APPLIED, AUTHORITY_LIMIT)
+
+
+def refused_decision(error: WorkflowUpdateFailedError) -> RefusedDecisionError:
+    """The Update's failure as the API hears it: the case's typed rule where it refused
+    the decision itself, else the validator's words."""
+    cause = error.cause
+    if not isinstance(cause, FailureError):
+        return RefusedDecisionError(str(error))
+    # The case's typed refusal (workflows/case_inbox.py `refusal_details`).
+    if isinstance(cause, ApplicationError) and cause.type in TYPED_REFUSALS and cause.details:
+        return RefusedDecisionError(cause.message, rule=cause.details[0]["rule"])
+    # The validator's own words: str() of a Temporal failure puts its Python type in
+    # front ("ValueError: ..."), which says nothing to the caller.
+    return RefusedDecisionError(cause.message)
 
 
 @dataclass(frozen=True)
@@ -427,11 +452,14 @@ class CaseGateway:
         raise UnknownCaseError(f"claim_id: {problem}") from cause
 
     async def decide(
-        self, case_id: str, update: str, decision: BaseModel, caller: Caller
+        self, case_id: str, update: str, decision: CaseMessage, caller: Caller
     ) -> CaseView:
         """A decision that needs an answer (an Update), sent with a grant for the proven
         `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the case
-        after it was applied, or RefusedDecisionError with the validator's reason."""
+        after it was applied, or RefusedDecisionError with the validator's reason or the
+        case's typed refusal. The decision's action id is the Update's id, so the server
+        answers a retry of one Update with its first outcome; the case itself answers a
+        retry that comes as a new Update alike (workflows/case_inbox.py)."""
         kind = _case_kind(case_id)
         if update not in UPDATES_OF_KIND[kind]:
             raise RefusedInputError(
@@ -441,15 +469,13 @@ class CaseGateway:
         handle = self._client.get_workflow_handle(case_id)
         try:
             with acting_as(caller):
-                view: CaseView = await handle.execute_update(update, decision, result_type=CaseView)
+                view: CaseView = await handle.execute_update(
+                    update, decision, id=message_id(decision), result_type=CaseView
+                )
         except ErasedDataError as error:
             raise _erased_case(case_id) from error
         except WorkflowUpdateFailedError as error:
-            # The validator's own words: str() of a Temporal failure puts its Python
-            # type in front ("ValueError: ..."), which says nothing to the caller.
-            cause = error.cause
-            reason = cause.message if isinstance(cause, FailureError) else str(error)
-            raise RefusedDecisionError(reason) from error
+            raise refused_decision(error) from error
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error

@@ -19,10 +19,12 @@ from temporalio.workflow import UnfinishedUpdateHandlersWarning
 
 from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
+from api.errors import ApiErrorItem, from_refusal
 from domain.case import (
     Assignment,
     CallRequest,
     CompensationOffer,
+    Complaint,
     Dispute,
     EscalationRequest,
     Grade,
@@ -35,8 +37,10 @@ from domain.case import (
 )
 from domain.ledger import LedgerAction
 from domain.money import Money
+from domain.refusal import RefusalKind
 from domain.state import CaseStatus, EscalationLevel
 from domain.view import CaseView
+from infra.gateway import refused_decision
 from tests.conftest import eur
 from tests.helpers import events, scan, shipped, state_when, under_review
 from tests.test_disputes_and_surveys import rejected_at_inspection
@@ -116,14 +120,66 @@ async def test_of_two_approvals_sent_together_one_applies_and_the_other_is_refus
             assert len(approvals) == 1
 
 
+def _arbitration_offer() -> CompensationOffer:
+    return CompensationOffer(action_id="a-1", actor="sup-sam", role=Role.SUPERVISOR,
+                             amount=eur(1_000), reason="goodwill")  # fmt: skip
+
+
+async def test_an_offer_during_arbitration_is_refused_with_r19_typed(  # R19
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    # The case waits for the arbiter (R19): an offer would change money, so it changes
+    # nothing and is answered so (the API's 409 naming R19), not with the unchanged case.
+    async with running_worker(time_skipping_env.client):
+        handle = await rejected_at_inspection(time_skipping_env, task_queue)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
+        with pytest.raises(WorkflowUpdateFailedError) as refused:
+            await handle.execute_update(ReturnCase.offer_compensation, _arbitration_offer())
+        after = await handle.query(ReturnCase.state)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == NOT_APPLIED
+    assert list(cause.details) == [{"rule": "R19", "kind": RefusalKind.IN_ARBITRATION.value}]
+    assert "arbitration" in cause.message
+    assert after.status is CaseStatus.IN_ARBITRATION
+    assert after.refunds == []
+    ledger = await events(pool, handle.id)
+    [ignored] = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
+    assert ignored["rule_id"] == "R19"
+    assert ignored["details"]["kind"] == RefusalKind.IN_ARBITRATION.value
+
+
+async def test_a_retried_refused_offer_is_refused_again_and_pays_nothing(  # R19, R17
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    # A client retries the same action (same action id, a new Update) after a timeout:
+    # the case answers with the first outcome, a refusal, not with a 200 and nothing done.
+    async with running_worker(time_skipping_env.client):
+        handle = await rejected_at_inspection(time_skipping_env, task_queue)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
+        refusals = []
+        for _ in range(2):
+            with pytest.raises(WorkflowUpdateFailedError) as refused:
+                await handle.execute_update(ReturnCase.offer_compensation, _arbitration_offer())
+            refusals.append(refused.value.cause)
+        after = await handle.query(ReturnCase.state)
+    first, retry = refusals
+    assert isinstance(first, ApplicationError)
+    assert isinstance(retry, ApplicationError)
+    assert (retry.type, retry.message, list(retry.details)) == (
+        first.type, first.message, list(first.details)
+    )  # fmt: skip
+    assert retry.type == NOT_APPLIED
+    assert after.refunds == []
+    ledger = await events(pool, handle.id)
+    assert len([e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]) == 1
+
+
 @pytest.mark.parametrize(
     ("update", "action"),
     [
-        (
-            ReturnCase.offer_compensation,
-            CompensationOffer(action_id="a-1", actor="sup-sam", role=Role.SUPERVISOR,
-                              amount=eur(1_000), reason="goodwill"),
-        ),
         (
             ReturnCase.escalate,
             EscalationRequest(action_id="a-1", actor="agent-ann", role=Role.AGENT,
@@ -139,27 +195,104 @@ async def test_of_two_approvals_sent_together_one_applies_and_the_other_is_refus
             Assignment(action_id="a-1", actor="sup-sam", role=Role.SUPERVISOR, agent="agent-bo"),
         ),
     ],
-    ids=["offer_compensation", "escalate", "request_call", "assign"],
+    ids=["escalate", "request_call", "assign"],
 )  # fmt: skip
-async def test_an_operator_action_during_arbitration_is_refused_with_the_reason(  # R19
+async def test_an_action_changing_no_money_or_status_applies_in_arbitration(  # R19, R18, R16
     time_skipping_env: WorkflowEnvironment,
     running_worker: Any,
     task_queue: str,
+    pool: asyncpg.Pool,
     update: Any,
     action: Any,
 ) -> None:
-    # The case waits for the arbiter (R19): what an operator sends meanwhile changes
-    # nothing and is answered so (the API's 409), not with the unchanged case.
+    # While the arbiter decides, the ladder, calls and assignment go on; the answer is
+    # the case with the action applied, and the ledger has its step.
     async with running_worker(time_skipping_env.client):
         handle = await rejected_at_inspection(time_skipping_env, task_queue)
         await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
-        await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
-        with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update(update, action)
-        after = await handle.query(ReturnCase.state)
-    assert "in_arbitration" in str(refused.value.cause)
+        before = await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
+        answer = await handle.execute_update(update, action)
+    assert answer.status is CaseStatus.IN_ARBITRATION
+    assert answer.refunds == []
+    ledger = await events(pool, handle.id)
+    assert not [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
+    match action:
+        case EscalationRequest():
+            assert answer.escalation.level is EscalationLevel.MANAGER
+        case CallRequest():
+            assert answer.calls_scheduled == before.calls_scheduled + 1
+        case Assignment():
+            assert answer.assigned_agent == "agent-bo"
+
+
+async def test_a_major_complaint_during_arbitration_goes_to_the_manager(  # R18, R19
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    async with running_worker(time_skipping_env.client):
+        handle = await rejected_at_inspection(time_skipping_env, task_queue)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        await state_when(handle, lambda s: s.escalation.level is EscalationLevel.SUPERVISOR)
+        await handle.signal(
+            ReturnCase.complaint, Complaint(event_id="c-1", summary="rude", major=True)
+        )
+        after = await state_when(handle, lambda s: s.escalation.level is EscalationLevel.MANAGER)
     assert after.status is CaseStatus.IN_ARBITRATION
-    assert after.refunds == []
+    ledger = await events(pool, handle.id)
+    escalations = [e["details"] for e in ledger if e["action"] == LedgerAction.ESCALATED]
+    assert escalations[-1] == {"level": "manager", "complaint": "rude"}
+    assert not [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
+
+
+async def test_calls_sent_together_past_the_r16_cap_are_refused_and_not_scheduled(  # R16
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    # The opening's first-contact call (R10) is one of the three; four requests admitted
+    # together: two are scheduled, the other two are refused, none is recorded as made.
+    requests = [CallRequest(action_id=f"c-{i}", actor="agent-ann", role=Role.AGENT,
+                            purpose="explain") for i in range(4)]  # fmt: skip
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        answers = await asyncio.gather(
+            *(handle.execute_update(ReturnCase.request_call, r) for r in requests),
+            return_exceptions=True,
+        )
+        after = await handle.query(ReturnCase.state)
+    applied = [a for a in answers if isinstance(a, CaseView)]
+    refused = [a.cause for a in answers if isinstance(a, WorkflowUpdateFailedError)]
+    assert len(applied) == 2, answers
+    assert len(refused) == 2, answers
+    # The validator's refusal, or the case's after admitting it: both name R16.
+    assert all(isinstance(r, ApplicationError) and "R16" in r.message for r in refused)
+    assert after.calls_scheduled == 3
+    ledger = await events(pool, handle.id)
+    assert len([e for e in ledger if e["action"] == LedgerAction.CALL_SCHEDULED]) == 2
+    typed = [r for r in refused if isinstance(r, ApplicationError) and r.type == NOT_APPLIED]
+    assert all(list(r.details) == [{"rule": "R16", "kind": "call_limit_reached"}] for r in typed)
+
+
+async def test_escalations_sent_together_past_the_manager_are_refused(  # R18
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    # None -> supervisor -> manager: of three requests admitted together, the third
+    # cannot climb and is refused with R18; the ledger has two escalations.
+    requests = [EscalationRequest(action_id=f"e-{i}", actor="agent-ann", role=Role.AGENT,
+                                  reason="upset") for i in range(3)]  # fmt: skip
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        answers = await asyncio.gather(
+            *(handle.execute_update(ReturnCase.escalate, r) for r in requests),
+            return_exceptions=True,
+        )
+        after = await handle.query(ReturnCase.state)
+    applied = [a for a in answers if isinstance(a, CaseView)]
+    refused = [a.cause for a in answers if isinstance(a, WorkflowUpdateFailedError)]
+    assert len(applied) == 2, answers
+    assert [r.message for r in refused if isinstance(r, ApplicationError)] == [
+        "escalation: the case is already at the manager level (R18)"
+    ]
+    assert after.escalation.level is EscalationLevel.MANAGER
+    ledger = await events(pool, handle.id)
+    assert len([e for e in ledger if e["action"] == LedgerAction.ESCALATED]) == 2
 
 
 async def test_the_escalation_ladder_climbs_during_arbitration(  # R18, R19
@@ -322,3 +455,22 @@ async def test_a_rejection_admitted_while_the_auto_approval_runs_is_refused(  # 
     assert "rejected" not in [e["action"] for e in ledger]
     ignored = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert [e["details"]["message"]["action_id"] for e in ignored] == ["d-late"]
+
+
+def test_a_refusal_reaches_the_api_with_its_typed_rule_not_one_read_from_prose() -> None:  # R19
+    # The text names no rule: the 409 names R19 from the refusal's details alone.
+    failure = ApplicationError(
+        "nothing to do while the case is in_arbitration",
+        {"rule": "R19", "kind": RefusalKind.IN_ARBITRATION.value},
+        type=NOT_APPLIED,
+    )
+    refused = refused_decision(WorkflowUpdateFailedError(failure))
+    assert refused.rule == "R19"
+    assert from_refusal(str(refused), "R19") == ApiErrorItem(
+        field=None, rule="R19", message="nothing to do while the case is in_arbitration"
+    )
+    # A validator's refusal carries no details: its own words name the field and rule.
+    validator = refused_decision(
+        WorkflowUpdateFailedError(ApplicationError("status: the case is refunded (closed)"))
+    )
+    assert (str(validator), validator.rule) == ("status: the case is refunded (closed)", None)

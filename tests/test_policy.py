@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from domain.case import CaseKind, Grade, Reason, Role, ScanEvent, WarehouseScan
 from domain.money import CurrencyMismatchError, Money
 from domain.policy import (
-    RefusalKind,
     agent_limit_refusal,
     changed_mind_refund,
     check_return_window,
@@ -31,6 +30,7 @@ from domain.policy import (
     unapplied_scan_refusal,
 )
 from domain.policy_settings import PolicySettings
+from domain.refusal import RefusalKind
 from domain.state import Disposition, EscalationLevel
 from tests.conftest import a_request, eur
 

@@ -23,7 +23,7 @@ from api.app import MAX_BODY_BYTES
 from domain.case import Reason, Strict
 from domain.ledger import LedgerAction
 from domain.money import Money
-from domain.policy import check_return_window
+from domain.policy import R1JudgedBy, check_return_window
 from domain.policy_settings import PolicySettings
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role, events
@@ -287,7 +287,7 @@ def test_r1_cannot_be_moved_by_the_callers_clock(
     verdict, truth = check_return_window(backdated, policy), check_return_window(honest, policy)
     assert verdict.accepted == truth.accepted
     if backdated.requested_at < received - policy.backdating_allowance:
-        assert (verdict.judged_by, verdict.judged_at) == ("received_at", received)
+        assert (verdict.judged_by, verdict.judged_at) == (R1JudgedBy.RECEIVED_AT, received)
 
 
 def test_every_number_and_boolean_a_caller_sends_is_strict() -> None:

@@ -7,7 +7,7 @@ A phase asks the desk for its next turn: `await desk.next(accepts=(...), due=...
 the next message the phase takes, or that the phase's deadline came (`Turn.DUE`), or that
 the case closed meanwhile (`Turn.CLOSED`: withdrawn). Meanwhile the desk handles
 everything cross-cutting itself and records any other message as `message_ignored` with
-why (never dropped; the Update that sent it is refused with that reason)."""
+its typed refusal (never dropped; the Update that sent it is refused with it)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,22 @@ from temporalio import workflow
 
 from activities.notifications import Template
 from domain.case import (
+    ArbitrationRuling,
     Assignment,
     CallRequest,
     CompensationOffer,
     Complaint,
     DeadlineExtension,
+    Dispute,
     EscalationRequest,
+    EvidenceSubmitted,
+    InterceptRequested,
+    ParcelDelivered,
+    RefundConsent,
+    RemedyChoice,
+    ReviewDecision,
     Role,
+    ShippedBack,
     WarehouseScan,
     Withdrawal,
 )
@@ -39,6 +48,7 @@ from domain.policy import (
     refund_limit,
     unapplied_scan_refusal,
 )
+from domain.refusal import Refusal, RefusalKind
 from domain.sla import SlaBreach, SlaClock
 from domain.state import (
     EXTENDABLE,
@@ -62,6 +72,42 @@ _BREACH_WORDS = {
     SlaClock.INSPECTION: "R13 inspection",
     SlaClock.REFUND: "R13 refund",
 }
+
+
+# The rule each message answers to, named when the case refuses it.
+_RULE_OF: dict[type[BaseModel], str] = {
+    WarehouseScan: "R26",
+    ShippedBack: "R12",
+    EvidenceSubmitted: "R6",
+    Complaint: "R18",
+    ReviewDecision: "R10",
+    CompensationOffer: "R17",
+    EscalationRequest: "R18",
+    RemedyChoice: "R8",
+    RefundConsent: "R22",
+    ParcelDelivered: "R4",
+    InterceptRequested: "R4",
+    Dispute: "R19",
+    ArbitrationRuling: "R19",
+    CallRequest: "R16",
+    # No rule governs these three; the step they would have been is recorded (R23).
+    Assignment: "R23",
+    DeadlineExtension: "R23",
+    Withdrawal: "R23",
+}
+
+# In arbitration the arbiter's ruling alone changes money and status (R19).
+_MONEY_OR_STATUS = (CompensationOffer, Withdrawal, DeadlineExtension)
+
+
+class CrossCutting(Enum):
+    """Which of the desk's own messages a phase's turn applies."""
+
+    ALL = "all"
+    # Arbitration: complaints, escalations, calls and assignment apply; what would change
+    # money or status is refused (R19).
+    NOT_MONEY_OR_STATUS = "not_money_or_status"
+    NONE = "none"  # a closed case that only waits for a dispute (R19)
 
 
 class Turn(Enum):
@@ -98,8 +144,9 @@ class CaseDesk:
         self.state = state
         self.book = book
         self.inbox = inbox
-        # Whether the last turn went to a phase: continue-as-new is weighed after each turn.
-        self._turn_taken = False
+        # Continue-as-new is weighed when a phase asks for its next turn, once it has had
+        # one (the run's first turn starts where the carried state left off).
+        self._had_a_turn = False
 
     @property
     def resumed(self) -> bool:
@@ -114,24 +161,24 @@ class CaseDesk:
         due: Callable[[], Due | None] = no_deadline,
         *,
         at_once: bool = False,
-        cross_cutting: bool = True,
+        cross_cutting: CrossCutting = CrossCutting.ALL,
     ) -> CaseMessage | Turn:
         """The phase's next message of a type in `accepts`, or `Turn.DUE` once `due()`
         passes (at once, with `at_once`, when no message waits), or `Turn.CLOSED`.
         `due` is asked afresh each time: an operator may have extended it meanwhile.
-        With `cross_cutting=False` (arbitration) the desk applies no operator action,
-        and every message the phase does not take is recorded as changing nothing."""
+        `cross_cutting` says which of the desk's own messages it applies meanwhile; any
+        other message the phase does not take is refused with why."""
         state = self.state
-        if self._turn_taken:
+        if self._had_a_turn:
             await self._continue_as_new_if_long()
         while True:
-            self._turn_taken = True
+            self._had_a_turn = True
             if self.inbox:
                 message = self.inbox.take()
                 if isinstance(message, accepts):
                     return message
                 was_closed = state.status.is_closed
-                if not (cross_cutting and await self._cross_cutting(message)):
+                if not await self._cross_cutting(message, cross_cutting):
                     await self.ignore(message, self.why_nothing_to_do(message))
                 if state.status.is_closed and not was_closed:
                     return Turn.CLOSED
@@ -198,10 +245,15 @@ class CaseDesk:
 
     # ---- what every phase shares ------------------------------------------------------
 
-    async def _cross_cutting(self, message: CaseMessage) -> bool:
-        """Apply a message every phase takes alike; False if it is not one now."""
+    async def _cross_cutting(self, message: CaseMessage, scope: CrossCutting) -> bool:
+        """Apply a message every phase takes alike; False if it is not one now. A message
+        refused here for its own reason (R16, R18) counts as handled."""
         state = self.state
         status = state.status
+        if scope is CrossCutting.NONE or (
+            scope is CrossCutting.NOT_MONEY_OR_STATUS and isinstance(message, _MONEY_OR_STATUS)
+        ):
+            return False
         match message:
             case Complaint():
                 await self._complaint(message)
@@ -225,13 +277,35 @@ class CaseDesk:
             case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
                 await self._extend(message)
             case CallRequest() if not status.is_closed:
-                await self.book.schedule_call(message.purpose)
+                if not await self.book.schedule_call(message.purpose):
+                    # Calls admitted together can pass the cap before this one's turn; the
+                    # book recorded call_not_scheduled.
+                    self.inbox.not_applied(
+                        message,
+                        Refusal(
+                            rule="R16",
+                            kind=RefusalKind.CALL_LIMIT_REACHED,
+                            text=f"R16: this case already had {state.calls_scheduled} calls, "
+                            "the most allowed",
+                        ),
+                    )
+                    return True
                 await self.book.record(
                     LedgerAction.CALL_SCHEDULED,
                     rule="R16",
                     reason=f"call {state.calls_scheduled}: {message.purpose}",
                     actor=message.actor,
                     role=message.role.value,
+                )
+            case EscalationRequest() if state.escalation.level is EscalationLevel.MANAGER:
+                # Requests admitted together can reach the ladder's top before this one.
+                await self.ignore(
+                    message,
+                    Refusal(
+                        rule="R18",
+                        kind=RefusalKind.ALREADY_AT_MANAGER,
+                        text="escalation: the case is already at the manager level (R18)",
+                    ),
                 )
             case EscalationRequest() if not status.is_closed:
                 # The requester's words go to the ledger only (the reason is shown in the UI).
@@ -295,8 +369,12 @@ class CaseDesk:
             limit = refund_limit(state.request.paid, state.reimbursed_shipping)
             self.inbox.not_applied(
                 offer,
-                f"R21: nothing left to refund: {state.refunded_total} of {limit} already "
-                f"refunded, so the offer of {offer.amount} paid nothing",
+                Refusal(
+                    rule="R21",
+                    kind=RefusalKind.NOTHING_LEFT_TO_REFUND,
+                    text=f"R21: nothing left to refund: {state.refunded_total} of {limit} "
+                    f"already refunded, so the offer of {offer.amount} paid nothing",
+                ),
             )
 
     async def _extend(self, extension: DeadlineExtension) -> None:
@@ -371,16 +449,16 @@ class CaseDesk:
 
     # ---- messages that change nothing -------------------------------------------------
 
-    async def ignore(self, message: CaseMessage, why: str) -> None:
-        self.inbox.not_applied(message, why)
+    async def ignore(self, message: CaseMessage, refusal: Refusal) -> None:
+        self.inbox.not_applied(message, refusal)
         await self.book.record(
             LedgerAction.MESSAGE_IGNORED,
-            rule="R26" if isinstance(message, WarehouseScan) else None,
-            reason=f"{type(message).__name__} {message_id(message)}: {why}",
-            details={"message": message.model_dump(mode="json")},
+            rule=refusal.rule,
+            reason=f"{type(message).__name__} {message_id(message)}: {refusal.text}",
+            details={"message": message.model_dump(mode="json"), "kind": refusal.kind},
         )
 
-    def why_nothing_to_do(self, message: CaseMessage) -> str:
+    def why_nothing_to_do(self, message: CaseMessage) -> Refusal:
         """Why a message changes nothing now (recorded with it, never dropped)."""
         state = self.state
         status = state.status.value + (" (closed)" if state.status.is_closed else "")
@@ -390,10 +468,24 @@ class CaseDesk:
                 status,
                 received_scan_id=state.received_scan_id,
                 inspection_scan_id=state.inspection.scan_id if state.inspection else None,
-            ).text
+            )
+        if state.status is CaseStatus.IN_ARBITRATION:
+            return Refusal(
+                rule="R19",
+                kind=RefusalKind.IN_ARBITRATION,
+                text="the case is in arbitration: the arbiter's ruling decides its money "
+                "and status (R19)",
+            )
+        rule = _RULE_OF[type(message)]
         if state.status.is_closed:
-            return f"the case is already closed ({state.status.value})"
-        return f"nothing to do while the case is {status}"
+            return Refusal(
+                rule=rule,
+                kind=RefusalKind.CASE_CLOSED,
+                text=f"the case is already closed ({state.status.value})",
+            )
+        return Refusal(
+            rule=rule, kind=RefusalKind.NOT_NOW, text=f"nothing to do while the case is {status}"
+        )
 
     async def refuse_what_is_left(self) -> None:
         """The case has ended: whatever reaches it is recorded with why it changed nothing

@@ -25,11 +25,12 @@ from domain.case import (
     WarehouseScan,
     Withdrawal,
 )
-from domain.policy import RefusalKind, agent_limit_refusal, compensation_refusal, refund_limit
+from domain.policy import agent_limit_refusal, compensation_refusal, refund_limit
+from domain.refusal import RefusalKind
 from domain.state import EXTENDABLE, CaseState, CaseStatus, EscalationLevel
 from domain.view import CaseView
 from workflows.case_desk import CaseDesk
-from workflows.case_inbox import CaseInbox
+from workflows.case_inbox import CaseInbox, refusal_details
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
 
@@ -113,7 +114,9 @@ class CaseHandlers:
         view = await self._inbox.accept_and_wait(offer)
         above = agent_limit_refusal(offer.role, offer.amount, self._state.policy)
         if above:
-            raise ApplicationError(above.text, type=AUTHORITY_LIMIT, non_retryable=True)
+            raise ApplicationError(
+                above.text, refusal_details(above), type=AUTHORITY_LIMIT, non_retryable=True
+            )
         return view
 
     @offer_compensation.validator

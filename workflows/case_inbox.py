@@ -1,6 +1,7 @@
 """How messages reach a case: handlers only enqueue; the case's one coroutine takes them
 in order; an Update waits for its message to be applied and answers with what it came to
-(the case's view right after it, or why it changed nothing)."""
+(the case's view once the case next waits, or the typed refusal of why it changed
+nothing). A retried Update (same action id) gets the same refusal again."""
 
 from __future__ import annotations
 
@@ -10,11 +11,17 @@ from datetime import datetime
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from domain.state import CaseMessage, CaseState, message_id
+from domain.refusal import Refusal
+from domain.state import REFUSALS_KEPT, CaseMessage, CaseState, message_id
 from domain.view import CaseView
 
-# The error type of a decision its validator admitted that the case could then not apply.
+# The error type of a decision its validator admitted that the case could then not apply;
+# its details are one `refusal_details` mapping (the rule and the kind of no).
 NOT_APPLIED = "NotApplied"
+
+
+def refusal_details(refusal: Refusal) -> dict[str, str]:
+    return {"rule": refusal.rule, "kind": refusal.kind.value}
 
 
 class CaseInbox:
@@ -27,10 +34,10 @@ class CaseInbox:
         # updates wait in the inbox.
         self._arrived_at: datetime | None = None
         self._updates_now = 0
-        # The messages update handlers wait on, and what each came to until its handler
-        # answers: the case's view right after it was applied, or why it changed nothing.
+        # The messages update handlers wait on, and the case's view once each was applied,
+        # until its handler answers (refusals are kept in the state, for retries too).
         self._awaited: set[str] = set()
-        self._outcomes: dict[str, CaseView | str] = {}
+        self._views: dict[str, CaseView] = {}
 
     def __bool__(self) -> bool:
         return bool(self._state.inbox)
@@ -59,8 +66,9 @@ class CaseInbox:
 
     async def accept_and_wait(self, message: CaseMessage) -> CaseView:
         """Decisions go through the same inbox as everything else, so one coroutine alone
-        changes the case; the caller gets the case's view right after its decision was
-        applied."""
+        changes the case. The caller gets the case's view as it stood when the case next
+        waited after applying the decision (see `applied`), or NOT_APPLIED with the
+        refusal; a retry of a decision already applied gets the case's view now."""
         ident = message_id(message)
         if ident not in self._state.seen_message_ids:
             self._awaited.add(ident)
@@ -72,13 +80,16 @@ class CaseInbox:
             )
         )
         self._awaited.discard(ident)
-        outcome = self._outcomes.pop(ident, None)
+        view = self._views.pop(ident, None)
         # Admitted by its validator, then not applicable by the time its turn came (two
         # approvals at once, an approval after the R11 auto-approval, an offer once the
         # refund limit is reached): the caller hears why, and the ledger says so.
-        if isinstance(outcome, str):
-            raise ApplicationError(outcome, type=NOT_APPLIED, non_retryable=True)
-        return outcome or self._view()
+        refusal = self._state.refused_updates.get(ident)
+        if refusal is not None:
+            raise ApplicationError(
+                refusal.text, refusal_details(refusal), type=NOT_APPLIED, non_retryable=True
+            )
+        return view or self._view()
 
     def take(self) -> CaseMessage:
         """The oldest message, now being applied until `applied` (or the next `take`)."""
@@ -88,18 +99,24 @@ class CaseInbox:
         return message
 
     def applied(self) -> None:
-        """The message taken last is applied: its Update, if one waits, answers with the
-        case as this decision left it (the refund it paid is the view's last) and nothing
-        the case did after it."""
+        """The message taken last is applied. The case calls this when it next waits
+        (`CaseDesk.next`, or the end of its run), so the waiting Update, if any, answers
+        with everything the case did on it before waiting again: an approval's answer
+        shows the ship-back window it opened, an offer's shows the refund it paid last."""
         ident = self._in_progress
         if ident is None:
             return
-        if ident in self._awaited:
-            self._outcomes.setdefault(ident, self._view())
+        if ident in self._awaited and ident not in self._state.refused_updates:
+            self._views.setdefault(ident, self._view())
         self._in_progress = None
 
-    def not_applied(self, message: CaseMessage, why: str) -> None:
-        """The update waiting on `message`, if any, is refused with `why`."""
+    def not_applied(self, message: CaseMessage, refusal: Refusal) -> None:
+        """The Update waiting on `message`, if any, is refused with `refusal`, and so is
+        any retry of it."""
         ident = message_id(message)
-        if ident in self._awaited:
-            self._outcomes[ident] = why
+        if ident not in self._awaited:
+            return
+        refused = self._state.refused_updates
+        refused[ident] = refusal
+        while len(refused) > REFUSALS_KEPT:
+            del refused[next(iter(refused))]

@@ -23,7 +23,7 @@ from workflows.case_handlers import CaseHandlers
 from workflows.case_run import CaseRun
 from workflows.phases.after_close import after_close
 from workflows.phases.opening import open_case
-from workflows.phases.review import ReviewOutcome, review
+from workflows.phases.review import review
 from workflows.steps.casebook import Approval
 from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
@@ -37,10 +37,8 @@ class DamageClaimCase(CaseHandlers):
         # 1. Open (R2; R1 governs returns: a carrier's loss has R15's deadline), then the
         #    customer's photos and a review (R6, R10, R11).
         approval = await open_case(desk, window_applies=False)
-        reviewed = await review(desk, holds_parcels=False)
+        approval = await review(desk, holds_parcels=False) or approval
         # 2. Approved: the carrier claim starts (R8, R15) and the customer picks a remedy.
-        if reviewed.outcome is ReviewOutcome.APPROVED:
-            approval = reviewed.approval
         if approval is not None:
             await self._claim_from_the_carrier()
             await self._offer_remedies(approval)

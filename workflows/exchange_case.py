@@ -25,7 +25,7 @@ from workflows.phases import parcel_back
 from workflows.phases.after_close import after_close
 from workflows.phases.inspection import inspection
 from workflows.phases.opening import open_case
-from workflows.phases.review import ReviewOutcome, review
+from workflows.phases.review import review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.outside import call_outside
@@ -50,11 +50,9 @@ class ExchangeCase(ItemBackHandlers):
         # 1. Open (R1, R2), then evidence and review (R6, R10, R11); parcel news meanwhile
         #    is held (R12, R26).
         approval = await open_case(desk, window_applies=True)
-        reviewed = await review(desk, holds_parcels=True)
+        approval = await review(desk, holds_parcels=True) or approval
         # 2. Approved: a wrong item's replacement leaves at once (R7); the window to send
         #    the item back opens.
-        if reviewed.outcome is ReviewOutcome.APPROVED:
-            approval = reviewed.approval
         if approval is not None:
             if self._state.request.reason is Reason.WRONG_ITEM:
                 await self._send_the_right_item_at_once()

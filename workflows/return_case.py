@@ -33,7 +33,7 @@ from workflows.phases import parcel_back
 from workflows.phases.after_close import after_close
 from workflows.phases.inspection import inspection
 from workflows.phases.opening import open_case
-from workflows.phases.review import ReviewOutcome, review
+from workflows.phases.review import review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.casebook import Approval
@@ -52,10 +52,8 @@ class ReturnCase(ItemBackHandlers):
         # 1. Open (R1, R2): refused, approved at once (R3, R4, R5), or to be reviewed.
         approval = await open_case(desk, window_applies=True)
         # 2. Evidence and review (R6, R10, R11); parcel news meanwhile is held (R12, R26).
-        reviewed = await review(desk, holds_parcels=True)
+        approval = await review(desk, holds_parcels=True) or approval
         # 3. What the approval leads to depends on the reason (R3, R4, R7, R9).
-        if reviewed.outcome is ReviewOutcome.APPROVED:
-            approval = reviewed.approval
         if approval is not None:
             match self._state.request.reason:
                 case Reason.NOT_SHIPPED_YET:

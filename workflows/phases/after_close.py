@@ -13,7 +13,7 @@ from domain.ledger import LedgerAction
 from domain.policy import refund_limit
 from domain.state import CaseState, CaseStatus
 from domain.survey import SurveyRequest
-from workflows.case_desk import CaseDesk, Due, Turn
+from workflows.case_desk import CaseDesk, CrossCutting, Due, Turn
 from workflows.phases import parcel_back
 from workflows.steps.payments import refund
 from workflows.survey import SatisfactionSurvey
@@ -34,8 +34,9 @@ async def after_close(desk: CaseDesk) -> CaseState:
 
 async def _dispute_window(desk: CaseDesk) -> None:
     """R19: a rejected case may be disputed within the window; the arbiter's ruling is
-    applied as it stands. The R18 ladder climbs while the arbiter decides; operators'
-    actions are refused meanwhile (the ruling decides)."""
+    applied as it stands. While the arbiter decides, the R18 ladder climbs (complaints,
+    escalation requests, a silent supervisor), calls and assignment apply, and whatever
+    would change money or status is refused: the ruling decides those."""
     state = desk.state
     if state.status not in _DISPUTABLE:
         return
@@ -43,8 +44,11 @@ async def _dispute_window(desk: CaseDesk) -> None:
         state.dispute_deadline = workflow.now() + state.policy.dispute_window
         desk.book.publish()
     while state.status in _DISPUTABLE:
+        arbitrating = state.status is CaseStatus.IN_ARBITRATION
         turn = await desk.next(
-            (Dispute, ArbitrationRuling), lambda: _due(state), cross_cutting=False
+            (Dispute, ArbitrationRuling),
+            lambda: _due(state),
+            cross_cutting=CrossCutting.NOT_MONEY_OR_STATUS if arbitrating else CrossCutting.NONE,
         )
         match turn:
             case Turn():

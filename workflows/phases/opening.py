@@ -6,6 +6,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from activities.notifications import Template
+from domain.case import Reason
 from domain.ledger import LedgerAction
 from domain.policy import NO_REVIEW_RULE, check_return_window, needs_evidence, needs_review
 from domain.state import CaseStatus
@@ -31,7 +32,7 @@ async def open_case(desk: CaseDesk, *, window_applies: bool) -> Approval | None:
     )
     # The ledger says which moment R1 judged: the caller's requested_at, or our receipt.
     judged = (
-        {"r1_judged_by": window.judged_by, "r1_judged_at": window.judged_at.isoformat()}
+        {"r1_judged_by": window.judged_by.value, "r1_judged_at": window.judged_at.isoformat()}
         if window
         else {}
     )
@@ -57,7 +58,7 @@ async def open_case(desk: CaseDesk, *, window_applies: bool) -> Approval | None:
         return Approval(
             rule=rule,
             reason=f"a {request.reason.value} request needs no review ({rule})"
-            if rule != "R5"
+            if request.reason is not Reason.CHANGED_MIND
             else f"a {request.reason.value} request inside the R1 window needs no "
             "review; the inspection decides",
         )

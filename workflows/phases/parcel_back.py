@@ -27,6 +27,7 @@ from domain.policy import (
     missing_items_deduction,
     postage_note,
 )
+from domain.refusal import Refusal, RefusalKind
 from domain.state import CaseStatus, Inspection
 from workflows.case_desk import CaseDesk
 
@@ -101,8 +102,13 @@ async def leave_held_for_a_person(desk: CaseDesk) -> None:
         )
         await desk.ignore(
             message,
-            f"{what} before any decision, and the case closed as {state.status.value}: "
-            "a person sends the parcel back to the customer (R20)",
+            Refusal(
+                # A scan answers to R26 wherever it lands; a notice to the closing's R20.
+                rule="R26" if isinstance(message, WarehouseScan) else "R20",
+                kind=RefusalKind.CASE_CLOSED,
+                text=f"{what} before any decision, and the case closed as "
+                f"{state.status.value}: a person sends the parcel back to the customer (R20)",
+            ),
         )
 
 

@@ -4,9 +4,6 @@ consequences are the kind's (what it leads to differs by kind and reason)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-
 from temporalio import workflow
 
 from activities.notifications import Template
@@ -21,36 +18,23 @@ from workflows.steps.casebook import Approval
 IN_REVIEW = (CaseStatus.AWAITING_EVIDENCE, CaseStatus.UNDER_REVIEW)
 
 
-class ReviewOutcome(Enum):
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    ABANDONED = "abandoned"  # R6: no photos by the deadline
-    WITHDRAWN = "withdrawn"
-    NOT_REVIEWED = "not_reviewed"  # the case was not (or no longer) awaiting a review
-
-
-@dataclass(frozen=True)
-class Reviewed:
-    outcome: ReviewOutcome
-    # Who approved and under which rule, for the step the approval leads to (R23).
-    approval: Approval | None = None
-
-
-async def review(desk: CaseDesk, *, holds_parcels: bool) -> Reviewed:
-    """Run while the case awaits evidence or a review. With `holds_parcels` (the item
-    comes back) a shipping notice or scan that comes meanwhile is held for the approval."""
+async def review(desk: CaseDesk, *, holds_parcels: bool) -> Approval | None:
+    """Run while the case awaits evidence or a review: the approval (by a person, or by
+    silence, R11), or None if the case was rejected, abandoned, withdrawn, or was not
+    under review. With `holds_parcels` (the item comes back) a shipping notice or scan
+    that comes meanwhile is held for the approval."""
     state = desk.state
     parcels = (WarehouseScan, ShippedBack) if holds_parcels else ()
     while state.status in IN_REVIEW:
         turn = await desk.next((EvidenceSubmitted, ReviewDecision, *parcels), lambda: _due(state))
         match turn:
             case Turn.CLOSED:
-                return Reviewed(ReviewOutcome.WITHDRAWN)
+                return None
             case Turn.DUE if state.status is CaseStatus.AWAITING_EVIDENCE:
                 await _no_evidence(desk)
-                return Reviewed(ReviewOutcome.ABANDONED)
+                return None
             case Turn.DUE:
-                return Reviewed(ReviewOutcome.APPROVED, await _auto_approve(desk))
+                return await _auto_approve(desk)
             case EvidenceSubmitted():
                 await _evidence(desk, turn)
             case ReviewDecision() if state.status is CaseStatus.UNDER_REVIEW:
@@ -59,7 +43,7 @@ async def review(desk: CaseDesk, *, holds_parcels: bool) -> Reviewed:
                 await hold(desk, turn)
             case _:
                 await desk.ignore(turn, desk.why_nothing_to_do(turn))
-    return Reviewed(ReviewOutcome.NOT_REVIEWED)
+    return None
 
 
 def _due(state: CaseState) -> Due | None:
@@ -109,7 +93,7 @@ async def _no_evidence(desk: CaseDesk) -> None:
     )
 
 
-async def _decided(desk: CaseDesk, decision: ReviewDecision) -> Reviewed:
+async def _decided(desk: CaseDesk, decision: ReviewDecision) -> Approval | None:
     state = desk.state
     desk.acknowledge_escalation(decision.role)
     state.decided_by = decision.actor
@@ -122,7 +106,7 @@ async def _decided(desk: CaseDesk, decision: ReviewDecision) -> Reviewed:
             role=decision.role.value,
         )
         await _approve(desk)
-        return Reviewed(ReviewOutcome.APPROVED, approval)
+        return approval
     state.decision_reason = f"R20: {decision.reason}"
     await desk.book.notify(Template.CASE_REJECTED, reason=state.decision_reason)
     await desk.book.record(
@@ -133,7 +117,7 @@ async def _decided(desk: CaseDesk, decision: ReviewDecision) -> Reviewed:
         actor=decision.actor,
         role=decision.role.value,
     )
-    return Reviewed(ReviewOutcome.REJECTED)
+    return None
 
 
 async def _auto_approve(desk: CaseDesk) -> Approval:

@@ -13,7 +13,7 @@ from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
 from domain.ledger import Ledger, LedgerAction, check_ledger, checked_details
 from domain.policy import next_contact_slot
-from domain.state import MERCHANT_SIDE, CaseState, CaseStatus
+from domain.state import MERCHANT_SIDE, CaseState, CaseStatus, EscalationLevel
 from workflows import search_attributes as sa
 from workflows.steps.outside import call_local
 
@@ -109,8 +109,9 @@ class CaseBook:
         state = self.state
         return next_contact_slot(due, state.request.customer.time_zone, state.policy.message_hours)
 
-    async def schedule_call(self, purpose: str) -> None:
-        """R16: calls only inside call hours, and at most the policy's number per case."""
+    async def schedule_call(self, purpose: str) -> bool:
+        """R16: calls only inside call hours, and at most the policy's number per case.
+        False (and `call_not_scheduled` recorded) once the case had its most."""
         state = self.state
         if state.calls_scheduled >= state.policy.max_calls_per_case:
             await self.record(
@@ -118,12 +119,13 @@ class CaseBook:
                 rule="R16",
                 reason=f"{purpose}: already {state.calls_scheduled} calls, the most per case",
             )
-            return
+            return False
         at = next_contact_slot(
             workflow.now(), state.request.customer.time_zone, state.policy.call_hours
         )
         state.calls_scheduled += 1
         await self.notify(Template.AGENT_CALL, due_at=at, purpose=purpose)
+        return True
 
     async def notify(
         self, template: Template, *, due_at: datetime | None = None, **params: str
@@ -191,7 +193,7 @@ def current_details(state: CaseState) -> str:
         lines.append(f"- Next deadline: {state.next_deadline:%Y-%m-%d %H:%M} UTC")
     # Only what the workflow itself wrote goes here: the UI is no place for personal data,
     # and free text from customers and agents may hold some (it stays in the ledger).
-    if state.escalation.level.value != "none":
+    if state.escalation.level is not EscalationLevel.NONE:
         lines.append(f"- Escalated to: {state.escalation.level.value} ({state.escalation.reason})")
     if state.auto_approved:
         lines.append("- Approved automatically: no decision by the review deadline (R11)")

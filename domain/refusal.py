@@ -1,0 +1,39 @@
+"""A rule's typed no: which rule, what kind of no, and the words a person reads. Policy
+functions return it, the workflows refuse messages with it, and the API hands its rule to
+the caller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RefusalKind(StrEnum):
+    """Why a rule says no, as something code can branch on (the text is for people)."""
+
+    REQUESTED_IN_THE_FUTURE = "requested_in_the_future"  # R1
+    NOT_STAFF = "not_staff"  # R17
+    ABOVE_AGENT_LIMIT = "above_agent_limit"  # R17
+    ABOVE_REFUND_LIMIT = "above_refund_limit"  # R21
+    # R26: a scan that changes nothing, and why.
+    DOCK_SCAN_AFTER_INSPECTION_RECEIPT = "dock_scan_after_inspection_receipt"
+    ALREADY_RECEIVED_AND_INSPECTED = "already_received_and_inspected"
+    ALREADY_RECEIVED = "already_received"
+    ALREADY_INSPECTED = "already_inspected"
+    NO_PARCEL_EXPECTED = "no_parcel_expected"
+    CALL_LIMIT_REACHED = "call_limit_reached"  # R16
+    ALREADY_AT_MANAGER = "already_at_manager"  # R18: the ladder's top
+    NOTHING_LEFT_TO_REFUND = "nothing_left_to_refund"  # R21
+    # R19: while the arbiter decides, only the ruling changes money or status.
+    IN_ARBITRATION = "in_arbitration"
+    CASE_CLOSED = "case_closed"  # the message came after the case closed
+    NOT_NOW = "not_now"  # the case is in a phase that does not take the message
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A rule's no: which rule, what kind of no, and the words a person reads (R20)."""
+
+    rule: str
+    kind: RefusalKind
+    text: str
