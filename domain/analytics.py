@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from domain.case import UNDELIVERED, BusinessKey, CaseKind, Reason, Strict
+from domain.survey import Satisfaction
 
 
 def _plausible_day(value: date) -> date:
@@ -294,6 +295,44 @@ class SatisfactionRow(BaseModel):
     week: date | None = None  # None: over the whole range
 
 
+# R25's levels as scores, for a mean a trend can be drawn from: 4 is very satisfied.
+SATISFACTION_SCORES = {
+    Satisfaction.VERY_SATISFIED: 4,
+    Satisfaction.SATISFIED: 3,
+    Satisfaction.DISSATISFIED: 2,
+    Satisfaction.VERY_DISSATISFIED: 1,
+}
+
+
+class SatisfactionMean(BaseModel):
+    """One dimension's answers in one week (Monday, UTC) and their mean score
+    (SATISFACTION_SCORES: 1 very dissatisfied .. 4 very satisfied)."""
+
+    week: date
+    dimension: str
+    answers: int
+    mean_score: float
+
+
+def weekly_means(trend: Iterable[SatisfactionRow]) -> list[SatisfactionMean]:
+    """Each dimension's mean score per week, from the answers per week and level; ordered
+    by week, then dimension. Rows without a week (a whole range's) are not a trend."""
+    answers: dict[tuple[date, str], int] = defaultdict(int)
+    scores: dict[tuple[date, str], int] = defaultdict(int)
+    for row in trend:
+        if row.week is None:
+            raise ValueError("a trend row needs its week")
+        key = (row.week, row.dimension)
+        answers[key] += row.answers
+        scores[key] += row.answers * SATISFACTION_SCORES[Satisfaction(row.level)]
+    return [
+        SatisfactionMean(week=week, dimension=dimension, answers=answers[week, dimension],
+                         mean_score=scores[week, dimension] / answers[week, dimension])
+        for week, dimension in sorted(answers)
+        if answers[week, dimension]
+    ]  # fmt: skip
+
+
 class Report(BaseModel):
     filters: ReportFilters
     by_sku: list[ReturnRateRow]
@@ -305,6 +344,7 @@ class Report(BaseModel):
     carrier_claims: list[CarrierClaimsRow]
     satisfaction: list[SatisfactionRow]
     satisfaction_trend: list[SatisfactionRow]
+    satisfaction_weekly_mean: list[SatisfactionMean]
     flagged_batches: list[BatchVerdict]
 
 

@@ -32,6 +32,7 @@ from domain.analytics import (
     resolve_row,
     return_rate,
     sla_row,
+    weekly_means,
 )
 from domain.policy_settings import PolicySettings
 
@@ -142,6 +143,7 @@ class AnalyticsStore:
             # it (JIT) cost more than it saved, up to a tenth of a second a query at scale.
             await conn.execute("SET LOCAL jit = off")
             read = ReportReader(conn, filters)
+            trend = await read.satisfaction(weekly=True)
             return Report(
                 filters=filters,
                 by_sku=await read.return_rates(by_batch=False),
@@ -155,7 +157,8 @@ class AnalyticsStore:
                 money=await read.money(),
                 carrier_claims=await read.carrier_claims(),
                 satisfaction=await read.satisfaction(weekly=False),
-                satisfaction_trend=await read.satisfaction(weekly=True),
+                satisfaction_trend=trend,
+                satisfaction_weekly_mean=weekly_means(trend),
                 flagged_batches=await read.flagged_batches(),
             )
 

@@ -4,6 +4,7 @@ exact binomial tail, and the batch alarm's thresholds, boundaries and error rate
 from __future__ import annotations
 
 import math
+from datetime import date
 from fractions import Fraction
 
 import pytest
@@ -15,10 +16,12 @@ from domain.analytics import (
     BatchAlarmSettings,
     BatchCounts,
     BatchVerdict,
+    SatisfactionRow,
     binomial_upper_tail,
     judge_batches,
     percentile,
     return_rate,
+    weekly_means,
 )
 
 SETTINGS = BatchAlarmSettings(significance=0.001, min_units=200, min_baseline_units=1000,
@@ -141,3 +144,25 @@ def test_r24_a_jump_in_one_batch_is_detected(jump: float, at_least: float) -> No
     assert figures.jumped_batches == 1000
     assert figures.detection_rate >= at_least
     assert figures.false_alarms_per_1000 <= 1.0
+
+
+MONDAY, NEXT_MONDAY = date(2026, 11, 2), date(2026, 11, 9)
+
+
+def test_r25_the_weekly_mean_score_per_dimension_weights_each_level_by_its_answers() -> None:
+    trend = [
+        SatisfactionRow(week=MONDAY, dimension="attitude", level="very_satisfied", answers=3),
+        SatisfactionRow(week=MONDAY, dimension="attitude", level="very_dissatisfied", answers=1),
+        SatisfactionRow(week=MONDAY, dimension="timeliness", level="dissatisfied", answers=2),
+        SatisfactionRow(week=NEXT_MONDAY, dimension="attitude", level="satisfied", answers=4),
+        SatisfactionRow(week=NEXT_MONDAY, dimension="expertise", level="satisfied", answers=0),
+    ]
+    means = weekly_means(reversed(trend))
+    assert [(m.week, m.dimension, m.answers, m.mean_score) for m in means] == [
+        (MONDAY, "attitude", 4, (3 * 4 + 1) / 4),
+        (MONDAY, "timeliness", 2, 2.0),
+        (NEXT_MONDAY, "attitude", 4, 3.0),  # a dimension nobody answered has no mean
+    ]
+    assert weekly_means([]) == []
+    with pytest.raises(ValueError, match="week"):
+        weekly_means([SatisfactionRow(dimension="attitude", level="satisfied", answers=1)])
