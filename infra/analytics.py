@@ -28,7 +28,7 @@ from domain.analytics import (
     SlaBreach,
     SlaClock,
     SlaRow,
-    rate_row,
+    rates_by_sku_and_batch,
     resolve_row,
     return_rate,
     sla_row,
@@ -142,12 +142,13 @@ class AnalyticsStore:
             # Each section is a scan and an aggregate, planned in milliseconds: compiling
             # it (JIT) cost more than it saved, up to a tenth of a second a query at scale.
             await conn.execute("SET LOCAL jit = off")
-            read = ReportReader(conn, filters)
+            read = ReportReader(conn, filters, rollups=filters.only_dates())
             trend = await read.satisfaction(weekly=True)
+            by_sku, by_batch = await read.return_rates()
             return Report(
                 filters=filters,
-                by_sku=await read.return_rates(by_batch=False),
-                by_batch=await read.return_rates(by_batch=True),
+                by_sku=by_sku,
+                by_batch=by_batch,
                 reasons=await read.reasons(),
                 time_to_resolve=await read.time_to_resolve(),
                 sla=[
@@ -264,70 +265,147 @@ def _filtered(filters: ReportFilters, params: list[object], *, deliveries: bool 
     return " AND ".join(clauses) or "true"
 
 
+def _days(column: str, first: date | None, last: date | None, params: list[object]) -> str:
+    """`column` (a date) from `first` to `last` inclusive, either open; values appended to
+    `params`."""
+    clauses = []
+    if first is not None:
+        params.append(first)
+        clauses.append(f"{column} >= ${len(params)}")
+    if last is not None:
+        params.append(last)
+        clauses.append(f"{column} <= ${len(params)}")
+    return " AND ".join(clauses) or "true"
+
+
+def _whole_weeks(first: date | None, last: date | None) -> tuple[date | None, date | None]:
+    """The Mondays of the first and last weeks wholly inside `first`..`last` (None: no
+    bound); first after last when no week is."""
+    monday = first + timedelta(days=-first.weekday() % 7) if first is not None else None
+    sunday = last - timedelta(days=(last.weekday() + 1) % 7) if last is not None else None
+    return monday, sunday - timedelta(days=6) if sunday is not None else None
+
+
+def _opened(first: date, last: date, params: list[object]) -> str:
+    """Cases `c` opened from `first` to `last` (UTC days, inclusive)."""
+    params.extend([first, last + timedelta(days=1)])
+    start, end = len(params) - 1, len(params)
+    return (f"c.opened_at >= ${start}::date::timestamp AT TIME ZONE 'UTC' "
+            f"AND c.opened_at < ${end}::date::timestamp AT TIME ZONE 'UTC'")  # fmt: skip
+
+
 class ReportReader:
     """The report's queries, one connection, one snapshot (REPEATABLE READ): every
-    section counts the same cases."""
+    section counts the same cases. With `rollups` (the filters name only a date range),
+    the sections read migration 014's rollups rather than the cases, ledgers and clocks;
+    they answer the same (tests/test_analytics_rollups.py)."""
 
     def __init__(
-        self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], filters: ReportFilters
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+        filters: ReportFilters,
+        *,
+        rollups: bool,
     ) -> None:
+        if rollups and not filters.only_dates():
+            raise ValueError("the rollups answer a date range only")
         self._conn = conn
         self._filters = filters
+        self._rollups = rollups
 
-    async def return_rates(self, *, by_batch: bool) -> list[ReturnRateRow]:
+    def _rollup_days(self, column: str, params: list[object]) -> str:
+        return _days(column, self._filters.from_day, self._filters.to_day, params)
+
+    async def return_rates(self) -> tuple[list[ReturnRateRow], list[ReturnRateRow]]:
+        """Per SKU and per batch, from one pass over the cases and the delivered units."""
         params: list[object] = [sorted(RETURNED_KINDS), sorted(RETURNED_REASONS)]
         cases = _filtered(self._filters, params)
         delivered = _filtered(self._filters, params, deliveries=True)
-        keys = "sku, batch" if by_batch else "sku"
         rows = await self._conn.fetch(
             f"""WITH returned AS (
-                    SELECT {keys}, sum(c.quantity)::bigint AS returned FROM cases c
+                    SELECT c.sku, c.batch, sum(c.quantity)::bigint AS returned FROM cases c
                     WHERE {cases} AND c.kind = ANY($1::text[]) AND c.reason = ANY($2::text[])
-                          {"AND c.batch IS NOT NULL" if by_batch else ""}
-                    GROUP BY {keys}),
+                    GROUP BY c.sku, c.batch),
                 delivered AS (
-                    SELECT {keys}, sum(d.units)::bigint AS delivered FROM delivered_units d
-                    WHERE {delivered} GROUP BY {keys})
-                SELECT {keys}, coalesce(returned, 0) AS returned,
+                    SELECT d.sku, d.batch, sum(d.units)::bigint AS delivered
+                    FROM delivered_units d WHERE {delivered} GROUP BY d.sku, d.batch)
+                SELECT sku, batch, coalesce(returned, 0) AS returned,
                        coalesce(delivered, 0) AS delivered
-                FROM returned FULL JOIN delivered USING ({keys}) ORDER BY {keys}""",
+                FROM returned FULL JOIN delivered USING (sku, batch)""",
             *params,
         )
-        return [
-            rate_row(r["sku"], r["batch"] if by_batch else None, r["returned"], r["delivered"])
-            for r in rows
-        ]
+        return rates_by_sku_and_batch(
+            (r["sku"], r["batch"], r["returned"], r["delivered"]) for r in rows
+        )
 
     async def reasons(self) -> list[ReasonRow]:
         params: list[object] = []
+        if self._rollups:
+            source = f"""SELECT reason, root_cause, cases FROM report_reasons_daily
+                         WHERE {self._rollup_days("day", params)}"""
+        else:
+            source = f"""SELECT c.reason, c.root_cause, 1 AS cases FROM cases c
+                         WHERE {_filtered(self._filters, params)}"""
         rows = await self._conn.fetch(
-            f"""SELECT c.reason, c.root_cause, count(*) AS cases FROM cases c
-                WHERE {_filtered(self._filters, params)}
-                GROUP BY c.reason, c.root_cause ORDER BY cases DESC, c.reason""",
+            f"""SELECT reason, root_cause, sum(cases)::bigint AS cases FROM ({source}) x
+                GROUP BY reason, root_cause HAVING sum(cases) > 0
+                ORDER BY cases DESC, reason, root_cause NULLS FIRST""",
             *params,
         )
         return [ReasonRow(**dict(r)) for r in rows]
 
     async def time_to_resolve(self) -> list[ResolveRow]:
+        """p50 and p90 in whole hours rounded up (migration 014's report_hours): the
+        rollups keep no finer durations, and the cases are read the same way."""
         params: list[object] = []
+        closed = """SELECT c.kind, c.reason, report_hours(c.closed_at - c.opened_at) AS hours,
+                           1 AS cases
+                    FROM cases c WHERE c.closed_at IS NOT NULL"""
+        if self._rollups:
+            # Whole weeks from the weekly rollup; the range's partial weeks at either end
+            # (up to six days each) from the cases opened on them.
+            first, last = self._filters.from_day, self._filters.to_day
+            monday, last_monday = _whole_weeks(first, last)
+            if first is not None and last is not None and monday > last_monday:  # type: ignore[operator]
+                parts = [f"{closed} AND {_opened(first, last, params)}"]
+            else:
+                parts = [
+                    f"""SELECT kind, reason, hours, cases FROM report_resolve_weekly
+                        WHERE {_days("week", monday, last_monday, params)}"""
+                ]
+                if first is not None and monday is not None and first < monday:
+                    edge = _opened(first, monday - timedelta(days=1), params)
+                    parts.append(f"{closed} AND {edge}")
+                if last is not None and last_monday is not None:
+                    next_monday = last_monday + timedelta(days=7)
+                    if next_monday <= last:
+                        parts.append(f"{closed} AND {_opened(next_monday, last, params)}")
+            source = " UNION ALL ".join(parts)
+        else:
+            source = f"{closed} AND {_filtered(self._filters, params)}"
         rows = await self._conn.fetch(
-            f"""SELECT c.kind, c.reason,
-                       array_agg(extract(epoch FROM c.closed_at - c.opened_at) / 3600) AS hours
-                FROM cases c
-                WHERE {_filtered(self._filters, params)} AND c.closed_at IS NOT NULL
-                GROUP BY c.kind, c.reason ORDER BY c.kind, c.reason""",
+            f"""SELECT kind, reason, hours, sum(cases)::bigint AS cases FROM ({source}) x
+                GROUP BY kind, reason, hours HAVING sum(cases) > 0""",
             *params,
         )
-        return [resolve_row(r["kind"], r["reason"], [float(h) for h in r["hours"]]) for r in rows]
+        histograms: dict[tuple[str, str], dict[int, int]] = {}
+        for r in rows:
+            histograms.setdefault((r["kind"], r["reason"]), {})[r["hours"]] = r["cases"]
+        return [resolve_row(kind, reason, hours)
+                for (kind, reason), hours in sorted(histograms.items())]  # fmt: skip
 
     async def sla(self, clock: SlaClock, deadline: timedelta, as_of: datetime) -> SlaRow:
-        params: list[object] = []
+        hours = deadline.total_seconds() / 3600
+        # The rollup keeps whole hours: exact against a deadline of whole hours only.
+        if self._rollups and hours.is_integer():
+            met, breached = await self._sla_counts(clock, deadline, int(hours), as_of)
+        else:
+            met, breached = await self._sla_counts_searched(clock, deadline, as_of)
+        breaches = await self._newest_breaches(clock, deadline, as_of) if breached else []
+        return sla_row(clock, hours, met, breached, breaches)
 
-        def arg(value: object) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
-        limit, now = f"{arg(deadline)}::interval", arg(as_of)
+    def _clocks(self, clock: SlaClock, params: list[object]) -> str:
+        """The clock's rows as `s`, each with its case as `c`, narrowed by the filters."""
         if clock.on_claims:
             scope = (
                 "JOIN carrier_claims cc ON cc.claim_id = s.id "
@@ -335,45 +413,79 @@ class ReportReader:
             )
         else:
             scope = "JOIN cases c ON c.case_id = s.id"
-        # Each clock as the ledger triggers keep it (migration 012), not searched for in
-        # the events: one row per started clock, its end already found.
-        judged = f"""
-            SELECT s.id, s.started_at, s.ended_at,
-                   coalesce(s.ended_at, {now}) - s.started_at > {limit} AS breached
-            FROM sla_clocks s {scope}
-            WHERE s.clock = {arg(clock.deadline)} AND {_filtered(self._filters, params)}
-                  AND (s.ended_at IS NOT NULL OR {now} - s.started_at > {limit})"""
-        # One pass: the counts over every judged clock (window counts, taken before the
-        # LIMIT), and the newest breaches first.
-        listed = await self._conn.fetch(
-            f"""SELECT id, started_at, ended_at, breached,
-                       count(*) FILTER (WHERE NOT breached) OVER () AS met_total,
-                       count(*) FILTER (WHERE breached) OVER () AS breached_total
-                FROM ({judged}) j
-                ORDER BY breached DESC, started_at DESC LIMIT {MAX_BREACHES_LISTED}""",
+        params.append(clock.deadline)
+        return f"""sla_clocks s {scope}
+                   WHERE s.clock = ${len(params)} AND {_filtered(self._filters, params)}"""
+
+    async def _sla_counts_searched(
+        self, clock: SlaClock, deadline: timedelta, as_of: datetime
+    ) -> tuple[int, int]:
+        params: list[object] = [deadline, as_of]
+        # Each clock as the ledger triggers keep it (migration 012), its end already found.
+        row = await self._conn.fetchrow(
+            f"""SELECT count(*) FILTER (WHERE s.ended_at - s.started_at <= $1) AS met,
+                       count(*) FILTER (WHERE coalesce(s.ended_at, $2) - s.started_at > $1)
+                           AS breached
+                FROM {self._clocks(clock, params)}""",
             *params,
         )
-        met = listed[0]["met_total"] if listed else 0
-        breached = listed[0]["breached_total"] if listed else 0
-        breaches = [
+        assert row is not None
+        return row["met"], row["breached"]
+
+    async def _sla_counts(
+        self, clock: SlaClock, deadline: timedelta, hours: int, as_of: datetime
+    ) -> tuple[int, int]:
+        params: list[object] = [hours, clock.deadline]
+        ended = await self._conn.fetchrow(
+            f"""SELECT coalesce(sum(clocks) FILTER (WHERE hours <= $1), 0)::bigint AS met,
+                       coalesce(sum(clocks) FILTER (WHERE hours > $1), 0)::bigint AS breached
+                FROM report_sla_daily
+                WHERE clock = $2 AND {self._rollup_days("day", params)}""",
+            *params,
+        )
+        # Still running past the deadline: breached already, and not in the rollup.
+        params = [deadline, as_of]
+        overdue = await self._conn.fetchval(
+            f"""SELECT count(*) FROM {self._clocks(clock, params)}
+                      AND s.ended_at IS NULL AND $2 - s.started_at > $1""",
+            *params,
+        )
+        assert ended is not None
+        return ended["met"], ended["breached"] + overdue
+
+    async def _newest_breaches(
+        self, clock: SlaClock, deadline: timedelta, as_of: datetime
+    ) -> list[SlaBreach]:
+        params: list[object] = [deadline, as_of]
+        rows = await self._conn.fetch(
+            f"""SELECT s.id, s.started_at, s.ended_at FROM {self._clocks(clock, params)}
+                      AND coalesce(s.ended_at, $2) - s.started_at > $1
+                ORDER BY s.started_at DESC, s.id LIMIT {MAX_BREACHES_LISTED}""",
+            *params,
+        )
+        return [
             SlaBreach(
                 case_id=r["id"], started_at=r["started_at"], ended_at=r["ended_at"],
                 hours=((r["ended_at"] or as_of) - r["started_at"]).total_seconds() / 3600,
             )
-            for r in listed
-            if r["breached"]
+            for r in rows
         ]  # fmt: skip
-        hours = deadline.total_seconds() / 3600
-        return sla_row(clock, hours, met, breached, breaches)
 
     async def money(self) -> list[MoneyRow]:
         params: list[object] = []
+        if self._rollups:
+            source = f"""SELECT action, currency, movements, amount_minor
+                         FROM report_money_daily WHERE {self._rollup_days("day", params)}"""
+        else:
+            source = f"""SELECT e.action, e.details ->> 'currency' AS currency, 1 AS movements,
+                                (e.details ->> 'amount_minor')::bigint AS amount_minor
+                         FROM case_events e JOIN cases c ON c.case_id = e.case_id
+                         WHERE {_filtered(self._filters, params)}
+                               AND e.details ? 'amount_minor'"""
         rows = await self._conn.fetch(
-            f"""SELECT e.action, e.details ->> 'currency' AS currency, count(*) AS movements,
-                       sum((e.details ->> 'amount_minor')::bigint)::bigint AS amount_minor
-                FROM case_events e JOIN cases c ON c.case_id = e.case_id
-                WHERE {_filtered(self._filters, params)} AND e.details ? 'amount_minor'
-                GROUP BY 1, 2 ORDER BY 1, 2""",
+            f"""SELECT action, currency, sum(movements)::bigint AS movements,
+                       sum(amount_minor)::bigint AS amount_minor FROM ({source}) x
+                GROUP BY 1, 2 HAVING sum(movements) > 0 ORDER BY 1, 2""",
             *params,
         )
         return [MoneyRow(**dict(r)) for r in rows]
@@ -392,17 +504,24 @@ class ReportReader:
 
     async def satisfaction(self, *, weekly: bool) -> list[SatisfactionRow]:
         params: list[object] = []
-        week = (
-            "date_trunc('week', s.answered_at AT TIME ZONE 'UTC')::date" if weekly else "NULL::date"
-        )
+        if self._rollups:
+            source = f"""SELECT week, dimension, level, answers FROM report_satisfaction_daily
+                         WHERE {self._rollup_days("day", params)}"""
+        else:
+            source = f"""SELECT report_week(s.answered_at) AS week, a.dimension, a.level,
+                                1 AS answers
+                         FROM surveys s JOIN cases c ON c.case_id = s.case_id,
+                              LATERAL (VALUES ('attitude', s.attitude),
+                                              ('expertise', s.expertise),
+                                              ('timeliness', s.timeliness),
+                                              ('promise_kept', s.promise_kept))
+                                  AS a(dimension, level)
+                         WHERE {_filtered(self._filters, params)}
+                               AND s.answered_at IS NOT NULL"""
         rows = await self._conn.fetch(
-            f"""SELECT {week} AS week, a.dimension, a.level, count(*) AS answers
-                FROM surveys s JOIN cases c ON c.case_id = s.case_id,
-                     LATERAL (VALUES ('attitude', s.attitude), ('expertise', s.expertise),
-                                     ('timeliness', s.timeliness),
-                                     ('promise_kept', s.promise_kept)) AS a(dimension, level)
-                WHERE {_filtered(self._filters, params)} AND s.answered_at IS NOT NULL
-                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+            f"""SELECT {"week" if weekly else "NULL::date"} AS week, dimension, level,
+                       sum(answers)::bigint AS answers FROM ({source}) x
+                GROUP BY 1, 2, 3 HAVING sum(answers) > 0 ORDER BY 1, 2, 3""",
             *params,
         )
         return [SatisfactionRow(**dict(r)) for r in rows]

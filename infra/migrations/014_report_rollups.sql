@@ -1,0 +1,219 @@
+-- R24 at scale: the report's sections over a date range read per-day (time to resolve:
+-- per-week) rollups instead of scanning 1M cases, 2M events and 1.3M SLA clocks. Each
+-- rollup is kept by a trigger in the writer's transaction, so it is exactly as current
+-- as the rows it sums; docs/analytics.md says why and what each costs.
+--
+-- The rollups carry no case field but the opening day (and the section's own keys): a
+-- report filtered by category, SKU, batch, channel, kind or reason reads the base tables
+-- (SKU and batch on their index). Counts only ever change by a row's own delta (-1 for
+-- its old contribution, +1 for its new one), applied in one statement in key order so two
+-- writers lock rollup rows in the same order. A row summed to 0 stays, read as absent.
+
+CREATE FUNCTION report_day(at timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$ SELECT (at AT TIME ZONE 'UTC')::date $$;
+
+-- Monday of the UTC week, as the satisfaction trend's and time to resolve's weeks.
+CREATE FUNCTION report_week(at timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$ SELECT date_trunc('week', at AT TIME ZONE 'UTC')::date $$;
+
+-- A duration in whole hours, rounded up: a deadline of k hours is met exactly when this
+-- is at most k (ceil(d) <= k <=> d <= k for a whole k), and a percentile of these is the
+-- exact one rounded up (rounding up keeps the order).
+CREATE FUNCTION report_hours(span interval) RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT ceil(extract(epoch FROM span) / 3600)::integer $$;
+
+-- Reasons and root causes (R7, R8): cases per opening day, reason and root cause.
+CREATE TABLE report_reasons_daily (
+    day        date   NOT NULL,
+    reason     text   NOT NULL,
+    root_cause text,
+    cases      bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (day, reason, root_cause)
+);
+
+-- Time to resolve: closed cases per opening week, kind, reason and whole hours to close.
+-- Per week, not day: a day holds too few cases per hour for a rollup to be smaller than
+-- the cases; a range's partial weeks are read from the cases.
+CREATE TABLE report_resolve_weekly (
+    week   date    NOT NULL,
+    kind   text    NOT NULL,
+    reason text    NOT NULL,
+    hours  integer NOT NULL,
+    cases  bigint  NOT NULL,
+    PRIMARY KEY (week, kind, reason, hours)
+);
+
+CREATE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    -- the row's old and new contributions: (opened_at, closed_at, kind, reason, root cause)
+    was cases := CASE WHEN TG_OP <> 'INSERT' THEN OLD END;
+    now_is cases := CASE WHEN TG_OP <> 'DELETE' THEN NEW END;
+BEGIN
+    INSERT INTO report_reasons_daily AS r (day, reason, root_cause, cases)
+    SELECT d.day, d.reason, d.root_cause, sum(d.n)
+    FROM (SELECT report_day(was.opened_at), was.reason, was.root_cause, -1
+          WHERE was.case_id IS NOT NULL
+          UNION ALL
+          SELECT report_day(now_is.opened_at), now_is.reason, now_is.root_cause, 1
+          WHERE now_is.case_id IS NOT NULL) d(day, reason, root_cause, n)
+    GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3
+    ON CONFLICT (day, reason, root_cause) DO UPDATE SET cases = r.cases + EXCLUDED.cases;
+
+    INSERT INTO report_resolve_weekly AS r (week, kind, reason, hours, cases)
+    SELECT d.week, d.kind, d.reason, d.hours, sum(d.n)
+    FROM (SELECT report_week(was.opened_at), was.kind, was.reason,
+                 report_hours(was.closed_at - was.opened_at), -1
+          WHERE was.closed_at IS NOT NULL
+          UNION ALL
+          SELECT report_week(now_is.opened_at), now_is.kind, now_is.reason,
+                 report_hours(now_is.closed_at - now_is.opened_at), 1
+          WHERE now_is.closed_at IS NOT NULL) d(week, kind, reason, hours, n)
+    GROUP BY 1, 2, 3, 4 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (week, kind, reason, hours) DO UPDATE SET cases = r.cases + EXCLUDED.cases;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER cases_keep_report_rollups_on_insert AFTER INSERT OR DELETE ON cases
+    FOR EACH ROW EXECUTE FUNCTION report_rollups_follow_cases();
+-- Each ledger step rewrites the case's row: only a change the rollups sum fires.
+CREATE TRIGGER cases_keep_report_rollups_on_update AFTER UPDATE ON cases
+    FOR EACH ROW
+    WHEN (OLD.opened_at IS DISTINCT FROM NEW.opened_at
+          OR OLD.closed_at IS DISTINCT FROM NEW.closed_at
+          OR OLD.kind IS DISTINCT FROM NEW.kind OR OLD.reason IS DISTINCT FROM NEW.reason
+          OR OLD.root_cause IS DISTINCT FROM NEW.root_cause)
+    EXECUTE FUNCTION report_rollups_follow_cases();
+
+-- The rows below are summed per the case's opening day, so their triggers run at commit
+-- (deferred): a ledger step appends its event before it writes the case's row.
+
+-- SLA compliance: ended clocks per clock, the case's opening day and whole hours taken.
+-- Keyed by the clock's name, so clock rules added later are summed as they are.
+-- Running clocks are few and read from sla_clocks (their partial index).
+CREATE TABLE report_sla_daily (
+    clock  text    NOT NULL,
+    day    date    NOT NULL,
+    hours  integer NOT NULL,
+    clocks bigint  NOT NULL,
+    PRIMARY KEY (clock, day, hours)
+);
+
+-- The case of a clock: its id, or for a claim's clock the claim's case.
+CREATE FUNCTION report_clock_case(clock text, id text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN r.on_claims
+                THEN (SELECT cc.case_id FROM carrier_claims cc WHERE cc.claim_id = id)
+                ELSE id END
+    FROM sla_clock_rules r WHERE r.clock = report_clock_case.clock
+$$;
+
+CREATE FUNCTION report_rollups_follow_sla_clocks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_sla_daily AS r (clock, day, hours, clocks)
+    SELECT d.clock, report_day(c.opened_at), d.hours, sum(d.n)
+    FROM (SELECT OLD.clock, OLD.id, report_hours(OLD.ended_at - OLD.started_at), -1
+          WHERE TG_OP = 'UPDATE' AND OLD.ended_at IS NOT NULL
+          UNION ALL
+          SELECT NEW.clock, NEW.id, report_hours(NEW.ended_at - NEW.started_at), 1
+          WHERE NEW.ended_at IS NOT NULL) d(clock, id, hours, n)
+    JOIN cases c ON c.case_id = report_clock_case(d.clock, d.id)
+    GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3
+    ON CONFLICT (clock, day, hours) DO UPDATE SET clocks = r.clocks + EXCLUDED.clocks;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER sla_clocks_keep_report_rollups AFTER INSERT OR UPDATE ON sla_clocks
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION report_rollups_follow_sla_clocks();
+
+-- Money: movements and amount per the case's opening day, ledger action and currency.
+-- The ledger is append-only (erasure redacts texts, never amounts): inserts only.
+CREATE TABLE report_money_daily (
+    day          date   NOT NULL,
+    action       text   NOT NULL,
+    currency     text,
+    movements    bigint NOT NULL,
+    amount_minor bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (day, action, currency)
+);
+
+CREATE FUNCTION report_rollups_follow_money() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_money_daily AS r (day, action, currency, movements, amount_minor)
+    SELECT report_day(c.opened_at), NEW.action, NEW.details ->> 'currency', 1,
+           (NEW.details ->> 'amount_minor')::bigint
+    FROM cases c WHERE c.case_id = NEW.case_id
+    ON CONFLICT (day, action, currency) DO UPDATE
+        SET movements = r.movements + 1, amount_minor = r.amount_minor + EXCLUDED.amount_minor;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER case_events_keep_report_money AFTER INSERT ON case_events
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW WHEN (NEW.details ? 'amount_minor')
+    EXECUTE FUNCTION report_rollups_follow_money();
+
+-- Satisfaction (R25): answers per the case's opening day, the answer's week, dimension
+-- and level.
+CREATE TABLE report_satisfaction_daily (
+    day       date   NOT NULL,
+    week      date   NOT NULL,
+    dimension text   NOT NULL,
+    level     text,
+    answers   bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (day, week, dimension, level)
+);
+
+CREATE FUNCTION report_rollups_follow_surveys() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    was surveys := CASE WHEN TG_OP <> 'INSERT' THEN OLD END;
+    now_is surveys := CASE WHEN TG_OP <> 'DELETE' THEN NEW END;
+BEGIN
+    INSERT INTO report_satisfaction_daily AS r (day, week, dimension, level, answers)
+    SELECT report_day(c.opened_at), report_week(s.answered_at), a.dimension, a.level, sum(s.n)
+    FROM (SELECT was.case_id, was.answered_at, was.attitude, was.expertise, was.timeliness,
+                 was.promise_kept, -1
+          WHERE was.answered_at IS NOT NULL
+          UNION ALL
+          SELECT now_is.case_id, now_is.answered_at, now_is.attitude, now_is.expertise,
+                 now_is.timeliness, now_is.promise_kept, 1
+          WHERE now_is.answered_at IS NOT NULL)
+         s(case_id, answered_at, attitude, expertise, timeliness, promise_kept, n)
+    JOIN cases c ON c.case_id = s.case_id,
+         LATERAL (VALUES ('attitude', s.attitude), ('expertise', s.expertise),
+                         ('timeliness', s.timeliness),
+                         ('promise_kept', s.promise_kept)) AS a(dimension, level)
+    GROUP BY 1, 2, 3, 4 HAVING sum(s.n) <> 0 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (day, week, dimension, level) DO UPDATE SET answers = r.answers + EXCLUDED.answers;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER surveys_keep_report_rollups AFTER INSERT OR UPDATE OR DELETE
+    ON surveys DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION report_rollups_follow_surveys();
+
+-- The rollups of what was written before this migration.
+INSERT INTO report_reasons_daily (day, reason, root_cause, cases)
+SELECT report_day(opened_at), reason, root_cause, count(*) FROM cases GROUP BY 1, 2, 3;
+INSERT INTO report_resolve_weekly (week, kind, reason, hours, cases)
+SELECT report_week(opened_at), kind, reason, report_hours(closed_at - opened_at), count(*)
+FROM cases WHERE closed_at IS NOT NULL GROUP BY 1, 2, 3, 4;
+INSERT INTO report_sla_daily (clock, day, hours, clocks)
+SELECT s.clock, report_day(c.opened_at), report_hours(s.ended_at - s.started_at), count(*)
+FROM sla_clocks s JOIN cases c ON c.case_id = report_clock_case(s.clock, s.id)
+WHERE s.ended_at IS NOT NULL GROUP BY 1, 2, 3;
+INSERT INTO report_money_daily (day, action, currency, movements, amount_minor)
+SELECT report_day(c.opened_at), e.action, e.details ->> 'currency', count(*),
+       sum((e.details ->> 'amount_minor')::bigint)
+FROM case_events e JOIN cases c ON c.case_id = e.case_id
+WHERE e.details ? 'amount_minor' GROUP BY 1, 2, 3;
+INSERT INTO report_satisfaction_daily (day, week, dimension, level, answers)
+SELECT report_day(c.opened_at), report_week(s.answered_at), a.dimension, a.level, count(*)
+FROM surveys s JOIN cases c ON c.case_id = s.case_id,
+     LATERAL (VALUES ('attitude', s.attitude), ('expertise', s.expertise),
+                     ('timeliness', s.timeliness),
+                     ('promise_kept', s.promise_kept)) AS a(dimension, level)
+WHERE s.answered_at IS NOT NULL GROUP BY 1, 2, 3, 4;
+
+-- The newest breaches of a clock, walked from the newest start.
+CREATE INDEX sla_clocks_newest_idx ON sla_clocks (clock, started_at DESC);
