@@ -278,12 +278,23 @@ def _days(column: str, first: date | None, last: date | None, params: list[objec
     return " AND ".join(clauses) or "true"
 
 
-def _whole_weeks(first: date | None, last: date | None) -> tuple[date | None, date | None]:
-    """The Mondays of the first and last weeks wholly inside `first`..`last` (None: no
-    bound); first after last when no week is."""
+def _by_whole_weeks(
+    first: date | None, last: date | None
+) -> tuple[tuple[date | None, date | None], list[tuple[date, date]]]:
+    """`first`..`last` (inclusive, either open) as the Mondays of the first and last whole
+    weeks inside it (none when the first is after the last) and the days left at either
+    end, as (first, last) ranges: together they are each day of the range once."""
     monday = first + timedelta(days=-first.weekday() % 7) if first is not None else None
-    sunday = last - timedelta(days=(last.weekday() + 1) % 7) if last is not None else None
-    return monday, sunday - timedelta(days=6) if sunday is not None else None
+    last_monday = last - timedelta(days=(last.weekday() + 1) % 7 + 6) if last is not None else None
+    edges = []
+    if first is not None and monday is not None and first < monday:
+        edges.append((first, min(monday - timedelta(days=1), last or monday)))
+    if last is not None and last_monday is not None:
+        after = last_monday + timedelta(days=7)
+        start = max(after, monday) if monday is not None else after
+        if start <= last:
+            edges.append((start, last))
+    return (monday, last_monday), edges
 
 
 def _opened(first: date, last: date, params: list[object]) -> str:
@@ -364,22 +375,12 @@ class ReportReader:
         if self._rollups:
             # Whole weeks from the weekly rollup; the range's partial weeks at either end
             # (up to six days each) from the cases opened on them.
-            first, last = self._filters.from_day, self._filters.to_day
-            monday, last_monday = _whole_weeks(first, last)
-            if first is not None and last is not None and monday > last_monday:  # type: ignore[operator]
-                parts = [f"{closed} AND {_opened(first, last, params)}"]
-            else:
-                parts = [
-                    f"""SELECT kind, reason, hours, cases FROM report_resolve_weekly
-                        WHERE {_days("week", monday, last_monday, params)}"""
-                ]
-                if first is not None and monday is not None and first < monday:
-                    edge = _opened(first, monday - timedelta(days=1), params)
-                    parts.append(f"{closed} AND {edge}")
-                if last is not None and last_monday is not None:
-                    next_monday = last_monday + timedelta(days=7)
-                    if next_monday <= last:
-                        parts.append(f"{closed} AND {_opened(next_monday, last, params)}")
+            weeks, edges = _by_whole_weeks(self._filters.from_day, self._filters.to_day)
+            parts = [
+                f"""SELECT kind, reason, hours, cases FROM report_resolve_weekly
+                    WHERE {_days("week", *weeks, params)}"""
+            ]
+            parts += [f"{closed} AND {_opened(first, last, params)}" for first, last in edges]
             source = " UNION ALL ".join(parts)
         else:
             source = f"{closed} AND {_filtered(self._filters, params)}"

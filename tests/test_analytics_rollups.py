@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from domain.analytics import SLA_CLOCKS, ReportFilters, SlaClock
 from domain.policy_settings import PolicySettings
-from infra.analytics import AnalyticsStore
+from infra.analytics import AnalyticsStore, ReportReader
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.test_analytics_data_in import a_sku
@@ -115,3 +115,129 @@ async def test_r24_sla_from_the_kept_clocks_equals_the_ledger_search(
         assert sorted((b.case_id, b.started_at, b.ended_at) for b in row.breaches) == breaches
         judged += met + breached
     assert judged >= 20  # the histories did start and end clocks
+
+
+# --- Migration 014's rollups answer what the base tables answer ---------------------
+
+LEVELS = ["very_satisfied", "satisfied", "dissatisfied", "very_dissatisfied"]
+MONEY_ACTIONS = ["refund_issued", "compensation_paid", "price_difference_charged"]
+# A year of its own, so the ranges below hold only these histories.
+EPOCH = datetime(2011, 3, 1, tzinfo=UTC)
+
+
+def a_moment(rng: random.Random, days: int) -> datetime:
+    return EPOCH + timedelta(days=rng.randint(0, days), seconds=rng.randint(0, 86_399),
+                             microseconds=rng.randint(0, 999_999))  # fmt: skip
+
+
+async def random_histories(pool: asyncpg.Pool, rng: random.Random, sku: str) -> None:
+    """Cases opened over 60 days, closed or not, re-classified; ledger events (clock
+    starts and ends, money); carrier claims; surveys answered, re-answered or withdrawn."""
+    for _ in range(60):
+        opened = a_moment(rng, 60)
+        closed = timedelta(seconds=rng.randint(1, 20 * 86_400)) if rng.random() < 0.7 else None
+        case_id = await a_case(
+            pool, sku, kind=rng.choice(["return", "exchange", "damage_claim"]),
+            reason=rng.choice(["quality_defect", "wrong_item", "changed_mind"]),
+            opened_at=opened, closed_after=closed,
+            root_cause=rng.choice([None, "picking_error", "supplier_defect"]),
+        )  # fmt: skip
+        at = opened
+        for seq in range(1, rng.randint(1, 8) + 1):
+            money = rng.random() < 0.3
+            await an_event(
+                pool, case_id, seq, rng.choice(MONEY_ACTIONS if money else ACTIONS), at,
+                role=rng.choice(ROLES),
+                details={"amount_minor": rng.randint(1, 9000),
+                         "currency": rng.choice(["EUR", "USD"])} if money else None,
+            )  # fmt: skip
+            at += timedelta(hours=rng.randint(0, 60), seconds=rng.randint(0, 3599))
+        if rng.random() < 0.2:
+            claim_id = f"claim-{uuid.uuid4().hex[:10]}"
+            await pool.execute(
+                """INSERT INTO carrier_claims (claim_id, case_id, carrier, status, currency,
+                       claimed_minor, recovered_minor, file_deadline, last_seq, updated_at)
+                   VALUES ($1, $2, 'DHL', 'filed', 'EUR', 5000, 0, $3, 1, $3)""",
+                claim_id, case_id, opened,
+            )  # fmt: skip
+            for seq in range(1, rng.randint(1, 4) + 1):
+                await pool.execute(
+                    """INSERT INTO claim_events (claim_id, seq, occurred_at, action, status_after)
+                       VALUES ($1, $2, $3, $4, 'x')""",
+                    claim_id, seq, a_moment(rng, 120), rng.choice(CLAIM_ACTIONS),
+                )  # fmt: skip
+        if rng.random() < 0.3:  # the read model moves on: closed, re-opened, a root cause
+            await pool.execute(
+                "UPDATE cases SET closed_at = $2, root_cause = $3 WHERE case_id = $1",
+                case_id, rng.choice([None, opened + timedelta(hours=rng.randint(0, 500))]),
+                rng.choice([None, "carrier_damage"]),
+            )  # fmt: skip
+        if rng.random() < 0.6:
+            await pool.execute(
+                """INSERT INTO surveys (case_id, sent_at, answered_at, attitude, expertise,
+                                        timeliness, promise_kept)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                case_id, opened, rng.choice([None, a_moment(rng, 80)]),
+                *(rng.choice(LEVELS) for _ in range(4)),
+            )  # fmt: skip
+            change = rng.random()
+            if change < 0.2:
+                await pool.execute(
+                    "UPDATE surveys SET answered_at = $2, attitude = $3 WHERE case_id = $1",
+                    case_id, a_moment(rng, 80), rng.choice(LEVELS),
+                )  # fmt: skip
+            elif change < 0.3:
+                await pool.execute("DELETE FROM surveys WHERE case_id = $1", case_id)
+
+
+async def sections(
+    conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+    filters: ReportFilters,
+    settings: PolicySettings,
+    *,
+    rollups: bool,
+) -> dict[str, object]:
+    read = ReportReader(conn, filters, rollups=rollups)
+    return {
+        "reasons": await read.reasons(),
+        "time_to_resolve": await read.time_to_resolve(),
+        "sla": [await read.sla(c, getattr(settings, c.deadline), NOW) for c in SLA_CLOCKS],
+        "money": await read.money(),
+        "satisfaction": await read.satisfaction(weekly=False),
+        "satisfaction_trend": await read.satisfaction(weekly=True),
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
+    pool: asyncpg.Pool, seed: int
+) -> None:
+    rng = random.Random(seed)
+    await random_histories(pool, rng, a_sku())
+    settings: PolicySettings = load_policy_file(DEFAULT_POLICY_FILE).resolve("general")
+    start = EPOCH.date()
+    ranges: list[tuple[date | None, date | None]] = [
+        (None, None), (start, None), (None, start + timedelta(days=30)),
+        (start, start + timedelta(days=60)), (start + timedelta(days=3), start + timedelta(days=5)),
+    ]  # fmt: skip
+    for _ in range(6):  # any start and end: whole weeks inside or none, partial ones about
+        since = start + timedelta(days=rng.randint(-2, 60))
+        ranges.append((since, since + timedelta(days=rng.randint(0, 40))))
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        for first, last in ranges:
+            filters = ReportFilters(from_day=first, to_day=last)
+            from_rollups = await sections(conn, filters, settings, rollups=True)
+            from_base = await sections(conn, filters, settings, rollups=False)
+            assert from_rollups == from_base, (first, last)
+        whole = await sections(conn, ReportFilters(from_day=start), settings, rollups=True)
+    # The histories did reach every section.
+    assert all(whole[name] for name in whole)
+    assert sum(row.met + row.breached for row in whole["sla"]) >= 20  # type: ignore[attr-defined]
+
+
+async def test_r24_a_report_narrowed_by_more_than_dates_does_not_read_the_rollups(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(ValueError, match="date range only"):
+            ReportReader(conn, ReportFilters(kind="return"), rollups=True)

@@ -46,8 +46,8 @@ CREATE TABLE report_resolve_weekly (
 CREATE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     -- the row's old and new contributions: (opened_at, closed_at, kind, reason, root cause)
-    was cases := CASE WHEN TG_OP <> 'INSERT' THEN OLD END;
-    now_is cases := CASE WHEN TG_OP <> 'DELETE' THEN NEW END;
+    was cases := CASE WHEN TG_OP = 'UPDATE' THEN OLD END;
+    now_is cases := NEW;
 BEGIN
     INSERT INTO report_reasons_daily AS r (day, reason, root_cause, cases)
     SELECT d.day, d.reason, d.root_cause, sum(d.n)
@@ -73,7 +73,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER cases_keep_report_rollups_on_insert AFTER INSERT OR DELETE ON cases
+-- A case's row is never deleted (erasure redacts it): inserts and updates only.
+CREATE TRIGGER cases_keep_report_rollups_on_insert AFTER INSERT ON cases
     FOR EACH ROW EXECUTE FUNCTION report_rollups_follow_cases();
 -- Each ledger step rewrites the case's row: only a change the rollups sum fires.
 CREATE TRIGGER cases_keep_report_rollups_on_update AFTER UPDATE ON cases
