@@ -4,6 +4,7 @@ rates, percentiles and the alarm's test are domain/analytics.py's."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -166,13 +167,14 @@ class AnalyticsStore:
     async def batch_counts(self) -> list[BatchCounts]:
         """Every batch with delivered units: its units and its returned units (cases that
         name it, of the kinds and reasons that send an item back)."""
+        # All time: the monthly rollups (migration 014) hold it whole.
         rows = await self._pool.fetch(
             """WITH delivered AS (
                    SELECT sku, batch, sum(units)::bigint AS units
-                   FROM delivered_units GROUP BY sku, batch),
+                   FROM report_delivered_monthly GROUP BY sku, batch),
                returned AS (
-                   SELECT sku, batch, sum(quantity)::bigint AS returns
-                   FROM cases
+                   SELECT sku, batch, sum(units)::bigint AS returns
+                   FROM report_units_monthly
                    WHERE batch IS NOT NULL AND kind = ANY($1::text[])
                          AND reason = ANY($2::text[])
                    GROUP BY sku, batch)
@@ -278,23 +280,49 @@ def _days(column: str, first: date | None, last: date | None, params: list[objec
     return " AND ".join(clauses) or "true"
 
 
-def _by_whole_weeks(
-    first: date | None, last: date | None
+def _by_whole_periods(
+    first: date | None, last: date | None, period_of: Callable[[date], tuple[date, date]]
 ) -> tuple[tuple[date | None, date | None], list[tuple[date, date]]]:
-    """`first`..`last` (inclusive, either open) as the Mondays of the first and last whole
-    weeks inside it (none when the first is after the last) and the days left at either
-    end, as (first, last) ranges: together they are each day of the range once."""
-    monday = first + timedelta(days=-first.weekday() % 7) if first is not None else None
-    last_monday = last - timedelta(days=(last.weekday() + 1) % 7 + 6) if last is not None else None
+    """`first`..`last` (inclusive days, either open) as the whole periods (weeks, months)
+    inside it, from the start of the first to the start of the one after the last (none
+    when the first is not before it), and the days left at either end as (first, last)
+    ranges: together each day of the range once. `period_of` gives the first day of a
+    day's period and of the next."""
+    one_day = timedelta(days=1)
+    whole_from = None
+    if first is not None:
+        start, following = period_of(first)
+        whole_from = first if start == first else following
+    whole_until = period_of(last + one_day)[0] if last is not None else None
     edges = []
-    if first is not None and monday is not None and first < monday:
-        edges.append((first, min(monday - timedelta(days=1), last or monday)))
-    if last is not None and last_monday is not None:
-        after = last_monday + timedelta(days=7)
-        start = max(after, monday) if monday is not None else after
+    if first is not None and whole_from is not None and first < whole_from:
+        edges.append((first, min(whole_from - one_day, last or whole_from)))
+    if last is not None and whole_until is not None:
+        start = max(whole_until, whole_from) if whole_from is not None else whole_until
         if start <= last:
             edges.append((start, last))
-    return (monday, last_monday), edges
+    return (whole_from, whole_until), edges
+
+
+def _week_of(day: date) -> tuple[date, date]:
+    monday = day - timedelta(days=day.weekday())
+    return monday, monday + timedelta(days=7)
+
+
+def _month_of(day: date) -> tuple[date, date]:
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1)
+
+
+def _in_periods(column: str, periods: tuple[date | None, date | None], params: list[object]) -> str:
+    clauses = []
+    if periods[0] is not None:
+        params.append(periods[0])
+        clauses.append(f"{column} >= ${len(params)}")
+    if periods[1] is not None:
+        params.append(periods[1])
+        clauses.append(f"{column} < ${len(params)}")
+    return " AND ".join(clauses) or "true"
 
 
 def _opened(first: date, last: date, params: list[object]) -> str:
@@ -328,18 +356,40 @@ class ReportReader:
         return _days(column, self._filters.from_day, self._filters.to_day, params)
 
     async def return_rates(self) -> tuple[list[ReturnRateRow], list[ReturnRateRow]]:
-        """Per SKU and per batch, from one pass over the cases and the delivered units."""
+        """Per SKU and per batch, from one pass over the cases and the delivered units (or
+        their monthly rollups, and the range's partial months at either end)."""
         params: list[object] = [sorted(RETURNED_KINDS), sorted(RETURNED_REASONS)]
-        cases = _filtered(self._filters, params)
-        delivered = _filtered(self._filters, params, deliveries=True)
+        returned_cases = "SELECT c.sku, c.batch, c.quantity AS units FROM cases c WHERE " + (
+            "c.kind = ANY($1::text[]) AND c.reason = ANY($2::text[])"
+        )
+        delivered_days = "SELECT d.sku, d.batch, d.units FROM delivered_units d WHERE "
+        if self._rollups:
+            months, edges = _by_whole_periods(
+                self._filters.from_day, self._filters.to_day, _month_of
+            )
+            returned = [
+                f"""SELECT sku, batch, units FROM report_units_monthly
+                            WHERE kind = ANY($1::text[]) AND reason = ANY($2::text[])
+                                  AND {_in_periods("month", months, params)}"""
+            ]
+            delivered = [
+                f"""SELECT sku, batch, units FROM report_delivered_monthly
+                             WHERE {_in_periods("month", months, params)}"""
+            ]
+            for first, last in edges:
+                returned.append(f"{returned_cases} AND {_opened(first, last, params)}")
+                delivered.append(f"{delivered_days} {_days('d.day', first, last, params)}")
+        else:
+            returned = [f"{returned_cases} AND {_filtered(self._filters, params)}"]
+            delivered = [delivered_days + _filtered(self._filters, params, deliveries=True)]
         rows = await self._conn.fetch(
             f"""WITH returned AS (
-                    SELECT c.sku, c.batch, sum(c.quantity)::bigint AS returned FROM cases c
-                    WHERE {cases} AND c.kind = ANY($1::text[]) AND c.reason = ANY($2::text[])
-                    GROUP BY c.sku, c.batch),
+                    SELECT sku, batch, sum(units)::bigint AS returned
+                    FROM ({" UNION ALL ".join(returned)}) x
+                    GROUP BY sku, batch HAVING sum(units) > 0),
                 delivered AS (
-                    SELECT d.sku, d.batch, sum(d.units)::bigint AS delivered
-                    FROM delivered_units d WHERE {delivered} GROUP BY d.sku, d.batch)
+                    SELECT sku, batch, sum(units)::bigint AS delivered
+                    FROM ({" UNION ALL ".join(delivered)}) x GROUP BY sku, batch)
                 SELECT sku, batch, coalesce(returned, 0) AS returned,
                        coalesce(delivered, 0) AS delivered
                 FROM returned FULL JOIN delivered USING (sku, batch)""",
@@ -375,10 +425,10 @@ class ReportReader:
         if self._rollups:
             # Whole weeks from the weekly rollup; the range's partial weeks at either end
             # (up to six days each) from the cases opened on them.
-            weeks, edges = _by_whole_weeks(self._filters.from_day, self._filters.to_day)
+            weeks, edges = _by_whole_periods(self._filters.from_day, self._filters.to_day, _week_of)
             parts = [
                 f"""SELECT kind, reason, hours, cases FROM report_resolve_weekly
-                    WHERE {_days("week", *weeks, params)}"""
+                    WHERE {_in_periods("week", weeks, params)}"""
             ]
             parts += [f"{closed} AND {_opened(first, last, params)}" for first, last in edges]
             source = " UNION ALL ".join(parts)

@@ -11,7 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
-from domain.analytics import SLA_CLOCKS, ReportFilters, SlaClock
+from domain.analytics import (
+    RETURNED_KINDS,
+    RETURNED_REASONS,
+    SLA_CLOCKS,
+    BatchCounts,
+    DeliveredUnits,
+    ReportFilters,
+    SlaClock,
+)
 from domain.policy_settings import PolicySettings
 from infra.analytics import AnalyticsStore, ReportReader
 from infra.policy_file import load_policy_file
@@ -130,15 +138,18 @@ def a_moment(rng: random.Random, days: int) -> datetime:
                              microseconds=rng.randint(0, 999_999))  # fmt: skip
 
 
-async def random_histories(pool: asyncpg.Pool, rng: random.Random, sku: str) -> None:
+async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[str]) -> None:
     """Cases opened over 60 days, closed or not, re-classified; ledger events (clock
-    starts and ends, money); carrier claims; surveys answered, re-answered or withdrawn."""
+    starts and ends, money); carrier claims; surveys answered, re-answered or withdrawn;
+    units delivered over 90 days, some totals corrected, some 0."""
+    batches = ["B1", "B2", None]
     for _ in range(60):
         opened = a_moment(rng, 60)
         closed = timedelta(seconds=rng.randint(1, 20 * 86_400)) if rng.random() < 0.7 else None
         case_id = await a_case(
-            pool, sku, kind=rng.choice(["return", "exchange", "damage_claim"]),
-            reason=rng.choice(["quality_defect", "wrong_item", "changed_mind"]),
+            pool, rng.choice(skus), batch=rng.choice(batches), quantity=rng.randint(1, 5),
+            kind=rng.choice(["return", "exchange", "damage_claim"]),
+            reason=rng.choice(["quality_defect", "wrong_item", "changed_mind", "not_received"]),
             opened_at=opened, closed_after=closed,
             root_cause=rng.choice([None, "picking_error", "supplier_defect"]),
         )  # fmt: skip
@@ -172,6 +183,11 @@ async def random_histories(pool: asyncpg.Pool, rng: random.Random, sku: str) -> 
                 case_id, rng.choice([None, opened + timedelta(hours=rng.randint(0, 500))]),
                 rng.choice([None, "carrier_damage"]),
             )  # fmt: skip
+        if rng.random() < 0.1:
+            await pool.execute(
+                "UPDATE cases SET kind = 'exchange', quantity = 7, batch = NULL WHERE case_id = $1",
+                case_id,
+            )
         if rng.random() < 0.6:
             await pool.execute(
                 """INSERT INTO surveys (case_id, sent_at, answered_at, attitude, expertise,
@@ -188,6 +204,13 @@ async def random_histories(pool: asyncpg.Pool, rng: random.Random, sku: str) -> 
                 )  # fmt: skip
             elif change < 0.3:
                 await pool.execute("DELETE FROM surveys WHERE case_id = $1", case_id)
+    store = AnalyticsStore(pool)
+    for _ in range(3):  # the shop reports, then corrects some totals
+        await store.record_deliveries([
+            DeliveredUnits(sku=sku, batch=batch, day=EPOCH.date() + timedelta(days=day),
+                           units=rng.choice([0, rng.randint(1, 500)]))
+            for sku in skus for batch in ("B1", "B2") for day in rng.sample(range(90), 10)
+        ])  # fmt: skip
 
 
 async def sections(
@@ -199,6 +222,7 @@ async def sections(
 ) -> dict[str, object]:
     read = ReportReader(conn, filters, rollups=rollups)
     return {
+        "return_rates": await read.return_rates(),
         "reasons": await read.reasons(),
         "time_to_resolve": await read.time_to_resolve(),
         "sla": [await read.sla(c, getattr(settings, c.deadline), NOW) for c in SLA_CLOCKS],
@@ -213,7 +237,7 @@ async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
     pool: asyncpg.Pool, seed: int
 ) -> None:
     rng = random.Random(seed)
-    await random_histories(pool, rng, a_sku())
+    await random_histories(pool, rng, [a_sku(), a_sku()])
     settings: PolicySettings = load_policy_file(DEFAULT_POLICY_FILE).resolve("general")
     start = EPOCH.date()
     ranges: list[tuple[date | None, date | None]] = [
@@ -230,6 +254,23 @@ async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
             from_base = await sections(conn, filters, settings, rollups=False)
             assert from_rollups == from_base, (first, last)
         whole = await sections(conn, ReportFilters(from_day=start), settings, rollups=True)
+        # The batch alarm's counts, all time, from the rollups: as from the base tables.
+        reference = await conn.fetch(
+            """WITH delivered AS (
+                   SELECT sku, batch, sum(units)::bigint AS units FROM delivered_units
+                   GROUP BY sku, batch),
+               returned AS (
+                   SELECT sku, batch, sum(quantity)::bigint AS returns FROM cases
+                   WHERE batch IS NOT NULL AND kind = ANY($1::text[])
+                         AND reason = ANY($2::text[])
+                   GROUP BY sku, batch)
+               SELECT d.sku, d.batch, d.units, coalesce(r.returns, 0) AS returns
+               FROM delivered d LEFT JOIN returned r USING (sku, batch)""",
+            sorted(RETURNED_KINDS), sorted(RETURNED_REASONS),
+        )  # fmt: skip
+    counted = sorted(await AnalyticsStore(pool).batch_counts(), key=lambda b: (b.sku, b.batch))
+    assert counted == sorted((BatchCounts(**dict(r)) for r in reference),
+                             key=lambda b: (b.sku, b.batch))  # fmt: skip
     # The histories did reach every section.
     assert all(whole[name] for name in whole)
     assert sum(row.met + row.breached for row in whole["sla"]) >= 20  # type: ignore[attr-defined]

@@ -43,6 +43,23 @@ CREATE TABLE report_resolve_weekly (
     PRIMARY KEY (week, kind, reason, hours)
 );
 
+-- Return rates: units per opening month, SKU, batch, kind and reason (every case: which
+-- count as returned is the domain's RETURNED_KINDS and RETURNED_REASONS, applied when
+-- read). Per month: a day holds about one case per SKU and batch. A range's partial
+-- months are read from the cases.
+CREATE TABLE report_units_monthly (
+    month  date   NOT NULL,
+    sku    text   NOT NULL,
+    batch  text,
+    kind   text   NOT NULL,
+    reason text   NOT NULL,
+    units  bigint NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (month, sku, batch, kind, reason)
+);
+
+CREATE FUNCTION report_month(at timestamptz) RETURNS date
+LANGUAGE sql IMMUTABLE AS $$ SELECT date_trunc('month', at AT TIME ZONE 'UTC')::date $$;
+
 CREATE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     -- the row's old and new contributions: (opened_at, closed_at, kind, reason, root cause)
@@ -54,8 +71,8 @@ BEGIN
     FROM (SELECT report_day(was.opened_at), was.reason, was.root_cause, -1
           WHERE was.case_id IS NOT NULL
           UNION ALL
-          SELECT report_day(now_is.opened_at), now_is.reason, now_is.root_cause, 1
-          WHERE now_is.case_id IS NOT NULL) d(day, reason, root_cause, n)
+          SELECT report_day(now_is.opened_at), now_is.reason, now_is.root_cause, 1)
+         d(day, reason, root_cause, n)
     GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3
     ON CONFLICT (day, reason, root_cause) DO UPDATE SET cases = r.cases + EXCLUDED.cases;
 
@@ -70,6 +87,17 @@ BEGIN
           WHERE now_is.closed_at IS NOT NULL) d(week, kind, reason, hours, n)
     GROUP BY 1, 2, 3, 4 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3, 4
     ON CONFLICT (week, kind, reason, hours) DO UPDATE SET cases = r.cases + EXCLUDED.cases;
+
+    INSERT INTO report_units_monthly AS r (month, sku, batch, kind, reason, units)
+    SELECT d.month, d.sku, d.batch, d.kind, d.reason, sum(d.n)
+    FROM (SELECT report_month(was.opened_at), was.sku, was.batch, was.kind, was.reason,
+                 -was.quantity
+          WHERE was.case_id IS NOT NULL
+          UNION ALL
+          SELECT report_month(now_is.opened_at), now_is.sku, now_is.batch, now_is.kind,
+                 now_is.reason, now_is.quantity) d(month, sku, batch, kind, reason, n)
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (month, sku, batch, kind, reason) DO UPDATE SET units = r.units + EXCLUDED.units;
     RETURN NULL;
 END $$;
 
@@ -82,8 +110,40 @@ CREATE TRIGGER cases_keep_report_rollups_on_update AFTER UPDATE ON cases
     WHEN (OLD.opened_at IS DISTINCT FROM NEW.opened_at
           OR OLD.closed_at IS DISTINCT FROM NEW.closed_at
           OR OLD.kind IS DISTINCT FROM NEW.kind OR OLD.reason IS DISTINCT FROM NEW.reason
-          OR OLD.root_cause IS DISTINCT FROM NEW.root_cause)
+          OR OLD.root_cause IS DISTINCT FROM NEW.root_cause
+          OR OLD.sku IS DISTINCT FROM NEW.sku OR OLD.batch IS DISTINCT FROM NEW.batch
+          OR OLD.quantity IS DISTINCT FROM NEW.quantity)
     EXECUTE FUNCTION report_rollups_follow_cases();
+
+-- Delivered units per month, SKU and batch: the rates' denominator over a range of whole
+-- months, and the batch alarm's over all time. A total sent again or corrected moves the
+-- month by its difference.
+CREATE TABLE report_delivered_monthly (
+    month date   NOT NULL,
+    sku   text   NOT NULL,
+    batch text   NOT NULL,
+    units bigint NOT NULL,
+    PRIMARY KEY (month, sku, batch)
+);
+
+CREATE FUNCTION report_rollups_follow_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_delivered_monthly AS r (month, sku, batch, units)
+    SELECT d.month, d.sku, d.batch, sum(d.n)
+    FROM (SELECT date_trunc('month', OLD.day)::date, OLD.sku, OLD.batch, -OLD.units
+          WHERE TG_OP = 'UPDATE'
+          UNION ALL
+          SELECT date_trunc('month', NEW.day)::date, NEW.sku, NEW.batch, NEW.units)
+         d(month, sku, batch, n)
+    -- a total of 0 units still makes its month's row: the batch was on sale
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (month, sku, batch) DO UPDATE SET units = r.units + EXCLUDED.units;
+    RETURN NULL;
+END $$;
+
+-- Totals are inserted or corrected, never deleted.
+CREATE TRIGGER delivered_units_keep_report_rollups AFTER INSERT OR UPDATE ON delivered_units
+    FOR EACH ROW EXECUTE FUNCTION report_rollups_follow_deliveries();
 
 -- The rows below are summed per the case's opening day, so their triggers run at commit
 -- (deferred): a ledger step appends its event before it writes the case's row.
@@ -194,6 +254,12 @@ CREATE CONSTRAINT TRIGGER surveys_keep_report_rollups AFTER INSERT OR UPDATE OR 
     FOR EACH ROW EXECUTE FUNCTION report_rollups_follow_surveys();
 
 -- The rollups of what was written before this migration.
+INSERT INTO report_units_monthly (month, sku, batch, kind, reason, units)
+SELECT report_month(opened_at), sku, batch, kind, reason, sum(quantity)
+FROM cases GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO report_delivered_monthly (month, sku, batch, units)
+SELECT date_trunc('month', day)::date, sku, batch, sum(units) FROM delivered_units
+GROUP BY 1, 2, 3;
 INSERT INTO report_reasons_daily (day, reason, root_cause, cases)
 SELECT report_day(opened_at), reason, root_cause, count(*) FROM cases GROUP BY 1, 2, 3;
 INSERT INTO report_resolve_weekly (week, kind, reason, hours, cases)
