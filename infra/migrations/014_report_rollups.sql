@@ -60,44 +60,30 @@ CREATE TABLE report_units_monthly (
 CREATE FUNCTION report_month(at timestamptz) RETURNS date
 LANGUAGE sql IMMUTABLE AS $$ SELECT date_trunc('month', at AT TIME ZONE 'UTC')::date $$;
 
-CREATE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    -- the row's old and new contributions: (opened_at, closed_at, kind, reason, root cause)
-    was cases := CASE WHEN TG_OP = 'UPDATE' THEN OLD END;
-    now_is cases := NEW;
-BEGIN
+-- A case's contribution to the three rollups, `n` times (+1 to add it, -1 to take it out).
+CREATE FUNCTION report_count_case(c cases, n integer) RETURNS void LANGUAGE sql AS $$
     INSERT INTO report_reasons_daily AS r (day, reason, root_cause, cases)
-    SELECT d.day, d.reason, d.root_cause, sum(d.n)
-    FROM (SELECT report_day(was.opened_at), was.reason, was.root_cause, -1
-          WHERE was.case_id IS NOT NULL
-          UNION ALL
-          SELECT report_day(now_is.opened_at), now_is.reason, now_is.root_cause, 1)
-         d(day, reason, root_cause, n)
-    GROUP BY 1, 2, 3 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3
+    VALUES (report_day(c.opened_at), c.reason, c.root_cause, n)
     ON CONFLICT (day, reason, root_cause) DO UPDATE SET cases = r.cases + EXCLUDED.cases;
-
-    INSERT INTO report_resolve_weekly AS r (week, kind, reason, hours, cases)
-    SELECT d.week, d.kind, d.reason, d.hours, sum(d.n)
-    FROM (SELECT report_week(was.opened_at), was.kind, was.reason,
-                 report_hours(was.closed_at - was.opened_at), -1
-          WHERE was.closed_at IS NOT NULL
-          UNION ALL
-          SELECT report_week(now_is.opened_at), now_is.kind, now_is.reason,
-                 report_hours(now_is.closed_at - now_is.opened_at), 1
-          WHERE now_is.closed_at IS NOT NULL) d(week, kind, reason, hours, n)
-    GROUP BY 1, 2, 3, 4 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (week, kind, reason, hours) DO UPDATE SET cases = r.cases + EXCLUDED.cases;
-
     INSERT INTO report_units_monthly AS r (month, sku, batch, kind, reason, units)
-    SELECT d.month, d.sku, d.batch, d.kind, d.reason, sum(d.n)
-    FROM (SELECT report_month(was.opened_at), was.sku, was.batch, was.kind, was.reason,
-                 -was.quantity
-          WHERE was.case_id IS NOT NULL
-          UNION ALL
-          SELECT report_month(now_is.opened_at), now_is.sku, now_is.batch, now_is.kind,
-                 now_is.reason, now_is.quantity) d(month, sku, batch, kind, reason, n)
-    GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3, 4, 5
+    VALUES (report_month(c.opened_at), c.sku, c.batch, c.kind, c.reason, n * c.quantity)
     ON CONFLICT (month, sku, batch, kind, reason) DO UPDATE SET units = r.units + EXCLUDED.units;
+    INSERT INTO report_resolve_weekly AS r (week, kind, reason, hours, cases)
+    SELECT report_week(c.opened_at), c.kind, c.reason,
+           report_hours(c.closed_at - c.opened_at), n
+    WHERE c.closed_at IS NOT NULL
+    ON CONFLICT (week, kind, reason, hours) DO UPDATE SET cases = r.cases + EXCLUDED.cases;
+$$;
+
+CREATE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- An update takes the old contribution out and puts the new one in. Two writers
+    -- moving two cases between the same rollup rows in opposite directions at once could
+    -- deadlock: PostgreSQL aborts one and its ledger step (an activity) is retried.
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM report_count_case(OLD, -1);
+    END IF;
+    PERFORM report_count_case(NEW, 1);
     RETURN NULL;
 END $$;
 
