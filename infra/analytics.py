@@ -315,6 +315,7 @@ def _month_of(day: date) -> tuple[date, date]:
 
 
 def _in_periods(column: str, periods: tuple[date | None, date | None], params: list[object]) -> str:
+    """`column` (a period's first day) within `_by_whole_periods`' whole periods."""
     clauses = []
     if periods[0] is not None:
         params.append(periods[0])
