@@ -23,7 +23,7 @@ import asyncpg
 
 from bench.stack import scratch_database
 from domain.analytics import SLA_CLOCKS, BatchAlarmSettings, ReportFilters, judge_batches
-from infra.analytics import AnalyticsStore, ReportReader
+from infra.analytics import REPORT_SNAPSHOT_SETTINGS, AnalyticsStore, ReportReader
 from infra.policy_file import PolicyFile, load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 
@@ -193,8 +193,11 @@ async def _sections(
     pool: asyncpg.Pool, policy: PolicyFile, now: datetime, filters: ReportFilters
 ) -> dict[str, float]:
     """Where a report's time goes: each section once, as AnalyticsStore.report runs it."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL jit = off")  # as AnalyticsStore.report's snapshot
+    async with (
+        pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        await conn.execute(REPORT_SNAPSHOT_SETTINGS)
         read = ReportReader(conn, filters, rollups=filters.only_dates())
         timings = {}
         for name, step in _steps(read, policy, now).items():

@@ -109,6 +109,13 @@ def _integer(text: str) -> int | str:
         return text
 
 
+# Each section is a scan and an aggregate, planned in milliseconds: compiling it (JIT) cost
+# more than it saved, up to a tenth of a second a query at scale. Plans are made for the
+# values at hand, never generic (a prepared statement's sixth run may switch to one, made
+# for no filter value in particular; docs/analytics.md, Scale).
+REPORT_SNAPSHOT_SETTINGS = "SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan"
+
+
 class AnalyticsStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -140,9 +147,7 @@ class AnalyticsStore:
             self._pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            # Each section is a scan and an aggregate, planned in milliseconds: compiling
-            # it (JIT) cost more than it saved, up to a tenth of a second a query at scale.
-            await conn.execute("SET LOCAL jit = off")
+            await conn.execute(REPORT_SNAPSHOT_SETTINGS)
             read = ReportReader(conn, filters, rollups=filters.only_dates())
             trend = await read.satisfaction(weekly=True)
             by_sku, by_batch = await read.return_rates()
