@@ -1,6 +1,7 @@
 """R24 at scale: SLA compliance read off the clocks the ledger triggers keep (migration
-012) answers exactly what searching the ledgers' events answers, on the same random
-histories, on real PostgreSQL."""
+012) answers exactly what searching the ledgers' events answers, and every section read
+off migration 014's rollups (SLA: every clock, 013's included) exactly what the base
+tables answer, on random histories, on real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -157,10 +158,10 @@ def a_moment(rng: random.Random, days: int) -> datetime:
 
 async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[str]) -> None:
     """Cases opened over 60 days, closed or not, re-classified; ledger events (clock
-    starts and ends, R14's updates due at a slot, statuses that start R14's clocks and
-    stop R10's and R14's, money); carrier claims (filed or deadline missed); surveys
-    answered, re-answered or withdrawn; units delivered over 90 days, some totals
-    corrected, some 0."""
+    starts and ends, some at a length's edge, R14's updates due at a slot, statuses that
+    start R14's clocks and stop R10's and R14's, money); some clocks deleted; carrier
+    claims (filed or deadline missed); surveys answered, re-answered or withdrawn; units
+    delivered over 90 days, some totals corrected, some 0."""
     batches = ["B1", "B2", None]
     for _ in range(60):
         opened = a_moment(rng, 60)
@@ -185,7 +186,10 @@ async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[st
                 details = {"due_at": slot.isoformat()}
             await an_event(pool, case_id, seq, action, at, role=rng.choice(ROLES),
                            details=details, status=rng.choice(STATUSES))  # fmt: skip
-            at += timedelta(hours=rng.randint(0, 60), seconds=rng.randint(0, 3599))
+            if rng.random() < 0.3:  # at a length's edge: on it, within R14's grace, past it
+                at += timedelta(hours=rng.choice([24, 48]), seconds=rng.choice([0, 30, 60, 61]))
+            else:
+                at += timedelta(hours=rng.randint(0, 60), seconds=rng.randint(0, 3599))
         if rng.random() < 0.2:
             claim_id = f"claim-{uuid.uuid4().hex[:10]}"
             await pool.execute(
@@ -227,6 +231,18 @@ async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[st
                 )  # fmt: skip
             elif change < 0.3:
                 await pool.execute("DELETE FROM surveys WHERE case_id = $1", case_id)
+    # Clocks deleted (as a backfill that follows events again does first) leave the
+    # rollups with the rows they summed.
+    ended = await pool.fetch(
+        """SELECT s.clock, s.id, s.start_seq FROM sla_clocks s
+           JOIN cases c ON c.case_id = s.id AND c.sku = ANY($1::text[])
+           WHERE s.ended_at IS NOT NULL ORDER BY 1, 2, 3""",
+        skus,
+    )
+    for gone in rng.sample(ended, 3):
+        await pool.execute(
+            "DELETE FROM sla_clocks WHERE clock = $1 AND id = $2 AND start_seq = $3", *gone
+        )
     store = AnalyticsStore(pool)
     for _ in range(3):  # the shop reports, then corrects some totals
         await store.record_deliveries([
