@@ -11,7 +11,7 @@ from html import escape
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from domain.analytics import Report
+from domain.analytics import Report, SatisfactionMean
 
 FLAGGED_COLOUR, NORMAL_COLOUR = "#c0392b", "#2c7fb8"
 MAX_BARS = 30
@@ -21,6 +21,7 @@ class Plot(StrEnum):
     RETURN_RATE_BY_BATCH = "return_rate_by_batch"
     SLA_COMPLIANCE = "sla_compliance"
     REASONS = "reasons"
+    SATISFACTION_TREND = "satisfaction_trend"
 
 
 class ImageFormat(StrEnum):
@@ -80,8 +81,30 @@ def _reasons(report: Report, figure: Figure) -> None:
         _nothing_yet(axes)
 
 
+def _satisfaction_trend(report: Report, figure: Figure) -> None:
+    axes = figure.subplots()
+    by_dimension: dict[str, list[SatisfactionMean]] = {}
+    # Weeks as positions, labelled by their Monday: every week answered gets a place.
+    weeks = sorted({point.week for point in report.satisfaction_weekly_mean})
+    for point in report.satisfaction_weekly_mean:
+        by_dimension.setdefault(point.dimension, []).append(point)
+    for dimension, points in by_dimension.items():
+        axes.plot([weeks.index(p.week) for p in points], [p.mean_score for p in points], marker="o",
+                  label=dimension)  # fmt: skip
+    axes.set_ylim(0.8, 4.2)  # a margin, so a mean of 1 or 4 is not cut by the frame
+    axes.set_yticks([1, 2, 3, 4], ["very dissatisfied", "dissatisfied", "satisfied",
+                                   "very satisfied"])  # fmt: skip
+    axes.set_xlabel("week (Monday, UTC)")
+    axes.set_title("Satisfaction (R25): mean score per week and dimension")
+    if by_dimension:
+        axes.set_xticks(range(len(weeks)), [w.isoformat() for w in weeks], rotation=30)
+        axes.legend(loc="lower left")
+    else:
+        _nothing_yet(axes)
+
+
 _DRAW = {Plot.RETURN_RATE_BY_BATCH: _return_rates, Plot.SLA_COMPLIANCE: _sla,
-         Plot.REASONS: _reasons}  # fmt: skip
+         Plot.REASONS: _reasons, Plot.SATISFACTION_TREND: _satisfaction_trend}  # fmt: skip
 
 
 def render_plot(report: Report, plot: Plot, image_format: ImageFormat) -> bytes:
@@ -148,6 +171,11 @@ def report_html(report: Report) -> str:
         ["action", "currency", "movements", "amount (minor units)"],
         [[m.action, m.currency, str(m.movements), str(m.amount_minor)] for m in report.money],
     )
+    satisfaction = _table(
+        ["week", "dimension", "answers", "mean score (1-4)"],
+        [[m.week.isoformat(), m.dimension, str(m.answers), f"{m.mean_score:.2f}"]
+         for m in report.satisfaction_weekly_mean],
+    )  # fmt: skip
     shown = ", ".join(f"{k}={v}" for k, v in report.filters.model_dump(exclude_none=True).items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>aftersales: returns report</title>
@@ -166,4 +194,5 @@ img.plot {{ max-width: 48%; margin: 0.5em; border: 1px solid #eee; }}
 <h2>SLA compliance per rule</h2>{sla}
 <h2>Time to resolve</h2>{resolve}
 <h2>Money</h2>{money}
+<h2>Satisfaction per week (R25)</h2>{satisfaction}
 </body></html>"""

@@ -18,6 +18,7 @@ from domain.analytics import (
     Report,
     ResolveRow,
     ReturnRateRow,
+    SatisfactionMean,
     SatisfactionRow,
     SlaRow,
 )
@@ -34,6 +35,7 @@ class Section(StrEnum):
     CARRIER_CLAIMS = "carrier_claims"
     SATISFACTION = "satisfaction"
     SATISFACTION_TREND = "satisfaction_trend"
+    SATISFACTION_WEEKLY_MEAN = "satisfaction_weekly_mean"
     FLAGGED_BATCHES = "flagged_batches"
 
 
@@ -48,6 +50,7 @@ _ROW_MODEL: dict[Section, type[BaseModel]] = {
     Section.CARRIER_CLAIMS: CarrierClaimsRow,
     Section.SATISFACTION: SatisfactionRow,
     Section.SATISFACTION_TREND: SatisfactionRow,
+    Section.SATISFACTION_WEEKLY_MEAN: SatisfactionMean,
     Section.FLAGGED_BATCHES: BatchVerdict,
 }
 

@@ -1,7 +1,8 @@
 """R24 at scale: the report and the batch alarm over 1,000,000 cases and 10,000,000
 delivered units (600,000 day totals), generated in PostgreSQL (generate_series), on an
 embedded server of its own. Also the write cost analytics adds to opening a case: the
-read model's row with and without analytics' index.
+read model's row and the ledger's events with and without the report rollups' triggers
+(and analytics' index).
 
 `python -m bench.analytics_scale` prints JSON and writes bench/analytics_results.json."""
 
@@ -22,15 +23,34 @@ import asyncpg
 
 from bench.stack import scratch_database
 from domain.analytics import SLA_CLOCKS, BatchAlarmSettings, ReportFilters, judge_batches
-from infra.analytics import AnalyticsStore, ReportReader
+from infra.analytics import REPORT_SNAPSHOT_SETTINGS, AnalyticsStore, ReportReader
 from infra.policy_file import PolicyFile, load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 
 CASES = 1_000_000
 SKUS, BATCHES, DAYS = 2_000, 10, 30  # 600,000 day totals, 10,000,000 units
 RUNS = 3
-OPENINGS = 20_000
+OPENINGS = 9_000  # a multiple of 3: whole cases of three ledger events
 OUT = Path(__file__).parent / "analytics_results.json"
+
+# Migration 014's rollup triggers, off while the data is generated in one transaction and
+# summed afresh after (report_rollups_rebuild), on for the reports and the write costs.
+_ROLLUP_TRIGGERS = {
+    "cases": ["cases_keep_report_rollups_on_insert", "cases_keep_report_rollups_on_update"],
+    "delivered_units": ["delivered_units_keep_report_rollups"],
+    "sla_clocks": ["sla_clocks_keep_report_rollups"],
+    "case_events": ["case_events_keep_report_money"],
+    "surveys": ["surveys_keep_report_rollups"],
+}
+
+
+def _rollup_triggers(switch: str) -> str:
+    return ";".join(
+        f"ALTER TABLE {table} {switch} TRIGGER {name}"
+        for table, names in _ROLLUP_TRIGGERS.items()
+        for name in names
+    )
+
 
 _GENERATE = f"""
 INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id, sku,
@@ -84,8 +104,6 @@ INSERT INTO delivered_units (sku, batch, day, units)
 SELECT 'SKU-' || s, 'LOT-' || b, current_date - d, CASE WHEN d % 3 <> 0 THEN 17 ELSE 16 END
 FROM generate_series(0, {SKUS - 1}) s, generate_series(0, {BATCHES - 1}) b,
      generate_series(0, {DAYS - 1}) d;
-
-ANALYZE;
 """
 
 
@@ -98,15 +116,25 @@ async def _median_s(step: Callable[[], Awaitable[object]]) -> float:
     return round(statistics.median(timings), 3)
 
 
+async def _one_transaction_each(pool: asyncpg.Pool, statement: str, rows: list[Any]) -> None:
+    """Each row its own transaction, as concurrent ledger steps commit: a rollup row that
+    many of them update is a new row version per commit, pruned as they go (in one long
+    transaction the versions would pile up, which no writer of ours does)."""
+    async with pool.acquire() as conn:
+        for row in rows:
+            await conn.execute(statement, *row)
+
+
 async def _opening_rows_per_s(pool: asyncpg.Pool, prefix: str) -> float:
-    """The read model's row of a newly opened case, one statement each (as each case's
+    """The read model's row of a newly opened case, one transaction each (as each case's
     first ledger step writes it), OPENINGS of them."""
     rows = [
         (f"return-{prefix}{n}-1-r1", f"{prefix}{n}", f"SKU-{n % SKUS}", f"LOT-{n % BATCHES}")
         for n in range(OPENINGS)
     ]
     started = time.perf_counter()
-    await pool.executemany(
+    await _one_transaction_each(
+        pool,
         """INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id,
                sku, category, customer_id, status, currency, paid_minor, refund_limit_minor,
                refunded_minor, policy_version, waiting_for, opened_at, last_seq, updated_at,
@@ -120,47 +148,59 @@ async def _opening_rows_per_s(pool: asyncpg.Pool, prefix: str) -> float:
 
 
 async def _ledger_events_per_s(pool: asyncpg.Pool, prefix: str) -> float:
-    """A case's first ledger steps, one statement each as record_case_step writes them:
-    a review starts, an agent ends it (one clock started, one ended), OPENINGS events."""
+    """A case's ledger steps, one transaction each as record_case_step writes them: a review
+    starts, an agent ends it, a refund is paid (one clock started and ended, one money
+    movement), OPENINGS events."""
     rows = [
-        (f"return-{prefix}{n // 2}-1-r1", 1 + n % 2, ("review_started", "approved")[n % 2],
-         ("system", "agent")[n % 2])
+        (f"return-{prefix}{n // 3}-1-r1", 1 + n % 3,
+         ("review_started", "approved", "refund_issued")[n % 3], ("system", "agent")[n % 3 > 0],
+         {"amount_minor": 5000, "currency": "EUR"} if n % 3 == 2 else {})
         for n in range(OPENINGS)
     ]  # fmt: skip
     started = time.perf_counter()
-    await pool.executemany(
+    await _one_transaction_each(
+        pool,
         """INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action,
-                                    status_after)
-           VALUES ($1, $2, now(), $4, $4, $3, 'x')""",
+                                    status_after, details)
+           VALUES ($1, $2, now(), $4, $4, $3, 'x', $5)""",
         rows,
     )
     return round(OPENINGS / (time.perf_counter() - started), 1)
 
 
-async def _sections(pool: asyncpg.Pool, policy: PolicyFile, now: datetime) -> dict[str, float]:
-    """Where the whole-range report's time goes: each section once."""
+def _steps(
+    read: ReportReader, policy: PolicyFile, now: datetime
+) -> dict[str, Callable[[], Awaitable[object]]]:
     settings = policy.resolve("general")
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL jit = off")  # as AnalyticsStore.report's snapshot
-        read = ReportReader(conn, ReportFilters())
-        steps: dict[str, Callable[[], Awaitable[object]]] = {
-            "rates_by_sku": lambda: read.return_rates(by_batch=False),
-            "rates_by_batch": lambda: read.return_rates(by_batch=True),
-            "reasons": read.reasons,
-            "time_to_resolve": read.time_to_resolve,
-            **{
-                f"sla_{clock.rule}_{clock.clock}": functools.partial(
-                    read.sla, clock, getattr(settings, clock.setting), now
-                )
-                for clock in SLA_CLOCKS
-            },
-            "money": read.money,
-            "carrier_claims": read.carrier_claims,
-            "satisfaction": lambda: read.satisfaction(weekly=False),
-            "satisfaction_trend": lambda: read.satisfaction(weekly=True),
-        }
+    return {
+        "rates_by_sku_and_batch": read.return_rates,
+        "reasons": read.reasons,
+        "time_to_resolve": read.time_to_resolve,
+        **{
+            f"sla_{clock.rule}_{clock.clock}": functools.partial(
+                read.sla, clock, getattr(settings, clock.setting), now
+            )
+            for clock in SLA_CLOCKS
+        },
+        "money": read.money,
+        "carrier_claims": read.carrier_claims,
+        "satisfaction": lambda: read.satisfaction(weekly=False),
+        "satisfaction_trend": lambda: read.satisfaction(weekly=True),
+    }
+
+
+async def _sections(
+    pool: asyncpg.Pool, policy: PolicyFile, now: datetime, filters: ReportFilters
+) -> dict[str, float]:
+    """Where a report's time goes: each section once, as AnalyticsStore.report runs it."""
+    async with (
+        pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        await conn.execute(REPORT_SNAPSHOT_SETTINGS)
+        read = ReportReader(conn, filters, rollups=filters.only_dates())
         timings = {}
-        for name, step in steps.items():
+        for name, step in _steps(read, policy, now).items():
             started = time.perf_counter()
             await step()
             timings[name] = round(time.perf_counter() - started, 3)
@@ -169,8 +209,13 @@ async def _sections(pool: asyncpg.Pool, policy: PolicyFile, now: datetime) -> di
 
 async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
     started = time.perf_counter()
+    await pool.execute(_rollup_triggers("DISABLE"))
     await pool.execute(_GENERATE)
     generated_s = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    await pool.execute(_rollup_triggers("ENABLE") + "; SELECT report_rollups_rebuild()")
+    rollups_built_s = round(time.perf_counter() - started, 1)
+    await pool.execute("VACUUM ANALYZE")
     [counts] = await pool.fetch(
         """SELECT (SELECT count(*) FROM cases) AS cases,
                   (SELECT count(*) FROM case_events) AS events,
@@ -182,44 +227,67 @@ async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
     settings: BatchAlarmSettings = policy.batch_alarm
     now = datetime.now(UTC)
 
-    async def report(filters: ReportFilters) -> object:
-        return await store.report(filters, policy.resolve("general"), now)
-
     async def alarm() -> object:
         return judge_batches(await store.batch_counts(), settings)
 
-    last_30 = ReportFilters(from_day=(now - timedelta(days=30)).date(), to_day=now.date())
-    timings = {
-        "report_everything_s": await _median_s(lambda: report(ReportFilters())),
-        "report_last_30_days_s": await _median_s(lambda: report(last_30)),
-        "report_one_sku_s": await _median_s(lambda: report(ReportFilters(sku="SKU-7"))),
-        "report_one_batch_s": await _median_s(
-            lambda: report(ReportFilters(sku="SKU-7", batch="LOT-3"))
-        ),
-        "batch_alarm_s": await _median_s(alarm),
+    today = now.date()
+    days_30 = {"from_day": today - timedelta(days=30), "to_day": today}
+    year = {"from_day": today - timedelta(days=365), "to_day": today}
+    reports = {
+        "everything": ReportFilters(),
+        "a_year": ReportFilters(**year),
+        "last_30_days": ReportFilters(**days_30),
+        "a_year_one_category": ReportFilters(**year, category="home"),
+        "a_year_one_channel": ReportFilters(**year, channel="app"),
+        "a_year_one_kind": ReportFilters(**year, kind="exchange"),
+        "a_year_one_reason": ReportFilters(**year, reason="wrong_item"),
+        "last_30_days_one_category": ReportFilters(**days_30, category="home"),
+        "last_30_days_one_reason": ReportFilters(**days_30, reason="wrong_item"),
+        "a_year_one_sku": ReportFilters(**year, sku="SKU-7"),
+        "a_year_one_batch": ReportFilters(**year, sku="SKU-7", batch="LOT-3"),
     }
-    sections = await _sections(pool, policy, now)
-    with_index = await _opening_rows_per_s(pool, "W")
+    timings = {
+        f"report_{name}_s": await _median_s(
+            functools.partial(store.report, filters, policy.resolve("general"), now)
+        )
+        for name, filters in reports.items()
+    }
+    timings["batch_alarm_s"] = await _median_s(alarm)
+    sections = {
+        name: await _sections(pool, policy, now, reports[name])
+        for name in ("everything", "last_30_days", "a_year_one_category")
+    }
+    with_rollups = await _opening_rows_per_s(pool, "W")
+    await pool.execute("ALTER TABLE cases DISABLE TRIGGER cases_keep_report_rollups_on_insert")
+    without_rollups = await _opening_rows_per_s(pool, "R")
     await pool.execute("DROP INDEX cases_sku_batch_idx")
     without_index = await _opening_rows_per_s(pool, "N")
-    with_clocks = await _ledger_events_per_s(pool, "W")
+    events_with_rollups = await _ledger_events_per_s(pool, "W")
+    await pool.execute(
+        """ALTER TABLE sla_clocks DISABLE TRIGGER sla_clocks_keep_report_rollups;
+           ALTER TABLE case_events DISABLE TRIGGER case_events_keep_report_money"""
+    )
+    events_without_rollups = await _ledger_events_per_s(pool, "R")
     await pool.execute("ALTER TABLE case_events DISABLE TRIGGER case_events_keep_sla_clocks")
-    without_clocks = await _ledger_events_per_s(pool, "N")
+    events_bare = await _ledger_events_per_s(pool, "N")
     return {
         "measured_at": now.isoformat(),
         "generated_s": generated_s,
+        "rollups_built_s": rollups_built_s,
         "data": {k: int(v) for k, v in dict(counts).items()},
         "timings_median_of_3": timings,
-        "report_everything_by_section_s": sections,
+        "by_section_s": sections,
         "opening_read_model_rows_per_s": {
-            "with_analytics_index": with_index,
-            "without_it": without_index,
-            "ratio": round(with_index / without_index, 3),
+            "with_rollups_and_index": with_rollups,
+            "without_the_rollups": without_rollups,
+            "without_the_rollups_nor_the_index": without_index,
+            "rollups_ratio": round(with_rollups / without_rollups, 3),
         },
         "ledger_events_per_s": {
-            "keeping_sla_clocks": with_clocks,
-            "without_the_trigger": without_clocks,
-            "ratio": round(with_clocks / without_clocks, 3),
+            "keeping_clocks_and_rollups": events_with_rollups,
+            "keeping_clocks_only": events_without_rollups,
+            "neither": events_bare,
+            "rollups_ratio": round(events_with_rollups / events_without_rollups, 3),
         },
     }
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +18,7 @@ from domain.case import UNDELIVERED, BusinessKey, CaseKind, Reason, Strict
 from domain.ledger import LedgerAction
 from domain.sla import SlaClock
 from domain.state import MERCHANT_SIDE, CaseStatus
+from domain.survey import Satisfaction
 
 
 def _plausible_day(value: date) -> date:
@@ -72,15 +73,23 @@ def return_rate(returned: int, delivered: int) -> float | None:
     return returned / delivered if delivered else None
 
 
-def percentile(values: Sequence[float], share: float) -> float | None:
+def percentile_of_counts(counts: Mapping[int, int], share: float) -> int | None:
     """The nearest-rank percentile (the smallest value with at least `share` of the values
-    at or below it): always a value that occurred; None for no values."""
+    at or below it: always a value that occurred; None for no values) of the values
+    `counts` holds (value -> how many times it occurred), without writing them out."""
     if not 0 < share <= 1:
         raise ValueError("share must be in (0, 1]")
-    if not values:
+    if any(n < 0 for n in counts.values()):
+        raise ValueError("counts cannot be negative")
+    total = sum(counts.values())
+    if not total:
         return None
-    ordered = sorted(values)
-    return ordered[math.ceil(share * len(ordered)) - 1]
+    rank, seen = math.ceil(share * total), 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    raise AssertionError("unreachable: the counts add up to the total")
 
 
 def _log_pmf(k: int, n: int, p: float) -> float:
@@ -228,6 +237,10 @@ class ReportFilters(BaseModel):
     kind: FilterValue | None = None
     reason: FilterValue | None = None
 
+    def only_dates(self) -> bool:
+        """Whether only the date range narrows the report: what its rollups can answer."""
+        return self.model_dump(exclude={"from_day", "to_day"}, exclude_none=True) == {}
+
     @model_validator(mode="after")
     def _range_in_order(self) -> ReportFilters:
         if self.from_day and self.to_day and self.to_day < self.from_day:
@@ -305,6 +318,44 @@ class SatisfactionRow(BaseModel):
     week: date | None = None  # None: over the whole range
 
 
+# R25's levels as scores, for a mean a trend can be drawn from: 4 is very satisfied.
+SATISFACTION_SCORES = {
+    Satisfaction.VERY_SATISFIED: 4,
+    Satisfaction.SATISFIED: 3,
+    Satisfaction.DISSATISFIED: 2,
+    Satisfaction.VERY_DISSATISFIED: 1,
+}
+
+
+class SatisfactionMean(BaseModel):
+    """One dimension's answers in one week (Monday, UTC) and their mean score
+    (SATISFACTION_SCORES: 1 very dissatisfied .. 4 very satisfied)."""
+
+    week: date
+    dimension: str
+    answers: int
+    mean_score: float
+
+
+def weekly_means(trend: Iterable[SatisfactionRow]) -> list[SatisfactionMean]:
+    """Each dimension's mean score per week, from the answers per week and level; ordered
+    by week, then dimension. Rows without a week (a whole range's) are not a trend."""
+    answers: dict[tuple[date, str], int] = defaultdict(int)
+    scores: dict[tuple[date, str], int] = defaultdict(int)
+    for row in trend:
+        if row.week is None:
+            raise ValueError("a trend row needs its week")
+        key = (row.week, row.dimension)
+        answers[key] += row.answers
+        scores[key] += row.answers * SATISFACTION_SCORES[Satisfaction(row.level)]
+    return [
+        SatisfactionMean(week=week, dimension=dimension, answers=answers[week, dimension],
+                         mean_score=scores[week, dimension] / answers[week, dimension])
+        for week, dimension in sorted(answers)
+        if answers[week, dimension]
+    ]  # fmt: skip
+
+
 class Report(BaseModel):
     filters: ReportFilters
     by_sku: list[ReturnRateRow]
@@ -316,6 +367,7 @@ class Report(BaseModel):
     carrier_claims: list[CarrierClaimsRow]
     satisfaction: list[SatisfactionRow]
     satisfaction_trend: list[SatisfactionRow]
+    satisfaction_weekly_mean: list[SatisfactionMean]
     flagged_batches: list[BatchVerdict]
 
 
@@ -324,11 +376,30 @@ def rate_row(sku: str, batch: str | None, returned: int, delivered: int) -> Retu
                          rate=return_rate(returned, delivered))  # fmt: skip
 
 
-def resolve_row(kind: str, reason: str, hours: Sequence[float]) -> ResolveRow:
+def resolve_row(kind: str, reason: str, hours: Mapping[int, int]) -> ResolveRow:
+    """`hours`: closed cases per whole hours taken to close (rounded up, `hours_taken`)."""
     return ResolveRow(
-        kind=kind, reason=reason, closed_cases=len(hours),
-        p50_hours=percentile(hours, 0.5), p90_hours=percentile(hours, 0.9),
+        kind=kind, reason=reason, closed_cases=sum(hours.values()),
+        p50_hours=percentile_of_counts(hours, 0.5), p90_hours=percentile_of_counts(hours, 0.9),
     )  # fmt: skip
+
+
+def rates_by_sku_and_batch(
+    counts: Iterable[tuple[str, str | None, int, int]],
+) -> tuple[list[ReturnRateRow], list[ReturnRateRow]]:
+    """Return rates per SKU and per batch from (sku, batch or None, returned, delivered)
+    per SKU and batch: a SKU's counts are its batches' and its batchless cases' sums; a
+    batch of None is no batch's."""
+    per_sku: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    by_batch = []
+    for sku, batch, returned, delivered in sorted(counts, key=lambda c: (c[0], c[1] or "")):
+        per_sku[sku][0] += returned
+        per_sku[sku][1] += delivered
+        if batch is not None:
+            by_batch.append(rate_row(sku, batch, returned, delivered))
+    by_sku = [rate_row(sku, None, returned, delivered)
+              for sku, (returned, delivered) in sorted(per_sku.items())]  # fmt: skip
+    return by_sku, by_batch
 
 
 def sla_row(

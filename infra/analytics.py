@@ -4,6 +4,7 @@ rates, percentiles and the alarm's test are domain/analytics.py's."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 import asyncpg
@@ -28,10 +29,11 @@ from domain.analytics import (
     ReturnRateRow,
     SatisfactionRow,
     SlaRow,
-    rate_row,
+    rates_by_sku_and_batch,
     resolve_row,
     return_rate,
     sla_row,
+    weekly_means,
 )
 from domain.policy_settings import PolicySettings
 
@@ -107,6 +109,13 @@ def _integer(text: str) -> int | str:
         return text
 
 
+# Each section is a scan and an aggregate, planned in milliseconds: compiling it (JIT) cost
+# more than it saved, up to a tenth of a second a query at scale. Plans are made for the
+# values at hand, never generic (a prepared statement's sixth run may switch to one, made
+# for no filter value in particular; docs/analytics.md, Scale).
+REPORT_SNAPSHOT_SETTINGS = "SET LOCAL jit = off; SET LOCAL plan_cache_mode = force_custom_plan"
+
+
 class AnalyticsStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -138,14 +147,14 @@ class AnalyticsStore:
             self._pool.acquire() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            # Each section is a scan and an aggregate, planned in milliseconds: compiling
-            # it (JIT) cost more than it saved, up to a tenth of a second a query at scale.
-            await conn.execute("SET LOCAL jit = off")
-            read = ReportReader(conn, filters)
+            await conn.execute(REPORT_SNAPSHOT_SETTINGS)
+            read = ReportReader(conn, filters, rollups=filters.only_dates())
+            trend = await read.satisfaction(weekly=True)
+            by_sku, by_batch = await read.return_rates()
             return Report(
                 filters=filters,
-                by_sku=await read.return_rates(by_batch=False),
-                by_batch=await read.return_rates(by_batch=True),
+                by_sku=by_sku,
+                by_batch=by_batch,
                 reasons=await read.reasons(),
                 time_to_resolve=await read.time_to_resolve(),
                 sla=[
@@ -155,20 +164,22 @@ class AnalyticsStore:
                 money=await read.money(),
                 carrier_claims=await read.carrier_claims(),
                 satisfaction=await read.satisfaction(weekly=False),
-                satisfaction_trend=await read.satisfaction(weekly=True),
+                satisfaction_trend=trend,
+                satisfaction_weekly_mean=weekly_means(trend),
                 flagged_batches=await read.flagged_batches(),
             )
 
     async def batch_counts(self) -> list[BatchCounts]:
         """Every batch with delivered units: its units and its returned units (cases that
         name it, of the kinds and reasons that send an item back)."""
+        # All time: the monthly rollups (migration 014) hold it whole.
         rows = await self._pool.fetch(
             """WITH delivered AS (
                    SELECT sku, batch, sum(units)::bigint AS units
-                   FROM delivered_units GROUP BY sku, batch),
+                   FROM report_delivered_monthly GROUP BY sku, batch),
                returned AS (
-                   SELECT sku, batch, sum(quantity)::bigint AS returns
-                   FROM cases
+                   SELECT sku, batch, sum(units)::bigint AS returns
+                   FROM report_units_monthly
                    WHERE batch IS NOT NULL AND kind = ANY($1::text[])
                          AND reason = ANY($2::text[])
                    GROUP BY sku, batch)
@@ -261,70 +272,202 @@ def _filtered(filters: ReportFilters, params: list[object], *, deliveries: bool 
     return " AND ".join(clauses) or "true"
 
 
+def _days(column: str, first: date | None, last: date | None, params: list[object]) -> str:
+    """`column` (a date) from `first` to `last` inclusive, either open; values appended to
+    `params`."""
+    clauses = []
+    if first is not None:
+        params.append(first)
+        clauses.append(f"{column} >= ${len(params)}")
+    if last is not None:
+        params.append(last)
+        clauses.append(f"{column} <= ${len(params)}")
+    return " AND ".join(clauses) or "true"
+
+
+def _by_whole_periods(
+    first: date | None, last: date | None, period_of: Callable[[date], tuple[date, date]]
+) -> tuple[tuple[date | None, date | None], list[tuple[date, date]]]:
+    """`first`..`last` (inclusive days, either open) as the whole periods (weeks, months)
+    inside it, from the start of the first to the start of the one after the last (none
+    when the first is not before it), and the days left at either end as (first, last)
+    ranges: together each day of the range once. `period_of` gives the first day of a
+    day's period and of the next."""
+    one_day = timedelta(days=1)
+    whole_from = None
+    if first is not None:
+        start, following = period_of(first)
+        whole_from = first if start == first else following
+    whole_until = period_of(last + one_day)[0] if last is not None else None
+    edges = []
+    if first is not None and whole_from is not None and first < whole_from:
+        edges.append((first, min(whole_from - one_day, last or whole_from)))
+    if last is not None and whole_until is not None:
+        start = max(whole_until, whole_from) if whole_from is not None else whole_until
+        if start <= last:
+            edges.append((start, last))
+    return (whole_from, whole_until), edges
+
+
+def _week_of(day: date) -> tuple[date, date]:
+    monday = day - timedelta(days=day.weekday())
+    return monday, monday + timedelta(days=7)
+
+
+def _month_of(day: date) -> tuple[date, date]:
+    first = day.replace(day=1)
+    return first, (first + timedelta(days=32)).replace(day=1)
+
+
+def _in_periods(column: str, periods: tuple[date | None, date | None], params: list[object]) -> str:
+    """`column` (a period's first day) within `_by_whole_periods`' whole periods."""
+    clauses = []
+    if periods[0] is not None:
+        params.append(periods[0])
+        clauses.append(f"{column} >= ${len(params)}")
+    if periods[1] is not None:
+        params.append(periods[1])
+        clauses.append(f"{column} < ${len(params)}")
+    return " AND ".join(clauses) or "true"
+
+
+def _opened(first: date, last: date, params: list[object]) -> str:
+    """Cases `c` opened from `first` to `last` (UTC days, inclusive)."""
+    params.extend([first, last + timedelta(days=1)])
+    start, end = len(params) - 1, len(params)
+    return (f"c.opened_at >= ${start}::date::timestamp AT TIME ZONE 'UTC' "
+            f"AND c.opened_at < ${end}::date::timestamp AT TIME ZONE 'UTC'")  # fmt: skip
+
+
 class ReportReader:
     """The report's queries, one connection, one snapshot (REPEATABLE READ): every
-    section counts the same cases."""
+    section counts the same cases. With `rollups` (the filters name only a date range),
+    the sections read migration 014's rollups rather than the cases, ledgers and clocks;
+    they answer the same (tests/test_analytics_rollups.py)."""
 
     def __init__(
-        self, conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], filters: ReportFilters
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+        filters: ReportFilters,
+        *,
+        rollups: bool,
     ) -> None:
+        if rollups and not filters.only_dates():
+            raise ValueError("the rollups answer a date range only")
         self._conn = conn
         self._filters = filters
+        self._rollups = rollups
 
-    async def return_rates(self, *, by_batch: bool) -> list[ReturnRateRow]:
+    def _rollup_days(self, column: str, params: list[object]) -> str:
+        return _days(column, self._filters.from_day, self._filters.to_day, params)
+
+    async def return_rates(self) -> tuple[list[ReturnRateRow], list[ReturnRateRow]]:
+        """Per SKU and per batch, from one pass over the cases and the delivered units (or
+        their monthly rollups, and the range's partial months at either end)."""
         params: list[object] = [sorted(RETURNED_KINDS), sorted(RETURNED_REASONS)]
-        cases = _filtered(self._filters, params)
-        delivered = _filtered(self._filters, params, deliveries=True)
-        keys = "sku, batch" if by_batch else "sku"
+        returned_cases = "SELECT c.sku, c.batch, c.quantity AS units FROM cases c WHERE " + (
+            "c.kind = ANY($1::text[]) AND c.reason = ANY($2::text[])"
+        )
+        delivered_days = "SELECT d.sku, d.batch, d.units FROM delivered_units d WHERE "
+        if self._rollups:
+            months, edges = _by_whole_periods(
+                self._filters.from_day, self._filters.to_day, _month_of
+            )
+            returned = [
+                f"""SELECT sku, batch, units FROM report_units_monthly
+                            WHERE kind = ANY($1::text[]) AND reason = ANY($2::text[])
+                                  AND {_in_periods("month", months, params)}"""
+            ]
+            delivered = [
+                f"""SELECT sku, batch, units FROM report_delivered_monthly
+                             WHERE {_in_periods("month", months, params)}"""
+            ]
+            for first, last in edges:
+                returned.append(f"{returned_cases} AND {_opened(first, last, params)}")
+                delivered.append(f"{delivered_days} {_days('d.day', first, last, params)}")
+        else:
+            returned = [f"{returned_cases} AND {_filtered(self._filters, params)}"]
+            delivered = [delivered_days + _filtered(self._filters, params, deliveries=True)]
         rows = await self._conn.fetch(
             f"""WITH returned AS (
-                    SELECT {keys}, sum(c.quantity)::bigint AS returned FROM cases c
-                    WHERE {cases} AND c.kind = ANY($1::text[]) AND c.reason = ANY($2::text[])
-                          {"AND c.batch IS NOT NULL" if by_batch else ""}
-                    GROUP BY {keys}),
+                    SELECT sku, batch, sum(units)::bigint AS returned
+                    FROM ({" UNION ALL ".join(returned)}) x
+                    GROUP BY sku, batch HAVING sum(units) > 0),
                 delivered AS (
-                    SELECT {keys}, sum(d.units)::bigint AS delivered FROM delivered_units d
-                    WHERE {delivered} GROUP BY {keys})
-                SELECT {keys}, coalesce(returned, 0) AS returned,
+                    SELECT sku, batch, sum(units)::bigint AS delivered
+                    FROM ({" UNION ALL ".join(delivered)}) x GROUP BY sku, batch)
+                SELECT sku, batch, coalesce(returned, 0) AS returned,
                        coalesce(delivered, 0) AS delivered
-                FROM returned FULL JOIN delivered USING ({keys}) ORDER BY {keys}""",
+                FROM returned FULL JOIN delivered USING (sku, batch)""",
             *params,
         )
-        return [
-            rate_row(r["sku"], r["batch"] if by_batch else None, r["returned"], r["delivered"])
-            for r in rows
-        ]
+        return rates_by_sku_and_batch(
+            (r["sku"], r["batch"], r["returned"], r["delivered"]) for r in rows
+        )
 
     async def reasons(self) -> list[ReasonRow]:
         params: list[object] = []
+        if self._rollups:
+            source = f"""SELECT reason, root_cause, cases FROM report_reasons_daily
+                         WHERE {self._rollup_days("day", params)}"""
+        else:
+            source = f"""SELECT c.reason, c.root_cause, 1 AS cases FROM cases c
+                         WHERE {_filtered(self._filters, params)}"""
         rows = await self._conn.fetch(
-            f"""SELECT c.reason, c.root_cause, count(*) AS cases FROM cases c
-                WHERE {_filtered(self._filters, params)}
-                GROUP BY c.reason, c.root_cause ORDER BY cases DESC, c.reason""",
+            f"""SELECT reason, root_cause, sum(cases)::bigint AS cases FROM ({source}) x
+                GROUP BY reason, root_cause HAVING sum(cases) > 0
+                ORDER BY cases DESC, reason, root_cause NULLS FIRST""",
             *params,
         )
         return [ReasonRow(**dict(r)) for r in rows]
 
     async def time_to_resolve(self) -> list[ResolveRow]:
+        """p50 and p90 in whole hours rounded up (migration 014's report_hours): the
+        rollups keep no finer durations, and the cases are read the same way."""
         params: list[object] = []
+        closed = """SELECT c.kind, c.reason, report_hours(c.closed_at - c.opened_at) AS hours,
+                           1 AS cases
+                    FROM cases c WHERE c.closed_at IS NOT NULL"""
+        if self._rollups:
+            # Whole weeks from the weekly rollup; the range's partial weeks at either end
+            # (up to six days each) from the cases opened on them.
+            weeks, edges = _by_whole_periods(self._filters.from_day, self._filters.to_day, _week_of)
+            parts = [
+                f"""SELECT kind, reason, hours, cases FROM report_resolve_weekly
+                    WHERE {_in_periods("week", weeks, params)}"""
+            ]
+            parts += [f"{closed} AND {_opened(first, last, params)}" for first, last in edges]
+            source = " UNION ALL ".join(parts)
+        else:
+            source = f"{closed} AND {_filtered(self._filters, params)}"
         rows = await self._conn.fetch(
-            f"""SELECT c.kind, c.reason,
-                       array_agg(extract(epoch FROM c.closed_at - c.opened_at) / 3600) AS hours
-                FROM cases c
-                WHERE {_filtered(self._filters, params)} AND c.closed_at IS NOT NULL
-                GROUP BY c.kind, c.reason ORDER BY c.kind, c.reason""",
+            f"""SELECT kind, reason, hours, sum(cases)::bigint AS cases FROM ({source}) x
+                GROUP BY kind, reason, hours HAVING sum(cases) > 0""",
             *params,
         )
-        return [resolve_row(r["kind"], r["reason"], [float(h) for h in r["hours"]]) for r in rows]
+        histograms: dict[tuple[str, str], dict[int, int]] = {}
+        for r in rows:
+            histograms.setdefault((r["kind"], r["reason"]), {})[r["hours"]] = r["cases"]
+        return [resolve_row(kind, reason, hours)
+                for (kind, reason), hours in sorted(histograms.items())]  # fmt: skip
 
     async def sla(self, clock: ClockRule, deadline: timedelta, as_of: datetime) -> SlaRow:
-        params: list[object] = []
+        hours = deadline.total_seconds() / 3600
+        # The rollup keeps whole hours: exact against a length of whole hours only.
+        if self._rollups and hours.is_integer():
+            met, breached = await self._sla_counts(clock, deadline, int(hours), as_of)
+        else:
+            met, breached = await self._sla_counts_searched(clock, deadline, as_of)
+        breaches = await self._newest_breaches(clock, deadline, as_of) if breached else []
+        return sla_row(clock, hours, met, breached, breaches)
 
-        def arg(value: object) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
-        now = arg(as_of)
+    def _clocks(
+        self, clock: ClockRule, deadline: timedelta, as_of: datetime, params: list[object]
+    ) -> str:
+        """The clock's rows as `s`, each with its case as `c` (and its claim as
+        `claim_id`), narrowed by the filters, and as `j` its due time (`due_at`) and
+        whether it is late (`late`): past its due time and grace at its end, or now while
+        it runs. Due at its stored due time, else its length after the start."""
         if clock.on_claims:
             scope = (
                 "JOIN carrier_claims cc ON cc.claim_id = s.id "
@@ -334,57 +477,103 @@ class ReportReader:
         else:
             scope = "JOIN cases c ON c.case_id = s.id"
             claim = "NULL"
-        # Each clock as the ledger triggers keep it (migrations 012, 013), not searched for
-        # in the events: one row per started clock, its end already found. Due at its
-        # stored due time, else its length after the start; one that ended by its step is
-        # judged, one still running or stopped without its step only once past due (and
-        # its grace).
-        late_after = f"j.due_at + {arg(clock.grace)}::interval"
-        judged = f"""
-            SELECT c.case_id, {claim} AS claim_id, s.started_at, s.ended_at, s.stopped, j.due_at,
-                   coalesce(s.ended_at, {now}) > {late_after} AS breached
-            FROM sla_clocks s {scope},
-                 LATERAL (SELECT coalesce(s.due_at,
-                                          s.started_at + {arg(deadline)}::interval) AS due_at) j
-            WHERE s.clock = {arg(clock.clock.value)} AND {_filtered(self._filters, params)}
-                  AND ((s.ended_at IS NOT NULL AND NOT s.stopped)
-                       OR coalesce(s.ended_at, {now}) > {late_after})"""
-        # One pass: the counts over every judged clock (window counts, taken before the
-        # LIMIT), and the newest breaches first.
-        listed = await self._conn.fetch(
-            f"""SELECT case_id, claim_id, started_at, ended_at, stopped, due_at, breached,
-                       count(*) FILTER (WHERE NOT breached) OVER () AS met_total,
-                       count(*) FILTER (WHERE breached) OVER () AS breached_total
-                FROM ({judged}) j
-                ORDER BY breached DESC, started_at DESC LIMIT {MAX_BREACHES_LISTED}""",
+
+        def arg(value: object) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        length, grace, now = arg(deadline), arg(clock.grace), arg(as_of)
+        named = arg(clock.clock.value)
+        return f"""sla_clocks s {scope},
+                   LATERAL (SELECT {claim} AS claim_id, due_at,
+                                   coalesce(s.ended_at, {now}) > due_at + {grace}::interval
+                                       AS late
+                            FROM (SELECT coalesce(s.due_at, s.started_at + {length}::interval)
+                                             AS due_at) d) j
+                   WHERE s.clock = {named} AND {_filtered(self._filters, params)}"""
+
+    async def _sla_counts_searched(
+        self, clock: ClockRule, deadline: timedelta, as_of: datetime
+    ) -> tuple[int, int]:
+        # Each clock as the ledger triggers keep it (migrations 012, 013), its end already
+        # found: one that ended by its step is judged; one still running or stopped
+        # without its step only once late, as a breach.
+        params: list[object] = []
+        row = await self._conn.fetchrow(
+            f"""SELECT count(*) FILTER (WHERE s.ended_at IS NOT NULL AND NOT s.stopped
+                                              AND NOT j.late) AS met,
+                       count(*) FILTER (WHERE j.late) AS breached
+                FROM {self._clocks(clock, deadline, as_of, params)}""",
             *params,
         )
-        met = listed[0]["met_total"] if listed else 0
-        breached = listed[0]["breached_total"] if listed else 0
+        assert row is not None
+        return row["met"], row["breached"]
+
+    async def _sla_counts(
+        self, clock: ClockRule, deadline: timedelta, hours: int, as_of: datetime
+    ) -> tuple[int, int]:
+        # Ended clocks as migration 014 keeps them: late as judged when they ended, or
+        # by whole hours taken beyond the grace against the length's.
+        params: list[object] = [hours, clock.clock.value]
+        ended = await self._conn.fetchrow(
+            f"""SELECT coalesce(sum(clocks) FILTER (WHERE NOT stopped
+                                                       AND NOT coalesce(late, hours > $1)),
+                                0)::bigint AS met,
+                       coalesce(sum(clocks) FILTER (WHERE coalesce(late, hours > $1)),
+                                0)::bigint AS breached
+                FROM report_sla_daily
+                WHERE clock = $2 AND {self._rollup_days("day", params)}""",
+            *params,
+        )
+        # Still running and late: breached already, and not in the rollup.
+        params = []
+        overdue = await self._conn.fetchval(
+            f"""SELECT count(*) FROM {self._clocks(clock, deadline, as_of, params)}
+                      AND s.ended_at IS NULL AND j.late""",
+            *params,
+        )
+        assert ended is not None
+        return ended["met"], ended["breached"] + overdue
+
+    async def _newest_breaches(
+        self, clock: ClockRule, deadline: timedelta, as_of: datetime
+    ) -> list[BreachRow]:
+        params: list[object] = []
+        rows = await self._conn.fetch(
+            f"""SELECT c.case_id, j.claim_id, s.started_at, s.ended_at, s.stopped, j.due_at
+                FROM {self._clocks(clock, deadline, as_of, params)} AND j.late
+                ORDER BY s.started_at DESC, s.id LIMIT {MAX_BREACHES_LISTED}""",
+            *params,
+        )
         breaches = []
-        for r in listed:
-            if r["breached"]:
-                end = r["ended_at"] or as_of
-                breaches.append(
-                    BreachRow(
-                        case_id=r["case_id"], claim_id=r["claim_id"],
-                        started_at=r["started_at"], due_at=r["due_at"], ended_at=r["ended_at"],
-                        stopped=r["stopped"],
-                        hours=(end - r["started_at"]).total_seconds() / 3600,
-                        hours_late=(end - r["due_at"]).total_seconds() / 3600,
-                    )
-                )  # fmt: skip
-        hours = deadline.total_seconds() / 3600
-        return sla_row(clock, hours, met, breached, breaches)
+        for r in rows:
+            end = r["ended_at"] or as_of
+            breaches.append(
+                BreachRow(
+                    case_id=r["case_id"], claim_id=r["claim_id"],
+                    started_at=r["started_at"], due_at=r["due_at"], ended_at=r["ended_at"],
+                    stopped=r["stopped"],
+                    hours=(end - r["started_at"]).total_seconds() / 3600,
+                    hours_late=(end - r["due_at"]).total_seconds() / 3600,
+                )
+            )  # fmt: skip
+        return breaches
 
     async def money(self) -> list[MoneyRow]:
         params: list[object] = []
+        if self._rollups:
+            source = f"""SELECT action, currency, movements, amount_minor
+                         FROM report_money_daily WHERE {self._rollup_days("day", params)}"""
+        else:
+            source = f"""SELECT e.action, e.details ->> 'currency' AS currency, 1 AS movements,
+                                (e.details ->> 'amount_minor')::bigint AS amount_minor
+                         FROM case_events e JOIN cases c ON c.case_id = e.case_id
+                         WHERE {_filtered(self._filters, params)}
+                               AND e.details ? 'amount_minor'"""
         rows = await self._conn.fetch(
-            f"""SELECT e.action, e.details ->> 'currency' AS currency, count(*) AS movements,
-                       sum((e.details ->> 'amount_minor')::bigint)::bigint AS amount_minor
-                FROM case_events e JOIN cases c ON c.case_id = e.case_id
-                WHERE {_filtered(self._filters, params)} AND e.details ? 'amount_minor'
-                GROUP BY 1, 2 ORDER BY 1, 2""",
+            f"""SELECT action, currency, sum(movements)::bigint AS movements,
+                       sum(amount_minor)::bigint AS amount_minor FROM ({source}) x
+                GROUP BY 1, 2 HAVING sum(movements) > 0 ORDER BY 1, 2""",
             *params,
         )
         return [MoneyRow(**dict(r)) for r in rows]
@@ -403,17 +592,24 @@ class ReportReader:
 
     async def satisfaction(self, *, weekly: bool) -> list[SatisfactionRow]:
         params: list[object] = []
-        week = (
-            "date_trunc('week', s.answered_at AT TIME ZONE 'UTC')::date" if weekly else "NULL::date"
-        )
+        if self._rollups:
+            source = f"""SELECT week, dimension, level, answers FROM report_satisfaction_daily
+                         WHERE {self._rollup_days("day", params)}"""
+        else:
+            source = f"""SELECT report_week(s.answered_at) AS week, a.dimension, a.level,
+                                1 AS answers
+                         FROM surveys s JOIN cases c ON c.case_id = s.case_id,
+                              LATERAL (VALUES ('attitude', s.attitude),
+                                              ('expertise', s.expertise),
+                                              ('timeliness', s.timeliness),
+                                              ('promise_kept', s.promise_kept))
+                                  AS a(dimension, level)
+                         WHERE {_filtered(self._filters, params)}
+                               AND s.answered_at IS NOT NULL"""
         rows = await self._conn.fetch(
-            f"""SELECT {week} AS week, a.dimension, a.level, count(*) AS answers
-                FROM surveys s JOIN cases c ON c.case_id = s.case_id,
-                     LATERAL (VALUES ('attitude', s.attitude), ('expertise', s.expertise),
-                                     ('timeliness', s.timeliness),
-                                     ('promise_kept', s.promise_kept)) AS a(dimension, level)
-                WHERE {_filtered(self._filters, params)} AND s.answered_at IS NOT NULL
-                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+            f"""SELECT {"week" if weekly else "NULL::date"} AS week, dimension, level,
+                       sum(answers)::bigint AS answers FROM ({source}) x
+                GROUP BY 1, 2, 3 HAVING sum(answers) > 0 ORDER BY 1, 2, 3""",
             *params,
         )
         return [SatisfactionRow(**dict(r)) for r in rows]

@@ -4,6 +4,8 @@ exact binomial tail, and the batch alarm's thresholds, boundaries and error rate
 from __future__ import annotations
 
 import math
+from collections import Counter
+from datetime import date
 from fractions import Fraction
 
 import pytest
@@ -15,10 +17,12 @@ from domain.analytics import (
     BatchAlarmSettings,
     BatchCounts,
     BatchVerdict,
+    SatisfactionRow,
     binomial_upper_tail,
     judge_batches,
-    percentile,
+    percentile_of_counts,
     return_rate,
+    weekly_means,
 )
 
 SETTINGS = BatchAlarmSettings(significance=0.001, min_units=200, min_baseline_units=1000,
@@ -48,12 +52,14 @@ def test_r24_the_binomial_tail_of_a_large_batch_is_fast_and_tiny_far_above_the_m
     assert binomial_upper_tail(30_000, 1_000_000, 0.03) == pytest.approx(0.5, abs=0.01)
 
 
-@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1),
-       st.floats(min_value=0.01, max_value=1))  # fmt: skip
+@given(st.lists(st.integers(min_value=0, max_value=50)), st.floats(min_value=0.01, max_value=1))
 def test_r24_a_percentile_is_a_value_with_its_share_at_or_below_it(
-    values: list[float], share: float
+    values: list[int], share: float
 ) -> None:
-    found = percentile(values, share)
+    found = percentile_of_counts(Counter(values), share)
+    if not values:
+        assert found is None
+        return
     assert found in values
     rank = math.ceil(share * len(values))
     assert sum(v <= found for v in values) >= rank
@@ -61,9 +67,46 @@ def test_r24_a_percentile_is_a_value_with_its_share_at_or_below_it(
 
 
 def test_r24_p50_and_p90_of_known_durations() -> None:
-    hours = [float(h) for h in range(1, 11)]  # 1..10
-    assert (percentile(hours, 0.5), percentile(hours, 0.9)) == (5.0, 9.0)
-    assert percentile([], 0.5) is None
+    hours = Counter(range(1, 11))  # 1..10
+    assert (percentile_of_counts(hours, 0.5), percentile_of_counts(hours, 0.9)) == (5, 9)
+    assert percentile_of_counts({3: 0}, 0.5) is None
+    with pytest.raises(ValueError, match="negative"):
+        percentile_of_counts({3: -1}, 0.5)
+
+
+def nearest_rank(values: list[int], share: float) -> int:
+    return sorted(values)[math.ceil(share * len(values)) - 1]
+
+
+def whole_hours(microseconds: int) -> int:
+    """Migration 014's report_hours: a duration (PostgreSQL keeps microseconds) in whole
+    hours, rounded up."""
+    return -(-microseconds // HOUR)
+
+
+HOUR = 3600 * 10**6
+DURATIONS = st.integers(min_value=0, max_value=10_000 * HOUR)
+
+
+@given(st.lists(DURATIONS, min_size=1), st.sampled_from([0.5, 0.9]))
+def test_r24_time_to_resolve_in_whole_hours_is_the_exact_percentile_rounded_up(
+    microseconds: list[int], share: float
+) -> None:
+    """The rollups keep whole hours rounded up: p50 and p90 from them are the exact
+    percentiles rounded up to the hour, never lower and less than an hour higher."""
+    exact = Fraction(nearest_rank(microseconds, share), HOUR)
+    found = percentile_of_counts(Counter(whole_hours(m) for m in microseconds), share)
+    assert found == math.ceil(exact)
+    assert 0 <= found - exact < 1
+
+
+@given(DURATIONS, st.integers(min_value=0, max_value=9999))
+def test_r24_a_whole_hour_deadline_is_met_exactly_when_the_rounded_up_hours_are_within_it(
+    microseconds: int, deadline_hours: int
+) -> None:
+    """Why SLA compliance from the rollups' whole hours is exact for a deadline in whole
+    hours (the policy's are: 24 h, 48 h, 30 days)."""
+    assert (whole_hours(microseconds) <= deadline_hours) == (microseconds <= deadline_hours * HOUR)
 
 
 def test_r24_a_return_rate_needs_delivered_units() -> None:
@@ -141,3 +184,25 @@ def test_r24_a_jump_in_one_batch_is_detected(jump: float, at_least: float) -> No
     assert figures.jumped_batches == 1000
     assert figures.detection_rate >= at_least
     assert figures.false_alarms_per_1000 <= 1.0
+
+
+MONDAY, NEXT_MONDAY = date(2026, 11, 2), date(2026, 11, 9)
+
+
+def test_r25_the_weekly_mean_score_per_dimension_weights_each_level_by_its_answers() -> None:
+    trend = [
+        SatisfactionRow(week=MONDAY, dimension="attitude", level="very_satisfied", answers=3),
+        SatisfactionRow(week=MONDAY, dimension="attitude", level="very_dissatisfied", answers=1),
+        SatisfactionRow(week=MONDAY, dimension="timeliness", level="dissatisfied", answers=2),
+        SatisfactionRow(week=NEXT_MONDAY, dimension="attitude", level="satisfied", answers=4),
+        SatisfactionRow(week=NEXT_MONDAY, dimension="expertise", level="satisfied", answers=0),
+    ]
+    means = weekly_means(reversed(trend))
+    assert [(m.week, m.dimension, m.answers, m.mean_score) for m in means] == [
+        (MONDAY, "attitude", 4, (3 * 4 + 1) / 4),
+        (MONDAY, "timeliness", 2, 2.0),
+        (NEXT_MONDAY, "attitude", 4, 3.0),  # a dimension nobody answered has no mean
+    ]
+    assert weekly_means([]) == []
+    with pytest.raises(ValueError, match="week"):
+        weekly_means([SatisfactionRow(dimension="attitude", level="satisfied", answers=1)])

@@ -256,9 +256,19 @@ async def test_r24_satisfaction_per_dimension_and_its_weekly_trend(
     attitude = {r["level"]: r["answers"] for r in found["satisfaction"]
                 if r["dimension"] == "attitude"}  # fmt: skip
     assert attitude == {"very_satisfied": 2, "dissatisfied": 1}
-    assert {r["week"] for r in found["satisfaction_trend"]} == {
-        (NOW - timedelta(days=1 + (NOW - timedelta(days=1)).weekday())).date().isoformat()
-    }
+    week = (NOW - timedelta(days=1 + (NOW - timedelta(days=1)).weekday())).date().isoformat()
+    assert {r["week"] for r in found["satisfaction_trend"]} == {week}
+    # The trend as a mean score per week: (4 + 4 + 2) / 3 for each dimension.
+    assert found["satisfaction_weekly_mean"] == [
+        {"week": week, "dimension": d, "answers": 3, "mean_score": 10 / 3}
+        for d in ("attitude", "expertise", "promise_kept", "timeliness")
+    ]
+    answer = await api.get("/reports/satisfaction_weekly_mean.csv", params={"sku": sku},
+                           headers=as_role("agent"))  # fmt: skip
+    assert answer.text.splitlines()[:2] == [
+        "week,dimension,answers,mean_score",
+        f"{week},attitude,3,{10 / 3}",
+    ]
 
 
 async def test_r24_the_report_is_for_staff(api: httpx.AsyncClient) -> None:

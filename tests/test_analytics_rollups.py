@@ -1,21 +1,32 @@
 """R24 at scale: SLA compliance read off the clocks the ledger triggers keep (migration
-012) answers exactly what searching the ledgers' events answers, on the same random
-histories, on real PostgreSQL."""
+012) answers exactly what searching the ledgers' events answers, and every section read
+off migration 014's rollups (SLA: every clock, 013's included) exactly what the base
+tables answer, on random histories, on real PostgreSQL."""
 
 from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from domain.analytics import SLA_CLOCKS, ClockRule, DueAt, ReportFilters
+from domain.analytics import (
+    CLOSED,
+    RETURNED_KINDS,
+    RETURNED_REASONS,
+    SLA_CLOCKS,
+    BatchCounts,
+    ClockRule,
+    DeliveredUnits,
+    DueAt,
+    ReportFilters,
+)
 from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock
 from domain.state import MERCHANT_SIDE
-from infra.analytics import AnalyticsStore
+from infra.analytics import AnalyticsStore, ReportReader
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.test_analytics_data_in import a_sku
@@ -28,7 +39,10 @@ ACTIONS = sorted(
     | {"awaiting_ship_back", "note_added"}
 )
 ROLES = ["system", "customer", "agent", "supervisor", "manager", "warehouse"]
-CLAIM_ACTIONS = ["claim_filed", "carrier_answered", "claim_chased"]
+CLAIM_ACTIONS = ["claim_filed", "claim_deadline_missed", "carrier_answered", "claim_chased"]
+# The statuses a case is left in: the merchant side R14's clock runs in, the closed ones
+# that stop R10's first contact, and one neither.
+STATUSES = [*sorted(MERCHANT_SIDE | CLOSED), "awaiting_evidence"]
 
 
 async def ledger_search(
@@ -69,12 +83,12 @@ async def test_r24_the_clock_rules_the_triggers_follow_are_the_domains(
     rows = await pool.fetch("SELECT * FROM sla_clock_rules")
     kept = {
         r["clock"]: (r["on_claims"], set(r["starts"]), set(r["ends"]), set(r["ends_roles"]),
-                     set(r["while_status"]), set(r["stops_in"]), r["due"])
+                     set(r["while_status"]), set(r["stops_in"]), r["due"], r["grace"])
         for r in rows
     }  # fmt: skip
     assert kept == {
         c.clock: (c.on_claims, set(c.starts), set(c.ends), set(c.ends_roles),
-                  set(c.while_status), set(c.stops_in), c.due)
+                  set(c.while_status), set(c.stops_in), c.due, c.grace)
         for c in SLA_CLOCKS
     }  # fmt: skip
     # R14: the follow-up clock runs in the one merchant-side set the workflow sends in.
@@ -127,3 +141,194 @@ async def test_r24_sla_from_the_kept_clocks_equals_the_ledger_search(
         assert sorted(listed) == breaches
         judged += met + breached
     assert judged >= 20  # the histories did start and end clocks
+
+
+# --- Migration 014's rollups answer what the base tables answer ---------------------
+
+LEVELS = ["very_satisfied", "satisfied", "dissatisfied", "very_dissatisfied"]
+MONEY_ACTIONS = ["refund_issued", "compensation_paid", "price_difference_charged"]
+# A year of its own, so the ranges below hold only these histories.
+EPOCH = datetime(2011, 3, 1, tzinfo=UTC)
+
+
+def a_moment(rng: random.Random, days: int) -> datetime:
+    return EPOCH + timedelta(days=rng.randint(0, days), seconds=rng.randint(0, 86_399),
+                             microseconds=rng.randint(0, 999_999))  # fmt: skip
+
+
+async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[str]) -> None:
+    """Cases opened over 60 days, closed or not, re-classified; ledger events (clock
+    starts and ends, some at a length's edge, R14's updates due at a slot, statuses that
+    start R14's clocks and stop R10's and R14's, money); some clocks deleted; carrier
+    claims (filed or deadline missed); surveys answered, re-answered or withdrawn; units
+    delivered over 90 days, some totals corrected, some 0."""
+    batches = ["B1", "B2", None]
+    for _ in range(60):
+        opened = a_moment(rng, 60)
+        closed = timedelta(seconds=rng.randint(1, 20 * 86_400)) if rng.random() < 0.7 else None
+        case_id = await a_case(
+            pool, rng.choice(skus), batch=rng.choice(batches), quantity=rng.randint(1, 5),
+            kind=rng.choice(["return", "exchange", "damage_claim"]),
+            reason=rng.choice(["quality_defect", "wrong_item", "changed_mind", "not_received"]),
+            opened_at=opened, closed_after=closed,
+            root_cause=rng.choice([None, "picking_error", "supplier_defect"]),
+        )  # fmt: skip
+        at = opened
+        for seq in range(1, rng.randint(1, 8) + 1):
+            action = rng.choice(MONEY_ACTIONS if rng.random() < 0.3 else ACTIONS)
+            details: dict[str, object] | None = None
+            if action in MONEY_ACTIONS:
+                details = {"amount_minor": rng.randint(1, 9000),
+                           "currency": rng.choice(["EUR", "USD"])}  # fmt: skip
+            elif action == "progress_update_sent":
+                # R14: due at its slot, sent then, within the grace or later
+                slot = at - timedelta(seconds=rng.choice([0, 59, 60, 61, 3600, 30 * 3600]))
+                details = {"due_at": slot.isoformat()}
+            await an_event(pool, case_id, seq, action, at, role=rng.choice(ROLES),
+                           details=details, status=rng.choice(STATUSES))  # fmt: skip
+            if rng.random() < 0.3:  # at a length's edge: on it, within R14's grace, past it
+                at += timedelta(hours=rng.choice([24, 48]), seconds=rng.choice([0, 30, 60, 61]))
+            else:
+                at += timedelta(hours=rng.randint(0, 60), seconds=rng.randint(0, 3599))
+        if rng.random() < 0.2:
+            claim_id = f"claim-{uuid.uuid4().hex[:10]}"
+            await pool.execute(
+                """INSERT INTO carrier_claims (claim_id, case_id, carrier, status, currency,
+                       claimed_minor, recovered_minor, file_deadline, last_seq, updated_at)
+                   VALUES ($1, $2, 'DHL', 'filed', 'EUR', 5000, 0, $3, 1, $3)""",
+                claim_id, case_id, opened,
+            )  # fmt: skip
+            for seq in range(1, rng.randint(1, 4) + 1):
+                await pool.execute(
+                    """INSERT INTO claim_events (claim_id, seq, occurred_at, action, status_after)
+                       VALUES ($1, $2, $3, $4, 'x')""",
+                    claim_id, seq, a_moment(rng, 120), rng.choice(CLAIM_ACTIONS),
+                )  # fmt: skip
+        if rng.random() < 0.3:  # the read model moves on: closed, re-opened, a root cause
+            await pool.execute(
+                "UPDATE cases SET closed_at = $2, root_cause = $3 WHERE case_id = $1",
+                case_id, rng.choice([None, opened + timedelta(hours=rng.randint(0, 500))]),
+                rng.choice([None, "carrier_damage"]),
+            )  # fmt: skip
+        if rng.random() < 0.1:
+            await pool.execute(
+                "UPDATE cases SET kind = 'exchange', quantity = 7, batch = NULL WHERE case_id = $1",
+                case_id,
+            )
+        if rng.random() < 0.6:
+            await pool.execute(
+                """INSERT INTO surveys (case_id, sent_at, answered_at, attitude, expertise,
+                                        timeliness, promise_kept)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                case_id, opened, rng.choice([None, a_moment(rng, 80)]),
+                *(rng.choice(LEVELS) for _ in range(4)),
+            )  # fmt: skip
+            change = rng.random()
+            if change < 0.2:
+                await pool.execute(
+                    "UPDATE surveys SET answered_at = $2, attitude = $3 WHERE case_id = $1",
+                    case_id, a_moment(rng, 80), rng.choice(LEVELS),
+                )  # fmt: skip
+            elif change < 0.3:
+                await pool.execute("DELETE FROM surveys WHERE case_id = $1", case_id)
+    # Clocks deleted (as a backfill that follows events again does first) leave the
+    # rollups with the rows they summed.
+    ended = await pool.fetch(
+        """SELECT s.clock, s.id, s.start_seq FROM sla_clocks s
+           JOIN cases c ON c.case_id = s.id AND c.sku = ANY($1::text[])
+           WHERE s.ended_at IS NOT NULL ORDER BY 1, 2, 3""",
+        skus,
+    )
+    for gone in rng.sample(ended, 3):
+        await pool.execute(
+            "DELETE FROM sla_clocks WHERE clock = $1 AND id = $2 AND start_seq = $3", *gone
+        )
+    store = AnalyticsStore(pool)
+    for _ in range(3):  # the shop reports, then corrects some totals
+        await store.record_deliveries([
+            DeliveredUnits(sku=sku, batch=batch, day=EPOCH.date() + timedelta(days=day),
+                           units=rng.choice([0, rng.randint(1, 500)]))
+            for sku in skus for batch in ("B1", "B2") for day in rng.sample(range(90), 10)
+        ])  # fmt: skip
+
+
+async def sections(
+    conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+    filters: ReportFilters,
+    settings: PolicySettings,
+    *,
+    rollups: bool,
+) -> dict[str, object]:
+    read = ReportReader(conn, filters, rollups=rollups)
+    return {
+        "return_rates": await read.return_rates(),
+        "reasons": await read.reasons(),
+        "time_to_resolve": await read.time_to_resolve(),
+        "sla": [await read.sla(c, getattr(settings, c.setting), NOW) for c in SLA_CLOCKS],
+        "money": await read.money(),
+        "satisfaction": await read.satisfaction(weekly=False),
+        "satisfaction_trend": await read.satisfaction(weekly=True),
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
+    pool: asyncpg.Pool, seed: int
+) -> None:
+    rng = random.Random(seed)
+    await random_histories(pool, rng, [a_sku(), a_sku()])
+    settings: PolicySettings = load_policy_file(DEFAULT_POLICY_FILE).resolve("general")
+    start = EPOCH.date()
+    ranges: list[tuple[date | None, date | None]] = [
+        (None, None), (start, None), (None, start + timedelta(days=30)),
+        (start, start + timedelta(days=60)), (start + timedelta(days=3), start + timedelta(days=5)),
+    ]  # fmt: skip
+    for _ in range(6):  # any start and end: whole weeks inside or none, partial ones about
+        since = start + timedelta(days=rng.randint(-2, 60))
+        ranges.append((since, since + timedelta(days=rng.randint(0, 40))))
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        for first, last in ranges:
+            filters = ReportFilters(from_day=first, to_day=last)
+            from_rollups = await sections(conn, filters, settings, rollups=True)
+            from_base = await sections(conn, filters, settings, rollups=False)
+            assert from_rollups == from_base, (first, last)
+        whole = await sections(conn, ReportFilters(from_day=start), settings, rollups=True)
+        # The batch alarm's counts, all time, from the rollups: as from the base tables.
+        reference = await conn.fetch(
+            """WITH delivered AS (
+                   SELECT sku, batch, sum(units)::bigint AS units FROM delivered_units
+                   GROUP BY sku, batch),
+               returned AS (
+                   SELECT sku, batch, sum(quantity)::bigint AS returns FROM cases
+                   WHERE batch IS NOT NULL AND kind = ANY($1::text[])
+                         AND reason = ANY($2::text[])
+                   GROUP BY sku, batch)
+               SELECT d.sku, d.batch, d.units, coalesce(r.returns, 0) AS returns
+               FROM delivered d LEFT JOIN returned r USING (sku, batch)""",
+            sorted(RETURNED_KINDS), sorted(RETURNED_REASONS),
+        )  # fmt: skip
+    counted = sorted(await AnalyticsStore(pool).batch_counts(), key=lambda b: (b.sku, b.batch))
+    assert counted == sorted((BatchCounts(**dict(r)) for r in reference),
+                             key=lambda b: (b.sku, b.batch))  # fmt: skip
+    # The histories did reach every section, and every way 013's clocks are judged.
+    assert all(whole[name] for name in whole)
+    assert sum(row.met + row.breached for row in whole["sla"]) >= 20  # type: ignore[attr-defined]
+    kept = {
+        (r["clock"], r["stopped"], r["late"] is not None)
+        for r in await pool.fetch("SELECT * FROM report_sla_daily WHERE clocks > 0")
+    }
+    assert {
+        (SlaClock.FOLLOW_UP, False, True),  # R14: an update, due at its slot
+        (SlaClock.FOLLOW_UP, True, False),  # R14: the case left the merchant side
+        (SlaClock.FIRST_CONTACT, True, False),  # R10: the case closed first
+        (SlaClock.FIRST_CONTACT, False, False),
+        (SlaClock.CLAIM_FILING, False, True),  # R15: due at the claim's deadline
+    } <= kept
+
+
+async def test_r24_a_report_narrowed_by_more_than_dates_does_not_read_the_rollups(
+    pool: asyncpg.Pool,
+) -> None:
+    async with pool.acquire() as conn:
+        with pytest.raises(ValueError, match="date range only"):
+            ReportReader(conn, ReportFilters(kind="return"), rollups=True)

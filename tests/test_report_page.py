@@ -8,6 +8,7 @@ import asyncio
 import base64
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -36,8 +37,24 @@ SCREENSHOT = "report-page.png"
 @pytest.fixture
 async def flagged_sku(pool: asyncpg.Pool) -> str:
     sku = await a_sku_with_a_bad_batch(pool)
+    await answered_surveys(pool, sku)
     await AnalyticsActivities(pool, RecordingNotifier(), DEFAULT_POLICY_FILE).run_batch_alarm()
     return sku
+
+
+async def answered_surveys(pool: asyncpg.Pool, sku: str) -> None:
+    """A survey answered for each of the SKU's cases, a week apart, better each week."""
+    levels = ["very_dissatisfied", "dissatisfied", "satisfied", "very_satisfied"]
+    case_ids = await pool.fetch("SELECT case_id FROM cases WHERE sku = $1 ORDER BY batch", sku)
+    for weeks_ago, row in enumerate(case_ids):
+        level = levels[max(0, len(levels) - 1 - weeks_ago)]
+        answered = datetime.now(UTC) - timedelta(weeks=weeks_ago)
+        await pool.execute(
+            """INSERT INTO surveys (case_id, sent_at, answered_at, attitude, expertise,
+                                    timeliness, promise_kept)
+               VALUES ($1, $2, $2, $3, $3, $3, $3)""",
+            row["case_id"], answered, level,
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -53,7 +70,7 @@ async def api(dev_env: WorkflowEnvironment, pool: asyncpg.Pool) -> AsyncIterator
 async def test_r24_each_plot_renders_as_png_and_svg(
     api: httpx.AsyncClient, flagged_sku: str, image_format: str, media_type: str, starts: bytes
 ) -> None:
-    for plot in ("return_rate_by_batch", "sla_compliance", "reasons"):
+    for plot in ("return_rate_by_batch", "sla_compliance", "reasons", "satisfaction_trend"):
         answer = await api.get(f"/reports/plots/{plot}.{image_format}",
                                params={"sku": flagged_sku}, headers=as_role("agent"))  # fmt: skip
         assert answer.status_code == 200
@@ -63,6 +80,10 @@ async def test_r24_each_plot_renders_as_png_and_svg(
     svg = await api.get("/reports/plots/return_rate_by_batch.svg", params={"sku": flagged_sku},
                         headers=as_role("agent"))  # fmt: skip
     assert f"{flagged_sku}/BAD".encode() in svg.content  # the flagged batch is on the plot
+    trend = await api.get("/reports/plots/satisfaction_trend.svg", params={"sku": flagged_sku},
+                          headers=as_role("agent"))  # fmt: skip
+    assert b"promise_kept" in trend.content  # a line per dimension, named in the legend
+    assert b"nothing to show" not in trend.content
     unknown = await api.get("/reports/plots/pie.png", headers=as_role("agent"))
     assert unknown.status_code == 422
     assert (await api.get("/reports/page", headers=as_role("service"))).status_code == 403
@@ -93,6 +114,13 @@ async def test_r24_the_report_page_shows_the_flagged_batch_and_its_plots_in_a_br
                 "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 300)"
                 ".length"
             ))  # fmt: skip
+            # The trend drawn and on screen: loaded, and laid out with a size.
+            trend_shown = await page.call("Runtime.evaluate", expression=(
+                "(() => { const i = document.querySelector('img[alt=satisfaction_trend]');"
+                " const r = i.getBoundingClientRect();"
+                " return i.complete && i.naturalWidth > 300 && r.width > 300 && r.height > 150"
+                " && getComputedStyle(i).visibility === 'visible'; })()"
+            ))  # fmt: skip
             flagged_rows = await page.call("Runtime.evaluate", expression=(
                 "Array.from(document.querySelectorAll('tr.flagged')).map(r => r.innerText)"
                 ".join('|')"
@@ -103,7 +131,9 @@ async def test_r24_the_report_page_shows_the_flagged_batch_and_its_plots_in_a_br
         await serving
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     assert "Flagged batches: 1" in text
-    assert loaded["result"]["value"] == 3  # every plot drawn, none broken
+    assert loaded["result"]["value"] == 4  # every plot drawn, none broken
+    assert trend_shown["result"]["value"] is True
+    assert "Satisfaction per week (R25)" in text
     assert f"{flagged_sku}\tBAD" in flagged_rows["result"]["value"]
     assert "TINY" not in flagged_rows["result"]["value"]  # below min_units: not flagged
     assert screenshot.stat().st_size > 20_000
