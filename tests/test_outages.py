@@ -270,7 +270,7 @@ async def assert_ledger_complete(pool: asyncpg.Pool, result: CaseState) -> None:
         "refund_issued",
     ]
     accepted = [f"{case_id}-shipped", f"{case_id}-dock", f"{case_id}-qc"]
-    assert result.seen_message_ids == accepted
+    assert list(result.seen_messages) == accepted
     recorded = [
         e["details"].get("event_id") or e["details"].get("scan_id")
         for e in events

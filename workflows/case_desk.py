@@ -60,7 +60,7 @@ from domain.state import (
     EscalationLevel,
     message_id,
 )
-from workflows.case_inbox import CaseInbox
+from workflows.case_inbox import CaseInbox, id_reused
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
 from workflows.steps.payments import refund
@@ -74,8 +74,9 @@ _BREACH_WORDS = {
 }
 
 
-# The rule each message answers to, named when the case refuses it.
-_RULE_OF: dict[type[BaseModel], str] = {
+# The rule each message answers to, named when the case refuses it; None where no rule of
+# domain.md governs the message (the refusal's kind alone says why).
+_RULE_OF: dict[type[BaseModel], str | None] = {
     WarehouseScan: "R26",
     ShippedBack: "R12",
     EvidenceSubmitted: "R6",
@@ -90,11 +91,16 @@ _RULE_OF: dict[type[BaseModel], str] = {
     Dispute: "R19",
     ArbitrationRuling: "R19",
     CallRequest: "R16",
-    # No rule governs these three; the step they would have been is recorded (R23).
-    Assignment: "R23",
-    DeadlineExtension: "R23",
-    Withdrawal: "R23",
+    Assignment: None,
+    DeadlineExtension: None,
+    Withdrawal: None,
 }
+
+
+def rule_of(message: CaseMessage) -> str | None:
+    """The rule a refusal of `message` names when the case's status is why."""
+    return _RULE_OF[type(message)]
+
 
 # In arbitration the arbiter's ruling alone changes money and status (R19).
 _MONEY_OR_STATUS = (CompensationOffer, Withdrawal, DeadlineExtension)
@@ -175,10 +181,11 @@ class CaseDesk:
             self._had_a_turn = True
             if self.inbox:
                 message = self.inbox.take()
-                if isinstance(message, accepts):
+                reused = self.inbox.reuses_an_id(message)
+                if not reused and isinstance(message, accepts):
                     return message
                 was_closed = state.status.is_closed
-                if not await self._cross_cutting(message, cross_cutting):
+                if reused or not await self._cross_cutting(message, cross_cutting):
                     await self.ignore(message, self.why_nothing_to_do(message))
                 if state.status.is_closed and not was_closed:
                     return Turn.CLOSED
@@ -461,6 +468,8 @@ class CaseDesk:
     def why_nothing_to_do(self, message: CaseMessage) -> Refusal:
         """Why a message changes nothing now (recorded with it, never dropped)."""
         state = self.state
+        if self.inbox.reuses_an_id(message):
+            return id_reused(message)
         status = state.status.value + (" (closed)" if state.status.is_closed else "")
         if isinstance(message, WarehouseScan):
             return unapplied_scan_refusal(
@@ -476,7 +485,7 @@ class CaseDesk:
                 text="the case is in arbitration: the arbiter's ruling decides its money "
                 "and status (R19)",
             )
-        rule = _RULE_OF[type(message)]
+        rule = rule_of(message)
         if state.status.is_closed:
             return Refusal(
                 rule=rule,

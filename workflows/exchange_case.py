@@ -74,9 +74,8 @@ class ExchangeCase(ItemBackHandlers):
     @consent_to_refund.validator
     def _validate_consent(self, consent: RefundConsent) -> None:
         if self._state.status not in _OUT_OF_STOCK:
-            raise ValueError(
-                f"status: the case is {self._state.status.value}; consent is asked only "
-                "when the replacement is out of stock (R22)"
+            self._refuse_status(
+                consent, "; consent is asked only when the replacement is out of stock (R22)"
             )
 
     @property

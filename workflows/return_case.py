@@ -264,6 +264,7 @@ class ReturnCase(ItemBackHandlers):
                 rule="R21",
                 reason="nothing is left to refund (fees and earlier refunds)",
                 status=CaseStatus.REFUNDED,
+                details={"refund_for_rule": "R21"},
             )
             return
         state = self._state
