@@ -36,6 +36,7 @@ class RefusalKind(StrEnum):
     # Another message came under an id the case already took (message ids are chosen by
     # the sender): the first message keeps the id, this one changes nothing.
     ID_REUSED = "id_reused"
+    MONEY_MOVED = "money_moved"  # a withdrawal once money was paid on the case
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,19 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from domain.case import Assignment, Complaint, EscalationRequest, Reason, Role
+from domain.case import (
+    Assignment,
+    CompensationOffer,
+    Complaint,
+    EscalationRequest,
+    Reason,
+    Role,
+    Withdrawal,
+)
 from domain.ledger import LedgerAction
 from domain.refusal import RefusalKind
-from domain.state import EscalationLevel
-from tests.conftest import eventually
+from domain.state import CaseStatus, EscalationLevel
+from tests.conftest import eur, eventually
 from tests.helpers import as_role, events, under_review
 from tests.test_api import request_json
 from workflows.case_inbox import NOT_APPLIED
@@ -99,3 +107,25 @@ async def test_r23_the_api_refuses_another_assignment_under_a_taken_action_id(
     assert "a-1" in item["message"]
     read = await api.get(f"/cases/{case_id}", headers=as_role("agent"))
     assert read.json()["assigned_agent"] == "agent-bo"
+
+
+async def test_r17_a_withdrawal_once_compensation_was_paid_says_money_has_moved(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, pool: asyncpg.Pool
+) -> None:
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        await handle.execute_update(
+            ReturnCase.offer_compensation,
+            CompensationOffer(action_id="o-1", actor="sup-sam", role=Role.SUPERVISOR,
+                              amount=eur(1_000), reason="sorry for the wait"),
+        )  # fmt: skip
+        await handle.signal(ReturnCase.withdraw, Withdrawal(event_id="w-1", reason="changed"))
+        ledger = await eventually(
+            lambda: events(pool, handle.id),
+            lambda rows: any(e["action"] == LedgerAction.MESSAGE_IGNORED for e in rows),
+        )
+        after = await handle.query(ReturnCase.state)
+    [ignored] = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
+    assert ignored["details"]["kind"] == RefusalKind.MONEY_MOVED.value
+    assert "money has already been paid" in ignored["reason"]
+    assert after.status is CaseStatus.UNDER_REVIEW

@@ -370,8 +370,7 @@ async def test_offers_sent_together_answer_what_each_paid_and_refuse_what_paid_n
             )  # fmt: skip
             # One rule per step: R21's limit paid nothing; the offer's own rule is a detail.
             assert all(
-                (e["rule_id"], e["details"]) == ("R21", {"refund_for_rule": "R17"})
-                for e in not_due
+                (e["rule_id"], e["details"]) == ("R21", {"refund_for_rule": "R17"}) for e in not_due
             ), not_due
     # Offers admitted together and then capped or refused: the paths this test is for.
     assert not_applied > 0

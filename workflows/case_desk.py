@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -119,7 +119,8 @@ class CrossCutting(Enum):
 class Turn(Enum):
     """What a phase's turn brought when it was not a message."""
 
-    DUE = "due"  # the phase's deadline came, or the work it has due now may go ahead
+    DUE = "due"  # the phase's deadline came
+    NOW = "now"  # no message waits, and the phase has work due at once (`at_once`)
     CLOSED = "closed"  # the case closed meanwhile (the customer withdrew)
 
 
@@ -161,6 +162,26 @@ class CaseDesk:
 
     # ---- the turn ---------------------------------------------------------------------
 
+    @overload
+    async def next(
+        self,
+        accepts: tuple[type[BaseModel], ...],
+        due: Callable[[], Due | None] = ...,
+        *,
+        at_once: Literal[False] = False,
+        cross_cutting: CrossCutting = ...,
+    ) -> CaseMessage | Literal[Turn.DUE, Turn.CLOSED]: ...
+
+    @overload
+    async def next(
+        self,
+        accepts: tuple[type[BaseModel], ...],
+        due: Callable[[], Due | None] = ...,
+        *,
+        at_once: bool,
+        cross_cutting: CrossCutting = ...,
+    ) -> CaseMessage | Turn: ...
+
     async def next(
         self,
         accepts: tuple[type[BaseModel], ...],
@@ -170,7 +191,7 @@ class CaseDesk:
         cross_cutting: CrossCutting = CrossCutting.ALL,
     ) -> CaseMessage | Turn:
         """The phase's next message of a type in `accepts`, or `Turn.DUE` once `due()`
-        passes (at once, with `at_once`, when no message waits), or `Turn.CLOSED`.
+        passes, or with `at_once` `Turn.NOW` when no message waits, or `Turn.CLOSED`.
         `due` is asked afresh each time: an operator may have extended it meanwhile.
         `cross_cutting` says which of the desk's own messages it applies meanwhile; any
         other message the phase does not take is refused with why."""
@@ -189,7 +210,9 @@ class CaseDesk:
                     await self.ignore(message, self.why_nothing_to_do(message))
                 if state.status.is_closed and not was_closed:
                     return Turn.CLOSED
-            elif at_once or await self._waited(due()):
+            elif at_once:
+                return Turn.NOW
+            elif await self._waited(due()):
                 return Turn.DUE
             await self._continue_as_new_if_long()
 
@@ -484,6 +507,12 @@ class CaseDesk:
                 kind=RefusalKind.IN_ARBITRATION,
                 text="the case is in arbitration: the arbiter's ruling decides its money "
                 "and status (R19)",
+            )
+        if isinstance(message, Withdrawal) and state.status in WITHDRAWABLE and state.refunds:
+            return Refusal(
+                rule=rule_of(message),
+                kind=RefusalKind.MONEY_MOVED,
+                text="the request cannot be withdrawn: money has already been paid on it",
             )
         rule = rule_of(message)
         if state.status.is_closed:

@@ -7,7 +7,6 @@ another message under an id the case already took is refused (`RefusalKind.ID_RE
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -48,9 +47,11 @@ class CaseInbox:
         # The `message_key` of the message the case is applying now, until it takes the
         # next one.
         self._in_progress: str | None = None
-        # The workflow task time of the latest messages in, and how many of this task's
-        # updates wait in the inbox.
-        self._arrived_at: datetime | None = None
+        # The workflow task of the latest messages in, and how many of this task's updates
+        # wait in the inbox. A task is told by the history's length at its start: each
+        # task adds events, so two tasks never share it (two may share a start time), and
+        # a replay sees the same length as the live run did.
+        self._arrived_in_task: int | None = None
         self._updates_now = 0
         # The messages (by key) update handlers wait on, and the case's view once each was
         # applied,
@@ -89,8 +90,9 @@ class CaseInbox:
         # events), so within one task the signals queue ahead of the updates, each stream
         # in its own order: the case applies them alike live and on replay. The inbox
         # only ever loses its head, so this task's updates are its tail.
-        if workflow.now() != self._arrived_at:
-            self._arrived_at, self._updates_now = workflow.now(), 0
+        task = workflow.info().get_current_history_length()
+        if task != self._arrived_in_task:
+            self._arrived_in_task, self._updates_now = task, 0
         updates_now = min(self._updates_now, len(state.inbox))
         if by_update:
             state.inbox.append(message)
