@@ -474,7 +474,7 @@ def test_a_refusal_reaches_the_api_with_its_typed_rule_not_one_read_from_prose()
     assert from_refusal(str(refused), "R19") == ApiErrorItem(
         field=None, rule="R19", message="nothing to do while the case is in_arbitration"
     )
-    # A validator's refusal carries no details: its own words name the field and rule.
+    # A failure with no typed refusal names no rule, whatever its words hold.
     validator = refused_decision(
         WorkflowUpdateFailedError(ApplicationError("status: the case is refunded (closed)"))
     )
