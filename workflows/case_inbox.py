@@ -54,8 +54,8 @@ class CaseInbox:
         self._arrived_in_task: int | None = None
         self._updates_now = 0
         # The messages (by key) update handlers wait on, and the case's view once each was
-        # applied,
-        # until its handler answers (refusals are kept in the state, for retries too).
+        # applied, until its handler answers (refusals are kept in the state, for retries
+        # too).
         self._awaited: set[str] = set()
         self._views: dict[str, CaseView] = {}
 
