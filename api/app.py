@@ -389,10 +389,9 @@ def create_app(
 
     @app.exception_handler(RefusedDecisionError)
     async def refused_decision(request: Request, error: RefusedDecisionError) -> JSONResponse:
-        item = (
-            from_message(str(error)) if error.rule is None else from_refusal(str(error), error.rule)
+        return await refuse(
+            request, status.HTTP_409_CONFLICT, [from_refusal(str(error), error.rule)]
         )
-        return await refuse(request, status.HTTP_409_CONFLICT, [item])
 
     @app.exception_handler(CaseErasedError)
     async def erased_case(_: Request, error: CaseErasedError) -> JSONResponse:

@@ -61,20 +61,26 @@ def one_line(errors: Iterable[ApiErrorItem]) -> str:
 
 
 def from_message(message: str, field: str | None = None) -> ApiErrorItem:
-    """An item from a refusal's text: a leading `field: ` names the field (unless one is
-    given), the first rule id named is the rule."""
-    text = message.strip()
-    if (named := _FIELD_PREFIX.match(text)) and not _RULE.fullmatch(named.group(1)):
-        field, text = field or named.group(1), text[named.end() :]
+    """An item from input refused at the edge: a leading `field: ` names the field (unless
+    one is given), the first rule id named is the rule."""
+    field, text = _field_and_text(message, field)
     rule = _RULE.search(text)
     return ApiErrorItem(field=field, rule=rule.group(0) if rule else None, message=_capped(text))
 
 
-def from_refusal(message: str, rule: str) -> ApiErrorItem:
-    """An item from a case's typed refusal: the rule is the one it names; a leading
-    `field: ` still names the field."""
-    item = from_message(message)
-    return ApiErrorItem(field=item.field, rule=rule, message=item.message)
+def from_refusal(message: str, rule: str | None) -> ApiErrorItem:
+    """An item from a case's typed refusal: the rule is the one it carries (None where no
+    rule of domain.md refuses), never read from its words; a leading `field: ` still
+    names the field."""
+    field, text = _field_and_text(message, None)
+    return ApiErrorItem(field=field, rule=rule, message=_capped(text))
+
+
+def _field_and_text(message: str, field: str | None) -> tuple[str | None, str]:
+    text = message.strip()
+    if (named := _FIELD_PREFIX.match(text)) and not _RULE.fullmatch(named.group(1)):
+        field, text = field or named.group(1), text[named.end() :]
+    return field, text
 
 
 def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:

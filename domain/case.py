@@ -285,8 +285,8 @@ class ScanReport(Strict):
 
 class WarehouseScan(ScanReport):
     """A scan as the case receives it: the report, and the scanner that sent it, set by
-    the edge from the scanner's proven credential (R23), never from the report. None in
-    scans recorded before scanners had their own credentials."""
+    the edge from the scanner's proven credential (R23), never from the report. None for
+    a scan no scanner's credential sent (the demo's seeded scans, a signal sent by hand)."""
 
     scanned_by: BusinessKey | None = None
 

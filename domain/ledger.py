@@ -212,6 +212,12 @@ class CarrierClaimOpenedDetails(Details):
     claim_id: str
 
 
+class RefundNotDueDetails(Details):
+    # The rule the refund was due under (R17 compensation, R19 ruling, R21 a return's
+    # refund, ...); the step's rule_id is R21, whose limit left nothing to pay.
+    refund_for_rule: str
+
+
 class CustomerErasedDetails(Details):
     data_keys_destroyed: int
 
@@ -239,6 +245,7 @@ DETAILS: dict[LedgerAction, type[Details]] = {
     LedgerAction.COMPENSATION_PAID: MoneyDetails,
     LedgerAction.PRICE_DIFFERENCE_PAID: MoneyDetails,
     LedgerAction.RETURN_POSTAGE_PAID: MoneyDetails,
+    LedgerAction.REFUND_NOT_DUE: RefundNotDueDetails,
     LedgerAction.PRICE_DIFFERENCE_CHARGED: MoneyDetails,
     LedgerAction.PARCEL_BACK: ParcelBackDetails,
     LedgerAction.APOLOGY_COUPON_ISSUED: ApologyCouponDetails,
@@ -329,7 +336,9 @@ ACTIONS: dict[LedgerAction, ActionDoc] = {
     ),
     _A.MESSAGE_IGNORED: ActionDoc(
         "a message that changes nothing now: the refusing rule (R26 for scans, R19 in "
-        "arbitration, else the message's own), its kind and why",
+        "arbitration, else the message's own; none for an id another message took, nor for "
+        "an assignment, deadline extension or withdrawal, which no rule governs), its kind "
+        "and why",
         "R19, R20, R26",
     ),
     _A.SHIP_BACK_REMINDER_SENT: ActionDoc("the customer reminded to send the parcel", "R12"),

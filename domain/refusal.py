@@ -12,7 +12,12 @@ class RefusalKind(StrEnum):
     """Why a rule says no, as something code can branch on (the text is for people)."""
 
     REQUESTED_IN_THE_FUTURE = "requested_in_the_future"  # R1
-    NOT_STAFF = "not_staff"  # R17
+    NOT_STAFF = "not_staff"  # R17: only staff decide cases
+    NOT_ARBITER = "not_arbiter"  # R19: only the platform arbiter rules
+    ROOT_CAUSE_REQUIRED = "root_cause_required"  # R7
+    WRONG_CURRENCY = "wrong_currency"  # money is in the order's currency
+    EMPTY_REFUND = "empty_refund"  # a refund of nothing (R19, R21)
+    DEADLINE_NOT_RUNNING = "deadline_not_running"  # an extension of no running deadline
     ABOVE_AGENT_LIMIT = "above_agent_limit"  # R17
     ABOVE_REFUND_LIMIT = "above_refund_limit"  # R21
     # R26: a scan that changes nothing, and why.
@@ -28,12 +33,17 @@ class RefusalKind(StrEnum):
     IN_ARBITRATION = "in_arbitration"
     CASE_CLOSED = "case_closed"  # the message came after the case closed
     NOT_NOW = "not_now"  # the case is in a phase that does not take the message
+    # Another message came under an id the case already took (message ids are chosen by
+    # the sender): the first message keeps the id, this one changes nothing.
+    ID_REUSED = "id_reused"
+    MONEY_MOVED = "money_moved"  # a withdrawal once money was paid on the case
 
 
 @dataclass(frozen=True)
 class Refusal:
-    """A rule's no: which rule, what kind of no, and the words a person reads (R20)."""
+    """A rule's no: which rule, what kind of no, and the words a person reads (R20).
+    `rule` is None where no rule of domain.md refuses, only the kind (a reused id)."""
 
-    rule: str
+    rule: str | None
     kind: RefusalKind
     text: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -184,6 +185,18 @@ def message_id(message: CaseMessage) -> str:
             return message.action_id
 
 
+def message_fingerprint(message: CaseMessage) -> str:
+    """What a message says, in 16 hex digits: its type and a hash of its fields. Tells a
+    true repeat of a message id (same fingerprint) from another message that reuses it."""
+    said = f"{type(message).__name__}:{message.model_dump_json()}"
+    return hashlib.sha256(said.encode()).hexdigest()[:16]
+
+
+def message_key(message: CaseMessage) -> str:
+    """One message, as the inbox tells it apart: its id and what it says."""
+    return f"{message_id(message)}#{message_fingerprint(message)}"
+
+
 # How many refused Updates a case remembers for their retries (CaseState.refused_updates):
 # retries come within minutes, and the state carried across continue-as-new stays small.
 REFUSALS_KEPT = 50
@@ -240,8 +253,10 @@ class CaseState(BaseModel):
     decision_reason: str | None = None
     # Accepted messages not yet acted on; carried across continue-as-new so none is lost.
     inbox: list[CaseMessage] = Field(default_factory=list)
-    seen_message_ids: list[str] = Field(default_factory=list)
-    # The latest Updates refused after their validator admitted them, by action id: a
+    # Every message id accepted, with the fingerprint of the message it first came with:
+    # a repeat changes nothing, another message under the same id is refused.
+    seen_messages: dict[str, str] = Field(default_factory=dict)
+    # The latest Updates refused after their validator admitted them, by `message_key`: a
     # retry of one is refused again alike (at most REFUSALS_KEPT, the oldest go first).
     refused_updates: dict[str, Refusal] = Field(default_factory=dict)
     ledger_seq: int = 0

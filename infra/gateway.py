@@ -44,7 +44,7 @@ from domain.case import (
 from domain.claim import CarrierResponse
 from domain.policy import future_request_refusal
 from domain.policy_settings import PolicySettings
-from domain.state import CaseMessage, CaseStatus, message_id
+from domain.state import CaseMessage, CaseStatus, message_key
 from domain.view import CaseLedger, CaseView, LedgerEvent
 from infra.analytics import AnalyticsStore
 from infra.codec import ErasedDataError, SealingCodec
@@ -54,7 +54,7 @@ from infra.outages import DATABASE_DOWN
 from infra.policy_file import PolicyFile
 from infra.privacy import ErasureReport, erase_customer
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim
-from workflows.case_handlers import AUTHORITY_LIMIT, CaseHandlers
+from workflows.case_handlers import AUTHORITY_LIMIT, REFUSED, CaseHandlers
 from workflows.case_inbox import NOT_APPLIED
 from workflows.case_run import CaseRun
 from workflows.damage_claim_case import DamageClaimCase
@@ -155,9 +155,10 @@ class ReceiptRefusedError(RefusedInputError):
 
 
 class RefusedDecisionError(ValueError):
-    """The case refused a decision: its validator (the message names the field and the
-    rule), or the case once the decision's turn came (`rule` typed, from the workflow's
-    refusal; its kind is in the ledger's `message_ignored` step)."""
+    """The case refused a decision: its validator, or the case once the decision's turn
+    came (its kind is then in the ledger's `message_ignored` step). `rule` is the
+    refusal's typed rule, None where no rule of domain.md refuses (the message says why);
+    the message names the field."""
 
     def __init__(self, message: str, *, rule: str | None = None):
         super().__init__(message)
@@ -165,20 +166,19 @@ class RefusedDecisionError(ValueError):
 
 
 # The Update failures that carry a typed refusal (rule and kind) in their details.
-TYPED_REFUSALS = (NOT_APPLIED, AUTHORITY_LIMIT)
+TYPED_REFUSALS = (REFUSED, NOT_APPLIED, AUTHORITY_LIMIT)
 
 
 def refused_decision(error: WorkflowUpdateFailedError) -> RefusedDecisionError:
-    """The Update's failure as the API hears it: the case's typed rule where it refused
-    the decision itself, else the validator's words."""
+    """The Update's failure as the API hears it: the message and the case's typed rule."""
     cause = error.cause
     if not isinstance(cause, FailureError):
         return RefusedDecisionError(str(error))
     # The case's typed refusal (workflows/case_inbox.py `refusal_details`).
     if isinstance(cause, ApplicationError) and cause.type in TYPED_REFUSALS and cause.details:
         return RefusedDecisionError(cause.message, rule=cause.details[0]["rule"])
-    # The validator's own words: str() of a Temporal failure puts its Python type in
-    # front ("ValueError: ..."), which says nothing to the caller.
+    # Any other failure names no rule: str() of a Temporal failure puts its Python type
+    # in front ("ValueError: ..."), which says nothing to the caller.
     return RefusedDecisionError(cause.message)
 
 
@@ -457,9 +457,12 @@ class CaseGateway:
         """A decision that needs an answer (an Update), sent with a grant for the proven
         `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the case
         after it was applied, or RefusedDecisionError with the validator's reason or the
-        case's typed refusal. The decision's action id is the Update's id, so the server
-        answers a retry of one Update with its first outcome; the case itself answers a
-        retry that comes as a new Update alike (workflows/case_inbox.py)."""
+        case's typed refusal. The Update's id is the update's name, the action id and the
+        decision's fingerprint: the server answers a retry of one Update with its first
+        outcome, and never hands another decision (another update, or other fields under
+        the same action id) that outcome; the case itself answers a retry that comes as a
+        new Update alike, and refuses another decision under a taken id
+        (workflows/case_inbox.py)."""
         kind = _case_kind(case_id)
         if update not in UPDATES_OF_KIND[kind]:
             raise RefusedInputError(
@@ -470,7 +473,7 @@ class CaseGateway:
         try:
             with acting_as(caller):
                 view: CaseView = await handle.execute_update(
-                    update, decision, id=message_id(decision), result_type=CaseView
+                    update, decision, id=f"{update}:{message_key(decision)}", result_type=CaseView
                 )
         except ErasedDataError as error:
             raise _erased_case(case_id) from error

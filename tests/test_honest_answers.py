@@ -363,10 +363,15 @@ async def test_offers_sent_together_answer_what_each_paid_and_refuse_what_paid_n
                     assert "nothing left to refund" in cause.message
                     not_applied += 1
             ledger = await events(pool, handle.id)
-            assert sum(1 for e in ledger if e["action"] == LedgerAction.REFUND_NOT_DUE) == sum(
+            not_due = [e for e in ledger if e["action"] == LedgerAction.REFUND_NOT_DUE]
+            assert len(not_due) == sum(
                 1 for a in refused if isinstance(a.cause, ApplicationError)
                 and a.cause.type == NOT_APPLIED
             )  # fmt: skip
+            # One rule per step: R21's limit paid nothing; the offer's own rule is a detail.
+            assert all(
+                (e["rule_id"], e["details"]) == ("R21", {"refund_for_rule": "R17"}) for e in not_due
+            ), not_due
     # Offers admitted together and then capped or refused: the paths this test is for.
     assert not_applied > 0
     assert capped > 0
@@ -469,7 +474,7 @@ def test_a_refusal_reaches_the_api_with_its_typed_rule_not_one_read_from_prose()
     assert from_refusal(str(refused), "R19") == ApiErrorItem(
         field=None, rule="R19", message="nothing to do while the case is in_arbitration"
     )
-    # A validator's refusal carries no details: its own words name the field and rule.
+    # A failure with no typed refusal names no rule, whatever its words hold.
     validator = refused_decision(
         WorkflowUpdateFailedError(ApplicationError("status: the case is refunded (closed)"))
     )

@@ -86,8 +86,9 @@ async def test_case_from_open_to_refunded_leaves_the_expected_rows(
             case_id,
             ShippedBack(event_id="e1", carrier="SF", tracking_number="SF123", shipped_at=now()),
         )
-        await gateway.scan(case_id, dock_scan(f"{case_id}-dock"))
-        await gateway.scan(case_id, dock_scan(f"{case_id}-dock"))  # scanner retried
+        dock = dock_scan(f"{case_id}-dock")
+        await gateway.scan(case_id, dock)
+        await gateway.scan(case_id, dock)  # the scanner retried: the same report again
         await gateway.scan(case_id, inspection(f"{case_id}-qc"))
         result = await dev_env.client.get_workflow_handle_for(ReturnCase.run, case_id).result()
 

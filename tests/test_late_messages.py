@@ -249,7 +249,7 @@ async def test_an_inspection_before_the_dock_scan_is_the_receipt_and_the_dock_sc
     assert result.status is CaseStatus.REFUNDED
     assert result.received_scan_id == "qc-early"
     assert result.sla_breaches == []  # the inspection was on time: it came first
-    assert result.seen_message_ids == ["ship-1", "qc-early", "dock-late"]
+    assert list(result.seen_messages) == ["ship-1", "qc-early", "dock-late"]
     assert len(payments.calls) == 1
     ledger = await events(pool, request.case_id)
     assert applied(ledger)[-4:] == [

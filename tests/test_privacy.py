@@ -411,7 +411,7 @@ async def test_each_role_reads_what_it_needs_and_the_arbiter_only_disputed_cases
     for answer in (staff.text, str(queried)):
         assert not [m for m in [*markers.all(), markers.time_zone] if m in answer], answer
         assert "inbox" not in answer
-        assert "seen_message_ids" not in answer
+        assert "seen_messages" not in answer
     assert (staff.json()["photos_received"], staff.json()["escalation"]["level"]) == (
         1, "supervisor",
     )  # fmt: skip
@@ -425,7 +425,7 @@ async def test_each_role_reads_what_it_needs_and_the_arbiter_only_disputed_cases
                               headers=as_role("agent", "agent-ann"))  # fmt: skip
     # An Update's answer is the view too.
     assert rejected.json()["status"] == "rejected"
-    assert not {"inbox", "seen_message_ids", "evidence", "complaints"} & set(rejected.json())
+    assert not {"inbox", "seen_messages", "evidence", "complaints"} & set(rejected.json())
     # R20: the shop tells the customer why, in the agent's words.
     assert markers.agent_reason in (await read(api, case_id, "service")).json()["decision_reason"]
     assert (await read(api, case_id, "arbiter")).status_code == 404

@@ -184,7 +184,7 @@ async def test_duplicate_scans_change_nothing(
         "inspection_passed",
         "refund_issued",
     ]
-    assert result.seen_message_ids == ["dock-1", "qc-1"]
+    assert list(result.seen_messages) == ["dock-1", "qc-1"]
     assert len(payments.calls) == 1
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -60,7 +60,7 @@ from domain.state import (
     EscalationLevel,
     message_id,
 )
-from workflows.case_inbox import CaseInbox
+from workflows.case_inbox import CaseInbox, id_reused
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
 from workflows.steps.payments import refund
@@ -74,8 +74,9 @@ _BREACH_WORDS = {
 }
 
 
-# The rule each message answers to, named when the case refuses it.
-_RULE_OF: dict[type[BaseModel], str] = {
+# The rule each message answers to, named when the case refuses it; None where no rule of
+# domain.md governs the message (the refusal's kind alone says why).
+_RULE_OF: dict[type[BaseModel], str | None] = {
     WarehouseScan: "R26",
     ShippedBack: "R12",
     EvidenceSubmitted: "R6",
@@ -90,11 +91,16 @@ _RULE_OF: dict[type[BaseModel], str] = {
     Dispute: "R19",
     ArbitrationRuling: "R19",
     CallRequest: "R16",
-    # No rule governs these three; the step they would have been is recorded (R23).
-    Assignment: "R23",
-    DeadlineExtension: "R23",
-    Withdrawal: "R23",
+    Assignment: None,
+    DeadlineExtension: None,
+    Withdrawal: None,
 }
+
+
+def rule_of(message: CaseMessage) -> str | None:
+    """The rule a refusal of `message` names when the case's status is why."""
+    return _RULE_OF[type(message)]
+
 
 # In arbitration the arbiter's ruling alone changes money and status (R19).
 _MONEY_OR_STATUS = (CompensationOffer, Withdrawal, DeadlineExtension)
@@ -113,7 +119,8 @@ class CrossCutting(Enum):
 class Turn(Enum):
     """What a phase's turn brought when it was not a message."""
 
-    DUE = "due"  # the phase's deadline came, or the work it has due now may go ahead
+    DUE = "due"  # the phase's deadline came
+    NOW = "now"  # no message waits, and the phase has work due at once (`at_once`)
     CLOSED = "closed"  # the case closed meanwhile (the customer withdrew)
 
 
@@ -155,6 +162,26 @@ class CaseDesk:
 
     # ---- the turn ---------------------------------------------------------------------
 
+    @overload
+    async def next(
+        self,
+        accepts: tuple[type[BaseModel], ...],
+        due: Callable[[], Due | None] = ...,
+        *,
+        at_once: Literal[False] = False,
+        cross_cutting: CrossCutting = ...,
+    ) -> CaseMessage | Literal[Turn.DUE, Turn.CLOSED]: ...
+
+    @overload
+    async def next(
+        self,
+        accepts: tuple[type[BaseModel], ...],
+        due: Callable[[], Due | None] = ...,
+        *,
+        at_once: bool,
+        cross_cutting: CrossCutting = ...,
+    ) -> CaseMessage | Turn: ...
+
     async def next(
         self,
         accepts: tuple[type[BaseModel], ...],
@@ -164,7 +191,7 @@ class CaseDesk:
         cross_cutting: CrossCutting = CrossCutting.ALL,
     ) -> CaseMessage | Turn:
         """The phase's next message of a type in `accepts`, or `Turn.DUE` once `due()`
-        passes (at once, with `at_once`, when no message waits), or `Turn.CLOSED`.
+        passes, or with `at_once` `Turn.NOW` when no message waits, or `Turn.CLOSED`.
         `due` is asked afresh each time: an operator may have extended it meanwhile.
         `cross_cutting` says which of the desk's own messages it applies meanwhile; any
         other message the phase does not take is refused with why."""
@@ -175,14 +202,17 @@ class CaseDesk:
             self._had_a_turn = True
             if self.inbox:
                 message = self.inbox.take()
-                if isinstance(message, accepts):
+                reused = self.inbox.reuses_an_id(message)
+                if not reused and isinstance(message, accepts):
                     return message
                 was_closed = state.status.is_closed
-                if not await self._cross_cutting(message, cross_cutting):
+                if reused or not await self._cross_cutting(message, cross_cutting):
                     await self.ignore(message, self.why_nothing_to_do(message))
                 if state.status.is_closed and not was_closed:
                     return Turn.CLOSED
-            elif at_once or await self._waited(due()):
+            elif at_once:
+                return Turn.NOW
+            elif await self._waited(due()):
                 return Turn.DUE
             await self._continue_as_new_if_long()
 
@@ -461,6 +491,8 @@ class CaseDesk:
     def why_nothing_to_do(self, message: CaseMessage) -> Refusal:
         """Why a message changes nothing now (recorded with it, never dropped)."""
         state = self.state
+        if self.inbox.reuses_an_id(message):
+            return id_reused(message)
         status = state.status.value + (" (closed)" if state.status.is_closed else "")
         if isinstance(message, WarehouseScan):
             return unapplied_scan_refusal(
@@ -476,7 +508,13 @@ class CaseDesk:
                 text="the case is in arbitration: the arbiter's ruling decides its money "
                 "and status (R19)",
             )
-        rule = _RULE_OF[type(message)]
+        if isinstance(message, Withdrawal) and state.status in WITHDRAWABLE and state.refunds:
+            return Refusal(
+                rule=rule_of(message),
+                kind=RefusalKind.MONEY_MOVED,
+                text="the request cannot be withdrawn: money has already been paid on it",
+            )
+        rule = rule_of(message)
         if state.status.is_closed:
             return Refusal(
                 rule=rule,

@@ -4,6 +4,8 @@ validators, and the query. Handlers only admit and enqueue (case_inbox.py); the 
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
@@ -26,16 +28,25 @@ from domain.case import (
     Withdrawal,
 )
 from domain.policy import agent_limit_refusal, compensation_refusal, refund_limit
-from domain.refusal import RefusalKind
-from domain.state import EXTENDABLE, CaseState, CaseStatus, EscalationLevel
+from domain.refusal import Refusal, RefusalKind
+from domain.state import EXTENDABLE, CaseMessage, CaseState, CaseStatus, EscalationLevel
 from domain.view import CaseView
-from workflows.case_desk import CaseDesk
+from workflows.case_desk import CaseDesk, rule_of
 from workflows.case_inbox import CaseInbox, refusal_details
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
 
 # The error type of an operator decision beyond their authority (R17).
 AUTHORITY_LIMIT = "AuthorityLimit"
+# The error type of a decision its validator refused (the Update is rejected: nothing of
+# it reaches the history); its details are one `refusal_details` mapping.
+REFUSED = "Refused"
+
+
+def refuse(refusal: Refusal) -> NoReturn:
+    """A validator's no, typed for the caller: the rule and the kind ride in the details,
+    the text (`field: words`) is for people."""
+    raise ApplicationError(refusal.text, refusal_details(refusal), type=REFUSED, non_retryable=True)
 
 
 class CaseHandlers:
@@ -99,12 +110,16 @@ class CaseHandlers:
     def _validate_decide(self, decision: ReviewDecision) -> None:
         _require_staff(decision.role)
         if self._state.status is not CaseStatus.UNDER_REVIEW:
-            raise ValueError(
-                f"status: the case is {self._state.status.value}, not under_review (R10)"
-            )
+            self._refuse_status(decision, ", not under_review (R10)")
         wrong_item = self._state.request.reason is Reason.WRONG_ITEM
         if decision.approve and wrong_item and decision.root_cause is None:
-            raise ValueError("root_cause: required to approve a wrong_item case (R7)")
+            refuse(
+                Refusal(
+                    rule="R7",
+                    kind=RefusalKind.ROOT_CAUSE_REQUIRED,
+                    text="root_cause: required to approve a wrong_item case (R7)",
+                )
+            )
 
     @workflow.update
     async def offer_compensation(self, offer: CompensationOffer) -> CaseView:
@@ -122,11 +137,15 @@ class CaseHandlers:
     @offer_compensation.validator
     def _validate_offer_compensation(self, offer: CompensationOffer) -> None:
         state = self._state
-        if state.status.is_closed:
-            raise ValueError(f"status: the case is {state.status.value} (closed)")
+        self._refuse_if_closed(offer)
         if offer.amount.currency != state.request.paid.currency:
-            raise ValueError(
-                f"amount.currency: must be the order currency {state.request.paid.currency}"
+            refuse(
+                Refusal(
+                    rule="R17",
+                    kind=RefusalKind.WRONG_CURRENCY,
+                    text=f"amount.currency: must be the order currency "
+                    f"{state.request.paid.currency}",
+                )
             )
         refusal = compensation_refusal(
             offer.role,
@@ -137,7 +156,7 @@ class CaseHandlers:
         )
         # R18: an agent's offer above their limit is let in, to be refused and escalated.
         if refusal and refusal.kind is not RefusalKind.ABOVE_AGENT_LIMIT:
-            raise ValueError(refusal.text)
+            refuse(refusal)
 
     @workflow.update
     async def escalate(self, request: EscalationRequest) -> CaseView:
@@ -147,10 +166,15 @@ class CaseHandlers:
     @escalate.validator
     def _validate_escalate(self, request: EscalationRequest) -> None:
         _require_staff(request.role)
-        if self._state.status.is_closed:
-            raise ValueError(f"status: the case is {self._state.status.value} (closed)")
+        self._refuse_if_closed(request)
         if self._state.escalation.level is EscalationLevel.MANAGER:
-            raise ValueError("escalation: the case is already at the manager level (R18)")
+            refuse(
+                Refusal(
+                    rule="R18",
+                    kind=RefusalKind.ALREADY_AT_MANAGER,
+                    text="escalation: the case is already at the manager level (R18)",
+                )
+            )
 
     @workflow.update
     async def request_call(self, request: CallRequest) -> CaseView:
@@ -161,11 +185,15 @@ class CaseHandlers:
     def _validate_request_call(self, request: CallRequest) -> None:
         _require_staff(request.role)
         state = self._state
-        if state.status.is_closed:
-            raise ValueError(f"status: the case is {state.status.value} (closed)")
+        self._refuse_if_closed(request)
         if state.calls_scheduled >= state.policy.max_calls_per_case:
-            raise ValueError(
-                f"R16: this case already had {state.calls_scheduled} calls, the most allowed"
+            refuse(
+                Refusal(
+                    rule="R16",
+                    kind=RefusalKind.CALL_LIMIT_REACHED,
+                    text=f"R16: this case already had {state.calls_scheduled} calls, "
+                    "the most allowed",
+                )
             )
 
     @workflow.update
@@ -176,8 +204,7 @@ class CaseHandlers:
     @assign.validator
     def _validate_assign(self, assignment: Assignment) -> None:
         _require_staff(assignment.role)
-        if self._state.status.is_closed:
-            raise ValueError(f"status: the case is {self._state.status.value} (closed)")
+        self._refuse_if_closed(assignment)
 
     @workflow.update
     async def extend_deadline(self, extension: DeadlineExtension) -> CaseView:
@@ -189,9 +216,13 @@ class CaseHandlers:
         _require_staff(extension.role)
         runs_in, _ = EXTENDABLE[extension.deadline]
         if self._state.status is not runs_in:
-            raise ValueError(
-                f"deadline: the {extension.deadline.value} deadline is not running "
-                f"(the case is {self._state.status.value})"
+            refuse(
+                Refusal(
+                    rule=rule_of(extension),
+                    kind=RefusalKind.DEADLINE_NOT_RUNNING,
+                    text=f"deadline: the {extension.deadline.value} deadline is not running "
+                    f"(the case is {self._state.status.value})",
+                )
             )
 
     @workflow.update
@@ -203,20 +234,57 @@ class CaseHandlers:
     def _validate_ruling(self, ruling: ArbitrationRuling) -> None:
         state = self._state
         if ruling.role is not Role.ARBITER:
-            raise ValueError("role: only the platform arbiter rules on disputes (R19)")
+            refuse(
+                Refusal(
+                    rule="R19",
+                    kind=RefusalKind.NOT_ARBITER,
+                    text="role: only the platform arbiter rules on disputes (R19)",
+                )
+            )
         if state.status is not CaseStatus.IN_ARBITRATION:
-            raise ValueError(f"status: the case is {state.status.value}, not in_arbitration")
+            self._refuse_status(ruling, ", not in_arbitration")
         if ruling.refund is not None:
             if not ruling.refund.amount_minor:
-                raise ValueError(
-                    "refund: a ruling for the customer refunds more than 0; leave it out "
-                    "to refund all that is left (R19, R21)"
+                refuse(
+                    Refusal(
+                        rule="R19",
+                        kind=RefusalKind.EMPTY_REFUND,
+                        text="refund: a ruling for the customer refunds more than 0; leave "
+                        "it out to refund all that is left (R19, R21)",
+                    )
                 )
             limit = refund_limit(state.request.paid, state.reimbursed_shipping)
-            if ruling.refund.currency != state.request.paid.currency or not (
-                state.refunded_total + ruling.refund <= limit
-            ):
-                raise ValueError(f"refund: at most {limit} in all may be refunded (R21)")
+            if ruling.refund.currency != state.request.paid.currency:
+                refuse(
+                    Refusal(
+                        rule="R21",
+                        kind=RefusalKind.WRONG_CURRENCY,
+                        text=f"refund: at most {limit} in all may be refunded (R21)",
+                    )
+                )
+            if not state.refunded_total + ruling.refund <= limit:
+                refuse(
+                    Refusal(
+                        rule="R21",
+                        kind=RefusalKind.ABOVE_REFUND_LIMIT,
+                        text=f"refund: at most {limit} in all may be refunded (R21)",
+                    )
+                )
+
+    def _refuse_if_closed(self, message: CaseMessage) -> None:
+        if self._state.status.is_closed:
+            self._refuse_status(message, " (closed)")
+
+    def _refuse_status(self, message: CaseMessage, why: str) -> NoReturn:
+        """The case's status is why `message` is refused: the message's own rule names it."""
+        status = self._state.status
+        refuse(
+            Refusal(
+                rule=rule_of(message),
+                kind=RefusalKind.CASE_CLOSED if status.is_closed else RefusalKind.NOT_NOW,
+                text=f"status: the case is {status.value}{why}",
+            )
+        )
 
 
 class ItemBackHandlers(CaseHandlers):
@@ -230,4 +298,10 @@ class ItemBackHandlers(CaseHandlers):
 
 def _require_staff(role: Role) -> None:
     if role not in STAFF:
-        raise ValueError(f"role: {role.value} may not decide cases (agent, supervisor, manager)")
+        refuse(
+            Refusal(
+                rule="R17",
+                kind=RefusalKind.NOT_STAFF,
+                text=f"role: {role.value} may not decide cases (agent, supervisor, manager)",
+            )
+        )

@@ -15,11 +15,12 @@ from domain.case import Remedy, RemedyChoice
 from domain.claim import CarrierClaimRequest
 from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
+from domain.refusal import Refusal, RefusalKind
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim, ClaimRun
 from workflows.case_desk import Due, Turn
-from workflows.case_handlers import CaseHandlers
+from workflows.case_handlers import CaseHandlers, refuse
 from workflows.case_run import CaseRun
 from workflows.phases.after_close import after_close
 from workflows.phases.opening import open_case
@@ -56,17 +57,26 @@ class DamageClaimCase(CaseHandlers):
     def _validate_choose_remedy(self, choice: RemedyChoice) -> None:
         state = self._state
         if state.status is not CaseStatus.AWAITING_REMEDY_CHOICE:
-            raise ValueError(f"status: the case is {state.status.value}, no remedy is open (R8)")
+            self._refuse_status(choice, ", no remedy is open (R8)")
         amount = choice.partial_amount
-        if amount is not None and (
-            amount.currency != state.request.paid.currency
-            or not amount <= state.request.paid
-            or amount.amount_minor == 0
-        ):
-            raise ValueError(
-                f"partial_amount: must be above zero and at most the {state.request.paid} "
-                "paid (R21)"
+        if amount is None:
+            return
+        if amount.currency != state.request.paid.currency:
+            kind = RefusalKind.WRONG_CURRENCY
+        elif amount.amount_minor == 0:
+            kind = RefusalKind.EMPTY_REFUND
+        elif not amount <= state.request.paid:
+            kind = RefusalKind.ABOVE_REFUND_LIMIT
+        else:
+            return
+        refuse(
+            Refusal(
+                rule="R21",
+                kind=kind,
+                text=f"partial_amount: must be above zero and at most the "
+                f"{state.request.paid} paid (R21)",
             )
+        )
 
     # ---- 2. the approval --------------------------------------------------------------
 

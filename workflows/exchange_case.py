@@ -33,7 +33,6 @@ from workflows.steps.payments import charge, refund
 from workflows.steps.shipment import send_to_customer
 
 _STOCK_CHECK_INTERVAL = timedelta(days=1)
-_PASSED = CaseStatus.EXCHANGE_DUE  # what a passed inspection leads to: the exchange
 _EXCHANGING = (
     CaseStatus.EXCHANGE_DUE,
     CaseStatus.AWAITING_REFUND_CONSENT,
@@ -56,10 +55,10 @@ class ExchangeCase(ItemBackHandlers):
         if approval is not None:
             if self._state.request.reason is Reason.WRONG_ITEM:
                 await self._send_the_right_item_at_once()
-            await open_ship_back_window(desk, approval, passed=_PASSED)
+            await open_ship_back_window(desk, approval)
         # 3. Ship back (R12), then receipt and inspection (R13, R26, R27).
-        await ship_back(desk, passed=_PASSED)
-        await inspection(desk, passed=_PASSED)
+        await ship_back(desk)
+        await inspection(desk)
         # 4. Settle (R22): the replacement and the price difference, or, out of stock, a
         #    refund with the customer's consent, else wait for stock.
         await self._exchange_or_wait_for_stock()
@@ -74,9 +73,8 @@ class ExchangeCase(ItemBackHandlers):
     @consent_to_refund.validator
     def _validate_consent(self, consent: RefundConsent) -> None:
         if self._state.status not in _OUT_OF_STOCK:
-            raise ValueError(
-                f"status: the case is {self._state.status.value}; consent is asked only "
-                "when the replacement is out of stock (R22)"
+            self._refuse_status(
+                consent, "; consent is asked only when the replacement is out of stock (R22)"
             )
 
     @property
@@ -116,7 +114,7 @@ class ExchangeCase(ItemBackHandlers):
                     await self._wait_for_stock(
                         "no consent to a refund by the deadline, so no refund"
                     )
-                case Turn.DUE:
+                case Turn.DUE | Turn.NOW:
                     await self._try_to_exchange()
                 case RefundConsent() if state.status in _OUT_OF_STOCK:
                     if turn.consent:
@@ -124,7 +122,7 @@ class ExchangeCase(ItemBackHandlers):
                     else:
                         await self._wait_for_stock("the customer prefers to wait for the item")
                 case ShippedBack():
-                    await parcel_back.take(desk, turn, passed=_PASSED)
+                    await parcel_back.take(desk, turn)
                 case RefundConsent():
                     await desk.ignore(turn, desk.why_nothing_to_do(turn))
 

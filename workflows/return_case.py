@@ -41,8 +41,6 @@ from workflows.steps.outside import call_outside
 from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
 
-_PASSED = CaseStatus.REFUND_DUE  # what a passed inspection leads to: the refund
-
 
 @workflow.defn
 class ReturnCase(ItemBackHandlers):
@@ -64,14 +62,14 @@ class ReturnCase(ItemBackHandlers):
                     await self._make_up_missing_part(approval)  # R9
                 case Reason.WRONG_ITEM:
                     await apologise_for_wrong_item(desk)  # R7
-                    await open_ship_back_window(desk, approval, passed=_PASSED)
+                    await open_ship_back_window(desk, approval)
                 case _:
-                    await open_ship_back_window(desk, approval, passed=_PASSED)
+                    await open_ship_back_window(desk, approval)
         # 4. The parcel the customer still waits for: delivered, or intercepted (R4).
         await self._awaiting_delivery()
         # 5. Ship back (R12), then receipt and inspection (R13, R26, R27).
-        await ship_back(desk, passed=_PASSED)
-        await inspection(desk, passed=_PASSED)
+        await ship_back(desk)
+        await inspection(desk)
         # 6. Settle (R13, R21): the refund, less what did not come back.
         await self._settle()
         # 7. After the close: dispute window (R19), survey (R25).
@@ -221,10 +219,10 @@ class ReturnCase(ItemBackHandlers):
         while self._state.status is CaseStatus.REFUND_DUE:
             turn = await desk.next((ShippedBack,), at_once=True)
             match turn:
-                case Turn.DUE:
+                case Turn.NOW:
                     await self._refund_the_return()
                 case ShippedBack():
-                    await parcel_back.take(desk, turn, passed=_PASSED)
+                    await parcel_back.take(desk, turn)
 
     def _amount_due(self) -> Money:
         due = self._amount_before_deductions()
@@ -264,6 +262,7 @@ class ReturnCase(ItemBackHandlers):
                 rule="R21",
                 reason="nothing is left to refund (fees and earlier refunds)",
                 status=CaseStatus.REFUNDED,
+                details={"refund_for_rule": "R21"},
             )
             return
         state = self._state

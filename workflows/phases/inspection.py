@@ -11,9 +11,9 @@ from workflows.case_desk import CaseDesk, Due, Turn
 from workflows.phases import parcel_back
 
 
-async def inspection(desk: CaseDesk, *, passed: CaseStatus) -> None:
-    """Run while the received item awaits its inspection; a pass leads to `passed`, a
-    failure rejects the case (R20)."""
+async def inspection(desk: CaseDesk) -> None:
+    """Run while the received item awaits its inspection; a pass leads to the refund or
+    the exchange due, a failure rejects the case (R20)."""
     state = desk.state
     while state.status is CaseStatus.AWAITING_INSPECTION:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _due(state))
@@ -21,7 +21,7 @@ async def inspection(desk: CaseDesk, *, passed: CaseStatus) -> None:
             case Turn.DUE if state.inspection_deadline is not None:
                 await desk.sla_breached(SlaClock.INSPECTION, state.inspection_deadline)
             case WarehouseScan() | ShippedBack():
-                await parcel_back.take(desk, turn, passed=passed)
+                await parcel_back.take(desk, turn)
 
 
 def _due(state: CaseState) -> Due | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from activities.notifications import Template
-from domain.case import Reason, ScanEvent, ShippedBack, WarehouseScan
+from domain.case import CaseKind, Reason, ScanEvent, ShippedBack, WarehouseScan
 from domain.ledger import LedgerAction
 from domain.policy import (
     inspection_clock_start,
@@ -34,6 +34,8 @@ from workflows.case_desk import CaseDesk
 ParcelMessage = WarehouseScan | ShippedBack
 
 BEFORE_RECEIPT = (CaseStatus.AWAITING_SHIP_BACK, CaseStatus.IN_RETURN_TRANSIT)
+# What a passed inspection leads to, by the kind whose item comes back.
+_PASSED = {CaseKind.RETURN: CaseStatus.REFUND_DUE, CaseKind.EXCHANGE: CaseStatus.EXCHANGE_DUE}
 # Received, and the money or the replacement not yet settled.
 _AFTER_RECEIPT = (
     CaseStatus.AWAITING_INSPECTION,
@@ -42,18 +44,15 @@ _AFTER_RECEIPT = (
 )
 
 
-async def take(desk: CaseDesk, message: ParcelMessage, *, passed: CaseStatus) -> None:
-    """Apply a notice or scan if the case expects it now, else record why not. `passed`:
-    the status a passed inspection leads to (a refund or an exchange due)."""
-    if not await _apply(desk, message, passed=passed):
+async def take(desk: CaseDesk, message: ParcelMessage) -> None:
+    """Apply a notice or scan if the case expects it now, else record why not."""
+    if not await _apply(desk, message):
         await desk.ignore(message, desk.why_nothing_to_do(message))
 
 
-async def _apply(
-    desk: CaseDesk, message: ParcelMessage, *, passed: CaseStatus, held: bool = False
-) -> bool:
+async def _apply(desk: CaseDesk, message: ParcelMessage, *, held: bool = False) -> bool:
     if isinstance(message, WarehouseScan):
-        return await _scanned(desk, message, passed=passed, held=held)
+        return await _scanned(desk, message, held=held)
     return await _shipping_notice(desk, message)
 
 
@@ -80,13 +79,13 @@ async def hold(desk: CaseDesk, message: ParcelMessage) -> None:
     )
 
 
-async def apply_held(desk: CaseDesk, *, passed: CaseStatus) -> None:
+async def apply_held(desk: CaseDesk) -> None:
     """The customer shipped, or the parcel even arrived, before the approval: the case
     goes on from there, with no ship-back reminders for a parcel already sent."""
     state = desk.state
     held, state.held_messages = state.held_messages, []
     for message in held:
-        if not await _apply(desk, message, passed=passed, held=True):
+        if not await _apply(desk, message, held=True):
             await desk.ignore(message, desk.why_nothing_to_do(message))
 
 
@@ -128,7 +127,7 @@ async def _shipping_notice(desk: CaseDesk, notice: ShippedBack) -> bool:
     return False
 
 
-async def _scanned(desk: CaseDesk, scan: WarehouseScan, *, passed: CaseStatus, held: bool) -> bool:
+async def _scanned(desk: CaseDesk, scan: WarehouseScan, *, held: bool) -> bool:
     """Apply a scan if the case expects it now; False if it changes nothing."""
     status = desk.state.status
     match scan.event:
@@ -136,9 +135,9 @@ async def _scanned(desk: CaseDesk, scan: WarehouseScan, *, passed: CaseStatus, h
             await _received(desk, scan, held=held)
         case ScanEvent.INSPECTED if status in BEFORE_RECEIPT:
             await _received(desk, scan, held=held)
-            await _inspected(desk, scan, passed=passed)
+            await _inspected(desk, scan)
         case ScanEvent.INSPECTED if status is CaseStatus.AWAITING_INSPECTION:
-            await _inspected(desk, scan, passed=passed)
+            await _inspected(desk, scan)
         case _:
             return False
     return True
@@ -206,7 +205,7 @@ async def _received(desk: CaseDesk, scan: WarehouseScan, *, held: bool) -> None:
     )  # fmt: skip
 
 
-async def _inspected(desk: CaseDesk, scan: WarehouseScan, *, passed: CaseStatus) -> None:
+async def _inspected(desk: CaseDesk, scan: WarehouseScan) -> None:
     state, book = desk.state, desk.book
     if scan.grade is None:
         raise ValueError("an inspected scan always has a grade")
@@ -242,7 +241,7 @@ async def _inspected(desk: CaseDesk, scan: WarehouseScan, *, passed: CaseStatus)
         LedgerAction.INSPECTION_PASSED if verdict.passed else LedgerAction.INSPECTION_FAILED,
         rule="R13" if verdict.passed else "R20",
         reason=verdict.reason,
-        status=passed if verdict.passed else CaseStatus.REJECTED,
+        status=_PASSED[state.request.kind] if verdict.passed else CaseStatus.REJECTED,
         actor=_scanner(scan),
         role="warehouse",
         details=details,
@@ -250,6 +249,7 @@ async def _inspected(desk: CaseDesk, scan: WarehouseScan, *, passed: CaseStatus)
 
 
 def _scanner(scan: WarehouseScan) -> str:
-    """Who the ledger records for a scan (R23): the scanner its credential proves; a scan
-    recorded before scanners had credentials names only its station."""
+    """Who the ledger records for a scan (R23): the scanner its credential proves. A scan
+    that came by no scanner's credential (the demo's seeded scans, a signal sent by hand)
+    has no proven scanner, so its station is the most the ledger can name."""
     return scan.scanned_by or scan.station

@@ -18,7 +18,7 @@ from workflows.phases import parcel_back
 from workflows.steps.casebook import Approval
 
 
-async def open_ship_back_window(desk: CaseDesk, approval: Approval, *, passed: CaseStatus) -> None:
+async def open_ship_back_window(desk: CaseDesk, approval: Approval) -> None:
     """The approval opens the window; parcel news held from before it applies now."""
     state = desk.state
     state.approved_at = workflow.now()
@@ -29,13 +29,12 @@ async def open_ship_back_window(desk: CaseDesk, approval: Approval, *, passed: C
     await desk.book.record_approved(
         LedgerAction.APPROVED, approval, status=CaseStatus.AWAITING_SHIP_BACK
     )
-    await parcel_back.apply_held(desk, passed=passed)
+    await parcel_back.apply_held(desk)
 
 
-async def ship_back(desk: CaseDesk, *, passed: CaseStatus) -> None:
+async def ship_back(desk: CaseDesk) -> None:
     """Run until the parcel is at the warehouse, or the window closed (abandoned) or the
-    customer withdrew (the desk closed the case). `passed`: what a passed inspection
-    leads to (an inspection scan may be the first scan)."""
+    customer withdrew (the desk closed the case)."""
     state = desk.state
     while state.status in parcel_back.BEFORE_RECEIPT:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _next_due(state))
@@ -43,7 +42,7 @@ async def ship_back(desk: CaseDesk, *, passed: CaseStatus) -> None:
             case Turn.DUE:
                 await _moment_passed(desk)
             case WarehouseScan() | ShippedBack():
-                await parcel_back.take(desk, turn, passed=passed)
+                await parcel_back.take(desk, turn)
 
 
 @dataclass(frozen=True)

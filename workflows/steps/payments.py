@@ -116,8 +116,9 @@ async def _nothing_left(
     refunded = book.state.refunded_total
     await book.record(
         LedgerAction.REFUND_NOT_DUE,
-        rule=f"{rule}, R21",
+        rule="R21",
         reason=f"{reason}; nothing left to refund: {refunded} of {limit} already refunded",
+        details={"refund_for_rule": rule},
         status=CaseStatus.REFUNDED if closes_case else None,
     )
 
