@@ -244,7 +244,7 @@ async def test_r21_a_case_continued_as_new_keeps_its_ledger_and_pays_once(
         )
         result = await handle.result()
         first_history = await env.client.get_workflow_handle(
-            request.case_id, run_id=handle.run_id
+            request.case_id, run_id=handle.result_run_id
         ).fetch_history()
     assert first_history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
     assert result.status is CaseStatus.REFUNDED
