@@ -130,15 +130,15 @@ class StandIns:
     async def issue_refund(self, order: RefundOrder) -> PaymentConfirmation:
         """R21 as the real activity checks it: a key reused for another amount, or a
         refund past the case's limit, is refused for good."""
-        if order.idempotency_key not in self.money:
-            if self.refunded(order.case_id) + order.amount.amount_minor > (
-                order.limit.amount_minor
-            ):
-                raise ApplicationError(
-                    f"R21: refunding {order.amount} passes the limit {order.limit}",
-                    type=REFUND_LIMIT_EXCEEDED,
-                    non_retryable=True,
-                )
+        already = self.refunded(order.case_id)
+        if order.idempotency_key not in self.money and (
+            already + order.amount.amount_minor > order.limit.amount_minor
+        ):
+            raise ApplicationError(
+                f"R21: refunding {order.amount} passes the limit {order.limit}",
+                type=REFUND_LIMIT_EXCEEDED,
+                non_retryable=True,
+            )
         return self._pay("refund", order.case_id, order.idempotency_key, order.amount)
 
     @activity.defn(name="charge_customer")
@@ -146,9 +146,7 @@ class StandIns:
         return self._pay("charge", order.case_id, order.idempotency_key, order.amount)
 
     def _pay(self, kind: str, case_id: str, key: str, amount: Money) -> PaymentConfirmation:
-        paid = self.money.setdefault(
-            key, Movement(kind, case_id, amount, f"standin-{kind}-{key}")
-        )
+        paid = self.money.setdefault(key, Movement(kind, case_id, amount, f"standin-{kind}-{key}"))
         if paid.amount != amount:
             raise ApplicationError(
                 f"R21: {kind} key {key} was already used for another amount",

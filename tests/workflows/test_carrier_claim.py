@@ -45,7 +45,9 @@ async def test_r15_a_claim_is_chased_every_7_days_escalated_after_30_and_settled
     env = time_skipping_env
     async with running_worker(env.client):
         claim = await start_claim(env, task_queue, delivered_days_ago=2)
-        filed = await eventually(lambda: claim.query(CarrierClaim.state), lambda s: s.filed_at is not None)
+        filed = await eventually(
+            lambda: claim.query(CarrierClaim.state), lambda s: s.filed_at is not None
+        )
         assert filed.filed_at is not None
         await env.sleep(timedelta(days=6, hours=23))
         assert (await claim.query(CarrierClaim.state)).chases == []

@@ -211,9 +211,7 @@ async def test_r14_r16_daily_progress_updates_while_the_case_waits_on_us(
         handle = await under_review(env, task_queue, time_zone="Asia/Shanghai")
         await env.sleep(timedelta(hours=47))  # under review, before the auto-approval
         state = await state_when(handle, lambda s: s.follow_ups_sent >= 1)
-    updates = [
-        m for m in standins.messages.values() if m.template is Template.PROGRESS_UPDATE
-    ]
+    updates = [m for m in standins.messages.values() if m.template is Template.PROGRESS_UPDATE]
     assert len(updates) == state.follow_ups_sent >= 1
     for update in updates:
         assert time(8) <= update.due_at.astimezone(ZoneInfo("Asia/Shanghai")).time() < time(21)

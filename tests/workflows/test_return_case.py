@@ -78,14 +78,13 @@ async def test_r5_r20_r27_a_damaged_item_is_rejected_with_its_reason_and_nothing
         )
         result = await handle.result()
     assert result.status is CaseStatus.REJECTED
-    assert result.decision_reason is not None and "damaged" in result.decision_reason
+    assert result.decision_reason is not None
+    assert "damaged" in result.decision_reason
     assert standins.money == {}
     last = standins.steps(request.case_id)[-1]
     assert (last.action, last.rule_id) == (A.INSPECTION_FAILED, "R20")
     assert last.details["disposition"] == Disposition.RETURN_TO_CUSTOMER.value
-    failed = [
-        m for m in standins.messages.values() if m.template is Template.INSPECTION_FAILED
-    ]
+    failed = [m for m in standins.messages.values() if m.template is Template.INSPECTION_FAILED]
     assert [m.params["reason"] for m in failed] == [result.decision_reason]
 
 
@@ -110,7 +109,8 @@ async def test_r6_no_photos_within_the_evidence_window_abandons_the_case(
     async with running_worker(time_skipping_env.client):
         result = await (await open_case(time_skipping_env, task_queue, request)).result()
     assert result.status is CaseStatus.ABANDONED
-    assert result.decision_reason is not None and "R6" in result.decision_reason
+    assert result.decision_reason is not None
+    assert "R6" in result.decision_reason
     assert standins.actions(request.case_id)[-1] is A.ABANDONED
     assert standins.money == {}
 
@@ -138,8 +138,8 @@ async def test_r12_reminders_on_day_3_and_6_then_abandoned_on_day_7(
         result = await handle.result()
     assert result.status is CaseStatus.ABANDONED
     assert result.closed_at is not None
-    assert timedelta(0) <= result.closed_at - (approved_at + timedelta(days=7)) < timedelta(
-        minutes=1
+    assert (
+        timedelta(0) <= result.closed_at - (approved_at + timedelta(days=7)) < timedelta(minutes=1)
     )
     assert standins.actions(request.case_id) == [
         A.CASE_OPENED,
@@ -208,7 +208,8 @@ async def test_r26_an_inspection_before_the_dock_scan_counts_as_receipt(
     assert result.received_scan_id == "qc-early"
     steps = standins.steps(request.case_id)
     ignored = [s.reason or "" for s in steps if s.action is A.MESSAGE_IGNORED]
-    assert len(ignored) == 1 and "dock-late" in ignored[0]
+    assert len(ignored) == 1
+    assert "dock-late" in ignored[0]
 
 
 async def test_r21_missing_accessories_are_deducted_from_the_refund(
