@@ -1,19 +1,33 @@
-"""ReturnCase.run, a return's life phase by phase, over stand-in activities: no
-PostgreSQL, days pass in milliseconds."""
+"""ReturnCase.run, a return's life phase by phase and each reason's branch (R3, R4, R7,
+R9), over stand-in activities: no PostgreSQL, days pass in milliseconds."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import Template
-from domain.case import Grade, MissingItem, Reason, ScanEvent
+from domain.case import (
+    Grade,
+    InterceptRequested,
+    MissingItem,
+    MissingPart,
+    OpenCaseRequest,
+    ParcelDelivered,
+    PartRemedy,
+    Reason,
+    ReviewDecision,
+    Role,
+    RootCause,
+    ScanEvent,
+)
 from domain.ledger import LedgerAction as A
 from domain.state import CaseStatus, Disposition
 from tests.conftest import a_request, eur
-from tests.helpers import open_case, photos, scan, shipped, state_when
+from tests.helpers import open_case, photos, scan, shipped, state_when, under_review
 from tests.workflows.standins import StandIns
 from workflows.return_case import ReturnCase
 
@@ -253,3 +267,108 @@ async def test_r21_a_case_continued_as_new_keeps_its_ledger_and_pays_once(
     assert len(standins.money) == 1
     seqs = sorted(standins.ledger[request.case_id])
     assert seqs == list(range(1, len(seqs) + 1))
+
+
+def in_transit(reason: Reason, paid_minor: int = 5990) -> OpenCaseRequest:
+    return a_request(
+        delivered_at=datetime.now(UTC) + timedelta(days=2),  # the expected delivery
+        requested_after=timedelta(days=-2), carrier="SF", reason=reason, paid_minor=paid_minor,
+    )  # fmt: skip
+
+
+def approve(root_cause: RootCause | None = None) -> ReviewDecision:
+    return ReviewDecision(
+        action_id="d-1", actor="agent-ann", role=Role.AGENT, approve=True, root_cause=root_cause
+    )
+
+
+async def test_r3_an_order_not_shipped_yet_is_cancelled_and_refunded_at_once(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, standins: StandIns
+) -> None:
+    request = in_transit(Reason.NOT_SHIPPED_YET, paid_minor=3_000)
+    async with running_worker(time_skipping_env.client):
+        result = await (await open_case(time_skipping_env, task_queue, request)).result()
+    assert result.status is CaseStatus.REFUNDED
+    assert standins.refunded(request.case_id) == 3_000
+    assert standins.cancelled == [f"{request.order_id}/1"]
+    assert standins.actions(request.case_id) == [
+        A.CASE_OPENED,
+        A.SHIPMENT_CANCELLED,
+        A.REFUND_ISSUED,
+    ]
+
+
+async def test_r3_r4_an_order_that_already_left_waits_for_delivery_and_pays_nothing(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, standins: StandIns
+) -> None:
+    request = in_transit(Reason.NOT_SHIPPED_YET)
+    standins.already_shipped.add(request.order_id)
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(time_skipping_env, task_queue, request)
+        await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_DELIVERY)
+        await handle.signal(
+            ReturnCase.parcel_delivered,
+            ParcelDelivered(event_id="dlv-1", delivered_at=datetime.now(UTC)),
+        )
+        result = await handle.result()
+    assert result.status is CaseStatus.DELIVERED
+    assert standins.money == {}
+
+
+async def test_r4_a_customer_who_insists_is_refunded_when_the_parcel_is_back(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, standins: StandIns
+) -> None:
+    request = in_transit(Reason.NOT_RECEIVED, paid_minor=4_500)
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(time_skipping_env, task_queue, request)
+        await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_DELIVERY)
+        await handle.signal(ReturnCase.intercept_requested, InterceptRequested(event_id="i-1"))
+        await state_when(handle, lambda s: s.status is CaseStatus.INTERCEPTING)
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        result = await handle.result()
+    assert result.status is CaseStatus.REFUNDED
+    assert standins.refunded(request.case_id) == 4_500
+    assert standins.intercepted == [request.order_id]
+    told = [m for m in standins.messages.values() if m.template is Template.EXPECTED_DELIVERY]
+    assert request.expected_delivery_at is not None
+    assert [m.params["expected"] for m in told] == [request.expected_delivery_at.isoformat()]
+
+
+async def test_r7_a_wrong_item_return_apologises_with_a_coupon(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, standins: StandIns
+) -> None:
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue, reason=Reason.WRONG_ITEM)
+        state = await handle.execute_update(ReturnCase.decide, approve(RootCause.PICKING_ERROR))
+    coupons = [m for m in standins.messages.values() if m.template is Template.APOLOGY_COUPON]
+    assert [c.params["amount"] for c in coupons] == ["10.00 EUR"]
+    assert state.status is CaseStatus.AWAITING_SHIP_BACK
+    assert state.merchant_pays_shipping
+    apology = [s for s in standins.steps(state.case_id) if s.action is A.APOLOGY_COUPON_ISSUED]
+    assert [s.details["root_cause"] for s in apology] == ["picking_error"]
+
+
+@pytest.mark.parametrize("remedy", [PartRemedy.REFUND, PartRemedy.SHIP])
+async def test_r9_r21_a_missing_part_is_refunded_or_sent_and_nothing_comes_back(
+    time_skipping_env: WorkflowEnvironment,
+    running_worker: Any,
+    task_queue: str,
+    standins: StandIns,
+    remedy: PartRemedy,
+) -> None:
+    part = MissingPart(sku="SKU-42-STRAP", value=eur(1_500), remedy=remedy)
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(
+            time_skipping_env, task_queue, reason=Reason.MISSING_PARTS, missing_part=part
+        )
+        await handle.execute_update(ReturnCase.decide, approve())
+        result = await handle.result()
+    if remedy is PartRemedy.REFUND:
+        assert result.status is CaseStatus.REFUNDED
+        assert standins.refunded(result.case_id) == 1_500
+        assert standins.shipments == {}
+    else:
+        assert result.status is CaseStatus.REPLACED
+        assert standins.money == {}
+        assert [(s.sku, s.quantity) for s in standins.shipments.values()] == [("SKU-42-STRAP", 1)]
+    assert result.ship_back_deadline is None
