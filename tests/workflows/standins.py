@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio import activity
@@ -56,9 +57,12 @@ class InMemoryDataKeys:
         return None
 
 
+MoneyKind = Literal["refund", "charge"]
+
+
 @dataclass(frozen=True)
 class Movement:
-    kind: str  # "refund" or "charge"
+    kind: MoneyKind
     case_id: str
     amount: Money
     reference: str
@@ -105,7 +109,7 @@ class StandIns:
     def templates(self, case_id: str) -> list[Template]:
         return [m.template for m in self.messages.values() if m.case_id == case_id]
 
-    def _total(self, case_id: str, kind: str) -> int:
+    def _total(self, case_id: str, kind: MoneyKind) -> int:
         return sum(
             m.amount.amount_minor
             for m in self.money.values()
@@ -145,7 +149,7 @@ class StandIns:
     async def charge_customer(self, order: ChargeOrder) -> PaymentConfirmation:
         return self._pay("charge", order.case_id, order.idempotency_key, order.amount)
 
-    def _pay(self, kind: str, case_id: str, key: str, amount: Money) -> PaymentConfirmation:
+    def _pay(self, kind: MoneyKind, case_id: str, key: str, amount: Money) -> PaymentConfirmation:
         paid = self.money.setdefault(key, Movement(kind, case_id, amount, f"standin-{kind}-{key}"))
         if paid.amount != amount:
             raise ApplicationError(
