@@ -13,7 +13,7 @@ import asyncpg
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
-from infra.codec import KeyRing, SealingCodec
+from infra.codec import DataKeys, KeyRing, SealingCodec
 from infra.data_keys import PostgresDataKeys
 from infra.settings import ConfigurationError, Settings
 
@@ -24,9 +24,15 @@ FIXTURE_RECORDING_DATA_CONVERTER = pydantic_data_converter
 
 def sealed_data_converter(ring: KeyRing, pool: asyncpg.Pool) -> DataConverter:
     """Payloads sealed with per-case data keys kept in `pool`'s `data_keys` table."""
+    return data_converter_sealing_with(ring, PostgresDataKeys(pool, ring))
+
+
+def data_converter_sealing_with(ring: KeyRing, data_keys: DataKeys) -> DataConverter:
+    """The same converter over any store of data keys (the fast workflow tests keep
+    theirs in memory: tests/workflows/standins.py)."""
     return dataclasses.replace(
         pydantic_data_converter,
-        payload_codec=SealingCodec(ring, PostgresDataKeys(pool, ring)),
+        payload_codec=SealingCodec(ring, data_keys),
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )
 
