@@ -200,7 +200,7 @@ async def test_r26_duplicate_scans_change_nothing_and_pay_once(
         A.INSPECTION_PASSED,
         A.REFUND_ISSUED,
     ]
-    assert result.seen_message_ids == ["dock-1", "qc-1"]
+    assert list(result.seen_messages) == ["dock-1", "qc-1"]
     assert len(standins.money) == 1
 
 
