@@ -10,7 +10,8 @@ Payloads protobuf as JSON, bytes in base64). Staff only. How the caller proves i
   what they can send is a cookie (`includeCredentials`). An operator stores a staff token
   in that cookie once at `/codec/session`; it is HttpOnly and SameSite=Strict (the UI on
   localhost:8233 and the API on localhost:8000 are the same site, another site's page
-  never sends it).
+  never sends it). The same cookie opens the read-only staff pages (`STAFF_PAGES`: the
+  report page and its plots) in that browser.
 
 CORS lets the UI's origin call the routes from the browser; the preflight carries no
 credentials and is answered before authentication (`api.auth.Authentication` lets it
@@ -49,6 +50,9 @@ CODEC_PATH = "/codec"
 SESSION_PATH = f"{CODEC_PATH}/session"
 SESSION_COOKIE = "aftersales_codec"
 SESSION_LENGTH = timedelta(hours=8)
+# Read-only pages an operator opens in a browser, which cannot send a bearer header: the
+# session cookie proves the caller there too (R24's report page and its plots).
+STAFF_PAGES = ("/reports/page", "/reports/plots/")
 # The headers the Temporal UI sends with a codec request.
 _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
@@ -113,7 +117,7 @@ def codec_app(
             SESSION_COOKIE,
             token.strip(),
             max_age=int(SESSION_LENGTH.total_seconds()),
-            path="/codec",
+            path="/",
             httponly=True,
             samesite="strict",
         )
@@ -132,10 +136,14 @@ def is_codec_preflight(scope: Scope) -> bool:
 
 
 def session_authorization(scope: Scope) -> str | None:
-    """On the codec routes, a request with no Authorization header but the session cookie
-    is checked as if the cookie's token had come as a bearer token: one authentication
-    path, so a wrong token only ever gets 401."""
-    if not scope["path"].startswith(f"{CODEC_PATH}/"):
+    """On the codec routes and the staff pages a browser opens, a request with no
+    Authorization header but the session cookie is checked as if the cookie's token had
+    come as a bearer token: one authentication path, so a wrong token only ever gets 401.
+    Everything else needs the header: the cookie is a browser's convenience, and a page
+    that only reads (GET) is the most a cross-site request could reach with it."""
+    path = scope["path"]
+    on_a_page = scope["method"] == "GET" and path.startswith(STAFF_PAGES)
+    if not (path.startswith(f"{CODEC_PATH}/") or on_a_page):
         return None
     token = cookie_parser(Headers(scope=scope).get("cookie", "")).get(SESSION_COOKIE)
     return f"Bearer {token}" if token else None
@@ -173,9 +181,10 @@ def _answer(payloads: Sequence[Payload]) -> Response:
 
 
 _SESSION_FORM = f"""<!doctype html>
-<title>aftersales: read cases in the Temporal UI</title>
+<title>aftersales: staff session in this browser</title>
 <form method="post" action="/codec/session">
-  <p>Staff token, for the Temporal UI to decode cases through this codec server:</p>
+  <p>Staff token, for the Temporal UI to decode cases through this codec server and for
+  the report page:</p>
   <input type="password" name="token" autocomplete="off" required>
   <button>Keep for {escape(str(SESSION_LENGTH))}</button>
 </form>
@@ -183,5 +192,6 @@ _SESSION_FORM = f"""<!doctype html>
 _SESSION_OPENED = """<!doctype html>
 <title>aftersales: codec session</title>
 <p>Kept. In the Temporal UI's codec server settings, tick "Include cross-origin
-credentials"; its pages then show cases decoded.</p>
+credentials"; its pages then show cases decoded. The report page (R24) opens in this
+browser too: <a href="/reports/page">/reports/page</a>.</p>
 """

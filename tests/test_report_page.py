@@ -89,6 +89,29 @@ async def test_r24_each_plot_renders_as_png_and_svg(
     assert (await api.get("/reports/page", headers=as_role("service"))).status_code == 403
 
 
+async def test_r24_a_staff_session_cookie_opens_the_report_page_and_nothing_else(
+    api: httpx.AsyncClient, flagged_sku: str
+) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    token = IDENTITIES.token("quality-lead", Role.SUPERVISOR)
+    kept = await api.post("/codec/session", content=f"token={token}", headers=form)
+    assert kept.status_code == 200
+    assert "Path=/" in kept.headers["set-cookie"]
+    # The client now sends the cookie and no Authorization header.
+    page = await api.get("/reports/page", params={"sku": flagged_sku})
+    plot = await api.get("/reports/plots/reasons.svg", params={"sku": flagged_sku})
+    # Only those read-only pages: the API's data and every write still need the header.
+    report = await api.get("/reports", params={"sku": flagged_sku})
+    cases = await api.get("/cases")
+    write = await api.post("/deliveries", json={"rows": []})
+    assert page.status_code == 200
+    assert "Flagged batches" in page.text
+    assert plot.status_code == 200
+    assert (report.status_code, cases.status_code, write.status_code) == (401, 401, 401)
+    api.cookies.clear()
+    assert (await api.get("/reports/page")).status_code == 401
+
+
 async def test_r24_the_report_page_shows_the_flagged_batch_and_its_plots_in_a_browser(
     dev_env: WorkflowEnvironment, pool: asyncpg.Pool, flagged_sku: str, tmp_path: Path
 ) -> None:
@@ -101,10 +124,16 @@ async def test_r24_the_report_page_shows_the_flagged_batch_and_its_plots_in_a_br
     serving = asyncio.create_task(server.serve())
     try:
         async with _devtools(chromium, tmp_path / "profile") as page:
-            await page.call("Network.enable")
+            # What an operator does (README): keep a staff token at /codec/session once;
+            # the browser then opens the page with that session cookie, no header.
             token = IDENTITIES.token("quality-lead", Role.SUPERVISOR)
-            await page.call("Network.setExtraHTTPHeaders",
-                            headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            await page.call("Page.navigate", url=f"http://127.0.0.1:{port}/codec/session")
+            await eventually(page.text, lambda shown: "Staff token" in shown)
+            await page.call("Runtime.evaluate", expression=(
+                f"document.querySelector('input[name=token]').value = '{token}';"
+                "document.querySelector('form').submit();"
+            ))  # fmt: skip
+            await eventually(page.text, lambda shown: "Kept." in shown)
             await page.call("Emulation.setDeviceMetricsOverride", width=1400, height=1800,
                             deviceScaleFactor=1, mobile=False)  # fmt: skip
             url = f"http://127.0.0.1:{port}/reports/page?sku={flagged_sku}"
