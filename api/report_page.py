@@ -38,8 +38,22 @@ def _nothing_yet(axes: Axes) -> None:
               transform=axes.transAxes)  # fmt: skip
 
 
-def _return_rates(report: Report, figure: Figure) -> None:
+def _bars(
+    figure: Figure, labels: list[str], values: list[float], colours: list[str] | str,
+    *, title: str, xlabel: str,
+) -> Axes:  # fmt: skip
+    """Horizontal bars, the first on top."""
     axes = figure.subplots()
+    axes.barh(labels, values, color=colours)
+    axes.invert_yaxis()
+    axes.set_xlabel(xlabel)
+    axes.set_title(title)
+    if not labels:
+        _nothing_yet(axes)
+    return axes
+
+
+def _return_rates(report: Report, figure: Figure) -> None:
     flagged = {(f.sku, f.batch) for f in report.flagged_batches}
     rows = [r for r in report.by_batch if r.rate is not None]
     # The flagged first, then the highest rates: what a person looks at first.
@@ -47,38 +61,25 @@ def _return_rates(report: Report, figure: Figure) -> None:
     rows = rows[:MAX_BARS]
     labels = [f"{r.sku}/{r.batch}" for r in rows]
     colours = [FLAGGED_COLOUR if (r.sku, r.batch) in flagged else NORMAL_COLOUR for r in rows]
-    axes.barh(labels, [100 * (r.rate or 0) for r in rows], color=colours)
-    axes.invert_yaxis()
-    axes.set_xlabel("returned units per 100 delivered (red: flagged by the batch alarm)")
-    axes.set_title("Return rate by batch")
-    if not rows:
-        _nothing_yet(axes)
+    _bars(figure, labels, [100 * (r.rate or 0) for r in rows], colours,
+          title="Return rate by batch",
+          xlabel="returned units per 100 delivered (red: flagged by the batch alarm)")  # fmt: skip
 
 
 def _sla(report: Report, figure: Figure) -> None:
-    axes = figure.subplots()
     rows = [r for r in report.sla if r.share_met is not None]
-    labels = [f"{r.rule}: {r.what}" for r in rows]
-    axes.barh(labels, [100 * (r.share_met or 0) for r in rows], color=NORMAL_COLOUR)
-    axes.invert_yaxis()
+    axes = _bars(figure, [f"{r.rule}: {r.what}" for r in rows],
+                 [100 * (r.share_met or 0) for r in rows], NORMAL_COLOUR,
+                 title="SLA compliance per rule", xlabel="% met within the deadline")  # fmt: skip
     axes.set_xlim(0, 100)
-    axes.set_xlabel("% met within the deadline")
-    axes.set_title("SLA compliance per rule")
-    if not rows:
-        _nothing_yet(axes)
 
 
 def _reasons(report: Report, figure: Figure) -> None:
-    axes = figure.subplots()
     counts: dict[str, int] = {}
     for row in report.reasons:
         counts[row.reason] = counts.get(row.reason, 0) + row.cases
-    axes.barh(list(counts), list(counts.values()), color=NORMAL_COLOUR)
-    axes.invert_yaxis()
-    axes.set_xlabel("cases")
-    axes.set_title("Cases by reason")
-    if not counts:
-        _nothing_yet(axes)
+    _bars(figure, list(counts), [float(n) for n in counts.values()], NORMAL_COLOUR,
+          title="Cases by reason", xlabel="cases")  # fmt: skip
 
 
 def _satisfaction_trend(report: Report, figure: Figure) -> None:

@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 
 from domain.case import Channel, Grade, MissingItem
 from domain.claim import ClaimStatus
+from domain.policy import R1JudgedBy
 from domain.refusal import RefusalKind
 from domain.sla import SlaBreach
 from domain.state import CaseStatus, Disposition, EscalationLevel
@@ -137,8 +138,8 @@ class Details(BaseModel):
 class CaseOpenedDetails(Details):
     channel: Channel
     request_id: str
-    # R1: which moment the window was judged by (`requested_at` or `received_at`), and it.
-    r1_judged_by: str | None = None
+    # R1: which moment the window was judged by, and that moment.
+    r1_judged_by: R1JudgedBy | None = None
     r1_judged_at: IsoTime | None = None
 
 

@@ -254,6 +254,28 @@ def compensation_refusal(
     return None
 
 
+def call_limit_refusal(calls_scheduled: int, policy: PolicySettings) -> Refusal | None:
+    """R16: at most the policy's number of calls per case."""
+    if calls_scheduled < policy.max_calls_per_case:
+        return None
+    return Refusal(
+        rule="R16",
+        kind=RefusalKind.CALL_LIMIT_REACHED,
+        text=f"R16: this case already had {calls_scheduled} calls, the most allowed",
+    )
+
+
+def escalation_refusal(current: EscalationLevel) -> Refusal | None:
+    """R18: the ladder ends at the manager."""
+    if current is not EscalationLevel.MANAGER:
+        return None
+    return Refusal(
+        rule="R18",
+        kind=RefusalKind.ALREADY_AT_MANAGER,
+        text="escalation: the case is already at the manager level (R18)",
+    )
+
+
 def escalation_target(current: EscalationLevel, *, major: bool = False) -> EscalationLevel:
     """R18: a case goes up one level; a major complaint goes straight to the manager."""
     if major or current is not EscalationLevel.NONE:

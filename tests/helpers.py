@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
-from temporalio.client import WorkflowHandle, WorkflowHistory
+from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.workflow import UpdateMethodMultiParam
 
 from api.app import create_app
 from domain.case import (
@@ -36,6 +38,7 @@ from workflows.return_case import ReturnCase
 
 # Any: every case kind shares the query, signals and updates of CaseHandlers.
 Handle = WorkflowHandle[Any, CaseState]
+Message = TypeVar("Message")
 
 
 async def open_case(
@@ -53,6 +56,21 @@ async def open_case(
     # The handle the time-skipping client returns is the one whose result() skips time.
     handle: Handle = started
     return handle
+
+
+async def sent_together(
+    handle: Handle,
+    update: UpdateMethodMultiParam[[Any, Message], CaseView],
+    messages: Sequence[Message],
+) -> tuple[list[CaseView], list[WorkflowUpdateFailedError]]:
+    """Send one Update per message at once (a race): the answers applied and refused."""
+    answers = await asyncio.gather(
+        *(handle.execute_update(update, m) for m in messages), return_exceptions=True
+    )
+    applied = [a for a in answers if isinstance(a, CaseView)]
+    refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
+    assert len(applied) + len(refused) == len(messages), answers
+    return applied, refused
 
 
 async def state_when(handle: Handle, accept: Callable[[CaseView], bool]) -> CaseView:

@@ -39,10 +39,9 @@ from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.refusal import RefusalKind
 from domain.state import CaseStatus, EscalationLevel
-from domain.view import CaseView
 from infra.gateway import refused_decision
 from tests.conftest import eur
-from tests.helpers import events, scan, shipped, state_when, under_review
+from tests.helpers import events, scan, sent_together, shipped, state_when, under_review
 from tests.test_disputes_and_surveys import rejected_at_inspection
 from workflows.case_inbox import NOT_APPLIED
 from workflows.return_case import ReturnCase
@@ -104,14 +103,11 @@ async def test_of_two_approvals_sent_together_one_applies_and_the_other_is_refus
             handle = await under_review(
                 time_skipping_env, task_queue, order_id=f"O-two-approvals-{task_queue}-{n}"
             )
-            answers = await asyncio.gather(
-                *(handle.execute_update(ReturnCase.decide, _approval(a)) for a in (1, 2)),
-                return_exceptions=True,
+            applied, refused = await sent_together(
+                handle, ReturnCase.decide, [_approval(a) for a in (1, 2)]
             )
-            applied = [a for a in answers if isinstance(a, CaseView)]
-            refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
-            assert len(applied) == 1, answers
-            assert len(refused) == 1, answers
+            assert len(applied) == 1, refused
+            assert len(refused) == 1, applied
             assert applied[0].status is CaseStatus.AWAITING_SHIP_BACK
             # The validator's refusal, or the case's reason after admitting it.
             assert "awaiting_ship_back" in str(refused[0].cause)
@@ -252,15 +248,11 @@ async def test_calls_sent_together_past_the_r16_cap_are_refused_and_not_schedule
                             purpose="explain") for i in range(4)]  # fmt: skip
     async with running_worker(time_skipping_env.client):
         handle = await under_review(time_skipping_env, task_queue)
-        answers = await asyncio.gather(
-            *(handle.execute_update(ReturnCase.request_call, r) for r in requests),
-            return_exceptions=True,
-        )
+        applied, failed = await sent_together(handle, ReturnCase.request_call, requests)
         after = await handle.query(ReturnCase.state)
-    applied = [a for a in answers if isinstance(a, CaseView)]
-    refused = [a.cause for a in answers if isinstance(a, WorkflowUpdateFailedError)]
-    assert len(applied) == 2, answers
-    assert len(refused) == 2, answers
+    refused = [f.cause for f in failed]
+    assert len(applied) == 2, refused
+    assert len(refused) == 2, applied
     # The validator's refusal, or the case's after admitting it: both name R16.
     assert all(isinstance(r, ApplicationError) and "R16" in r.message for r in refused)
     assert after.calls_scheduled == 3
@@ -279,14 +271,10 @@ async def test_escalations_sent_together_past_the_manager_are_refused(  # R18
                                   reason="upset") for i in range(3)]  # fmt: skip
     async with running_worker(time_skipping_env.client):
         handle = await under_review(time_skipping_env, task_queue)
-        answers = await asyncio.gather(
-            *(handle.execute_update(ReturnCase.escalate, r) for r in requests),
-            return_exceptions=True,
-        )
+        applied, failed = await sent_together(handle, ReturnCase.escalate, requests)
         after = await handle.query(ReturnCase.state)
-    applied = [a for a in answers if isinstance(a, CaseView)]
-    refused = [a.cause for a in answers if isinstance(a, WorkflowUpdateFailedError)]
-    assert len(applied) == 2, answers
+    refused = [f.cause for f in failed]
+    assert len(applied) == 2, refused
     assert [r.message for r in refused if isinstance(r, ApplicationError)] == [
         "escalation: the case is already at the manager level (R18)"
     ]
@@ -338,13 +326,7 @@ async def test_offers_sent_together_answer_what_each_paid_and_refuse_what_paid_n
                                   amount=asked, reason="goodwill")
                 for o in range(OFFERS)
             ]  # fmt: skip
-            answers = await asyncio.gather(
-                *(handle.execute_update(ReturnCase.offer_compensation, o) for o in offers),
-                return_exceptions=True,
-            )
-            applied = [a for a in answers if isinstance(a, CaseView)]
-            refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
-            assert len(applied) + len(refused) == OFFERS, answers
+            applied, refused = await sent_together(handle, ReturnCase.offer_compensation, offers)
             # An applied offer's answer is the case right after it: its payment is the last.
             paid = [view.refunds[-1] for view in applied]
             assert sorted(len(view.refunds) for view in applied) == list(range(1, len(applied) + 1))

@@ -44,6 +44,7 @@ from domain.case import (
 from domain.ledger import LedgerAction, RefundPurpose
 from domain.policy import (
     agent_limit_refusal,
+    escalation_refusal,
     escalation_target,
     refund_limit,
     unapplied_scan_refusal,
@@ -307,18 +308,10 @@ class CaseDesk:
             case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
                 await self._extend(message)
             case CallRequest() if not status.is_closed:
-                if not await self.book.schedule_call(message.purpose):
+                if too_many := await self.book.schedule_call(message.purpose):
                     # Calls admitted together can pass the cap before this one's turn; the
                     # book recorded call_not_scheduled.
-                    self.inbox.not_applied(
-                        message,
-                        Refusal(
-                            rule="R16",
-                            kind=RefusalKind.CALL_LIMIT_REACHED,
-                            text=f"R16: this case already had {state.calls_scheduled} calls, "
-                            "the most allowed",
-                        ),
-                    )
+                    self.inbox.not_applied(message, too_many)
                     return True
                 await self.book.record(
                     LedgerAction.CALL_SCHEDULED,
@@ -327,16 +320,9 @@ class CaseDesk:
                     actor=message.actor,
                     role=message.role.value,
                 )
-            case EscalationRequest() if state.escalation.level is EscalationLevel.MANAGER:
+            case EscalationRequest() if at_the_top := escalation_refusal(state.escalation.level):
                 # Requests admitted together can reach the ladder's top before this one.
-                await self.ignore(
-                    message,
-                    Refusal(
-                        rule="R18",
-                        kind=RefusalKind.ALREADY_AT_MANAGER,
-                        text="escalation: the case is already at the manager level (R18)",
-                    ),
-                )
+                await self.ignore(message, at_the_top)
             case EscalationRequest() if not status.is_closed:
                 # The requester's words go to the ledger only (the reason is shown in the UI).
                 await self.escalate(

@@ -27,9 +27,15 @@ from domain.case import (
     WarehouseScan,
     Withdrawal,
 )
-from domain.policy import agent_limit_refusal, compensation_refusal, refund_limit
+from domain.policy import (
+    agent_limit_refusal,
+    call_limit_refusal,
+    compensation_refusal,
+    escalation_refusal,
+    refund_limit,
+)
 from domain.refusal import Refusal, RefusalKind
-from domain.state import EXTENDABLE, CaseMessage, CaseState, CaseStatus, EscalationLevel
+from domain.state import EXTENDABLE, CaseMessage, CaseState, CaseStatus
 from domain.view import CaseView
 from workflows.case_desk import CaseDesk, rule_of
 from workflows.case_inbox import CaseInbox, refusal_details
@@ -167,14 +173,8 @@ class CaseHandlers:
     def _validate_escalate(self, request: EscalationRequest) -> None:
         _require_staff(request.role)
         self._refuse_if_closed(request)
-        if self._state.escalation.level is EscalationLevel.MANAGER:
-            refuse(
-                Refusal(
-                    rule="R18",
-                    kind=RefusalKind.ALREADY_AT_MANAGER,
-                    text="escalation: the case is already at the manager level (R18)",
-                )
-            )
+        if at_the_top := escalation_refusal(self._state.escalation.level):
+            refuse(at_the_top)
 
     @workflow.update
     async def request_call(self, request: CallRequest) -> CaseView:
@@ -186,15 +186,8 @@ class CaseHandlers:
         _require_staff(request.role)
         state = self._state
         self._refuse_if_closed(request)
-        if state.calls_scheduled >= state.policy.max_calls_per_case:
-            refuse(
-                Refusal(
-                    rule="R16",
-                    kind=RefusalKind.CALL_LIMIT_REACHED,
-                    text=f"R16: this case already had {state.calls_scheduled} calls, "
-                    "the most allowed",
-                )
-            )
+        if too_many := call_limit_refusal(state.calls_scheduled, state.policy):
+            refuse(too_many)
 
     @workflow.update
     async def assign(self, assignment: Assignment) -> CaseView:

@@ -4,7 +4,6 @@ answer again."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -24,9 +23,8 @@ from domain.case import (
 from domain.ledger import LedgerAction as A
 from domain.refusal import RefusalKind
 from domain.state import CaseStatus
-from domain.view import CaseView
 from tests.conftest import a_request, eur
-from tests.helpers import Handle, open_case, photos, scan, state_when, under_review
+from tests.helpers import Handle, open_case, photos, scan, sent_together, state_when, under_review
 from tests.workflows.standins import StandIns
 from workflows.case_inbox import NOT_APPLIED
 from workflows.return_case import ReturnCase
@@ -55,13 +53,10 @@ async def test_r10_of_two_approvals_sent_together_one_applies_and_the_other_is_r
             handle = await under_review(
                 time_skipping_env, task_queue, order_id=f"O-two-approvals-{task_queue}-{n}"
             )
-            answers = await asyncio.gather(
-                *(handle.execute_update(ReturnCase.decide, approval(a)) for a in (1, 2)),
-                return_exceptions=True,
+            applied, refused = await sent_together(
+                handle, ReturnCase.decide, [approval(a) for a in (1, 2)]
             )
-            applied = [a for a in answers if isinstance(a, CaseView)]
-            refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
-            assert (len(applied), len(refused)) == (1, 1), answers
+            assert (len(applied), len(refused)) == (1, 1), (applied, refused)
             assert applied[0].status is CaseStatus.AWAITING_SHIP_BACK
             assert "awaiting_ship_back" in str(refused[0].cause)
             assert standins.actions(handle.id).count(A.APPROVED) == 1

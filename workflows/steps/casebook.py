@@ -12,7 +12,8 @@ from temporalio import workflow
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
 from domain.ledger import Ledger, LedgerAction, check_ledger, checked_details
-from domain.policy import next_contact_slot
+from domain.policy import call_limit_refusal, next_contact_slot
+from domain.refusal import Refusal
 from domain.state import MERCHANT_SIDE, CaseState, CaseStatus, EscalationLevel
 from workflows import search_attributes as sa
 from workflows.steps.outside import call_local
@@ -109,23 +110,23 @@ class CaseBook:
         state = self.state
         return next_contact_slot(due, state.request.customer.time_zone, state.policy.message_hours)
 
-    async def schedule_call(self, purpose: str) -> bool:
+    async def schedule_call(self, purpose: str) -> Refusal | None:
         """R16: calls only inside call hours, and at most the policy's number per case.
-        False (and `call_not_scheduled` recorded) once the case had its most."""
+        Once the case had its most: `call_not_scheduled` recorded, and the refusal."""
         state = self.state
-        if state.calls_scheduled >= state.policy.max_calls_per_case:
+        if too_many := call_limit_refusal(state.calls_scheduled, state.policy):
             await self.record(
                 LedgerAction.CALL_NOT_SCHEDULED,
                 rule="R16",
                 reason=f"{purpose}: already {state.calls_scheduled} calls, the most per case",
             )
-            return False
+            return too_many
         at = next_contact_slot(
             workflow.now(), state.request.customer.time_zone, state.policy.call_hours
         )
         state.calls_scheduled += 1
         await self.notify(Template.AGENT_CALL, due_at=at, purpose=purpose)
-        return True
+        return None
 
     async def notify(
         self, template: Template, *, due_at: datetime | None = None, **params: str
