@@ -198,7 +198,7 @@ async def _sections(
         conn.transaction(isolation="repeatable_read", readonly=True),
     ):
         await conn.execute(REPORT_SNAPSHOT_SETTINGS)
-        read = ReportReader(conn, filters, rollups=filters.only_dates())
+        read = ReportReader(conn, filters, rollups=filters.rollup_narrowing() is not None)
         timings = {}
         for name, step in _steps(read, policy, now).items():
             started = time.perf_counter()

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -219,6 +219,19 @@ def judge_batches(
 # Free-text filters: any value is allowed and one no case has answers empty (not an error).
 FilterValue = Annotated[str, Field(min_length=1, max_length=64)]
 
+# The case's fields the report's rollups are also kept by, one at a time (migration 015).
+NarrowedBy = Literal["category", "channel", "kind", "reason"]
+NARROWING_FIELDS: tuple[NarrowedBy, ...] = ("category", "channel", "kind", "reason")
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """Which rows of a rollup a report reads: `by` "all" (`to` empty) for every case, or
+    one of NARROWING_FIELDS and the value `to` of it."""
+
+    by: Literal["all"] | NarrowedBy
+    to: str
+
 
 class ReportFilters(BaseModel):
     """What a report covers: cases opened (and units delivered) from `from_day` to `to_day`
@@ -237,9 +250,17 @@ class ReportFilters(BaseModel):
     kind: FilterValue | None = None
     reason: FilterValue | None = None
 
-    def only_dates(self) -> bool:
-        """Whether only the date range narrows the report: what its rollups can answer."""
-        return self.model_dump(exclude={"from_day", "to_day"}, exclude_none=True) == {}
+    def rollup_narrowing(self) -> Narrowing | None:
+        """How the report's rollups are narrowed to these filters: a date range with none
+        or one of the fields they are kept by (migration 015); None when more narrows the
+        report, read off the base tables."""
+        fields = self.model_dump(exclude={"from_day", "to_day"}, exclude_none=True)
+        if not fields:
+            return Narrowing(by="all", to="")
+        for field in NARROWING_FIELDS:
+            if fields.keys() == {field}:
+                return Narrowing(by=field, to=fields[field])
+        return None
 
     @model_validator(mode="after")
     def _range_in_order(self) -> ReportFilters:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from domain.analytics import (
     MAX_BREACHES_LISTED,
+    NARROWING_FIELDS,
     RETURNED_KINDS,
     RETURNED_REASONS,
     SLA_CLOCKS,
@@ -22,6 +23,7 @@ from domain.analytics import (
     ClockRule,
     DeliveredUnits,
     MoneyRow,
+    Narrowing,
     ReasonRow,
     Report,
     ReportFilters,
@@ -148,7 +150,7 @@ class AnalyticsStore:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             await conn.execute(REPORT_SNAPSHOT_SETTINGS)
-            read = ReportReader(conn, filters, rollups=filters.only_dates())
+            read = ReportReader(conn, filters, rollups=filters.rollup_narrowing() is not None)
             trend = await read.satisfaction(weekly=True)
             by_sku, by_batch = await read.return_rates()
             return Report(
@@ -180,7 +182,7 @@ class AnalyticsStore:
                returned AS (
                    SELECT sku, batch, sum(units)::bigint AS returns
                    FROM report_units_monthly
-                   WHERE batch IS NOT NULL AND kind = ANY($1::text[])
+                   WHERE narrowed_by = 'all' AND batch IS NOT NULL AND kind = ANY($1::text[])
                          AND reason = ANY($2::text[])
                    GROUP BY sku, batch)
                SELECT d.sku, d.batch, d.units, coalesce(r.returns, 0) AS returns
@@ -341,9 +343,10 @@ def _opened(first: date, last: date, params: list[object]) -> str:
 
 class ReportReader:
     """The report's queries, one connection, one snapshot (REPEATABLE READ): every
-    section counts the same cases. With `rollups` (the filters name only a date range),
-    the sections read migration 014's rollups rather than the cases, ledgers and clocks;
-    they answer the same (tests/test_analytics_rollups.py)."""
+    section counts the same cases. With `rollups` (the filters name a date range and at
+    most one of the fields the rollups are narrowed by), the sections read migrations 014
+    and 015's rollups rather than the cases, ledgers and clocks; they answer the same
+    (tests/test_analytics_rollups.py)."""
 
     def __init__(
         self,
@@ -352,14 +355,47 @@ class ReportReader:
         *,
         rollups: bool,
     ) -> None:
-        if rollups and not filters.only_dates():
-            raise ValueError("the rollups answer a date range only")
+        narrowing = filters.rollup_narrowing()
+        if rollups and narrowing is None:
+            raise ValueError(
+                "the rollups answer a date range narrowed by at most one of "
+                + ", ".join(NARROWING_FIELDS)
+            )
         self._conn = conn
         self._filters = filters
         self._rollups = rollups
+        self._narrowing = narrowing or Narrowing(by="all", to="")
+
+    def _narrowed(self, params: list[object]) -> str:
+        """A rollup's rows kept for the report's narrowing."""
+        params.extend([self._narrowing.by, self._narrowing.to])
+        return f"narrowed_by = ${len(params) - 1} AND narrowed_to = ${len(params)}"
 
     def _rollup_days(self, column: str, params: list[object]) -> str:
-        return _days(column, self._filters.from_day, self._filters.to_day, params)
+        """A per-day rollup's rows for the report's range and narrowing."""
+        narrowed = self._narrowed(params)
+        return (
+            f"{narrowed} AND {_days(column, self._filters.from_day, self._filters.to_day, params)}"
+        )
+
+    def _opened_narrowed(self, first: date, last: date, params: list[object]) -> str:
+        """Cases `c` opened from `first` to `last` with the report's narrowing: a range's
+        partial weeks or months, read off the cases."""
+        opened = _opened(first, last, params)
+        if self._narrowing.by == "all":
+            return opened
+        params.append(self._narrowing.to)
+        return f"{opened} AND c.{self._narrowing.by} = ${len(params)}"
+
+    def _delivered_skus(self, params: list[object]) -> str:
+        """Delivered units `d` of SKUs the report's category holds (any SKU otherwise): as
+        the base query's, a SKU with a case in that category, from the units rollup."""
+        if self._narrowing.by != "category":
+            return "true"
+        params.append(self._narrowing.to)
+        return f"""d.sku IN (SELECT sku FROM report_units_monthly
+                             WHERE narrowed_by = 'category' AND narrowed_to = ${len(params)}
+                                   AND units > 0)"""
 
     async def return_rates(self) -> tuple[list[ReturnRateRow], list[ReturnRateRow]]:
         """Per SKU and per batch, from one pass over the cases and the delivered units (or
@@ -376,15 +412,22 @@ class ReportReader:
             returned = [
                 f"""SELECT sku, batch, units FROM report_units_monthly
                             WHERE kind = ANY($1::text[]) AND reason = ANY($2::text[])
+                                  AND {self._narrowed(params)}
                                   AND {_in_periods("month", months, params)}"""
             ]
             delivered = [
-                f"""SELECT sku, batch, units FROM report_delivered_monthly
-                             WHERE {_in_periods("month", months, params)}"""
+                f"""SELECT sku, batch, units FROM report_delivered_monthly d
+                             WHERE {_in_periods("month", months, params)}
+                                   AND {self._delivered_skus(params)}"""
             ]
             for first, last in edges:
-                returned.append(f"{returned_cases} AND {_opened(first, last, params)}")
-                delivered.append(f"{delivered_days} {_days('d.day', first, last, params)}")
+                returned.append(
+                    f"{returned_cases} AND {self._opened_narrowed(first, last, params)}"
+                )
+                delivered.append(
+                    f"{delivered_days} {_days('d.day', first, last, params)}"
+                    f" AND {self._delivered_skus(params)}"
+                )
         else:
             returned = [f"{returned_cases} AND {_filtered(self._filters, params)}"]
             delivered = [delivered_days + _filtered(self._filters, params, deliveries=True)]
@@ -434,9 +477,12 @@ class ReportReader:
             weeks, edges = _by_whole_periods(self._filters.from_day, self._filters.to_day, _week_of)
             parts = [
                 f"""SELECT kind, reason, hours, cases FROM report_resolve_weekly
-                    WHERE {_in_periods("week", weeks, params)}"""
+                    WHERE {self._narrowed(params)} AND {_in_periods("week", weeks, params)}"""
             ]
-            parts += [f"{closed} AND {_opened(first, last, params)}" for first, last in edges]
+            parts += [
+                f"{closed} AND {self._opened_narrowed(first, last, params)}"
+                for first, last in edges
+            ]
             source = " UNION ALL ".join(parts)
         else:
             source = f"{closed} AND {_filtered(self._filters, params)}"

@@ -44,19 +44,27 @@ async def a_case(
     opened_at: datetime = NOW - timedelta(days=3),
     closed_after: timedelta | None = None,
     root_cause: str | None = None,
+    category: str = "apparel",
+    channel: str = "web",
+    case_id: str | None = None,
 ) -> str:
-    case_id = f"{kind}-O{uuid.uuid4().hex[:10]}-1-r1"
+    case_id = case_id or a_case_id(kind)
     await pool.execute(
         """INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id,
                sku, category, customer_id, status, currency, paid_minor, refund_limit_minor,
                refunded_minor, policy_version, waiting_for, opened_at, closed_at, last_seq,
                updated_at, batch, quantity, root_cause)
-           VALUES ($1, $2, $3, 'web', 'O', '1', 'r1', $4, 'apparel', 'cust-1', 'refunded',
+           VALUES ($1, $2, $3, $10, 'O', '1', 'r1', $4, $11, 'cust-1', 'refunded',
                    'EUR', 5000, 5000, 0, 'test', 'nothing', $5, $6, 1, $5, $7, $8, $9)""",
         case_id, kind, reason, sku, opened_at,
         opened_at + closed_after if closed_after else None, batch, quantity, root_cause,
+        channel, category,
     )  # fmt: skip
     return case_id
+
+
+def a_case_id(kind: str = "return") -> str:
+    return f"{kind}-O{uuid.uuid4().hex[:10]}-1-r1"
 
 
 async def an_event(

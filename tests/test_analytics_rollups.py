@@ -5,6 +5,7 @@ tables answer, on random histories, on real PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import random
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -30,7 +31,7 @@ from infra.analytics import AnalyticsStore, ReportReader
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.test_analytics_data_in import a_sku
-from tests.test_analytics_reports import a_case, an_event
+from tests.test_analytics_reports import a_case, a_case_id, an_event
 
 NOW = datetime.now(UTC)
 # Every action and role a clock starts or ends on, and some no clock cares about.
@@ -156,25 +157,53 @@ def a_moment(rng: random.Random, days: int) -> datetime:
                              microseconds=rng.randint(0, 999_999))  # fmt: skip
 
 
+# The fields a report may narrow the rollups by alone (migration 015), and their values.
+NARROWED_BY: dict[str, list[str]] = {
+    "category": ["apparel", "electronics", "home"],
+    "channel": ["web", "app", "phone_agent"],
+    "kind": ["return", "exchange", "damage_claim"],
+    "reason": ["quality_defect", "wrong_item", "changed_mind", "not_received"],
+}
+
+
+async def reclassified(pool: asyncpg.Pool, rng: random.Random, case_id: str) -> None:
+    """A ledger step rewrites one of the case's fields the rollups are narrowed by."""
+    field = rng.choice(sorted(NARROWED_BY))
+    await pool.execute(
+        f"UPDATE cases SET {field} = $2 WHERE case_id = $1", case_id, rng.choice(NARROWED_BY[field])
+    )
+
+
 async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[str]) -> None:
-    """Cases opened over 60 days, closed or not, re-classified; ledger events (clock
+    """Cases opened over 60 days, closed or not, re-classified (category, channel, kind,
+    reason) between their events and after their answers; some cases' first events
+    written before the case's row, as the opening step writes them; ledger events (clock
     starts and ends, some at a length's edge, R14's updates due at a slot, statuses that
     start R14's clocks and stop R10's and R14's, money); some clocks deleted; carrier
     claims (filed or deadline missed); surveys answered, re-answered or withdrawn; units
-    delivered over 90 days, some totals corrected, some 0."""
+    delivered over 90 days, some totals corrected, some 0. The last SKU has one case, moved
+    out of its category."""
+    *shared, lone = skus
     batches = ["B1", "B2", None]
     for _ in range(60):
         opened = a_moment(rng, 60)
         closed = timedelta(seconds=rng.randint(1, 20 * 86_400)) if rng.random() < 0.7 else None
-        case_id = await a_case(
-            pool, rng.choice(skus), batch=rng.choice(batches), quantity=rng.randint(1, 5),
-            kind=rng.choice(["return", "exchange", "damage_claim"]),
-            reason=rng.choice(["quality_defect", "wrong_item", "changed_mind", "not_received"]),
+        kind = rng.choice(NARROWED_BY["kind"])
+        case_id = a_case_id(kind)
+        case_row = functools.partial(
+            a_case, pool, rng.choice(shared), batch=rng.choice(batches), quantity=rng.randint(1, 5),
+            kind=kind, reason=rng.choice(NARROWED_BY["reason"]),
+            category=rng.choice(NARROWED_BY["category"]),
+            channel=rng.choice(NARROWED_BY["channel"]),
             opened_at=opened, closed_after=closed,
-            root_cause=rng.choice([None, "picking_error", "supplier_defect"]),
+            root_cause=rng.choice([None, "picking_error", "supplier_defect"]), case_id=case_id,
         )  # fmt: skip
+        events = rng.randint(1, 8)
+        row_after = rng.randint(1, events) if rng.random() < 0.2 else 0
+        if not row_after:
+            await case_row()
         at = opened
-        for seq in range(1, rng.randint(1, 8) + 1):
+        for seq in range(1, events + 1):
             action = rng.choice(MONEY_ACTIONS if rng.random() < 0.3 else ACTIONS)
             details: dict[str, object] | None = None
             if action in MONEY_ACTIONS:
@@ -186,6 +215,10 @@ async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[st
                 details = {"due_at": slot.isoformat()}
             await an_event(pool, case_id, seq, action, at, role=rng.choice(ROLES),
                            details=details, status=rng.choice(STATUSES))  # fmt: skip
+            if seq == row_after:
+                await case_row()
+            elif seq > row_after and rng.random() < 0.15:
+                await reclassified(pool, rng, case_id)
             if rng.random() < 0.3:  # at a length's edge: on it, within R14's grace, past it
                 at += timedelta(hours=rng.choice([24, 48]), seconds=rng.choice([0, 30, 60, 61]))
             else:
@@ -231,6 +264,11 @@ async def random_histories(pool: asyncpg.Pool, rng: random.Random, skus: list[st
                 )  # fmt: skip
             elif change < 0.3:
                 await pool.execute("DELETE FROM surveys WHERE case_id = $1", case_id)
+        if rng.random() < 0.3:  # with its clocks, money and answers
+            await reclassified(pool, rng, case_id)
+    # The category no longer holds the lone SKU, nor its delivered units.
+    lone_case = await a_case(pool, lone, category="home", opened_at=a_moment(rng, 60))
+    await pool.execute("UPDATE cases SET category = 'apparel' WHERE case_id = $1", lone_case)
     # Clocks deleted (as a backfill that follows events again does first) leave the
     # rollups with the rows they summed.
     ended = await pool.fetch(
@@ -276,7 +314,7 @@ async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
     pool: asyncpg.Pool, seed: int
 ) -> None:
     rng = random.Random(seed)
-    await random_histories(pool, rng, [a_sku(), a_sku()])
+    await random_histories(pool, rng, [a_sku(), a_sku(), a_sku()])
     settings: PolicySettings = load_policy_file(DEFAULT_POLICY_FILE).resolve("general")
     start = EPOCH.date()
     ranges: list[tuple[date | None, date | None]] = [
@@ -286,12 +324,16 @@ async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
     for _ in range(6):  # any start and end: whole weeks inside or none, partial ones about
         since = start + timedelta(days=rng.randint(-2, 60))
         ranges.append((since, since + timedelta(days=rng.randint(0, 40))))
+    # Unnarrowed, and by each field alone (a value no case has among them).
+    narrowings: list[dict[str, str]] = [{}, {"category": "no-such-category"}]
+    narrowings += [{field: value} for field, values in NARROWED_BY.items() for value in values]
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         for first, last in ranges:
-            filters = ReportFilters(from_day=first, to_day=last)
-            from_rollups = await sections(conn, filters, settings, rollups=True)
-            from_base = await sections(conn, filters, settings, rollups=False)
-            assert from_rollups == from_base, (first, last)
+            for narrowing in narrowings:
+                filters = ReportFilters(from_day=first, to_day=last, **narrowing)
+                from_rollups = await sections(conn, filters, settings, rollups=True)
+                from_base = await sections(conn, filters, settings, rollups=False)
+                assert from_rollups == from_base, (first, last, narrowing)
         whole = await sections(conn, ReportFilters(from_day=start), settings, rollups=True)
         # The batch alarm's counts, all time, from the rollups: as from the base tables.
         reference = await conn.fetch(
@@ -315,7 +357,9 @@ async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
     assert sum(row.met + row.breached for row in whole["sla"]) >= 20  # type: ignore[attr-defined]
     kept = {
         (r["clock"], r["stopped"], r["late"] is not None)
-        for r in await pool.fetch("SELECT * FROM report_sla_daily WHERE clocks > 0")
+        for r in await pool.fetch(
+            "SELECT * FROM report_sla_daily WHERE clocks > 0 AND narrowed_by = 'all'"
+        )
     }
     assert {
         (SlaClock.FOLLOW_UP, False, True),  # R14: an update, due at its slot
@@ -326,9 +370,13 @@ async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
     } <= kept
 
 
-async def test_r24_a_report_narrowed_by_more_than_dates_does_not_read_the_rollups(
-    pool: asyncpg.Pool,
+@pytest.mark.parametrize(
+    "narrowed",
+    [{"kind": "return", "reason": "wrong_item"}, {"sku": "SKU-1"}, {"batch": "B1"}],
+)
+async def test_r24_a_report_narrowed_by_two_fields_or_a_sku_does_not_read_the_rollups(
+    pool: asyncpg.Pool, narrowed: dict[str, str]
 ) -> None:
     async with pool.acquire() as conn:
-        with pytest.raises(ValueError, match="date range only"):
-            ReportReader(conn, ReportFilters(kind="return"), rollups=True)
+        with pytest.raises(ValueError, match="at most one of category, channel, kind, reason"):
+            ReportReader(conn, ReportFilters(**narrowed), rollups=True)
