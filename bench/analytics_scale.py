@@ -31,6 +31,7 @@ CASES = 1_000_000
 SKUS, BATCHES, DAYS = 2_000, 10, 30  # 600,000 day totals, 10,000,000 units
 RUNS = 3
 OPENINGS = 9_000  # a multiple of 3: whole cases of three ledger events
+WRITERS = 8  # concurrent openings, for the rollups' hot rows
 OUT = Path(__file__).parent / "analytics_results.json"
 
 # Migration 014's rollup triggers, off while the data is generated in one transaction and
@@ -125,24 +126,28 @@ async def _one_transaction_each(pool: asyncpg.Pool, statement: str, rows: list[A
             await conn.execute(statement, *row)
 
 
-async def _opening_rows_per_s(pool: asyncpg.Pool, prefix: str) -> float:
-    """The read model's row of a newly opened case, one transaction each (as each case's
-    first ledger step writes it), OPENINGS of them."""
-    rows = [
-        (f"return-{prefix}{n}-1-r1", f"{prefix}{n}", f"SKU-{n % SKUS}", f"LOT-{n % BATCHES}")
-        for n in range(OPENINGS)
-    ]
-    started = time.perf_counter()
-    await _one_transaction_each(
-        pool,
-        """INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id,
+# The read model's row of a newly opened case, as the first ledger step writes it.
+_OPEN_CASE = """INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id,
                sku, category, customer_id, status, currency, paid_minor, refund_limit_minor,
                refunded_minor, policy_version, waiting_for, opened_at, last_seq, updated_at,
                batch, quantity)
            VALUES ($1, 'return', 'quality_defect', 'web', $2, '1', 'r1', $3, 'apparel', 'c',
                    'requested', 'EUR', 5000, 5000, 0, 'bench', 'review', now(), 1, now(),
-                   $4, 1)""",
-        rows,
+                   $4, 1)"""
+
+
+async def _opening_rows_per_s(pool: asyncpg.Pool, prefix: str, writers: int = 1) -> float:
+    """The read model's row of a newly opened case, one transaction each (as each case's
+    first ledger step writes it), OPENINGS of them, by `writers` connections at once: all
+    opened today for one reason, so every one of them updates the same unnarrowed reasons
+    row (and its narrowed ones), each writer waiting for the last one's commit."""
+    rows = [
+        (f"return-{prefix}{n}-1-r1", f"{prefix}{n}", f"SKU-{n % SKUS}", f"LOT-{n % BATCHES}")
+        for n in range(OPENINGS)
+    ]
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(_one_transaction_each(pool, _OPEN_CASE, rows[w::writers]) for w in range(writers))
     )
     return round(OPENINGS / (time.perf_counter() - started), 1)
 
@@ -258,8 +263,10 @@ async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
         for name in ("everything", "last_30_days", "a_year_one_category")
     }
     with_rollups = await _opening_rows_per_s(pool, "W")
+    concurrent_with_rollups = await _opening_rows_per_s(pool, "X", writers=WRITERS)
     await pool.execute("ALTER TABLE cases DISABLE TRIGGER cases_keep_report_rollups_on_insert")
     without_rollups = await _opening_rows_per_s(pool, "R")
+    concurrent_without_rollups = await _opening_rows_per_s(pool, "Y", writers=WRITERS)
     await pool.execute("DROP INDEX cases_sku_batch_idx")
     without_index = await _opening_rows_per_s(pool, "N")
     events_with_rollups = await _ledger_events_per_s(pool, "W")
@@ -282,6 +289,11 @@ async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
             "without_the_rollups": without_rollups,
             "without_the_rollups_nor_the_index": without_index,
             "rollups_ratio": round(with_rollups / without_rollups, 3),
+            f"{WRITERS}_writers_with_rollups_and_index": concurrent_with_rollups,
+            f"{WRITERS}_writers_without_the_rollups": concurrent_without_rollups,
+            f"{WRITERS}_writers_rollups_ratio": round(
+                concurrent_with_rollups / concurrent_without_rollups, 3
+            ),
         },
         "ledger_events_per_s": {
             "keeping_clocks_and_rollups": events_with_rollups,

@@ -106,7 +106,11 @@ CREATE TABLE report_satisfaction_daily (
 );
 
 -- A case's own rows, `n` times (+1 to add it, -1 to take it out), under each narrowing.
-CREATE OR REPLACE FUNCTION report_count_case(c cases, n integer) RETURNS void LANGUAGE sql AS $$
+-- PL/pgSQL, as the functions below: it keeps its statements' plans for the session, where
+-- a SQL function with several statements plans them on every call (2.5 times the cost of
+-- an opening's rollups in a measurement of 6,000 openings).
+CREATE OR REPLACE FUNCTION report_count_case(c cases, n integer) RETURNS void
+LANGUAGE plpgsql AS $$ BEGIN
     INSERT INTO report_reasons_daily AS r (narrowed_by, narrowed_to, day, reason, root_cause,
                                            cases)
     SELECT f.narrowed_by, f.narrowed_to, report_day(c.opened_at), c.reason, c.root_cause, n
@@ -127,11 +131,12 @@ CREATE OR REPLACE FUNCTION report_count_case(c cases, n integer) RETURNS void LA
     FROM report_narrowings(c) f WHERE c.closed_at IS NOT NULL ORDER BY 1, 2
     ON CONFLICT (narrowed_by, narrowed_to, week, kind, reason, hours)
         DO UPDATE SET cases = r.cases + EXCLUDED.cases;
-$$;
+END $$;
 
 -- What a case's other rows sum to, `n` times, under the case's fields in `c`: its ended
 -- clocks (and its claims'), its money movements and its survey's answers.
-CREATE FUNCTION report_count_case_details(c cases, n integer) RETURNS void LANGUAGE sql AS $$
+CREATE FUNCTION report_count_case_details(c cases, n integer) RETURNS void
+LANGUAGE plpgsql AS $$ BEGIN
     INSERT INTO report_sla_daily AS r (narrowed_by, narrowed_to, clock, day, stopped, late,
                                        hours, clocks)
     SELECT f.narrowed_by, f.narrowed_to, s.clock, report_day(c.opened_at), s.stopped, k.late,
@@ -167,17 +172,15 @@ CREATE FUNCTION report_count_case_details(c cases, n integer) RETURNS void LANGU
     GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (narrowed_by, narrowed_to, day, week, dimension, level)
         DO UPDATE SET answers = r.answers + EXCLUDED.answers;
-$$;
+END $$;
 
 CREATE OR REPLACE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    -- An update takes the old contribution out and puts the new one in. Two writers
-    -- moving two cases between the same rollup rows in opposite directions at once could
-    -- deadlock: PostgreSQL aborts one and its ledger step (an activity) is retried.
-    IF TG_OP = 'UPDATE' THEN
-        PERFORM report_count_case(OLD, -1);
-    END IF;
-    PERFORM report_count_case(NEW, 1);
+    -- An update takes the old contribution out and puts the new one in. The details
+    -- first: the ledger step's event has just summed its clocks and money, so every
+    -- writer takes the rollups' tables in the same order. Two writers moving two cases
+    -- between the same rollup rows in opposite directions at once could still deadlock:
+    -- PostgreSQL aborts one and its ledger step (an activity) is retried.
     IF TG_OP = 'INSERT' THEN
         PERFORM report_count_case_details(NEW, 1);
     ELSIF (OLD.opened_at, OLD.category, OLD.channel, OLD.kind, OLD.reason)
@@ -185,6 +188,10 @@ BEGIN
         PERFORM report_count_case_details(OLD, -1);
         PERFORM report_count_case_details(NEW, 1);
     END IF;
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM report_count_case(OLD, -1);
+    END IF;
+    PERFORM report_count_case(NEW, 1);
     RETURN NULL;
 END $$;
 
