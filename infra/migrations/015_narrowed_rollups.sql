@@ -5,16 +5,24 @@
 -- rows. Two or more of them, or a SKU or batch (on their index), still read the base
 -- tables. docs/analytics.md, Scale, says what this costs each write.
 --
--- A case's kind, reason, category and channel are rewritten by each ledger step from the
--- workflow's state: when they change, the case's clocks, money movements and answers move
--- between the narrowed rows with it (report_count_case_details). For that to count each
--- of them exactly once, every rollup trigger now runs in its statement, not at commit
--- (014's were deferred): a ledger step appends its event, then writes the case's row, as
--- two statements, so an event is summed under the case's fields as they were and then
--- moved with the case's row. An event, clock or answer written before its case's row
--- exists is summed nowhere until that row is inserted, which sums the case's whole past
--- (the opening step writes its event first). A claim's clocks need their claim's row
--- (migration 013 refuses a claim event without it), which always comes after its case's.
+-- A case's kind, reason, category, channel and opening moment come from its opening
+-- request and every ledger step writes them back unchanged; should one change (a backfill,
+-- a correction), the case's clocks, money movements and answers move between the narrowed
+-- rows with it (report_count_case_details). Such a change is sound when no other
+-- transaction writes that case's clocks, money or answers meanwhile (the move sees only
+-- what has committed); report_rollups_rebuild() sums everything afresh otherwise.
+-- For a move to count each of them exactly once, every rollup trigger now runs in its
+-- statement, not at commit (014's were deferred): a ledger step appends its event, then
+-- writes the case's row, as two statements, so an event is summed under the case's
+-- fields as they were and then moved with the case's row. An event, clock or answer
+-- written before its case's row exists is summed nowhere until that row is inserted,
+-- which sums the case's whole past (the opening step writes its event first, in the
+-- same transaction). A claim's clocks need their claim's row (migration 013 refuses a
+-- claim event without it), which always comes after its case's.
+--
+-- Deploying it: the rebuild below runs in the migration's transaction while `cases`,
+-- `sla_clocks`, `case_events` and `surveys` are locked (about 2.5 minutes at 1M cases on
+-- the benchmark's machine): ledger steps wait, and their activities retry, meanwhile.
 
 CREATE DOMAIN report_narrowing AS text
     CHECK (VALUE IN ('all', 'category', 'channel', 'kind', 'reason'));
@@ -133,10 +141,22 @@ LANGUAGE plpgsql AS $$ BEGIN
         DO UPDATE SET cases = r.cases + EXCLUDED.cases;
 END $$;
 
--- What a case's other rows sum to, `n` times, under the case's fields in `c`: its ended
--- clocks (and its claims'), its money movements and its survey's answers.
+-- What a case's other rows sum to, `n` times, under the case's fields in `c`: its money
+-- movements, its ended clocks (and its claims') and its survey's answers; money before
+-- clocks as an event's triggers take them (by name: case_events_keep_report_money, then
+-- case_events_keep_sla_clocks).
 CREATE FUNCTION report_count_case_details(c cases, n integer) RETURNS void
 LANGUAGE plpgsql AS $$ BEGIN
+    INSERT INTO report_money_daily AS r (narrowed_by, narrowed_to, day, action, currency,
+                                         movements, amount_minor)
+    SELECT f.narrowed_by, f.narrowed_to, report_day(c.opened_at), e.action,
+           e.details ->> 'currency', n * count(*), n * sum((e.details ->> 'amount_minor')::bigint)
+    FROM case_events e, report_narrowings(c) f
+    WHERE e.case_id = c.case_id AND e.details ? 'amount_minor'
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT (narrowed_by, narrowed_to, day, action, currency) DO UPDATE
+        SET movements = r.movements + EXCLUDED.movements,
+            amount_minor = r.amount_minor + EXCLUDED.amount_minor;
     INSERT INTO report_sla_daily AS r (narrowed_by, narrowed_to, clock, day, stopped, late,
                                        hours, clocks)
     SELECT f.narrowed_by, f.narrowed_to, s.clock, report_day(c.opened_at), s.stopped, k.late,
@@ -150,16 +170,6 @@ LANGUAGE plpgsql AS $$ BEGIN
     GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7
     ON CONFLICT (narrowed_by, narrowed_to, clock, day, stopped, late, hours)
         DO UPDATE SET clocks = r.clocks + EXCLUDED.clocks;
-    INSERT INTO report_money_daily AS r (narrowed_by, narrowed_to, day, action, currency,
-                                         movements, amount_minor)
-    SELECT f.narrowed_by, f.narrowed_to, report_day(c.opened_at), e.action,
-           e.details ->> 'currency', n * count(*), n * sum((e.details ->> 'amount_minor')::bigint)
-    FROM case_events e, report_narrowings(c) f
-    WHERE e.case_id = c.case_id AND e.details ? 'amount_minor'
-    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-    ON CONFLICT (narrowed_by, narrowed_to, day, action, currency) DO UPDATE
-        SET movements = r.movements + EXCLUDED.movements,
-            amount_minor = r.amount_minor + EXCLUDED.amount_minor;
     INSERT INTO report_satisfaction_daily AS r (narrowed_by, narrowed_to, day, week, dimension,
                                                 level, answers)
     SELECT f.narrowed_by, f.narrowed_to, report_day(c.opened_at), report_week(s.answered_at),
@@ -177,8 +187,7 @@ END $$;
 CREATE OR REPLACE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- An update takes the old contribution out and puts the new one in. The details
-    -- first: the ledger step's event has just summed its clocks and money, so every
-    -- writer takes the rollups' tables in the same order. Two writers moving two cases
+    -- first, in the order an event's triggers take them, then the case's own rows. Two writers moving two cases
     -- between the same rollup rows in opposite directions at once could still deadlock:
     -- PostgreSQL aborts one and its ledger step (an activity) is retried.
     IF TG_OP = 'INSERT' THEN
