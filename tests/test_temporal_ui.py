@@ -166,7 +166,12 @@ async def test_an_operator_reads_a_sealed_case_decoded_in_the_ui(
     tmp_path: Path,
 ) -> None:
     chromium = _chromium()
-    ui_port, api_port = _free_port(), _free_port()
+    # The API's socket is bound before the dev server starts, so none of its processes
+    # can take the port in between (a free port found and let go once was).
+    api_socket = socket.socket()
+    api_socket.bind(("127.0.0.1", 0))
+    api_port = api_socket.getsockname()[1]
+    ui_port = _free_port()
     env = await start_dev_server(
         data_converter=data_converter, port=_free_port(), ui=True, ui_port=ui_port,
         ui_codec_endpoint=f"http://localhost:{api_port}/codec",
@@ -177,7 +182,7 @@ async def test_an_operator_reads_a_sealed_case_decoded_in_the_ui(
                    codec_origins=[f"http://localhost:{ui_port}"]),
         host="127.0.0.1", port=api_port, log_level="warning",
     ))  # fmt: skip
-    serving = asyncio.create_task(api.serve())
+    serving = asyncio.create_task(api.serve(sockets=[api_socket]))
     now = datetime.now(UTC)
     request = a_request(delivered_at=now - timedelta(days=1), requested_after=timedelta(days=1))
     marker = f"cust-UI-{uuid.uuid4().hex[:8]}"
