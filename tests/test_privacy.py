@@ -25,7 +25,7 @@ from tests.helpers import as_role
 # Every table that may hold personal data (infra/migrations).
 PERSONAL_TABLES = (
     "cases", "case_events", "case_requests", "refused_inputs", "notifications", "surveys",
-    "scans", "unmatched_scans",
+    "scans", "unmatched_scans", "case_notes", "case_tracking_numbers",
 )  # fmt: skip
 
 
@@ -42,6 +42,7 @@ class Markers:
     agent_reason: str
     scan_photo: str
     survey_comment: str
+    staff_note: str
 
     @classmethod
     def fresh(cls) -> Markers:
@@ -56,6 +57,7 @@ class Markers:
             agent_reason=f"agent-reason-{tag}",
             scan_photo=f"https://scans.example/{tag}.jpg",
             survey_comment=f"comment-{tag}",
+            staff_note=f"staff-note-{tag}",
         )
 
     def all(self) -> list[str]:
@@ -172,9 +174,15 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     refused = await api.post("/cases", json=opening(markers) | {"paid": "lots"},
                              headers=as_role("service"))  # fmt: skip
     assert refused.status_code == 422
+    note = {"note_id": "n-1", "body": f"customer called: {markers.staff_note}"}
+    noted = await api.post(f"/cases/{case_id}/notes", json=note,
+                           headers=as_role("agent", "agent-ann"))  # fmt: skip
+    assert noted.status_code == 201, noted.text
+    tracked = "SELECT count(*) FROM case_tracking_numbers WHERE case_id = $1"
+    assert await pool.fetchval(tracked, case_id) == 1  # its keyed hash, never the number
     before = await where_found(pool, markers)
     assert set(before) >= {"cases", "case_events", "case_requests", "refused_inputs",
-                           "notifications", "surveys", "scans"}, before  # fmt: skip
+                           "notifications", "surveys", "scans", "case_notes"}, before  # fmt: skip
     trail, paid = await audit_trail(pool, case_id), await money(pool, case_id)
     assert [m[3] for m in paid if m[2] == "refund"] == [5990]
 
@@ -184,6 +192,15 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     assert erased.status_code == 200, erased.text
     assert erased.json() == {"cases": [case_id], "data_keys_destroyed": 1}
     assert await where_found(pool, markers) == {}
+    assert await pool.fetchval(tracked, case_id) == 0
+    # The note stays in the trail under its author, its words removed.
+    [kept_note] = await pool.fetch(
+        "SELECT author, body, redacted_at FROM case_notes WHERE case_id = $1", case_id
+    )
+    assert (kept_note["author"], kept_note["body"]) == (
+        "agent-ann", "[erased on the customer's request]",
+    )  # fmt: skip
+    assert kept_note["redacted_at"] is not None
     # The audit trail keeps its rows, actions and times, and records the erasure itself.
     after = await audit_trail(pool, case_id)
     assert after[:-1] == trail
