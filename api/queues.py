@@ -168,10 +168,11 @@ def queues_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
         narrowed: Filters,
         cursor: PageCursor = None,
         limit: Limit = PAGE_SIZE,
-        count: bool = True,
+        count: bool = False,
     ) -> CasePage:
         """One queue for the caller, soonest deadline first, narrowed by the same filters
-        as `GET /cases`; `next_cursor` for the next page, `total` the queue's count."""
+        as `GET /cases`; `next_cursor` for the next page; `count=true` adds `total`, the
+        matches' count now (`GET /queues` has every queue's count at once)."""
         return await gateway.queues.queue(
             queue,
             _viewer(caller),

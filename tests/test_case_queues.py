@@ -25,6 +25,7 @@ from domain.policy_settings import PolicySettings
 from domain.queues import CUSTOMER_SIDE, NEEDS_DECISION, Queue
 from domain.sla import SlaBreach, SlaClock
 from domain.state import CaseState, CaseStatus, Escalation, EscalationLevel
+from infra import case_queues
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
@@ -230,7 +231,8 @@ async def test_each_queue_holds_the_open_cases_it_names(
     api: httpx.AsyncClient, cases: Cases, queue: Queue
 ) -> None:
     answer = await api.get(
-        f"/queues/{queue.value}?sku={cases.sku}&limit=500", headers=as_role("supervisor", "ann")
+        f"/queues/{queue.value}?sku={cases.sku}&limit=500&count=true",
+        headers=as_role("supervisor", "ann"),
     )
     assert answer.status_code == 200, answer.text
     page = answer.json()
@@ -270,7 +272,8 @@ async def test_queue_counts_match_the_queues_lists(
     assert counts.status_code == 200, counts.text
     assert set(counts.json()["counts"]) == {q.value for q in Queue}
     for queue in Queue:
-        page = await api.get(f"/queues/{queue.value}?limit=1", headers=as_role(role, "ann"))
+        page = await api.get(f"/queues/{queue.value}?limit=1&count=true",
+                             headers=as_role(role, "ann"))  # fmt: skip
         assert page.json()["total"] == counts.json()["counts"][queue.value], queue
     total = await api.get("/cases?open=true&assignee=ann&count=true&limit=1",
                           headers=as_role(role, "ann"))  # fmt: skip
@@ -377,3 +380,26 @@ async def test_a_ledger_step_moves_a_case_between_queues(
                                                  "closed_at": NOW}), seq=3)  # fmt: skip
     assert await queue_of(Queue.ASSIGNED_TO_ME) == set()
     assert await queue_of(Queue.NEEDS_DECISION) == set()
+
+
+async def test_shared_counts_are_taken_once_for_a_moment_and_mine_live(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counts every viewer shares are taken at most once per SHARED_COUNTS_TTL_S (their
+    `at` says when); "assigned to me" is the viewer's own and always current."""
+    rng = random.Random(5)
+    sku = f"Q-{uuid.uuid4().hex[:10]}"
+    headers = as_role("agent", "ann")
+    first = (await api.get("/queues", headers=headers)).json()
+    state = a_state(rng, sku).model_copy(
+        update={"status": CaseStatus.UNDER_REVIEW, "closed_at": None, "assigned_agent": "ann"}
+    )
+    await record(pool, state)
+    cached = (await api.get("/queues", headers=headers)).json()
+    monkeypatch.setattr(case_queues, "SHARED_COUNTS_TTL_S", 0.0)
+    fresh = (await api.get("/queues", headers=headers)).json()
+    assert cached["at"] == first["at"]
+    assert cached["counts"]["needs_decision"] == first["counts"]["needs_decision"]
+    assert cached["counts"]["assigned_to_me"] == first["counts"]["assigned_to_me"] + 1
+    assert fresh["at"] > first["at"]
+    assert fresh["counts"]["needs_decision"] == first["counts"]["needs_decision"] + 1
