@@ -38,9 +38,11 @@ from tests.identities import IDENTITIES
 OPEN_CASES = 100_000
 CLOSED_CASES = 200_000
 OPERATORS = 20
-ROUNDS = 12  # per operator; each round is 12 requests
+# Per operator; each round is 12 requests.
+ROUNDS_WORKING, ROUNDS_SATURATED = 6, 12
+THINK_S = 1.0
 AGENTS = 40
-STEPS = 1_000  # ledger steps timed with, then without, migration 016's indexes
+STEPS = 500  # ledger steps timed with, then without, migration 016's indexes (twice)
 OUT = Path(__file__).parent / "desk_queues_results.json"
 OPEN_STATUSES = [
     "under_review", "awaiting_evidence", "awaiting_ship_back", "in_return_transit",
@@ -156,37 +158,56 @@ def _percentiles(taken: list[float]) -> dict[str, float]:
             "p99_ms": round(cuts[98], 1), "n": len(taken)}  # fmt: skip
 
 
-async def operator(stack: Stack, timings: Timings, n: int) -> None:
+async def operator(stack: Stack, timings: Timings, n: int, *, rounds: int, think_s: float) -> None:
     """One person's loop: queues and counts, the next page of one, a filtered list, a
-    search, then a case's ledger and the case itself (the plain `GET /cases/{id}`)."""
+    search, then a case's ledger and the case itself (the plain `GET /cases/{id}`), with
+    `think_s` (0.5 to 1.5 times it) between two requests."""
     rng = random.Random(n)
     role = Role.SUPERVISOR if n % 4 == 0 else Role.AGENT
     headers = IDENTITIES.bearer(role, f"agent-{n}")
-    for _ in range(ROUNDS):
-        await timings.get(stack, "GET /queues (counts)", "/queues", headers)
+
+    async def get(route: str, url: str) -> Any:
+        answer = await timings.get(stack, route, url, headers)
+        if think_s:
+            await asyncio.sleep(think_s * rng.uniform(0.5, 1.5))
+        return answer
+
+    for _ in range(rounds):
+        await get("GET /queues (counts)", "/queues")
         for queue in Queue:
-            page = await timings.get(
-                stack, f"GET /queues/{queue.value}", f"/queues/{queue.value}?limit=50", headers
-            )
+            page = await get(f"GET /queues/{queue.value}", f"/queues/{queue.value}?limit=50")
             if queue is Queue.UNASSIGNED and page["next_cursor"]:
-                await timings.get(stack, "GET /queues/{queue} (page 2)",
-                                  f"/queues/{queue.value}?limit=50&cursor="
-                                  f"{page['next_cursor']}", headers)  # fmt: skip
-        await timings.get(
-            stack, "GET /cases (filtered)",
+                following = f"/queues/{queue.value}?limit=50&cursor={page['next_cursor']}"
+                await get("GET /queues/{queue} (page 2)", following)
+        await get(
+            "GET /cases (filtered)",
             "/cases?status=under_review,awaiting_inspection&carrier=DHL&open=true"
-            "&sort=next_deadline&limit=50", headers,
-        )  # fmt: skip
+            "&sort=next_deadline&limit=50",
+        )
         order_id = f"D{rng.randint(1, OPEN_CASES)}"
         case_id = f"return-{order_id}-1-r1"
-        await timings.get(stack, "GET /cases?search", f"/cases?search={order_id}", headers)
-        await timings.get(stack, "GET /cases/{id}/ledger", f"/cases/{case_id}/ledger", headers)
-        await timings.get(stack, "GET /cases/{id}", f"/cases/{case_id}", headers)
+        await get("GET /cases?search", f"/cases?search={order_id}")
+        await get("GET /cases/{id}/ledger", f"/cases/{case_id}/ledger")
+        await get("GET /cases/{id}", f"/cases/{case_id}")
 
 
-async def ledger_step_ms(pool: asyncpg.Pool, first_seq: int) -> float:
-    """The mean of STEPS real ledger steps, each on another open case, moving its status,
-    next deadline and assignee (so every index that holds them is written)."""
+async def team(stack: Stack, *, rounds: int, think_s: float) -> dict[str, Any]:
+    """OPERATORS people at once; their latencies per route and the rate they made."""
+    timings = Timings()
+    started = time.perf_counter()
+    await asyncio.gather(
+        *(operator(stack, timings, n, rounds=rounds, think_s=think_s) for n in range(OPERATORS))
+    )
+    elapsed = time.perf_counter() - started
+    requests = sum(len(v) for v in timings.server.values())
+    return {"think_s": think_s, "requests": requests,
+            "requests_per_s": round(requests / elapsed, 1),
+            "server_side_latency": timings.summary()}  # fmt: skip
+
+
+async def ledger_steps_ms(pool: asyncpg.Pool, first_seq: int) -> list[float]:
+    """STEPS real ledger steps, each on another open case, moving its status, next
+    deadline and assignee (so every index that holds them is written)."""
     ledger = LedgerActivities(pool)
     rng = random.Random(first_seq)
     taken = []
@@ -203,39 +224,48 @@ async def ledger_step_ms(pool: asyncpg.Pool, first_seq: int) -> float:
         started = time.perf_counter()
         await ledger.record_step(entry)
         taken.append((time.perf_counter() - started) * 1000)
-    return round(statistics.mean(taken), 3)
+    return taken
 
 
 async def write_cost(pool: asyncpg.Pool) -> dict[str, float]:
-    with_indexes = await ledger_step_ms(pool, 100)
-    definitions = await pool.fetch(
-        "SELECT indexdef FROM pg_indexes WHERE indexname = ANY($1)", QUEUE_INDEXES
-    )
-    await pool.execute(f"DROP INDEX {', '.join(QUEUE_INDEXES)}")
-    without = await ledger_step_ms(pool, 100 + STEPS)
-    for row in definitions:
-        await pool.execute(row["indexdef"])
-    return {"ledger_step_ms_with_queue_indexes": with_indexes,
-            "ledger_step_ms_without": without}  # fmt: skip
+    """The ledger step's median with and without migration 016's indexes, alternated
+    (with, without, with, without) so the machine's other load falls on both alike."""
+    definitions = [
+        row["indexdef"]
+        for row in await pool.fetch(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = ANY($1)", QUEUE_INDEXES
+        )
+    ]
+    with_indexes: list[float] = []
+    without: list[float] = []
+    seq = 100
+    for _ in range(2):
+        with_indexes += await ledger_steps_ms(pool, seq)
+        await pool.execute(f"DROP INDEX {', '.join(QUEUE_INDEXES)}")
+        without += await ledger_steps_ms(pool, seq + STEPS)
+        for definition in definitions:
+            await pool.execute(definition)
+        seq += 2 * STEPS
+    return {"ledger_step_median_ms_with_queue_indexes": round(statistics.median(with_indexes), 3),
+            "ledger_step_median_ms_without": round(statistics.median(without), 3),
+            "steps_each": len(without)}  # fmt: skip
 
 
 async def main() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         async with running_stack(Path(folder)) as stack:
             generated_s = await generate(stack.pool)
-            timings = Timings()
             # A warm-up round: the API's first requests build its caches and pools.
-            await operator(stack, Timings(), 999)
-            started = time.perf_counter()
-            await asyncio.gather(*(operator(stack, timings, n) for n in range(OPERATORS)))
-            elapsed = time.perf_counter() - started
+            await operator(stack, Timings(), 999, rounds=1, think_s=0)
+            # People at work: a page, a second or so to read it, the next.
+            working = await team(stack, rounds=ROUNDS_WORKING, think_s=THINK_S)
+            # Saturation: every operator's next request as soon as the last answered.
+            saturated = await team(stack, rounds=ROUNDS_SATURATED, think_s=0)
             cost = await write_cost(stack.pool)
-    requests = sum(len(v) for v in timings.server.values())
     results = {
         "open_cases": OPEN_CASES, "closed_cases": CLOSED_CASES, "operators": OPERATORS,
-        "generated_s": round(generated_s, 1), "requests": requests,
-        "requests_per_s": round(requests / elapsed, 1),
-        "server_side_latency": timings.summary(), "write_cost": cost,
+        "generated_s": round(generated_s, 1), "working": working, "saturated": saturated,
+        "write_cost": cost,
     }  # fmt: skip
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     return results

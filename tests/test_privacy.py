@@ -112,13 +112,18 @@ async def a_refunded_case(
                "shipped_at": now}  # fmt: skip
     await api.post(f"/cases/{case_id}/shipped-back", json=shipped, headers=service)
     await status_is(api, case_id, "in_return_transit")
-    for scan in (
-        {"scan_id": f"{case_id}-dock", "event": "parcel_received", "station": "DOCK-1"},
-        {"scan_id": f"{case_id}-qc", "event": "inspected", "station": "QC-1",
-         "grade": "resellable", "photos": [markers.scan_photo]},
-    ):  # fmt: skip
-        sent = {"scans": [scan | {"barcode": case_id, "scanned_at": now}]}
-        assert (await api.post("/scans", json=sent, headers=as_role("warehouse"))).is_success
+    dock = {"scan_id": f"{case_id}-dock", "event": "parcel_received", "station": "DOCK-1"}
+    sent = {"scans": [dock | {"barcode": case_id, "scanned_at": now}]}
+    assert (await api.post("/scans", json=sent, headers=as_role("warehouse"))).is_success
+    # The inspection's label misread: kept for a person, who attaches it to the case (R26).
+    qc = {"scan_id": f"{case_id}-qc", "event": "inspected", "station": "QC-1",
+          "grade": "resellable", "photos": [markers.scan_photo]}  # fmt: skip
+    misread = {"scans": [qc | {"barcode": f"{case_id}x", "scanned_at": now}]}
+    assert (await api.post("/scans", json=misread, headers=as_role("warehouse"))).status_code == 404
+    attached = await api.post(f"/unmatched-scans/{qc['scan_id']}/attachment",
+                              json={"case_id": case_id, "reason": "label misread at QC"},
+                              headers=as_role("agent"))  # fmt: skip
+    assert attached.status_code == 200, attached.text
     await env.client.get_workflow_handle(case_id).result()
     survey = env.client.get_workflow_handle(f"survey-{case_id}")
     good = Satisfaction.SATISFIED
@@ -182,7 +187,8 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     assert await pool.fetchval(tracked, case_id) == 1  # its keyed hash, never the number
     before = await where_found(pool, markers)
     assert set(before) >= {"cases", "case_events", "case_requests", "refused_inputs",
-                           "notifications", "surveys", "scans", "case_notes"}, before  # fmt: skip
+                           "notifications", "surveys", "scans", "unmatched_scans",
+                           "case_notes"}, before  # fmt: skip
     trail, paid = await audit_trail(pool, case_id), await money(pool, case_id)
     assert [m[3] for m in paid if m[2] == "refund"] == [5990]
 
