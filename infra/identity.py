@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from pydantic import BaseModel
 
 from domain.case import ACTOR_ID_PATTERN, Role
@@ -41,8 +42,6 @@ CLOCK_SKEW = timedelta(seconds=30)
 # never collide, and the name finds the stored hash without trying every client.
 MACHINE_CREDENTIAL_PREFIX = "ac_"
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-# Key ids of the keys `make run` creates for itself: never trusted off loopback.
-DEV_KEY_ID_PREFIX = "aftersales-dev-"
 # Ids the ledger uses for others than people: a staff token may not claim them (R23).
 _RESERVED_SUBJECTS = re.compile(rf"^(?:{re.escape(SYSTEM_ACTOR)}$|{MACHINE_CREDENTIAL_PREFIX})")
 
@@ -100,10 +99,14 @@ class StaffTokens:
         """True when verifying may wait on the network (a JWKS URL): run it off the loop."""
         return self._url_keys is not None
 
-    def key_ids(self) -> list[str]:
-        if self._url_keys is not None:
-            return [key.key_id or "" for key in self._url_keys.get_signing_keys()]
-        return [key.key_id or "" for key in self._keys_from_file().keys]
+    def public_keys(self) -> list[PublicKeyTypes]:
+        """The key set's keys, for what they are (their ids are only names)."""
+        keys = (
+            self._url_keys.get_signing_keys()
+            if self._url_keys is not None
+            else self._keys_from_file().keys
+        )
+        return [key.key for key in keys]
 
     def verify(self, token: str) -> Principal:
         try:
@@ -204,6 +207,10 @@ class MachineClients:
             raise Unauthenticated(f"the machine credential of {name} was revoked")
         return Principal(actor=name, roles=frozenset({client.role}))
 
+    def secret_digests(self) -> frozenset[str]:
+        """The stored hash of every client's secret, revoked ones included."""
+        return frozenset(client.secret_sha256 for client in self._current().clients.values())
+
     def add(self, name: str, role: Role) -> str:
         """A new client (or a new credential for an existing one); returns the credential,
         which is shown once: only its hash is kept."""
@@ -249,6 +256,11 @@ class MachineClients:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def credential_digest(credential: str) -> str:
+    """The hash a clients file keeps of a machine credential's secret."""
+    return _digest(credential.removeprefix(MACHINE_CREDENTIAL_PREFIX).partition("_")[2])
 
 
 def _now() -> datetime:

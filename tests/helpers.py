@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.workflow import UpdateMethodMultiParam
@@ -142,3 +144,11 @@ async def under_review(
     await handle.signal(ReturnCase.evidence_submitted, photos())
     await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
     return handle
+
+
+def fresh_grant_key_pem() -> bytes:
+    """A grant signing key no development folder holds (PEM, unencrypted)."""
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip
