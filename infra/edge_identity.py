@@ -41,9 +41,10 @@ from infra.settings import DATA_DIR, ConfigurationError, Settings
 DEV_IDENTITY_DIR = DATA_DIR / "identity"
 DEV_TOKEN_LIFETIME = timedelta(hours=8)
 # The machine clients a local run starts with, by the shell variable that holds each
-# credential in dev-credentials.env (the README's walkthrough sources it).
-DEV_CLIENTS = {"SHOP": ("shop", Role.SERVICE), "DOCK": ("dock-1", Role.WAREHOUSE),
-               "CARRIER": ("carrier-desk", Role.CARRIER)}  # fmt: skip
+# credential in dev-credentials.env (the README's walkthrough sources it), with the
+# carriers whose claims the carriers' desk answers (R15).
+DEV_CLIENTS = {"SHOP": ("shop", Role.SERVICE, ()), "DOCK": ("dock-1", Role.WAREHOUSE, ()),
+               "CARRIER": ("carrier-desk", Role.CARRIER, ("DHL", "UPS"))}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,10 @@ def ensure_dev_clients(
     that file."""
     keys = ensure_dev_keys(folder, register)
     if not keys.credentials.exists():
-        lines = [f"{var}={clients.add(name, role)}" for var, (name, role) in DEV_CLIENTS.items()]
+        lines = [
+            f"{var}={clients.add(name, role, carriers)}"
+            for var, (name, role, carriers) in DEV_CLIENTS.items()
+        ]
         _write_owner_only(keys.credentials, ("\n".join(lines) + "\n").encode())
         record(keys.fingerprints(), register)
     return keys.credentials

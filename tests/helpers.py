@@ -115,11 +115,14 @@ def local_activities(history: WorkflowHistory) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def api_client(gateway: CaseGateway) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP API in this process (ASGI), called as a client would; it trusts the
+async def api_client(
+    gateway: CaseGateway, host: str = "localhost"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in this process (ASGI), called as a client would, on loopback as a
+    local run serves it (`host`: another name it is reached by); it trusts the
     identities of tests/identities.py (`as_role`)."""
     transport = httpx.ASGITransport(app=create_app(gateway, IDENTITIES.authenticator))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
         yield client
 
 

@@ -85,7 +85,7 @@ def test_each_development_key_is_known_by_its_material_wherever_it_is(
     (tmp_path / "elsewhere" / "signing.pem").write_bytes(fresh_grant_key_pem())
     assert refused_for() == "AFTERSALES_CLIENTS_FILE"
     own_clients = tmp_path / "own-clients.json"
-    MachineClients(own_clients).add("carrier-desk", Role.CARRIER)  # a development name
+    MachineClients(own_clients).add("carrier-desk", Role.CARRIER, ["DHL"])  # a dev name
     monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(own_clients))
     refuse_unsafe_exposure(Settings(), gone, register)  # nothing of the development's
 
