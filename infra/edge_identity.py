@@ -261,7 +261,10 @@ def refuse_unsafe_exposure(
         raise ConfigurationError(
             f"AFTERSALES_GRANT_SIGNING_KEY: {where}, and it is the development grant key"
         )
-    clients = MachineClients(settings.clients_file).secret_digests()
+    try:
+        clients = MachineClients(settings.clients_file).secret_digests()
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"AFTERSALES_CLIENTS_FILE: cannot read it: {error}") from error
     if any(client_secret_fingerprint(digest) in development for digest in clients):
         raise ConfigurationError(
             f"AFTERSALES_CLIENTS_FILE: {where}, so it needs its own machine clients; this "
