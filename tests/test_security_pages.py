@@ -6,19 +6,27 @@ a framing rule."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+import uvicorn
+from aiohttp import web
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
+from api.codec import SESSION_COOKIE
 from domain.case import Role
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
+from tests.conftest import eventually
 from tests.helpers import api_client, as_role
 from tests.identities import IDENTITIES
+from tests.test_temporal_ui import _chromium, _devtools, _free_port
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -112,3 +120,39 @@ async def test_a_json_answer_carries_no_page_policy(api: httpx.AsyncClient) -> N
     answer = await api.get("/openapi.json")
     assert answer.status_code == 200
     assert "content-security-policy" not in answer.headers
+
+
+async def test_a_real_browser_on_another_sites_page_is_not_signed_in(
+    gateway: CaseGateway, tmp_path: Path
+) -> None:  # R23
+    """The attack as a browser runs it: a page on another site (localhost is another site
+    than 127.0.0.1) posts its own staff token to the session form as the page loads."""
+    api_port, evil_port = _free_port(), _free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    form = (f'<form method="post" action="{api}/codec/session"><input name="token" '
+            f'value="{IDENTITIES.token("attacker-ann", Role.AGENT)}"></form>'
+            "<script>document.forms[0].submit()</script>")  # fmt: skip
+
+    async def attackers_page(_: web.Request) -> web.Response:
+        return web.Response(text=form, content_type="text/html")
+
+    evil = web.Application()
+    evil.router.add_get("/", attackers_page)
+    evil_runner = web.AppRunner(evil)
+    await evil_runner.setup()
+    await web.TCPSite(evil_runner, "127.0.0.1", evil_port).start()
+    app = create_app(gateway, IDENTITIES.authenticator)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=api_port,
+                                           log_level="warning"))  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    try:
+        async with _devtools(_chromium(), tmp_path / "profile") as page:
+            await page.call("Page.navigate", url=f"http://localhost:{evil_port}/")
+            shown = await eventually(page.text, lambda text: "Not kept" in text)
+            cookies = await page.call("Network.getCookies", urls=[api])
+    finally:
+        server.should_exit = True
+        await serving
+        await evil_runner.cleanup()
+    assert "posted from another site" in shown
+    assert SESSION_COOKIE not in {cookie["name"] for cookie in cookies["cookies"]}
