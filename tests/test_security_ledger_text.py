@@ -13,10 +13,12 @@ from typing import Any
 
 import asyncpg
 import httpx
+from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Reason
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role
+from tests.test_privacy import Markers, a_refunded_case
 
 SERVICE = as_role("service")
 
@@ -107,3 +109,18 @@ async def test_a_disputes_words_stay_out_of_the_ledgers_reasons_r19(
     # The arbiter still reads them in the case (R19).
     arbiter = await api.get(f"/cases/{case_id}", headers=as_role("arbiter"))
     assert arbiter.json()["dispute"] == {"reason": words}
+
+
+async def test_no_reason_the_workflow_writes_quotes_the_customers_data(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
+) -> None:  # R23
+    """A case that carried every kind of personal data to its refund (tests/test_privacy.py:
+    the customer's id and time zone, an evidence note and photos, a complaint, a tracking
+    number, a scan's photos, a survey comment): no ledger reason holds any of it. The
+    agent's decision reason is the agent's own words (R20), shown as written."""
+    markers = Markers.fresh()
+    case_id = await a_refunded_case(api, dev_env, markers)
+    reasons = await ledger_text(pool, case_id, "e.reason")
+    personal = [value for key, value in vars(markers).items() if key != "agent_reason"]
+    assert not [value for value in personal if value in reasons], reasons
+    assert markers.agent_reason in reasons
