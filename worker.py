@@ -19,7 +19,7 @@ from activities.notifications import LoggingNotifier, NotificationActivities, No
 from activities.payments import PaymentActivities, PaymentProvider
 from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
-from infra.alarm_schedule import ensure_batch_alarm_schedule
+from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.database import create_pool, migrate
 from infra.edge_identity import grant_verifier
 from infra.grants import GrantCheckInterceptor, GrantVerifier
@@ -31,6 +31,8 @@ from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
 from workflows.survey import SatisfactionSurvey
+
+log = logging.getLogger("aftersales.worker")
 
 # Enough for every open case to stay cached: a cache miss replays the whole history.
 DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
@@ -118,7 +120,10 @@ async def main() -> None:
         grants=grant_verifier(settings),
         policy_file=settings.policy_file,
     )
-    await ensure_batch_alarm_schedule(client, settings.task_queue)
+    # Set-up work registers the schedule (`starter.py setup`); without it only the R24
+    # alarm stops, never the cases, so the worker says so and polls its task queue.
+    if missing := await batch_alarm_schedule_missing(client):
+        log.warning("the R24 batch alarm will not run: %s", missing)
     try:
         await worker.run()
     finally:
