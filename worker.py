@@ -15,7 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.analytics import AnalyticsActivities
 from activities.carrier import CarrierActivities, CarrierGateway, SandboxCarrier
 from activities.ledger import LedgerActivities
-from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
+from activities.notifications import NotificationActivities, Notifier
 from activities.payments import PaymentActivities, PaymentProvider
 from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
@@ -23,6 +23,7 @@ from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.database import create_pool, migrate
 from infra.edge_identity import grant_verifier
 from infra.grants import GrantCheckInterceptor, GrantVerifier
+from infra.outside.systems import outside_systems
 from infra.settings import DEFAULT_POLICY_FILE, ConfigurationError, load_settings
 from infra.temporal_client import connect
 from workflows.batch_alarm import BatchAlarm
@@ -110,13 +111,17 @@ async def main() -> None:
     pool = await create_pool(settings.effective_database_url)
     await migrate(pool)
     client = await connect(settings, pool)
+    # The sandboxes unless configured to the merchant's services (docs/operations.md).
+    outside = outside_systems(settings)
+    log.info("outside systems: %s", ", ".join(f"{k} {v}" for k, v in outside.where.items()))
     worker = build_worker(
         client,
         pool=pool,
         task_queue=settings.task_queue,
-        # Local stand-ins for the payment provider and messaging; see docs/testing.md (stand-ins).
-        payments=settings.sandbox_payments(),
-        notifier=LoggingNotifier(),
+        payments=outside.payments,
+        notifier=outside.notifier,
+        carrier=outside.carrier,
+        warehouse=outside.warehouse,
         grants=grant_verifier(settings),
         policy_file=settings.policy_file,
     )
@@ -127,6 +132,7 @@ async def main() -> None:
     try:
         await worker.run()
     finally:
+        await outside.aclose()
         await pool.close()
 
 
