@@ -88,6 +88,7 @@ def build_worker(
             ledger.record_step,
             money.issue_refund,
             money.charge,
+            money.settle_elsewhere,
             messages.notify_customer,
             claims.file_claim,
             claims.chase,

@@ -84,10 +84,12 @@ def answered_no_as(refusal: NoType) -> Iterator[None]:
         ) from unknown
 
 
-def outside_no(error: ActivityError, *expected: NoType) -> OutsideNo | None:
+def outside_no(error: ActivityError | ApplicationError, *expected: NoType) -> OutsideNo | None:
     """The outside system's no behind an activity's failure, if it is one of `expected`
-    or an unknown answer; None for any other failure (the caller re-raises it)."""
-    cause = error.cause
+    or an unknown answer; None for any other failure (the caller re-raises it). A local
+    activity's failure reaches the workflow as the ApplicationError itself, an
+    activity's wrapped in an ActivityError."""
+    cause = error.cause if isinstance(error, ActivityError) else error
     if not isinstance(cause, ApplicationError):
         return None
     if cause.type not in (*expected, NoType.UNKNOWN_ANSWER):

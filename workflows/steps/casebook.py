@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ApplicationError
 
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
@@ -149,7 +149,7 @@ class CaseBook:
                 ),
                 summary=f"tell customer: {template.value}",
             )
-        except ActivityError as error:
+        except ApplicationError as error:  # a local activity's failure, as it is
             # The messaging service's no: the case goes on, its ledger says who was not told.
             if (no := outside_no(error, NoType.MESSAGE_REFUSED)) is None:
                 raise
