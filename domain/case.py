@@ -381,8 +381,8 @@ class PaymentResolutionKind(StrEnum):
     SETTLED_ELSEWHERE = "settled_elsewhere"  # the money moved another way; say how
 
 
-class PaymentResolution(OperatorAction):
-    """R21: a person's answer to a payment the provider declined."""
+class PaymentResolutionChoice(Strict):
+    """What a person does with a payment the provider declined (R21); the API's body."""
 
     resolution: PaymentResolutionKind
     reason: ExplainedReason
@@ -391,11 +391,15 @@ class PaymentResolution(OperatorAction):
     reference: str | None = Field(default=None, min_length=1, max_length=128)
 
     @model_validator(mode="after")
-    def _reference_when_settled(self) -> PaymentResolution:
+    def _reference_when_settled(self) -> PaymentResolutionChoice:
         settled = self.resolution is PaymentResolutionKind.SETTLED_ELSEWHERE
         if settled != (self.reference is not None):
             raise ValueError("reference: required for settled_elsewhere, and only for it (R21)")
         return self
+
+
+class PaymentResolution(OperatorAction, PaymentResolutionChoice):
+    """R21: a person's answer to a payment the provider declined, in their name."""
 
 
 class CompensationOffer(OperatorAction):

@@ -6,12 +6,14 @@ configuration alone (infra/outside/systems.py), and through the real activities.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
+import yaml
 from temporalio.exceptions import ApplicationError
 
 from activities.notifications import CustomerMessage, LoggingNotifier, Template
@@ -25,7 +27,7 @@ from infra.outside.signing import BadSignature, signed_headers, verify
 from infra.outside.systems import outside_systems
 from infra.settings import ConfigurationError, OutsideSystem, load_settings
 from tests.conftest import a_request
-from tests.merchant_service import SECRET, MerchantService, merchant_service
+from tests.merchant_service import ROUTES, SECRET, MerchantService, merchant_service
 
 EUR_40 = Money(amount_minor=4_000, currency="EUR")
 
@@ -38,6 +40,32 @@ def endpoint(url: str, secret: str = SECRET, timeout: float = 5.0) -> Endpoint:
 async def merchant() -> AsyncIterator[MerchantService]:
     async with merchant_service() as service:
         yield service
+
+
+CONTRACTS = Path(__file__).resolve().parent.parent / "docs" / "outside"
+
+
+def test_the_contracts_document_every_call_the_adapters_make_and_each_refusal() -> None:
+    documented: set[tuple[str, str]] = set()
+    for system in OutsideSystem:
+        contract = yaml.safe_load((CONTRACTS / f"{system}.openapi.yaml").read_text())
+        assert contract["openapi"] == "3.1.0"
+        for path, operations in contract["paths"].items():
+            for method, operation in operations.items():
+                # Parameter names differ from the test service's; the shape is the path's.
+                documented.add((method.upper(), _shape(path)))
+                if method == "post":
+                    assert "IdempotencyKey" in str(operation["parameters"]), path
+                assert "Signature" in str(operation["parameters"]), path
+                assert "Unavailable" in str(operation["responses"]), path
+    assert documented == {(method, _shape(path)) for method, path in ROUTES}
+    common = yaml.safe_load((CONTRACTS / "common.yaml").read_text())
+    refused = common["components"]["schemas"]["Refused"]
+    assert refused["properties"]["outcome"]["const"] == "refused"
+
+
+def _shape(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
 
 
 # ---- signing ------------------------------------------------------------------------------
