@@ -37,12 +37,6 @@ def _money(amount: Money) -> dict[str, int | str]:
     return {"amount_minor": amount.amount_minor, "currency": amount.currency}
 
 
-def _reference(answer: Reference | None) -> str:
-    if answer is None:  # only calls with absent_on_404 answer None
-        raise ValueError("a yes always carries its reference")
-    return answer.reference
-
-
 class HttpPaymentProvider:
     """activities.payments.PaymentProvider (docs/outside/payments.openapi.yaml)."""
 
@@ -56,16 +50,13 @@ class HttpPaymentProvider:
         return await self._pay("/charges", idempotency_key, case_id, amount)
 
     async def find(self, *, idempotency_key: str) -> str | None:
-        found = await self.service.call(
-            Method.GET, f"/payments/{_segment(idempotency_key)}", Reference, absent_on_404=True
-        )
+        found = await self.service.find(f"/payments/{_segment(idempotency_key)}", Reference)
         return found.reference if found else None
 
     async def _pay(self, path: str, key: str, case_id: str, amount: Money) -> str:
         body = {"case_id": case_id, "amount": _money(amount)}
-        return _reference(
-            await self.service.call(Method.POST, path, Reference, body=body, idempotency_key=key)
-        )
+        paid = await self.service.call(Method.POST, path, Reference, body=body, idempotency_key=key)
+        return paid.reference
 
 
 class HttpNotifier:
@@ -93,17 +84,16 @@ class HttpWarehouse:
 
     async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
         body = {"sku": sku, "quantity": quantity}
-        return _reference(
-            await self.service.call(
-                Method.POST, "/shipments", Reference, body=body, idempotency_key=idempotency_key
-            )
+        sent = await self.service.call(
+            Method.POST, "/shipments", Reference, body=body, idempotency_key=idempotency_key
         )
+        return sent.reference
 
     async def in_stock(self, *, sku: str, quantity: int) -> bool:
         stock = await self.service.call(
             Method.GET, f"/stock/{_segment(sku)}?quantity={quantity}", Stock
         )
-        return stock is not None and stock.in_stock
+        return stock.in_stock
 
     async def cancel_shipment(self, *, order_id: str, line_id: str) -> bool:
         """R3: the warehouse's refusal (the line has left) is the False the case reads."""
@@ -114,7 +104,7 @@ class HttpWarehouse:
             )
         except OutsideRefusal:
             return False
-        return answer is not None and answer.cancelled
+        return answer.cancelled
 
 
 class HttpCarrier:
@@ -125,11 +115,10 @@ class HttpCarrier:
 
     async def file_claim(self, *, claim_id: str, carrier: str, amount: Money) -> str:
         body = {"claim_id": claim_id, "carrier": carrier, "amount": _money(amount)}
-        return _reference(
-            await self.service.call(
-                Method.POST, "/claims", Reference, body=body, idempotency_key=claim_id
-            )
+        filed = await self.service.call(
+            Method.POST, "/claims", Reference, body=body, idempotency_key=claim_id
         )
+        return filed.reference
 
     async def chase(self, *, carrier_reference: str, idempotency_key: str) -> None:
         await self.service.call(
@@ -141,12 +130,11 @@ class HttpCarrier:
 
     async def intercept(self, *, order_id: str, carrier: str) -> str:
         body = {"order_id": order_id, "carrier": carrier}
-        return _reference(
-            await self.service.call(
-                Method.POST,
-                "/intercepts",
-                Reference,
-                body=body,
-                idempotency_key=f"intercept:{order_id}",
-            )
+        stopped = await self.service.call(
+            Method.POST,
+            "/intercepts",
+            Reference,
+            body=body,
+            idempotency_key=f"intercept:{order_id}",
         )
+        return stopped.reference

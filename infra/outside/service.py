@@ -77,10 +77,27 @@ class SignedService:
         *,
         body: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
-        absent_on_404: bool = False,
+    ) -> AnswerT:
+        """The documented answer; raises OutsideRefusal, UnknownAnswer or NoAnswerYet."""
+        found = await self._call(method, path, answer, body, idempotency_key, absent_on_404=False)
+        if found is None:  # only a 404 where the contract defines it answers nothing
+            raise UnknownAnswer(f"{self._name}: HTTP 404, which its contract does not define")
+        return found
+
+    async def find(self, path: str, answer: type[AnswerT]) -> AnswerT | None:
+        """A GET whose contract defines 404 as "none": the answer, or None."""
+        return await self._call(Method.GET, path, answer, None, None, absent_on_404=True)
+
+    async def _call(
+        self,
+        method: Method,
+        path: str,
+        answer: type[AnswerT],
+        body: dict[str, Any] | None,
+        idempotency_key: str | None,
+        *,
+        absent_on_404: bool,
     ) -> AnswerT | None:
-        """The documented answer, or None for 404 where `absent_on_404`; raises
-        OutsideRefusal, UnknownAnswer or NoAnswerYet."""
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         request = self._http.build_request(method, path, content=content)
         request.headers.update(
