@@ -350,3 +350,33 @@ async def test_r15_a_claim_the_carrier_rejects_is_closed_declined_with_its_reaso
     assert standins.claim_actions(claim_id) == [A.CLAIM_REJECTED]
     entry = standins.claim_ledger[claim_id][1]
     assert "not liable" in (entry.reason or "")
+
+
+async def test_r22_r21_a_declined_charge_settled_elsewhere_completes_the_exchange(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, standins: StandIns
+) -> None:
+    request = a_request(
+        kind=CaseKind.EXCHANGE, paid_minor=5_990,
+        exchange_for=ExchangeItem(sku="SKU-43-L", price=eur(6_990)),
+    )  # fmt: skip
+    standins.declining.add(request.case_id)
+    env = time_skipping_env
+    async with running_worker(env.client):
+        handle = await open_case(env, task_queue, request)
+        await handle.signal(ExchangeCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ExchangeCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE)
+        )
+        waiting = await state_when(handle, lambda s: s.status is CaseStatus.PAYMENT_DECLINED)
+        await handle.execute_update(
+            ExchangeCase.resolve_declined_payment,
+            resolution(PaymentResolutionKind.SETTLED_ELSEWHERE, reference="card-terminal-77"),
+        )
+        result = await handle.result()
+    assert waiting.declined_payment is not None
+    assert waiting.declined_payment.kind == "charge"
+    assert waiting.declined_payment.status_before is CaseStatus.EXCHANGE_DUE
+    assert result.status is CaseStatus.EXCHANGED
+    assert [c.provider_reference for c in result.charges] == ["elsewhere:card-terminal-77"]
+    assert standins.charged(request.case_id) == 1_000
+    assert len(standins.shipments) == 1
