@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from activities.notifications import LoggingNotifier
 from api.app import create_app
+from api.codec import RunCodec
 from domain.analytics import DeliveredUnits
 from domain.case import (
     UNDELIVERED,
@@ -210,7 +211,10 @@ async def main() -> None:
         "starting Temporal dev server on %s (UI on port %d)", settings.temporal_address, port + 1000
     )
     ensure_local_key_file(settings)
-    ui_origin = f"http://localhost:{port + 1000}"
+    ui_origins = [f"http://{name}:{port + 1000}" for name in sorted(_LOCAL_HOSTS)]
+    # The UI decodes through an endpoint of this run only (api/codec.py RunCodec; why it
+    # is safe on loopback: docs/sealing.md): no token to mint, no setting to change.
+    run_codec = RunCodec.new()
     env = await start_dev_server(
         data_converter=data_converter_for(settings, pool),
         port=port,
@@ -219,7 +223,7 @@ async def main() -> None:
         namespace=settings.temporal_namespace,
         # The in-process API is the edge: its Updates carry its grants.
         interceptors=[GrantingInterceptor(grant_signer(settings))],
-        ui_codec_endpoint=f"http://localhost:{settings.api_port}/codec",
+        ui_codec_endpoint=run_codec.endpoint(f"http://localhost:{settings.api_port}"),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -242,7 +246,8 @@ async def main() -> None:
                 create_app(
                     gateway,
                     authenticator(settings),
-                    codec_origins=[*settings.codec_origins, ui_origin],
+                    codec_origins=[*settings.codec_origins, *ui_origins],
+                    run_codec=run_codec,
                 ),
                 host=settings.api_host,
                 port=settings.api_port,
