@@ -598,7 +598,6 @@ class CaseGateway:
             {"message": _storable(errors)},
         )
 
-
     async def has_refused_input(self, *, source: str) -> bool:
         """Whether any refused input from `source` is kept (the demo keeps one, once)."""
         return bool(

@@ -106,9 +106,9 @@ async def test_r5_r20_r27_a_damaged_item_is_rejected_with_its_reason_and_nothing
     assert result.decision_reason is not None
     assert "damaged" in result.decision_reason
     assert standins.money == {}
-    failed, *after = [s for s in standins.steps(request.case_id) if s.rule_id in ("R20", "R19")]
-    assert (failed.action, failed.rule_id) == (A.INSPECTION_FAILED, "R20")
-    assert failed.details["disposition"] == Disposition.RETURN_TO_CUSTOMER.value
+    inspected, *after = [s for s in standins.steps(request.case_id) if s.rule_id in ("R20", "R19")]
+    assert (inspected.action, inspected.rule_id) == (A.INSPECTION_FAILED, "R20")
+    assert inspected.details["disposition"] == Disposition.RETURN_TO_CUSTOMER.value
     assert [step.action for step in after] == [A.DISPUTE_WINDOW_OPENED, A.DISPUTE_WINDOW_CLOSED]
     failed = [m for m in standins.messages.values() if m.template is Template.INSPECTION_FAILED]
     assert [m.params["reason"] for m in failed] == [result.decision_reason]
