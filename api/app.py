@@ -29,6 +29,7 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.page_policy import PagePolicy
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
 from api.reports import Section, report_csv
 from domain.analytics import DeliveryReport, Report, ReportFilters
@@ -354,6 +355,7 @@ def create_app(
     # refused before the body limit would count it.
     app.add_middleware(Authentication, authenticator=authenticator)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PagePolicy)
     # The Temporal UI decodes payloads here for operators (staff only).
     app.mount(
         "/codec",
@@ -746,12 +748,13 @@ def create_app(
         responses=documented(404),
     )
     async def carrier_response(
-        claim_id: CaseId, body: CarrierResponse, _: Annotated[Caller, Depends(carrier_desk)]
+        claim_id: CaseId, body: CarrierResponse, caller: Annotated[Caller, Depends(carrier_desk)]
     ) -> dict[str, str]:
-        """R15: the carrier claims desk's callback; an id that is no carrier claim's (a
-        case, a survey) or a claim that can no longer take it answers 404, and the answer
-        is kept for a person."""
-        await gateway.carrier_response(claim_id, body)
+        """R15: the carrier claims desk's callback, from a client made for the claim's
+        carrier; an id that is no carrier claim's (a case, a survey), another carrier's
+        claim, or a claim that can no longer take it answers 404, and the answer is kept
+        for a person."""
+        await gateway.carrier_response(claim_id, body, caller)
         return {"claim_id": claim_id, "accepted": "carrier_response"}
 
     @app.post(

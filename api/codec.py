@@ -10,8 +10,10 @@ Payloads protobuf as JSON, bytes in base64). Staff only. How the caller proves i
   what they can send is a cookie (`includeCredentials`). An operator stores a staff token
   in that cookie once at `/codec/session`; it is HttpOnly and SameSite=Strict (the UI on
   localhost:8233 and the API on localhost:8000 are the same site, another site's page
-  never sends it). The same cookie opens the read-only staff pages (`STAFF_PAGES`: the
-  report page and its plots) in that browser.
+  never sends it), Secure unless the API is reached on loopback, and only kept when
+  posted from that page itself (no other site can sign the browser in). The same cookie
+  opens the read-only staff pages (`STAFF_PAGES`: the report page and its plots) in that
+  browser.
 
 - `make run`'s own dev server UI decodes with no step at all: `make run` hands it a codec
   endpoint of this run only, `/codec/run/<secret>` (`RunCodec`): decode only, from loopback
@@ -63,6 +65,8 @@ SESSION_LENGTH = timedelta(hours=8)
 STAFF_PAGES = ("/reports/page", "/reports/plots/")
 # `make run`'s codec endpoint for its own UI: /codec/run/<secret> (RunCodec).
 RUN_CODEC_PATH = f"{CODEC_PATH}/run"
+# A post from this page ("same-origin"), or typed by the operator ("none": no page).
+_SAME_ORIGIN_FETCHES = frozenset({"same-origin", "none"})
 # The headers the Temporal UI sends with a codec request: with `passAccessToken` its
 # login's access token and, from UI 2.4x on, the ID token (Authorization-Extras).
 _UI_HEADERS = ["Authorization", "Authorization-Extras", "Content-Type", "X-Namespace"]
@@ -136,8 +140,11 @@ def codec_app(
     @app.post("/session", response_class=HTMLResponse)
     async def open_session(request: Request) -> Response:
         """Keeps a staff token for the browser's codec requests (checked again on each of
-        them as a bearer token is). Only a valid staff token is kept: another site cannot
-        log the operator's browser in as someone else."""
+        them as a bearer token is). Only a valid staff token, posted from this page, is
+        kept: another site cannot log the operator's browser in as someone else (login
+        CSRF: its own valid token would be enough, so the token alone proves nothing)."""
+        if _posted_from_another_site(request):
+            return HTMLResponse(_CROSS_SITE, status_code=status.HTTP_403_FORBIDDEN)
         token = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0]
         if not token.strip():
             return HTMLResponse(_SESSION_FORM, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
@@ -155,6 +162,8 @@ def codec_app(
             path="/",
             httponly=True,
             samesite="strict",
+            # Off loopback the cookie holds a bearer token: never over plain HTTP.
+            secure=not is_loopback(request.url.hostname or ""),
         )
         return answer
 
@@ -194,6 +203,21 @@ def is_run_codec_request(scope: Scope) -> bool:
     (`RunCodec`), checked by the route itself; no bearer token is asked for."""
     path: str = scope["path"]
     return path.startswith(f"{RUN_CODEC_PATH}/")
+
+
+def _posted_from_another_site(request: Request) -> bool:
+    """Whether a browser posted the form from a page not of this origin. Headers a page's
+    script cannot set decide: `Sec-Fetch-Site` (every current browser sends it), else
+    `Origin` (sent with every cross-origin POST; "null" from a sandboxed frame or a data:
+    URL). A request with neither comes from no browser, which no other site can drive. A
+    stateless check rather than a CSRF token: the form is one POST of a credential, and a
+    token would need a state of its own before the operator has any session."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in _SAME_ORIGIN_FETCHES
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    return origin is not None and origin != own
 
 
 def is_codec_preflight(scope: Scope) -> bool:
@@ -258,6 +282,11 @@ _SESSION_FORM = f"""<!doctype html>
   <input type="password" name="token" autocomplete="off" required>
   <button>Keep for {escape(str(SESSION_LENGTH))}</button>
 </form>
+"""
+_CROSS_SITE = """<!doctype html>
+<title>aftersales: not kept</title>
+<p>Not kept: the form was posted from another site. Open <a href="/codec/session">this
+page</a> and post the token from it.</p>
 """
 _SESSION_OPENED = """<!doctype html>
 <title>aftersales: codec session</title>
