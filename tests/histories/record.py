@@ -104,9 +104,9 @@ async def _reviewed_escalated_compensated(handle: Handle) -> None:
     await _ship_and_pass(handle, Grade.DAMAGED)
 
 
-# One provider for every scenario (their keys differ): it declines HIST-21's refund until
+# One provider for every scenario (their keys differ): it declines HIST-23's refund until
 # a person has looked at it.
-PAYMENTS = SandboxPaymentProvider(declined_orders={"HIST-21"})
+PAYMENTS = SandboxPaymentProvider(declined_orders={"HIST-23"})
 
 
 async def _refund_declined_then_retried(handle: Handle) -> None:
@@ -299,8 +299,17 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-20", reason=Reason.QUALITY_DEFECT),
         _racing_decisions_scans_and_offer,
     ),
-    "return_refund_declined_then_retried": (
+    # Patch dispute-window-in-the-view (issue 17): R19's window recorded in the ledger.
+    "return_rejected_dispute_window_recorded": (
         a_request(order_id="HIST-21"),
+        _rejected_at_inspection,
+    ),
+    "return_disputed_dispute_window_recorded": (
+        a_request(order_id="HIST-22"),
+        _disputed_and_ruled,
+    ),
+    "return_refund_declined_then_retried": (
+        a_request(order_id="HIST-23"),
         _refund_declined_then_retried,
     ),
 }
