@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from api.auth import Authentication, requires
-from api.codec import codec_app
+from api.codec import RunCodec, codec_app
 from api.errors import (
     ApiError,
     ApiErrorItem,
@@ -53,6 +53,8 @@ from domain.case import (
     InterceptRequested,
     MessageId,
     OpenCaseRequest,
+    PaymentResolution,
+    PaymentResolutionChoice,
     RefundConsent,
     RemedyChoice,
     ReviewDecision,
@@ -122,6 +124,10 @@ class ExtensionBody(Strict):
     deadline: Deadline
     extend_by: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))]
     reason: ExplainedReason
+
+
+class PaymentResolutionBody(PaymentResolutionChoice):
+    action_id: MessageId
 
 
 class RulingBody(Strict):
@@ -354,7 +360,9 @@ def create_app(
     authenticator: Authenticator,
     *,
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
+    run_codec: RunCodec | None = None,
 ) -> FastAPI:
+    """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py)."""
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -381,7 +389,10 @@ def create_app(
     app.add_middleware(PagePolicy)
     app.add_middleware(ServerTiming)
     # The Temporal UI decodes payloads here for operators (staff only).
-    app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins, authenticator))
+    app.mount(
+        "/codec",
+        codec_app(gateway.payload_codec, staff, codec_origins, authenticator, run_codec),
+    )
 
     async def refuse(
         request: Request, status_code: int, errors: list[ApiErrorItem]
@@ -751,6 +762,14 @@ def create_app(
     ) -> CaseView:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension, caller)
+
+    @app.post("/cases/{case_id}/payment-resolution", responses=documented(404, 409, 410))
+    async def payment_resolution(
+        case_id: CaseId, body: PaymentResolutionBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseView:
+        """R21: a declined payment retried under its key, or recorded settled another way."""
+        resolved = PaymentResolution(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "resolve_declined_payment", resolved, caller)
 
     @app.post("/cases/{case_id}/ruling", responses=documented(404, 409, 410))
     async def ruling(
