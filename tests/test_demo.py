@@ -12,7 +12,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Role
-from domain.queues import CaseFilter, Queue, Viewer
+from domain.queues import CaseSort, Cursor, Queue, Viewer
 from infra import run
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
@@ -31,13 +31,18 @@ async def _cases(pool: asyncpg.Pool) -> dict[str, asyncpg.Record]:
 async def _demo_queues(gateway: CaseGateway) -> dict[Queue, set[str]]:
     """Each queue's demo cases, as the supervisor's desk lists them."""
     supervisor = Viewer(actor="sue", role=Role.SUPERVISOR)
-    found = {}
+    found: dict[Queue, set[str]] = {}
     for queue in Queue:
-        page = await gateway.queues.queue(
-            queue, supervisor, datetime.now(UTC), narrowed_by=CaseFilter(open_only=True),
-            limit=1000,
-        )  # fmt: skip
-        found[queue] = {r.case_id.split("-demo-")[0] for r in page.rows if "-DEMO-" in r.case_id}
+        found[queue], after = set(), None
+        while True:  # every page: other tests' cases share the session's database
+            page = await gateway.queues.queue(
+                queue, supervisor, datetime.now(UTC), after=after, limit=1000
+            )
+            found[queue] |= {r.case_id.split("-demo-")[0] for r in page.rows
+                             if "-DEMO-" in r.case_id}  # fmt: skip
+            if page.next_cursor is None:
+                break
+            after = Cursor.decode(page.next_cursor, CaseSort.NEXT_DEADLINE)
     return found
 
 
