@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError, field_validator
 
 from domain.case import ActorId, BusinessKey, CaseKind, Channel, Reason, Role, Strict, UtcDatetime
 from domain.state import CaseStatus, EscalationLevel
@@ -124,13 +124,14 @@ class InvalidCursorError(ValueError):
     pass
 
 
-class Cursor(BaseModel):
+class Cursor(Strict):
     """Where a page ended: the last row's sort key and case id (keyset paging, so a row
-    inserted meanwhile neither repeats nor hides another). Opaque to callers."""
+    inserted meanwhile neither repeats nor hides another). Opaque to callers; Strict, so
+    a forged one is refused here, not by the database."""
 
     sort: CaseSort
-    at: datetime | None  # the last row's next deadline or opening time
-    case_id: str
+    at: AwareDatetime | None  # the last row's next deadline or opening time
+    case_id: Annotated[str, Field(max_length=220)]
 
     def encode(self) -> str:
         return base64.urlsafe_b64encode(self.model_dump_json().encode()).decode().rstrip("=")

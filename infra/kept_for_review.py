@@ -12,11 +12,11 @@ import binascii
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from pydantic import AwareDatetime, BaseModel, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
 from domain.case import WarehouseScan
 
@@ -99,7 +99,8 @@ def _encode(at: datetime, key: str | int) -> str:
 
 
 # Where a page ended: the last row's receipt time and key (a scan id, a refused input's id).
-_SCAN_CURSOR = TypeAdapter(tuple[AwareDatetime, str])
+# A scan id as stored: PostgreSQL text holds no NUL, so a forged one stops here.
+_SCAN_CURSOR = TypeAdapter(tuple[AwareDatetime, Annotated[str, Field(pattern=r"^[^\x00]*$")]])
 _INPUT_CURSOR = TypeAdapter(tuple[AwareDatetime, int])
 
 

@@ -6,6 +6,8 @@ walks every row once while cases are inserted between pages."""
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -143,6 +145,11 @@ async def listed(api: httpx.AsyncClient, query: str, role: str = "agent") -> lis
 def is_late(s: CaseState) -> bool:
     due = s.next_deadline
     return s.closed_at is None and (bool(s.sla_breaches) or (due is not None and due < NOW))
+
+
+def forge(cursor: dict[str, str]) -> str:
+    """A cursor as a caller could make one: the API's encoding of chosen contents."""
+    return base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode().rstrip("=")
 
 
 def iso(moment: datetime) -> str:
@@ -322,6 +329,13 @@ async def test_offset_and_a_forged_cursor_are_refused_naming_the_field(
     token = other_sort.headers.get("X-Next-Cursor")
     mismatched = await api.get(f"/cases?cursor={token}&sort=next_deadline",
                                headers=as_role("agent"))  # fmt: skip
+    crafted = [
+        forge({"sort": "newest", "at": "2026-12-01T10:00:00Z", "case_id": "return-\u0000"}),
+        forge({"sort": "newest", "at": "2026-12-01T10:00:00", "case_id": "return-O-1-1-r1"}),
+    ]
+    crafted_answers = [
+        await api.get(f"/cases?cursor={token}", headers=as_role("agent")) for token in crafted
+    ]
     unknown_status = await api.get("/cases?status=under_review,lost", headers=as_role("agent"))
     naive = await api.get("/cases?deadline_before=2026-12-01T10:00:00", headers=as_role("agent"))
     assert (offset.status_code, offset.json()["errors"][0]["field"]) == (422, "query.offset")
@@ -330,6 +344,8 @@ async def test_offset_and_a_forged_cursor_are_refused_naming_the_field(
     assert (mismatched.status_code, mismatched.json()["errors"][0]["field"]) == (
         422, "query.cursor",
     )  # fmt: skip
+    for answer in crafted_answers:  # a NUL, a time without its offset: 422, not 500
+        assert (answer.status_code, answer.json()["errors"][0]["field"]) == (422, "query.cursor")
     assert unknown_status.status_code == 422
     assert unknown_status.json()["errors"][0]["field"] == "query.status"
     assert "'lost'" in unknown_status.json()["detail"]

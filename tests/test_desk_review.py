@@ -6,6 +6,7 @@ refuses."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -295,8 +296,10 @@ async def test_kept_lists_page_by_cursor_and_refuse_a_forged_one(
                            headers=as_role("agent"))).json()  # fmt: skip
     scan_cursor = first["next_cursor"]
     assert scan_cursor is not None
+    nul = base64.urlsafe_b64encode(b'["2026-12-01T10:00:00Z", "s\\u0000"]').decode()
     for path, token, headers in (
         ("/unmatched-scans", "bm90LWEtY3Vyc29y", as_role("agent")),
+        ("/unmatched-scans", nul, as_role("agent")),
         # A scan's cursor names a scan id, not a refused input's number.
         ("/refused-inputs", scan_cursor, as_role("manager")),
     ):
