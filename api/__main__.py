@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
 import uvloop
 
 from api.app import create_app
+from api.server import api_server
 from infra.database import create_pool
 from infra.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
@@ -26,9 +26,9 @@ async def serve() -> None:
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
     app = create_app(gateway, authenticator(settings), codec_origins=settings.codec_origins)
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
-    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, access_log=False)
+    server = api_server(app, host=settings.api_host, port=settings.api_port, access_log=False)
     try:
-        await uvicorn.Server(config).serve()
+        await server.serve()
     finally:
         await pool.close()
 

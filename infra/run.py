@@ -13,11 +13,11 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import uvicorn
 from temporalio.client import Client
 
 from activities.notifications import LoggingNotifier
 from api.app import create_app
+from api.server import api_server
 from domain.analytics import DeliveredUnits
 from domain.case import (
     UNDELIVERED,
@@ -237,17 +237,15 @@ async def main() -> None:
         )
         await ensure_batch_alarm_schedule(env.client, settings.task_queue)
         gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
-        api = uvicorn.Server(
-            uvicorn.Config(
-                create_app(
-                    gateway,
-                    authenticator(settings),
-                    codec_origins=[*settings.codec_origins, ui_origin],
-                ),
-                host=settings.api_host,
-                port=settings.api_port,
-                log_level="warning",
-            )
+        api = api_server(
+            create_app(
+                gateway,
+                authenticator(settings),
+                codec_origins=[*settings.codec_origins, ui_origin],
+            ),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
         )
         async with worker:
             serving = asyncio.create_task(api.serve())
