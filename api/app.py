@@ -568,12 +568,10 @@ def create_app(
         Read from PostgreSQL as of the case's last ledger step (R23), so it answers after
         Temporal's retention and with no worker running. `fresh=true` asks the workflow
         itself (503 naming the worker if none answers); a decision's answer is as fresh."""
-        view = await gateway.status(case_id, fresh=fresh)
-        if caller.role is Role.SERVICE:
-            return view.for_service()
         if caller.role is Role.ARBITER:
-            _disputed(view)
-        return view
+            return await gateway.arbitration_view(case_id, fresh=fresh)
+        view = await gateway.status(case_id, fresh=fresh)
+        return view.for_service() if caller.role is Role.SERVICE else view
 
     @app.get("/cases/{case_id}/ledger", responses=documented(404))
     async def ledger(
@@ -588,10 +586,6 @@ def create_app(
         if caller.role is Role.ARBITER and not trail.disputed:
             raise UnknownCaseError(f"case_id: no case {case_id!r}")
         return trail
-
-    def _disputed(view: CaseView) -> None:
-        if not view.disputed:
-            raise UnknownCaseError(f"case_id: no case {view.case_id!r}")
 
     async def tell(case_id: CaseId, signal: str, message: BaseModel) -> dict[str, str]:
         await gateway.tell(case_id, signal, message)
@@ -720,7 +714,7 @@ def create_app(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseView:
         """R19; a case never disputed answers 404, as for reading it."""
-        _disputed(await gateway.status(case_id, fresh=True))
+        await gateway.arbitration_view(case_id, fresh=True)
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled, caller)
 
