@@ -29,6 +29,7 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.refusal_budget import RefusalBudget, RefusalBudgetGuard
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
 from api.reports import Section, report_csv
 from domain.analytics import DeliveryReport, Report, ReportFilters
@@ -320,7 +321,7 @@ _SCAN_404 = (
 )
 
 # Every route may answer these (authentication, the body limit, validation, an outage).
-_ANY_ROUTE = (401, 403, 413, 422, 503)
+_ANY_ROUTE = (401, 403, 413, 422, 429, 503)
 
 
 def create_app(
@@ -328,6 +329,7 @@ def create_app(
     authenticator: Authenticator,
     *,
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
+    refusal_budget: RefusalBudget | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="aftersales",
@@ -348,6 +350,9 @@ def create_app(
 
     # The last added runs first: the headers go on every answer, the 413 included.
     app.add_middleware(BodyLimit)
+    # Per proven client, so after authentication; kept on the app for metrics to read.
+    app.state.refusal_budget = budget = refusal_budget or RefusalBudget()
+    app.add_middleware(RefusalBudgetGuard, budget=budget)
     # Nothing reads a body before the caller is proven: an unauthenticated 10 MB body is
     # refused before the body limit would count it.
     app.add_middleware(Authentication, authenticator=authenticator)
@@ -371,6 +376,7 @@ def create_app(
                 )
             except DATABASE_DOWN as outage:
                 return await _unavailable(request, outage)
+            budget.spend(request.state.principal.actor)
         return error_response(status_code, errors)
 
     app.add_exception_handler(HTTPException, http_error)
@@ -380,6 +386,7 @@ def create_app(
         errors = [from_message(str(error))]
         if "case_id" not in request.path_params:
             # A carrier's answer to no claim: the gateway kept it (R15).
+            budget.spend(request.state.principal.actor)
             return error_response(status.HTTP_404_NOT_FOUND, errors)
         return await refuse(request, status.HTTP_404_NOT_FOUND, errors)
 

@@ -126,6 +126,7 @@ _MEANING = {
     413: "the body is larger than the API takes",
     415: "the body is not JSON",
     422: "a field is invalid (the field and rule are named)",
+    429: "this client's budget of refused input is spent: send writes again after Retry-After",
     503: "PostgreSQL or Temporal cannot be reached right now; send the request again",
 }
 

@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from activities.notifications import LoggingNotifier
 from api.app import create_app
+from api.refusal_budget import RefusalBudget
 from api.server import api_server
 from domain.analytics import DeliveredUnits
 from domain.case import (
@@ -242,6 +243,7 @@ async def main() -> None:
                 gateway,
                 authenticator(settings),
                 codec_origins=[*settings.codec_origins, ui_origin],
+                refusal_budget=RefusalBudget(settings.refused_inputs_per_minute),
             ),
             host=settings.api_host,
             port=settings.api_port,

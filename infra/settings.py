@@ -17,6 +17,8 @@ DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy.toml"
 EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
 # `make run` creates it with one fresh key when absent; see infra/data_converter.py.
 LOCAL_CODEC_KEYS_FILE = DATA_DIR / "codec-keys"
+# Refused inputs kept per client and minute before its writes answer 429 (api/refusal_budget).
+DEFAULT_REFUSALS_PER_MINUTE = 120
 
 
 def embedded_database_url() -> str:
@@ -90,6 +92,12 @@ class Settings(BaseSettings):
         timedelta,
         Field(validation_alias=AliasChoices("AFTERSALES_SANDBOX_PAYMENTS_DELAY"), ge=timedelta(0)),
     ] = timedelta(0)
+    # How many of one client's inputs may be refused (and kept) per minute before its
+    # writes answer 429 with Retry-After (docs/security.md).
+    refused_inputs_per_minute: Annotated[
+        int,
+        Field(validation_alias=AliasChoices("AFTERSALES_REFUSED_INPUTS_PER_MINUTE"), ge=1),
+    ] = DEFAULT_REFUSALS_PER_MINUTE
     # Unset means the embedded PostgreSQL that `make run` starts under .data/.
     database_url: Annotated[str | None, Field(validation_alias=AliasChoices("DATABASE_URL"))] = None
 
@@ -138,6 +146,7 @@ _ENV_NAMES = {
     "codec_keys": "AFTERSALES_CODEC_KEYS",
     "codec_keys_file": "AFTERSALES_CODEC_KEYS_FILE",
     "codec_cors_origins": "AFTERSALES_CODEC_CORS_ORIGINS",
+    "refused_inputs_per_minute": "AFTERSALES_REFUSED_INPUTS_PER_MINUTE",
 }
 
 

@@ -19,15 +19,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from temporalio.testing import WorkflowEnvironment
 
-from api.app import MAX_BODY_BYTES
+from api.app import MAX_BODY_BYTES, create_app
+from api.refusal_budget import RefusalBudget
 from domain.case import Reason, Strict
 from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.policy import R1JudgedBy, check_return_window
 from domain.policy_settings import PolicySettings
+from infra.gateway import CaseGateway
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role, events
+from tests.identities import IDENTITIES
 
 SERVICE = as_role("service")
 
@@ -558,3 +564,47 @@ async def test_a_405_names_the_methods_the_path_takes(api: httpx.AsyncClient) ->
         assert response.status_code == 405, (method, path)
         assert set(response.headers["Allow"].replace(" ", "").split(",")) >= allowed
         assert_error_shape(response)
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_each_client_has_a_budget_of_refused_input_then_429(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """Issue 16: staff and machine clients filled refused_inputs at will (~10k rows from
+    one fuzz run). Three refusals a minute here: the fourth write is 429 with Retry-After
+    and nothing of it is kept; other clients and the client's reads go on; a third of a
+    minute later one more refusal is kept."""
+    clock = ManualClock()
+    budget = RefusalBudget(per_minute=3, clock=clock)
+    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
+    app = create_app(gateway, IDENTITIES.authenticator, refusal_budget=budget)
+    shop, other_shop = as_role("service", "shop-budget"), as_role("service", "shop-other")
+    marker = f"budget-{uuid.uuid4().hex}"
+    bad = opening() | {"order_id": marker, "unknown": 1}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://api") as api:  # fmt: skip
+        within = [await api.post("/cases", json=bad, headers=shop) for _ in range(3)]
+        past = await api.post("/cases", json=bad, headers=shop)
+        valid_past = await api.post("/cases", json=opening(), headers=shop)
+        read = await api.get("/cases/return-NOPE-1-r1", headers=shop)
+        other = await api.post("/cases", json=bad, headers=other_shop)
+        clock.now += 20
+        refilled = await api.post("/cases", json=bad, headers=shop)
+        again_past = await api.post("/cases", json=bad, headers=shop)
+
+    assert [r.status_code for r in within] == [422, 422, 422]
+    for refused in (past, valid_past, again_past):
+        assert refused.status_code == 429, refused.text
+        assert_error_shape(refused)
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+    assert (read.status_code, other.status_code, refused.status_code) == (404, 422, 429)
+    assert refilled.status_code == 422
+    assert len(await kept(pool, marker)) == 3 + 1 + 1  # the shop's four, the other's one
+    assert budget.over_budget == {"shop-budget": 3}
