@@ -6,7 +6,6 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
@@ -30,7 +29,8 @@ from api.errors import (
     one_line,
 )
 from api.refusal_budget import RefusalBudget, RefusalBudgetGuard
-from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
+from api.rendered_reports import RenderedReports
+from api.report_page import MEDIA_TYPES, ImageFormat, Plot
 from api.reports import Section, report_csv
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
@@ -353,6 +353,8 @@ def create_app(
     # Per proven client, so after authentication; kept on the app for metrics to read.
     app.state.refusal_budget = budget = refusal_budget or RefusalBudget()
     app.add_middleware(RefusalBudgetGuard, budget=budget)
+    # R24's page and plots, drawn once per report (kept on the app for metrics to read).
+    app.state.rendered_reports = rendered = RenderedReports()
     # Nothing reads a body before the caller is proven: an unauthenticated 10 MB body is
     # refused before the body limit would count it.
     app.add_middleware(Authentication, authenticator=authenticator)
@@ -533,8 +535,7 @@ def create_app(
         _: Annotated[Caller, Depends(staff)],
     ) -> Response:
         """The report as one HTML page for a browser: flagged batches, plots, tables."""
-        report = await gateway.report(filters)
-        return HTMLResponse(await run_in_threadpool(report_html, report))
+        return HTMLResponse(await rendered.page(await gateway.report(filters)))
 
     @app.get(
         "/reports/plots/{plot}.{image_format}",
@@ -549,8 +550,7 @@ def create_app(
         _: Annotated[Caller, Depends(staff)],
     ) -> Response:
         """One plot of the report, PNG or SVG."""
-        report = await gateway.report(filters)
-        image = await run_in_threadpool(render_plot, report, plot, image_format)
+        image = await rendered.plot(await gateway.report(filters), plot, image_format)
         return Response(image, media_type=MEDIA_TYPES[image_format])
 
     @app.get("/cases")
