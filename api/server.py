@@ -72,10 +72,15 @@ class BoundedHeadProtocol(HttpToolsProtocol):
                 self._refuse_head()
                 return
             super().data_received(piece)
-            if self.transport.is_closing():
-                return  # the parser refused it (400)
+            if self._handed_over():
+                return
         if data:
             super().data_received(data)
+
+    def _handed_over(self) -> bool:
+        """The connection is no longer this parser's: refused (400) or upgraded to a
+        WebSocket, which drops what follows the head, as uvicorn itself does."""
+        return self.transport.is_closing() or self.transport.get_protocol() is not self
 
     def on_headers_complete(self) -> None:
         self._reading_head = False

@@ -185,3 +185,20 @@ async def test_a_validly_signed_10_mb_token_is_refused_before_it_is_read(
     assert "longer than 8192 characters" in long.json()["detail"]
     # The bound leaves room for real tokens: the usual one is no 401.
     assert usual.status_code != 401
+
+
+async def test_bodies_and_kept_alive_connections_are_served_as_before(
+    api_process: ApiProcess,
+) -> None:
+    """Only the head is counted: a body that arrives with it in one read (200 KiB, under
+    the body limit) is not taken for head, and each request on a kept-alive connection
+    is counted afresh."""
+    body = b'{"order_id": "' + b"o" * (200 * 1024) + b'"}'
+    async with httpx.AsyncClient(base_url=api_process.url, timeout=30) as client:
+        posted = await client.post("/cases", content=body, headers={
+            **IDENTITIES.bearer(Role.SERVICE, "shop-limits"), "Content-Type": "application/json",
+            "X-Padding": "p" * (20 * 1024)})  # fmt: skip
+        again = [await client.get("/cases", headers={"X-Padding": "p" * (20 * 1024)})
+                 for _ in range(10)]  # fmt: skip
+    assert posted.status_code == 422, posted.text[:300]
+    assert [r.status_code for r in again] == [401] * 10
