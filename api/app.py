@@ -28,6 +28,7 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.page_policy import PagePolicy
 from api.refusal_budget import RefusalBudget, RefusalBudgetGuard
 from api.rendered_reports import RenderedReports
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot
@@ -359,6 +360,7 @@ def create_app(
     # refused before the body limit would count it.
     app.add_middleware(Authentication, authenticator=authenticator)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PagePolicy)
     # The Temporal UI decodes payloads here for operators (staff only).
     app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins, authenticator))
 
@@ -742,12 +744,13 @@ def create_app(
         responses=documented(404),
     )
     async def carrier_response(
-        claim_id: CaseId, body: CarrierResponse, _: Annotated[Caller, Depends(carrier_desk)]
+        claim_id: CaseId, body: CarrierResponse, caller: Annotated[Caller, Depends(carrier_desk)]
     ) -> dict[str, str]:
-        """R15: the carrier claims desk's callback; an id that is no carrier claim's (a
-        case, a survey) or a claim that can no longer take it answers 404, and the answer
-        is kept for a person."""
-        await gateway.carrier_response(claim_id, body)
+        """R15: the carrier claims desk's callback, from a client made for the claim's
+        carrier; an id that is no carrier claim's (a case, a survey), another carrier's
+        claim, or a claim that can no longer take it answers 404, and the answer is kept
+        for a person."""
+        await gateway.carrier_response(claim_id, body, caller)
         return {"claim_id": claim_id, "accepted": "carrier_response"}
 
     @app.post(
