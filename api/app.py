@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from api.auth import Authentication, requires
-from api.codec import codec_app
+from api.codec import RunCodec, codec_app
 from api.errors import (
     ApiError,
     ApiErrorItem,
@@ -331,7 +331,9 @@ def create_app(
     *,
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
     refusal_budget: RefusalBudget | None = None,
+    run_codec: RunCodec | None = None,
 ) -> FastAPI:
+    """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py)."""
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -362,7 +364,10 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PagePolicy)
     # The Temporal UI decodes payloads here for operators (staff only).
-    app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins, authenticator))
+    app.mount(
+        "/codec",
+        codec_app(gateway.payload_codec, staff, codec_origins, authenticator, run_codec),
+    )
 
     async def refuse(
         request: Request, status_code: int, errors: list[ApiErrorItem]

@@ -68,6 +68,8 @@ class LedgerAction(StrEnum):
     REPLACEMENT_SHIPPED = "replacement_shipped"
     CARRIER_CLAIM_OPENED = "carrier_claim_opened"
     CARRIER_CLAIM_NOT_FILED = "carrier_claim_not_filed"
+    DISPUTE_WINDOW_OPENED = "dispute_window_opened"
+    DISPUTE_WINDOW_CLOSED = "dispute_window_closed"
     DISPUTED = "disputed"
     RULING_UPHOLDS_DECISION = "ruling_upholds_decision"
     CUSTOMER_ERASED = "customer_erased"
@@ -396,6 +398,10 @@ ACTIONS: dict[LedgerAction, ActionDoc] = {
     ),
     _A.CARRIER_CLAIM_OPENED: ActionDoc("a claim against the carrier started", "R8, R15"),
     _A.CARRIER_CLAIM_NOT_FILED: ActionDoc("no carrier named: nothing to claim", "R15"),
+    _A.DISPUTE_WINDOW_OPENED: ActionDoc(
+        "the rejection stands unless the customer disputes it by the deadline", "R19"
+    ),
+    _A.DISPUTE_WINDOW_CLOSED: ActionDoc("the dispute window passed with no dispute", "R19"),
     _A.DISPUTED: ActionDoc(
         "the customer took the rejection to arbitration", "R19", (_S.IN_ARBITRATION,)
     ),

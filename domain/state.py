@@ -227,6 +227,8 @@ class CaseState(BaseModel):
     next_stock_check: datetime | None = None
     charges: list[RefundReceipt] = Field(default_factory=list)
     dispute_deadline: datetime | None = None
+    # R19: the window passed with no dispute (an upheld ruling spends it too: `ruling`).
+    dispute_window_passed: bool = False
     dispute: Dispute | None = None
     ruling: ArbitrationRuling | None = None
     survey_id: str | None = None
@@ -287,9 +289,24 @@ class CaseState(BaseModel):
             total = total + refund.amount
         return total
 
+    @property
+    def dispute_window_open(self) -> bool:
+        """R19: the case is rejected, and the customer may still take it to arbitration."""
+        return (
+            self.status is CaseStatus.REJECTED
+            and self.dispute_deadline is not None
+            and self.ruling is None
+            and not self.dispute_window_passed
+        )
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def waiting_for(self) -> str:
+        if self.dispute_window_open and self.dispute_deadline is not None:
+            return (
+                "a possible dispute: the customer may take the rejection to platform "
+                f"arbitration until {self.dispute_deadline:%Y-%m-%d %H:%M} UTC (R19)"
+            )
         match self.status:
             case CaseStatus.OPENED:
                 return "the case to be opened"
@@ -336,6 +353,7 @@ class CaseState(BaseModel):
             CaseStatus.AWAITING_REFUND_CONSENT: self.consent_deadline,
             CaseStatus.WAITING_FOR_STOCK: self.next_stock_check,
             CaseStatus.AWAITING_DELIVERY: self.request.expected_delivery_at,
+            CaseStatus.REJECTED: self.dispute_deadline if self.dispute_window_open else None,
         }
         candidates = [by_status.get(self.status), self.escalation.respond_by]
         due = [d for d in candidates if d is not None]

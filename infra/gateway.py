@@ -645,6 +645,14 @@ class CaseGateway:
             {"message": _storable(errors)},
         )
 
+    async def has_refused_input(self, *, source: str) -> bool:
+        """Whether any refused input from `source` is kept (the demo keeps one, once)."""
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM refused_inputs WHERE source = $1)", source
+            )
+        )
+
 
 def _storable(text: str) -> str:
     """Refused input may carry NUL (a raw byte in a broken JSON body), which PostgreSQL

@@ -146,6 +146,10 @@ class _Pending:
     act: Callable[[], Awaitable[None]] | None
 
 
+# The patch of issue 17: R19's dispute window recorded in the ledger (phases/after_close).
+DISPUTE_WINDOW_IN_THE_VIEW = "dispute-window-in-the-view"
+
+
 def no_deadline() -> Due | None:
     return None
 
@@ -159,6 +163,10 @@ class CaseDesk:
         # Continue-as-new is weighed when a phase asks for its next turn, once it has had
         # one (the run's first turn starts where the carried state left off).
         self._had_a_turn = False
+        # Asked once at the start of the run (docs/versioning.md): whether R19's window
+        # opening and passing are ledger steps, so the read model and NextDeadline say
+        # the case waits for a possible dispute. Runs started before replay without them.
+        self.run_records_dispute_window = workflow.patched(DISPUTE_WINDOW_IN_THE_VIEW)
 
     @property
     def resumed(self) -> bool:

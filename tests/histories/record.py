@@ -277,6 +277,15 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-20", reason=Reason.QUALITY_DEFECT),
         _racing_decisions_scans_and_offer,
     ),
+    # Patch dispute-window-in-the-view (issue 17): R19's window recorded in the ledger.
+    "return_rejected_dispute_window_recorded": (
+        a_request(order_id="HIST-21"),
+        _rejected_at_inspection,
+    ),
+    "return_disputed_dispute_window_recorded": (
+        a_request(order_id="HIST-22"),
+        _disputed_and_ruled,
+    ),
 }
 
 
