@@ -50,6 +50,8 @@ from domain.case import (
     InterceptRequested,
     MessageId,
     OpenCaseRequest,
+    PaymentResolution,
+    PaymentResolutionChoice,
     RefundConsent,
     RemedyChoice,
     ReviewDecision,
@@ -122,6 +124,10 @@ class ExtensionBody(Strict):
     deadline: Deadline
     extend_by: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))]
     reason: ExplainedReason
+
+
+class PaymentResolutionBody(PaymentResolutionChoice):
+    action_id: MessageId
 
 
 class RulingBody(Strict):
@@ -722,6 +728,14 @@ def create_app(
     ) -> CaseView:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension, caller)
+
+    @app.post("/cases/{case_id}/payment-resolution", responses=documented(404, 409, 410))
+    async def payment_resolution(
+        case_id: CaseId, body: PaymentResolutionBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseView:
+        """R21: a declined payment retried under its key, or recorded settled another way."""
+        resolved = PaymentResolution(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "resolve_declined_payment", resolved, caller)
 
     @app.post("/cases/{case_id}/ruling", responses=documented(404, 409, 410))
     async def ruling(

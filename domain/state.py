@@ -23,6 +23,7 @@ from domain.case import (
     InterceptRequested,
     OpenCaseRequest,
     ParcelDelivered,
+    PaymentResolution,
     RefundConsent,
     Remedy,
     RemedyChoice,
@@ -34,7 +35,7 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.policy_settings import PolicySettings
-from domain.refusal import Refusal
+from domain.refusal import OutsideAnswer, Refusal
 from domain.sla import SlaBreach, SlaClock
 
 
@@ -61,6 +62,9 @@ class CaseStatus(StrEnum):
     REFUNDED = "refunded"
     REJECTED = "rejected"
     ABANDONED = "abandoned"
+    # The payment provider said no (or what its contract does not define): a person
+    # retries the payment or records it settled another way (R21).
+    PAYMENT_DECLINED = "payment_declined"
 
     @property
     def is_closed(self) -> bool:
@@ -134,6 +138,24 @@ class Inspection(BaseModel):
     inspected_at: datetime
 
 
+class PaymentKind(StrEnum):
+    REFUND = "refund"
+    CHARGE = "charge"
+
+
+class DeclinedPayment(BaseModel):
+    """A payment the provider declined, waiting for a person (R21): retried under the
+    same key, or recorded settled another way. The status the case was in comes back
+    once it is resolved."""
+
+    kind: PaymentKind
+    idempotency_key: str
+    amount: Money
+    reason: str
+    answer: OutsideAnswer
+    status_before: CaseStatus
+
+
 class RefundReceipt(BaseModel):
     idempotency_key: str
     purpose: str = "refund"
@@ -160,6 +182,7 @@ CaseMessage = (
     | Assignment
     | DeadlineExtension
     | Withdrawal
+    | PaymentResolution
 )
 
 
@@ -250,6 +273,8 @@ class CaseState(BaseModel):
     complaints: list[Complaint] = Field(default_factory=list)
     inspection: Inspection | None = None
     refunds: list[RefundReceipt] = Field(default_factory=list)
+    # A declined payment a person has not resolved yet (status payment_declined).
+    declined_payment: DeclinedPayment | None = None
     closed_at: datetime | None = None
     # R20: every refusal, rejection or abandonment says why, in words a customer can read.
     decision_reason: str | None = None
@@ -336,6 +361,8 @@ class CaseState(BaseModel):
                 return "the replacement to be back in stock (R22)"
             case CaseStatus.AWAITING_REMEDY_CHOICE:
                 return "the customer to choose replacement, partial or full refund (R8)"
+            case CaseStatus.PAYMENT_DECLINED:
+                return "a person: the payment provider declined the payment (R21)"
             case _:
                 return "nothing: the case is closed"
 

@@ -34,6 +34,7 @@ from domain.case import (
     InterceptRequested,
     OpenCaseRequest,
     ParcelDelivered,
+    PaymentResolution,
     RefundConsent,
     RemedyChoice,
     ReviewDecision,
@@ -117,6 +118,7 @@ UPDATES: dict[str, type[CaseMessage]] = {
     "choose_remedy": RemedyChoice,
     "consent_to_refund": RefundConsent,
     "apply_ruling": ArbitrationRuling,
+    "resolve_declined_payment": PaymentResolution,
 }
 
 

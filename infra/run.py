@@ -18,7 +18,6 @@ import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from activities.notifications import LoggingNotifier
 from api.app import create_app
 from api.codec import RunCodec
 from api.errors import from_validation, one_line
@@ -59,6 +58,7 @@ from infra.edge_identity import (
 from infra.gateway import CaseGateway, RefusedDecisionError, UnknownCaseError
 from infra.grants import GrantingInterceptor
 from infra.identity import Caller, MachineClients
+from infra.outside.systems import outside_systems
 from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import (
     DATA_DIR,
@@ -329,13 +329,16 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    outside = outside_systems(settings)  # the sandboxes unless configured otherwise
     try:
         worker = build_worker(
             env.client,
             pool=pool,
             task_queue=settings.task_queue,
-            payments=settings.sandbox_payments(),
-            notifier=LoggingNotifier(),
+            payments=outside.payments,
+            notifier=outside.notifier,
+            carrier=outside.carrier,
+            warehouse=outside.warehouse,
             grants=grant_verifier(settings),
             policy_file=settings.policy_file,
         )
@@ -378,6 +381,7 @@ async def main() -> None:
             api.should_exit = True
             await serving
     finally:
+        await outside.aclose()
         await env.shutdown()
         await pool.close()
 

@@ -78,6 +78,8 @@ PATCHED_HISTORIES = {
     DISPUTE_WINDOW_IN_THE_VIEW: {
         "return_rejected_dispute_window_recorded",
         "return_disputed_dispute_window_recorded",
+        # Recorded after the patch (issue 18): every run since asks it at its start.
+        "return_refund_declined_then_retried",
     },
 }
 
@@ -151,3 +153,20 @@ def test_the_racing_history_paid_once_for_the_offer_and_once_for_the_return() ->
     # R21: two approvals, two passing inspections and an offer at once: 15.00 of goodwill,
     # then the rest of the price; the second inspection changes nothing (R26).
     assert _refunded_minor(_history("return_racing_decisions_scans_and_offer")) == [1_500, 4_490]
+
+
+def test_a_declined_refund_is_asked_again_only_after_a_persons_retry() -> None:  # R21
+    history = _history("return_refund_declined_then_retried")
+    kinds = [event.WhichOneof("attributes") for event in history.events]
+    failed = kinds.index("activity_task_failed_event_attributes")
+    accepted = kinds.index("workflow_execution_update_accepted_event_attributes")
+    scheduled = [
+        i
+        for i, event in enumerate(history.events)
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "issue_refund"
+    ]
+    # The same key twice: once declined, once after the supervisor's retry.
+    assert _refunded_minor(history) == [5_990, 5_990]
+    assert scheduled[0] < failed < accepted < scheduled[1]
+    assert kinds.count("activity_task_failed_event_attributes") == 1

@@ -133,7 +133,7 @@ async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
     amount = ruling.refund or limit.minus_floored_at_zero(state.refunded_total)
     await refund(
-        desk.book, amount, rule="R19",
+        desk, amount, rule="R19",
         reason=f"the arbiter ruled for the customer: {ruling.reason}",
         actor=ruling.actor, role=ruling.role.value,
     )  # fmt: skip
