@@ -48,13 +48,14 @@ def _refused(field: str, message: str) -> RequestValidationError:
 
 def _members(kind: type[Member], field: str, values: Sequence[str] | None) -> frozenset[Member]:
     """Repeated (`status=a&status=b`) or comma-separated (`status=a,b`), each a member of
-    `kind`; 422 naming the field and the values it takes otherwise."""
+    `kind`; 422 naming the field and the values it takes otherwise (not the value sent:
+    an error never echoes input, docs/contract.md)."""
     found = set()
     for value in (part.strip() for v in values or () for part in v.split(",")):
         try:
             found.add(kind(value))
         except ValueError:
-            raise _refused(field, f"{value!r} is not one of {', '.join(kind)}") from None
+            raise _refused(field, f"each value must be one of {', '.join(kind)}") from None
     return frozenset(found)
 
 

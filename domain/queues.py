@@ -11,7 +11,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+)
 
 from domain.case import ActorId, BusinessKey, CaseKind, Channel, Reason, Role, Strict, UtcDatetime
 from domain.state import CaseStatus, EscalationLevel
@@ -66,19 +73,19 @@ class CaseFilter(Strict):
     passed or an SLA clock breached (R10, R13, R14, R18)."""
 
     statuses: frozenset[CaseStatus] = frozenset()
-    open_only: bool = False
+    open_only: StrictBool = False
     kinds: frozenset[CaseKind] = frozenset()
     reasons: frozenset[Reason] = frozenset()
     sku: BusinessKey | None = None
     carrier: CarrierName | None = None
     channels: frozenset[Channel] = frozenset()
     assignee: ActorId | None = None
-    unassigned: bool = False
+    unassigned: StrictBool = False
     escalation_levels: frozenset[EscalationLevel] = frozenset()
     deadline_before: UtcDatetime | None = None
     deadline_after: UtcDatetime | None = None
     late_at: UtcDatetime | None = None
-    disputed: bool | None = None
+    disputed: StrictBool | None = None
     # A case id, order id, SKU or tracking number, matched whole (a tracking number by
     # its keyed hash: docs/privacy.md).
     search: SearchText | None = None
