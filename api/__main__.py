@@ -8,6 +8,7 @@ import uvicorn
 import uvloop
 
 from api.app import create_app
+from desk.router import Desk, desk_settings
 from infra.database import create_pool
 from infra.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
@@ -24,7 +25,10 @@ async def serve() -> None:
     pool = await create_pool(settings.effective_database_url)
     client = await connect(settings, pool, [GrantingInterceptor(grant_signer(settings))])
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
-    app = create_app(gateway, authenticator(settings), codec_origins=settings.codec_origins)
+    desk = Desk(gateway, pool, policy, desk_settings(settings))
+    app = create_app(
+        gateway, authenticator(settings), codec_origins=settings.codec_origins, desk=desk
+    )
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, access_log=False)
     try:

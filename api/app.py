@@ -31,6 +31,7 @@ from api.errors import (
 )
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
 from api.reports import Section, report_csv
+from desk.router import Desk
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
@@ -328,7 +329,10 @@ def create_app(
     authenticator: Authenticator,
     *,
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
+    desk: Desk | None = None,
 ) -> FastAPI:
+    """The API; with `desk`, the operators' desk too (desk/: its pages, and its sign-in
+    for them and for the report page)."""
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -350,8 +354,12 @@ def create_app(
     app.add_middleware(BodyLimit)
     # Nothing reads a body before the caller is proven: an unauthenticated 10 MB body is
     # refused before the body limit would count it.
-    app.add_middleware(Authentication, authenticator=authenticator)
+    app.add_middleware(
+        Authentication, authenticator=authenticator, desk=desk.gate if desk else None
+    )
     app.add_middleware(SecurityHeaders)
+    if desk is not None:
+        app.include_router(desk.router)
     # The Temporal UI decodes payloads here for operators (staff only).
     app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins, authenticator))
 

@@ -220,3 +220,8 @@ def refuse_unsafe_exposure(settings: Settings, folder: Path | None = None) -> No
             f"AFTERSALES_CLIENTS_FILE: {where}, so it needs its own machine clients, not "
             f"the development ones in {DATA_DIR}"
         )
+    if settings.oidc_issuer is None:
+        raise ConfigurationError(
+            f"AFTERSALES_OIDC_ISSUER: {where}, so the desk needs your identity provider; "
+            "its development sign-in (pick a person and a role) is for loopback only"
+        )

@@ -129,7 +129,7 @@ class StaffTokens:
             raise Unauthenticated(f"the token is not from issuer {self._issuer}") from error
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"the token is not valid: {error}") from error
-        return Principal(actor=_subject(claims), roles=_staff_roles(claims.get("roles")))
+        return staff_principal(claims)
 
     def _key(self, key_id: str) -> jwt.PyJWK:
         if self._url_keys is not None:
@@ -154,6 +154,12 @@ class StaffTokens:
 
 def _is_url(jwks: str) -> bool:
     return jwks.startswith("https://")
+
+
+def staff_principal(claims: dict[str, Any]) -> Principal:
+    """The person verified claims name (`sub`) and the staff roles they confer (`roles`):
+    a staff token's, and the desk's OIDC ID token's (desk/oidc.py)."""
+    return Principal(actor=_subject(claims), roles=_staff_roles(claims.get("roles")))
 
 
 def _subject(claims: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from temporalio.client import Client
 
 from activities.notifications import LoggingNotifier
 from api.app import create_app
+from desk.router import Desk, desk_settings
 from domain.analytics import DeliveredUnits
 from domain.case import (
     UNDELIVERED,
@@ -243,6 +244,7 @@ async def main() -> None:
                     gateway,
                     authenticator(settings),
                     codec_origins=[*settings.codec_origins, ui_origin],
+                    desk=Desk(gateway, pool, policy, desk_settings(settings)),
                 ),
                 host=settings.api_host,
                 port=settings.api_port,
@@ -258,6 +260,8 @@ async def main() -> None:
                 f"  Temporal UI:   http://localhost:{port + 1000}/namespaces/"
                 f"{settings.temporal_namespace}/workflows\n"
                 f"  Temporal gRPC: {settings.temporal_address}\n"
+                f"  Desk:          http://localhost:{settings.api_port}/desk  "
+                "(sign in as any name, in any role)\n"
                 f"  HTTP API:      http://localhost:{settings.api_port}/docs\n"
                 f"  PostgreSQL:    {settings.effective_database_url}\n"
                 f"  Task queue:    {settings.task_queue}\n"
