@@ -29,8 +29,11 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.paths import CASE_ID_PATTERN, CaseId
+from api.queues import queues_router
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
 from api.reports import Section, report_csv
+from api.review import review_router
 from desk.router import Desk
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
@@ -62,13 +65,12 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.money import Money
-from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, ServiceView
 from infra.analytics import DeliveryOutcome
+from infra.case_notes import NoteIdTakenError, UnknownNoteCaseError
 from infra.gateway import (
     CaseErasedError,
     CaseGateway,
-    CaseSummary,
     ReceiptRefusedError,
     RefusedDecisionError,
     RefusedInputError,
@@ -76,14 +78,12 @@ from infra.gateway import (
     WorkerUnavailableError,
 )
 from infra.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
+from infra.kept_for_review import AlreadyResolvedError, UnknownKeptItemError
 from infra.outages import DATABASE_DOWN, unreachable_service
 from infra.privacy import CustomerHasOpenCasesError, ErasureReport
 
 MAX_BODY_BYTES = 256 * 1024
 RETRY_AFTER_S = 5
-# `<kind>-<order>-<line>-<request>`, each part a business key (R2).
-_CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
-CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
 CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 TEMPORAL_DEV_UI_ORIGIN = "http://localhost:8233"
 
@@ -132,7 +132,7 @@ class RulingBody(Strict):
 
 class ScanSubmission(ScanReport):
     barcode: str = Field(
-        min_length=7, max_length=220, pattern=_CASE_ID_PATTERN,
+        min_length=7, max_length=220, pattern=CASE_ID_PATTERN,
         description="the return label's barcode: the case id",
     )  # fmt: skip
 
@@ -401,6 +401,19 @@ def create_app(
             request, status.HTTP_409_CONFLICT, [from_refusal(str(error), error.rule)]
         )
 
+    @app.exception_handler(UnknownKeptItemError)
+    async def unknown_kept(_: Request, error: UnknownKeptItemError) -> JSONResponse:
+        return error_response(status.HTTP_404_NOT_FOUND, [from_message(str(error))])
+
+    @app.exception_handler(UnknownNoteCaseError)
+    async def unknown_note_case(request: Request, error: UnknownNoteCaseError) -> JSONResponse:
+        return await refuse(request, status.HTTP_404_NOT_FOUND, [from_message(str(error))])
+
+    @app.exception_handler(AlreadyResolvedError)
+    @app.exception_handler(NoteIdTakenError)
+    async def taken(request: Request, error: ValueError) -> JSONResponse:
+        return await refuse(request, status.HTTP_409_CONFLICT, [from_message(str(error))])
+
     @app.exception_handler(CaseErasedError)
     async def erased_case(_: Request, error: CaseErasedError) -> JSONResponse:
         return error_response(status.HTTP_410_GONE, [from_message(str(error), field="case_id")])
@@ -554,14 +567,9 @@ def create_app(
         image = await run_in_threadpool(render_plot, report, plot, image_format)
         return Response(image, media_type=MEDIA_TYPES[image_format])
 
-    @app.get("/cases")
-    async def list_cases(
-        _: Annotated[Caller, Depends(staff)],
-        status_is: Annotated[CaseStatus | None, Query(alias="status")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    ) -> list[CaseSummary]:
-        """The newest cases first, from the PostgreSQL read model."""
-        return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
+    # Before `/cases/{case_id}`'s siblings: the lists, queues and what waits for a person.
+    app.include_router(queues_router(gateway, _StrictJSONRoute))
+    app.include_router(review_router(gateway, _StrictJSONRoute))
 
     @app.get("/cases/{case_id}", responses=documented(404, 410))
     async def read_case(
@@ -592,7 +600,8 @@ def create_app(
         (for a disputed case only, else 404) the arbiter. Customers are named by role, and
         complaint words, messages as they arrived and photo URLs (a count) are left out,
         as in the working view (docs/privacy.md)."""
-        trail = await gateway.ledger(case_id)
+        # Internal notes are the merchant's own: not for the platform's arbiter.
+        trail = await gateway.ledger(case_id, with_notes=caller.role is not Role.ARBITER)
         if caller.role is Role.ARBITER and not trail.disputed:
             raise UnknownCaseError(f"case_id: no case {case_id!r}")
         return trail

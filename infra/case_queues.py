@@ -1,0 +1,186 @@
+"""Case lists and work queues from the PostgreSQL read model (`cases`, migration 016):
+one query builder for every filter of domain/queues.py, keyset paging, and every queue's
+count in one round trip. No Temporal call: a list answers with no worker running.
+
+Each filter becomes SQL with bound parameters only. The queues' order is the next
+deadline, soonest first, cases with none last (the key `coalesce(next_deadline,
+'infinity')`, which the partial indexes of migration 016 hold for open cases), then the
+case id; a page ends with a cursor naming its last row, and the next page starts after
+it, so a case inserted meanwhile neither repeats a row nor hides one. A case whose next
+deadline moves between two pages moves in the order too (it is read where it is now)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from domain.queues import (
+    PAGE_SIZE,
+    CaseFilter,
+    CasePage,
+    CaseRow,
+    CaseSort,
+    Cursor,
+    Queue,
+    QueueCounts,
+    Viewer,
+    queue_filter,
+    scope_of,
+)
+from domain.state import EscalationLevel
+from infra.blind_index import TrackingNumberIndex
+
+DEADLINE_KEY = "coalesce(next_deadline, 'infinity'::timestamptz)"
+_ROW_COLUMNS = ", ".join(CaseRow.model_fields)
+_ORDER = {
+    CaseSort.NEXT_DEADLINE: f"{DEADLINE_KEY}, case_id",
+    CaseSort.NEWEST: "opened_at DESC, case_id DESC",
+}
+
+
+class _Sql:
+    """WHERE clauses and their bound parameters, numbered as they are added."""
+
+    def __init__(self) -> None:
+        self.clauses: list[str] = []
+        self.args: list[Any] = []
+
+    def bind(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+    def where(self, clause: str) -> None:
+        self.clauses.append(clause)
+
+    def conditions(self) -> str:
+        return " AND ".join(self.clauses) or "true"
+
+
+def _narrow(sql: _Sql, case_filter: CaseFilter, tracking: TrackingNumberIndex) -> None:
+    f = case_filter
+    if f.open_only or f.late_at is not None:
+        sql.where("closed_at IS NULL")
+    for column, values in (
+        ("status", f.statuses),
+        ("kind", f.kinds),
+        ("reason", f.reasons),
+        ("channel", f.channels),
+        ("escalation_level", f.escalation_levels),
+    ):
+        if values:
+            sql.where(f"{column} = ANY({sql.bind(sorted(v.value for v in values))}::text[])")
+    if f.escalation_levels and EscalationLevel.NONE not in f.escalation_levels:
+        sql.where(f"escalation_level <> '{EscalationLevel.NONE.value}'")  # the partial index
+    for column, value in (("sku", f.sku), ("carrier", f.carrier), ("assigned_agent", f.assignee)):
+        if value is not None:
+            sql.where(f"{column} = {sql.bind(value)}")
+    if f.unassigned:
+        sql.where("assigned_agent IS NULL")
+    if f.deadline_before is not None:
+        sql.where(f"next_deadline < {sql.bind(f.deadline_before)}")
+    if f.deadline_after is not None:
+        sql.where(f"next_deadline >= {sql.bind(f.deadline_after)}")
+    if f.late_at is not None:
+        sql.where(f"({DEADLINE_KEY} < {sql.bind(f.late_at)} OR sla_breached_at IS NOT NULL)")
+    if f.disputed is not None:
+        sql.where(f"disputed = {sql.bind(f.disputed)}")
+    if f.search is not None:
+        text = sql.bind(f.search)
+        hashes = sql.bind(tracking.tokens(f.search))
+        # One index lookup per way a case is named, instead of an OR no index serves.
+        sql.where(
+            f"""case_id IN (SELECT {text}::text
+                            UNION ALL SELECT case_id FROM cases WHERE order_id = {text}
+                            UNION ALL SELECT case_id FROM cases WHERE sku = {text}
+                            UNION ALL SELECT case_id FROM case_tracking_numbers
+                                      WHERE tracking_hash = ANY({hashes}::bytea[]))"""
+        )
+
+
+def _after(sql: _Sql, sort: CaseSort, cursor: Cursor) -> None:
+    match sort:
+        case CaseSort.NEXT_DEADLINE:
+            at = f"coalesce({sql.bind(cursor.at)}::timestamptz, 'infinity'::timestamptz)"
+            sql.where(f"({DEADLINE_KEY}, case_id) > ({at}, {sql.bind(cursor.case_id)})")
+        case CaseSort.NEWEST:
+            sql.where(f"(opened_at, case_id) < ({sql.bind(cursor.at)}, {sql.bind(cursor.case_id)})")
+
+
+def _cursor_of(row: CaseRow, sort: CaseSort) -> Cursor:
+    at = row.next_deadline if sort is CaseSort.NEXT_DEADLINE else row.opened_at
+    return Cursor(sort=sort, at=at, case_id=row.case_id)
+
+
+class CaseQueues:
+    def __init__(self, pool: asyncpg.Pool, tracking: TrackingNumberIndex) -> None:
+        self._pool = pool
+        self._tracking = tracking
+
+    async def page(
+        self,
+        filters: Sequence[CaseFilter],
+        *,
+        sort: CaseSort = CaseSort.NEXT_DEADLINE,
+        after: Cursor | None = None,
+        limit: int = PAGE_SIZE,
+        with_total: bool = False,
+    ) -> CasePage:
+        """The cases every filter matches (AND), in `sort` order, after `after`."""
+        sql = _Sql()
+        for case_filter in filters:
+            _narrow(sql, case_filter, self._tracking)
+        matching, matching_args = sql.conditions(), list(sql.args)
+        if after is not None:
+            _after(sql, sort, after)
+        query = (
+            f"SELECT {_ROW_COLUMNS} FROM cases WHERE {sql.conditions()} "
+            f"ORDER BY {_ORDER[sort]} LIMIT {sql.bind(limit + 1)}"
+        )
+        async with self._pool.acquire() as conn:
+            records = await conn.fetch(query, *sql.args)
+            total = None
+            if with_total:
+                total = await conn.fetchval(
+                    f"SELECT count(*) FROM cases WHERE {matching}", *matching_args
+                )
+        rows = [CaseRow(**dict(r)) for r in records[:limit]]
+        more = len(records) > limit
+        return CasePage(
+            rows=rows,
+            next_cursor=_cursor_of(rows[-1], sort).encode() if more else None,
+            total=total,
+        )
+
+    async def queue(
+        self,
+        queue: Queue,
+        viewer: Viewer,
+        now: datetime,
+        *,
+        narrowed_by: CaseFilter | None = None,
+        after: Cursor | None = None,
+        limit: int = PAGE_SIZE,
+        with_total: bool = False,
+    ) -> CasePage:
+        """One queue as `viewer` sees it, soonest deadline first, optionally narrowed."""
+        filters = [scope_of(viewer), queue_filter(queue, viewer, now)]
+        if narrowed_by is not None:
+            filters.append(narrowed_by)
+        return await self.page(filters, after=after, limit=limit, with_total=with_total)
+
+    async def counts(self, viewer: Viewer, now: datetime) -> QueueCounts:
+        """Every queue's count for `viewer`, in one statement: one scalar subquery per
+        queue, so each is answered from its own partial index."""
+        sql = _Sql()
+        counts = []
+        for queue in Queue:
+            queue_sql = _Sql()
+            queue_sql.args = sql.args  # one numbering for the whole statement
+            for case_filter in (scope_of(viewer), queue_filter(queue, viewer, now)):
+                _narrow(queue_sql, case_filter, self._tracking)
+            counts.append(f"(SELECT count(*) FROM cases WHERE {queue_sql.conditions()})")
+        [row] = await self._pool.fetch(f"SELECT {', '.join(counts)}", *sql.args)
+        return QueueCounts(at=now, counts=dict(zip(Queue, row.values(), strict=True)))
