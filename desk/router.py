@@ -11,11 +11,12 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
+from api.paths import CaseId
 from desk.case_actions import available_actions, money_panel
 from desk.forms import (
     EXTENSION_DAYS,
@@ -24,6 +25,7 @@ from desk.forms import (
     ExplainedForm,
     ExtendForm,
     Forbidden,
+    NoteForm,
     RejectionReason,
     ReviewForm,
     RulingForm,
@@ -41,6 +43,7 @@ from desk.gate import (
     safe_return,
 )
 from desk.oidc import OidcProvider
+from desk.queues import add_queue_routes, navigation
 from desk.rendering import Asset, asset, page
 from desk.sessions import SESSION_LENGTH, SessionStore
 from domain.case import (
@@ -58,6 +61,7 @@ from domain.case import (
 )
 from domain.state import EXTENDABLE, CaseMessage
 from domain.view import CaseView
+from infra.case_notes import NoteIdTakenError
 from infra.case_page import CasePageReads
 from infra.gateway import (
     CaseErasedError,
@@ -77,8 +81,6 @@ from infra.identity import (
 from infra.policy_file import PolicyFile
 from infra.settings import Settings
 
-_CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
-CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
 # The people the desk is for, most authority first (infra/identity.py `acting_role`).
 DESK_ROLES = (*STAFF_BY_AUTHORITY, Role.ARBITER)
 # Pre-session token for the development sign-in form (login CSRF): a cookie and a field.
@@ -295,11 +297,13 @@ def _router(
         case_policy = policy.resolve(view.category, view.carrier)
         ledger = await gateway.ledger(case_id)
         context = {
+            "nav": await navigation(gateway, reads, caller),
             "view": view,
             "caller": caller,
             "money": money_panel(view, caller, case_policy),
             "actions": available_actions(view, caller, case_policy),
             "events": ledger.events,
+            "notes": ledger.notes,
             "messages": await reads.messages(case_id),
             "photos": await reads.photos(case_id),
             "temporal_url": f"{settings.temporal_ui_url.rstrip('/')}/namespaces/"
@@ -322,6 +326,25 @@ def _router(
     @router.get("/cases/{case_id}")
     async def show_case(request: Request, case_id: CaseId) -> Response:
         return await case_page(request, case_id, acting(request, *DESK_ROLES))
+
+    @router.post("/cases/{case_id}/notes")
+    async def add_note(request: Request, case_id: CaseId) -> Response:
+        """An internal note, under its author (infra/case_notes.py); the page's id for it
+        writes it once however often the form is sent."""
+        caller = acting(request, *STAFF_BY_AUTHORITY)
+        fields = await posted(request)
+        await readable(request, case_id, caller)
+        try:
+            note = NoteForm.model_validate({"text": fields.get("text", "")})
+            await gateway.notes.add(case_id, fields.get("action_id", ""), note.text, caller)
+        except (ValidationError, NoteIdTakenError) as problem:
+            message = str(problem) if isinstance(problem, NoteIdTakenError) else (
+                f"text: {problem.errors()[0]['msg']}"
+            )  # fmt: skip
+            return await case_page(request, case_id, caller, refusal=BadForm(message),
+                                   refused_action="note")  # fmt: skip
+        return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done=note",
+                                status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
 
     @router.post("/cases/{case_id}/{action}")
     async def act(request: Request, case_id: CaseId, action: str) -> Response:
@@ -346,6 +369,7 @@ def _router(
         return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done={action}",
                                 status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
 
+    add_queue_routes(router, gateway, reads, acting, DESK_ROLES)
     return router
 
 

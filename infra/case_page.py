@@ -1,7 +1,8 @@
-"""What the desk's case page shows beside the view and the ledger: the customer messages
+"""What the desk shows beside the gateway's reads: on a case's page the customer messages
 sent (R16 holds some until morning: sent_at says when they went), and the photos a person
-needs to decide (the customer's evidence, R6; the warehouse's inspection, R26). Staff
-only: the URLs are personal data the API's views leave out (docs/privacy.md)."""
+needs to decide (the customer's evidence, R6; the warehouse's inspection, R26); in its
+navigation, how many kept items wait. Staff only: the URLs are personal data the API's
+views leave out (docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,14 @@ class Photo:
     url: str
     source: str
     at: datetime
+
+
+@dataclass(frozen=True)
+class KeptCounts:
+    """What waits for a person outside the case queues (infra/kept_for_review.py)."""
+
+    unmatched_scans: int
+    refused_inputs: int
 
 
 class CasePageReads:
@@ -51,3 +60,12 @@ class CasePageReads:
             case_id,
         )
         return [Photo(**dict(row)) for row in rows]
+
+    async def kept_counts(self) -> KeptCounts:
+        """The desk's navigation counts: unresolved scans and unhandled refused input."""
+        row = await self._pool.fetchrow(
+            """SELECT (SELECT count(*) FROM unmatched_scans WHERE resolved_at IS NULL) AS scans,
+                      (SELECT count(*) FROM refused_inputs WHERE handled_at IS NULL) AS inputs"""
+        )
+        assert row is not None
+        return KeptCounts(unmatched_scans=row["scans"], refused_inputs=row["inputs"])
