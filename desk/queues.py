@@ -156,7 +156,6 @@ def add_queue_routes(
     acting: Callable[..., Caller],
     roles: tuple[Role, ...],
 ) -> None:
-    QueueName = Annotated[Queue, Path()]
 
     async def queue_rows(
         request: Request, queue: Queue, caller: Caller, cursor: str | None
@@ -181,7 +180,7 @@ def add_queue_routes(
     @router.get("/queues/{queue}")
     async def show_queue(
         request: Request,
-        queue: QueueName,
+        queue: Queue,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
         done: Annotated[str | None, Query(max_length=500)] = None,
     ) -> Response:
@@ -205,7 +204,7 @@ def add_queue_routes(
     @router.get("/queues/{queue}.csv")
     async def queue_csv(
         request: Request,
-        queue: QueueName,
+        queue: Queue,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
     ) -> Response:
         """The page shown, as CSV: the same filters and the same page."""
@@ -217,7 +216,7 @@ def add_queue_routes(
         )  # fmt: skip
 
     @router.post("/queues/{queue}/assign")
-    async def bulk_assign(request: Request, queue: QueueName) -> Response:
+    async def bulk_assign(request: Request, queue: Queue) -> Response:
         """The ticked cases assigned to one agent, each through the gateway as the case
         page's form does; the action id the page made, per case, so a resend assigns
         once. What a case refused is listed with its rule."""
