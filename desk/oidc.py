@@ -6,12 +6,16 @@ staff token's do (`staff_principal`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx2
 import jwt
 from authlib.common.security import generate_token
+from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from desk.sessions import SignIn
@@ -25,6 +29,16 @@ from infra.identity import (
 )
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+@contextmanager
+def _provider_trouble() -> Iterator[None]:
+    """The provider refusing the exchange (a code used twice, a wrong verifier) or not
+    answering is no sign-in: said as such, never a 500."""
+    try:
+        yield
+    except (OAuthError, httpx2.HTTPError, ValueError) as error:
+        raise Unauthenticated(f"the identity provider did not sign you in: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -60,9 +74,15 @@ class OidcProvider:
 
     async def _discovered(self) -> dict[str, Any]:
         """The provider's discovery document, fetched once per process."""
+        with _provider_trouble():
+            return await self._discovery()
+
+    async def _discovery(self) -> dict[str, Any]:
         if self._metadata is None:
             async with self._client("") as client:
-                answer = await client.get(f"{self.issuer}{DISCOVERY_PATH}")
+                answer = await client.request(
+                    "GET", f"{self.issuer}{DISCOVERY_PATH}", withhold_token=True
+                )
                 answer.raise_for_status()
                 metadata: dict[str, Any] = answer.json()
             if metadata.get("issuer", "").rstrip("/") != self.issuer:
@@ -84,17 +104,19 @@ class OidcProvider:
         """The person the provider signed in: the code exchanged (with the PKCE verifier),
         the ID token's signature, issuer, audience, expiry and nonce checked."""
         metadata = await self._discovered()
-        async with self._client(redirect_uri) as client:
-            token = await client.fetch_token(
-                metadata["token_endpoint"], code=code, code_verifier=sign_in.code_verifier
-            )
-            keys = (await client.get(metadata["jwks_uri"])).raise_for_status().json()
+        with _provider_trouble():
+            async with self._client(redirect_uri) as client:
+                token = await client.fetch_token(
+                    metadata["token_endpoint"], code=code, code_verifier=sign_in.code_verifier
+                )
+                keys = await client.request("GET", metadata["jwks_uri"], withhold_token=True)
+                keys_document = keys.raise_for_status().json()
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise Unauthenticated("the provider answered without an ID token")
         try:
             key_id = str(jwt.get_unverified_header(id_token).get("kid"))
-            key = jwt.PyJWKSet.from_dict(keys)[key_id]
+            key = jwt.PyJWKSet.from_dict(keys_document)[key_id]
             claims = jwt.decode(
                 id_token, key, algorithms=TOKEN_ALGORITHMS, audience=self._client_id,
                 issuer=self.issuer, leeway=CLOCK_SKEW,

@@ -233,9 +233,12 @@ def _router(
     async def oidc_sign_in(request: Request, return_to: str | None = None) -> Response:
         if settings.oidc is None:
             return _problem(request, status.HTTP_404_NOT_FOUND, "no identity provider is set")
-        redirect = await settings.oidc.redirect(
-            str(request.url_for("oidc_callback")), safe_return(return_to)
-        )
+        try:
+            redirect = await settings.oidc.redirect(
+                str(request.url_for("oidc_callback")), safe_return(return_to)
+            )
+        except Unauthenticated as problem:
+            return _problem(request, status.HTTP_503_SERVICE_UNAVAILABLE, f"sign-in: {problem}")
         await sessions.begin_sign_in(redirect.state, redirect.sign_in)
         answer = RedirectResponse(redirect.url, status_code=status.HTTP_303_SEE_OTHER)
         # Lax: the provider's redirect back is a top-level GET from another site.
@@ -292,7 +295,10 @@ def _router(
         *,
         refusal: RefusedDecisionError | BadForm | None = None,
         refused_action: str | None = None,
+        submitted: dict[str, str] | None = None,
     ) -> Response:
+        """The case's page; after a refusal, with why beside the form sent and what was
+        typed in it kept (a new action id: the refused one would be refused again)."""
         view = await readable(request, case_id, caller)
         case_policy = policy.resolve(view.category, view.carrier)
         ledger = await gateway.ledger(case_id)
@@ -316,6 +322,7 @@ def _router(
             "refusal": refusal,
             "refusal_rule": getattr(refusal, "rule", None),
             "refused_action": refused_action,
+            "submitted": submitted or {},
             "done": request.query_params.get("done"),
         }
         code = status.HTTP_409_CONFLICT if isinstance(refusal, RefusedDecisionError) else (
@@ -342,7 +349,7 @@ def _router(
                 f"text: {problem.errors()[0]['msg']}"
             )  # fmt: skip
             return await case_page(request, case_id, caller, refusal=BadForm(message),
-                                   refused_action="note")  # fmt: skip
+                                   refused_action="note", submitted=fields)  # fmt: skip
         return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done=note",
                                 status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
 
@@ -362,10 +369,10 @@ def _router(
             await gateway.decide(case_id, update, message, caller)
         except (RefusedDecisionError, BadForm) as refusal:
             return await case_page(request, case_id, caller, refusal=refusal,
-                                   refused_action=action)  # fmt: skip
+                                   refused_action=action, submitted=fields)  # fmt: skip
         except RefusedInputError as refusal:
             return await case_page(request, case_id, caller, refusal=BadForm(str(refusal)),
-                                   refused_action=action)  # fmt: skip
+                                   refused_action=action, submitted=fields)  # fmt: skip
         return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done={action}",
                                 status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
 

@@ -47,7 +47,9 @@ class DeskSite:
 def edge_client(env: WorkflowEnvironment) -> Client:
     """A client of the test server whose Updates carry the grants the gateway signs for
     the signed-in person, and nothing else (not the tests' payload-trusting edge)."""
-    return Client(**env.client.config() | {"interceptors": [GrantingInterceptor(IDENTITIES.signer)]})
+    return Client(
+        **env.client.config() | {"interceptors": [GrantingInterceptor(IDENTITIES.signer)]}
+    )
 
 
 @asynccontextmanager
@@ -61,8 +63,11 @@ async def desk_site(
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
+
+    async def listening() -> bool:
+        return bool(server.started)
+
+    assert await eventually(listening, bool)
     try:
         yield DeskSite(f"http://127.0.0.1:{port}", gateway, pool)
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +74,9 @@ async def test_r10_an_agent_finds_a_case_needing_a_decision_approves_it_and_it_l
     await expect(page.locator(".waiting")).to_contain_text("an agent's review decision (R10)")
     # A live countdown (desk.js) to the review deadline.
     await expect(page.locator(".waiting .countdown")).to_contain_text("in ")
-    await expect(page.get_by_role("link", name="Open the run in the Temporal UI")).to_have_attribute(
-        "href", f"{TEMPORAL_UI}/namespaces/default/workflows/{case_id}"
-    )
+    await expect(
+        page.get_by_role("link", name="Open the run in the Temporal UI")
+    ).to_have_attribute("href", f"{TEMPORAL_UI}/namespaces/default/workflows/{case_id}")
     await expect(page.locator("#money-h + dl")).to_contain_text("50.00 EUR as agent")
     await page.screenshot(path=screenshot_path(tmp_path, "desk-case.png"), full_page=True)
     await page.get_by_role("button", name="Approve").click()
@@ -92,3 +91,125 @@ async def test_r10_an_agent_finds_a_case_needing_a_decision_approves_it_and_it_l
     assert (decided["actor"], decided["role"]) == ("ann", "agent")
     await find_in_queue(page, site, "needs_decision", order)
     await expect(page.get_by_text("Nothing here.")).to_be_visible()
+
+
+async def test_r17_an_agents_offer_above_the_limit_is_refused_in_place_and_a_supervisor_pays_it(
+    site: DeskSite, browser: Browser, tmp_path: Path
+) -> None:
+    case_id = await under_review(site, paid_minor=19_990)
+    agent = await signed_in(browser, site, "ann", Role.AGENT)
+    await agent.goto(f"{site.url}/desk/cases/{case_id}")
+    await agent.get_by_text("Compensation (R17)").click()
+    await agent.get_by_label("Amount (EUR)").fill("90.00")
+    # The preview says what it would do before anything is sent.
+    await expect(agent.locator("#preview")).to_contain_text("Above your authority of 50.00 EUR")
+    await agent.locator("#compensate-reason").fill("the zip broke twice; goodwill")
+    await agent.get_by_role("button", name="Pay compensation").click()
+    refusal = agent.locator("#refusal-compensate")
+    await expect(refusal).to_contain_text("R17")
+    await expect(refusal).to_contain_text("90.00 EUR is above the agent limit of 50.00 EUR")
+    await expect(agent.get_by_label("Amount (EUR)")).to_have_value("90.00")  # kept as typed
+    await agent.screenshot(path=screenshot_path(tmp_path, "desk-refusal.png"), full_page=True)
+    # R18: the refused offer sent the case to a supervisor.
+    await expect(agent.locator(".summary")).to_contain_text("Escalation: supervisor")
+    assert (
+        await site.pool.fetchval("SELECT count(*) FROM money_movements WHERE case_id = $1", case_id)
+        == 0
+    )
+
+    supervisor = await signed_in(browser, site, "sam", Role.SUPERVISOR)
+    await find_in_queue(supervisor, site, "escalated", case_id)
+    await supervisor.get_by_role("link", name=case_id).click()
+    await expect(supervisor.locator("#money-h + dl")).to_contain_text("up to what remains")
+    await supervisor.get_by_text("Compensation (R17)").click()
+    await supervisor.get_by_label("Amount (EUR)").fill("90")
+    await expect(supervisor.locator("#preview")).to_contain_text(
+        "Pays 90.00 EUR now; 109.90 EUR remains refundable"
+    )
+    await supervisor.locator("#compensate-reason").fill("the zip broke twice; goodwill")
+    await supervisor.get_by_role("button", name="Pay compensation").click()
+    await expect(supervisor.get_by_role("status")).to_contain_text("Done: compensate")
+    await expect(supervisor.locator("#remaining")).to_have_text("109.90 EUR")
+    paid = await site.pool.fetchrow(
+        "SELECT actor, role FROM case_events WHERE case_id = $1 AND action = 'compensation_paid'",
+        case_id,
+    )
+    assert paid is not None
+    assert (paid["actor"], paid["role"]) == ("sam", "supervisor")
+
+
+async def test_r26_an_unmatched_scan_attached_to_its_case_moves_the_case_on(
+    site: DeskSite, browser: Browser
+) -> None:
+    case_id = await opened(site, fresh_request())  # a change of mind: no review (R5)
+    await reaches(site.pool, case_id, "awaiting_ship_back")
+    await site.gateway.tell(case_id, "shipped_back", shipped())
+    await reaches(site.pool, case_id, "in_return_transit")
+    misread = f"{case_id}X"
+    parcel = scan(ScanEvent.PARCEL_RECEIVED)
+    [problem] = await site.gateway.scan_batch([(misread, parcel)])
+    assert problem is not None  # kept for a person
+
+    page = await signed_in(browser, site, "ann", Role.AGENT)
+    await page.get_by_role("link", name="Unmatched scans").click()
+    row = page.locator("tr", has_text=parcel.scan_id)
+    await expect(row).to_contain_text(misread)
+    await row.get_by_label("Case id").fill(case_id)
+    await row.get_by_label("Why", exact=True).fill("label misread at the dock; order matches")
+    await row.get_by_role("button", name="Attach").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"attached to {case_id}")
+    await expect(page.locator("tr", has_text=parcel.scan_id)).to_have_count(0)
+    await reaches(site.pool, case_id, "awaiting_inspection")
+    resolved = await site.pool.fetchrow(
+        "SELECT resolved_by, resolution_reason FROM unmatched_scans WHERE scan_id = $1",
+        parcel.scan_id,
+    )
+    assert resolved is not None
+    assert resolved["resolved_by"] == "ann"
+
+
+async def test_a_signed_out_browser_is_sent_to_sign_in_and_back(
+    site: DeskSite, browser: Browser
+) -> None:
+    page = await (await browser.new_context()).new_page()
+    for path in ("/desk/queues/late", "/reports/page", "/desk/cases/return-X-1-r1"):
+        await page.goto(site.url + path)
+        await expect(page.get_by_role("heading", name="Sign in to the desk")).to_be_visible()
+    # Signed in from there, the browser is back on the page it asked for.
+    await page.goto(f"{site.url}/desk/queues/late")
+    await page.get_by_label("Person (staff id)").fill("quality-lead")
+    await page.get_by_label("Role").select_option(Role.SUPERVISOR.value)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Late")
+    await page.goto(f"{site.url}/reports/page")
+    await expect(page.get_by_text("Flagged batches")).to_be_visible()
+    # Signed out, the same cookie opens nothing any more (the session ended server-side).
+    cookies = await page.context.cookies()
+    await page.goto(f"{site.url}/desk/queues/late")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in to the desk")).to_be_visible()
+    await page.context.add_cookies(cookies)  # type: ignore[arg-type]
+    await page.goto(f"{site.url}/desk/queues/late")
+    await expect(page.get_by_role("heading", name="Sign in to the desk")).to_be_visible()
+
+
+async def test_r10_a_double_submitted_form_decides_once(site: DeskSite, browser: Browser) -> None:
+    case_id = await under_review(site)
+    page = await signed_in(browser, site, "ann", Role.AGENT)
+    await page.goto(f"{site.url}/desk/cases/{case_id}")
+    # The same form sent twice at once, as a double click without the script would.
+    answers = await page.evaluate(
+        """async () => {
+            const form = document.getElementById("form-approve");
+            const send = () => fetch(form.action, {method: "POST", body: new FormData(form)});
+            const answers = await Promise.all([send(), send()]);
+            return answers.map(a => a.status);
+        }"""
+    )
+    assert answers == [200, 200]  # each followed its redirect to the case page
+    approvals = await site.pool.fetchval(
+        "SELECT count(*) FROM case_events WHERE case_id = $1 AND action = 'approved'", case_id
+    )
+    assert approvals == 1
+    await page.reload()
+    await expect(page.locator(".badge")).to_have_text("awaiting ship back")
