@@ -47,11 +47,24 @@ def money_panel(view: CaseView, caller: Caller, policy: PolicySettings) -> Money
     )
 
 
+STAFF_ACTIONS = ("approve", "reject", "compensate", "escalate", "call", "assign", "extend")
+ARBITER_ACTIONS = ("rule",)
+
+
+def actions_of_role(role: Role) -> tuple[str, ...]:
+    """The forms a role may send at all. Whether the case takes one now is the case's to
+    judge (its validators); a form sent twice (the same action id) gets the first answer
+    even once the case has moved on, so the desk does not second-guess that."""
+    if role is Role.ARBITER:
+        return ARBITER_ACTIONS
+    return STAFF_ACTIONS if role in STAFF_BY_AUTHORITY else ()
+
+
 def available_actions(view: CaseView, caller: Caller, policy: PolicySettings) -> list[str]:
     """The forms shown, in the order a person weighs them; the case's validators still
     judge each one sent (R10, R16, R17, R18, R19, R21)."""
     if caller.role is Role.ARBITER:
-        return ["rule"] if view.status is CaseStatus.IN_ARBITRATION else []
+        return [*ARBITER_ACTIONS] if view.status is CaseStatus.IN_ARBITRATION else []
     if caller.role not in STAFF_BY_AUTHORITY or view.status.is_closed:
         return []
     actions = []
