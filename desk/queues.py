@@ -177,6 +177,21 @@ def add_queue_routes(
         return RedirectResponse(f"{DESK_PATH}/queues/{Queue.NEEDS_DECISION.value}",
                                 status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
 
+    # Before the page's route, which would take "<queue>.csv" for a queue's name.
+    @router.get("/queues/{queue}.csv")
+    async def queue_csv(
+        request: Request,
+        queue: Queue,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> Response:
+        """The page shown, as CSV: the same filters and the same page."""
+        caller = acting(request, *roles)
+        rows, *_ = await queue_rows(request, queue, caller, cursor)
+        return Response(
+            _csv(rows), media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{queue.value}.csv"'},
+        )  # fmt: skip
+
     @router.get("/queues/{queue}")
     async def show_queue(
         request: Request,
@@ -201,20 +216,6 @@ def add_queue_routes(
             "can_assign": caller.role in STAFF_BY_AUTHORITY, "now": datetime.now(UTC),
         })  # fmt: skip
 
-    @router.get("/queues/{queue}.csv")
-    async def queue_csv(
-        request: Request,
-        queue: Queue,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
-    ) -> Response:
-        """The page shown, as CSV: the same filters and the same page."""
-        caller = acting(request, *roles)
-        rows, *_ = await queue_rows(request, queue, caller, cursor)
-        return Response(
-            _csv(rows), media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{queue.value}.csv"'},
-        )  # fmt: skip
-
     @router.post("/queues/{queue}/assign")
     async def bulk_assign(request: Request, queue: Queue) -> Response:
         """The ticked cases assigned to one agent, each through the gateway as the case
@@ -227,7 +228,8 @@ def add_queue_routes(
         try:
             agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
         except ValidationError as error:
-            raise Forbidden(f"agent: {error.errors()[0]['msg']}") from error
+            return page(request, "problem.html", {"message": f"agent: {_said(error)}"},
+                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
         outcomes = []
         for case_id in case_ids:
             message = Assignment(action_id=f"{fields.get('action_id', '')}-{case_id}",

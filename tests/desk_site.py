@@ -103,12 +103,13 @@ async def opened(site: DeskSite, request: OpenCaseRequest) -> str:
     return request.case_id
 
 
-def fresh_request(**overrides: Any) -> OpenCaseRequest:
+def fresh_request(*, sku: str = "SKU-42", **overrides: Any) -> OpenCaseRequest:
     now = datetime.now(UTC)
-    return a_request(
+    request = a_request(
         delivered_at=now - timedelta(days=1), requested_after=timedelta(hours=1),
         order_id=f"D-{uuid.uuid4().hex[:8]}", **overrides,
     )  # fmt: skip
+    return request.model_copy(update={"sku": sku})
 
 
 async def status_of(pool: asyncpg.Pool, case_id: str) -> str | None:

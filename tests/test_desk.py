@@ -216,3 +216,57 @@ async def test_r10_a_double_submitted_form_decides_once(site: DeskSite, browser:
     assert approvals == 1
     await page.reload()
     await expect(page.locator(".badge")).to_have_text("awaiting ship back")
+
+
+async def test_a_supervisor_assigns_cases_in_bulk_and_exports_the_queue_as_shown(
+    site: DeskSite, browser: Browser
+) -> None:
+    cases = [await under_review(site, sku="SKU-BULK") for _ in range(2)]
+    supervisor = await signed_in(browser, site, "sam", Role.SUPERVISOR)
+    await supervisor.goto(f"{site.url}/desk/queues/unassigned?sku=SKU-BULK")
+    await expect(supervisor.locator("tbody tr")).to_have_count(2)
+    # The CSV is the page shown: the same filter, the same rows.
+    export = supervisor.get_by_role("link", name="Export CSV (this page)")
+    href = await export.get_attribute("href")
+    assert href == "/desk/queues/unassigned.csv?sku=SKU-BULK"
+    answer = await supervisor.context.request.get(site.url + href)
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    exported = (await answer.text()).splitlines()
+    assert exported[0].startswith("case_id,status,kind,reason")
+    assert sorted(line.split(",")[0] for line in exported[1:]) == sorted(cases)
+    await supervisor.get_by_label("Select every case shown").check()
+    await supervisor.get_by_label("Assign the selected cases to").fill("ann")
+    await supervisor.get_by_role("button", name="Assign", exact=True).click()
+    await expect(supervisor.get_by_role("status")).to_contain_text("assigned 2 of 2 to ann")
+    await expect(supervisor.get_by_text("Nothing here.")).to_be_visible()
+
+    agent = await signed_in(browser, site, "ann", Role.AGENT)
+    await agent.goto(f"{site.url}/desk/queues/assigned_to_me?sku=SKU-BULK")
+    await expect(agent.locator("tbody tr")).to_have_count(2)
+    assigned = await site.pool.fetch(
+        "SELECT actor FROM case_events WHERE case_id = ANY($1) AND action = 'assigned'", cases
+    )
+    assert [row["actor"] for row in assigned] == ["sam", "sam"]
+
+
+async def test_a_refused_input_is_marked_handled_with_who_and_why(
+    site: DeskSite, browser: Browser
+) -> None:
+    await site.gateway.record_refused_input(
+        source="api", operation="POST /cases", payload='{"sku": 7}', errors="sku: not a string"
+    )
+    input_id = await site.pool.fetchval("SELECT max(id) FROM refused_inputs")
+    page = await signed_in(browser, site, "sam", Role.SUPERVISOR)
+    await page.get_by_role("link", name="Refused input").click()
+    row = page.locator("tr", has_text="sku: not a string").last
+    await row.get_by_label("What was done").fill("the shop fixed its SKU field")
+    await row.get_by_role("button", name="Mark handled").click()
+    await expect(page.get_by_role("status")).to_contain_text(f"refused input {input_id} handled")
+    handled = await site.pool.fetchrow(
+        "SELECT handled_by, handled_reason FROM refused_inputs WHERE id = $1", input_id
+    )
+    assert handled is not None
+    assert (handled["handled_by"], handled["handled_reason"]) == (
+        "sam",
+        "the shop fixed its SKU field",
+    )
