@@ -81,6 +81,11 @@ async def test_r10_an_agent_finds_a_case_needing_a_decision_approves_it_and_it_l
     ).to_have_attribute("href", f"{TEMPORAL_UI}/namespaces/default/workflows/{case_id}")
     await expect(page.locator("#money-h + dl")).to_contain_text("50.00 EUR as agent")
     await page.screenshot(path=screenshot_path(tmp_path, "desk-case.png"), full_page=True)
+    # On a tablet held upright the page fits its width: nothing scrolls sideways.
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 768
+    await page.screenshot(path=tmp_path / "desk-case-tablet.png", full_page=True)
+    await page.set_viewport_size({"width": 1280, "height": 900})
     await page.get_by_role("button", name="Approve").click()
     await expect(page.get_by_role("status")).to_contain_text("Done: approve")
     await expect(page.locator(".badge")).to_have_text("awaiting ship back")
