@@ -15,7 +15,8 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from temporalio.testing import WorkflowEnvironment
 
-from domain.case import Role, ScanEvent
+from desk.forms import RejectionReason
+from domain.case import Dispute, Role, RootCause, ScanEvent
 from tests.desk_site import (
     TEMPORAL_UI,
     DeskSite,
@@ -275,3 +276,41 @@ async def test_a_refused_input_is_marked_handled_with_who_and_why(
         "sam",
         "the shop fixed its SKU field",
     )
+
+
+async def test_r19_an_agent_rejects_with_a_listed_reason_and_the_arbiter_rules_on_the_dispute(
+    site: DeskSite, browser: Browser
+) -> None:
+    case_id = await under_review(site, paid_minor=4_990)
+    agent = await signed_in(browser, site, "ann", Role.AGENT)
+    await agent.goto(f"{site.url}/desk/cases/{case_id}")
+    await agent.get_by_label("Why (R20: the customer reads this)").fill(
+        RejectionReason.NO_DEFECT_SHOWN.value
+    )
+    await agent.get_by_label("Root cause", exact=True).select_option(RootCause.HANDLING.value)
+    await agent.get_by_role("button", name="Reject").click()
+    await expect(agent.get_by_role("status")).to_contain_text("Done: reject")
+    await agent.get_by_label("Add a note").fill("customer called twice; photos were blurry")
+    await agent.get_by_role("button", name="Add note").click()
+    await expect(agent.locator(".note-item")).to_contain_text("ann (agent)")
+    await expect(agent.locator(".note-item")).to_contain_text("photos were blurry")
+    await site.gateway.tell(
+        case_id, "dispute", Dispute(event_id="dispute-1", reason="the crack was there on arrival")
+    )
+    await reaches(site.pool, case_id, "in_arbitration")
+
+    arbiter = await signed_in(browser, site, "judge", Role.ARBITER)
+    await find_in_queue(arbiter, site, "needs_decision", case_id)
+    await arbiter.get_by_role("link", name=case_id).click()
+    await expect(arbiter.locator(".window")).to_contain_text("the crack was there on arrival")
+    await expect(arbiter.locator("form.action")).to_have_count(1)  # ruling is all they do
+    await arbiter.get_by_role("radio", name="the customer").check()
+    await arbiter.get_by_label("Why", exact=True).fill("the photos show a crack at delivery")
+    await arbiter.get_by_role("button", name="Rule").click()
+    await expect(arbiter.get_by_role("status")).to_contain_text("Done: rule")
+    await reaches(site.pool, case_id, "refunded")
+    ruled = await site.pool.fetchrow(
+        "SELECT actor, role FROM case_events WHERE case_id = $1 AND role = 'arbiter'", case_id
+    )
+    assert ruled is not None
+    assert ruled["actor"] == "judge"
