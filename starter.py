@@ -126,6 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     add = client_commands.add_parser("add", help="a new credential; prints it once")
     add.add_argument("--name", required=True, help="e.g. dock-1")
     add.add_argument("--role", required=True, choices=sorted(r.value for r in MACHINE_ROLES))
+    add.add_argument("--carrier", action="append", dest="carriers", default=[],
+                     help="a carrier client: a carrier whose claims it answers (R15), as "
+                     "orders name it; repeat for several")  # fmt: skip
     revoke = client_commands.add_parser("revoke", help="the credential stops working at once")
     revoke.add_argument("--name", required=True)
 
@@ -233,7 +236,7 @@ def _identity(args: argparse.Namespace, settings: Settings) -> int:
     clients = MachineClients(settings.clients_file)
     try:
         if args.client_command == "add":
-            print(clients.add(args.name, Role(args.role)))
+            print(clients.add(args.name, Role(args.role), args.carriers))
         else:
             clients.revoke(args.name)
             print(json.dumps({"revoked": args.name}))

@@ -70,6 +70,9 @@ class ClaimLedgerEntry(BaseModel):
     action: LedgerAction
     rule_id: str | None
     reason: str | None
+    # The carrier's machine client whose answer this step records (R23); None for the
+    # workflow's own steps.
+    answered_by: str | None = None
     claim: ClaimState
 
 
@@ -130,8 +133,8 @@ class CarrierActivities:
             )
             await conn.execute(
                 """INSERT INTO claim_events (claim_id, seq, occurred_at, action, rule_id,
-                                             reason, status_after)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                             reason, status_after, answered_by)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                    ON CONFLICT (claim_id, seq) DO NOTHING""",
                 request.claim_id,
                 entry.seq,
@@ -140,4 +143,5 @@ class CarrierActivities:
                 entry.rule_id,
                 entry.reason,
                 claim.status.value,
+                entry.answered_by,
             )

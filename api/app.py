@@ -29,6 +29,7 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.page_policy import PagePolicy
 from api.paths import CASE_ID_PATTERN, CaseId
 from api.queues import queues_router
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
@@ -358,6 +359,7 @@ def create_app(
         Authentication, authenticator=authenticator, desk=desk.gate if desk else None
     )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(PagePolicy)
     if desk is not None:
         app.include_router(desk.router)
     # The Temporal UI decodes payloads here for operators (staff only).
@@ -758,12 +760,13 @@ def create_app(
         responses=documented(404),
     )
     async def carrier_response(
-        claim_id: CaseId, body: CarrierResponse, _: Annotated[Caller, Depends(carrier_desk)]
+        claim_id: CaseId, body: CarrierResponse, caller: Annotated[Caller, Depends(carrier_desk)]
     ) -> dict[str, str]:
-        """R15: the carrier claims desk's callback; an id that is no carrier claim's (a
-        case, a survey) or a claim that can no longer take it answers 404, and the answer
-        is kept for a person."""
-        await gateway.carrier_response(claim_id, body)
+        """R15: the carrier claims desk's callback, from a client made for the claim's
+        carrier; an id that is no carrier claim's (a case, a survey), another carrier's
+        claim, or a claim that can no longer take it answers 404, and the answer is kept
+        for a person."""
+        await gateway.carrier_response(claim_id, body, caller)
         return {"claim_id": claim_id, "accepted": "carrier_response"}
 
     @app.post(

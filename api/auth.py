@@ -102,6 +102,6 @@ def requires(*roles: Role) -> Callable[..., Awaitable[Caller]]:
             allowed = ", ".join(r.value for r in roles)
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"role: {principal.actor} may not "
                                 f"do this (allowed: {allowed})")  # fmt: skip
-        return Caller(actor=principal.actor, role=role)
+        return Caller(actor=principal.actor, role=role, carriers=principal.carriers)
 
     return caller

@@ -10,8 +10,10 @@ Payloads protobuf as JSON, bytes in base64). Staff only. How the caller proves i
   what they can send is a cookie (`includeCredentials`). An operator stores a staff token
   in that cookie once at `/codec/session`; it is HttpOnly and SameSite=Strict (the UI on
   localhost:8233 and the API on localhost:8000 are the same site, another site's page
-  never sends it). The same cookie opens the read-only staff pages (`STAFF_PAGES`: the
-  report page and its plots) in that browser.
+  never sends it), Secure unless the API is reached on loopback, and only kept when
+  posted from that page itself (no other site can sign the browser in). The same cookie
+  opens the read-only staff pages (`STAFF_PAGES`: the report page and its plots) in that
+  browser.
 
 CORS lets the UI's origin call the routes from the browser; the preflight carries no
 credentials and is answered before authentication (`api.auth.Authentication` lets it
@@ -42,6 +44,7 @@ from infra.identity import (
     Caller,
     Unauthenticated,
     acting_role,
+    is_loopback,
 )
 
 CODEC_PATH = "/codec"
@@ -53,6 +56,8 @@ SESSION_LENGTH = timedelta(hours=8)
 # Read-only pages an operator opens in a browser, which cannot send a bearer header: the
 # session cookie proves the caller there too (R24's report page and its plots).
 STAFF_PAGES = ("/reports/page", "/reports/plots/")
+# A post from this page ("same-origin"), or typed by the operator ("none": no page).
+_SAME_ORIGIN_FETCHES = frozenset({"same-origin", "none"})
 # The headers the Temporal UI sends with a codec request.
 _UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
 
@@ -101,8 +106,11 @@ def codec_app(
     @app.post("/session", response_class=HTMLResponse)
     async def open_session(request: Request) -> Response:
         """Keeps a staff token for the browser's codec requests (checked again on each of
-        them as a bearer token is). Only a valid staff token is kept: another site cannot
-        log the operator's browser in as someone else."""
+        them as a bearer token is). Only a valid staff token, posted from this page, is
+        kept: another site cannot log the operator's browser in as someone else (login
+        CSRF: its own valid token would be enough, so the token alone proves nothing)."""
+        if _posted_from_another_site(request):
+            return HTMLResponse(_CROSS_SITE, status_code=status.HTTP_403_FORBIDDEN)
         token = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0]
         if not token.strip():
             return HTMLResponse(_SESSION_FORM, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
@@ -120,10 +128,27 @@ def codec_app(
             path="/",
             httponly=True,
             samesite="strict",
+            # Off loopback the cookie holds a bearer token: never over plain HTTP.
+            secure=not is_loopback(request.url.hostname or ""),
         )
         return answer
 
     return app
+
+
+def _posted_from_another_site(request: Request) -> bool:
+    """Whether a browser posted the form from a page not of this origin. Headers a page's
+    script cannot set decide: `Sec-Fetch-Site` (every current browser sends it), else
+    `Origin` (sent with every cross-origin POST; "null" from a sandboxed frame or a data:
+    URL). A request with neither comes from no browser, which no other site can drive. A
+    stateless check rather than a CSRF token: the form is one POST of a credential, and a
+    token would need a state of its own before the operator has any session."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site not in _SAME_ORIGIN_FETCHES
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.url.netloc}"
+    return origin is not None and origin != own
 
 
 def is_codec_preflight(scope: Scope) -> bool:
@@ -188,6 +213,11 @@ _SESSION_FORM = f"""<!doctype html>
   <input type="password" name="token" autocomplete="off" required>
   <button>Keep for {escape(str(SESSION_LENGTH))}</button>
 </form>
+"""
+_CROSS_SITE = """<!doctype html>
+<title>aftersales: not kept</title>
+<p>Not kept: the form was posted from another site. Open <a href="/codec/session">this
+page</a> and post the token from it.</p>
 """
 _SESSION_OPENED = """<!doctype html>
 <title>aftersales: codec session</title>

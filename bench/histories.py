@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from bench.stack import scratch_database, time_skipping_worker
 from domain.case import OpenCaseRequest
-from domain.claim import CarrierClaimRequest, CarrierResponse
+from domain.claim import CarrierAnswer, CarrierClaimRequest
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState
@@ -93,7 +93,7 @@ async def _claim_chased_for_90_days(pool: asyncpg.Pool) -> list[int]:
         await env.sleep(timedelta(days=CLAIM_DAYS))
         await claim.signal(
             CarrierClaim.carrier_response,
-            CarrierResponse(response_id="dhl-90", accepted=True,
+            CarrierAnswer(response_id="dhl-90", accepted=True,
                             recovered=Money(amount_minor=7_000, currency="EUR")),
         )  # fmt: skip
         await claim.result()

@@ -27,7 +27,12 @@ from domain.case import Role
 from infra.codec import KeyRing
 from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
-from infra.devstack import start_embedded_postgres, start_time_skipping_server, temporal_cli
+from infra.devstack import (
+    DEV_SERVER_HTTP_API_CLOSED,
+    start_embedded_postgres,
+    start_time_skipping_server,
+    temporal_cli,
+)
 from infra.search_attribute_setup import register_search_attributes
 from tests.identities import IDENTITIES, TRUSTING_EDGE
 from tests.processes import free_port, start_process
@@ -122,7 +127,7 @@ async def running_stack(folder: Path, *, server_file: Path | None = None) -> Asy
     server = start_process(
         [temporal_cli(), "server", "start-dev", "--headless", "--port", str(port),
          "--http-port", str(free_port()), "--metrics-port", str(free_port()),
-         "--log-level", "error",
+         "--log-level", "error", *DEV_SERVER_HTTP_API_CLOSED,
          *(["--db-filename", str(server_file)] if server_file else [])],
         dict(os.environ),
         folder / "server.log",

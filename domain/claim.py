@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, StrictBool
 
-from domain.case import BusinessKey, MessageId, Strict
+from domain.case import ActorId, BusinessKey, MessageId, Strict
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 
@@ -33,6 +33,14 @@ class CarrierResponse(Strict):
     note: str = Field(default="", max_length=2000)
 
 
+class CarrierAnswer(CarrierResponse):
+    """A carrier's answer as its claim receives it: with the machine client that sent it,
+    proven at the edge (R23), for the claim's ledger. None in answers sent before the
+    edge named the client, and where a workflow test signals the claim itself."""
+
+    answered_by: ActorId | None = None
+
+
 class CarrierClaimRequest(BaseModel):
     claim_id: str
     case_id: str
@@ -51,11 +59,11 @@ class ClaimState(BaseModel):
     carrier_reference: str | None = None
     chases: list[datetime] = Field(default_factory=list)
     escalated_at: datetime | None = None
-    response: CarrierResponse | None = None
-    pending_responses: list[CarrierResponse] = Field(default_factory=list)
+    response: CarrierAnswer | None = None
+    pending_responses: list[CarrierAnswer] = Field(default_factory=list)
     seen_response_ids: list[str] = Field(default_factory=list)
     # Answers that came after the claim closed: recorded, never reopening it (R15).
-    late_responses: list[CarrierResponse] = Field(default_factory=list)
+    late_responses: list[CarrierAnswer] = Field(default_factory=list)
     closed_at: datetime | None = None
     ledger_seq: int = 0
 

@@ -396,10 +396,10 @@ def _scan_refusal(kind: RefusalKind, text: str) -> Refusal:
     return Refusal(rule="R26", kind=kind, text=text)
 
 
-def late_shipped_back_reason(tracking_number: str, received_scan_id: str | None) -> str:
+def late_shipped_back_reason(received_scan_id: str | None) -> str:
     """R12 + R6: the customer's shipping notice arrived after the parcel reached the dock."""
     return (
-        f"tracking {tracking_number}, told after the parcel had reached the dock (scan "
+        f"told after the parcel had reached the dock (scan "
         f"{received_scan_id}): kept for the tracking and the postage (R6), the case goes on"
     )
 
@@ -445,6 +445,5 @@ def late_carrier_response_reason(
     so_far = answered.recovered if answered is not None else Money.zero(claimed.currency)
     return (
         f"{head} (recovered so far {so_far} of {claimed}); the carrier now {now_says}"
-        + (f" ({late.note})" if late.note else "")
-        + f": the claim stays {closed_as.value}, and a person reconciles it"
+        f": the claim stays {closed_as.value}, and a person reconciles it"
     )

@@ -26,6 +26,19 @@ from temporalio.testing import WorkflowEnvironment
 from infra.search_attribute_setup import register_search_attributes
 from workflows import search_attributes
 
+# The dev server always opens an HTTP API (`--http-port`: a random free port unless one is
+# named; no flag closes it) that takes a CORS "simple" text/plain POST from any origin:
+# any web page the developer visits could signal a case through it. The server answers
+# that API only for requests whose Host header is in `frontend.httpAllowedHosts`; a name
+# no browser ever sends (an .invalid domain never resolves, RFC 6761) closes it to every
+# page, DNS rebinding included (the Host is then the attacker's name). Nothing here uses
+# it: the SDK, the CLI and the UI speak gRPC.
+HTTP_API_HOST_NOBODY_SENDS = "aftersales-http-api-closed.invalid"
+DEV_SERVER_HTTP_API_CLOSED = [
+    "--dynamic-config-value",
+    f'frontend.httpAllowedHosts=["{HTTP_API_HOST_NOBODY_SENDS}"]',
+]
+
 
 def _installed_binary(name: str, package: str) -> str:
     found = shutil.which(name, path=sysconfig.get_path("scripts"))
@@ -52,13 +65,15 @@ async def start_dev_server(
     namespace: str = "default",
     interceptors: Sequence[Interceptor] = (),
     ui_codec_endpoint: str | None = None,
+    http_port: int | None = None,
 ) -> WorkflowEnvironment:
     """The Temporal dev server with the project's search attributes registered; its
     client converts with `data_converter` (infra/data_converter.py).
 
     With `database_file` its state survives restarts; the UI listens on port + 1000 and
     decodes payloads through the codec server at `ui_codec_endpoint`. `interceptors` go on
-    the environment's client (an edge's GrantingInterceptor)."""
+    the environment's client (an edge's GrantingInterceptor). Its HTTP API (on
+    `http_port`, else a random port) answers no browser (`DEV_SERVER_HTTP_API_CLOSED`)."""
     return await WorkflowEnvironment.start_local(
         namespace=namespace,
         interceptors=interceptors,
@@ -70,9 +85,11 @@ async def start_dev_server(
         ui_port=ui_port or (port + 1000 if ui and port else None),
         dev_server_database_filename=str(database_file) if database_file else None,
         dev_server_startup_timeout=timedelta(seconds=60),
-        dev_server_extra_args=(
-            ["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else []
-        ),
+        dev_server_extra_args=[
+            *DEV_SERVER_HTTP_API_CLOSED,
+            *(["--ui-codec-endpoint", ui_codec_endpoint] if ui_codec_endpoint else []),
+            *(["--http-port", str(http_port)] if http_port else []),
+        ],
     )
 
 

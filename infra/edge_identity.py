@@ -4,7 +4,8 @@ With nothing configured, every part uses a development key set under .data/ident
 (created on first use): a staff-token signing key with its JWKS, and the decision-grant
 key pair. `starter.py token` signs staff tokens with it. Those keys are for one person on
 one machine: the API refuses to listen beyond loopback with them, or with no keys at all,
-and says which variable to set (`refuse_unsafe_exposure`)."""
+and says which variable to set (`refuse_unsafe_exposure`). It knows them by their key
+material (infra/dev_key_register.py), not by a key id or a path."""
 
 from __future__ import annotations
 
@@ -20,12 +21,19 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.case import Role
+from infra.dev_key_register import (
+    DEV_KEY_REGISTER,
+    client_secret_fingerprint,
+    public_key_fingerprint,
+    record,
+    recorded,
+)
 from infra.grants import GrantSigner, GrantVerifier, load_private_key, load_public_key
 from infra.identity import (
-    DEV_KEY_ID_PREFIX,
     Authenticator,
     MachineClients,
     StaffTokens,
+    credential_digest,
     is_loopback,
 )
 from infra.settings import DATA_DIR, ConfigurationError, Settings
@@ -33,9 +41,10 @@ from infra.settings import DATA_DIR, ConfigurationError, Settings
 DEV_IDENTITY_DIR = DATA_DIR / "identity"
 DEV_TOKEN_LIFETIME = timedelta(hours=8)
 # The machine clients a local run starts with, by the shell variable that holds each
-# credential in dev-credentials.env (the README's walkthrough sources it).
-DEV_CLIENTS = {"SHOP": ("shop", Role.SERVICE), "DOCK": ("dock-1", Role.WAREHOUSE),
-               "CARRIER": ("carrier-desk", Role.CARRIER)}  # fmt: skip
+# credential in dev-credentials.env (the README's walkthrough sources it), with the
+# carriers whose claims the carriers' desk answers (R15).
+DEV_CLIENTS = {"SHOP": ("shop", Role.SERVICE, ()), "DOCK": ("dock-1", Role.WAREHOUSE, ()),
+               "CARRIER": ("carrier-desk", Role.CARRIER, ("DHL", "UPS"))}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,12 +73,29 @@ class DevKeys:
 
     @property
     def key_id(self) -> str:
-        return f"{DEV_KEY_ID_PREFIX}staff-1"
+        # A name for people reading the key set; the guard goes by the key itself.
+        return "aftersales-dev-staff-1"
+
+    def fingerprints(self) -> list[str]:
+        """The fingerprints of the development keys and clients found in the folder."""
+        found = []
+        if self.jwks.exists():
+            keys = jwt.PyJWKSet.from_json(self.jwks.read_text()).keys
+            found += [public_key_fingerprint(key.key) for key in keys]
+        if self.grant_public_key.exists():
+            found.append(public_key_fingerprint(load_public_key(self.grant_public_key)))
+        if self.credentials.exists():
+            found += [
+                client_secret_fingerprint(credential_digest(line.partition("=")[2].strip()))
+                for line in self.credentials.read_text().splitlines()
+                if line.strip()
+            ]
+        return found
 
 
-def ensure_dev_keys(folder: Path | None = None) -> DevKeys:
+def ensure_dev_keys(folder: Path | None = None, register: Path = DEV_KEY_REGISTER) -> DevKeys:
     """The development keys in `folder` (default .data/identity), created if absent
-    (private keys owner-only)."""
+    (private keys owner-only), their fingerprints in `register`."""
     folder = folder or DEV_IDENTITY_DIR
     keys = DevKeys(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,17 +113,25 @@ def ensure_dev_keys(folder: Path | None = None) -> DevKeys:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+    record(keys.fingerprints(), register)
     return keys
 
 
-def ensure_dev_clients(clients: MachineClients, folder: Path | None = None) -> Path:
+def ensure_dev_clients(
+    clients: MachineClients, folder: Path | None = None, register: Path = DEV_KEY_REGISTER
+) -> Path:
     """The local run's machine clients (a shop, a dock scanner, the carriers' desk), made
     once; their credentials, which the clients file keeps only hashed, are written to a
-    shell file beside the development keys. Returns that file."""
-    keys = ensure_dev_keys(folder)
+    shell file beside the development keys (their fingerprints to `register`). Returns
+    that file."""
+    keys = ensure_dev_keys(folder, register)
     if not keys.credentials.exists():
-        lines = [f"{var}={clients.add(name, role)}" for var, (name, role) in DEV_CLIENTS.items()]
+        lines = [
+            f"{var}={clients.add(name, role, carriers)}"
+            for var, (name, role, carriers) in DEV_CLIENTS.items()
+        ]
         _write_owner_only(keys.credentials, ("\n".join(lines) + "\n").encode())
+        record(keys.fingerprints(), register)
     return keys.credentials
 
 
@@ -188,9 +222,13 @@ def grant_verifier(settings: Settings, folder: Path | None = None) -> GrantVerif
         raise ConfigurationError(f"AFTERSALES_GRANT_PUBLIC_KEYS: {error}") from error
 
 
-def refuse_unsafe_exposure(settings: Settings, folder: Path | None = None) -> None:
+def refuse_unsafe_exposure(
+    settings: Settings, folder: Path | None = None, register: Path = DEV_KEY_REGISTER
+) -> None:
     """ConfigurationError, naming the variable, for an API that would listen beyond
-    loopback with development keys or with none configured."""
+    loopback with development keys or with none configured. A development key is one whose
+    fingerprint `register` holds or that is in the development folder now, under whatever
+    key id, file name or folder it is configured."""
     host = settings.api_host
     if is_loopback(host):
         return
@@ -200,25 +238,37 @@ def refuse_unsafe_exposure(settings: Settings, folder: Path | None = None) -> No
             f"AFTERSALES_JWKS: {where}, so it needs your identity provider's key set; "
             "the development key is for loopback only"
         )
+    development = recorded(register) | set(DevKeys(folder or DEV_IDENTITY_DIR).fingerprints())
     try:
-        key_ids = authenticator(settings, folder).staff.key_ids()
+        staff = StaffTokens(settings.jwks, issuer=settings.jwt_issuer,
+                            audience=settings.jwt_audience).public_keys()  # fmt: skip
     except (OSError, ValueError, jwt.PyJWTError) as error:
         raise ConfigurationError(f"AFTERSALES_JWKS: cannot read the key set: {error}") from error
-    if any(kid.startswith(DEV_KEY_ID_PREFIX) for kid in key_ids):
+    if any(public_key_fingerprint(key) in development for key in staff):
         raise ConfigurationError(
-            f"AFTERSALES_JWKS: {where}, and its key set holds the development key"
+            f"AFTERSALES_JWKS: {where}, and its key set holds a development key"
         )
-    signing = settings.grant_signing_key
-    if signing is None or signing.resolve().is_relative_to((folder or DEV_IDENTITY_DIR).resolve()):
+    if settings.grant_signing_key is None:
         raise ConfigurationError(
             f"AFTERSALES_GRANT_SIGNING_KEY: {where}, so it needs its own grant signing "
             "key, not the development one"
         )
-    # `make run`'s machine clients have their secrets in plain text beside the dev keys.
-    if settings.clients_file.resolve().is_relative_to(DATA_DIR.resolve()):
+    try:
+        grant = load_private_key(settings.grant_signing_key).public_key()
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"AFTERSALES_GRANT_SIGNING_KEY: {error}") from error
+    if public_key_fingerprint(grant) in development:
         raise ConfigurationError(
-            f"AFTERSALES_CLIENTS_FILE: {where}, so it needs its own machine clients, not "
-            f"the development ones in {DATA_DIR}"
+            f"AFTERSALES_GRANT_SIGNING_KEY: {where}, and it is the development grant key"
+        )
+    try:
+        clients = MachineClients(settings.clients_file).secret_digests()
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(f"AFTERSALES_CLIENTS_FILE: cannot read it: {error}") from error
+    if any(client_secret_fingerprint(digest) in development for digest in clients):
+        raise ConfigurationError(
+            f"AFTERSALES_CLIENTS_FILE: {where}, so it needs its own machine clients; this "
+            "file holds the development ones `make run` made"
         )
     if settings.oidc_issuer is None:
         raise ConfigurationError(

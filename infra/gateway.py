@@ -41,7 +41,7 @@ from domain.case import (
     WarehouseScan,
     Withdrawal,
 )
-from domain.claim import CarrierResponse
+from domain.claim import CarrierAnswer, CarrierResponse
 from domain.policy import future_request_refusal
 from domain.policy_settings import PolicySettings
 from domain.queues import CaseFilter, CaseRow, CaseSort
@@ -417,27 +417,46 @@ class CaseGateway:
                 case_id,
             )
 
-    async def carrier_response(self, claim_id: str, response: CarrierResponse) -> None:
-        """R15: the carrier's answer to a claim. An id that names no carrier claim (a case,
-        a survey: their workflows would buffer the signal unread for ever), or a claim past
-        its late-answer window, cannot take it: the answer is kept for a person and
-        UnknownCaseError says so."""
+    async def carrier_response(
+        self, claim_id: str, response: CarrierResponse, caller: Caller
+    ) -> None:
+        """R15: the carrier's answer to a claim, from a client made for that claim's
+        carrier; the claim's ledger records which client answered (R23). An id that names
+        no carrier claim (a case, a survey: their workflows would buffer the signal unread
+        for ever), a claim against another carrier, or a claim past its late-answer window
+        cannot take it: the answer is kept for a person and UnknownCaseError says so, in
+        the same words for another carrier's claim as for none (claim ids follow case ids:
+        a carrier must not learn which claims its competitors have)."""
         if not _is_carrier_claim(claim_id):
             await self._keep_carrier_response(
                 claim_id, response, f"{claim_id!r} is not a carrier claim's id (R15)"
             )
+        unknown = f"claim {claim_id!r} is unknown or closed past its late-answer window (R15)"
+        carrier = await self._pool.fetchval(
+            # The claim's own row once filed; until then the damage case's request, which
+            # is stored before the case (and so its claim) starts.
+            """SELECT coalesce((SELECT carrier FROM carrier_claims WHERE claim_id = $1),
+                               (SELECT request->>'carrier' FROM case_requests
+                                WHERE case_id = $2))""",
+            claim_id,
+            claim_id.removeprefix(CLAIM_ID_PREFIX),
+        )
+        if carrier is None:
+            await self._keep_carrier_response(claim_id, response, unknown)
+        if carrier not in caller.carriers:
+            await self._keep_carrier_response(
+                claim_id, response, unknown,
+                kept_because=f"{caller.actor} answers for {sorted(caller.carriers)}, the "
+                f"claim is against {carrier}",
+            )  # fmt: skip
+        answer = CarrierAnswer(**dict(response), answered_by=caller.actor)
         handle = self._client.get_workflow_handle_for(CarrierClaim.run, claim_id)
         try:
-            await handle.signal(CarrierClaim.carrier_response, response)
+            await handle.signal(CarrierClaim.carrier_response, answer)
         except RPCError as error:
             if error.status is not RPCStatusCode.NOT_FOUND:
                 raise
-            await self._keep_carrier_response(
-                claim_id,
-                response,
-                f"claim {claim_id!r} is unknown or closed past its late-answer window (R15)",
-                cause=error,
-            )
+            await self._keep_carrier_response(claim_id, response, unknown, cause=error)
 
     async def _keep_carrier_response(
         self,
@@ -445,13 +464,16 @@ class CaseGateway:
         response: CarrierResponse,
         problem: str,
         cause: BaseException | None = None,
+        kept_because: str | None = None,
     ) -> NoReturn:
+        """`kept_because`: what the person who looks at the kept answer is told, where the
+        caller is told less (`problem`)."""
         problem += "; the answer is kept for a person"
         await self.record_refused_input(
             source="carrier",
             operation=f"carrier_response {claim_id}",
             payload=response.model_dump_json(),
-            errors=problem,
+            errors=f"{problem} ({kept_because})" if kept_because else problem,
         )
         raise UnknownCaseError(f"claim_id: {problem}") from cause
 

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from pydantic import BaseModel
 
-from domain.case import ACTOR_ID_PATTERN, Role
+from domain.case import ACTOR_ID_PATTERN, BusinessKey, Role
 from workflows.steps.casebook import SYSTEM_ACTOR
 
 # What a staff token may confer; machines get theirs only from the clients file.
@@ -41,8 +42,6 @@ CLOCK_SKEW = timedelta(seconds=30)
 # never collide, and the name finds the stored hash without trying every client.
 MACHINE_CREDENTIAL_PREFIX = "ac_"
 CLIENT_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
-# Key ids of the keys `make run` creates for itself: never trusted off loopback.
-DEV_KEY_ID_PREFIX = "aftersales-dev-"
 # Ids the ledger uses for others than people: a staff token may not claim them (R23).
 _RESERVED_SUBJECTS = re.compile(rf"^(?:{re.escape(SYSTEM_ACTOR)}$|{MACHINE_CREDENTIAL_PREFIX})")
 
@@ -53,18 +52,22 @@ class Unauthenticated(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """A proven caller: who (the ledger's actor, R23) and every role they hold."""
+    """A proven caller: who (the ledger's actor, R23), every role they hold, and for a
+    carrier's client the carriers whose claims it answers (R15)."""
 
     actor: str
     roles: frozenset[Role]
+    carriers: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Caller:
-    """A proven caller acting in one role: what the ledger records (R23)."""
+    """A proven caller acting in one role: what the ledger records (R23); `carriers` as
+    its principal's."""
 
     actor: str
     role: Role
+    carriers: frozenset[str] = frozenset()
 
 
 def acting_role(principal: Principal, allowed: Sequence[Role]) -> Role | None:
@@ -100,10 +103,14 @@ class StaffTokens:
         """True when verifying may wait on the network (a JWKS URL): run it off the loop."""
         return self._url_keys is not None
 
-    def key_ids(self) -> list[str]:
-        if self._url_keys is not None:
-            return [key.key_id or "" for key in self._url_keys.get_signing_keys()]
-        return [key.key_id or "" for key in self._keys_from_file().keys]
+    def public_keys(self) -> list[PublicKeyTypes]:
+        """The key set's keys, for what they are (their ids are only names)."""
+        keys = (
+            self._url_keys.get_signing_keys()
+            if self._url_keys is not None
+            else self._keys_from_file().keys
+        )
+        return [key.key for key in keys]
 
     def verify(self, token: str) -> Principal:
         try:
@@ -180,6 +187,9 @@ def _staff_roles(claim: object) -> frozenset[Role]:
 
 class MachineClient(BaseModel):
     role: Role
+    # A carrier's client answers the claims against these carriers only (R15), named as
+    # the orders name them; none (a file from before) answers none.
+    carriers: list[BusinessKey] = []
     secret_sha256: str
     created_at: datetime
     revoked_at: datetime | None = None
@@ -208,20 +218,33 @@ class MachineClients:
             raise Unauthenticated("the machine credential is not valid")
         if client.revoked_at is not None:
             raise Unauthenticated(f"the machine credential of {name} was revoked")
-        return Principal(actor=name, roles=frozenset({client.role}))
+        return Principal(
+            actor=name, roles=frozenset({client.role}), carriers=frozenset(client.carriers)
+        )
 
-    def add(self, name: str, role: Role) -> str:
+    def secret_digests(self) -> frozenset[str]:
+        """The stored hash of every client's secret, revoked ones included."""
+        return frozenset(client.secret_sha256 for client in self._current().clients.values())
+
+    def add(self, name: str, role: Role, carriers: Sequence[str] = ()) -> str:
         """A new client (or a new credential for an existing one); returns the credential,
-        which is shown once: only its hash is kept."""
+        which is shown once: only its hash is kept. A carrier's client names the carriers
+        whose claims it answers; no other client names any."""
         if not re.fullmatch(CLIENT_NAME_PATTERN, name):
             raise ValueError(f"name: {name!r} must match {CLIENT_NAME_PATTERN}")
         if role not in MACHINE_ROLES:
             allowed = ", ".join(sorted(r.value for r in MACHINE_ROLES))
             raise ValueError(f"role: {role.value} is not a machine role ({allowed})")
+        if (role is Role.CARRIER) != bool(carriers):
+            raise ValueError(
+                "carrier: a carrier client names the carriers whose claims it answers (R15)"
+                if role is Role.CARRIER
+                else f"carrier: only a carrier client answers claims, not a {role.value} one"
+            )
         secret = secrets.token_urlsafe(32)
-        clients = self._current().clients | {
-            name: MachineClient(role=role, secret_sha256=_digest(secret), created_at=_now())
-        }
+        client = MachineClient(role=role, carriers=list(carriers),
+                               secret_sha256=_digest(secret), created_at=_now())  # fmt: skip
+        clients = self._current().clients | {name: client}
         self._write(MachineClientsFile(clients=clients))
         return f"{MACHINE_CREDENTIAL_PREFIX}{name}_{secret}"
 
@@ -255,6 +278,11 @@ class MachineClients:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def credential_digest(credential: str) -> str:
+    """The hash a clients file keeps of a machine credential's secret."""
+    return _digest(credential.removeprefix(MACHINE_CREDENTIAL_PREFIX).partition("_")[2])
 
 
 def _now() -> datetime:

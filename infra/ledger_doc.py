@@ -42,16 +42,19 @@ Every step of a case writes one row to `case_events` (R23): who (`actor`, `role`
 two rules meet in names the one that decided it and the other in its details, e.g.
 `refund_not_due` is R21 and `refund_for_rule` the rule the refund was due under; a
 `message_ignored` for an id reused names no rule, its `kind` says why), the reason in
-words, the case's status
+words (built from fields that are not personal: no tracking number, no customer's or
+carrier's free text; words people write themselves, a decision's or a ruling's, are
+theirs), the case's status
 after it (`status_after`) and `details` (jsonb). A carrier claim writes its own
-`claim_events` (no actor: the carrier and the workflow are the only ones acting, and no
-details); the batch alarm (R24) its own `batch_events`, per SKU and batch. A writer
-names an action by `domain.ledger.LedgerAction` and its details are checked against the
-action's model before anything is written (`domain.ledger.checked_details`): an unknown
-field, a missing one or another type is refused. Times in details are ISO 8601 with
-their offset. Erasure and retention redact people's words afterwards (docs/privacy.md):
-`request`, `complaint` and `message` are removed, `photos` becomes their count, and
-`"redacted": true` is added.
+`claim_events` (no role and no details: the carrier and the workflow are the only ones
+acting; `answered_by` names the carrier's machine client on the steps that record its
+answer, none on the workflow's own); the batch alarm (R24) its own `batch_events`, per
+SKU and batch. A writer names an action by `domain.ledger.LedgerAction` and its details
+are checked against the action's model before anything is written
+(`domain.ledger.checked_details`): an unknown field, a missing one or another type is
+refused. Times in details are ISO 8601 with their offset. Erasure and retention redact
+people's words afterwards (docs/privacy.md): `request`, `complaint` and `message` are
+removed, `photos` becomes their count, and `"redacted": true` is added.
 """
 
 

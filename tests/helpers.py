@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.workflow import UpdateMethodMultiParam
@@ -113,11 +115,14 @@ def local_activities(history: WorkflowHistory) -> list[dict[str, Any]]:
 
 
 @asynccontextmanager
-async def api_client(gateway: CaseGateway) -> AsyncIterator[httpx.AsyncClient]:
-    """The HTTP API in this process (ASGI), called as a client would; it trusts the
+async def api_client(
+    gateway: CaseGateway, host: str = "localhost"
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The HTTP API in this process (ASGI), called as a client would, on loopback as a
+    local run serves it (`host`: another name it is reached by); it trusts the
     identities of tests/identities.py (`as_role`)."""
     transport = httpx.ASGITransport(app=create_app(gateway, IDENTITIES.authenticator))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
         yield client
 
 
@@ -142,3 +147,11 @@ async def under_review(
     await handle.signal(ReturnCase.evidence_submitted, photos())
     await state_when(handle, lambda s: s.status is CaseStatus.UNDER_REVIEW)
     return handle
+
+
+def fresh_grant_key_pem() -> bytes:
+    """A grant signing key no development folder holds (PEM, unencrypted)."""
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )  # fmt: skip

@@ -23,6 +23,9 @@ from infra.grants import (
 from infra.identity import MACHINE_ROLES, Authenticator, Caller, MachineClients, StaffTokens
 
 ISSUER, AUDIENCE = "aftersales-dev", "aftersales-api"
+# Whose claims a carrier client of the tests answers unless it names others: the carrier
+# the tests' damage claims are against (R15).
+TEST_CARRIERS = ("DHL",)
 
 
 class Identities:
@@ -42,10 +45,12 @@ class Identities:
             lifetime=lifetime,
         )  # fmt: skip
 
-    def credential(self, name: str, role: Role) -> str:
-        """A machine client's credential, made once per name for the run."""
+    def credential(self, name: str, role: Role, carriers: tuple[str, ...] = TEST_CARRIERS) -> str:
+        """A machine client's credential, made once per name for the run (a carrier's
+        answering for `carriers`)."""
         if name not in self._credentials:
-            self._credentials[name] = self.clients.add(name, role)
+            named = carriers if role is Role.CARRIER else ()
+            self._credentials[name] = self.clients.add(name, role, named)
         return self._credentials[name]
 
     def bearer(self, role: Role | str, actor: str | None = None) -> dict[str, str]:

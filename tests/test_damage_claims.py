@@ -23,7 +23,7 @@ from domain.case import (
     Role,
     RootCause,
 )
-from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
+from domain.claim import CarrierAnswer, CarrierClaimRequest, ClaimState, ClaimStatus
 from domain.policy_settings import PolicySettings
 from domain.state import CaseStatus
 from tests.conftest import a_request, eur, eventually
@@ -188,7 +188,7 @@ async def test_claim_is_chased_every_7_days_and_escalated_after_30(
         after = await claim_when(claim, lambda s: s.escalated_at is not None)
         await claim.signal(
             CarrierClaim.carrier_response,
-            CarrierResponse(response_id="dhl-1", accepted=True, recovered=eur(8_000)),
+            CarrierAnswer(response_id="dhl-1", accepted=True, recovered=eur(8_000)),
         )
         settled = await claim.result()
     assert after.escalated_at is not None
@@ -237,7 +237,7 @@ async def test_a_months_long_claim_continues_as_new_and_keeps_its_state(
         ninety = await claim_when(claim, lambda s: len(s.chases) == 12)
         await claim.signal(
             CarrierClaim.carrier_response,
-            CarrierResponse(response_id="dhl-9", accepted=False, recovered=eur(0)),
+            CarrierAnswer(response_id="dhl-9", accepted=False, recovered=eur(0)),
         )
         result = await claim.result()
         history = await env.client.get_workflow_handle(

@@ -55,7 +55,7 @@ from domain.case import (
     ScanEvent,
     ShippedBack,
 )
-from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
+from domain.claim import CarrierAnswer, CarrierClaimRequest, ClaimState, ClaimStatus
 from domain.ledger import LedgerAction
 from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock
@@ -268,8 +268,8 @@ async def test_an_inspection_before_the_dock_scan_is_the_receipt_and_the_dock_sc
 # ---- a carrier answer after the claim closed (R15) --------------------------------------
 
 
-def answer(response_id: str, *, accepted: bool, recovered: int, note: str = "") -> CarrierResponse:
-    return CarrierResponse(
+def answer(response_id: str, *, accepted: bool, recovered: int, note: str = "") -> CarrierAnswer:
+    return CarrierAnswer(
         response_id=response_id, accepted=accepted, recovered=eur(recovered), note=note
     )
 

@@ -29,7 +29,7 @@ from domain.case import CompensationOffer, Reason, Role
 from domain.ledger import LedgerAction
 from domain.state import CaseStatus
 from domain.view import CaseView
-from infra.edge_identity import refuse_unsafe_exposure
+from infra.edge_identity import ensure_dev_clients, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
 from infra.grants import (
     GRANT_HEADER,
@@ -39,11 +39,11 @@ from infra.grants import (
     UnauthorisedDecisionError,
     load_private_key,
 )
-from infra.identity import Caller
+from infra.identity import Caller, MachineClients
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE, PROJECT_ROOT, ConfigurationError, Settings
 from tests.conftest import a_request, eur, eventually
-from tests.helpers import api_client, as_role, events
+from tests.helpers import api_client, as_role, events, fresh_grant_key_pem
 from tests.identities import AUDIENCE, IDENTITIES, ISSUER
 from worker import WORKFLOWS
 from workflows.return_case import ReturnCase
@@ -433,20 +433,24 @@ def test_off_loopback_the_make_run_machine_clients_are_refused(
                     '"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": '
                     '"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}')  # fmt: skip
     grant_key = tmp_path / "grant-signing-key.pem"
-    grant_key.write_bytes(IDENTITIES.keys.grant_signing_key.read_bytes())
+    grant_key.write_bytes(fresh_grant_key_pem())
+    dev_clients = MachineClients(tmp_path / "dev-clients.json")
+    register = tmp_path / "fingerprints.txt"
+    ensure_dev_clients(dev_clients, tmp_path / "identity", register)
     monkeypatch.setenv("AFTERSALES_JWKS", str(jwks))
     monkeypatch.setenv("AFTERSALES_GRANT_SIGNING_KEY", str(grant_key))
     monkeypatch.setenv("AFTERSALES_API_HOST", "0.0.0.0")
-    monkeypatch.delenv("AFTERSALES_CLIENTS_FILE", raising=False)
+    monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(tmp_path / "dev-clients.json"))
     with pytest.raises(ConfigurationError, match="AFTERSALES_CLIENTS_FILE"):
-        refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys")
+        refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys", register)
+    MachineClients(tmp_path / "clients.json").add("shop", Role.SERVICE)
     monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(tmp_path / "clients.json"))
     # The desk's development sign-in (pick a person and a role) is for loopback only.
     monkeypatch.delenv("AFTERSALES_OIDC_ISSUER", raising=False)
     with pytest.raises(ConfigurationError, match="AFTERSALES_OIDC_ISSUER"):
-        refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys")
+        refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys", register)
     monkeypatch.setenv("AFTERSALES_OIDC_ISSUER", "https://idp.example")
-    refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys")
+    refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys", register)
 
 
 def test_the_production_stack_file_parses_and_keeps_temporal_off_the_network() -> None:

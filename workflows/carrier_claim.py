@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 from activities.carrier import CarrierActivities, ChaseClaim, ClaimLedgerEntry, FileClaim
-from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
+from domain.claim import CarrierAnswer, CarrierClaimRequest, ClaimState, ClaimStatus
 from domain.ledger import Ledger, LedgerAction, check_ledger
 from domain.policy import (
     carrier_silence_deadline,
@@ -83,7 +83,7 @@ class CarrierClaim:
                 return
 
     @workflow.signal(name="carrier_response")
-    def carrier_response(self, response: CarrierResponse) -> None:
+    def carrier_response(self, response: CarrierAnswer) -> None:
         """The carrier's answer; a repeated callback changes nothing."""
         if response.response_id in self._state.seen_response_ids:
             return
@@ -165,7 +165,7 @@ class CarrierClaim:
             reason=f"chase {len(state.chases)}: no answer yet",
         )
 
-    async def _answered(self, response: CarrierResponse) -> None:
+    async def _answered(self, response: CarrierAnswer) -> None:
         state = self._state
         if response.recovered.currency != state.request.amount.currency:
             await self._record(
@@ -173,18 +173,20 @@ class CarrierClaim:
                 rule="R15",
                 reason=f"response {response.response_id} is in {response.recovered.currency}, "
                 f"the claim in {state.request.amount.currency}",
+                answered_by=response.answered_by,
             )
             return
         state.response = response
         await self._record(
             LedgerAction.CARRIER_ANSWERED,
             rule="R15",
-            reason=f"claimed {state.request.amount}, recovered {response.recovered}"
-            + (f": {response.note}" if response.note else ""),
+            # The carrier's note is its own free text: kept in the claim, not the ledger.
+            reason=f"claimed {state.request.amount}, recovered {response.recovered}",
             status=ClaimStatus.SETTLED if response.accepted else ClaimStatus.DECLINED,
+            answered_by=response.answered_by,
         )
 
-    async def _answered_after_close(self, response: CarrierResponse) -> None:
+    async def _answered_after_close(self, response: CarrierAnswer) -> None:
         state = self._state
         state.late_responses.append(response)
         await self._record(
@@ -193,10 +195,17 @@ class CarrierClaim:
             reason=late_carrier_response_reason(
                 state.status, state.response, response, state.request.amount
             ),
+            answered_by=response.answered_by,
         )
 
     async def _record(
-        self, action: LedgerAction, *, rule: str, reason: str, status: ClaimStatus | None = None
+        self,
+        action: LedgerAction,
+        *,
+        rule: str,
+        reason: str,
+        status: ClaimStatus | None = None,
+        answered_by: str | None = None,
     ) -> None:
         check_ledger(action, Ledger.CLAIM)
         state = self._state
@@ -213,6 +222,7 @@ class CarrierClaim:
                 action=action,
                 rule_id=rule,
                 reason=reason,
+                answered_by=answered_by,
                 claim=state,
             ),
             summary=f"claim ledger #{state.ledger_seq}: {action}",

@@ -103,6 +103,10 @@ def rule_of(message: CaseMessage) -> str | None:
     return _RULE_OF[type(message)]
 
 
+# Fields of a message that name a person's parcel, not what the message asked: an ignored
+# message is recorded without them (the ledger holds no tracking number).
+_KEPT_OUT_OF_THE_LEDGER = {"tracking_number"}
+
 # In arbitration the arbiter's ruling alone changes money and status (R19).
 _MONEY_OR_STATUS = (CompensationOffer, Withdrawal, DeadlineExtension)
 
@@ -471,7 +475,10 @@ class CaseDesk:
             LedgerAction.MESSAGE_IGNORED,
             rule=refusal.rule,
             reason=f"{type(message).__name__} {message_id(message)}: {refusal.text}",
-            details={"message": message.model_dump(mode="json"), "kind": refusal.kind},
+            details={
+                "message": message.model_dump(mode="json", exclude=_KEPT_OUT_OF_THE_LEDGER),
+                "kind": refusal.kind,
+            },
         )
 
     def why_nothing_to_do(self, message: CaseMessage) -> Refusal:

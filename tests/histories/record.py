@@ -41,7 +41,7 @@ from domain.case import (
     ShippedBack,
     WarehouseScan,
 )
-from domain.claim import CarrierClaimRequest, CarrierResponse
+from domain.claim import CarrierAnswer, CarrierClaimRequest
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
@@ -305,7 +305,7 @@ async def _record_claim(env: WorkflowEnvironment, into: Path) -> None:
     await env.sleep(timedelta(days=90))
     await claim.signal(
         CarrierClaim.carrier_response,
-        CarrierResponse(response_id="dhl-10", accepted=True,
+        CarrierAnswer(response_id="dhl-10", accepted=True,
                         recovered=Money(amount_minor=7_000, currency=EUR)),
     )  # fmt: skip
     await claim.result()
@@ -331,7 +331,7 @@ async def _record_claim_answered_late(env: WorkflowEnvironment, into: Path) -> N
     for response_id, minor in (("dhl-12", 7_000), ("dhl-12-revised", 7_500)):
         await claim.signal(
             CarrierClaim.carrier_response,
-            CarrierResponse(response_id=response_id, accepted=True,
+            CarrierAnswer(response_id=response_id, accepted=True,
                             recovered=Money(amount_minor=minor, currency=EUR)),
         )  # fmt: skip
     await claim.result()

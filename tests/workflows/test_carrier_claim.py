@@ -10,7 +10,7 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from domain.claim import CarrierClaimRequest, CarrierResponse, ClaimState, ClaimStatus
+from domain.claim import CarrierAnswer, CarrierClaimRequest, ClaimState, ClaimStatus
 from domain.policy_settings import PolicySettings
 from tests.conftest import eur, eventually
 from tests.workflows.standins import StandIns
@@ -64,7 +64,7 @@ async def test_r15_a_claim_is_chased_every_7_days_escalated_after_30_and_settled
         )
         await claim.signal(
             CarrierClaim.carrier_response,
-            CarrierResponse(response_id="dhl-1", accepted=True, recovered=eur(8_000)),
+            CarrierAnswer(response_id="dhl-1", accepted=True, recovered=eur(8_000)),
         )
         settled = await claim.result()
     assert after.escalated_at is not None

@@ -76,7 +76,8 @@ async def _disputed(desk: CaseDesk, dispute: Dispute) -> None:
     await desk.book.record(
         LedgerAction.DISPUTED,
         rule="R19",
-        reason=f"the customer asks the platform to arbitrate: {dispute.reason}",
+        # The customer's own words stay in the case (its view), not in the ledger's reason.
+        reason="the customer asks the platform to arbitrate",
         status=CaseStatus.IN_ARBITRATION,
         actor=state.request.customer.customer_id,
         role="customer",

@@ -150,7 +150,7 @@ async def _shipped_after_receipt(desk: CaseDesk, notice: ShippedBack) -> None:
         LedgerAction.CUSTOMER_SHIPPED_BACK,
         rule="R12",
         reason=f"handed to {notice.carrier}, "
-        + late_shipped_back_reason(notice.tracking_number, state.received_scan_id)
+        + late_shipped_back_reason(state.received_scan_id)
         + postage_note(notice.postage, state.request.paid, state.policy),
         actor=state.request.customer.customer_id,
         role="customer",
@@ -168,7 +168,8 @@ async def _shipped(desk: CaseDesk, notice: ShippedBack) -> None:
     await desk.book.record(
         LedgerAction.CUSTOMER_SHIPPED_BACK,
         rule="R12",
-        reason=f"handed to {notice.carrier}, tracking {notice.tracking_number}"
+        # Not the tracking number: the ledger keeps no personal data but the customer's id.
+        reason=f"handed to {notice.carrier}"
         + postage_note(notice.postage, state.request.paid, state.policy),
         status=CaseStatus.IN_RETURN_TRANSIT,
         actor=state.request.customer.customer_id,

@@ -1,0 +1,64 @@
+"""What a browser may do with a page the API serves: one middleware for every answer a
+browser renders as a document (HTML, and SVG, which can hold script), whichever route
+made it, so a page added later is covered without thinking of it.
+
+- `frame-ancestors 'none'` and `X-Frame-Options: DENY` (for browsers without CSP level 2):
+  no other site can frame a page and trick an operator into clicking on it.
+- A Content-Security-Policy that allows no script at all on the API's own pages (they
+  have none: the session form, the report page with its inline PNG plots and one inline
+  style sheet), forms posted only back to the API, no <base> to redirect relative links.
+- The desk's pages (desk/) load its own script and style sheet from this origin, and
+  nothing inline.
+- FastAPI's interactive docs (/docs, /redoc) are built from scripts and styles on
+  jsDelivr's CDN with an inline bootstrap script: their policy allows exactly that CDN
+  and nothing else a page could load."""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from desk.gate import DESK_PATH
+
+# Documents a browser renders (and could run script in) rather than hands to a script.
+_DOCUMENT_TYPES = ("text/html", "image/svg+xml")
+_EVERY_PAGE = "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+PAGE_POLICY = f"default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; {_EVERY_PAGE}"
+_CDN = "https://cdn.jsdelivr.net"
+DOCS_POLICY = (
+    f"default-src 'none'; script-src {_CDN} 'unsafe-inline'; style-src {_CDN} 'unsafe-inline'; "
+    f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+    f"worker-src blob:; {_EVERY_PAGE}"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# The desk's pages run its own script and style sheet (served by the API, none inline).
+DESK_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    f"connect-src 'self'; {_EVERY_PAGE}"
+)
+
+
+class PagePolicy:
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        path = scope["path"]
+        policy = (
+            DOCS_POLICY if path in DOCS_PATHS
+            else DESK_POLICY if path == DESK_PATH or path.startswith(f"{DESK_PATH}/")
+            else PAGE_POLICY
+        )  # fmt: skip
+
+        async def with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith(_DOCUMENT_TYPES):
+                    headers["Content-Security-Policy"] = policy
+                    headers["X-Frame-Options"] = "DENY"
+            await send(message)
+
+        await self._app(scope, receive, with_policy)
