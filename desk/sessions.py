@@ -1,4 +1,4 @@
-"""Signed-in browsers, kept in PostgreSQL (migration 017): a random id in an HttpOnly
+"""Signed-in browsers, kept in PostgreSQL (migration 018): a random id in an HttpOnly
 cookie, its sha256 and the person's proven identity in `desk_sessions`, with the CSRF
 token every desk form carries (a synchronizer token, tied to the session)."""
 
