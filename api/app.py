@@ -1,6 +1,7 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
 import json
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any
@@ -231,6 +232,30 @@ class SecurityHeaders:
         await self._app(scope, receive, with_headers)
 
 
+class ServerTiming:
+    """`Server-Timing: app;dur=<ms>` on every answer (W3C Server Timing): how long the API
+    took until its answer started, authentication included. Browsers' developer tools
+    show it, and bench/desk_queues.py reads it, so a latency is the server's own, not
+    the load generator's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                taken_ms = (time.perf_counter() - started) * 1000
+                MutableHeaders(scope=message)["Server-Timing"] = f"app;dur={taken_ms:.1f}"
+            await send(message)
+
+        await self._app(scope, receive, timed)
+
+
 class _DuplicateKeyError(json.JSONDecodeError):
     def __init__(self, key: str, document: str) -> None:
         super().__init__(f"duplicate key {key!r}", document, 0)
@@ -360,6 +385,7 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PagePolicy)
+    app.add_middleware(ServerTiming)
     if desk is not None:
         app.include_router(desk.router)
     # The Temporal UI decodes payloads here for operators (staff only).

@@ -109,13 +109,15 @@ def _viewer(caller: Caller) -> Viewer:
     return Viewer(actor=caller.actor, role=caller.role)
 
 
+# Staff work the queues; the arbiter sees its disputed cases only (R19).
+Reader = Annotated[Caller, Depends(requires(*STAFF_BY_AUTHORITY, Role.ARBITER))]
+Filters = Annotated[CaseFilter, Depends(case_filter)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+PageCursor = Annotated[str | None, Query(max_length=512)]
+
+
 def queues_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRouter:
     router = APIRouter(route_class=route_class, tags=["queues"])
-    # Staff work the queues; the arbiter sees its disputed cases only (R19).
-    readers = requires(*STAFF_BY_AUTHORITY, Role.ARBITER)
-    Filters = Annotated[CaseFilter, Depends(case_filter)]
-    Reader = Annotated[Caller, Depends(readers)]
-    Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 
     @router.get("/cases", responses=documented(422))
     async def list_cases(
@@ -124,7 +126,7 @@ def queues_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
         caller: Reader,
         narrowed: Filters,
         sort: CaseSort = CaseSort.NEWEST,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        cursor: PageCursor = None,
         limit: Limit = PAGE_SIZE,
         count: bool = False,
         offset: Annotated[int | None, Query(include_in_schema=False)] = None,
@@ -164,12 +166,13 @@ def queues_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
         queue: Queue,
         caller: Reader,
         narrowed: Filters,
-        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        cursor: PageCursor = None,
         limit: Limit = PAGE_SIZE,
-        count: bool = True,
+        count: bool = False,
     ) -> CasePage:
         """One queue for the caller, soonest deadline first, narrowed by the same filters
-        as `GET /cases`; `next_cursor` for the next page, `total` the queue's count."""
+        as `GET /cases`; `next_cursor` for the next page; `count=true` adds `total`, the
+        matches' count now (`GET /queues` has every queue's count at once)."""
         return await gateway.queues.queue(
             queue,
             _viewer(caller),

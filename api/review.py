@@ -59,11 +59,13 @@ def _refused_cursor(error: InvalidKeptCursorError) -> RequestValidationError:
     )
 
 
+Staff = Annotated[Caller, Depends(requires(*STAFF_BY_AUTHORITY))]
+# Refused input is raw bodies that may hold anything: the integrators' desk only.
+IntegratorsDesk = Annotated[Caller, Depends(requires(Role.MANAGER, Role.SUPERVISOR))]
+
+
 def review_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRouter:
     router = APIRouter(route_class=route_class, tags=["kept for a person"])
-    staff = requires(*STAFF_BY_AUTHORITY)
-    integrators_desk = requires(Role.MANAGER, Role.SUPERVISOR)
-    Staff = Annotated[Caller, Depends(staff)]
 
     @router.get("/unmatched-scans", responses=documented(422))
     async def unmatched_scans(
@@ -93,7 +95,7 @@ def review_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
 
     @router.get("/refused-inputs", responses=documented(422))
     async def refused_inputs(
-        _: Annotated[Caller, Depends(integrators_desk)],
+        _: IntegratorsDesk,
         handled: bool = False,
         cursor: Cursor = None,
         limit: Limit = 50,
@@ -110,7 +112,7 @@ def review_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
     async def mark_handled(
         input_id: Annotated[int, Path(ge=1)],
         body: ResolutionBody,
-        caller: Annotated[Caller, Depends(integrators_desk)],
+        caller: IntegratorsDesk,
     ) -> RefusedInput:
         """Marked handled with what was done about it."""
         return await gateway.kept.mark_handled(input_id, _resolver(caller, body.reason))

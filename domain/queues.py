@@ -20,7 +20,7 @@ from domain.state import CaseStatus, EscalationLevel
 SearchText = Annotated[str, Field(min_length=1, max_length=128)]
 CarrierName = Annotated[str, Field(min_length=1, max_length=64)]
 PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 1000  # as GET /cases allowed before queues
 
 
 class Queue(StrEnum):

@@ -31,8 +31,10 @@ CREATE INDEX cases_open_status_idx ON cases
 CREATE INDEX cases_open_assignee_idx ON cases
     (assigned_agent, (coalesce(next_deadline, 'infinity'::timestamptz)), case_id)
     WHERE closed_at IS NULL;
+-- Escalated cases are few: one index in deadline order for every level (a queue of two
+-- levels reads it in order instead of sorting), the level kept in it for index-only counts.
 CREATE INDEX cases_open_escalated_idx ON cases
-    (escalation_level, (coalesce(next_deadline, 'infinity'::timestamptz)), case_id)
+    ((coalesce(next_deadline, 'infinity'::timestamptz)), case_id) INCLUDE (escalation_level)
     WHERE closed_at IS NULL AND escalation_level <> 'none';
 CREATE INDEX cases_open_breached_idx ON cases
     ((coalesce(next_deadline, 'infinity'::timestamptz)), case_id)
@@ -104,7 +106,8 @@ CREATE TRIGGER case_notes_append_only
     FOR EACH ROW EXECUTE FUNCTION case_notes_only_redacted();
 
 -- Erasure and retention (migrations 009, 010) remove the notes' words too, the tracking
--- numbers' hashes, and the reasons people wrote when attaching a scan to the case.
+-- numbers' hashes, and what a scan attached to the case by a person kept (the reason they
+-- wrote, its photos: its barcode names another case, so 009's redaction misses it).
 CREATE OR REPLACE FUNCTION redact_free_text(case_ids text[], marker text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -116,7 +119,9 @@ BEGIN
     WHERE case_id = ANY(case_ids) AND redacted_at IS NULL;
     PERFORM set_config('aftersales.redacting', 'off', true);
     DELETE FROM case_tracking_numbers WHERE case_id = ANY(case_ids);
-    UPDATE unmatched_scans SET resolution_reason = marker
-    WHERE attached_case_id = ANY(case_ids) AND resolution_reason <> marker;
+    UPDATE unmatched_scans SET resolution_reason = marker,
+                               payload = jsonb_set(payload, '{photos}', '[]'::jsonb)
+    WHERE attached_case_id = ANY(case_ids)
+      AND (resolution_reason <> marker OR payload -> 'photos' <> '[]'::jsonb);
 END;
 $$;
