@@ -242,7 +242,10 @@ def add_queue_routes(
         if outcomes:
             done += "; refused: " + "; ".join(outcomes)
         return RedirectResponse(
-            request.url_for("show_queue", queue=queue.value).include_query_params(done=done),
+            # Back to the queue as it was narrowed (the form posts with its query).
+            request.url_for("show_queue", queue=queue.value).include_query_params(
+                **(dict(request.query_params) | {"done": done})
+            ),
             status_code=status.HTTP_303_SEE_OTHER,
         )
 
