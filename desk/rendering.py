@@ -26,9 +26,15 @@ class Asset(StrEnum):
 
     STYLESHEET = "desk.css"
     SCRIPT = "desk.js"
+    # Asked for by every browser: served here, not answered 401 by the API.
+    ICON = "favicon.svg"
 
 
-_MEDIA_TYPES = {Asset.STYLESHEET: "text/css", Asset.SCRIPT: "text/javascript"}
+_MEDIA_TYPES = {
+    Asset.STYLESHEET: "text/css",
+    Asset.SCRIPT: "text/javascript",
+    Asset.ICON: "image/svg+xml",
+}
 
 
 def asset(name: Asset) -> FileResponse:

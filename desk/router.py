@@ -189,8 +189,10 @@ def _router(
 
     @router.get("/sign-in")
     async def sign_in_page(request: Request, return_to: str | None = None) -> Response:
+        # The least authority first: what a newcomer trying the desk most likely is.
+        roles = [*reversed(STAFF_BY_AUTHORITY), Role.ARBITER]
         context: dict[str, Any] = {"return_to": safe_return(return_to), "oidc": settings.oidc,
-                                   "roles": DESK_ROLES, "form_token": None}  # fmt: skip
+                                   "roles": roles, "form_token": None}  # fmt: skip
         if settings.oidc is not None:
             return page(request, "sign_in.html", context)
         if not is_loopback(request.client.host if request.client else ""):
