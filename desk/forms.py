@@ -6,13 +6,13 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Request
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from desk.sessions import Session
-from domain.case import BusinessKey, Deadline, ExplainedReason, RootCause, Strict
+from domain.case import BusinessKey, Deadline, ExplainedReason, RootCause
 from domain.money import Money
 
 CSRF_FIELD = "csrf_token"
@@ -73,32 +73,39 @@ class RejectionReason(StrEnum):
 EXTENSION_DAYS = (1, 2, 3, 7, 14)
 
 
-class ReviewForm(Strict):
-    approve: bool
+class FormFields(BaseModel):
+    """A form's fields as the browser sends them: text, so a number is parsed from it
+    (the JSON API's models are strict instead); unknown fields are refused. What they
+    become (the gateway's messages) is validated again as any boundary model is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReviewForm(FormFields):
     reason: ExplainedReason | None = None
     root_cause: RootCause | None = None
 
 
-class ExplainedForm(Strict):
+class ExplainedForm(FormFields):
     reason: ExplainedReason
 
 
-class AssignForm(Strict):
+class AssignForm(FormFields):
     agent: BusinessKey
 
 
-class ExtendForm(Strict):
+class ExtendForm(FormFields):
     deadline: Deadline
     days: Annotated[int, Field(ge=1, le=30)]
     reason: ExplainedReason
 
 
-class RulingForm(Strict):
-    favour_customer: bool
+class RulingForm(FormFields):
+    favour_customer: Literal["yes", "no"]
     reason: ExplainedReason
 
 
-class NoteForm(Strict):
+class NoteForm(FormFields):
     text: Annotated[str, Field(min_length=1, max_length=2000)]
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import Field, ValidationError
 
 from api.paths import CASE_ID_PATTERN
-from desk.forms import BadForm, Forbidden, new_action_id, posted
+from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted
 from desk.gate import DESK_PATH
 from desk.rendering import page
 from domain.case import (
@@ -28,7 +28,6 @@ from domain.case import (
     ExplainedReason,
     Reason,
     Role,
-    Strict,
 )
 from domain.queues import (
     CarrierName,
@@ -76,7 +75,7 @@ class NavItem:
     count: int
 
 
-class Filters(Strict):
+class Filters(FormFields):
     """A queue's narrowing as the filter form sends it (one value per field)."""
 
     kind: CaseKind | None = None
@@ -99,11 +98,11 @@ def _one(value: T | None) -> frozenset[T]:
     return frozenset() if value is None else frozenset({value})
 
 
-class BulkAssignForm(Strict):
+class BulkAssignForm(FormFields):
     agent: BusinessKey
 
 
-class ResolutionForm(Strict):
+class ResolutionForm(FormFields):
     reason: ExplainedReason
 
 

@@ -394,8 +394,10 @@ def _decision(
     try:
         match action:
             case "approve" | "reject":
-                form = ReviewForm.model_validate(values | {"approve": action == "approve"})
-                return "decide", ReviewDecision(**who, **form.model_dump())
+                form = ReviewForm.model_validate(values)
+                return "decide", ReviewDecision(
+                    **who, approve=action == "approve", **form.model_dump()
+                )
             case "compensate":
                 amount = amount_of(fields.get("amount", ""), currency, "amount")
                 reason = ExplainedForm.model_validate({"reason": values.get("reason")}).reason
@@ -417,13 +419,10 @@ def _decision(
                     reason=extend.reason,
                 )  # fmt: skip
             case "rule":
-                ruling = RulingForm.model_validate(
-                    {"favour_customer": values.get("favour_customer") == "yes",
-                     "reason": values.get("reason")}
-                )  # fmt: skip
-                refund = values.get("refund")
+                refund = values.pop("refund", None)
+                ruling = RulingForm.model_validate(values)
                 return "apply_ruling", ArbitrationRuling(
-                    **who, favour_customer=ruling.favour_customer, reason=ruling.reason,
+                    **who, favour_customer=ruling.favour_customer == "yes", reason=ruling.reason,
                     refund=amount_of(refund, currency, "refund") if refund else None,
                 )  # fmt: skip
     except ValidationError as error:
