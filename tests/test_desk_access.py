@@ -4,7 +4,9 @@ the roles it does not allow, and forms without the session's CSRF token."""
 
 from __future__ import annotations
 
+import html
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,8 +17,17 @@ from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
 from desk.oidc import OidcProvider
-from domain.case import Role
-from tests.desk_site import DeskSite, chromium, desk_site, under_review
+from domain.case import Reason, Role
+from domain.queues import PAGE_SIZE
+from tests.desk_site import (
+    DeskSite,
+    chromium,
+    desk_site,
+    fresh_request,
+    opened,
+    reaches,
+    under_review,
+)
 from tests.oidc_provider import StandInProvider, oidc_provider
 
 _HIDDEN = r'name="{}" value="([^"]+)"'
@@ -210,3 +221,23 @@ async def test_a_person_with_no_desk_role_gets_no_session(
         answer = await browser.get(back.headers["location"].removeprefix(oidc_site.url))
         assert answer.status_code == 403
         assert "no desk role" in answer.text
+
+
+async def test_a_queue_pages_by_cursor_and_its_count_is_every_page(site: DeskSite) -> None:
+    sku = f"SKU-PAGE-{uuid.uuid4().hex[:6]}"
+    cases = {await opened(site, fresh_request(sku=sku, reason=Reason.QUALITY_DEFECT))
+             for _ in range(PAGE_SIZE + 1)}  # fmt: skip
+    for case_id in cases:
+        await reaches(site.pool, case_id, "awaiting_evidence")
+    agent, _ = await _signed_in(site, "ann", Role.AGENT)
+    first = await agent.get("/desk/queues/waiting_on_customer", params={"sku": sku})
+    assert f"({PAGE_SIZE + 1} cases" in first.text
+    shown = re.findall(r'name="case_id" value="([^"]+)"', first.text)
+    assert len(shown) == PAGE_SIZE
+    following = re.search(r'<a href="([^"]+)">Next page</a>', first.text)
+    assert following is not None
+    second = await agent.get(html.unescape(following.group(1)))
+    shown += re.findall(r'name="case_id" value="([^"]+)"', second.text)
+    assert "Next page" not in second.text
+    assert sorted(shown) == sorted(cases)  # every case once, none twice
+    await agent.aclose()
