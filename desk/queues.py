@@ -5,6 +5,7 @@ refused input), each resolved with who and why."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import Callable
@@ -116,11 +117,12 @@ def _viewer(caller: Caller) -> Viewer:
 
 async def navigation(gateway: CaseGateway, reads: CasePageReads, caller: Caller) -> list[NavItem]:
     """Every queue with its count for this person, then what is kept for a person."""
-    counts = await gateway.queues.counts(_viewer(caller), datetime.now(UTC))
+    counts, kept = await asyncio.gather(
+        gateway.queues.counts(_viewer(caller), datetime.now(UTC)), reads.kept_counts()
+    )
     items = [NavItem(title, f"{DESK_PATH}/queues/{queue.value}", counts.counts[queue])
              for queue, title in QUEUE_TITLES.items()]  # fmt: skip
     if caller.role in STAFF_BY_AUTHORITY:
-        kept = await reads.kept_counts()
         items.append(NavItem("Unmatched scans", f"{DESK_PATH}/unmatched-scans",
                              kept.unmatched_scans))  # fmt: skip
         if caller.role in INTEGRATORS:
@@ -164,9 +166,11 @@ def add_queue_routes(
             after = Cursor.decode(cursor, CaseSort.NEXT_DEADLINE) if cursor else None
         except InvalidCursorError as error:
             raise BadForm(f"cursor: {error}") from error
+        # Unnarrowed, the queue's total is its count in the navigation: not counted twice.
+        narrowed = any(filters.model_dump().values())
         shown = await gateway.queues.queue(
             queue, _viewer(caller), datetime.now(UTC), narrowed_by=filters.as_filter(),
-            after=after, with_total=True,
+            after=after, with_total=narrowed,
         )  # fmt: skip
         return shown.rows, shown.next_cursor, shown.total, filters
 
@@ -201,14 +205,18 @@ def add_queue_routes(
         """A queue, soonest deadline first; the filters narrow it, the cursor pages it."""
         caller = acting(request, *roles)
         try:
-            rows, next_cursor, total, filters = await queue_rows(request, queue, caller, cursor)
+            # The queue and the navigation's counts at once (each its own connection).
+            (rows, next_cursor, total, filters), nav = await asyncio.gather(
+                queue_rows(request, queue, caller, cursor), navigation(gateway, reads, caller)
+            )
         except BadForm as problem:
             return page(request, "problem.html", {"message": str(problem)},
                         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
         query = {k: v for k, v in filters.model_dump(mode="json").items() if v}
         return page(request, "queue.html", {
-            "nav": await navigation(gateway, reads, caller), "caller": caller,
-            "queue": queue, "title": QUEUE_TITLES[queue], "rows": rows, "total": total,
+            "nav": nav, "caller": caller,
+            "queue": queue, "title": QUEUE_TITLES[queue], "rows": rows,
+            "total": total if total is not None else nav[list(QUEUE_TITLES).index(queue)].count,
             "next_cursor": next_cursor, "filters": filters, "query": query,
             "kinds": list(CaseKind), "reasons": list(Reason), "channels": list(Channel),
             "statuses": list(CaseStatus), "action_id": new_action_id(), "done": done,

@@ -4,6 +4,7 @@ person's identity (the gateway signs its grant for them, infra/grants.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -303,17 +304,22 @@ def _router(
         typed in it kept (a new action id: the refused one would be refused again)."""
         view = await readable(request, case_id, caller)
         case_policy = policy.resolve(view.category, view.carrier)
-        ledger = await gateway.ledger(case_id)
+        # Independent reads, each on its own pooled connection: the page waits for the
+        # slowest, not their sum.
+        ledger, messages, photos, nav = await asyncio.gather(
+            gateway.ledger(case_id), reads.messages(case_id), reads.photos(case_id),
+            navigation(gateway, reads, caller),
+        )  # fmt: skip
         context = {
-            "nav": await navigation(gateway, reads, caller),
+            "nav": nav,
             "view": view,
             "caller": caller,
             "money": money_panel(view, caller, case_policy),
             "actions": available_actions(view, caller, case_policy),
             "events": ledger.events,
             "notes": ledger.notes,
-            "messages": await reads.messages(case_id),
-            "photos": await reads.photos(case_id),
+            "messages": messages,
+            "photos": photos,
             "temporal_url": f"{settings.temporal_ui_url.rstrip('/')}/namespaces/"
             f"{settings.namespace}/workflows/{case_id}",
             "action_id": new_action_id(),
