@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	# overloads once bench's no-argument workflow is in the same run.
 	$(BIN)/mypy bench
 
-# The Temporal UI tests (tests/test_temporal_ui.py) drive a headless chromium: Debian's,
+# The browser tests (tests/browser.py: Playwright) drive a headless chromium: Debian's,
 # installed once here when missing, so no test spends its time on a package manager.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:

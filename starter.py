@@ -15,15 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from temporalio.client import Client
 
 from api.reports import Section, report_csv
 from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from domain.state import CaseMessage
+from infra.alarm_schedule import ensure_batch_alarm_schedule
 from infra.analytics import DELIVERY_CSV_COLUMNS, read_delivery_csv
 from infra.data_converter import key_ring
 from infra.data_keys import rewrap
-from infra.database import create_pool
+from infra.database import create_pool, migrate
 from infra.edge_identity import authenticator, grant_signer, mint_dev_token
 from infra.gateway import (
     SIGNALS,
@@ -45,8 +47,10 @@ from infra.identity import (
 )
 from infra.policy_file import PolicyFileError, load_policy_file
 from infra.privacy import apply_retention
+from infra.search_attribute_setup import register_search_attributes
 from infra.settings import ConfigurationError, Settings, load_settings
 from infra.temporal_client import connect
+from workflows import search_attributes
 
 EXIT_FAILURE, EXIT_REFUSED, EXIT_UNKNOWN_CASE, EXIT_UNAUTHORISED = 1, 2, 3, 4
 
@@ -136,6 +140,12 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="a case's working view (no inbox, no personal free text)"
     )
     status.add_argument("case_id")
+
+    commands.add_parser(
+        "setup",
+        help="set-up work, idempotent: migrations, the cases' search attributes, the R24 "
+        "batch alarm's schedule (the worker only warns when the schedule is missing)",
+    )
 
     commands.add_parser(
         "rewrap-keys",
@@ -292,6 +302,8 @@ async def run(argv: Sequence[str]) -> int:
     settings = load_settings()
     if args.command in ("token", "client"):
         return _identity(args, settings)
+    if args.command == "setup":
+        return await _setup(settings)
     pool = await create_pool(settings.effective_database_url, max_size=2)
     client = await connect(settings, pool, [GrantingInterceptor(grant_signer(settings))])
     gateway = CaseGateway(client, pool, settings.task_queue, load_policy_file(settings.policy_file))
@@ -387,6 +399,25 @@ async def run(argv: Sequence[str]) -> int:
         return EXIT_UNAUTHORISED
     finally:
         await pool.close()
+
+
+async def _setup(settings: Settings) -> int:
+    pool = await create_pool(settings.effective_database_url, max_size=2)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
+    # Operator calls and a schedule without arguments: no payload for the codec to seal.
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    await register_search_attributes(client)
+    created = await ensure_batch_alarm_schedule(client, settings.task_queue)
+    summary = {
+        "migrations": "applied",
+        "search_attributes": [key.name for key in search_attributes.ALL],
+        "batch_alarm_schedule": "created" if created else "already registered",
+    }
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def _file_text(path: str) -> str:

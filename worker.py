@@ -15,14 +15,15 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.analytics import AnalyticsActivities
 from activities.carrier import CarrierActivities, CarrierGateway, SandboxCarrier
 from activities.ledger import LedgerActivities
-from activities.notifications import LoggingNotifier, NotificationActivities, Notifier
+from activities.notifications import NotificationActivities, Notifier
 from activities.payments import PaymentActivities, PaymentProvider
 from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
-from infra.alarm_schedule import ensure_batch_alarm_schedule
+from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.database import create_pool, migrate
 from infra.edge_identity import grant_verifier
 from infra.grants import GrantCheckInterceptor, GrantVerifier
+from infra.outside.systems import outside_systems
 from infra.settings import DEFAULT_POLICY_FILE, ConfigurationError, load_settings
 from infra.temporal_client import connect
 from workflows.batch_alarm import BatchAlarm
@@ -31,6 +32,8 @@ from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
 from workflows.return_case import ReturnCase
 from workflows.survey import SatisfactionSurvey
+
+log = logging.getLogger("aftersales.worker")
 
 # Enough for every open case to stay cached: a cache miss replays the whole history.
 DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
@@ -85,6 +88,7 @@ def build_worker(
             ledger.record_step,
             money.issue_refund,
             money.charge,
+            money.settle_elsewhere,
             messages.notify_customer,
             claims.file_claim,
             claims.chase,
@@ -108,20 +112,28 @@ async def main() -> None:
     pool = await create_pool(settings.effective_database_url)
     await migrate(pool)
     client = await connect(settings, pool)
+    # The sandboxes unless configured to the merchant's services (docs/operations.md).
+    outside = outside_systems(settings)
+    log.info("outside systems: %s", ", ".join(f"{k} {v}" for k, v in outside.where.items()))
     worker = build_worker(
         client,
         pool=pool,
         task_queue=settings.task_queue,
-        # Local stand-ins for the payment provider and messaging; see docs/testing.md (stand-ins).
-        payments=settings.sandbox_payments(),
-        notifier=LoggingNotifier(),
+        payments=outside.payments,
+        notifier=outside.notifier,
+        carrier=outside.carrier,
+        warehouse=outside.warehouse,
         grants=grant_verifier(settings),
         policy_file=settings.policy_file,
     )
-    await ensure_batch_alarm_schedule(client, settings.task_queue)
+    # Set-up work registers the schedule (`starter.py setup`); without it only the R24
+    # alarm stops, never the cases, so the worker says so and polls its task queue.
+    if missing := await batch_alarm_schedule_missing(client):
+        log.warning("the R24 batch alarm will not run: %s", missing)
     try:
         await worker.run()
     finally:
+        await outside.aclose()
         await pool.close()
 
 

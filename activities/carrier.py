@@ -13,6 +13,7 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.outside import NoType, OutsideRefusal, answered_no_as
 from domain.claim import ClaimState
 from domain.ledger import LedgerAction
 from domain.money import Money
@@ -20,13 +21,17 @@ from domain.money import Money
 
 class CarrierGateway(Protocol):
     async def file_claim(self, *, claim_id: str, carrier: str, amount: Money) -> str:
-        """File (idempotently on `claim_id`); return the carrier's claim reference."""
+        """File (idempotently on `claim_id`); return the carrier's claim reference. A
+        claim the desk rejects raises activities.outside.OutsideRefusal (R15)."""
         ...
 
-    async def chase(self, *, carrier_reference: str) -> None: ...
+    async def chase(self, *, carrier_reference: str, idempotency_key: str) -> None:
+        """Chase once per key; a desk that rejects the claim now raises OutsideRefusal."""
+        ...
 
     async def intercept(self, *, order_id: str, carrier: str) -> str:
-        """R4: ask the carrier to return the parcel to sender; returns its reference."""
+        """R4: ask the carrier to return the parcel to sender; returns its reference.
+        A parcel past stopping raises OutsideRefusal."""
         ...
 
 
@@ -35,17 +40,24 @@ class SandboxCarrier:
     filed: dict[str, Money] = field(default_factory=dict)
     chased: list[str] = field(default_factory=list)
     intercepted: list[str] = field(default_factory=list)
+    # Carriers whose desk rejects every claim, and that stop no parcel (the sandbox file).
+    rejecting_claims: set[str] = field(default_factory=set)
+    refusing_intercepts: set[str] = field(default_factory=set)
 
     async def intercept(self, *, order_id: str, carrier: str) -> str:
+        if carrier in self.refusing_intercepts:
+            raise OutsideRefusal(f"{carrier} cannot stop the parcel any more (sandbox)")
         if order_id not in self.intercepted:
             self.intercepted.append(order_id)
         return f"{carrier}-intercept-{order_id}"
 
     async def file_claim(self, *, claim_id: str, carrier: str, amount: Money) -> str:
+        if carrier in self.rejecting_claims:
+            raise OutsideRefusal(f"{carrier} rejects the claim: not liable (sandbox)")
         self.filed.setdefault(claim_id, amount)
         return f"{carrier}-claim-{claim_id}"
 
-    async def chase(self, *, carrier_reference: str) -> None:
+    async def chase(self, *, carrier_reference: str, idempotency_key: str) -> None:
         self.chased.append(carrier_reference)
 
 
@@ -83,17 +95,25 @@ class CarrierActivities:
 
     @activity.defn(name="file_carrier_claim")
     async def file_claim(self, order: FileClaim) -> str:
-        return await self._carrier.file_claim(
-            claim_id=order.claim_id, carrier=order.carrier, amount=order.amount
-        )
+        with answered_no_as(NoType.CLAIM_REJECTED):
+            return await self._carrier.file_claim(
+                claim_id=order.claim_id, carrier=order.carrier, amount=order.amount
+            )
 
     @activity.defn(name="chase_carrier_claim")
     async def chase(self, order: ChaseClaim) -> None:
-        await self._carrier.chase(carrier_reference=order.carrier_reference)
+        # One chase per activity: its retries keep the key, the next chase has its own.
+        info = activity.info()
+        with answered_no_as(NoType.CLAIM_REJECTED):
+            await self._carrier.chase(
+                carrier_reference=order.carrier_reference,
+                idempotency_key=f"{info.workflow_id}:{info.workflow_run_id}:{info.activity_id}",
+            )
 
     @activity.defn(name="intercept_parcel")
     async def intercept(self, order: Intercept) -> str:
-        return await self._carrier.intercept(order_id=order.order_id, carrier=order.carrier)
+        with answered_no_as(NoType.INTERCEPT_REFUSED):
+            return await self._carrier.intercept(order_id=order.order_id, carrier=order.carrier)
 
     @activity.defn(name="record_claim_step")
     async def record_step(self, entry: ClaimLedgerEntry) -> None:

@@ -14,6 +14,8 @@ import asyncpg
 from pydantic import BaseModel, model_validator
 from temporalio import activity
 
+from activities.outside import NoType, answered_no_as
+
 log = logging.getLogger(__name__)
 
 
@@ -121,7 +123,10 @@ class CustomerMessage(BaseModel):
 
 
 class Notifier(Protocol):
-    async def deliver(self, message: CustomerMessage) -> None: ...
+    async def deliver(self, message: CustomerMessage) -> None:
+        """Deliver once per key; a message the service will not deliver (no reachable
+        address, the customer opted out) raises activities.outside.OutsideRefusal."""
+        ...
 
 
 class LoggingNotifier:
@@ -168,7 +173,9 @@ class NotificationActivities:
         )
         if already_sent:
             return
-        await self._notifier.deliver(message)
+        # Refused: the row stays unsent, and the case records why (CaseBook.notify).
+        with answered_no_as(NoType.MESSAGE_REFUSED):
+            await self._notifier.deliver(message)
         await self._pool.execute(
             "UPDATE notifications SET sent_at = now() WHERE idempotency_key = $1",
             message.idempotency_key,

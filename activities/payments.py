@@ -21,10 +21,14 @@ from pydantic import BaseModel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.outside import NoType, OutsideRefusal, answered_no_as
 from domain.money import Money
 
 REFUND_LIMIT_EXCEEDED = "RefundLimitExceeded"
 CASE_NOT_IN_LEDGER = "CaseNotInLedger"
+NO_SUCH_PAYMENT = "NoSuchPayment"
+# The reference a payment settled outside the provider carries: the person's, marked.
+SETTLED_ELSEWHERE_PREFIX = "elsewhere:"
 # Payments heartbeat while the provider answers, so a killed worker's payment is retried
 # (and found, not repeated) within this time instead of the whole call timeout.
 PAYMENT_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
@@ -44,6 +48,10 @@ class PaymentProvider(Protocol):
         ...
 
 
+# A provider declines by raising activities.outside.OutsideRefusal; a declined key moved
+# no money, so the same key may be tried again (docs/outside/payments.openapi.yaml).
+
+
 @dataclass
 class SandboxPaymentProvider:
     """Behaves like a real provider's idempotency keys, and records every call for tests.
@@ -51,16 +59,26 @@ class SandboxPaymentProvider:
     arrives later (the window in which a crashed caller does not know it was paid)."""
 
     answer_delay: timedelta = timedelta(0)
+    # Orders whose refunds and charges the sandbox declines (the sandbox file, or a test).
+    declined_orders: set[str] = field(default_factory=set)
     calls: list[tuple[str, Money]] = field(default_factory=list)
     refunds: dict[str, Money] = field(default_factory=dict)
     charges: dict[str, Money] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def refund(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
+        self._decline_if_listed(case_id)
         return await self._pay("refund", idempotency_key, amount)
 
     async def charge(self, *, idempotency_key: str, case_id: str, amount: Money) -> str:
+        self._decline_if_listed(case_id)
         return await self._pay("charge", idempotency_key, amount)
+
+    def _decline_if_listed(self, case_id: str) -> None:
+        # A case id is `kind-order-line-request` (R2); order ids may hold dashes themselves.
+        after_kind = case_id.partition("-")[2]
+        if any(after_kind.startswith(f"{order}-") for order in self.declined_orders):
+            raise OutsideRefusal("the card was declined (sandbox: a declined order)")
 
     async def find(self, *, idempotency_key: str) -> str | None:
         for kind, book in (("refund", self.refunds), ("charge", self.charges)):
@@ -126,6 +144,13 @@ class ChargeOrder(BaseModel):
     case_id: str
     idempotency_key: str
     amount: Money
+
+
+class SettledElsewhere(BaseModel):
+    """A person's word that a declined payment was settled another way (R21)."""
+
+    idempotency_key: str
+    reference: str
 
 
 class PaymentConfirmation(BaseModel):
@@ -194,6 +219,31 @@ class PaymentActivities:
             ),
         )
 
+    @activity.defn(name="settle_payment_elsewhere")
+    async def settle_elsewhere(self, settled: SettledElsewhere) -> PaymentConfirmation:
+        """Settle a declined payment's money row with the person's reference, unless the
+        provider paid the key after all (an unknown answer may hide a payment): then the
+        provider's reference stands, and the money moved once (R21)."""
+        row = await self._pool.fetchrow(
+            "SELECT status, provider_reference, amount_minor, currency "
+            "FROM money_movements WHERE idempotency_key = $1",
+            settled.idempotency_key,
+        )
+        if row is None:
+            raise ApplicationError(
+                f"R21: no payment under key {settled.idempotency_key} to settle",
+                type=NO_SUCH_PAYMENT,
+                non_retryable=True,
+            )
+        amount = Money(amount_minor=row["amount_minor"], currency=row["currency"])
+        reference = row["provider_reference"]
+        if row["status"] != "succeeded":
+            with answered_no_as(NoType.PAYMENT_DECLINED):
+                found = await self._provider.find(idempotency_key=settled.idempotency_key)
+            reference = found or f"{SETTLED_ELSEWHERE_PREFIX}{settled.reference}"
+            await self._settle(settled.idempotency_key, reference)
+        return PaymentConfirmation(provider_reference=reference, amount=amount)
+
     async def _pay_once(
         self,
         idempotency_key: str,
@@ -206,12 +256,20 @@ class PaymentActivities:
         reference = reservation.settled_reference
         if reference is None:
             async with _heartbeating():
-                if reservation.interrupted:
-                    reference = await self._provider.find(idempotency_key=idempotency_key)
-                if reference is None:
-                    reference = await pay()
+                reference = await self._pay_unless_paid(idempotency_key, reservation, pay)
             await self._settle(idempotency_key, reference)
         return PaymentConfirmation(provider_reference=reference, amount=amount)
+
+    async def _pay_unless_paid(
+        self, idempotency_key: str, reservation: Reservation, pay: Callable[[], Awaitable[str]]
+    ) -> str:
+        """A declined payment leaves its row pending: no money moved, the key may be
+        tried again (a person decides, R21)."""
+        with answered_no_as(NoType.PAYMENT_DECLINED):
+            reference = None
+            if reservation.interrupted:
+                reference = await self._provider.find(idempotency_key=idempotency_key)
+            return reference or await pay()
 
     async def _settle(self, idempotency_key: str, reference: str) -> None:
         await self._pool.execute(

@@ -12,12 +12,14 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.outside import NoType, OutsideRefusal, answered_no_as
 from domain.ledger import ShipmentPurpose
 
 
 class Warehouse(Protocol):
     async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
-        """Send the parcel (once per key); return the shipment reference."""
+        """Send the parcel (once per key); return the shipment reference. A warehouse
+        that cannot (no stock at picking) raises activities.outside.OutsideRefusal."""
         ...
 
     async def in_stock(self, *, sku: str, quantity: int) -> bool: ...
@@ -45,6 +47,8 @@ class SandboxWarehouse:
         return sku not in self.out_of_stock
 
     async def ship(self, *, idempotency_key: str, sku: str, quantity: int) -> str:
+        if sku not in self.shipped.get(idempotency_key, ()) and sku in self.out_of_stock:
+            raise OutsideRefusal(f"no stock of {sku} to pick (sandbox)")
         self.shipped.setdefault(idempotency_key, (sku, quantity))
         return f"shipment-{idempotency_key}"
 
@@ -74,12 +78,17 @@ class WarehouseActivities:
 
     @activity.defn(name="check_stock")
     async def check_stock(self, query: StockQuery) -> bool:
-        return await self._warehouse.in_stock(sku=query.sku, quantity=query.quantity)
+        with answered_no_as(NoType.SHIPMENT_REFUSED):
+            return await self._warehouse.in_stock(sku=query.sku, quantity=query.quantity)
 
     @activity.defn(name="cancel_shipment")
     async def cancel_shipment(self, order: CancelShipment) -> bool:
-        # Idempotent at the warehouse: cancelling a cancelled line answers True again.
-        return await self._warehouse.cancel_shipment(order_id=order.order_id, line_id=order.line_id)
+        # Idempotent at the warehouse: cancelling a cancelled line answers True again. Its
+        # no (already left) is the False the case branches on (R3 -> R4).
+        with answered_no_as(NoType.SHIPMENT_REFUSED):
+            return await self._warehouse.cancel_shipment(
+                order_id=order.order_id, line_id=order.line_id
+            )
 
     @activity.defn(name="ship_to_customer")
     async def ship(self, order: ShipmentOrder) -> str:
@@ -96,9 +105,12 @@ class WarehouseActivities:
         )
         if reference is not None:
             return reference
-        reference = await self._warehouse.ship(
-            idempotency_key=order.idempotency_key, sku=order.sku, quantity=order.quantity
-        )
+        # Refused: the row keeps no reference, and the key binds nothing (a later parcel
+        # of the case may go out under it).
+        with answered_no_as(NoType.SHIPMENT_REFUSED):
+            reference = await self._warehouse.ship(
+                idempotency_key=order.idempotency_key, sku=order.sku, quantity=order.quantity
+            )
         await self._pool.execute(
             "UPDATE shipments SET reference = $2 WHERE idempotency_key = $1",
             order.idempotency_key,

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
 from api.auth import Authentication, requires
-from api.codec import codec_app
+from api.codec import RunCodec, codec_app
 from api.errors import (
     ApiError,
     ApiErrorItem,
@@ -54,6 +54,8 @@ from domain.case import (
     InterceptRequested,
     MessageId,
     OpenCaseRequest,
+    PaymentResolution,
+    PaymentResolutionChoice,
     RefundConsent,
     RemedyChoice,
     ReviewDecision,
@@ -123,6 +125,10 @@ class ExtensionBody(Strict):
     deadline: Deadline
     extend_by: Annotated[timedelta, Field(gt=timedelta(0), le=timedelta(days=30))]
     reason: ExplainedReason
+
+
+class PaymentResolutionBody(PaymentResolutionChoice):
+    action_id: MessageId
 
 
 class RulingBody(Strict):
@@ -355,10 +361,12 @@ def create_app(
     authenticator: Authenticator,
     *,
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
+    run_codec: RunCodec | None = None,
     desk: Desk | None = None,
 ) -> FastAPI:
-    """The API; with `desk`, the operators' desk too (desk/: its pages, and its sign-in
-    for them and for the report page)."""
+    """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py).
+    `desk`: the operators' desk (desk/: its pages, and its sign-in for them and for the
+    report page)."""
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -389,7 +397,10 @@ def create_app(
     if desk is not None:
         app.include_router(desk.router)
     # The Temporal UI decodes payloads here for operators (staff only).
-    app.mount("/codec", codec_app(gateway.payload_codec, staff, codec_origins, authenticator))
+    app.mount(
+        "/codec",
+        codec_app(gateway.payload_codec, staff, codec_origins, authenticator, run_codec),
+    )
 
     async def refuse(
         request: Request, status_code: int, errors: list[ApiErrorItem]
@@ -759,6 +770,14 @@ def create_app(
     ) -> CaseView:
         extension = DeadlineExtension(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "extend_deadline", extension, caller)
+
+    @app.post("/cases/{case_id}/payment-resolution", responses=documented(404, 409, 410))
+    async def payment_resolution(
+        case_id: CaseId, body: PaymentResolutionBody, caller: Annotated[Caller, Depends(staff)]
+    ) -> CaseView:
+        """R21: a declined payment retried under its key, or recorded settled another way."""
+        resolved = PaymentResolution(actor=caller.actor, role=caller.role, **body.model_dump())
+        return await gateway.decide(case_id, "resolve_declined_payment", resolved, caller)
 
     @app.post("/cases/{case_id}/ruling", responses=documented(404, 409, 410))
     async def ruling(

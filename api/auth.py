@@ -15,7 +15,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.codec import SESSION_PATH, is_codec_preflight, session_authorization
+from api.codec import (
+    SESSION_PATH,
+    is_codec_preflight,
+    is_run_codec_request,
+    session_authorization,
+)
 from desk.gate import DESK_PATH, DeskGate, is_browser_page
 from domain.case import Role
 from infra.identity import (
@@ -48,7 +53,12 @@ class Authentication:
         self._desk = desk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or is_codec_preflight(scope):
+        if (
+            scope["type"] != "http"
+            or scope["path"] in PUBLIC_PATHS
+            or is_codec_preflight(scope)
+            or is_run_codec_request(scope)  # its path's secret is checked by its route
+        ):
             await self._app(scope, receive, send)
             return
         authorization = Headers(scope=scope).get("authorization") or session_authorization(scope)

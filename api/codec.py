@@ -15,11 +15,18 @@ Payloads protobuf as JSON, bytes in base64). Staff only. How the caller proves i
   opens the read-only staff pages (`STAFF_PAGES`: the report page and its plots) in that
   browser.
 
+- `make run`'s own dev server UI decodes with no step at all: `make run` hands it a codec
+  endpoint of this run only, `/codec/run/<secret>` (`RunCodec`): decode only, from loopback
+  only, the secret in the path as the credential (docs/sealing.md says why that is safe
+  on one's own machine, and what it does not protect).
+
 CORS lets the UI's origin call the routes from the browser; the preflight carries no
 credentials and is answered before authentication (`api.auth.Authentication` lets it
 through, and takes the session cookie as the bearer token on these routes)."""
 
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
 from typing import Annotated
@@ -56,10 +63,35 @@ SESSION_LENGTH = timedelta(hours=8)
 # Read-only pages an operator opens in a browser, which cannot send a bearer header: the
 # session cookie proves the caller there too (R24's report page and its plots).
 STAFF_PAGES = ("/reports/page", "/reports/plots/")
+# `make run`'s codec endpoint for its own UI: /codec/run/<secret> (RunCodec).
+RUN_CODEC_PATH = f"{CODEC_PATH}/run"
 # A post from this page ("same-origin"), or typed by the operator ("none": no page).
 _SAME_ORIGIN_FETCHES = frozenset({"same-origin", "none"})
-# The headers the Temporal UI sends with a codec request.
-_UI_HEADERS = ["Authorization", "Content-Type", "X-Namespace"]
+# The headers the Temporal UI sends with a codec request: with `passAccessToken` its
+# login's access token and, from UI 2.4x on, the ID token (Authorization-Extras).
+_UI_HEADERS = ["Authorization", "Authorization-Extras", "Content-Type", "X-Namespace"]
+
+
+@dataclass(frozen=True)
+class RunCodec:
+    """`make run`'s codec credential: a secret of this run (256 random bits), in the path
+    of the endpoint the dev server's UI is given. Whoever holds the URL decodes, nothing
+    more: no encode (that UI's writes have nothing to seal for us: decisions go through
+    the API with grants), and only over loopback with a loopback Host (a page that
+    rebinds its own name to 127.0.0.1 is refused)."""
+
+    secret: str
+
+    @classmethod
+    def new(cls) -> "RunCodec":
+        return cls(secrets.token_urlsafe(32))
+
+    def endpoint(self, api_origin: str) -> str:
+        """What the UI is given; it appends /decode (and /encode, refused here)."""
+        return f"{api_origin}{RUN_CODEC_PATH}/{self.secret}"
+
+    def admits(self, secret: str) -> bool:
+        return secrets.compare_digest(secret.encode(), self.secret.encode())
 
 
 def codec_app(
@@ -67,9 +99,10 @@ def codec_app(
     staff: Callable[..., Awaitable[Caller]],
     origins: Sequence[str],
     authenticator: Authenticator,
+    run_codec: RunCodec | None = None,
 ) -> FastAPI:
     """An app of its own, mounted at /codec by create_app: its CORS policy covers these
-    routes only, not the case API."""
+    routes only, not the case API. `run_codec`: `make run`'s endpoint for its own UI."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.add_middleware(
         CORSMiddleware,
@@ -89,15 +122,16 @@ def codec_app(
 
     @app.post("/decode")
     async def decode(request: Request, _: Annotated[Caller, Depends(staff)]) -> Response:
-        """A payload that cannot be opened (its case was erased, or its key is not in
-        the ring) comes back as it was: still encrypted, the others decoded."""
-        decoded = []
-        for payload in await _payloads(request):
-            try:
-                decoded.extend(await codec.decode([payload]))
-            except CodecError:
-                decoded.append(payload)
-        return _answer(decoded)
+        return _answer(await _decoded(codec, await _payloads(request)))
+
+    if run_codec is not None:
+
+        @app.post("/run/{secret}/decode")
+        async def decode_for_this_run(secret: str, request: Request) -> Response:
+            """The dev server UI's decode (`make run`): the path's secret is the
+            credential, checked before the body is read."""
+            _admit_to_run_codec(run_codec, secret, request)
+            return _answer(await _decoded(codec, await _payloads(request)))
 
     @app.get("/session", response_class=HTMLResponse)
     async def session_form() -> str:
@@ -134,6 +168,41 @@ def codec_app(
         return answer
 
     return app
+
+
+def _admit_to_run_codec(run_codec: RunCodec, secret: str, request: Request) -> None:
+    if not run_codec.admits(secret):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "codec: not this run's endpoint (`make run` gives its UI a new one on every "
+            "start: reload the page)",
+        )
+    peer = request.client.host if request.client else ""
+    host = request.url.hostname or ""
+    if not (is_loopback(peer) and is_loopback(host)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"codec: this run's endpoint answers loopback only (Host {host!r}, from {peer!r})",
+        )
+
+
+async def _decoded(codec: PayloadCodec, payloads: Sequence[Payload]) -> list[Payload]:
+    """A payload that cannot be opened (its case was erased, or its key is not in the
+    ring) comes back as it was: still encrypted, the others decoded."""
+    decoded = []
+    for payload in payloads:
+        try:
+            decoded.extend(await codec.decode([payload]))
+        except CodecError:
+            decoded.append(payload)
+    return decoded
+
+
+def is_run_codec_request(scope: Scope) -> bool:
+    """A request for `make run`'s own codec endpoint: its path's secret is the credential
+    (`RunCodec`), checked by the route itself; no bearer token is asked for."""
+    path: str = scope["path"]
+    return path.startswith(f"{RUN_CODEC_PATH}/")
 
 
 def _posted_from_another_site(request: Request) -> bool:

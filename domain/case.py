@@ -376,6 +376,32 @@ class ReviewDecision(OperatorAction):
         return self
 
 
+class PaymentResolutionKind(StrEnum):
+    RETRY = "retry"  # pay again under the same key (the provider pays a key once)
+    SETTLED_ELSEWHERE = "settled_elsewhere"  # the money moved another way; say how
+
+
+class PaymentResolutionChoice(Strict):
+    """What a person does with a payment the provider declined (R21); the API's body."""
+
+    resolution: PaymentResolutionKind
+    reason: ExplainedReason
+    # How it was settled (a bank transfer's reference, a voucher number): required for
+    # settled_elsewhere, and kept in the ledger.
+    reference: str | None = Field(default=None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _reference_when_settled(self) -> PaymentResolutionChoice:
+        settled = self.resolution is PaymentResolutionKind.SETTLED_ELSEWHERE
+        if settled != (self.reference is not None):
+            raise ValueError("reference: required for settled_elsewhere, and only for it (R21)")
+        return self
+
+
+class PaymentResolution(OperatorAction, PaymentResolutionChoice):
+    """R21: a person's answer to a payment the provider declined, in their name."""
+
+
 class CompensationOffer(OperatorAction):
     """R17: goodwill compensation, paid back to the customer's payment method."""
 

@@ -17,9 +17,9 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 from domain.case import Channel, Grade, MissingItem
 from domain.claim import ClaimStatus
 from domain.policy import R1JudgedBy
-from domain.refusal import RefusalKind
+from domain.refusal import OutsideAnswer, RefusalKind
 from domain.sla import SlaBreach
-from domain.state import CaseStatus, Disposition, EscalationLevel
+from domain.state import CaseStatus, Disposition, EscalationLevel, PaymentKind
 
 
 class LedgerAction(StrEnum):
@@ -68,9 +68,18 @@ class LedgerAction(StrEnum):
     REPLACEMENT_SHIPPED = "replacement_shipped"
     CARRIER_CLAIM_OPENED = "carrier_claim_opened"
     CARRIER_CLAIM_NOT_FILED = "carrier_claim_not_filed"
+    DISPUTE_WINDOW_OPENED = "dispute_window_opened"
+    DISPUTE_WINDOW_CLOSED = "dispute_window_closed"
     DISPUTED = "disputed"
     RULING_UPHOLDS_DECISION = "ruling_upholds_decision"
     CUSTOMER_ERASED = "customer_erased"
+    # An outside system's no (docs/outside/): its path in the case.
+    PAYMENT_DECLINED = "payment_declined"
+    PAYMENT_RETRIED = "payment_retried"
+    PAYMENT_SETTLED_ELSEWHERE = "payment_settled_elsewhere"
+    SHIPMENT_REFUSED = "shipment_refused"
+    INTERCEPT_REFUSED = "intercept_refused"
+    MESSAGE_NOT_DELIVERED = "message_not_delivered"
     # A carrier claim (claim_events)
     CLAIM_FILED = "claim_filed"
     CLAIM_DEADLINE_MISSED = "claim_deadline_missed"
@@ -79,6 +88,7 @@ class LedgerAction(StrEnum):
     CARRIER_ANSWERED = "carrier_answered"
     CARRIER_RESPONSE_REFUSED = "carrier_response_refused"
     CARRIER_ANSWERED_AFTER_CLOSE = "carrier_answered_after_close"
+    CLAIM_REJECTED = "claim_rejected"
     # The batch alarm (batch_events)
     BATCH_FLAGGED = "batch_flagged"
 
@@ -200,6 +210,25 @@ class MoneyDetails(Details):
     key: str  # the payment's idempotency key
 
 
+class OutsideNoDetails(Details):
+    answer: OutsideAnswer
+    key: str | None = None  # the call's idempotency key, where it has one
+
+
+class PaymentDeclinedDetails(Details):
+    kind: PaymentKind
+    amount_minor: int
+    currency: str
+    key: str  # the payment's idempotency key: a retry pays under it, once (R21)
+    answer: OutsideAnswer
+
+
+class PaymentResolvedDetails(Details):
+    key: str
+    action_id: str  # the operator's resolution
+    reference: str | None = None  # what the person says settled it, for settled_elsewhere
+
+
 class ParcelBackDetails(Details):
     scan_id: str
 
@@ -253,6 +282,12 @@ DETAILS: dict[LedgerAction, type[Details]] = {
     LedgerAction.CARRIER_CLAIM_OPENED: CarrierClaimOpenedDetails,
     LedgerAction.CUSTOMER_ERASED: CustomerErasedDetails,
     LedgerAction.BATCH_FLAGGED: BatchFlaggedDetails,
+    LedgerAction.PAYMENT_DECLINED: PaymentDeclinedDetails,
+    LedgerAction.PAYMENT_RETRIED: PaymentResolvedDetails,
+    LedgerAction.PAYMENT_SETTLED_ELSEWHERE: PaymentResolvedDetails,
+    LedgerAction.SHIPMENT_REFUSED: OutsideNoDetails,
+    LedgerAction.INTERCEPT_REFUSED: OutsideNoDetails,
+    LedgerAction.MESSAGE_NOT_DELIVERED: OutsideNoDetails,
 }
 
 
@@ -396,12 +431,42 @@ ACTIONS: dict[LedgerAction, ActionDoc] = {
     ),
     _A.CARRIER_CLAIM_OPENED: ActionDoc("a claim against the carrier started", "R8, R15"),
     _A.CARRIER_CLAIM_NOT_FILED: ActionDoc("no carrier named: nothing to claim", "R15"),
+    _A.DISPUTE_WINDOW_OPENED: ActionDoc(
+        "the rejection stands unless the customer disputes it by the deadline", "R19"
+    ),
+    _A.DISPUTE_WINDOW_CLOSED: ActionDoc("the dispute window passed with no dispute", "R19"),
     _A.DISPUTED: ActionDoc(
         "the customer took the rejection to arbitration", "R19", (_S.IN_ARBITRATION,)
     ),
     _A.RULING_UPHOLDS_DECISION: ActionDoc("the arbiter kept the rejection", "R19", (_S.REJECTED,)),
     _A.CUSTOMER_ERASED: ActionDoc(
         "the customer's personal data erased (GDPR art. 17); written by the erasure", "R23"
+    ),
+    _A.PAYMENT_DECLINED: ActionDoc(
+        "the payment provider declined a refund or charge, or answered what its contract "
+        "does not define: no money moved; a person retries it or records it settled",
+        "R21",
+        (_S.PAYMENT_DECLINED,),
+    ),
+    _A.PAYMENT_RETRIED: ActionDoc(
+        "an operator retried a declined payment under its key", "R21, R23"
+    ),
+    _A.PAYMENT_SETTLED_ELSEWHERE: ActionDoc(
+        "an operator recorded a declined payment settled another way (or the provider "
+        "had paid it after all): the money moved once",
+        "R21, R23",
+    ),
+    _A.SHIPMENT_REFUSED: ActionDoc(
+        "the warehouse did not send a parcel (no stock, or an unknown answer): a missing "
+        "part is refunded (R9), a replacement becomes a refund (R8) or waits for the "
+        "customer's consent (R22), a wrong item's right one goes with the exchange (R7)",
+        "R7, R8, R9, R22",
+    ),
+    _A.INTERCEPT_REFUSED: ActionDoc(
+        "the carrier cannot stop the parcel: the case keeps waiting for delivery", "R4"
+    ),
+    _A.MESSAGE_NOT_DELIVERED: ActionDoc(
+        "the messaging service would not deliver a message to the customer", ""
     ),
     _A.CLAIM_FILED: ActionDoc(
         "filed with the carrier before its deadline",
@@ -430,6 +495,13 @@ ACTIONS: dict[LedgerAction, ActionDoc] = {
     ),
     _A.CARRIER_ANSWERED_AFTER_CLOSE: ActionDoc(
         "an answer after the close: recorded, reopens nothing", "R15", (), Ledger.CLAIM
+    ),
+    _A.CLAIM_REJECTED: ActionDoc(
+        "the carrier's desk rejected the claim (or answered what its contract does not "
+        "define): the loss stays with the merchant, a person may take it further",
+        "R15",
+        (_C.DECLINED,),
+        Ledger.CLAIM,
     ),
     _A.BATCH_FLAGGED: ActionDoc(
         "a batch returns far above its SKU's others: flagged once, the quality team told",

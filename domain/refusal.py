@@ -47,3 +47,11 @@ class Refusal:
     rule: str | None
     kind: RefusalKind
     text: str
+
+
+class OutsideAnswer(StrEnum):
+    """How an outside system said no (docs/outside/): a refusal its contract defines, or
+    an answer it does not define, kept for a person."""
+
+    REFUSED = "refused"
+    UNKNOWN = "unknown"

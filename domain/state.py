@@ -23,6 +23,7 @@ from domain.case import (
     InterceptRequested,
     OpenCaseRequest,
     ParcelDelivered,
+    PaymentResolution,
     RefundConsent,
     Remedy,
     RemedyChoice,
@@ -34,7 +35,7 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.policy_settings import PolicySettings
-from domain.refusal import Refusal
+from domain.refusal import OutsideAnswer, Refusal
 from domain.sla import SlaBreach, SlaClock
 
 
@@ -61,6 +62,9 @@ class CaseStatus(StrEnum):
     REFUNDED = "refunded"
     REJECTED = "rejected"
     ABANDONED = "abandoned"
+    # The payment provider said no (or what its contract does not define): a person
+    # retries the payment or records it settled another way (R21).
+    PAYMENT_DECLINED = "payment_declined"
 
     @property
     def is_closed(self) -> bool:
@@ -134,6 +138,24 @@ class Inspection(BaseModel):
     inspected_at: datetime
 
 
+class PaymentKind(StrEnum):
+    REFUND = "refund"
+    CHARGE = "charge"
+
+
+class DeclinedPayment(BaseModel):
+    """A payment the provider declined, waiting for a person (R21): retried under the
+    same key, or recorded settled another way. The status the case was in comes back
+    once it is resolved."""
+
+    kind: PaymentKind
+    idempotency_key: str
+    amount: Money
+    reason: str
+    answer: OutsideAnswer
+    status_before: CaseStatus
+
+
 class RefundReceipt(BaseModel):
     idempotency_key: str
     purpose: str = "refund"
@@ -160,6 +182,7 @@ CaseMessage = (
     | Assignment
     | DeadlineExtension
     | Withdrawal
+    | PaymentResolution
 )
 
 
@@ -241,6 +264,8 @@ class CaseState(BaseModel):
     next_stock_check: datetime | None = None
     charges: list[RefundReceipt] = Field(default_factory=list)
     dispute_deadline: datetime | None = None
+    # R19: the window passed with no dispute (an upheld ruling spends it too: `ruling`).
+    dispute_window_passed: bool = False
     dispute: Dispute | None = None
     ruling: ArbitrationRuling | None = None
     survey_id: str | None = None
@@ -262,6 +287,8 @@ class CaseState(BaseModel):
     complaints: list[Complaint] = Field(default_factory=list)
     inspection: Inspection | None = None
     refunds: list[RefundReceipt] = Field(default_factory=list)
+    # A declined payment a person has not resolved yet (status payment_declined).
+    declined_payment: DeclinedPayment | None = None
     closed_at: datetime | None = None
     # R20: every refusal, rejection or abandonment says why, in words a customer can read.
     decision_reason: str | None = None
@@ -295,9 +322,24 @@ class CaseState(BaseModel):
             total = total + refund.amount
         return total
 
+    @property
+    def dispute_window_open(self) -> bool:
+        """R19: the case is rejected, and the customer may still take it to arbitration."""
+        return (
+            self.status is CaseStatus.REJECTED
+            and self.dispute_deadline is not None
+            and self.ruling is None
+            and not self.dispute_window_passed
+        )
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def waiting_for(self) -> str:
+        if self.dispute_window_open and self.dispute_deadline is not None:
+            return (
+                "a possible dispute: the customer may take the rejection to platform "
+                f"arbitration until {self.dispute_deadline:%Y-%m-%d %H:%M} UTC (R19)"
+            )
         match self.status:
             case CaseStatus.OPENED:
                 return "the case to be opened"
@@ -327,6 +369,8 @@ class CaseState(BaseModel):
                 return "the replacement to be back in stock (R22)"
             case CaseStatus.AWAITING_REMEDY_CHOICE:
                 return "the customer to choose replacement, partial or full refund (R8)"
+            case CaseStatus.PAYMENT_DECLINED:
+                return "a person: the payment provider declined the payment (R21)"
             case _:
                 return "nothing: the case is closed"
 
@@ -344,6 +388,7 @@ class CaseState(BaseModel):
             CaseStatus.AWAITING_REFUND_CONSENT: self.consent_deadline,
             CaseStatus.WAITING_FOR_STOCK: self.next_stock_check,
             CaseStatus.AWAITING_DELIVERY: self.request.expected_delivery_at,
+            CaseStatus.REJECTED: self.dispute_deadline if self.dispute_window_open else None,
         }
         candidates = [by_status.get(self.status), self.escalation.respond_by]
         due = [d for d in candidates if d is not None]

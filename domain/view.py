@@ -29,7 +29,15 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.sla import SlaBreach
-from domain.state import CaseState, CaseStatus, Escalation, Inspection, RefundReceipt, ReminderSent
+from domain.state import (
+    CaseState,
+    CaseStatus,
+    DeclinedPayment,
+    Escalation,
+    Inspection,
+    RefundReceipt,
+    ReminderSent,
+)
 
 
 class Payment(BaseModel):
@@ -138,6 +146,8 @@ class CaseView(ServiceView):
     escalation: Escalation
     sla_breaches: list[SlaBreach]
     dispute: DisputeView | None
+    # R21: the payment the provider declined, with its reason, while a person decides.
+    declined_payment: DeclinedPayment | None
 
     @classmethod
     def of(cls, state: CaseState) -> CaseView:
@@ -213,6 +223,7 @@ class CaseView(ServiceView):
             inspection=state.inspection,
             escalation=state.escalation,
             sla_breaches=state.sla_breaches,
+            declined_payment=state.declined_payment,
             disputed=state.dispute is not None,
             dispute=DisputeView(reason=state.dispute.reason) if state.dispute else None,
             ruling=RulingView(

@@ -1,6 +1,7 @@
-"""R24: the batch alarm's Temporal Schedule, registered by the worker and `make run`
-at start-up. Idempotent: an existing schedule is left as it is (an operator may have
-paused it or changed its time in the UI)."""
+"""R24: the batch alarm's Temporal Schedule. Registering it is set-up work (`make run`,
+`starter.py setup`, the compose set-up job), idempotent: an existing schedule is left as
+it is (an operator may have paused it or changed its time in the UI). A worker only looks
+for it, and warns when it is missing: the cases never wait on the analytics job."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from temporalio.client import (
     ScheduleRange,
     ScheduleSpec,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.batch_alarm import BATCH_ALARM_ID_PREFIX, BATCH_ALARM_WORKFLOW
 
@@ -57,3 +59,26 @@ async def ensure_batch_alarm_schedule(
     except ScheduleAlreadyRunningError:
         return False
     return True
+
+
+# What a server answers when it cannot tell (no schedules, or not for this identity).
+_CANNOT_TELL = {
+    RPCStatusCode.UNIMPLEMENTED: "this Temporal server has no schedules",
+    RPCStatusCode.PERMISSION_DENIED: "this worker's identity may not read schedules",
+}
+
+
+async def batch_alarm_schedule_missing(
+    client: Client, *, schedule_id: str = BATCH_ALARM_SCHEDULE_ID
+) -> str | None:
+    """Why the batch alarm will not run on this server (the words a log line says), or
+    None when its schedule is there."""
+    try:
+        await client.get_schedule_handle(schedule_id).describe()
+    except RPCError as error:
+        if error.status is RPCStatusCode.NOT_FOUND:
+            return f"schedule {schedule_id} is not registered (run `starter.py setup`)"
+        if error.status in _CANNOT_TELL:
+            return f"{_CANNOT_TELL[error.status]} ({error.message})"
+        raise
+    return None

@@ -178,7 +178,7 @@ def sign_staff_token(
     actor: str,
     roles: list[Role],
     issuer: str,
-    audience: str,
+    audience: str | list[str],
     lifetime: timedelta = DEV_TOKEN_LIFETIME,
 ) -> str:
     now = datetime.now(UTC)

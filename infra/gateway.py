@@ -34,6 +34,7 @@ from domain.case import (
     InterceptRequested,
     OpenCaseRequest,
     ParcelDelivered,
+    PaymentResolution,
     RefundConsent,
     RemedyChoice,
     ReviewDecision,
@@ -122,6 +123,7 @@ UPDATES: dict[str, type[CaseMessage]] = {
     "choose_remedy": RemedyChoice,
     "consent_to_refund": RefundConsent,
     "apply_ruling": ArbitrationRuling,
+    "resolve_declined_payment": PaymentResolution,
 }
 
 
@@ -646,6 +648,14 @@ class CaseGateway:
             _storable(operation),
             _storable(payload),
             {"message": _storable(errors)},
+        )
+
+    async def has_refused_input(self, *, source: str) -> bool:
+        """Whether any refused input from `source` is kept (the demo keeps one, once)."""
+        return bool(
+            await self._pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM refused_inputs WHERE source = $1)", source
+            )
         )
 
 

@@ -52,7 +52,7 @@ _CLOCK_SKEW = timedelta(seconds=30)
 # the finer rules (R17's agent limit, R19's arbiter, ...); this table refuses an update
 # nobody listed, and a customer's choice (R8, R22) sent by anyone but a backend service.
 _OPERATOR_UPDATES = ("decide", "offer_compensation", "escalate", "request_call", "assign",
-                     "extend_deadline")  # fmt: skip
+                     "extend_deadline", "resolve_declined_payment")  # fmt: skip
 AUTHORITY: Mapping[str, tuple[Role, ...]] = {
     **dict.fromkeys(_OPERATOR_UPDATES, STAFF_BY_AUTHORITY),
     "apply_ruling": (Role.ARBITER,),

@@ -7,6 +7,8 @@ Ctrl-C stops everything; the next run resumes where this one stopped."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import signal
 import sys
@@ -14,26 +16,33 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import uvicorn
+from pydantic import ValidationError
 from temporalio.client import Client
 
-from activities.notifications import LoggingNotifier
 from api.app import create_app
+from api.codec import RunCodec
+from api.errors import from_validation, one_line
 from desk.router import Desk, desk_settings
 from domain.analytics import DeliveredUnits
 from domain.case import (
     UNDELIVERED,
     CaseKind,
     Channel,
+    CompensationOffer,
     Customer,
+    Dispute,
+    EvidenceSubmitted,
     ExchangeItem,
     Grade,
     OpenCaseRequest,
     Reason,
+    Role,
     ScanEvent,
     ShippedBack,
     WarehouseScan,
 )
 from domain.money import Money
+from domain.state import CaseStatus
 from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID, ensure_batch_alarm_schedule
 from infra.data_converter import data_converter_for, ensure_local_key_file
 from infra.database import create_pool, migrate
@@ -46,9 +55,10 @@ from infra.edge_identity import (
     grant_verifier,
     refuse_unsafe_exposure,
 )
-from infra.gateway import CaseGateway
+from infra.gateway import CaseGateway, RefusedDecisionError, UnknownCaseError
 from infra.grants import GrantingInterceptor
-from infra.identity import MachineClients
+from infra.identity import Caller, MachineClients
+from infra.outside.systems import outside_systems
 from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import (
     DATA_DIR,
@@ -151,6 +161,96 @@ async def open_demo_cases(gateway: CaseGateway) -> None:
             )
 
 
+async def _until(gateway: CaseGateway, case_id: str, status: CaseStatus) -> None:
+    """The demo's next step needs the case there (a dispute only counts once rejected)."""
+    for _ in range(300):
+        if (await gateway.status(case_id, fresh=True)).status is status:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"demo: {case_id} did not reach {status.value}")
+
+
+async def open_demo_queues(gateway: CaseGateway) -> None:
+    """An operator's day: a case in each queue the desk shows that the cases above do not
+    fill, an unmatched scan and a refused input. Opened once, like the cases above."""
+    now = _demo_anchor()
+    agent = Caller(actor="agent-ann", role=Role.AGENT)
+    # Under review (R10) and escalated (R17, R18): photos in; on the second, agent Ann
+    # offers 90.00, above an agent's limit: refused, and the case goes to a supervisor.
+    for number, offer in ((9, None), (10, Money(amount_minor=9_000, currency="EUR"))):
+        opened = await gateway.open_case(
+            _demo_request(number, delivered_days_ago=2, now=now, reason=Reason.QUALITY_DEFECT)
+        )
+        if not opened.created:
+            continue
+        case_id = opened.view.case_id
+        photos = EvidenceSubmitted(event_id=f"{case_id}-photos",
+                                   photos=[f"https://photos.example/{case_id}/1.jpg"])  # fmt: skip
+        await gateway.tell(case_id, "evidence_submitted", photos)
+        if offer is not None:
+            await _until(gateway, case_id, CaseStatus.UNDER_REVIEW)
+            goodwill = CompensationOffer(action_id=f"{case_id}-offer", actor=agent.actor,
+                                         role=agent.role, amount=offer,
+                                         reason="scratched on arrival: goodwill")  # fmt: skip
+            with contextlib.suppress(RefusedDecisionError):  # R17: the refusal is the point
+                await gateway.decide(case_id, "offer_compensation", goodwill, agent)
+    # Late (R4): a parcel that should have arrived two days ago; the breach escalates.
+    await gateway.open_case(
+        _demo_request(11, delivered_days_ago=2, now=now, reason=Reason.NOT_RECEIVED)
+    )
+    # In arbitration (R19): rejected at inspection, then disputed by the customer.
+    disputed = await gateway.open_case(_demo_request(12, delivered_days_ago=4, now=now))
+    if disputed.created:
+        case_id = disputed.view.case_id
+        await gateway.shipped_back(case_id, ShippedBack(
+            event_id=f"{case_id}-shipped", carrier="DHL", tracking_number="JDDEMO-1012",
+            shipped_at=now,
+        ))  # fmt: skip
+        for event in (ScanEvent.PARCEL_RECEIVED, ScanEvent.INSPECTED):
+            await gateway.scan(case_id, WarehouseScan(
+                scan_id=f"{case_id}-{event.value}", event=event, station="DOCK-1",
+                grade=Grade.DAMAGED if event is ScanEvent.INSPECTED else None, scanned_at=now,
+            ))  # fmt: skip
+        await _until(gateway, case_id, CaseStatus.REJECTED)
+        await gateway.tell(case_id, "dispute", Dispute(
+            event_id=f"{case_id}-dispute", reason="the scratch was there when it arrived",
+        ))  # fmt: skip
+    # R26: a parcel at the dock whose label matches no case, kept for a person.
+    with contextlib.suppress(UnknownCaseError):
+        await gateway.scan(DEMO_UNMATCHED_BARCODE, WarehouseScan(
+            scan_id="demo-unmatched-scan", event=ScanEvent.PARCEL_RECEIVED, station="DOCK-1",
+            scanned_at=now,
+        ))  # fmt: skip
+    await _refused_input(gateway, now)
+
+
+# A label no case has: the demo's unmatched scan (R26).
+DEMO_UNMATCHED_BARCODE = "return-DEMO-1999-1-r1"
+
+
+async def _refused_input(gateway: CaseGateway, now: datetime) -> None:
+    """A shop's request the API would refuse (a currency that does not exist), kept with
+    the reasons the API gives, once."""
+    if await gateway.has_refused_input(source=DEMO_SOURCE):
+        return
+    body = _demo_request(13, delivered_days_ago=1, now=now).model_dump(mode="json")
+    body["paid"]["currency"] = "EURO"
+    payload = json.dumps(body)
+    try:
+        OpenCaseRequest.model_validate_json(payload)
+    except ValidationError as refused:
+        errors = one_line(from_validation(refused.errors()))
+    else:
+        raise RuntimeError("demo: the refused input was accepted")
+    await gateway.record_refused_input(
+        source=DEMO_SOURCE, operation="POST /cases", payload=payload, errors=errors
+    )
+
+
+# Where the demo's refused input says it came from: `make run`, not a shop.
+DEMO_SOURCE = "demo"
+
+
 # R24's demo: one SKU in four production batches; LOT-B7 comes back four times as often
 # as the others, so the batch alarm flags it (GET /reports/page shows it).
 DEMO_SKU = "SKU-300"
@@ -211,7 +311,10 @@ async def main() -> None:
         "starting Temporal dev server on %s (UI on port %d)", settings.temporal_address, port + 1000
     )
     ensure_local_key_file(settings)
-    ui_origin = f"http://localhost:{port + 1000}"
+    ui_origins = [f"http://{name}:{port + 1000}" for name in sorted(_LOCAL_HOSTS)]
+    # The UI decodes through an endpoint of this run only (api/codec.py RunCodec; why it
+    # is safe on loopback: docs/sealing.md): no token to mint, no setting to change.
+    run_codec = RunCodec.new()
     env = await start_dev_server(
         data_converter=data_converter_for(settings, pool),
         port=port,
@@ -220,19 +323,22 @@ async def main() -> None:
         namespace=settings.temporal_namespace,
         # The in-process API is the edge: its Updates carry its grants.
         interceptors=[GrantingInterceptor(grant_signer(settings))],
-        ui_codec_endpoint=f"http://localhost:{settings.api_port}/codec",
+        ui_codec_endpoint=run_codec.endpoint(f"http://localhost:{settings.api_port}"),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    outside = outside_systems(settings)  # the sandboxes unless configured otherwise
     try:
         worker = build_worker(
             env.client,
             pool=pool,
             task_queue=settings.task_queue,
-            payments=settings.sandbox_payments(),
-            notifier=LoggingNotifier(),
+            payments=outside.payments,
+            notifier=outside.notifier,
+            carrier=outside.carrier,
+            warehouse=outside.warehouse,
             grants=grant_verifier(settings),
             policy_file=settings.policy_file,
         )
@@ -243,7 +349,8 @@ async def main() -> None:
                 create_app(
                     gateway,
                     authenticator(settings),
-                    codec_origins=[*settings.codec_origins, ui_origin],
+                    codec_origins=[*settings.codec_origins, *ui_origins],
+                    run_codec=run_codec,
                     desk=Desk(gateway, pool, policy, desk_settings(settings)),
                 ),
                 host=settings.api_host,
@@ -254,6 +361,7 @@ async def main() -> None:
         async with worker:
             serving = asyncio.create_task(api.serve())
             await open_demo_cases(gateway)
+            await open_demo_queues(gateway)
             await open_demo_batches(gateway, pool, env.client)
             print(
                 "\naftersales is running\n"
@@ -277,6 +385,7 @@ async def main() -> None:
             api.should_exit = True
             await serving
     finally:
+        await outside.aclose()
         await env.shutdown()
         await pool.close()
 

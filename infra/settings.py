@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from activities.payments import JournaledSandboxPaymentProvider
+from infra.outside.service import Endpoint
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
@@ -17,6 +27,16 @@ DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy.toml"
 EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
 # `make run` creates it with one fresh key when absent; see infra/data_converter.py.
 LOCAL_CODEC_KEYS_FILE = DATA_DIR / "codec-keys"
+
+
+class OutsideSystem(StrEnum):
+    """The outside systems a configuration points at the sandbox or an HTTP service; each
+    has AFTERSALES_<NAME>_URL and AFTERSALES_<NAME>_SECRET."""
+
+    PAYMENTS = "payments"
+    MESSAGING = "messaging"
+    WAREHOUSE = "warehouse"
+    CARRIER = "carrier"
 
 
 def embedded_database_url() -> str:
@@ -108,6 +128,46 @@ class Settings(BaseSettings):
         str, Field(validation_alias=AliasChoices("AFTERSALES_TEMPORAL_UI_URL"),
                    pattern=r"^https?://[^\s]+$")
     ] = "http://localhost:8233"  # fmt: skip
+    # The outside systems (docs/operations.md, "Outside systems"): a service URL switches
+    # one from the sandbox to its HTTP adapter, whose requests are signed with the secret.
+    payments_url: Annotated[
+        AnyHttpUrl | None, Field(validation_alias=AliasChoices("AFTERSALES_PAYMENTS_URL"))
+    ] = None
+    payments_secret: Annotated[
+        SecretStr | None, Field(validation_alias=AliasChoices("AFTERSALES_PAYMENTS_SECRET"))
+    ] = None
+    messaging_url: Annotated[
+        AnyHttpUrl | None, Field(validation_alias=AliasChoices("AFTERSALES_MESSAGING_URL"))
+    ] = None
+    messaging_secret: Annotated[
+        SecretStr | None, Field(validation_alias=AliasChoices("AFTERSALES_MESSAGING_SECRET"))
+    ] = None
+    warehouse_url: Annotated[
+        AnyHttpUrl | None, Field(validation_alias=AliasChoices("AFTERSALES_WAREHOUSE_URL"))
+    ] = None
+    warehouse_secret: Annotated[
+        SecretStr | None, Field(validation_alias=AliasChoices("AFTERSALES_WAREHOUSE_SECRET"))
+    ] = None
+    carrier_url: Annotated[
+        AnyHttpUrl | None, Field(validation_alias=AliasChoices("AFTERSALES_CARRIER_URL"))
+    ] = None
+    carrier_secret: Annotated[
+        SecretStr | None, Field(validation_alias=AliasChoices("AFTERSALES_CARRIER_SECRET"))
+    ] = None
+    # One call's limit (connect, send, wait for the answer); past it Temporal retries.
+    outside_timeout: Annotated[
+        timedelta,
+        Field(
+            validation_alias=AliasChoices("AFTERSALES_OUTSIDE_TIMEOUT"),
+            gt=timedelta(0),
+            le=timedelta(seconds=25),  # inside the activities' 30 s start-to-close
+        ),
+    ] = timedelta(seconds=10)
+    # What the sandbox systems refuse (SKUs out of stock, orders already shipped, declined
+    # payments, carriers that reject claims): a TOML file, see docs/operations.md.
+    sandbox_file: Annotated[
+        Path | None, Field(validation_alias=AliasChoices("AFTERSALES_SANDBOX_FILE"))
+    ] = None
     # Unset means the embedded PostgreSQL that `make run` starts under .data/.
     database_url: Annotated[str | None, Field(validation_alias=AliasChoices("DATABASE_URL"))] = None
 
@@ -118,10 +178,33 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value or None
 
-    def sandbox_payments(self) -> JournaledSandboxPaymentProvider:
+    @model_validator(mode="after")
+    def _secret_with_each_url(self) -> Settings:
+        for system in OutsideSystem:
+            url, secret = getattr(self, f"{system}_url"), getattr(self, f"{system}_secret")
+            if url is not None and (secret is None or len(secret.get_secret_value()) < 32):
+                raise ValueError(
+                    f"AFTERSALES_{system.upper()}_SECRET: at least 32 characters, to sign the "
+                    f"requests to AFTERSALES_{system.upper()}_URL"
+                )
+        return self
+
+    def endpoint(self, system: OutsideSystem) -> Endpoint | None:
+        """The system's HTTP service, or None for its sandbox."""
+        url: AnyHttpUrl | None = getattr(self, f"{system}_url")
+        secret: SecretStr | None = getattr(self, f"{system}_secret")
+        if url is None or secret is None:
+            return None
+        return Endpoint(str(url), secret.get_secret_value().encode(), self.outside_timeout)
+
+    def sandbox_payments(
+        self, declined_orders: set[str] | None = None
+    ) -> JournaledSandboxPaymentProvider:
         self.sandbox_payments_journal.parent.mkdir(parents=True, exist_ok=True)
         return JournaledSandboxPaymentProvider(
-            journal=self.sandbox_payments_journal, answer_delay=self.sandbox_payments_delay
+            journal=self.sandbox_payments_journal,
+            answer_delay=self.sandbox_payments_delay,
+            declined_orders=declined_orders or set(),
         )
 
     @property
@@ -160,6 +243,13 @@ _ENV_NAMES = {
     "oidc_client_id": "AFTERSALES_OIDC_CLIENT_ID",
     "oidc_client_secret": "AFTERSALES_OIDC_CLIENT_SECRET",
     "temporal_ui_url": "AFTERSALES_TEMPORAL_UI_URL",
+    **{
+        f"{system}_{part}": f"AFTERSALES_{system.upper()}_{part.upper()}"
+        for system in OutsideSystem
+        for part in ("url", "secret")
+    },
+    "outside_timeout": "AFTERSALES_OUTSIDE_TIMEOUT",
+    "sandbox_file": "AFTERSALES_SANDBOX_FILE",
 }
 
 
@@ -172,6 +262,9 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         problems = "; ".join(
-            f"{_ENV_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in error.errors()
+            f"{_ENV_NAMES.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
+            if e["loc"]
+            else e["msg"]  # a check across fields names its variables itself
+            for e in error.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from error

@@ -47,6 +47,9 @@ from worker import build_worker
 
 T = TypeVar("T")
 
+# The `browser` fixture (Playwright driving Debian's chromium) for every browser test.
+pytest_plugins = ["tests.browser"]
+
 # One key ring per test session; the worker and API processes some tests start inherit it.
 os.environ.setdefault("AFTERSALES_CODEC_KEYS", KeyRing.new_key_spec("test-1"))
 

@@ -39,9 +39,15 @@ class Identities:
         self.verifier = GrantVerifier([load_public_key(self.keys.grant_public_key)])
         self._credentials: dict[str, str] = {}
 
-    def token(self, actor: str, *roles: Role, lifetime: timedelta = timedelta(hours=1)) -> str:
+    def token(
+        self,
+        actor: str,
+        *roles: Role,
+        lifetime: timedelta = timedelta(hours=1),
+        audience: str | list[str] = AUDIENCE,
+    ) -> str:
         return sign_staff_token(
-            self.keys, actor=actor, roles=list(roles), issuer=ISSUER, audience=AUDIENCE,
+            self.keys, actor=actor, roles=list(roles), issuer=ISSUER, audience=audience,
             lifetime=lifetime,
         )  # fmt: skip
 

@@ -340,6 +340,24 @@ async def test_a_refused_decision_is_409_with_the_validators_reason(
     assert kept["errors"] == response.json()["detail"]
 
 
+async def test_r21_a_payment_resolution_without_a_declined_payment_is_409_and_a_bad_one_422(
+    api: httpx.AsyncClient,
+) -> None:
+    body = request_json()
+    case_id = (await api.post("/cases", json=body, headers=as_role("service"))).json()["case_id"]
+    retry = {"action_id": "p-1", "resolution": "retry", "reason": "the card works again"}
+    not_now = await api.post(f"/cases/{case_id}/payment-resolution", json=retry,
+                             headers=as_role("supervisor", "sue"))  # fmt: skip
+    unproven = {"action_id": "p-2", "resolution": "settled_elsewhere", "reason": "by transfer"}
+    bad = await api.post(f"/cases/{case_id}/payment-resolution", json=unproven,
+                         headers=as_role("supervisor", "sue"))  # fmt: skip
+    assert not_now.status_code == 409
+    assert "R21" in not_now.json()["detail"]
+    assert "no declined payment" in not_now.json()["detail"]
+    assert bad.status_code == 422
+    assert "reference" in str(bad.json()["detail"])
+
+
 async def test_reading_an_unknown_case_is_404(api: httpx.AsyncClient) -> None:
     response = await api.get("/cases/return-NOPE-9-r9", headers=as_role("agent"))
     assert response.status_code == 404

@@ -12,6 +12,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -26,6 +27,8 @@ from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
+from api.codec import RunCodec
 from domain.case import Customer, Grade, Reason, Role, ScanEvent
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
@@ -513,6 +516,90 @@ async def test_the_codec_server_answers_the_ui_origins_preflight(
     assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
     assert stranger.status_code == 400
     assert "access-control-allow-origin" not in stranger.headers
+
+
+@asynccontextmanager
+async def _api_seen_from(
+    gateway: CaseGateway, peer: str, host: str, run_codec: RunCodec | None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API as a browser on `peer` reaches it under the name `host`."""
+    app = create_app(gateway, IDENTITIES.authenticator, run_codec=run_codec)
+    transport = httpx.ASGITransport(app=app, client=(peer, 50_000))
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+        yield client
+
+
+async def test_make_runs_ui_decodes_through_this_runs_endpoint_alone(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool
+) -> None:
+    codec = dev_env.client.data_converter.payload_codec
+    assert isinstance(codec, SealingCodec)
+    [sealed] = await in_case(codec, a_case_id()).encode([plain("cust-run")])
+    body = {"payloads": [as_json(sealed)]}
+    run_codec = RunCodec.new()
+    endpoint = run_codec.endpoint("")
+    gateway = CaseGateway(dev_env.client, pool, "unused", load_policy_file(DEFAULT_POLICY_FILE))
+    # What the dev server's UI sends (seen in chromium): JSON, the namespace, no
+    # credentials, hence a preflight.
+    asked = {"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "content-type,x-namespace"}  # fmt: skip
+    from_ui = {"Origin": UI_ORIGIN, "X-Namespace": "default"}
+    async with _api_seen_from(gateway, "127.0.0.1", "localhost:8000", run_codec) as local:
+        preflight = await local.options(f"{endpoint}/decode", headers=asked)
+        decoded = await local.post(f"{endpoint}/decode?preserveStorageRefs=true", json=body,
+                                   headers=from_ui)  # fmt: skip
+        guessed = await local.post(
+            f"{RunCodec.new().endpoint('')}/decode", json=body, headers=from_ui
+        )
+        encode = await local.post(f"{endpoint}/encode", json=body, headers=from_ui)
+    # A page that rebinds its own name to 127.0.0.1 (DNS rebinding) keeps its Host.
+    async with _api_seen_from(gateway, "127.0.0.1", "evil.example:8000", run_codec) as rebound:
+        rebinding = await rebound.post(f"{endpoint}/decode", json=body)
+    async with _api_seen_from(gateway, "192.0.2.7", "localhost:8000", run_codec) as remote:
+        from_afar = await remote.post(f"{endpoint}/decode", json=body)
+    # The API `python -m api` runs (compose) has no such endpoint at all.
+    async with _api_seen_from(gateway, "127.0.0.1", "localhost:8000", None) as deployed:
+        absent = await deployed.post(f"{endpoint}/decode", json=body)
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.json() == {"payloads": [as_json(plain("cust-run"))]}
+    assert decoded.headers["access-control-allow-origin"] == UI_ORIGIN
+    assert (guessed.status_code, rebinding.status_code, from_afar.status_code) == (401, 403, 403)
+    assert encode.status_code == 404  # decode only: nothing is sealed for the holder
+    assert absent.status_code == 404
+    for refused in (guessed, rebinding, from_afar, encode, absent):
+        assert "cust-run" not in refused.text
+
+
+async def test_a_ui_with_its_own_login_passes_its_access_token_to_the_codec(
+    codec_server: httpx.AsyncClient, dev_env: WorkflowEnvironment
+) -> None:
+    # Compose's UI signs in with the identity provider and sends the access token
+    # (TEMPORAL_CODEC_PASS_ACCESS_TOKEN) and, from UI 2.4x, the ID token beside it. The
+    # provider issues the UI's token for its own client and for this API's audience.
+    codec = dev_env.client.data_converter.payload_codec
+    assert isinstance(codec, SealingCodec)
+    [sealed] = await in_case(codec, a_case_id()).encode([plain("cust-sso")])
+    body = {"payloads": [as_json(sealed)]}
+    asked = {"Origin": UI_ORIGIN, "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers":
+                 "authorization,authorization-extras,content-type,x-namespace"}  # fmt: skip
+    access = IDENTITIES.token("agent-ann", Role.AGENT, audience=["temporal-ui", "aftersales-api"])
+    only_the_ui = IDENTITIES.token("agent-ann", Role.AGENT, audience="temporal-ui")
+    sent = {"Origin": UI_ORIGIN, "X-Namespace": "default", "Authorization-Extras": "id-token"}
+    preflight = await codec_server.options("/codec/decode", headers=asked)
+    decoded = await codec_server.post(
+        "/codec/decode", json=body, headers=sent | {"Authorization": f"Bearer {access}"}
+    )
+    not_for_us = await codec_server.post(
+        "/codec/decode", json=body, headers=sent | {"Authorization": f"Bearer {only_the_ui}"}
+    )
+    assert preflight.status_code == 200
+    assert decoded.status_code == 200, decoded.text
+    assert decoded.json() == {"payloads": [as_json(plain("cust-sso"))]}
+    assert not_for_us.status_code == 401
+    assert "audience" in not_for_us.text
 
 
 async def test_a_body_that_is_not_payloads_is_refused_in_the_apis_error_shape(

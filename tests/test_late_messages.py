@@ -220,7 +220,9 @@ async def test_a_parcel_held_before_a_rejection_is_left_for_a_person(
     assert result.status is CaseStatus.REJECTED
     assert result.held_messages == []
     ledger = await events(pool, result.case_id)
-    assert applied(ledger)[-2:] == ["message_held", "rejected"]
+    assert applied(ledger)[-4:] == [
+        "message_held", "rejected", "dispute_window_opened", "dispute_window_closed"
+    ]  # fmt: skip
     [kept] = [e for e in ledger if e["action"] == LedgerAction.MESSAGE_IGNORED]
     assert kept["rule_id"] == "R26"
     assert kept["details"]["message"]["scan_id"] == "dock-early"

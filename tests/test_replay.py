@@ -14,6 +14,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from tests.helpers import local_activities
 from worker import STRICT_WORKFLOW_RUNNER, WORKFLOW_RUNNER, WORKFLOWS
+from workflows.case_desk import DISPUTE_WINDOW_IN_THE_VIEW
 
 _HERE = Path(__file__).parent / "histories"
 # A history does not carry its workflow id, and the cases derive ids (children's) from it.
@@ -72,11 +73,46 @@ def _patch_markers(history: WorkflowHistory) -> list[bytes]:
     ]
 
 
+# Each patch since the baseline (docs/versioning.md) and the histories of its new path.
+PATCHED_HISTORIES = {
+    DISPUTE_WINDOW_IN_THE_VIEW: {
+        "return_rejected_dispute_window_recorded",
+        "return_disputed_dispute_window_recorded",
+        # Recorded after the patch (issue 18): every run since asks it at its start.
+        "return_refund_declined_then_retried",
+    },
+}
+
+
 @pytest.mark.parametrize("name", sorted(HISTORIES))
-def test_the_baseline_histories_carry_no_patch_marker(name: str) -> None:
+def test_the_baseline_histories_carry_no_patch_marker_and_later_ones_their_patch(
+    name: str,
+) -> None:
     # docs/versioning.md: the product's first release is the baseline, with no patch; a
-    # change from here on ships as a new worker deployment version.
-    assert _patch_markers(_history(name)) == []
+    # change from here on ships behind a patch, asked once at the start of a run.
+    patches = [patch for patch, names in PATCHED_HISTORIES.items() if name in names]
+    assert [json.loads(marker)["id"] for marker in _patch_markers(_history(name))] == patches
+
+
+def test_a_rejection_recorded_before_the_dispute_window_patch_replays_without_its_steps() -> None:
+    # R19: the old path publishes the view only; the new one records the window opening
+    # and passing, so the read model and NextDeadline say it (issue 17).
+    def window_steps(name: str) -> list[str]:
+        summaries = [
+            json.loads(event.user_metadata.summary.data)
+            for event in _history(name).events
+            if event.marker_recorded_event_attributes.marker_name == "core_local_activity"
+        ]
+        return [summary for summary in summaries if "dispute_window" in summary]
+
+    assert window_steps("return_rejected") == []
+    assert window_steps("return_rejected_dispute_window_recorded") == [
+        "ledger #5: dispute_window_opened (R19)",
+        "ledger #6: dispute_window_closed (R19)",
+    ]
+    assert window_steps("return_disputed_dispute_window_recorded") == [
+        "ledger #5: dispute_window_opened (R19)"
+    ]
 
 
 def test_ledger_steps_and_messages_are_local_activities() -> None:
@@ -117,3 +153,20 @@ def test_the_racing_history_paid_once_for_the_offer_and_once_for_the_return() ->
     # R21: two approvals, two passing inspections and an offer at once: 15.00 of goodwill,
     # then the rest of the price; the second inspection changes nothing (R26).
     assert _refunded_minor(_history("return_racing_decisions_scans_and_offer")) == [1_500, 4_490]
+
+
+def test_a_declined_refund_is_asked_again_only_after_a_persons_retry() -> None:  # R21
+    history = _history("return_refund_declined_then_retried")
+    kinds = [event.WhichOneof("attributes") for event in history.events]
+    failed = kinds.index("activity_task_failed_event_attributes")
+    accepted = kinds.index("workflow_execution_update_accepted_event_attributes")
+    scheduled = [
+        i
+        for i, event in enumerate(history.events)
+        if event.HasField("activity_task_scheduled_event_attributes")
+        and event.activity_task_scheduled_event_attributes.activity_type.name == "issue_refund"
+    ]
+    # The same key twice: once declined, once after the supervisor's retry.
+    assert _refunded_minor(history) == [5_990, 5_990]
+    assert scheduled[0] < failed < accepted < scheduled[1]
+    assert kinds.count("activity_task_failed_event_attributes") == 1

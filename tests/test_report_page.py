@@ -1,12 +1,10 @@
 """R24's pictures: the plots (PNG, SVG) and the HTML report page, the page seen by a real
-headless chromium (as tests/test_temporal_ui.py drives it). The screenshot goes to a
-temporary folder unless AFTERSALES_SCREENSHOT_DIR says where (docs/ for the README)."""
+browser (tests/browser.py). The screenshot goes to a temporary folder unless
+AFTERSALES_SCREENSHOT_DIR says where (docs/ for the README)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +13,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import Browser, ViewportSize, expect
 from temporalio.testing import WorkflowEnvironment
 
 from activities.analytics import AnalyticsActivities
@@ -24,12 +23,12 @@ from domain.case import Role
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
-from tests.conftest import eventually
+from tests.browser import screenshot_path
 from tests.helpers import as_role
 from tests.identities import IDENTITIES
+from tests.processes import free_port
 from tests.test_analytics_data_in import analytics_api
 from tests.test_batch_alarm import a_sku_with_a_bad_batch
-from tests.test_temporal_ui import _chromium, _devtools, _free_port
 
 SCREENSHOT = "report-page.png"
 
@@ -113,56 +112,49 @@ async def test_r24_a_staff_session_cookie_opens_the_report_page_and_nothing_else
 
 
 async def test_r24_the_report_page_shows_the_flagged_batch_and_its_plots_in_a_browser(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, flagged_sku: str, tmp_path: Path
+    dev_env: WorkflowEnvironment,
+    pool: asyncpg.Pool,
+    flagged_sku: str,
+    browser: Browser,
+    tmp_path: Path,
 ) -> None:
-    screenshot = Path(os.environ.get("AFTERSALES_SCREENSHOT_DIR", tmp_path)) / SCREENSHOT
-    chromium = _chromium()
-    port = _free_port()
+    port = free_port()
     gateway = CaseGateway(dev_env.client, pool, "no-worker", load_policy_file(DEFAULT_POLICY_FILE))
     app = create_app(gateway, IDENTITIES.authenticator)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     try:
-        async with _devtools(chromium, tmp_path / "profile") as page:
-            # What an operator does (README): keep a staff token at /codec/session once;
-            # the browser then opens the page with that session cookie, no header.
-            token = IDENTITIES.token("quality-lead", Role.SUPERVISOR)
-            await page.call("Page.navigate", url=f"http://127.0.0.1:{port}/codec/session")
-            await eventually(page.text, lambda shown: "Staff token" in shown)
-            await page.call("Runtime.evaluate", expression=(
-                f"document.querySelector('input[name=token]').value = '{token}';"
-                "document.querySelector('form').submit();"
-            ))  # fmt: skip
-            await eventually(page.text, lambda shown: "Kept." in shown)
-            await page.call("Emulation.setDeviceMetricsOverride", width=1400, height=1800,
-                            deviceScaleFactor=1, mobile=False)  # fmt: skip
-            url = f"http://127.0.0.1:{port}/reports/page?sku={flagged_sku}"
-            await page.call("Page.navigate", url=url)
-            text = await eventually(page.text, lambda shown: "Flagged batches" in shown)
-            loaded = await page.call("Runtime.evaluate", expression=(
-                "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 300)"
-                ".length"
-            ))  # fmt: skip
-            # The trend drawn and on screen: loaded, and laid out with a size.
-            trend_shown = await page.call("Runtime.evaluate", expression=(
-                "(() => { const i = document.querySelector('img[alt=satisfaction_trend]');"
-                " const r = i.getBoundingClientRect();"
-                " return i.complete && i.naturalWidth > 300 && r.width > 300 && r.height > 150"
-                " && getComputedStyle(i).visibility === 'visible'; })()"
-            ))  # fmt: skip
-            flagged_rows = await page.call("Runtime.evaluate", expression=(
-                "Array.from(document.querySelectorAll('tr.flagged')).map(r => r.innerText)"
-                ".join('|')"
-            ))  # fmt: skip
-            shot = await page.call("Page.captureScreenshot", format="png")
+        page = await browser.new_page(viewport=ViewportSize(width=1400, height=1800))
+        # What an operator does (README): keep a staff token at /codec/session once; the
+        # browser then opens the page with that session cookie, no header.
+        await page.goto(f"http://127.0.0.1:{port}/codec/session")
+        await page.locator("input[name=token]").fill(
+            IDENTITIES.token("quality-lead", Role.SUPERVISOR)
+        )
+        await page.get_by_role("button").click()
+        await expect(page.get_by_text("Kept.")).to_be_visible()
+        await page.goto(f"http://127.0.0.1:{port}/reports/page?sku={flagged_sku}")
+        await expect(page.get_by_text("Flagged batches: 1")).to_be_visible()
+        text = await page.inner_text("body")
+        # Every plot drawn, none broken.
+        loaded = await page.evaluate(
+            "Array.from(document.images).filter(i => i.complete && i.naturalWidth > 300).length"
+        )
+        # The trend drawn and on screen: loaded, and laid out with a size.
+        trend = page.locator("img[alt=satisfaction_trend]")
+        await expect(trend).to_be_visible()
+        trend_box = await trend.bounding_box()
+        flagged_rows = await page.locator("tr.flagged").all_inner_texts()
+        screenshot = screenshot_path(SCREENSHOT, tmp_path)
+        await page.screenshot(path=screenshot)
     finally:
         server.should_exit = True
         await serving
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
-    assert "Flagged batches: 1" in text
-    assert loaded["result"]["value"] == 4  # every plot drawn, none broken
-    assert trend_shown["result"]["value"] is True
+    assert loaded == 4
+    assert trend_box is not None
+    assert trend_box["width"] > 300
+    assert trend_box["height"] > 150
     assert "Satisfaction per week (R25)" in text
-    assert f"{flagged_sku}\tBAD" in flagged_rows["result"]["value"]
-    assert "TINY" not in flagged_rows["result"]["value"]  # below min_units: not flagged
+    assert any(f"{flagged_sku}\tBAD" in row for row in flagged_rows)
+    assert not any("TINY" in row for row in flagged_rows)  # below min_units: not flagged
     assert screenshot.stat().st_size > 20_000

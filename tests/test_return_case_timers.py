@@ -208,9 +208,13 @@ async def test_failed_inspection_rejects_with_reason_and_refunds_nothing(
     assert result.decision_reason is not None
     assert "damaged" in result.decision_reason
     assert payments.calls == []
-    last = (await events(pool, request.case_id))[-1]
-    assert (last["action"], last["rule_id"]) == ("inspection_failed", "R20")
-    assert last["details"]["disposition"] == Disposition.RETURN_TO_CUSTOMER.value
+    *_, failed_step, window_opened, window_closed = await events(pool, request.case_id)
+    assert (failed_step["action"], failed_step["rule_id"]) == ("inspection_failed", "R20")
+    assert failed_step["details"]["disposition"] == Disposition.RETURN_TO_CUSTOMER.value
+    # R19: then the dispute window, opened and passed undisputed.
+    assert [window_opened["action"], window_closed["action"]] == [
+        LedgerAction.DISPUTE_WINDOW_OPENED, LedgerAction.DISPUTE_WINDOW_CLOSED
+    ]  # fmt: skip
     failed = [m for m in notifier.delivered if m.template is Template.INSPECTION_FAILED]
     assert failed[0].params["reason"] == result.decision_reason
 

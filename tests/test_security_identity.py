@@ -462,8 +462,33 @@ def test_the_production_stack_file_parses_and_keeps_temporal_off_the_network() -
     assert "ports" not in services["temporal"]
     ui = services["temporal-ui"]
     assert ui["environment"]["TEMPORAL_DISABLE_WRITE_ACTIONS"] == "true"
-    assert ui["environment"]["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
     assert all(port.startswith("127.0.0.1:") for port in ui["ports"])
     for name in ("worker", "api"):
         assert "AFTERSALES_CODEC_KEYS" in services[name]["environment"], name
     assert "AFTERSALES_GRANT_SIGNING_KEY" not in services["worker"]["environment"]
+
+
+def test_the_production_uis_operators_sign_in_and_decode_with_their_own_token() -> None:
+    """Compose's Temporal UI signs in with the identity provider the API trusts and
+    passes the operator's access token to the API's codec (which checks it as any staff
+    token: tests/test_codec.py), over https: the UI sends a token nowhere else."""
+    services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
+    ui, api = services["temporal-ui"]["environment"], services["api"]["environment"]
+    assert ui["TEMPORAL_AUTH_ENABLED"] == "true"
+    assert ui["TEMPORAL_CODEC_PASS_ACCESS_TOKEN"] == "true"
+    assert "TEMPORAL_CODEC_INCLUDE_CREDENTIALS" not in ui
+    # One identity provider: the UI signs in where the API's tokens come from.
+    issuer = "${AFTERSALES_JWT_ISSUER:?"
+    assert ui["TEMPORAL_AUTH_PROVIDER_URL"].startswith(issuer)
+    assert api["AFTERSALES_JWT_ISSUER"].startswith(issuer)
+    assert ui["TEMPORAL_CODEC_ENDPOINT"].startswith("${AFTERSALES_CODEC_ENDPOINT:?")
+    assert "https://" in ui["TEMPORAL_CODEC_ENDPOINT"]
+    for setting in ("TEMPORAL_AUTH_CLIENT_ID", "TEMPORAL_AUTH_CLIENT_SECRET"):
+        assert ui[setting].startswith("${AFTERSALES_UI_CLIENT_"), setting
+    # The browser's origin: where the UI is published, the callback, and the codec's CORS.
+    [published] = services["temporal-ui"]["ports"]
+    origin = f"http://localhost:{published.split(':')[1]}"
+    assert ui["TEMPORAL_AUTH_CALLBACK_URL"] == f"{origin}/auth/sso/callback"
+    assert ui["TEMPORAL_CORS_ORIGINS"] == origin
+    assert api["AFTERSALES_CODEC_CORS_ORIGINS"] == origin
+    assert "openid" in ui["TEMPORAL_AUTH_SCOPES"].split(",")

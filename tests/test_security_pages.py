@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
 from aiohttp import web
+from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
@@ -23,10 +23,9 @@ from domain.case import Role
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
-from tests.conftest import eventually
 from tests.helpers import api_client, as_role
 from tests.identities import IDENTITIES
-from tests.test_temporal_ui import _chromium, _devtools, _free_port
+from tests.processes import free_port
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -123,11 +122,11 @@ async def test_a_json_answer_carries_no_page_policy(api: httpx.AsyncClient) -> N
 
 
 async def test_a_real_browser_on_another_sites_page_is_not_signed_in(
-    gateway: CaseGateway, tmp_path: Path
+    gateway: CaseGateway, browser: Browser
 ) -> None:  # R23
     """The attack as a browser runs it: a page on another site (localhost is another site
     than 127.0.0.1) posts its own staff token to the session form as the page loads."""
-    api_port, evil_port = _free_port(), _free_port()
+    api_port, evil_port = free_port(), free_port()
     api = f"http://127.0.0.1:{api_port}"
     form = (f'<form method="post" action="{api}/codec/session"><input name="token" '
             f'value="{IDENTITIES.token("attacker-ann", Role.AGENT)}"></form>'
@@ -146,13 +145,15 @@ async def test_a_real_browser_on_another_sites_page_is_not_signed_in(
                                            log_level="warning"))  # fmt: skip
     serving = asyncio.create_task(server.serve())
     try:
-        async with _devtools(_chromium(), tmp_path / "profile") as page:
-            await page.call("Page.navigate", url=f"http://localhost:{evil_port}/")
-            shown = await eventually(page.text, lambda text: "Not kept" in text)
-            cookies = await page.call("Network.getCookies", urls=[api])
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(f"http://localhost:{evil_port}/")
+        await expect(page.get_by_text("Not kept")).to_be_visible()
+        shown = await page.inner_text("body")
+        cookies = await context.cookies([api])
     finally:
         server.should_exit = True
         await serving
         await evil_runner.cleanup()
     assert "posted from another site" in shown
-    assert SESSION_COOKIE not in {cookie["name"] for cookie in cookies["cookies"]}
+    assert SESSION_COOKIE not in {cookie.get("name") for cookie in cookies}

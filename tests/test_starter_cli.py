@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 from domain.case import Role
+from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.edge_identity import authenticator, ensure_dev_clients
 from infra.identity import MachineClients, Unauthenticated
 from infra.settings import load_settings
@@ -269,3 +270,18 @@ async def test_nothing_is_sent_from_the_command_line_unproven(
     with pytest.raises(SystemExit):  # argparse: --token is required
         await starter.run(["scan", case_id, "--scan-id", "s-1", "--event", "parcel_received",
                            "--station", "DOCK-1"])  # fmt: skip
+
+
+@pytest.mark.usefixtures("cli_env")
+async def test_setup_registers_the_batch_alarm_schedule_once(
+    dev_env: WorkflowEnvironment, capsys: pytest.CaptureFixture[str]
+) -> None:  # R24
+    assert await starter.run(["setup"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert await starter.run(["setup"]) == 0
+    again = json.loads(capsys.readouterr().out)
+
+    assert first["migrations"] == "applied"
+    assert "CaseStatus" in first["search_attributes"]
+    assert again["batch_alarm_schedule"] == "already registered"
+    assert await batch_alarm_schedule_missing(dev_env.client) is None

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 from activities.carrier import CarrierActivities, ChaseClaim, ClaimLedgerEntry, FileClaim
+from activities.outside import NoType, OutsideNo
 from domain.claim import CarrierAnswer, CarrierClaimRequest, ClaimState, ClaimStatus
 from domain.ledger import Ledger, LedgerAction, check_ledger
 from domain.policy import (
@@ -24,7 +25,8 @@ from domain.policy import (
     late_carrier_response_reason,
     next_chase_due,
 )
-from workflows.steps.outside import call_outside
+from domain.refusal import OutsideAnswer
+from workflows.steps.outside import call_or_no, call_outside
 from workflows.steps.timers import wait_until
 
 # A carrier claim's workflow id: this prefix and the id of the damage claim case it serves.
@@ -113,11 +115,16 @@ class CarrierClaim:
                 status=ClaimStatus.DEADLINE_MISSED,
             )
             return
-        state.carrier_reference = await call_outside(
+        filed = await call_or_no(
             CarrierActivities.file_claim,
             FileClaim(claim_id=request.claim_id, carrier=request.carrier, amount=request.amount),
             summary=f"file claim with {request.carrier} for {request.amount}",
+            refused=NoType.CLAIM_REJECTED,
         )
+        if isinstance(filed, OutsideNo):
+            await self._rejected(filed)
+            return
+        state.carrier_reference = filed
         state.filed_at = workflow.now()
         await self._record(
             LedgerAction.CLAIM_FILED,
@@ -153,16 +160,33 @@ class CarrierClaim:
                 f"{policy.carrier_silence_escalation.days} days (R18: to a supervisor)",
             )
             return
-        await call_outside(
+        chased = await call_or_no(
             CarrierActivities.chase,
             ChaseClaim(carrier_reference=state.carrier_reference or ""),
             summary=f"chase {state.request.carrier} ({len(state.chases) + 1})",
+            refused=NoType.CLAIM_REJECTED,
         )
+        if isinstance(chased, OutsideNo):
+            await self._rejected(chased)
+            return
         state.chases.append(workflow.now())
         await self._record(
             LedgerAction.CLAIM_CHASED,
             rule="R15",
             reason=f"chase {len(state.chases)}: no answer yet",
+        )
+
+    async def _rejected(self, no: OutsideNo) -> None:
+        """R15: the carrier's desk rejected the claim (or answered what its contract does
+        not define): closed as declined, the reason kept for a person, who may take it
+        further with the carrier; late answers are still recorded."""
+        unknown = no.answer is OutsideAnswer.UNKNOWN
+        what = "answered what its contract does not define" if unknown else "rejected the claim"
+        await self._record(
+            LedgerAction.CLAIM_REJECTED,
+            rule="R15",
+            reason=f"{self._state.request.carrier}'s claims desk {what}: {no.reason}",
+            status=ClaimStatus.DECLINED,
         )
 
     async def _answered(self, response: CarrierAnswer) -> None:

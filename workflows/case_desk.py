@@ -33,6 +33,8 @@ from domain.case import (
     EvidenceSubmitted,
     InterceptRequested,
     ParcelDelivered,
+    PaymentResolution,
+    PaymentResolutionKind,
     RefundConsent,
     RemedyChoice,
     ReviewDecision,
@@ -49,7 +51,7 @@ from domain.policy import (
     refund_limit,
     unapplied_scan_refusal,
 )
-from domain.refusal import Refusal, RefusalKind
+from domain.refusal import OutsideAnswer, Refusal, RefusalKind
 from domain.sla import SlaBreach, SlaClock
 from domain.state import (
     EXTENDABLE,
@@ -58,6 +60,7 @@ from domain.state import (
     CaseMessage,
     CaseState,
     CaseStatus,
+    DeclinedPayment,
     EscalationLevel,
     message_id,
 )
@@ -95,6 +98,7 @@ _RULE_OF: dict[type[BaseModel], str | None] = {
     Assignment: None,
     DeadlineExtension: None,
     Withdrawal: None,
+    PaymentResolution: "R21",
 }
 
 
@@ -146,6 +150,10 @@ class _Pending:
     act: Callable[[], Awaitable[None]] | None
 
 
+# The patch of issue 17: R19's dispute window recorded in the ledger (phases/after_close).
+DISPUTE_WINDOW_IN_THE_VIEW = "dispute-window-in-the-view"
+
+
 def no_deadline() -> Due | None:
     return None
 
@@ -159,6 +167,10 @@ class CaseDesk:
         # Continue-as-new is weighed when a phase asks for its next turn, once it has had
         # one (the run's first turn starts where the carried state left off).
         self._had_a_turn = False
+        # Asked once at the start of the run (docs/versioning.md): whether R19's window
+        # opening and passing are ledger steps, so the read model and NextDeadline say
+        # the case waits for a possible dispute. Runs started before replay without them.
+        self.run_records_dispute_window = workflow.patched(DISPUTE_WINDOW_IN_THE_VIEW)
 
     @property
     def resumed(self) -> bool:
@@ -260,7 +272,9 @@ class CaseDesk:
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
-        return (
+        # A declined payment is waited on inside the step that made it (a refund of any
+        # phase, a compensation): that run resolves it, and continues as new after.
+        return self.state.declined_payment is None and (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() >= self.run.history_events_before_continue
         )
@@ -374,7 +388,7 @@ class CaseDesk:
             return
         self.acknowledge_escalation(offer.role)
         paid = await refund(
-            self.book,
+            self,
             offer.amount,
             rule="R17",
             reason=f"{offer.role.value} {offer.actor} granted {offer.amount}: {offer.reason}",
@@ -423,6 +437,53 @@ class CaseDesk:
             role="customer",
             details={"complaint": complaint.summary},
         )
+
+    # ---- R21: a payment the provider declined ------------------------------------------
+
+    async def payment_declined(self, declined: DeclinedPayment) -> PaymentResolution:
+        """No money moved: the case waits in `payment_declined` for a person, who retries
+        the payment or records it settled another way (`resolve_declined_payment`).
+        Complaints, calls, escalations and assignment go on meanwhile; what would move
+        money or status waits (refused, as in arbitration). The status comes back once
+        it is resolved."""
+        state = self.state
+        state.declined_payment = declined
+        unknown = declined.answer is OutsideAnswer.UNKNOWN
+        await self.book.record(
+            LedgerAction.PAYMENT_DECLINED,
+            rule="R21",
+            reason=f"the {declined.kind.value} of {declined.amount} "
+            + ("got an answer the provider's contract does not define" if unknown
+               else "was declined")
+            + f": {declined.reason}; a person retries it or records it settled another way",
+            status=CaseStatus.PAYMENT_DECLINED,
+            details={
+                "kind": declined.kind, "amount_minor": declined.amount.amount_minor,
+                "currency": declined.amount.currency, "key": declined.idempotency_key,
+                "answer": declined.answer,
+            },
+        )  # fmt: skip
+        while not isinstance(
+            resolution := await self.next(
+                (PaymentResolution,), cross_cutting=CrossCutting.NOT_MONEY_OR_STATUS
+            ),
+            PaymentResolution,
+        ):
+            pass  # no deadline and no withdrawal here: only a resolution ends the wait
+        self.acknowledge_escalation(resolution.role)
+        state.declined_payment = None
+        retry = resolution.resolution is PaymentResolutionKind.RETRY
+        await self.book.record(
+            LedgerAction.PAYMENT_RETRIED if retry else LedgerAction.PAYMENT_SETTLED_ELSEWHERE,
+            rule="R21",
+            reason=f"{resolution.role.value} {resolution.actor}: {resolution.reason}",
+            status=declined.status_before,
+            actor=resolution.actor,
+            role=resolution.role.value,
+            details={"key": declined.idempotency_key, "action_id": resolution.action_id}
+            | ({} if retry else {"reference": resolution.reference}),
+        )
+        return resolution
 
     # ---- R18: the ladder --------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from domain.case import (
     Dispute,
     EscalationRequest,
     EvidenceSubmitted,
+    PaymentResolution,
     Reason,
     ReviewDecision,
     Role,
@@ -217,6 +218,19 @@ class CaseHandlers:
                     f"(the case is {self._state.status.value})",
                 )
             )
+
+    @workflow.update
+    async def resolve_declined_payment(self, resolution: PaymentResolution) -> CaseView:
+        """R21: a payment the provider declined, retried under its key or recorded
+        settled another way; the case's view once the payment went through or was
+        declined again."""
+        return await self._inbox.accept_and_wait(resolution)
+
+    @resolve_declined_payment.validator
+    def _validate_resolve_declined_payment(self, resolution: PaymentResolution) -> None:
+        _require_staff(resolution.role)
+        if self._state.status is not CaseStatus.PAYMENT_DECLINED:
+            self._refuse_status(resolution, ", no declined payment waits for a person (R21)")
 
     @workflow.update
     async def apply_ruling(self, ruling: ArbitrationRuling) -> CaseView:

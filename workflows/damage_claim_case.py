@@ -11,6 +11,7 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 from activities.notifications import Template
+from activities.outside import OutsideNo
 from domain.case import Remedy, RemedyChoice
 from domain.claim import CarrierClaimRequest
 from domain.ledger import LedgerAction, ShipmentPurpose
@@ -154,7 +155,16 @@ class DamageClaimCase(CaseHandlers):
                     sku=state.request.sku,
                     quantity=state.request.quantity,
                     purpose=ShipmentPurpose.REPLACEMENT,
+                    rule="R8",
                 )
+                if isinstance(reference, OutsideNo):
+                    # R8's other full remedy: with no replacement to send, the money.
+                    await refund(
+                        self._desk, state.request.paid.minus_floored_at_zero(state.refunded_total),
+                        rule="R8", reason=f"full refund: the replacement ({how}) could not be "
+                        f"sent ({reference.reason})",
+                    )  # fmt: skip
+                    return
                 await book.record(
                     LedgerAction.REPLACEMENT_SHIPPED,
                     rule="R8",
@@ -165,11 +175,11 @@ class DamageClaimCase(CaseHandlers):
                 )
             case Remedy.PARTIAL_REFUND if partial is not None:
                 await refund(
-                    book, partial, rule="R8",
+                    self._desk, partial, rule="R8",
                     reason=f"partial refund of {partial}, the customer keeps the item ({how})",
                 )  # fmt: skip
             case _:
                 await refund(
-                    book, state.request.paid.minus_floored_at_zero(state.refunded_total),
+                    self._desk, state.request.paid.minus_floored_at_zero(state.refunded_total),
                     rule="R8", reason=f"full refund ({how})",
                 )  # fmt: skip

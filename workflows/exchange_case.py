@@ -12,6 +12,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 from activities.notifications import Template
+from activities.outside import NoType, OutsideNo
 from activities.warehouse import StockQuery, WarehouseActivities
 from domain.case import ExchangeItem, Reason, RefundConsent, ShippedBack
 from domain.ledger import LedgerAction, RefundPurpose, ShipmentPurpose
@@ -28,7 +29,7 @@ from workflows.phases.opening import open_case
 from workflows.phases.review import review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
-from workflows.steps.outside import call_outside
+from workflows.steps.outside import call_or_no
 from workflows.steps.payments import charge, refund
 from workflows.steps.shipment import send_to_customer
 
@@ -91,8 +92,10 @@ class ExchangeCase(ItemBackHandlers):
         await apologise_for_wrong_item(self._desk)
         reference = await send_to_customer(
             book, sku=self._item.sku, quantity=self._state.request.quantity,
-            purpose=ShipmentPurpose.CORRECT_ITEM,
+            purpose=ShipmentPurpose.CORRECT_ITEM, rule="R7",
         )  # fmt: skip
+        if isinstance(reference, OutsideNo):
+            return  # recorded; the exchange sends it, or asks for consent, at settlement
         await book.record(
             LedgerAction.CORRECT_ITEM_SHIPPED, rule="R7",
             reason=f"{self._item.sku} sent at once ({reference}), before the wrong one "
@@ -137,16 +140,24 @@ class ExchangeCase(ItemBackHandlers):
     async def _try_to_exchange(self) -> None:
         state, item = self._state, self._item
         if state.shipments:  # R7: already sent at approval
-            await self._exchange()
+            await self._exchange(state.shipments[-1])
             return
-        in_stock = await call_outside(
+        in_stock = await call_or_no(
             WarehouseActivities.check_stock,
             StockQuery(sku=item.sku, quantity=state.request.quantity),
             summary=f"is {item.sku} in stock?",
+            refused=NoType.SHIPMENT_REFUSED,
         )
-        if in_stock:
-            await self._exchange()
+        sent = None
+        if in_stock is True:
+            sent = await send_to_customer(
+                self._desk.book, sku=item.sku, quantity=state.request.quantity,
+                purpose=ShipmentPurpose.EXCHANGE, rule="R22",
+            )  # fmt: skip
+        if isinstance(sent, str):
+            await self._exchange(sent)
             return
+        # Out of stock, the stock's answer unknown, or the warehouse would not send it.
         if state.status is CaseStatus.WAITING_FOR_STOCK:
             await self._wait_for_stock("still out of stock")
             return
@@ -161,35 +172,24 @@ class ExchangeCase(ItemBackHandlers):
             status=CaseStatus.AWAITING_REFUND_CONSENT,
         )
 
-    async def _exchange(self) -> None:
+    async def _exchange(self, reference: str) -> None:
         state, item, book = self._state, self._item, self._desk.book
-        # R7: for a wrong item the right one went out at approval already.
-        reference = (
-            state.shipments[-1]
-            if state.shipments
-            else await send_to_customer(
-                book,
-                sku=item.sku,
-                quantity=state.request.quantity,
-                purpose=ShipmentPurpose.EXCHANGE,
-            )
-        )
         difference = price_difference(state.request.paid, item.price)
         if difference.to_charge.amount_minor:
             await charge(
-                book, difference.to_charge, rule="R22",
+                self._desk, difference.to_charge, rule="R22",
                 reason=f"{item.sku} costs {item.price}, {difference.to_charge} more than paid",
             )  # fmt: skip
         if difference.to_refund.amount_minor:
             await refund(
-                book, difference.to_refund, rule="R22",
+                self._desk, difference.to_refund, rule="R22",
                 reason=f"{item.sku} costs {item.price}, {difference.to_refund} less than paid",
                 purpose=RefundPurpose.PRICE_DIFFERENCE, closes_case=False,
             )  # fmt: skip
         postage = state.reimbursed_shipping
         if postage is not None:
             await refund(
-                book, postage, rule="R6",
+                self._desk, postage, rule="R6",
                 reason=f"the return postage {postage}: the fault was ours",
                 purpose=RefundPurpose.RETURN_POSTAGE, closes_case=False,
             )  # fmt: skip
@@ -205,7 +205,7 @@ class ExchangeCase(ItemBackHandlers):
         # R6: a merchant's fault refunds the return postage with the price.
         owed = refund_limit(state.request.paid, state.reimbursed_shipping)
         await refund(
-            self._desk.book,
+            self._desk,
             owed.minus_floored_at_zero(state.refunded_total),
             rule="R22",
             reason="the replacement is out of stock and the customer consented to a refund",

@@ -11,6 +11,7 @@ from temporalio import workflow
 
 from activities.carrier import CarrierActivities, Intercept
 from activities.notifications import Template
+from activities.outside import NoType, OutsideNo
 from activities.warehouse import CancelShipment, WarehouseActivities
 from domain.case import (
     InterceptRequested,
@@ -37,7 +38,7 @@ from workflows.phases.review import review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.casebook import Approval
-from workflows.steps.outside import call_outside
+from workflows.steps.outside import call_or_no
 from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
 
@@ -90,12 +91,13 @@ class ReturnCase(ItemBackHandlers):
     async def _cancel_before_shipment(self) -> None:
         """R3: stop the parcel at the warehouse, and refund at once."""
         book, request = self._desk.book, self._state.request
-        cancelled = await call_outside(
+        cancelled = await call_or_no(
             WarehouseActivities.cancel_shipment,
             CancelShipment(order_id=request.order_id, line_id=request.line_id),
             summary=f"cancel shipment of order {request.order_id} line {request.line_id}",
+            refused=NoType.SHIPMENT_REFUSED,
         )
-        if cancelled:
+        if cancelled is True:
             await book.record(
                 LedgerAction.SHIPMENT_CANCELLED,
                 rule="R3",
@@ -103,10 +105,13 @@ class ReturnCase(ItemBackHandlers):
                 status=CaseStatus.REFUND_DUE,
             )
             return
+        # The warehouse's unknown answer is taken as "it left": the customer is told the
+        # expected date, and a parcel that never comes breaches R4's clock for a person.
+        unknown = f" ({cancelled.reason})" if isinstance(cancelled, OutsideNo) else ""
         await book.record(
             LedgerAction.ALREADY_SHIPPED,
             rule="R3",
-            reason="the parcel had already left: handled as an in-transit case (R4)",
+            reason=f"the parcel had already left{unknown}: handled as an in-transit case (R4)",
         )
         await self._expect_delivery(Approval(rule="R4", reason="the parcel is on its way"))
 
@@ -137,8 +142,16 @@ class ReturnCase(ItemBackHandlers):
             )
             return
         reference = await send_to_customer(
-            book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART
+            book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART, rule="R9"
         )
+        if isinstance(reference, OutsideNo):
+            await book.record_approved(
+                LedgerAction.APPROVED,
+                approval,
+                status=CaseStatus.REFUND_DUE,
+                reason=f"{approval.reason}; the part could not be sent: refund its value (R9)",
+            )
+            return
         await book.record(
             LedgerAction.MISSING_PART_SHIPPED,
             rule="R9",
@@ -196,11 +209,21 @@ class ReturnCase(ItemBackHandlers):
 
     async def _intercept(self) -> None:
         request = self._state.request
-        reference = await call_outside(
+        reference = await call_or_no(
             CarrierActivities.intercept,
             Intercept(order_id=request.order_id, carrier=request.carrier or "unknown"),
             summary=f"ask {request.carrier or 'the carrier'} to return the parcel",
+            refused=NoType.INTERCEPT_REFUSED,
         )
+        if isinstance(reference, OutsideNo):
+            await self._desk.book.record(
+                LedgerAction.INTERCEPT_REFUSED,
+                rule="R4",
+                reason=f"the carrier cannot return the parcel ({reference.reason}): it is "
+                "still on its way, expected as told",
+                details={"answer": reference.answer},
+            )
+            return
         await self._desk.book.record(
             LedgerAction.INTERCEPT_REQUESTED,
             rule="R4",
@@ -269,7 +292,7 @@ class ReturnCase(ItemBackHandlers):
         postage = state.reimbursed_shipping
         deducted = state.inspection.deductions if state.inspection else None
         await refund(
-            book,
+            self._desk,
             amount,
             watchdog=self._refund_watchdog(),
             rule="R21",

@@ -31,6 +31,8 @@ from domain.case import (
     ExchangeItem,
     Grade,
     OpenCaseRequest,
+    PaymentResolution,
+    PaymentResolutionKind,
     Reason,
     Remedy,
     RemedyChoice,
@@ -100,6 +102,26 @@ async def _reviewed_escalated_compensated(handle: Handle) -> None:
                           amount=Money(amount_minor=1_500, currency="EUR"), reason="goodwill"),
     )  # fmt: skip
     await _ship_and_pass(handle, Grade.DAMAGED)
+
+
+# One provider for every scenario (their keys differ): it declines HIST-23's refund until
+# a person has looked at it.
+PAYMENTS = SandboxPaymentProvider(declined_orders={"HIST-23"})
+
+
+async def _refund_declined_then_retried(handle: Handle) -> None:
+    """The provider declines the refund (issue 18): the case waits in payment_declined
+    until a supervisor retries it, and pays once (R21)."""
+    await _ship_and_pass(handle)
+    await eventually(
+        lambda: handle.query(ReturnCase.state), lambda s: s.status is CaseStatus.PAYMENT_DECLINED
+    )
+    PAYMENTS.declined_orders.clear()
+    await handle.execute_update(
+        ReturnCase.resolve_declined_payment,
+        PaymentResolution(action_id="p-1", actor="sup-sam", role=Role.SUPERVISOR,
+                          resolution=PaymentResolutionKind.RETRY, reason="the card works again"),
+    )  # fmt: skip
 
 
 async def _two_offers_capped(handle: Handle) -> None:
@@ -277,6 +299,19 @@ SCENARIOS: dict[str, Scenario] = {
         a_request(order_id="HIST-20", reason=Reason.QUALITY_DEFECT),
         _racing_decisions_scans_and_offer,
     ),
+    # Patch dispute-window-in-the-view (issue 17): R19's window recorded in the ledger.
+    "return_rejected_dispute_window_recorded": (
+        a_request(order_id="HIST-21"),
+        _rejected_at_inspection,
+    ),
+    "return_disputed_dispute_window_recorded": (
+        a_request(order_id="HIST-22"),
+        _disputed_and_ruled,
+    ),
+    "return_refund_declined_then_retried": (
+        a_request(order_id="HIST-23"),
+        _refund_declined_then_retried,
+    ),
 }
 
 
@@ -360,7 +395,7 @@ async def main(into: Path) -> None:
                 FIXTURE_RECORDING_DATA_CONVERTER, interceptors=[TRUSTING_EDGE]
             )
             worker = build_worker(
-                env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
+                env.client, pool=pool, task_queue=TASK_QUEUE, payments=PAYMENTS,
                 notifier=RecordingNotifier(), grants=IDENTITIES.verifier,
             )  # fmt: skip
             async with worker:

@@ -20,11 +20,14 @@ from temporalio.worker import Worker
 from activities.carrier import ChaseClaim, ClaimLedgerEntry, FileClaim, Intercept
 from activities.ledger import LedgerEntry
 from activities.notifications import CustomerMessage, Template
+from activities.outside import NoType, OutsideRefusal, UnknownAnswer, answered_no_as
 from activities.payments import (
     REFUND_LIMIT_EXCEEDED,
+    SETTLED_ELSEWHERE_PREFIX,
     ChargeOrder,
     PaymentConfirmation,
     RefundOrder,
+    SettledElsewhere,
 )
 from activities.warehouse import CancelShipment, ShipmentOrder, StockQuery
 from domain.ledger import LedgerAction
@@ -71,7 +74,8 @@ class Movement:
 @dataclass
 class StandIns:
     """Every activity of a case's life, remembered. `out_of_stock` and `already_shipped`
-    (order ids) set the warehouse's answers, as SandboxWarehouse does."""
+    (order ids) set the warehouse's answers, as SandboxWarehouse does; the sets after
+    them make an outside system say no (docs/outside/), as a real one may."""
 
     ledger: dict[str, dict[int, LedgerEntry]] = field(default_factory=dict)
     claim_ledger: dict[str, dict[int, ClaimLedgerEntry]] = field(default_factory=dict)
@@ -85,8 +89,21 @@ class StandIns:
     surveys: dict[str, SurveyResult] = field(default_factory=dict)
     out_of_stock: set[str] = field(default_factory=set)
     already_shipped: set[str] = field(default_factory=set)
+    # Case ids whose payments the provider declines, until a test takes them out.
+    declining: set[str] = field(default_factory=set)
+    # Case ids whose payments get an answer the provider's contract does not define.
+    unknown_answers: set[str] = field(default_factory=set)
+    refused_skus: set[str] = field(default_factory=set)  # the warehouse sends none
+    rejecting_carriers: set[str] = field(default_factory=set)  # their desks reject claims
+    refusing_intercepts: set[str] = field(default_factory=set)  # carriers stopping none
+    unreachable_customers: set[str] = field(default_factory=set)  # messaging refuses them
+    declined: list[str] = field(default_factory=list)  # keys declined, in order
 
     # --- what the tests read ---
+
+    def __post_init__(self) -> None:
+        # Declined payments by key: what a settlement elsewhere records.
+        self._pending: dict[str, tuple[str, Money]] = {}
 
     def actions(self, case_id: str) -> list[LedgerAction]:
         steps = self.ledger.get(case_id, {})
@@ -149,7 +166,24 @@ class StandIns:
     async def charge_customer(self, order: ChargeOrder) -> PaymentConfirmation:
         return self._pay("charge", order.case_id, order.idempotency_key, order.amount)
 
+    @activity.defn(name="settle_payment_elsewhere")
+    async def settle_payment_elsewhere(self, settled: SettledElsewhere) -> PaymentConfirmation:
+        kind: MoneyKind = "charge" if ":charge:" in settled.idempotency_key else "refund"
+        case_id, amount = self._pending[settled.idempotency_key]
+        reference = f"{SETTLED_ELSEWHERE_PREFIX}{settled.reference}"
+        paid = self.money.setdefault(
+            settled.idempotency_key, Movement(kind, case_id, amount, reference)
+        )
+        return PaymentConfirmation(provider_reference=paid.reference, amount=amount)
+
     def _pay(self, kind: MoneyKind, case_id: str, key: str, amount: Money) -> PaymentConfirmation:
+        with answered_no_as(NoType.PAYMENT_DECLINED):
+            if key not in self.money and case_id in self.declining | self.unknown_answers:
+                self._pending[key] = (case_id, amount)
+                self.declined.append(key)
+                if case_id in self.unknown_answers:
+                    raise UnknownAnswer("payments: HTTP 418, which its contract does not define")
+                raise OutsideRefusal("insufficient funds")
         paid = self.money.setdefault(key, Movement(kind, case_id, amount, f"standin-{kind}-{key}"))
         if paid.amount != amount:
             raise ApplicationError(
@@ -161,10 +195,16 @@ class StandIns:
 
     @activity.defn(name="notify_customer")
     async def notify_customer(self, message: CustomerMessage) -> None:
+        with answered_no_as(NoType.MESSAGE_REFUSED):
+            if message.customer_id in self.unreachable_customers:
+                raise OutsideRefusal("no reachable address")
         self.messages.setdefault(message.idempotency_key, message)
 
     @activity.defn(name="ship_to_customer")
     async def ship_to_customer(self, order: ShipmentOrder) -> str:
+        with answered_no_as(NoType.SHIPMENT_REFUSED):
+            if order.sku in self.refused_skus:
+                raise OutsideRefusal(f"no stock of {order.sku} to pick")
         self.shipments.setdefault(order.idempotency_key, order)
         return f"shipment-{order.idempotency_key}"
 
@@ -183,6 +223,9 @@ class StandIns:
 
     @activity.defn(name="file_carrier_claim")
     async def file_carrier_claim(self, order: FileClaim) -> str:
+        with answered_no_as(NoType.CLAIM_REJECTED):
+            if order.carrier in self.rejecting_carriers:
+                raise OutsideRefusal("not liable: the parcel was handed over intact")
         self.claims_filed.setdefault(order.claim_id, order)
         return f"{order.carrier}-claim-{order.claim_id}"
 
@@ -192,6 +235,9 @@ class StandIns:
 
     @activity.defn(name="intercept_parcel")
     async def intercept_parcel(self, order: Intercept) -> str:
+        with answered_no_as(NoType.INTERCEPT_REFUSED):
+            if order.carrier in self.refusing_intercepts:
+                raise OutsideRefusal("out for delivery: too late to stop")
         if order.order_id not in self.intercepted:
             self.intercepted.append(order.order_id)
         return f"{order.carrier}-intercept-{order.order_id}"
@@ -212,6 +258,7 @@ class StandIns:
                 self.record_claim_step,
                 self.issue_refund,
                 self.charge_customer,
+                self.settle_payment_elsewhere,
                 self.notify_customer,
                 self.ship_to_customer,
                 self.check_stock,

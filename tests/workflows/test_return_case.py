@@ -3,6 +3,7 @@ R9), over stand-in activities: no PostgreSQL, days pass in milliseconds."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import Template
 from domain.case import (
+    Dispute,
     Grade,
     InterceptRequested,
     MissingItem,
@@ -26,10 +28,19 @@ from domain.case import (
 )
 from domain.ledger import LedgerAction as A
 from domain.state import CaseStatus, Disposition
-from tests.conftest import a_request, eur
-from tests.helpers import open_case, photos, scan, shipped, state_when, under_review
+from tests.conftest import a_request, eur, eventually
+from tests.helpers import (
+    Handle,
+    open_case,
+    photos,
+    scan,
+    shipped,
+    state_when,
+    under_review,
+)
 from tests.workflows.standins import StandIns
 from workflows.return_case import ReturnCase
+from workflows.search_attributes import NEXT_DEADLINE
 
 
 async def test_r1_a_request_after_7_days_is_refused_and_recorded(
@@ -95,9 +106,10 @@ async def test_r5_r20_r27_a_damaged_item_is_rejected_with_its_reason_and_nothing
     assert result.decision_reason is not None
     assert "damaged" in result.decision_reason
     assert standins.money == {}
-    last = standins.steps(request.case_id)[-1]
-    assert (last.action, last.rule_id) == (A.INSPECTION_FAILED, "R20")
-    assert last.details["disposition"] == Disposition.RETURN_TO_CUSTOMER.value
+    inspected, *after = [s for s in standins.steps(request.case_id) if s.rule_id in ("R20", "R19")]
+    assert (inspected.action, inspected.rule_id) == (A.INSPECTION_FAILED, "R20")
+    assert inspected.details["disposition"] == Disposition.RETURN_TO_CUSTOMER.value
+    assert [step.action for step in after] == [A.DISPUTE_WINDOW_OPENED, A.DISPUTE_WINDOW_CLOSED]
     failed = [m for m in standins.messages.values() if m.template is Template.INSPECTION_FAILED]
     assert [m.params["reason"] for m in failed] == [result.decision_reason]
 
@@ -372,3 +384,86 @@ async def test_r9_r21_a_missing_part_is_refunded_or_sent_and_nothing_comes_back(
         assert standins.money == {}
         assert [(s.sku, s.quantity) for s in standins.shipments.values()] == [("SKU-42-STRAP", 1)]
     assert result.ship_back_deadline is None
+
+
+# ---- R19: what the view says while a rejection may still be disputed ------------------
+
+
+async def _next_deadline_attribute(handle: Handle) -> datetime | None:
+    """NextDeadline as the case last upserted it, read from its history (the
+    time-skipping server does not describe datetime search attributes)."""
+    history = await handle.fetch_history()
+    upserted = [
+        event.upsert_workflow_search_attributes_event_attributes.search_attributes
+        for event in history.events
+        if event.HasField("upsert_workflow_search_attributes_event_attributes")
+    ]
+    last = next(a for a in reversed(upserted) if NEXT_DEADLINE.name in a.indexed_fields)
+    value = json.loads(last.indexed_fields[NEXT_DEADLINE.name].data or b"null")
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+async def test_r19_a_rejected_case_waits_for_a_possible_dispute_until_its_deadline(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, standins: StandIns
+) -> None:
+    async with running_worker(time_skipping_env.client):
+        handle = await under_review(time_skipping_env, task_queue)
+        case_id = (await handle.query(ReturnCase.state)).case_id
+        answer = await handle.execute_update(ReturnCase.decide, ReviewDecision(
+            action_id="d-1", actor="agent-ann", role=Role.AGENT, approve=False,
+            reason="the photos show wear, not a defect",
+        ))  # fmt: skip
+        # The read model moves with the ledger's step that opened the window.
+        window = await eventually(
+            lambda: handle.query(ReturnCase.state),
+            lambda _: A.DISPUTE_WINDOW_OPENED in standins.actions(case_id),
+        )
+        in_window_attribute = await _next_deadline_attribute(handle)
+        opened = standins.steps(case_id)[-1]
+        result = await handle.result()  # the window passes undisputed
+        after_attribute = await _next_deadline_attribute(handle)
+    deadline, closed_at = answer.dispute_deadline, answer.closed_at
+    assert deadline is not None
+    assert closed_at is not None
+    # The window opens as the case closes (the same workflow task, give or take the step).
+    assert (
+        timedelta(0) <= deadline - closed_at - result.policy.dispute_window < timedelta(seconds=5)
+    )
+    # The decision's answer, the live view, the read model and NextDeadline all say it.
+    for view in (answer, window, opened.case.case_view):
+        assert view.status is CaseStatus.REJECTED
+        assert view.dispute_deadline == deadline
+        assert view.next_deadline == deadline
+        assert view.waiting_for.startswith("a possible dispute")
+        assert f"until {deadline:%Y-%m-%d %H:%M} UTC (R19)" in view.waiting_for
+    assert (opened.action, opened.rule_id) == (A.DISPUTE_WINDOW_OPENED, "R19")
+    assert opened.case.next_deadline == deadline
+    assert in_window_attribute == deadline
+    # Once the window passed, the case waits for nothing, and says so everywhere.
+    closed = standins.steps(case_id)[-1]
+    assert (closed.action, closed.rule_id) == (A.DISPUTE_WINDOW_CLOSED, "R19")
+    assert closed.case.waiting_for == "nothing: the case is closed"
+    assert closed.case.next_deadline is None
+    assert closed.case.case_view.dispute_deadline == deadline  # when the window was
+    assert result.next_deadline is None
+    assert after_attribute is None
+
+
+async def test_r19_r18_a_disputed_case_waits_for_the_arbiter_with_the_supervisors_deadline(
+    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str, standins: StandIns
+) -> None:
+    async with running_worker(time_skipping_env.client):
+        handle = await open_case(time_skipping_env, task_queue, a_request())
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.DAMAGED)
+        )
+        await state_when(handle, lambda s: s.dispute_deadline is not None)
+        await handle.signal(ReturnCase.dispute, Dispute(event_id="dsp-1", reason="unfair"))
+        arbitrating = await state_when(handle, lambda s: s.status is CaseStatus.IN_ARBITRATION)
+        attribute = await _next_deadline_attribute(handle)
+    respond_by = arbitrating.escalation.respond_by
+    assert respond_by is not None
+    assert "arbiter" in arbitrating.waiting_for
+    assert arbitrating.next_deadline == respond_by
+    assert attribute == respond_by

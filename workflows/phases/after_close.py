@@ -4,6 +4,8 @@ satisfaction survey (R25), and whatever still reaches the case is recorded."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
@@ -22,17 +24,23 @@ _DISPUTABLE = (CaseStatus.REJECTED, CaseStatus.IN_ARBITRATION)
 
 
 async def after_close(desk: CaseDesk) -> CaseState:
+    state = desk.state
+    opens_window = state.status in _DISPUTABLE and state.dispute_deadline is None
+    if opens_window:
+        # R19's window opens as the case closes: the decision's answer already says until
+        # when the customer may dispute it.
+        state.dispute_deadline = workflow.now() + state.policy.dispute_window
     # The decision that closed the case is answered with the case as it left it.
     desk.inbox.applied()
     await parcel_back.leave_held_for_a_person(desk)
-    await _dispute_window(desk)
+    await _dispute_window(desk, opens_window)
     desk.inbox.applied()  # likewise the ruling
     await _send_survey(desk)
     await desk.refuse_what_is_left()
     return desk.state
 
 
-async def _dispute_window(desk: CaseDesk) -> None:
+async def _dispute_window(desk: CaseDesk, opens: bool) -> None:
     """R19: a rejected case may be disputed within the window; the arbiter's ruling is
     applied as it stands. While the arbiter decides, the R18 ladder climbs (complaints,
     escalation requests, a silent supervisor), calls and assignment apply, and whatever
@@ -40,9 +48,8 @@ async def _dispute_window(desk: CaseDesk) -> None:
     state = desk.state
     if state.status not in _DISPUTABLE:
         return
-    if state.dispute_deadline is None:
-        state.dispute_deadline = workflow.now() + state.policy.dispute_window
-        desk.book.publish()
+    if opens and state.dispute_deadline is not None:
+        await _window_opened(desk, state.dispute_deadline)
     while state.status in _DISPUTABLE:
         arbitrating = state.status is CaseStatus.IN_ARBITRATION
         turn = await desk.next(
@@ -52,7 +59,8 @@ async def _dispute_window(desk: CaseDesk) -> None:
         )
         match turn:
             case Turn():
-                return  # the window closed undisputed
+                await _window_passed(desk)
+                return
             case Dispute() if state.status is CaseStatus.REJECTED and state.dispute is None:
                 await _disputed(desk, turn)
             case ArbitrationRuling() if state.status is CaseStatus.IN_ARBITRATION:
@@ -61,6 +69,32 @@ async def _dispute_window(desk: CaseDesk) -> None:
                     return  # upheld: the case stays rejected, and the window is spent
             case _:
                 await desk.ignore(turn, desk.why_nothing_to_do(turn))
+
+
+async def _window_opened(desk: CaseDesk, deadline: datetime) -> None:
+    """The view, its search attributes and the read model say the case waits for a
+    possible dispute until the deadline (cases started before that step was recorded
+    publish the view only: their histories replay as they ran, docs/versioning.md)."""
+    if not desk.run_records_dispute_window:
+        desk.book.publish()
+        return
+    await desk.book.record(
+        LedgerAction.DISPUTE_WINDOW_OPENED,
+        rule="R19",
+        reason=f"the customer may take the rejection to platform arbitration until "
+        f"{deadline:%Y-%m-%d %H:%M} UTC",
+    )
+
+
+async def _window_passed(desk: CaseDesk) -> None:
+    """The window closed undisputed: the case waits for nothing any more."""
+    desk.state.dispute_window_passed = True
+    if desk.run_records_dispute_window:
+        await desk.book.record(
+            LedgerAction.DISPUTE_WINDOW_CLOSED,
+            rule="R19",
+            reason="no dispute by the deadline: the rejection stands",
+        )
 
 
 def _due(state: CaseState) -> Due | None:
@@ -99,7 +133,7 @@ async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
     amount = ruling.refund or limit.minus_floored_at_zero(state.refunded_total)
     await refund(
-        desk.book, amount, rule="R19",
+        desk, amount, rule="R19",
         reason=f"the arbiter ruled for the customer: {ruling.reason}",
         actor=ruling.actor, role=ruling.role.value,
     )  # fmt: skip

@@ -8,9 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
+from activities.outside import NoType, outside_no
 from domain.ledger import Ledger, LedgerAction, check_ledger, checked_details
 from domain.policy import call_limit_refusal, next_contact_slot
 from domain.refusal import Refusal
@@ -134,18 +136,28 @@ class CaseBook:
         state = self.state
         # One message per template and ledger position: a replay or retry never repeats it.
         key = f"{state.case_id}:{template.value}:{state.ledger_seq}"
-        await call_local(
-            NotificationActivities.notify_customer,
-            CustomerMessage(
-                idempotency_key=key,
-                case_id=state.case_id,
-                customer_id=state.request.customer.customer_id,
-                template=template,
-                params=params,
-                due_at=due_at or self.message_slot(workflow.now()),
-            ),
-            summary=f"tell customer: {template.value}",
-        )
+        try:
+            await call_local(
+                NotificationActivities.notify_customer,
+                CustomerMessage(
+                    idempotency_key=key,
+                    case_id=state.case_id,
+                    customer_id=state.request.customer.customer_id,
+                    template=template,
+                    params=params,
+                    due_at=due_at or self.message_slot(workflow.now()),
+                ),
+                summary=f"tell customer: {template.value}",
+            )
+        except ApplicationError as error:  # a local activity's failure, as it is
+            # The messaging service's no: the case goes on, its ledger says who was not told.
+            if (no := outside_no(error, NoType.MESSAGE_REFUSED)) is None:
+                raise
+            await self.record(
+                LedgerAction.MESSAGE_NOT_DELIVERED,
+                reason=f"{template.value} not delivered: {no.reason}",
+                details={"key": key, "answer": no.answer},
+            )
 
     def publish_identity(self) -> None:
         request = self.state.request

@@ -1,32 +1,51 @@
 """Money with the customer: refunds exactly once within the case's limit (R13, R21),
-and charges of a price difference (R22)."""
+and charges of a price difference (R22). A payment the provider declines waits for a
+person (`PaymentDesk.payment_declined`): retried under the same key, or settled another
+way, so the money moves once either way."""
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 from activities.notifications import Template
+from activities.outside import NoType, outside_no
 from activities.payments import (
     PAYMENT_HEARTBEAT_TIMEOUT,
     REFUND_LIMIT_EXCEEDED,
     ChargeOrder,
     PaymentActivities,
+    PaymentConfirmation,
     RefundOrder,
+    SettledElsewhere,
 )
+from domain.case import PaymentResolution, PaymentResolutionKind
 from domain.ledger import PAID_ACTION, LedgerAction, RefundPurpose
 from domain.money import Money
 from domain.policy import refund_limit
-from domain.state import CaseStatus, RefundReceipt
+from domain.state import CaseStatus, DeclinedPayment, PaymentKind, RefundReceipt
 from workflows.steps.casebook import (
     SYSTEM_ACTOR,
     SYSTEM_ROLE,
     CaseBook,
 )
-from workflows.steps.outside import INFRASTRUCTURE_CALL_TIMEOUT
+from workflows.steps.outside import INFRASTRUCTURE_CALL_TIMEOUT, call_outside
 from workflows.steps.timers import wait_until
+
+
+class PaymentDesk(Protocol):
+    """Where a payment step records, and whom it asks when the provider says no (the
+    case's desk)."""
+
+    book: CaseBook
+
+    async def payment_declined(self, declined: DeclinedPayment) -> PaymentResolution:
+        """Wait for a person's resolution of `declined` (recorded, status restored)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +63,7 @@ _REFUND_RETRY = RetryPolicy(
 
 
 async def refund(
-    book: CaseBook,
+    desk: PaymentDesk,
     amount: Money,
     *,
     rule: str,
@@ -59,6 +78,7 @@ async def refund(
     what was paid: less than `amount` when the limit caps it, nothing when it is reached.
     With a `watchdog`, a refund still not through at its deadline is reported on (R13)
     while the retries go on."""
+    book = desk.book
     state = book.state
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
     # Decisions validated against the same limit can still add up past it (two offers
@@ -73,17 +93,21 @@ async def refund(
     # Derived from workflow data only: the same refund keeps the same key on every retry,
     # replay or worker restart, so the provider and the money table see it once.
     key = f"{state.case_id}:refund:{len(state.refunds) + 1}"
-    paying = workflow.start_activity_method(
-        PaymentActivities.issue_refund,
-        RefundOrder(case_id=state.case_id, idempotency_key=key, amount=amount, limit=limit),
-        start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-        heartbeat_timeout=PAYMENT_HEARTBEAT_TIMEOUT,
-        retry_policy=_REFUND_RETRY,
-        summary=f"refund {amount} (R21 key {key})",
-    )
+
+    def pay() -> workflow.ActivityHandle[PaymentConfirmation]:
+        return workflow.start_activity_method(
+            PaymentActivities.issue_refund,
+            RefundOrder(case_id=state.case_id, idempotency_key=key, amount=amount, limit=limit),
+            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+            heartbeat_timeout=PAYMENT_HEARTBEAT_TIMEOUT,
+            retry_policy=_REFUND_RETRY,
+            summary=f"refund {amount} (R21 key {key})",
+        )
+
+    paying = pay()
     if watchdog is not None and not await wait_until(paying.done, watchdog.due, watchdog.label):
         await watchdog.overdue()
-    confirmation = await paying
+    confirmation = await _paid_once(desk, PaymentKind.REFUND, key, amount, paying, pay)
     state.refunds.append(
         RefundReceipt(
             idempotency_key=key,
@@ -123,17 +147,22 @@ async def _nothing_left(
     )
 
 
-async def charge(book: CaseBook, amount: Money, *, rule: str, reason: str) -> None:
+async def charge(desk: PaymentDesk, amount: Money, *, rule: str, reason: str) -> None:
+    book = desk.book
     state = book.state
     key = f"{state.case_id}:charge:{len(state.charges) + 1}"
-    confirmation = await workflow.execute_activity_method(
-        PaymentActivities.charge,
-        ChargeOrder(case_id=state.case_id, idempotency_key=key, amount=amount),
-        start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
-        heartbeat_timeout=PAYMENT_HEARTBEAT_TIMEOUT,
-        retry_policy=_REFUND_RETRY,
-        summary=f"charge {amount} (key {key})",
-    )
+
+    def pay() -> workflow.ActivityHandle[PaymentConfirmation]:
+        return workflow.start_activity_method(
+            PaymentActivities.charge,
+            ChargeOrder(case_id=state.case_id, idempotency_key=key, amount=amount),
+            start_to_close_timeout=INFRASTRUCTURE_CALL_TIMEOUT,
+            heartbeat_timeout=PAYMENT_HEARTBEAT_TIMEOUT,
+            retry_policy=_REFUND_RETRY,
+            summary=f"charge {amount} (key {key})",
+        )
+
+    confirmation = await _paid_once(desk, PaymentKind.CHARGE, key, amount, pay(), pay)
     state.charges.append(
         RefundReceipt(
             idempotency_key=key,
@@ -149,3 +178,41 @@ async def charge(book: CaseBook, amount: Money, *, rule: str, reason: str) -> No
         reason=reason,
         details={"amount_minor": amount.amount_minor, "currency": amount.currency, "key": key},
     )
+
+
+async def _paid_once(
+    desk: PaymentDesk,
+    kind: PaymentKind,
+    key: str,
+    amount: Money,
+    paying: Awaitable[PaymentConfirmation],
+    pay_again: Callable[[], Awaitable[PaymentConfirmation]],
+) -> PaymentConfirmation:
+    """The payment's confirmation, once the provider paid it or a person settled it
+    another way. Each decline goes to a person (R21); a retry pays under the same key,
+    which the provider pays once, so the money moves once whatever the person does."""
+    while True:
+        try:
+            return await paying
+        except ActivityError as error:
+            declined = outside_no(error, NoType.PAYMENT_DECLINED)
+            if declined is None:
+                raise
+        resolution = await desk.payment_declined(
+            DeclinedPayment(
+                kind=kind,
+                idempotency_key=key,
+                amount=amount,
+                reason=declined.reason,
+                answer=declined.answer,
+                status_before=desk.book.state.status,
+            )
+        )
+        if resolution.resolution is PaymentResolutionKind.RETRY:
+            paying = pay_again()
+            continue
+        return await call_outside(
+            PaymentActivities.settle_elsewhere,
+            SettledElsewhere(idempotency_key=key, reference=resolution.reference or ""),
+            summary=f"{kind} {amount} settled another way (R21 key {key})",
+        )

@@ -1,0 +1,1 @@
+"""The outside systems over HTTP, and which one the configuration picks."""

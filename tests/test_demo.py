@@ -1,0 +1,81 @@
+"""`make run`'s demo (infra/run.py) fills every queue an operator works, as the README
+names it, and opening it again (the next `make run`) adds nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from infra import run
+from infra.gateway import CaseGateway
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
+from tests.conftest import eventually
+
+
+async def _cases(pool: asyncpg.Pool) -> dict[str, asyncpg.Record]:
+    rows = await pool.fetch(
+        """SELECT case_id, status, next_deadline, case_view->'escalation'->>'level' AS level
+           FROM cases WHERE order_id LIKE 'DEMO-10%'"""
+    )
+    return {row["case_id"].split("-demo-")[0]: row for row in rows}
+
+
+async def _kept(pool: asyncpg.Pool) -> tuple[int, int]:
+    scans = await pool.fetchval(
+        "SELECT count(*) FROM unmatched_scans WHERE barcode = $1", run.DEMO_UNMATCHED_BARCODE
+    )
+    refused = await pool.fetchval(
+        "SELECT count(*) FROM refused_inputs WHERE source = $1", run.DEMO_SOURCE
+    )
+    return scans, refused
+
+
+async def test_the_demo_fills_every_operators_queue_once(
+    dev_env: WorkflowEnvironment,
+    running_worker: Any,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # R4, R10, R17, R18, R19, R26
+    monkeypatch.setattr(run, "DATA_DIR", tmp_path)  # the demo's anchor, not the project's
+    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
+    async with running_worker(dev_env.client):
+        await run.open_demo_cases(gateway)
+        await run.open_demo_queues(gateway)
+        cases = await eventually(
+            lambda: _cases(pool),
+            lambda found: (
+                len(found) == 12
+                and found["return-DEMO-1012-1"]["status"] == "in_arbitration"
+                and found["return-DEMO-1011-1"]["level"] == "supervisor"
+                and found["return-DEMO-1005-1"]["next_deadline"] is not None
+            ),
+            within_s=60,
+        )
+        kept = await _kept(pool)
+        # The next `make run`: the same cases, nothing kept twice.
+        await run.open_demo_cases(gateway)
+        await run.open_demo_queues(gateway)
+        again = await _cases(pool)
+        kept_again = await _kept(pool)
+    status = {case: row["status"] for case, row in cases.items()}
+    assert status["return-DEMO-1009-1"] == "under_review"
+    assert (status["return-DEMO-1010-1"], cases["return-DEMO-1010-1"]["level"]) == (
+        "under_review", "supervisor"
+    )  # fmt: skip
+    late = cases["return-DEMO-1011-1"]
+    assert late["status"] == "awaiting_delivery"
+    assert late["next_deadline"] < run._demo_anchor()  # a deadline passed
+    assert status["return-DEMO-1012-1"] == "in_arbitration"
+    assert status["return-DEMO-1005-1"] == "rejected"  # within its dispute window
+    assert status["return-DEMO-1006-1"] == "awaiting_evidence"
+    assert status["return-DEMO-1001-1"] == "awaiting_ship_back"
+    assert kept == (1, 1)
+    assert set(again) == set(cases)
+    assert kept_again == kept
