@@ -29,6 +29,7 @@ from tests.desk_site import (
     under_review,
 )
 from tests.oidc_provider import StandInProvider, oidc_provider
+from workflows.steps.casebook import SYSTEM_ACTOR
 
 _HIDDEN = r'name="{}" value="([^"]+)"'
 
@@ -137,6 +138,13 @@ async def test_the_development_sign_in_takes_desk_roles_only(site: DeskSite) -> 
         for role in ("privacy", "service", "warehouse"):
             answer = await client.post("/desk/sign-in", data={
                 "form_token": _hidden(form.text, "form_token"), "person": "eve", "role": role,
+            })  # fmt: skip
+            assert answer.status_code == 422
+        # The ledger's own actors are no person to sign in as (R23).
+        for reserved in (SYSTEM_ACTOR, "ac_shop", "ann smith"):
+            answer = await client.post("/desk/sign-in", data={
+                "form_token": _hidden(form.text, "form_token"), "person": reserved,
+                "role": "agent",
             })  # fmt: skip
             assert answer.status_code == 422
         # Without the sign-in form's own token (another site's form): refused.
