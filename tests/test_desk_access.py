@@ -16,10 +16,15 @@ import pytest
 from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
+from api.app import create_app
 from desk.oidc import OidcProvider
+from desk.router import Desk, DeskSettings
 from domain.case import Reason, Role
 from domain.queues import PAGE_SIZE
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
 from tests.desk_site import (
+    TEMPORAL_UI,
     DeskSite,
     chromium,
     desk_site,
@@ -28,6 +33,7 @@ from tests.desk_site import (
     reaches,
     under_review,
 )
+from tests.identities import IDENTITIES
 from tests.oidc_provider import StandInProvider, oidc_provider
 from workflows.steps.casebook import SYSTEM_ACTOR
 
@@ -249,3 +255,20 @@ async def test_a_queue_pages_by_cursor_and_its_count_is_every_page(site: DeskSit
     assert "Next page" not in second.text
     assert sorted(shown) == sorted(cases)  # every case once, none twice
     await agent.aclose()
+
+
+async def test_off_loopback_the_session_cookie_is_secure(site: DeskSite) -> None:
+    """A desk reached by name (behind the TLS proxy) sets `Secure` cookies; the browser
+    itself is this machine's, as the development sign-in requires."""
+    settings = DeskSettings(temporal_ui_url=TEMPORAL_UI, namespace="default", oidc=None)
+    desk = Desk(site.gateway, site.pool, load_policy_file(DEFAULT_POLICY_FILE), settings)
+    app = create_app(site.gateway, IDENTITIES.authenticator, desk=desk)
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50_000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://desk.example") as client:
+        form = await client.get("/desk/sign-in")
+        signed = await client.post("/desk/sign-in", data={
+            "form_token": _hidden(form.text, "form_token"), "person": "ann", "role": "agent",
+        })  # fmt: skip
+        assert signed.status_code == 303
+        assert "Secure" in signed.headers["set-cookie"]
+        assert "HttpOnly" in signed.headers["set-cookie"]
