@@ -43,7 +43,7 @@ class CaseSnapshot(BaseModel):
     root_cause: str | None
     opened_at: datetime
     closed_at: datetime | None
-    # What the work queues filter on (migration 016, domain/queues.py). Defaults: a
+    # What the work queues filter on (migration 017, domain/queues.py). Defaults: a
     # snapshot built by older code, still in a retried activity's input, reads.
     carrier: str | None = None
     assigned_agent: str | None = None

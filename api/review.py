@@ -28,7 +28,8 @@ from infra.kept_for_review import (
     UnmatchedScan,
 )
 
-ScanId = Annotated[str, Path(min_length=1, max_length=128)]
+# Any text but NUL, which PostgreSQL text cannot hold.
+ScanId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=512)]

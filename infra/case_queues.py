@@ -1,10 +1,10 @@
-"""Case lists and work queues from the PostgreSQL read model (`cases`, migration 016):
+"""Case lists and work queues from the PostgreSQL read model (`cases`, migration 017):
 one query builder for every filter of domain/queues.py, keyset paging, and every queue's
 count in one round trip. No Temporal call: a list answers with no worker running.
 
 Each filter becomes SQL with bound parameters only. The queues' order is the next
 deadline, soonest first, cases with none last (the key `coalesce(next_deadline,
-'infinity')`, which the partial indexes of migration 016 hold for open cases), then the
+'infinity')`, which the partial indexes of migration 017 hold for open cases), then the
 case id; a page ends with a cursor naming its last row, and the next page starts after
 it, so a case inserted meanwhile neither repeats a row nor hides one. A case whose next
 deadline moves between two pages moves in the order too (it is read where it is now)."""
@@ -40,6 +40,7 @@ from infra.blind_index import TrackingNumberIndex
 SHARED_COUNTS_TTL_S = 2.0
 SHARED_QUEUES = [q for q in Queue if q is not Queue.ASSIGNED_TO_ME]
 _CountsKey = tuple[bool, frozenset[EscalationLevel]]
+_Counted = tuple[float, datetime, dict[Queue, int]]
 DEADLINE_KEY = "coalesce(next_deadline, 'infinity'::timestamptz)"
 _ROW_COLUMNS = ", ".join(CaseRow.model_fields)
 _ORDER = {
@@ -126,8 +127,11 @@ class CaseQueues:
         self._pool = pool
         self._tracking = tracking
         # (arbiter's scope?, escalated levels) -> (monotonic time, as of, counts)
-        self._shared_counts: dict[_CountsKey, tuple[float, datetime, dict[Queue, int]]] = {}
+        self._shared_counts: dict[_CountsKey, _Counted] = {}
         self._count_locks: dict[_CountsKey, asyncio.Lock] = {}
+        # The recount running behind stale counts, one per key; kept so it is not
+        # collected while it runs.
+        self._recounts: dict[_CountsKey, asyncio.Task[_Counted]] = {}
 
     async def page(
         self,
@@ -183,21 +187,34 @@ class CaseQueues:
 
     async def counts(self, viewer: Viewer, now: datetime) -> QueueCounts:
         """Every queue's count for `viewer`, as of `at`. The queues every viewer of the
-        same scope and ladder level shares are counted at most once per
-        SHARED_COUNTS_TTL_S for all of them (20 operators refreshing their queues would
-        otherwise count the same 100,000 index entries 20 times over); "assigned to me"
-        is counted for the viewer, live."""
+        same scope and ladder level shares are counted for all of them at once (20
+        operators refreshing their queues would otherwise count the same 100,000 index
+        entries 20 times over): a count older than SHARED_COUNTS_TTL_S is answered as it
+        is while one recount runs behind it, so nobody waits for a recount but the first
+        caller. "Assigned to me" is the viewer's own, counted live."""
         level = queue_filter(Queue.ESCALATED, viewer, now).escalation_levels
         key = (viewer.role is Role.ARBITER, level)
-        lock = self._count_locks.setdefault(key, asyncio.Lock())
-        async with lock:  # one count at a time per key; the others then find it fresh
-            cached = self._shared_counts.get(key)
-            if cached is None or time.monotonic() - cached[0] > SHARED_COUNTS_TTL_S:
-                counted = await self._count(SHARED_QUEUES, viewer, now)
-                cached = self._shared_counts[key] = (time.monotonic(), now, counted)
+        cached = self._shared_counts.get(key)
+        if cached is None:
+            async with self._count_locks.setdefault(key, asyncio.Lock()):
+                cached = self._shared_counts.get(key) or await self._recount(key, viewer, now)
+        elif time.monotonic() - cached[0] > SHARED_COUNTS_TTL_S and key not in self._recounts:
+            recount = asyncio.create_task(self._recount(key, viewer, now))
+            self._recounts[key] = recount
+            # A failed recount (PostgreSQL down) leaves the old counts; the next caller
+            # starts another, and meets the outage in its own count below.
+            recount.add_done_callback(lambda done: done.cancelled() or done.exception())
         _, at, shared = cached
         mine = await self._count([Queue.ASSIGNED_TO_ME], viewer, now)
         return QueueCounts(at=at, counts=shared | mine)
+
+    async def _recount(self, key: _CountsKey, viewer: Viewer, now: datetime) -> _Counted:
+        try:
+            counted = await self._count(SHARED_QUEUES, viewer, now)
+            self._shared_counts[key] = (time.monotonic(), now, counted)
+            return self._shared_counts[key]
+        finally:
+            self._recounts.pop(key, None)
 
     async def _count(
         self, queues: Sequence[Queue], viewer: Viewer, now: datetime

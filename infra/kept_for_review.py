@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, TypeAdapter
 
 from domain.case import WarehouseScan
 
@@ -93,16 +93,20 @@ class InvalidKeptCursorError(ValueError):
     pass
 
 
-def _encode(at: datetime, key: str) -> str:
+def _encode(at: datetime, key: str | int) -> str:
     raw = json.dumps([at.isoformat(), key]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime, str]:
+# Where a page ended: the last row's receipt time and key (a scan id, a refused input's id).
+_SCAN_CURSOR = TypeAdapter(tuple[AwareDatetime, str])
+_INPUT_CURSOR = TypeAdapter(tuple[AwareDatetime, int])
+
+
+def _decode(cursor: str, shape: TypeAdapter[tuple[datetime, Any]]) -> tuple[datetime, Any]:
     try:
-        at, key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), str(key)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
+        return shape.validate_json(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as error:  # pydantic's ValidationError included
         raise InvalidKeptCursorError("not a cursor this API gave out") from error
 
 
@@ -122,7 +126,7 @@ class KeptForReview:
         """Oldest first (the longest waiting parcel first), `limit` at a time."""
         rows = await self._page(
             "unmatched_scans", _SCAN_COLUMNS, "scan_id", "resolved_at", unresolved_only,
-            after, limit,
+            None if after is None else _decode(after, _SCAN_CURSOR), limit,
         )  # fmt: skip
         items = [UnmatchedScan.of(r) for r in rows[:limit]]
         cursor = _encode(items[-1].received_at, items[-1].scan_id) if len(rows) > limit else None
@@ -132,22 +136,21 @@ class KeptForReview:
         self, *, unhandled_only: bool = True, after: str | None = None, limit: int = 50
     ) -> KeptPage[RefusedInput]:
         rows = await self._page(
-            "refused_inputs", _INPUT_COLUMNS, "id", "handled_at", unhandled_only, after, limit
-        )
+            "refused_inputs", _INPUT_COLUMNS, "id", "handled_at", unhandled_only,
+            None if after is None else _decode(after, _INPUT_CURSOR), limit,
+        )  # fmt: skip
         items = [RefusedInput.of(r) for r in rows[:limit]]
-        cursor = _encode(items[-1].received_at, str(items[-1].id)) if len(rows) > limit else None
+        cursor = _encode(items[-1].received_at, items[-1].id) if len(rows) > limit else None
         return KeptPage(items=items, next_cursor=cursor)
 
     async def _page(
         self, table: str, columns: str, key: str, resolved: str, open_only: bool,
-        after: str | None, limit: int,
+        after: tuple[datetime, Any] | None, limit: int,
     ) -> list[asyncpg.Record]:  # fmt: skip
         conditions, args = [f"{resolved} IS NULL"] if open_only else [], list[Any]()
         if after is not None:
-            at, last = _decode(after)
-            # The key compares as text for scans and as a number for refused inputs.
-            args += [at, last]
-            conditions.append(f"(received_at, {key}) > ($1, $2::{_KEY_TYPE[table]})")
+            args += after
+            conditions.append(f"(received_at, {key}) > ($1, $2)")
         where = " AND ".join(conditions) or "true"
         return await self._pool.fetch(
             f"SELECT {columns} FROM {table} WHERE {where} ORDER BY received_at, {key} "
@@ -230,9 +233,6 @@ class KeptForReview:
             f"input_id: refused input {input_id} was already marked handled by "
             f"{kept.handled_by} ({kept.handled_role}) at {kept.handled_at:%Y-%m-%d %H:%M} UTC"
         )
-
-
-_KEY_TYPE = {"unmatched_scans": "text", "refused_inputs": "bigint"}
 
 
 def _same_scan_resolution(

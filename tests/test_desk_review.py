@@ -275,3 +275,31 @@ async def test_each_route_refuses_the_roles_it_does_not_allow(
         assert answer.json()["errors"][0]["field"] == "role"
     unauthenticated = await api.request(method, path, json=body)
     assert unauthenticated.status_code == 401
+
+
+async def test_kept_lists_page_by_cursor_and_refuse_a_forged_one(
+    api: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:  # R26
+    made = {await an_unmatched_scan(api) for _ in range(3)}
+    seen: list[str] = []
+    url = "/unmatched-scans?limit=2&resolved=true"
+    while url:
+        page = (await api.get(url, headers=as_role("agent"))).json()
+        seen += [s["scan_id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        url = f"/unmatched-scans?limit=2&resolved=true&cursor={cursor}" if cursor else ""
+    assert len(seen) == len(set(seen))
+    assert made <= set(seen)
+    assert len(seen) == await pool.fetchval("SELECT count(*) FROM unmatched_scans")
+    first = (await api.get("/unmatched-scans?limit=1&resolved=true",
+                           headers=as_role("agent"))).json()  # fmt: skip
+    scan_cursor = first["next_cursor"]
+    assert scan_cursor is not None
+    for path, token, headers in (
+        ("/unmatched-scans", "bm90LWEtY3Vyc29y", as_role("agent")),
+        # A scan's cursor names a scan id, not a refused input's number.
+        ("/refused-inputs", scan_cursor, as_role("manager")),
+    ):
+        refused = await api.get(f"{path}?cursor={token}", headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "query.cursor"
