@@ -1,11 +1,10 @@
 """The operators' desk end to end: a real chromium (Playwright) against the API and desk
 served by uvicorn, the Temporal dev server, a real worker and PostgreSQL. Screenshots go
-to a temporary folder unless AFTERSALES_SCREENSHOT_DIR says where (docs/ for the README
-and docs/desk.md)."""
+to a temporary folder unless AFTERSALES_SCREENSHOT_DIR says where (tests/browser.py;
+docs/ for the README and docs/desk.md)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from desk.forms import RejectionReason
 from domain.case import Dispute, Role, RootCause, ScanEvent
+from tests.browser import screenshot_path
 from tests.desk_site import (
+    DESK_VIEWPORT,
     TEMPORAL_UI,
     DeskSite,
-    chromium,
     desk_site,
     fresh_request,
     opened,
@@ -37,16 +37,6 @@ async def site(
 ) -> AsyncIterator[DeskSite]:
     async with running_worker(dev_env.client), desk_site(dev_env, pool, task_queue) as served:
         yield served
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
-
-
-def screenshot_path(tmp_path: Path, name: str) -> Path:
-    return Path(os.environ.get("AFTERSALES_SCREENSHOT_DIR", tmp_path)) / name
 
 
 async def find_in_queue(page: Page, site: DeskSite, queue: str, search: str) -> None:
@@ -69,7 +59,7 @@ async def test_r10_an_agent_finds_a_case_needing_a_decision_approves_it_and_it_l
     await expect(page.get_by_role("link", name="Needs a decision")).to_contain_text(str(shown))
     await expect(page.get_by_role("heading", level=1)).to_contain_text(f"({shown} cases")
     await expect(page.get_by_role("link", name=case_id)).to_be_visible()
-    await page.screenshot(path=screenshot_path(tmp_path, "desk-queue.png"), full_page=True)
+    await page.screenshot(path=screenshot_path("desk-queue.png", tmp_path), full_page=True)
     order = case_id.split("-")[1] + "-" + case_id.split("-")[2]
     await find_in_queue(page, site, "needs_decision", order)
     await expect(page.locator("tbody tr")).to_have_count(1)
@@ -81,7 +71,7 @@ async def test_r10_an_agent_finds_a_case_needing_a_decision_approves_it_and_it_l
         page.get_by_role("link", name="Open the run in the Temporal UI")
     ).to_have_attribute("href", f"{TEMPORAL_UI}/namespaces/default/workflows/{case_id}")
     await expect(page.locator("#money-h + dl")).to_contain_text("50.00 EUR as agent")
-    await page.screenshot(path=screenshot_path(tmp_path, "desk-case.png"), full_page=True)
+    await page.screenshot(path=screenshot_path("desk-case.png", tmp_path), full_page=True)
     # On a tablet held upright the page fits its width: nothing scrolls sideways.
     await page.set_viewport_size({"width": 768, "height": 1024})
     assert await page.evaluate("document.documentElement.scrollWidth") <= 768
@@ -117,7 +107,7 @@ async def test_r17_an_agents_offer_above_the_limit_is_refused_in_place_and_a_sup
     await expect(refusal).to_contain_text("R17")
     await expect(refusal).to_contain_text("90.00 EUR is above the agent limit of 50.00 EUR")
     await expect(agent.get_by_label("Amount (EUR)")).to_have_value("90.00")  # kept as typed
-    await agent.screenshot(path=screenshot_path(tmp_path, "desk-refusal.png"), full_page=True)
+    await agent.screenshot(path=screenshot_path("desk-refusal.png", tmp_path), full_page=True)
     # R18: the refused offer sent the case to a supervisor.
     await expect(agent.locator(".summary")).to_contain_text("Escalation: supervisor")
     assert (
@@ -179,7 +169,7 @@ async def test_r26_an_unmatched_scan_attached_to_its_case_moves_the_case_on(
 async def test_a_signed_out_browser_is_sent_to_sign_in_and_back(
     site: DeskSite, browser: Browser
 ) -> None:
-    page = await (await browser.new_context()).new_page()
+    page = await (await browser.new_context(viewport=DESK_VIEWPORT)).new_page()
     for path in ("/desk/queues/late", "/reports/page", "/desk/cases/return-X-1-r1"):
         await page.goto(site.url + path)
         await expect(page.get_by_role("heading", name="Sign in to the desk")).to_be_visible()

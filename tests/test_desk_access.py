@@ -24,9 +24,9 @@ from domain.queues import PAGE_SIZE
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.desk_site import (
+    DESK_VIEWPORT,
     TEMPORAL_UI,
     DeskSite,
-    chromium,
     desk_site,
     fresh_request,
     opened,
@@ -46,12 +46,6 @@ async def site(
 ) -> AsyncIterator[DeskSite]:
     async with running_worker(dev_env.client), desk_site(dev_env, pool, task_queue) as served:
         yield served
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with chromium() as launched:
-        yield launched
 
 
 def _hidden(page: str, name: str) -> str:
@@ -184,7 +178,7 @@ async def oidc_site(
 async def test_oidc_sign_in_with_pkce_state_and_nonce_maps_the_id_token_to_a_person(
     oidc_site: DeskSite, provider: StandInProvider, browser: Browser
 ) -> None:
-    page = await (await browser.new_context()).new_page()
+    page = await (await browser.new_context(viewport=DESK_VIEWPORT)).new_page()
     await page.goto(f"{oidc_site.url}/desk/queues/escalated")
     await page.get_by_role("link", name=f"Sign in with {provider.url}").click()
     # The provider signed olga in; the desk verified her ID token and opened a session.
