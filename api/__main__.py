@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import uvicorn
 import uvloop
 
 from api.app import create_app
+from api.refusal_budget import RefusalBudget
+from api.server import api_server
 from desk.router import Desk, desk_settings
 from infra.database import create_pool
 from infra.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
@@ -25,14 +26,17 @@ async def serve() -> None:
     pool = await create_pool(settings.effective_database_url)
     client = await connect(settings, pool, [GrantingInterceptor(grant_signer(settings))])
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
-    desk = Desk(gateway, pool, policy, desk_settings(settings))
     app = create_app(
-        gateway, authenticator(settings), codec_origins=settings.codec_origins, desk=desk
+        gateway,
+        authenticator(settings),
+        codec_origins=settings.codec_origins,
+        refusal_budget=RefusalBudget(settings.refused_inputs_per_minute),
+        desk=Desk(gateway, pool, policy, desk_settings(settings)),
     )
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
-    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, access_log=False)
+    server = api_server(app, host=settings.api_host, port=settings.api_port, access_log=False)
     try:
-        await uvicorn.Server(config).serve()
+        await server.serve()
     finally:
         await pool.close()
 

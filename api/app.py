@@ -7,7 +7,6 @@ from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
@@ -33,7 +32,9 @@ from api.errors import (
 from api.page_policy import PagePolicy
 from api.paths import CASE_ID_PATTERN, CaseId
 from api.queues import queues_router
-from api.report_page import MEDIA_TYPES, ImageFormat, Plot, render_plot, report_html
+from api.refusal_budget import RefusalBudget, RefusalBudgetGuard
+from api.rendered_reports import RenderedReports
+from api.report_page import MEDIA_TYPES, ImageFormat, Plot
 from api.reports import Section, report_csv
 from api.review import review_router
 from desk.router import Desk
@@ -353,7 +354,7 @@ _SCAN_404 = (
 )
 
 # Every route may answer these (authentication, the body limit, validation, an outage).
-_ANY_ROUTE = (401, 403, 413, 422, 503)
+_ANY_ROUTE = (401, 403, 413, 422, 429, 503)
 
 
 def create_app(
@@ -361,6 +362,7 @@ def create_app(
     authenticator: Authenticator,
     *,
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
+    refusal_budget: RefusalBudget | None = None,
     run_codec: RunCodec | None = None,
     desk: Desk | None = None,
 ) -> FastAPI:
@@ -386,6 +388,11 @@ def create_app(
 
     # The last added runs first: the headers go on every answer, the 413 included.
     app.add_middleware(BodyLimit)
+    # Per proven client, so after authentication; kept on the app for metrics to read.
+    app.state.refusal_budget = budget = refusal_budget or RefusalBudget()
+    app.add_middleware(RefusalBudgetGuard, budget=budget)
+    # R24's page and plots, drawn once per report (kept on the app for metrics to read).
+    app.state.rendered_reports = rendered = RenderedReports()
     # Nothing reads a body before the caller is proven: an unauthenticated 10 MB body is
     # refused before the body limit would count it.
     app.add_middleware(
@@ -418,6 +425,7 @@ def create_app(
                 )
             except DATABASE_DOWN as outage:
                 return await _unavailable(request, outage)
+            budget.spend(request.state.principal.actor)
         return error_response(status_code, errors)
 
     app.add_exception_handler(HTTPException, http_error)
@@ -427,6 +435,7 @@ def create_app(
         errors = [from_message(str(error))]
         if "case_id" not in request.path_params:
             # A carrier's answer to no claim: the gateway kept it (R15).
+            budget.spend(request.state.principal.actor)
             return error_response(status.HTTP_404_NOT_FOUND, errors)
         return await refuse(request, status.HTTP_404_NOT_FOUND, errors)
 
@@ -586,8 +595,7 @@ def create_app(
         _: Annotated[Caller, Depends(staff)],
     ) -> Response:
         """The report as one HTML page for a browser: flagged batches, plots, tables."""
-        report = await gateway.report(filters)
-        return HTMLResponse(await run_in_threadpool(report_html, report))
+        return HTMLResponse(await rendered.page(await gateway.report(filters)))
 
     @app.get(
         "/reports/plots/{plot}.{image_format}",
@@ -602,8 +610,7 @@ def create_app(
         _: Annotated[Caller, Depends(staff)],
     ) -> Response:
         """One plot of the report, PNG or SVG."""
-        report = await gateway.report(filters)
-        image = await run_in_threadpool(render_plot, report, plot, image_format)
+        image = await rendered.plot(await gateway.report(filters), plot, image_format)
         return Response(image, media_type=MEDIA_TYPES[image_format])
 
     # Before `/cases/{case_id}`'s siblings: the lists, queues and what waits for a person.
@@ -623,12 +630,10 @@ def create_app(
         Read from PostgreSQL as of the case's last ledger step (R23), so it answers after
         Temporal's retention and with no worker running. `fresh=true` asks the workflow
         itself (503 naming the worker if none answers); a decision's answer is as fresh."""
-        view = await gateway.status(case_id, fresh=fresh)
-        if caller.role is Role.SERVICE:
-            return view.for_service()
         if caller.role is Role.ARBITER:
-            _disputed(view)
-        return view
+            return await gateway.arbitration_view(case_id, fresh=fresh)
+        view = await gateway.status(case_id, fresh=fresh)
+        return view.for_service() if caller.role is Role.SERVICE else view
 
     @app.get("/cases/{case_id}/ledger", responses=documented(404))
     async def ledger(
@@ -644,10 +649,6 @@ def create_app(
         if caller.role is Role.ARBITER and not trail.disputed:
             raise UnknownCaseError(f"case_id: no case {case_id!r}")
         return trail
-
-    def _disputed(view: CaseView) -> None:
-        if not view.disputed:
-            raise UnknownCaseError(f"case_id: no case {view.case_id!r}")
 
     async def tell(case_id: CaseId, signal: str, message: BaseModel) -> dict[str, str]:
         await gateway.tell(case_id, signal, message)
@@ -784,7 +785,7 @@ def create_app(
         case_id: CaseId, body: RulingBody, caller: Annotated[Caller, Depends(arbiter)]
     ) -> CaseView:
         """R19; a case never disputed answers 404, as for reading it."""
-        _disputed(await gateway.status(case_id, fresh=True))
+        await gateway.arbitration_view(case_id, fresh=True)
         ruled = ArbitrationRuling(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, "apply_ruling", ruled, caller)
 

@@ -250,13 +250,14 @@ class NotPayloadsError(Exception):
 async def _payloads(request: Request) -> list[Payload]:
     try:
         parsed = json_format.Parse(await request.body(), Payloads())
-    except json_format.ParseError as error:
-        raise NotPayloadsError(str(error)) from None
+    except json_format.ParseError:
+        # The parser's words quote the input ("... which is {'a': 1}"): not passed on.
+        raise NotPayloadsError from None
     return list(parsed.payloads)
 
 
-async def _not_payloads(_: Request, error: Exception) -> JSONResponse:
-    message = f"not a Temporal Payloads JSON: {error}"
+async def _not_payloads(_: Request, __: Exception) -> JSONResponse:
+    message = 'not a Temporal Payloads JSON: {"payloads": [{"metadata": {...}, "data": ...}]}'
     return JSONResponse(
         {
             "detail": f"payloads: {message}",

@@ -12,6 +12,7 @@ from fastapi import Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 # What one answer may say: enough for a person, never the size of the input (a body of
 # 10 000 unknown keys would otherwise be 10 000 errors).
@@ -125,16 +126,30 @@ _MEANING = {
     413: "the body is larger than the API takes",
     415: "the body is not JSON",
     422: "a field is invalid (the field and rule are named)",
+    429: "this client's budget of refused input is spent: send writes again after Retry-After",
     503: "PostgreSQL or Temporal cannot be reached right now; send the request again",
 }
 
 
-async def http_error(_: Request, error: Exception) -> JSONResponse:
+async def http_error(request: Request, error: Exception) -> JSONResponse:
     """401, 403, 404 (no such route), 405, 413 in the one shape: nothing was accepted,
     nothing is kept. For the API and the codec server alike."""
     if not isinstance(error, HTTPException):
         raise error
     item = from_message(error.detail)
+    headers = dict(error.headers or {})
     if error.status_code == status.HTTP_401_UNAUTHORIZED:
         item.field = "Authorization"  # the header that lacks a valid credential
-    return error_response(error.status_code, [item], error.headers)
+    if error.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers["Allow"] = allowed_methods(request)
+    return error_response(error.status_code, [item], headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path takes (RFC 9110's Allow on a 405). Starlette's own
+    header names the first route of the path only: `/cases` has one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))

@@ -216,8 +216,16 @@ def judge_batches(
 
 # --- Reports -------------------------------------------------------------------------
 
-# Free-text filters: any value is allowed and one no case has answers empty (not an error).
-FilterValue = Annotated[str, Field(min_length=1, max_length=64)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refused here, naming the field, not deep in SQL.
+    if "\x00" in value:
+        raise ValueError("may not contain NUL (\\x00) characters")
+    return value
+
+
+# Free-text filters: any value but NUL; one no case has answers empty (not an error).
+FilterValue = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul)]
 
 # The case's fields the report's rollups are also kept by, one at a time (migration 015).
 NarrowedBy = Literal["category", "channel", "kind", "reason"]

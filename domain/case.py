@@ -51,7 +51,8 @@ def _known_time_zone(name: str) -> str:
     # OSError: zoneinfo looks the name up as a file path, and the system refuses some
     # (ENAMETOOLONG); left to rise it read as "PostgreSQL cannot be reached" (an OSError).
     except (ZoneInfoNotFoundError, ValueError, OSError) as error:
-        raise ValueError(f"unknown IANA time zone {name!r}") from error
+        # The name is not quoted back: an answer never echoes what it refuses.
+        raise ValueError("not a known IANA time zone name (e.g. Europe/Berlin)") from error
     return name
 
 
@@ -60,12 +61,19 @@ TimeZoneName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator
 
 
 def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
+    # A walk with its own stack, not recursion: a body nesting arrays thousands deep
+    # (the JSON parser takes that much) must not end in a RecursionError (a 500).
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
     return False
 
 

@@ -17,7 +17,7 @@ ISO_4217_CURRENCIES = frozenset(c.alpha_3 for c in pycountry.currencies) - _NOT_
 
 def _iso_4217(code: str) -> str:
     if code not in ISO_4217_CURRENCIES:
-        raise ValueError(f"{code!r} is not an ISO 4217 currency")
+        raise ValueError("not the ISO 4217 code of a currency (e.g. EUR)")
     return code
 
 

@@ -38,6 +38,12 @@ STAFF_BY_AUTHORITY = (Role.MANAGER, Role.SUPERVISOR, Role.AGENT)
 TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                     "EdDSA"]  # fmt: skip
 CLOCK_SKEW = timedelta(seconds=30)
+# The longest credential read at all: an identity provider's token with a few roles is
+# 1-2 KiB; anything longer is refused before it is decoded or its signature checked.
+MAX_CREDENTIAL_CHARS = 8 * 1024
+# RFC 7519's NumericDate claims: JSON numbers. PyJWT would read "9999999999" (a string)
+# as a number; a token that says its times in words is refused.
+_NUMERIC_DATE_CLAIMS = ("exp", "nbf", "iat")
 # A machine credential: `ac_<client name>_<secret>`; a JWT starts with `eyJ`, so the two
 # never collide, and the name finds the stored hash without trying every client.
 MACHINE_CREDENTIAL_PREFIX = "ac_"
@@ -136,6 +142,7 @@ class StaffTokens:
             raise Unauthenticated(f"the token is not from issuer {self._issuer}") from error
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"the token is not valid: {error}") from error
+        _numeric_dates(claims)
         return staff_principal(claims)
 
     def _key(self, key_id: str) -> jwt.PyJWK:
@@ -143,11 +150,11 @@ class StaffTokens:
             try:
                 return self._url_keys.get_signing_key(key_id)
             except jwt.PyJWKClientError as error:
-                raise Unauthenticated(f"the token's key {key_id!r} is not trusted") from error
+                raise Unauthenticated(_UNTRUSTED_KEY) from error
         try:
             return self._keys_from_file()[key_id]
         except KeyError as error:
-            raise Unauthenticated(f"the token's key {key_id!r} is not trusted") from error
+            raise Unauthenticated(_UNTRUSTED_KEY) from error
 
     def _keys_from_file(self) -> jwt.PyJWKSet:
         assert self._file is not None
@@ -157,6 +164,10 @@ class StaffTokens:
             self._file_keys = jwt.PyJWKSet.from_json(self._file.read_text())
             self._file_version = version
         return self._file_keys
+
+
+# The key id is not quoted back: an answer never echoes what it refuses.
+_UNTRUSTED_KEY = "the token's key (kid) is not trusted by this API"
 
 
 def _is_url(jwks: str) -> bool:
@@ -179,9 +190,19 @@ def _subject(claims: dict[str, Any]) -> str:
     return subject
 
 
+def _numeric_dates(claims: dict[str, Any]) -> None:
+    for name in _NUMERIC_DATE_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise Unauthenticated(f"the token's {name} claim is not a number (RFC 7519)")
+
+
 def _staff_roles(claim: object) -> frozenset[Role]:
-    """`roles` as a list (or one string); roles this API does not know confer nothing."""
+    """`roles` as a list of names (or one name); roles this API does not know confer
+    nothing. Anything else in the claim (an object, a nested list) is a malformed token."""
     names = [claim] if isinstance(claim, str) else claim if isinstance(claim, list) else []
+    if not all(isinstance(name, str) for name in names):
+        raise Unauthenticated("the token's roles claim is not a list of role names")
     return frozenset(Role(n) for n in names if n in {r.value for r in STAFF_TOKEN_ROLES})
 
 
@@ -297,6 +318,8 @@ class Authenticator:
         self.machines = machines
 
     def authenticate(self, credential: str) -> Principal:
+        if len(credential) > MAX_CREDENTIAL_CHARS:
+            raise Unauthenticated(f"the token is longer than {MAX_CREDENTIAL_CHARS} characters")
         if credential.startswith(MACHINE_CREDENTIAL_PREFIX):
             return self.machines.verify(credential)
         return self.staff.verify(credential)

@@ -15,13 +15,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import uvicorn
 from pydantic import ValidationError
 from temporalio.client import Client
 
 from api.app import create_app
 from api.codec import RunCodec
 from api.errors import from_validation, one_line
+from api.refusal_budget import RefusalBudget
+from api.server import api_server
 from desk.router import Desk, desk_settings
 from domain.analytics import DeliveredUnits
 from domain.case import (
@@ -344,19 +345,18 @@ async def main() -> None:
         )
         await ensure_batch_alarm_schedule(env.client, settings.task_queue)
         gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
-        api = uvicorn.Server(
-            uvicorn.Config(
-                create_app(
-                    gateway,
-                    authenticator(settings),
-                    codec_origins=[*settings.codec_origins, *ui_origins],
-                    run_codec=run_codec,
-                    desk=Desk(gateway, pool, policy, desk_settings(settings)),
-                ),
-                host=settings.api_host,
-                port=settings.api_port,
-                log_level="warning",
-            )
+        api = api_server(
+            create_app(
+                gateway,
+                authenticator(settings),
+                codec_origins=[*settings.codec_origins, *ui_origins],
+                run_codec=run_codec,
+                refusal_budget=RefusalBudget(settings.refused_inputs_per_minute),
+                desk=Desk(gateway, pool, policy, desk_settings(settings)),
+            ),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
         )
         async with worker:
             serving = asyncio.create_task(api.serve())

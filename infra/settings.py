@@ -27,6 +27,8 @@ DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy.toml"
 EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
 # `make run` creates it with one fresh key when absent; see infra/data_converter.py.
 LOCAL_CODEC_KEYS_FILE = DATA_DIR / "codec-keys"
+# Refused inputs kept per client and minute before its writes answer 429 (api/refusal_budget).
+DEFAULT_REFUSALS_PER_MINUTE = 120
 
 
 class OutsideSystem(StrEnum):
@@ -128,6 +130,12 @@ class Settings(BaseSettings):
         str, Field(validation_alias=AliasChoices("AFTERSALES_TEMPORAL_UI_URL"),
                    pattern=r"^https?://[^\s]+$")
     ] = "http://localhost:8233"  # fmt: skip
+    # How many of one client's inputs may be refused (and kept) per minute before its
+    # writes answer 429 with Retry-After (docs/security.md).
+    refused_inputs_per_minute: Annotated[
+        int,
+        Field(validation_alias=AliasChoices("AFTERSALES_REFUSED_INPUTS_PER_MINUTE"), ge=1),
+    ] = DEFAULT_REFUSALS_PER_MINUTE
     # The outside systems (docs/operations.md, "Outside systems"): a service URL switches
     # one from the sandbox to its HTTP adapter, whose requests are signed with the secret.
     payments_url: Annotated[
@@ -243,6 +251,7 @@ _ENV_NAMES = {
     "oidc_client_id": "AFTERSALES_OIDC_CLIENT_ID",
     "oidc_client_secret": "AFTERSALES_OIDC_CLIENT_SECRET",
     "temporal_ui_url": "AFTERSALES_TEMPORAL_UI_URL",
+    "refused_inputs_per_minute": "AFTERSALES_REFUSED_INPUTS_PER_MINUTE",
     **{
         f"{system}_{part}": f"AFTERSALES_{system.upper()}_{part.upper()}"
         for system in OutsideSystem

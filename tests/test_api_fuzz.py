@@ -6,24 +6,28 @@ refused, valid data accepted. The API and the worker run as their own processes
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import CHECKS, is_check_class, load_all_checks
 from schemathesis.config import ChecksConfig
 from schemathesis.core.result import Ok
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Role
-from tests.identities import IDENTITIES
+from tests.identities import AUDIENCE, IDENTITIES, ISSUER
 from tests.processes import free_port, start_process
 
 TOKENS = {
@@ -42,6 +46,9 @@ def api_url(
         "DATABASE_URL": database_url,
         "AFTERSALES_TASK_QUEUE": "aftersales-fuzz",
         "AFTERSALES_API_PORT": str(port),
+        # The fuzzer is one client per role sending mostly bad input on purpose: a budget
+        # for refused input (tests/test_security_input.py) would stop it early.
+        "AFTERSALES_REFUSED_INPUTS_PER_MINUTE": "1000000",
         **IDENTITIES.environment(),
     }
     logs = tmp_path_factory.mktemp("fuzz")
@@ -158,3 +165,97 @@ async def test_a_chunked_10_mb_body_to_the_running_api_is_413_and_not_kept(
         assert await connection.fetchval(kept, marker) == 0
     finally:
         await connection.close()
+
+
+# Issue 16: shapes the attack run found answering 500 or dropping the connection, as
+# properties against the running API: any nesting depth the JSON parser takes, NUL in
+# any text or query value, and signed staff tokens whose claims have the wrong types.
+_TEXT = st.text(alphabet=st.sampled_from("aZ9-_ \x00é/\\'\"<>"), max_size=12)
+_ODD_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=12,
+)
+_BODY_ROUTES = ["/cases", "/cases/return-O-1-1-r1/evidence", "/cases/return-O-1-1-r1/decision",
+                "/scans", "/deliveries", "/claims/claim-damage_claim-O-1-1-r1/carrier-response",
+                "/codec/decode"]  # fmt: skip
+_REPORT_FILTERS = ["sku", "batch", "category", "channel", "kind", "reason", "from"]
+
+
+def _nested(depth: int, leaf: Any) -> Any:
+    for _ in range(depth):
+        leaf = [leaf]
+    return leaf
+
+
+def _answered_in_the_error_shape(response: httpx.Response) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    body = response.json()
+    assert set(body) >= {"detail", "errors"}, body
+
+
+@given(
+    route=st.sampled_from(_BODY_ROUTES),
+    field=_TEXT,
+    depth=st.integers(min_value=0, max_value=950),
+    leaf=_ODD_JSON,
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)  # fmt: skip
+def test_odd_bodies_never_answer_5xx(
+    api_url: str, route: str, field: str, depth: int, leaf: Any
+) -> None:
+    role = Role.AGENT if route.endswith(("/decision", "/codec/decode")) else Role.SERVICE
+    if route == "/scans":
+        role = Role.WAREHOUSE
+    elif route.endswith("/carrier-response"):
+        role = Role.CARRIER
+    body = json.dumps({field: _nested(depth, leaf)})
+    response = httpx.post(f"{api_url}{route}", content=body, timeout=30,
+                          headers={**TOKENS[role], "Content-Type": "application/json"})  # fmt: skip
+    _answered_in_the_error_shape(response)
+
+
+@given(
+    path=st.sampled_from(["/reports", "/reports/by_sku.csv", "/reports/page",
+                          "/reports/plots/reasons.png"]),
+    filters=st.dictionaries(st.sampled_from(_REPORT_FILTERS), _TEXT, min_size=1),
+)  # fmt: skip
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)  # fmt: skip
+def test_report_filters_with_nul_never_answer_5xx(
+    api_url: str, path: str, filters: dict[str, str]
+) -> None:
+    filters = {name: value + "\x00" for name, value in filters.items()}
+    response = httpx.get(f"{api_url}{path}", params=filters, headers=TOKENS[Role.AGENT],
+                         timeout=30)  # fmt: skip
+    _answered_in_the_error_shape(response)
+
+
+def _staff_token_with(**claims: Any) -> str:
+    now = datetime.now(UTC)
+    return jwt.encode(
+        {"iss": ISSUER, "aud": AUDIENCE, "sub": "agent-odd", "roles": ["agent"],
+         "exp": now + timedelta(minutes=5)} | claims,
+        IDENTITIES.keys.staff_signing_key.read_bytes(), "ES256",
+        headers={"kid": IDENTITIES.keys.key_id},
+    )  # fmt: skip
+
+
+@given(roles=_ODD_JSON, expiry=_ODD_JSON)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=True)  # fmt: skip
+def test_staff_tokens_with_odd_claims_answer_401_never_5xx(
+    api_url: str, roles: Any, expiry: Any
+) -> None:
+    """A list of role names acts (200) or confers nothing known (403); roles holding
+    anything but names, and an expiry that is no number, prove nobody (401)."""
+
+    def answer(token: str) -> int:
+        headers = {"Authorization": f"Bearer {token}"}
+        return httpx.get(f"{api_url}/cases", headers=headers, timeout=30).status_code
+
+    names_only = not isinstance(roles, list) or all(isinstance(r, str) for r in roles)
+    assert answer(_staff_token_with(roles=roles)) in ({200, 403} if names_only else {401})
+    if isinstance(expiry, bool) or not isinstance(expiry, int | float):
+        assert answer(_staff_token_with(exp=expiry)) == 401

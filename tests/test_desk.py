@@ -294,6 +294,8 @@ async def test_r19_an_agent_rejects_with_a_listed_reason_and_the_arbiter_rules_o
     await arbiter.get_by_role("link", name=case_id).click()
     await expect(arbiter.locator(".window")).to_contain_text("the crack was there on arrival")
     await expect(arbiter.locator("form.action")).to_have_count(1)  # ruling is all they do
+    # The merchant's internal notes are not the platform's arbiter's to read.
+    await expect(arbiter.get_by_text("photos were blurry")).to_have_count(0)
     await arbiter.get_by_role("radio", name="the customer").check()
     await arbiter.get_by_label("Why", exact=True).fill("the photos show a crack at delivery")
     await arbiter.get_by_role("button", name="Rule").click()

@@ -173,7 +173,7 @@ def test_times_without_a_zone_are_refused() -> None:  # design: aware UTC everyw
 def test_unknown_time_zone_is_refused() -> None:  # R16 needs a real zone
     from domain.case import Customer
 
-    with pytest.raises(ValidationError, match="unknown IANA time zone"):
+    with pytest.raises(ValidationError, match="not a known IANA time zone"):
         Customer(customer_id="c1", time_zone="Mars/Olympus")
 
 

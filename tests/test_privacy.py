@@ -251,6 +251,43 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     assert "erased" in kept
 
 
+async def test_an_erased_case_answers_410_to_its_request_again_and_404_to_the_arbiter(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
+) -> None:  # R2, R19
+    """Issue 16. Before: the opening request sent again was refused as "different details"
+    (409) and kept in refused_inputs with the customer's real id; the request as stored
+    (pseudonymised) answered 500 (its data key is gone); an arbiter reading the erased,
+    never-disputed case got 410 where an unknown case gets 404."""
+    markers = Markers.fresh()
+    case_id = await a_refunded_case(api, dev_env, markers)
+    erased = await api.post(f"/customers/{markers.customer_id}/erasure",
+                            headers=as_role("privacy", "dpo-dana"))  # fmt: skip
+    assert erased.status_code == 200, erased.text
+    stored = await pool.fetchval("SELECT request FROM case_requests WHERE case_id = $1", case_id)
+    service = as_role("service")
+
+    resent = opening(markers) | {"order_id": stored["order_id"]}
+    again = await api.post("/cases", json=resent, headers=service)
+    stored.pop("received_at")
+    as_stored = await api.post("/cases", json=stored, headers=service)
+
+    assert (again.status_code, as_stored.status_code) == (410, 410), (again.text, as_stored.text)
+    assert "erased" in again.json()["detail"]
+    assert await where_found(pool, markers) == {}
+    # The arbiter: the same 404 as for a case that never existed, for reading and ruling.
+    unknown_id = f"return-O-{uuid.uuid4().hex[:10]}-1-r1"
+    arbiter = as_role("arbiter")
+    ruling = {"action_id": "ru-1", "favour_customer": True, "reason": "the photos show it"}
+    for path, body in (("", None), ("/ruling", ruling)):
+        answers = []
+        for some_id in (case_id, unknown_id):
+            url = f"/cases/{some_id}{path}"
+            answer = await (api.get(url, headers=arbiter) if body is None
+                            else api.post(url, json=body, headers=arbiter))  # fmt: skip
+            answers.append((answer.status_code, answer.json()["detail"].replace(some_id, "ID")))
+        assert answers[0] == answers[1] == (404, "case_id: no case 'ID'"), answers
+
+
 async def _first_payload(env: WorkflowEnvironment, case_id: str) -> Payload:
     """The case's opening input as Temporal holds it (sealed)."""
     history = await env.client.workflow_service.get_workflow_execution_history(

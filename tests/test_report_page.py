@@ -8,17 +8,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import uvicorn
+from matplotlib.figure import Figure
 from playwright.async_api import Browser, ViewportSize, expect
 from temporalio.testing import WorkflowEnvironment
 
 from activities.analytics import AnalyticsActivities
 from activities.notifications import RecordingNotifier
 from api.app import create_app
+from api.report_page import Plot
 from domain.case import Role
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
@@ -28,6 +31,7 @@ from tests.helpers import as_role
 from tests.identities import IDENTITIES
 from tests.processes import free_port
 from tests.test_analytics_data_in import analytics_api
+from tests.test_analytics_reports import delivered
 from tests.test_batch_alarm import a_sku_with_a_bad_batch
 
 SCREENSHOT = "report-page.png"
@@ -158,3 +162,35 @@ async def test_r24_the_report_page_shows_the_flagged_batch_and_its_plots_in_a_br
     assert any(f"{flagged_sku}\tBAD" in row for row in flagged_rows)
     assert not any("TINY" in row for row in flagged_rows)  # below min_units: not flagged
     assert screenshot.stat().st_size > 20_000
+
+
+async def test_r24_a_burst_of_page_views_draws_each_report_once(
+    api: httpx.AsyncClient, flagged_sku: str, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16: 200 page views at once took 55 s, each drawing the four plots afresh. A
+    burst of 50 now draws them once; a change to the data draws them once more."""
+    saved: list[str] = []
+    savefig = Figure.savefig
+
+    def counted(figure: Figure, *args: Any, **kwargs: Any) -> None:
+        saved.append(kwargs.get("format", "?"))  # list.append: safe from the thread pool
+        savefig(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", counted)
+    staff, params = as_role("agent"), {"sku": flagged_sku}
+
+    async def burst() -> list[httpx.Response]:
+        return await asyncio.gather(
+            *(api.get("/reports/page", params=params, headers=staff) for _ in range(50))
+        )
+
+    first = await burst()
+    assert {r.status_code for r in first} == {200}
+    assert len({r.text for r in first}) == 1
+    assert len(saved) == len(Plot)
+    # New data (a delivery for the SKU): a new report, drawn once more, then found again.
+    await delivered(pool, flagged_sku, "LATE", 500)
+    second = await burst()
+    assert len({r.text for r in second}) == 1
+    assert second[0].text != first[0].text
+    assert len(saved) == 2 * len(Plot)

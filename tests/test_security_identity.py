@@ -166,9 +166,18 @@ def _stranger_token() -> str:
                     headers={"kid": IDENTITIES.keys.key_id}),
          "not valid"),
         (_stranger_token, "not valid"),
+        # Issue 16: a roles claim of objects or nested lists was a TypeError (500).
+        (lambda: _staff_token(roles=[{"a": 1}]), "roles claim"),
+        (lambda: _staff_token(roles=[["manager"]]), "roles claim"),
+        # Issue 16: an expiry in words ("9999999999") was read as a number and accepted.
+        (lambda: _staff_token(exp="9999999999"), "exp claim is not a number"),
+        (lambda: _staff_token(iat=True), "iat claim is not a number"),
+        # Issue 16: a 10.6 MB validly signed token was accepted; past 8 KiB it is not read.
+        (lambda: _staff_token(padding="p" * 9_000), "longer than 8192"),
     ],
     ids=["expired", "wrong-audience", "wrong-issuer", "no-expiry", "unknown-kid",
-         "shared-secret-alg", "signed-by-another-key"],
+         "shared-secret-alg", "signed-by-another-key", "roles-of-objects", "roles-nested",
+         "exp-a-string", "iat-a-boolean", "over-8-kib"],
 )  # fmt: skip
 async def test_a_token_that_proves_nothing_is_401(
     api: httpx.AsyncClient, token: Any, why: str
@@ -176,6 +185,15 @@ async def test_a_token_that_proves_nothing_is_401(
     response = await api.get("/cases", headers={"Authorization": f"Bearer {token()}"})
     assert response.status_code == 401
     assert why in response.json()["detail"]
+
+
+async def test_a_refused_tokens_key_id_is_not_echoed(api: httpx.AsyncClient) -> None:
+    """Issue 16: `the token's key '<kid>' is not trusted` quoted the caller's header."""
+    marker = "kid-echo-5be1<script>"
+    token = jwt.encode({"sub": "x"}, "s" * 32, "HS256", headers={"kid": marker})
+    response = await api.get("/cases", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert "kid-echo-5be1" not in response.text
 
 
 async def test_a_revoked_machine_client_is_401(api: httpx.AsyncClient) -> None:  # R23

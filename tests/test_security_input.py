@@ -14,19 +14,26 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jwt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
+from temporalio.testing import WorkflowEnvironment
 
-from api.app import MAX_BODY_BYTES
+from api.app import MAX_BODY_BYTES, create_app
+from api.refusal_budget import RefusalBudget
 from domain.case import Reason, Strict
 from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.policy import R1JudgedBy, check_return_window
 from domain.policy_settings import PolicySettings
+from infra.gateway import CaseGateway
+from infra.policy_file import load_policy_file
+from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role, events
+from tests.identities import IDENTITIES
 
 SERVICE = as_role("service")
 
@@ -462,3 +469,142 @@ async def test_every_error_status_is_documented_with_the_error_model(
                     assert schema.endswith(("/ApiError", "/ScanBatchRefusal")), (path, code)
             if "{case_id}" in path or "{claim_id}" in path:
                 assert "404" in documented, (method, path)
+
+
+# --- Issue 16: odd input the attack run found answering 500 or echoed ----------------
+
+
+def nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("depth", [100, 500, 900])
+async def test_a_body_nesting_arrays_hundreds_deep_is_422_not_500(
+    api: httpx.AsyncClient, depth: int
+) -> None:
+    """Before: a RecursionError in the NUL check (500) for a body 500 deep."""
+    body = opening() | {"notes": nested(depth)}
+    response = await api.post("/cases", content=json.dumps(body), headers=SERVICE | {
+        "Content-Type": "application/json"})  # fmt: skip
+    assert response.status_code == 422, response.text[:300]
+    [error] = assert_error_shape(response)
+    assert error["field"] == "notes"
+    evidence = await api.post("/cases/return-NOPE-1-r1/evidence", headers=SERVICE,
+                              json={"event_id": "e-1", "photos": nested(depth)})  # fmt: skip
+    assert evidence.status_code == 422, evidence.text[:300]
+    assert_error_shape(evidence)
+
+
+REPORT_READS = ["/reports", "/reports/by_batch.csv", "/reports/page",
+                "/reports/plots/return_rate_by_batch.svg"]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["sku", "batch", "category", "channel", "kind", "reason"])
+@pytest.mark.parametrize("path", REPORT_READS)
+async def test_a_nul_in_a_report_filter_is_422_naming_it_r24(
+    api: httpx.AsyncClient, path: str, field: str
+) -> None:
+    """Before: `GET /reports?sku=%00` reached PostgreSQL, which cannot hold NUL (500)."""
+    response = await api.get(f"{path}?{field}=SKU%00", headers=as_role("agent"))
+    assert response.status_code == 422, response.text[:300]
+    [error] = assert_error_shape(response)
+    assert error["field"] == field
+    assert "NUL" in error["message"]
+
+
+ECHO = "echo-5e1f<script>"
+
+
+async def test_no_error_answer_echoes_a_value_it_refuses(api: httpx.AsyncClient) -> None:
+    """docs/contract.md: an error names the field and the rule, never the value sent. A
+    marker goes in each free-form value the attack run saw quoted back (a time zone, a
+    currency, the codec's payloads, a token's key id) and in other values of each kind
+    (body text, query values, headers); no answer may hold it."""
+    staff = as_role("agent")
+    body = opening()
+    with_zone = opening()
+    with_zone["customer"]["time_zone"] = ECHO
+    forged = jwt.encode({"sub": "x"}, "s" * 32, "HS256", headers={"kid": ECHO})
+    answers = [
+        await api.post("/cases", json=with_zone, headers=SERVICE),
+        await api.post("/cases", json=body | {"paid": {"amount_minor": 1, "currency": ECHO}},
+                       headers=SERVICE),
+        await api.post("/cases", json=body | {"paid": {"amount_minor": ECHO, "currency": "EUR"}},
+                       headers=SERVICE),
+        await api.post("/cases", json=body | {"kind": ECHO}, headers=SERVICE),
+        await api.post("/cases", json=body | {"delivered_at": ECHO}, headers=SERVICE),
+        await api.post("/cases", json=body | {"sku": ECHO * 20}, headers=SERVICE),
+        await api.post("/cases", content=f'{{"order_id": {ECHO}}}', headers=SERVICE),
+        await api.post("/codec/decode", json={"payloads": [{"a": ECHO}]}, headers=staff),
+        await api.post("/codec/decode", json={"payloads": ECHO}, headers=staff),
+        await api.get("/cases", headers={"Authorization": f"Bearer {forged}"}),
+        await api.get("/cases", headers={"Authorization": f"Bearer {ECHO}"}),
+        await api.get("/cases", headers={"Authorization": f"{ECHO} token"}),
+        await api.get("/cases", params={"status": ECHO, "limit": ECHO}, headers=staff),
+        await api.get("/reports", params={"from": ECHO, "sku": ECHO * 10}, headers=staff),
+        await api.post("/scans", json={"scans": [{"barcode": ECHO}]},
+                       headers=as_role("warehouse")),
+    ]  # fmt: skip
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, (answer.request.url, answer.text[:300])
+        assert_error_shape(answer)
+        assert "echo-5e1f" not in answer.text, answer.text[:500]
+
+
+async def test_a_405_names_the_methods_the_path_takes(api: httpx.AsyncClient) -> None:
+    """RFC 9110: a 405 carries Allow. Before: `OPTIONS /cases` answered 405 without it."""
+    for method, path, allowed in (("OPTIONS", "/cases", {"GET", "POST"}),
+                                  ("DELETE", "/cases", {"GET", "POST"}),
+                                  ("PUT", "/scans", {"POST"}),
+                                  ("PATCH", "/reports/page", {"GET"})):  # fmt: skip
+        response = await api.request(method, path, headers=SERVICE)
+        assert response.status_code == 405, (method, path)
+        assert set(response.headers["Allow"].replace(" ", "").split(",")) >= allowed
+        assert_error_shape(response)
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_each_client_has_a_budget_of_refused_input_then_429(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str
+) -> None:
+    """Issue 16: staff and machine clients filled refused_inputs at will (~10k rows from
+    one fuzz run). Three refusals a minute here: the fourth write is 429 with Retry-After
+    and nothing of it is kept; other clients and the client's reads go on; a third of a
+    minute later one more refusal is kept."""
+    clock = ManualClock()
+    budget = RefusalBudget(per_minute=3, clock=clock)
+    gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
+    app = create_app(gateway, IDENTITIES.authenticator, refusal_budget=budget)
+    shop, other_shop = as_role("service", "shop-budget"), as_role("service", "shop-other")
+    marker = f"budget-{uuid.uuid4().hex}"
+    bad = opening() | {"order_id": marker, "unknown": 1}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://api") as api:  # fmt: skip
+        within = [await api.post("/cases", json=bad, headers=shop) for _ in range(3)]
+        past = await api.post("/cases", json=bad, headers=shop)
+        valid_past = await api.post("/cases", json=opening(), headers=shop)
+        read = await api.get("/cases/return-NOPE-1-r1", headers=shop)
+        other = await api.post("/cases", json=bad, headers=other_shop)
+        clock.now += 20
+        refilled = await api.post("/cases", json=bad, headers=shop)
+        again_past = await api.post("/cases", json=bad, headers=shop)
+
+    assert [r.status_code for r in within] == [422, 422, 422]
+    for refused in (past, valid_past, again_past):
+        assert refused.status_code == 429, refused.text
+        assert_error_shape(refused)
+        assert 1 <= int(refused.headers["Retry-After"]) <= 20
+    assert (read.status_code, other.status_code, refused.status_code) == (404, 422, 429)
+    assert refilled.status_code == 422
+    assert len(await kept(pool, marker)) == 3 + 1 + 1  # the shop's four, the other's one
+    assert budget.over_budget == {"shop-budget": 3}
