@@ -37,6 +37,7 @@ from api.rendered_reports import RenderedReports
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot
 from api.reports import Section, report_csv
 from api.review import review_router
+from desk.router import Desk
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
@@ -363,8 +364,11 @@ def create_app(
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
     refusal_budget: RefusalBudget | None = None,
     run_codec: RunCodec | None = None,
+    desk: Desk | None = None,
 ) -> FastAPI:
-    """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py)."""
+    """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py).
+    `desk`: the operators' desk (desk/: its pages, and its sign-in for them and for the
+    report page)."""
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -391,10 +395,14 @@ def create_app(
     app.state.rendered_reports = rendered = RenderedReports()
     # Nothing reads a body before the caller is proven: an unauthenticated 10 MB body is
     # refused before the body limit would count it.
-    app.add_middleware(Authentication, authenticator=authenticator)
+    app.add_middleware(
+        Authentication, authenticator=authenticator, desk=desk.gate if desk else None
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PagePolicy)
     app.add_middleware(ServerTiming)
+    if desk is not None:
+        app.include_router(desk.router)
     # The Temporal UI decodes payloads here for operators (staff only).
     app.mount(
         "/codec",
