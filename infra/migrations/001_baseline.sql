@@ -1,12 +1,12 @@
--- The schema of aftersales, whole: what migrations 001-018 built before anything was
--- deployed, folded into one baseline (issue 18). Read top to bottom: the types, the
--- tables (by concern, each column saying why where its name does not), the rows the
--- schema itself needs, the indexes, then the functions and the triggers that call them.
--- A change from here on is a new migration, 002_..., applied after this one
--- (infra/database.py; docs/architecture.md).
+-- The schema of aftersales, whole. Read top to bottom: the types, the tables (by concern,
+-- each column saying why where its name does not), the rows the schema itself needs, the
+-- indexes, then the functions and the triggers that call them.
 --
--- Rules are named as in /work/shared/domain.md (R1..R27); docs/analytics.md, privacy.md,
--- sealing.md and desk.md say more about their parts.
+-- It folds the migrations written before anything was deployed (issue 18; git history
+-- has them, and the test that compared this file's catalog with theirs). A change from
+-- here on is a new migration, 002_..., applied after this one by infra/database.py
+-- (docs/architecture.md, Schema). Rules are named as in ../shared/domain.md (R1..R27);
+-- docs/analytics.md, privacy.md, sealing.md and desk.md say more about their parts.
 
 
 -- ============================================================================ types
