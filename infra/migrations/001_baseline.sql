@@ -831,7 +831,8 @@ CREATE FUNCTION sla_clocks_follow(
               END;
 $$;
 
--- A `due_at` in the details that is not a time is refused by the cast, with the event.
+-- A case's events keep its clocks; a `due_at` in the details that is not a time is
+-- refused by the cast, with the event.
 CREATE FUNCTION sla_clocks_follow_case_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM sla_clocks_follow(false, NEW.case_id, NEW.seq, NEW.occurred_at, NEW.action,
@@ -840,6 +841,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- A claim's events keep its clocks (R15 filing, the carrier's silence).
 CREATE FUNCTION sla_clocks_follow_claim_events() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- claim_events have no role: a carrier is the only actor
@@ -974,6 +976,8 @@ LANGUAGE plpgsql AS $$ BEGIN
         DO UPDATE SET answers = r.answers + EXCLUDED.answers;
 END $$;
 
+-- A case's row inserted or moved: its own rows, and when the fields it is narrowed by
+-- change, its details' rows with it.
 CREATE FUNCTION report_rollups_follow_cases() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     -- An update takes the old contribution out and puts the new one in. The details
@@ -994,6 +998,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- A delivered total inserted or corrected: its month moves by the difference.
 CREATE FUNCTION report_rollups_follow_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO report_delivered_monthly AS r (month, sku, batch, units)
@@ -1033,6 +1038,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- An event that moves money, summed under its case's fields (none yet: summed when the
+-- case's row is inserted).
 CREATE FUNCTION report_rollups_follow_money() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO report_money_daily AS r (narrowed_by, narrowed_to, day, action, currency,
@@ -1046,6 +1053,7 @@ BEGIN
     RETURN NULL;
 END $$;
 
+-- A survey answered, re-answered or withdrawn: its old answers out, its new ones in.
 CREATE FUNCTION report_rollups_follow_surveys() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
