@@ -25,7 +25,7 @@ from infra.alarm_schedule import ensure_batch_alarm_schedule
 from infra.analytics import DELIVERY_CSV_COLUMNS, read_delivery_csv
 from infra.data_converter import key_ring
 from infra.data_keys import rewrap
-from infra.database import create_pool, migrate
+from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.edge_identity import authenticator, grant_signer, mint_dev_token
 from infra.gateway import (
     SIGNALS,
@@ -451,7 +451,7 @@ async def _import_deliveries(gateway: CaseGateway, csv_file: str) -> int:
 def main() -> None:
     try:
         sys.exit(asyncio.run(run(sys.argv[1:])))
-    except (ConfigurationError, PolicyFileError) as error:
+    except (ConfigurationError, PolicyFileError, ForeignSchemaError) as error:
         sys.exit(f"starter: {error}")
     except OSError as error:
         print(f"starter: {error}", file=sys.stderr)

@@ -20,7 +20,7 @@ from activities.payments import PaymentActivities, PaymentProvider
 from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
 from infra.alarm_schedule import batch_alarm_schedule_missing
-from infra.database import create_pool, migrate
+from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.edge_identity import grant_verifier
 from infra.grants import GrantCheckInterceptor, GrantVerifier
 from infra.outside.systems import outside_systems
@@ -140,7 +140,7 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except ConfigurationError as error:
+    except (ConfigurationError, ForeignSchemaError) as error:
         sys.exit(f"worker: {error}")
     except KeyboardInterrupt:
         pass

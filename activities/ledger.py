@@ -43,8 +43,8 @@ class CaseSnapshot(BaseModel):
     root_cause: str | None
     opened_at: datetime
     closed_at: datetime | None
-    # What the work queues filter on (migration 017, domain/queues.py). Defaults: a
-    # snapshot built by older code, still in a retried activity's input, reads.
+    # What the work queues filter on (the schema's `cases` columns, domain/queues.py).
+    # Defaults: a snapshot built by older code, still in a retried activity's input, reads.
     carrier: str | None = None
     assigned_agent: str | None = None
     escalation_level: str = EscalationLevel.NONE.value

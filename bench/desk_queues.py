@@ -4,7 +4,7 @@ does, and 20 operators at once, each going through its queues with their counts,
 further, a filtered list, a search, a case's ledger and the case itself, through the real
 API process (bench/stack.py), beside the API's plain `GET /cases/{id}`. Latency is the
 server's own (`Server-Timing`, api/app.py), p50/p95/p99 per route; the client's is
-listed too. Then what the queues' columns and indexes (migration 017) cost each ledger
+listed too. Then what the queues' columns and indexes (`cases_open_*`) cost each ledger
 step: the real step (LedgerActivities.record_step) timed with and without them.
 
 `python -m bench.desk_queues` prints JSON and writes bench/desk_queues_results.json."""
@@ -42,14 +42,14 @@ OPERATORS = 20
 ROUNDS_WORKING, ROUNDS_SATURATED = 6, 12
 THINK_S = 1.0
 AGENTS = 40
-STEPS = 500  # ledger steps timed with, then without, migration 017's indexes (twice)
+STEPS = 500  # ledger steps timed with, then without, the queues' indexes (twice)
 OUT = Path(__file__).parent / "desk_queues_results.json"
 OPEN_STATUSES = [
     "under_review", "awaiting_evidence", "awaiting_ship_back", "in_return_transit",
     "awaiting_inspection", "refund_due", "awaiting_remedy_choice", "awaiting_refund_consent",
     "in_arbitration",
 ]  # fmt: skip
-# Migration 017's indexes: dropped for the "without" half of the write cost.
+# The queues' indexes: dropped for the "without" half of the write cost.
 QUEUE_INDEXES = [
     "cases_open_by_deadline_idx", "cases_open_status_idx", "cases_open_assignee_idx",
     "cases_open_escalated_idx", "cases_open_breached_idx",
@@ -228,7 +228,7 @@ async def ledger_steps_ms(pool: asyncpg.Pool, first_seq: int) -> list[float]:
 
 
 async def write_cost(pool: asyncpg.Pool) -> dict[str, float]:
-    """The ledger step's median with and without migration 017's indexes, alternated
+    """The ledger step's median with and without the queues' indexes, alternated
     (with, without, with, without) so the machine's other load falls on both alike."""
     definitions = [
         row["indexdef"]

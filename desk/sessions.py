@@ -1,6 +1,6 @@
-"""Signed-in browsers, kept in PostgreSQL (migration 018): a random id in an HttpOnly
-cookie, its sha256 and the person's proven identity in `desk_sessions`, with the CSRF
-token every desk form carries (a synchronizer token, tied to the session)."""
+"""Signed-in browsers, kept in PostgreSQL (`desk_sessions`): a random id in an HttpOnly
+cookie, its sha256 and the person's proven identity in that table, with the CSRF token
+every desk form carries (a synchronizer token, tied to the session)."""
 
 from __future__ import annotations
 

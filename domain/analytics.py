@@ -227,7 +227,8 @@ def _no_nul(value: str) -> str:
 # Free-text filters: any value but NUL; one no case has answers empty (not an error).
 FilterValue = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul)]
 
-# The case's fields the report's rollups are also kept by, one at a time (migration 015).
+# The case's fields the report's rollups are also kept by, one at a time (the schema's
+# `report_narrowing`).
 NarrowedBy = Literal["category", "channel", "kind", "reason"]
 NARROWING_FIELDS: tuple[NarrowedBy, ...] = ("category", "channel", "kind", "reason")
 
@@ -260,7 +261,7 @@ class ReportFilters(BaseModel):
 
     def rollup_narrowing(self) -> Narrowing | None:
         """How the report's rollups are narrowed to these filters: a date range with none
-        or one of the fields they are kept by (migration 015); None when more narrows the
+        or one of the fields they are kept by; None when more narrows the
         report, read off the base tables."""
         fields = self.model_dump(exclude={"from_day", "to_day"}, exclude_none=True)
         if not fields:
@@ -470,7 +471,7 @@ class ClockRule:
     or, with `while_status`, leaves them: judged only if already past due then, as a
     breach. With `while_status` a clock runs while the case is in one of them, from
     entering (or the previous clock's end). `due`: see DueAt; with the claim's deadline, a
-    start action that is also an end ends the clock at once. Migration 013 keeps the
+    start action that is also an end ends the clock at once. `sla_clock_rules` keeps the
     same rules in SQL (a test holds the two equal)."""
 
     rule: str

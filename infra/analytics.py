@@ -174,7 +174,7 @@ class AnalyticsStore:
     async def batch_counts(self) -> list[BatchCounts]:
         """Every batch with delivered units: its units and its returned units (cases that
         name it, of the kinds and reasons that send an item back)."""
-        # All time: the monthly rollups (migration 014) hold it whole.
+        # All time: the monthly rollups hold it whole.
         rows = await self._pool.fetch(
             """WITH delivered AS (
                    SELECT sku, batch, sum(units)::bigint AS units
@@ -344,8 +344,8 @@ def _opened(first: date, last: date, params: list[object]) -> str:
 class ReportReader:
     """The report's queries, one connection, one snapshot (REPEATABLE READ): every
     section counts the same cases. With `rollups` (the filters name a date range and at
-    most one of the fields the rollups are narrowed by), the sections read migrations 014
-    and 015's rollups rather than the cases, ledgers and clocks; they answer the same
+    most one of the fields the rollups are narrowed by), the sections read the report
+    rollups (`report_*`) rather than the cases, ledgers and clocks; they answer the same
     (tests/test_analytics_rollups.py)."""
 
     def __init__(
@@ -465,7 +465,7 @@ class ReportReader:
         return [ReasonRow(**dict(r)) for r in rows]
 
     async def time_to_resolve(self) -> list[ResolveRow]:
-        """p50 and p90 in whole hours rounded up (migration 014's report_hours): the
+        """p50 and p90 in whole hours rounded up (the schema's report_hours): the
         rollups keep no finer durations, and the cases are read the same way."""
         params: list[object] = []
         closed = """SELECT c.kind, c.reason, report_hours(c.closed_at - c.opened_at) AS hours,
@@ -541,7 +541,7 @@ class ReportReader:
     async def _sla_counts_searched(
         self, clock: ClockRule, deadline: timedelta, as_of: datetime
     ) -> tuple[int, int]:
-        # Each clock as the ledger triggers keep it (migrations 012, 013), its end already
+        # Each clock as the ledger triggers keep it (`sla_clocks`), its end already
         # found: one that ended by its step is judged; one still running or stopped
         # without its step only once late, as a breach.
         params: list[object] = []
@@ -558,7 +558,7 @@ class ReportReader:
     async def _sla_counts(
         self, clock: ClockRule, deadline: timedelta, hours: int, as_of: datetime
     ) -> tuple[int, int]:
-        # Ended clocks as migration 014 keeps them: late as judged when they ended, or
+        # Ended clocks as `report_sla_daily` keeps them: late as judged when they ended, or
         # by whole hours taken beyond the grace against the length's.
         params: list[object] = [hours, clock.clock.value]
         ended = await self._conn.fetchrow(

@@ -1,5 +1,5 @@
 """Internal notes on a case: staff free text, recorded under its author beside the case's
-ledger (migration 017 `case_notes`) and read with it (`GET /cases/{id}/ledger`).
+ledger (`case_notes`) and read with it (`GET /cases/{id}/ledger`).
 
 Straight into PostgreSQL, not through the workflow: a note decides nothing and the case
 never reads it, so sending it through Temporal would only add personal free text to a

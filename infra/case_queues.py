@@ -1,10 +1,10 @@
-"""Case lists and work queues from the PostgreSQL read model (`cases`, migration 017):
+"""Case lists and work queues from the PostgreSQL read model (`cases`, infra/migrations):
 one query builder for every filter of domain/queues.py, keyset paging, and every queue's
 count in one round trip. No Temporal call: a list answers with no worker running.
 
 Each filter becomes SQL with bound parameters only. The queues' order is the next
 deadline, soonest first, cases with none last (the key `coalesce(next_deadline,
-'infinity')`, which the partial indexes of migration 017 hold for open cases), then the
+'infinity')`, which the schema's partial indexes `cases_open_*` hold for open cases), then the
 case id; a page ends with a cursor naming its last row, and the next page starts after
 it, so a case inserted meanwhile neither repeats a row nor hides one. A case whose next
 deadline moves between two pages moves in the order too (it is read where it is now)."""

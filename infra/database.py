@@ -22,6 +22,10 @@ class DatabaseUnreachableError(ConnectionError):
     pass
 
 
+class ForeignSchemaError(RuntimeError):
+    """The database records a migration under a number this code gives another one."""
+
+
 async def _reset_if_needed(connection: asyncpg.Connection) -> None:
     """Our sessions keep no state between uses (advisory locks are transaction-scoped; no
     LISTEN, no SET): instead of the pool's reset query on every release, only a
@@ -71,8 +75,11 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
                        name text NOT NULL,
                        applied_at timestamptz NOT NULL DEFAULT now())"""
             )
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-            for version, name, sql in _migrations():
+            recorded = await conn.fetch("SELECT version, name FROM schema_migrations")
+            done = {r["version"]: r["name"] for r in recorded}
+            migrations = _migrations()
+            _refuse_foreign_history(done, migrations)
+            for version, name, sql in migrations:
                 if version in done:
                     continue
                 async with conn.transaction():
@@ -86,3 +93,24 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
     return applied_now
+
+
+def _refuse_foreign_history(done: dict[int, str], migrations: list[tuple[int, str, str]]) -> None:
+    """A recorded migration this code names otherwise means another schema history: a
+    development database built by the chain 001_ledger.sql..018 that 001_baseline.sql
+    replaced (nothing had been deployed), or one from another branch. Migrating on would
+    skip the baseline and leave the schema unknown, so the process stops and says what to
+    do. Versions this code does not have yet (a newer release migrated) are left alone."""
+    ours = {version: name for version, name, _ in migrations}
+    foreign = sorted(
+        (version, name) for version, name in done.items() if ours.get(version, name) != name
+    )
+    if foreign:
+        version, name = foreign[0]
+        raise ForeignSchemaError(
+            f"this database records migration {name} as version {version}, which this "
+            f"code names {ours[version]}: its schema comes from another migration history "
+            "(before issue 18, migrations 001-018 were folded into 001_baseline.sql). "
+            "Nothing in it was deployed data: recreate it (`make clean` for make run's "
+            "embedded .data/postgres, or drop the database) and start again."
+        )

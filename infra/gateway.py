@@ -376,7 +376,7 @@ class CaseGateway:
         nothing of cases that are not theirs to rule on: one read of the read model
         decides, alike (and in about the same time) for an unknown case, an erased one
         and another that was never disputed. An erased case keeps whether it was disputed
-        there (migration 010); it then answers 410 as for staff."""
+        there (`cases.case_view`); it then answers 410 as for staff."""
         if not await self._pool.fetchval(
             "SELECT (case_view ->> 'disputed')::boolean FROM cases WHERE case_id = $1", case_id
         ):

@@ -1,5 +1,6 @@
 """A customer's erasure (GDPR art. 17) and the retention rule, as docs/privacy.md states
-them. The SQL that redacts lives in migration 009, so erasure and retention redact alike."""
+them. The SQL that redacts lives in the schema (`redact_free_text`), so erasure and
+retention redact alike."""
 
 from __future__ import annotations
 

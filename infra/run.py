@@ -46,7 +46,7 @@ from domain.money import Money
 from domain.state import CaseStatus
 from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID, ensure_batch_alarm_schedule
 from infra.data_converter import data_converter_for, ensure_local_key_file
-from infra.database import create_pool, migrate
+from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
 from infra.edge_identity import (
     authenticator,
@@ -393,5 +393,5 @@ async def main() -> None:
 if __name__ == "__main__":
     try:
         asyncio.run(main())
-    except (ConfigurationError, PolicyFileError) as error:
+    except (ConfigurationError, PolicyFileError, ForeignSchemaError) as error:
         sys.exit(f"make run: {error}")

@@ -1,7 +1,7 @@
-"""R24 at scale: SLA compliance read off the clocks the ledger triggers keep (migration
-012) answers exactly what searching the ledgers' events answers, and every section read
-off migration 014's rollups (SLA: every clock, 013's included) exactly what the base
-tables answer, on random histories, on real PostgreSQL."""
+"""R24 at scale: SLA compliance read off the clocks the ledger triggers keep
+(`sla_clocks`) answers exactly what searching the ledgers' events answers, and every
+section read off the report rollups (SLA: every clock, R10, R14 and R15's included)
+exactly what the base tables answer, on random histories, on real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ async def test_r24_sla_from_the_kept_clocks_equals_the_ledger_search(
     assert judged >= 20  # the histories did start and end clocks
 
 
-# --- Migration 014's rollups answer what the base tables answer ---------------------
+# --- The report rollups answer what the base tables answer ---------------------------
 
 LEVELS = ["very_satisfied", "satisfied", "dissatisfied", "very_dissatisfied"]
 MONEY_ACTIONS = ["refund_issued", "compensation_paid", "price_difference_charged"]
@@ -157,7 +157,7 @@ def a_moment(rng: random.Random, days: int) -> datetime:
                              microseconds=rng.randint(0, 999_999))  # fmt: skip
 
 
-# The fields a report may narrow the rollups by alone (migration 015), and their values.
+# The fields a report may narrow the rollups by alone (`report_narrowing`), and their values.
 NARROWED_BY: dict[str, list[str]] = {
     "category": ["apparel", "electronics", "home"],
     "channel": ["web", "app", "phone_agent"],
@@ -352,7 +352,7 @@ async def test_r24_every_section_from_the_rollups_equals_the_base_tables(
     counted = sorted(await AnalyticsStore(pool).batch_counts(), key=lambda b: (b.sku, b.batch))
     assert counted == sorted((BatchCounts(**dict(r)) for r in reference),
                              key=lambda b: (b.sku, b.batch))  # fmt: skip
-    # The histories did reach every section, and every way 013's clocks are judged.
+    # The histories did reach every section, and every way the R10, R14, R15 clocks are judged.
     assert all(whole[name] for name in whole)
     assert sum(row.met + row.breached for row in whole["sla"]) >= 20  # type: ignore[attr-defined]
     kept = {

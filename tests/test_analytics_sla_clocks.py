@@ -1,5 +1,6 @@
-"""R24: the SLA clocks migration 013 adds, kept by the ledger triggers and judged by the
-report: R10 first contact, R14 daily follow-ups, R15 claim filing (due at a date)."""
+"""R24: the SLA clocks with their own rules of ending (`sla_clock_rules`), kept by the
+ledger triggers and judged by the report: R10 first contact, R14 daily follow-ups, R15
+claim filing (due at a date)."""
 
 from __future__ import annotations
 
@@ -236,8 +237,9 @@ async def test_r15_a_claims_event_without_its_claim_row_is_refused(pool: asyncpg
 async def test_r24_the_new_clocks_followed_afresh_equal_what_the_trigger_kept(
     pool: asyncpg.Pool,
 ) -> None:
-    """Migration 013 follows the events written before it with the trigger's own function
-    (`only_clocks`): run it again over a case's events, the same clocks come out."""
+    """A clock rule added later follows the events written before it with the trigger's
+    own function (`only_clocks`, as 013 did before the baseline folded it): run it again
+    over a case's events, the same clocks come out."""
     sku = a_sku()
     start = NOW - timedelta(days=2)
     case = await a_case(pool, sku)
