@@ -11,7 +11,7 @@ from temporalio import activity
 
 from domain.ledger import LedgerAction
 from domain.policy import refund_limit
-from domain.state import CaseState
+from domain.state import CaseState, EscalationLevel
 from domain.view import CaseView
 
 
@@ -43,6 +43,13 @@ class CaseSnapshot(BaseModel):
     root_cause: str | None
     opened_at: datetime
     closed_at: datetime | None
+    # What the work queues filter on (migration 017, domain/queues.py). Defaults: a
+    # snapshot built by older code, still in a retried activity's input, reads.
+    carrier: str | None = None
+    assigned_agent: str | None = None
+    escalation_level: str = EscalationLevel.NONE.value
+    sla_breached_at: datetime | None = None
+    disputed: bool = False
     case_view: CaseView
 
     @classmethod
@@ -73,6 +80,11 @@ class CaseSnapshot(BaseModel):
             root_cause=state.root_cause.value if state.root_cause else None,
             opened_at=state.opened_at,
             closed_at=state.closed_at,
+            carrier=request.carrier,
+            assigned_agent=state.assigned_agent,
+            escalation_level=state.escalation.level.value,
+            sla_breached_at=min((b.breached_at for b in state.sla_breaches), default=None),
+            disputed=state.dispute is not None,
             case_view=CaseView.of(state),
         )
 

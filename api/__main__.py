@@ -9,6 +9,7 @@ import uvloop
 from api.app import create_app
 from api.refusal_budget import RefusalBudget
 from api.server import api_server
+from desk.router import Desk, desk_settings
 from infra.database import create_pool
 from infra.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
@@ -30,6 +31,7 @@ async def serve() -> None:
         authenticator(settings),
         codec_origins=settings.codec_origins,
         refusal_budget=RefusalBudget(settings.refused_inputs_per_minute),
+        desk=Desk(gateway, pool, policy, desk_settings(settings)),
     )
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
     server = api_server(app, host=settings.api_host, port=settings.api_port, access_log=False)

@@ -1,6 +1,7 @@
 """Routes: thin translations between HTTP and the case gateway; no business rules."""
 
 import json
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any
@@ -29,10 +30,14 @@ from api.errors import (
     one_line,
 )
 from api.page_policy import PagePolicy
+from api.paths import CASE_ID_PATTERN, CaseId
+from api.queues import queues_router
 from api.refusal_budget import RefusalBudget, RefusalBudgetGuard
 from api.rendered_reports import RenderedReports
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot
 from api.reports import Section, report_csv
+from api.review import review_router
+from desk.router import Desk
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
@@ -65,13 +70,12 @@ from domain.case import (
 )
 from domain.claim import CarrierResponse
 from domain.money import Money
-from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, ServiceView
 from infra.analytics import DeliveryOutcome
+from infra.case_notes import NoteIdTakenError, UnknownNoteCaseError
 from infra.gateway import (
     CaseErasedError,
     CaseGateway,
-    CaseSummary,
     ReceiptRefusedError,
     RefusedDecisionError,
     RefusedInputError,
@@ -79,14 +83,12 @@ from infra.gateway import (
     WorkerUnavailableError,
 )
 from infra.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
+from infra.kept_for_review import AlreadyResolvedError, UnknownKeptItemError
 from infra.outages import DATABASE_DOWN, unreachable_service
 from infra.privacy import CustomerHasOpenCasesError, ErasureReport
 
 MAX_BODY_BYTES = 256 * 1024
 RETRY_AFTER_S = 5
-# `<kind>-<order>-<line>-<request>`, each part a business key (R2).
-_CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
-CaseId = Annotated[str, Path(min_length=7, max_length=220, pattern=_CASE_ID_PATTERN)]
 CustomerId = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 TEMPORAL_DEV_UI_ORIGIN = "http://localhost:8233"
 
@@ -139,7 +141,7 @@ class RulingBody(Strict):
 
 class ScanSubmission(ScanReport):
     barcode: str = Field(
-        min_length=7, max_length=220, pattern=_CASE_ID_PATTERN,
+        min_length=7, max_length=220, pattern=CASE_ID_PATTERN,
         description="the return label's barcode: the case id",
     )  # fmt: skip
 
@@ -235,6 +237,30 @@ class SecurityHeaders:
             await send(message)
 
         await self._app(scope, receive, with_headers)
+
+
+class ServerTiming:
+    """`Server-Timing: app;dur=<ms>` on every answer (W3C Server Timing): how long the API
+    took until its answer started, authentication included. Browsers' developer tools
+    show it, and bench/desk_queues.py reads it, so a latency is the server's own, not
+    the load generator's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                taken_ms = (time.perf_counter() - started) * 1000
+                MutableHeaders(scope=message)["Server-Timing"] = f"app;dur={taken_ms:.1f}"
+            await send(message)
+
+        await self._app(scope, receive, timed)
 
 
 class _DuplicateKeyError(json.JSONDecodeError):
@@ -338,8 +364,11 @@ def create_app(
     codec_origins: Sequence[str] = (TEMPORAL_DEV_UI_ORIGIN,),
     refusal_budget: RefusalBudget | None = None,
     run_codec: RunCodec | None = None,
+    desk: Desk | None = None,
 ) -> FastAPI:
-    """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py)."""
+    """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py).
+    `desk`: the operators' desk (desk/: its pages, and its sign-in for them and for the
+    report page)."""
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
@@ -366,9 +395,14 @@ def create_app(
     app.state.rendered_reports = rendered = RenderedReports()
     # Nothing reads a body before the caller is proven: an unauthenticated 10 MB body is
     # refused before the body limit would count it.
-    app.add_middleware(Authentication, authenticator=authenticator)
+    app.add_middleware(
+        Authentication, authenticator=authenticator, desk=desk.gate if desk else None
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PagePolicy)
+    app.add_middleware(ServerTiming)
+    if desk is not None:
+        app.include_router(desk.router)
     # The Temporal UI decodes payloads here for operators (staff only).
     app.mount(
         "/codec",
@@ -414,6 +448,19 @@ def create_app(
         return await refuse(
             request, status.HTTP_409_CONFLICT, [from_refusal(str(error), error.rule)]
         )
+
+    @app.exception_handler(UnknownKeptItemError)
+    async def unknown_kept(_: Request, error: UnknownKeptItemError) -> JSONResponse:
+        return error_response(status.HTTP_404_NOT_FOUND, [from_message(str(error))])
+
+    @app.exception_handler(UnknownNoteCaseError)
+    async def unknown_note_case(request: Request, error: UnknownNoteCaseError) -> JSONResponse:
+        return await refuse(request, status.HTTP_404_NOT_FOUND, [from_message(str(error))])
+
+    @app.exception_handler(AlreadyResolvedError)
+    @app.exception_handler(NoteIdTakenError)
+    async def taken(request: Request, error: ValueError) -> JSONResponse:
+        return await refuse(request, status.HTTP_409_CONFLICT, [from_message(str(error))])
 
     @app.exception_handler(CaseErasedError)
     async def erased_case(_: Request, error: CaseErasedError) -> JSONResponse:
@@ -566,14 +613,9 @@ def create_app(
         image = await rendered.plot(await gateway.report(filters), plot, image_format)
         return Response(image, media_type=MEDIA_TYPES[image_format])
 
-    @app.get("/cases")
-    async def list_cases(
-        _: Annotated[Caller, Depends(staff)],
-        status_is: Annotated[CaseStatus | None, Query(alias="status")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    ) -> list[CaseSummary]:
-        """The newest cases first, from the PostgreSQL read model."""
-        return await gateway.list_cases(status=status_is.value if status_is else None, limit=limit)
+    # Before `/cases/{case_id}`'s siblings: the lists, queues and what waits for a person.
+    app.include_router(queues_router(gateway, _StrictJSONRoute))
+    app.include_router(review_router(gateway, _StrictJSONRoute))
 
     @app.get("/cases/{case_id}", responses=documented(404, 410))
     async def read_case(
@@ -602,7 +644,8 @@ def create_app(
         (for a disputed case only, else 404) the arbiter. Customers are named by role, and
         complaint words, messages as they arrived and photo URLs (a count) are left out,
         as in the working view (docs/privacy.md)."""
-        trail = await gateway.ledger(case_id)
+        # Internal notes are the merchant's own: not for the platform's arbiter.
+        trail = await gateway.ledger(case_id, with_notes=caller.role is not Role.ARBITER)
         if caller.role is Role.ARBITER and not trail.disputed:
             raise UnknownCaseError(f"case_id: no case {case_id!r}")
         return trail

@@ -21,6 +21,7 @@ from api.codec import (
     is_run_codec_request,
     session_authorization,
 )
+from desk.gate import DESK_PATH, DeskGate, is_browser_page
 from domain.case import Role
 from infra.identity import (
     Authenticator,
@@ -41,9 +42,15 @@ PUBLIC_PATHS = frozenset(
 
 
 class Authentication:
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    """`desk`: the operators' desk, whose pages (and the report page, when no bearer token
+    or codec session comes with it) are proven by its own session cookie instead."""
+
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, desk: DeskGate | None = None
+    ) -> None:
         self._app = app
         self._authenticator = authenticator
+        self._desk = desk
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -55,6 +62,14 @@ class Authentication:
             await self._app(scope, receive, send)
             return
         authorization = Headers(scope=scope).get("authorization") or session_authorization(scope)
+        on_desk = scope["path"] == DESK_PATH or scope["path"].startswith(f"{DESK_PATH}/")
+        if (
+            self._desk is not None
+            and (on_desk or authorization is None)
+            and is_browser_page(scope["path"])
+        ):
+            await self._desk.admit(scope, receive, send, self._app)
+            return
         try:
             principal = await self._prove(authorization)
         except Unauthenticated as problem:

@@ -7,6 +7,8 @@ made it, so a page added later is covered without thinking of it.
 - A Content-Security-Policy that allows no script at all on the API's own pages (they
   have none: the session form, the report page with its inline PNG plots and one inline
   style sheet), forms posted only back to the API, no <base> to redirect relative links.
+- The desk's pages (desk/) load its own script and style sheet from this origin, and
+  nothing inline.
 - FastAPI's interactive docs (/docs, /redoc) are built from scripts and styles on
   jsDelivr's CDN with an inline bootstrap script: their policy allows exactly that CDN
   and nothing else a page could load."""
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from desk.gate import DESK_PATH
 
 # Documents a browser renders (and could run script in) rather than hands to a script.
 _DOCUMENT_TYPES = ("text/html", "image/svg+xml")
@@ -27,6 +31,11 @@ DOCS_POLICY = (
     f"worker-src blob:; {_EVERY_PAGE}"
 )
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# The desk's pages run its own script and style sheet (served by the API, none inline).
+DESK_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    f"connect-src 'self'; {_EVERY_PAGE}"
+)
 
 
 class PagePolicy:
@@ -37,7 +46,12 @@ class PagePolicy:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        policy = DOCS_POLICY if scope["path"] in DOCS_PATHS else PAGE_POLICY
+        path = scope["path"]
+        policy = (
+            DOCS_POLICY if path in DOCS_PATHS
+            else DESK_POLICY if path == DESK_PATH or path.startswith(f"{DESK_PATH}/")
+            else PAGE_POLICY
+        )  # fmt: skip
 
         async def with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":

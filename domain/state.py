@@ -225,6 +225,20 @@ def message_key(message: CaseMessage) -> str:
 REFUSALS_KEPT = 50
 
 
+def reimbursable_postage(
+    postage: Money | None, paid: Money, *, merchant_pays: bool, policy: PolicySettings
+) -> Money | None:
+    """R6: return postage the merchant owes back: only for its own fault, only in the
+    order's currency (it goes back with the refund, on the order's payment), and at most
+    the policy's cap."""
+    if postage is None or not merchant_pays or postage.currency != paid.currency:
+        return None
+    cap = policy.max_return_postage_minor
+    if cap is None or postage.amount_minor <= cap:
+        return postage
+    return Money(amount_minor=cap, currency=postage.currency)
+
+
 class CaseState(BaseModel):
     case_id: str
     request: OpenCaseRequest
@@ -293,18 +307,12 @@ class CaseState(BaseModel):
 
     @property
     def reimbursed_shipping(self) -> Money | None:
-        """R6: return postage the merchant owes back: only for its own fault, only in the
-        order's currency (it goes back with the refund, on the order's payment), and at
-        most the policy's cap."""
+        """R6: the return postage the merchant owes back on this case."""
         postage = self.shipped_back.postage if self.shipped_back else None
-        if postage is None or not self.merchant_pays_shipping:
-            return None
-        if postage.currency != self.request.paid.currency:
-            return None
-        cap = self.policy.max_return_postage_minor
-        if cap is None or postage.amount_minor <= cap:
-            return postage
-        return Money(amount_minor=cap, currency=postage.currency)
+        return reimbursable_postage(
+            postage, self.request.paid, merchant_pays=self.merchant_pays_shipping,
+            policy=self.policy,
+        )  # fmt: skip
 
     @computed_field  # type: ignore[prop-decorator]
     @property

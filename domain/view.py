@@ -277,9 +277,23 @@ class LedgerEvent(BaseModel):
         )
 
 
+class CaseNote(BaseModel):
+    """An internal note a staff member wrote on the case (infra/case_notes.py): their
+    words, until erasure or retention replaces them (`redacted_at`)."""
+
+    note_id: str
+    author: str
+    role: str
+    written_at: datetime
+    body: str
+    redacted_at: datetime | None
+
+
 class CaseLedger(BaseModel):
-    """A case's audit trail, oldest step first."""
+    """A case's audit trail, oldest step first, and its internal notes, oldest first
+    (staff only: the arbiter's trail leaves them out)."""
 
     case_id: str
     disputed: bool
     events: list[LedgerEvent]
+    notes: list[CaseNote] = []

@@ -17,7 +17,9 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     ActivitySerializationContext,
@@ -62,6 +64,8 @@ class KeyRing:
         if not keys:
             raise ValueError("a key ring needs at least one key")
         self._keys: dict[str, AESGCM] = {}
+        # Newest first, as configured: keys for other purposes are derived from these.
+        self._secrets: list[tuple[str, bytes]] = []
         for key_id, secret in keys:
             if not key_id or "," in key_id or ":" in key_id:
                 raise ValueError(f"key id {key_id!r}: must be non-empty, without ',' or ':'")
@@ -70,6 +74,7 @@ class KeyRing:
             if key_id in self._keys:
                 raise ValueError(f"key id {key_id!r} appears twice")
             self._keys[key_id] = AESGCM(secret)
+            self._secrets.append((key_id, secret))
         self.newest_id = keys[0][0]
 
     @classmethod
@@ -106,6 +111,17 @@ class KeyRing:
     @property
     def ids(self) -> frozenset[str]:
         return frozenset(self._keys)
+
+    def derived(self, purpose: bytes) -> list[bytes]:
+        """One key per master key, newest first, for `purpose` only (HKDF-SHA256, RFC
+        5869): a key for another use never opens a payload, and needs no configuration
+        of its own."""
+        return [
+            HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=purpose).derive(
+                secret
+            )
+            for _, secret in self._secrets
+        ]
 
 
 def seal(key: AESGCM, plaintext: bytes, associated: bytes) -> bytes:
@@ -171,6 +187,10 @@ class SealingCodec(PayloadCodec, WithSerializationContext):
         return type(self)(
             self._ring, self._data_keys, scope_of(workflow_id) if workflow_id else None
         )
+
+    @property
+    def ring(self) -> KeyRing:
+        return self._ring
 
     def forget(self, scopes: Iterable[str]) -> None:
         """After erasing cases (destroying their data keys), in the process that did it:

@@ -270,3 +270,8 @@ def refuse_unsafe_exposure(
             f"AFTERSALES_CLIENTS_FILE: {where}, so it needs its own machine clients; this "
             "file holds the development ones `make run` made"
         )
+    if settings.oidc_issuer is None:
+        raise ConfigurationError(
+            f"AFTERSALES_OIDC_ISSUER: {where}, so the desk needs your identity provider; "
+            "its development sign-in (pick a person and a role) is for loopback only"
+        )

@@ -45,12 +45,17 @@ from domain.case import (
 from domain.claim import CarrierAnswer, CarrierResponse
 from domain.policy import future_request_refusal
 from domain.policy_settings import PolicySettings
+from domain.queues import CaseFilter, CaseRow, CaseSort
 from domain.state import CaseMessage, CaseStatus, message_key
 from domain.view import CaseLedger, CaseView, LedgerEvent
 from infra.analytics import AnalyticsStore
+from infra.blind_index import TrackingNumberIndex
+from infra.case_notes import CaseNotes
+from infra.case_queues import CaseQueues
 from infra.codec import ErasedDataError, SealingCodec
 from infra.grants import acting_as
 from infra.identity import Caller
+from infra.kept_for_review import KeptForReview, Resolver, UnmatchedScan
 from infra.outages import DATABASE_DOWN
 from infra.policy_file import PolicyFile
 from infra.privacy import ErasureReport, erase_customer
@@ -190,20 +195,6 @@ class OpenedCase:
     created: bool
 
 
-class CaseSummary(BaseModel):
-    """A line of `GET /cases`: the read model's columns, no personal data."""
-
-    case_id: str
-    kind: str
-    reason: str
-    status: str
-    order_id: str
-    sku: str
-    next_deadline: datetime | None
-    opened_at: datetime
-    closed_at: datetime | None
-
-
 def describe_validation_error(error: ValidationError) -> str:
     return describe_errors(error.errors())
 
@@ -223,6 +214,11 @@ class CaseGateway:
         self._policy = policy
         # R24: analytics reads and writes PostgreSQL only; no workflow is involved.
         self.analytics = AnalyticsStore(pool)
+        self._tracking = TrackingNumberIndex(_sealing_codec(client).ring)
+        # The queues, what is kept for a person, and notes: PostgreSQL only, likewise.
+        self.queues = CaseQueues(pool, self._tracking)
+        self.kept = KeptForReview(pool)
+        self.notes = CaseNotes(pool)
 
     async def report(self, filters: ReportFilters) -> Report:
         """R24's report now; SLA deadlines as the policy file's defaults set them."""
@@ -439,6 +435,14 @@ class CaseGateway:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
             raise
+        if isinstance(message, ShippedBack):
+            # Searchable by the desk without being stored (docs/privacy.md): its keyed hash.
+            await self._pool.execute(
+                """INSERT INTO case_tracking_numbers (tracking_hash, case_id) VALUES ($1, $2)
+                   ON CONFLICT DO NOTHING""",
+                self._tracking.token(message.tracking_number),
+                case_id,
+            )
 
     async def carrier_response(
         self, claim_id: str, response: CarrierResponse, caller: Caller
@@ -578,21 +582,29 @@ class CaseGateway:
         )
         return problems
 
-    async def _signal_scan(self, barcode: str, scan: WarehouseScan) -> UnknownCaseError | None:
+    async def _deliver_scan(self, barcode: str, scan: WarehouseScan) -> str | None:
+        """The scan signalled to the case `barcode` names (its scan id makes a repeat
+        change nothing, R26), or why it could not be."""
         # A barcode naming another workflow (a survey, a carrier claim) would be signalled
         # and never read: only a case's return label reaches a workflow.
-        problem = f"barcode {barcode!r} matches no open case"
-        if _kind_of(barcode) is not None:
-            handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
-            try:
-                await handle.signal(ReturnCase.warehouse_scan, scan)
-                return None
-            except ErasedDataError:
-                # Nothing can reach a case whose customer was erased; a person decides.
-                problem = f"barcode {barcode!r} names a case erased on its customer's request"
-            except RPCError as error:
-                if error.status is not RPCStatusCode.NOT_FOUND:
-                    raise
+        if _kind_of(barcode) is None:
+            return f"barcode {barcode!r} matches no open case"
+        handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
+        try:
+            await handle.signal(ReturnCase.warehouse_scan, scan)
+        except ErasedDataError:
+            # Nothing can reach a case whose customer was erased; a person decides.
+            return f"barcode {barcode!r} names a case erased on its customer's request"
+        except RPCError as error:
+            if error.status is not RPCStatusCode.NOT_FOUND:
+                raise
+            return f"barcode {barcode!r} matches no open case"
+        return None
+
+    async def _signal_scan(self, barcode: str, scan: WarehouseScan) -> UnknownCaseError | None:
+        problem = await self._deliver_scan(barcode, scan)
+        if problem is None:
+            return None
         await self._pool.execute(
             """INSERT INTO unmatched_scans (scan_id, barcode, payload, problem)
                VALUES ($1, $2, $3, $4) ON CONFLICT (scan_id) DO NOTHING""",
@@ -603,10 +615,32 @@ class CaseGateway:
         )
         return UnknownCaseError(f"barcode: {problem}; the scan is kept for review (R26)")
 
-    async def ledger(self, case_id: str) -> CaseLedger:
+    async def attach_scan(self, scan_id: str, case_id: str, resolver: Resolver) -> UnmatchedScan:
+        """R26: a scan kept for a person, delivered to the case a person says it belongs
+        to, by the scan's own path and id: sent twice (a double submit, a retry after a
+        lost answer), the case applies it once. Recorded with who, when and why, in the
+        transaction that holds the scan's row, so two people cannot attach it to two
+        cases. UnknownCaseError if that case cannot take it (the scan stays kept)."""
+        _case_kind(case_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            kept = await self.kept.claim_scan(conn, scan_id, case_id, resolver)
+            if kept is None:  # attached there by this person already
+                return await self.kept.unmatched_scan(scan_id)
+            if problem := await self._deliver_scan(case_id, kept.scan):
+                raise UnknownCaseError(f"case_id: {problem}; the scan stays kept (R26)")
+            await conn.execute(
+                """INSERT INTO scans (scan_id, case_id, event, station, grade, photos,
+                                      scanned_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
+                *_scan_row(case_id, kept.scan),
+            )
+            return await self.kept.record_attached(conn, scan_id, case_id, resolver)
+
+    async def ledger(self, case_id: str, *, with_notes: bool = True) -> CaseLedger:
         """The case's audit trail (R23) from case_events, as staff may read it
-        (domain/view.py LedgerEvent). An erased case's trail stays readable: it is
-        pseudonymised and its free text removed (docs/privacy.md)."""
+        (domain/view.py LedgerEvent), and its internal notes if `with_notes`. An erased
+        case's trail stays readable: it is pseudonymised and its free text removed
+        (docs/privacy.md)."""
         rows = await self._pool.fetch(
             """SELECT e.*, coalesce((c.case_view ->> 'disputed')::boolean, false) AS disputed
                FROM cases c JOIN case_events e USING (case_id)
@@ -619,19 +653,13 @@ class CaseGateway:
             case_id=case_id,
             disputed=rows[-1]["disputed"],
             events=[LedgerEvent.of(dict(row)) for row in rows],
+            notes=await self.notes.of_case(case_id) if with_notes else [],
         )
 
-    async def list_cases(self, *, status: str | None = None, limit: int = 50) -> list[CaseSummary]:
+    async def list_cases(self, *, status: str | None = None, limit: int = 50) -> list[CaseRow]:
         """The newest cases first, from the read model (no Temporal round trip)."""
-        rows = await self._pool.fetch(
-            """SELECT case_id, kind, reason, status, order_id, sku, next_deadline, opened_at,
-                      closed_at
-               FROM cases WHERE $1::text IS NULL OR status = $1
-               ORDER BY opened_at DESC, case_id LIMIT $2""",
-            status,
-            limit,
-        )
-        return [CaseSummary(**dict(row)) for row in rows]
+        filters = [CaseFilter(statuses=frozenset({CaseStatus(status)}))] if status else []
+        return (await self.queues.page(filters, sort=CaseSort.NEWEST, limit=limit)).rows
 
     async def record_refused_input(
         self, *, source: str, operation: str, payload: str, errors: str
@@ -665,6 +693,13 @@ def _storable(text: str) -> str:
     return (
         f"{escaped[:MAX_KEPT_CHARS]}[... {len(escaped) - MAX_KEPT_CHARS} more characters not kept]"
     )
+
+
+def _sealing_codec(client: Client) -> SealingCodec:
+    codec = client.data_converter.payload_codec
+    if not isinstance(codec, SealingCodec):
+        raise RuntimeError("the Temporal client does not seal payloads (infra/data_converter)")
+    return codec
 
 
 def _is_carrier_claim(workflow_id: str) -> bool:

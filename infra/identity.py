@@ -143,7 +143,7 @@ class StaffTokens:
         except jwt.PyJWTError as error:
             raise Unauthenticated(f"the token is not valid: {error}") from error
         _numeric_dates(claims)
-        return Principal(actor=_subject(claims), roles=_staff_roles(claims.get("roles")))
+        return staff_principal(claims)
 
     def _key(self, key_id: str) -> jwt.PyJWK:
         if self._url_keys is not None:
@@ -172,6 +172,12 @@ _UNTRUSTED_KEY = "the token's key (kid) is not trusted by this API"
 
 def _is_url(jwks: str) -> bool:
     return jwks.startswith("https://")
+
+
+def staff_principal(claims: dict[str, Any]) -> Principal:
+    """The person verified claims name (`sub`) and the staff roles they confer (`roles`):
+    a staff token's, and the desk's OIDC ID token's (desk/oidc.py)."""
+    return Principal(actor=_subject(claims), roles=_staff_roles(claims.get("roles")))
 
 
 def _subject(claims: dict[str, Any]) -> str:

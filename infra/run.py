@@ -23,6 +23,7 @@ from api.codec import RunCodec
 from api.errors import from_validation, one_line
 from api.refusal_budget import RefusalBudget
 from api.server import api_server
+from desk.router import Desk, desk_settings
 from domain.analytics import DeliveredUnits
 from domain.case import (
     UNDELIVERED,
@@ -351,6 +352,7 @@ async def main() -> None:
                 codec_origins=[*settings.codec_origins, *ui_origins],
                 run_codec=run_codec,
                 refusal_budget=RefusalBudget(settings.refused_inputs_per_minute),
+                desk=Desk(gateway, pool, policy, desk_settings(settings)),
             ),
             host=settings.api_host,
             port=settings.api_port,
@@ -366,6 +368,8 @@ async def main() -> None:
                 f"  Temporal UI:   http://localhost:{port + 1000}/namespaces/"
                 f"{settings.temporal_namespace}/workflows\n"
                 f"  Temporal gRPC: {settings.temporal_address}\n"
+                f"  Desk:          http://localhost:{settings.api_port}/desk  "
+                "(sign in as any name, in any role)\n"
                 f"  HTTP API:      http://localhost:{settings.api_port}/docs\n"
                 f"  PostgreSQL:    {settings.effective_database_url}\n"
                 f"  Task queue:    {settings.task_queue}\n"

@@ -112,6 +112,24 @@ class Settings(BaseSettings):
         timedelta,
         Field(validation_alias=AliasChoices("AFTERSALES_SANDBOX_PAYMENTS_DELAY"), ge=timedelta(0)),
     ] = timedelta(0)
+    # The desk's sign-in (desk/): the OpenID Connect provider staff sign in with (its
+    # issuer URL, where /.well-known/openid-configuration is found) and this desk's client
+    # there (a confidential client's secret, or none for a public client: PKCE either way).
+    # Unset: the development sign-in (pick a person and a role), on a loopback API only.
+    oidc_issuer: Annotated[
+        str | None, Field(validation_alias=AliasChoices("AFTERSALES_OIDC_ISSUER"))
+    ] = None
+    oidc_client_id: Annotated[
+        str, Field(validation_alias=AliasChoices("AFTERSALES_OIDC_CLIENT_ID"), min_length=1)
+    ] = "aftersales-desk"
+    oidc_client_secret: Annotated[
+        str | None, Field(validation_alias=AliasChoices("AFTERSALES_OIDC_CLIENT_SECRET"))
+    ] = None
+    # Where the desk links a case's run: the Temporal UI's base URL.
+    temporal_ui_url: Annotated[
+        str, Field(validation_alias=AliasChoices("AFTERSALES_TEMPORAL_UI_URL"),
+                   pattern=r"^https?://[^\s]+$")
+    ] = "http://localhost:8233"  # fmt: skip
     # How many of one client's inputs may be refused (and kept) per minute before its
     # writes answer 429 with Retry-After (docs/security.md).
     refused_inputs_per_minute: Annotated[
@@ -229,6 +247,10 @@ _ENV_NAMES = {
     "codec_keys": "AFTERSALES_CODEC_KEYS",
     "codec_keys_file": "AFTERSALES_CODEC_KEYS_FILE",
     "codec_cors_origins": "AFTERSALES_CODEC_CORS_ORIGINS",
+    "oidc_issuer": "AFTERSALES_OIDC_ISSUER",
+    "oidc_client_id": "AFTERSALES_OIDC_CLIENT_ID",
+    "oidc_client_secret": "AFTERSALES_OIDC_CLIENT_SECRET",
+    "temporal_ui_url": "AFTERSALES_TEMPORAL_UI_URL",
     "refused_inputs_per_minute": "AFTERSALES_REFUSED_INPUTS_PER_MINUTE",
     **{
         f"{system}_{part}": f"AFTERSALES_{system.upper()}_{part.upper()}"

@@ -32,7 +32,7 @@ from tests.processes import free_port, start_process
 
 TOKENS = {
     role: IDENTITIES.bearer(role, f"fuzz-{role.value}")
-    for role in (Role.SERVICE, Role.WAREHOUSE, Role.CARRIER, Role.AGENT, Role.ARBITER)
+    for role in (Role.SERVICE, Role.WAREHOUSE, Role.CARRIER, Role.AGENT, Role.ARBITER, Role.MANAGER)
 }
 
 
@@ -86,7 +86,7 @@ def all_checks() -> list[Any]:
 
 
 _STAFF_PATHS = ("/decision", "/compensation", "/escalation", "/call", "/assignment",
-                "/deadline-extension")  # fmt: skip
+                "/deadline-extension", "/notes")  # fmt: skip
 
 
 def _headers_for(method: str, path: str) -> dict[str, str]:
@@ -97,7 +97,13 @@ def _headers_for(method: str, path: str) -> dict[str, str]:
         return TOKENS[Role.CARRIER]
     if path.endswith("/ruling"):
         return TOKENS[Role.ARBITER]
-    if path.endswith(_STAFF_PATHS) or (path == "/cases" and method == "GET"):
+    if path.startswith("/refused-inputs"):
+        return TOKENS[Role.MANAGER]
+    if (
+        path.endswith(_STAFF_PATHS)
+        or path.startswith(("/queues", "/unmatched-scans"))
+        or (path == "/cases" and method == "GET")
+    ):
         return TOKENS[Role.AGENT]
     return TOKENS[Role.SERVICE]
 

@@ -3,6 +3,7 @@ names it, and opening it again (the next `make run`) adds nothing."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,8 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from domain.case import Role
+from domain.queues import CaseSort, Cursor, Queue, Viewer
 from infra import run
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
@@ -23,6 +26,24 @@ async def _cases(pool: asyncpg.Pool) -> dict[str, asyncpg.Record]:
            FROM cases WHERE order_id LIKE 'DEMO-10%'"""
     )
     return {row["case_id"].split("-demo-")[0]: row for row in rows}
+
+
+async def _demo_queues(gateway: CaseGateway) -> dict[Queue, set[str]]:
+    """Each queue's demo cases, as the supervisor's desk lists them."""
+    supervisor = Viewer(actor="sue", role=Role.SUPERVISOR)
+    found: dict[Queue, set[str]] = {}
+    for queue in Queue:
+        found[queue], after = set(), None
+        while True:  # every page: other tests' cases share the session's database
+            page = await gateway.queues.queue(
+                queue, supervisor, datetime.now(UTC), after=after, limit=1000
+            )
+            found[queue] |= {r.case_id.split("-demo-")[0] for r in page.rows
+                             if "-DEMO-" in r.case_id}  # fmt: skip
+            if page.next_cursor is None:
+                break
+            after = Cursor.decode(page.next_cursor, CaseSort.NEXT_DEADLINE)
+    return found
 
 
 async def _kept(pool: asyncpg.Pool) -> tuple[int, int]:
@@ -59,6 +80,7 @@ async def test_the_demo_fills_every_operators_queue_once(
             within_s=60,
         )
         kept = await _kept(pool)
+        queues = await _demo_queues(gateway)
         # The next `make run`: the same cases, nothing kept twice.
         await run.open_demo_cases(gateway)
         await run.open_demo_queues(gateway)
@@ -77,5 +99,12 @@ async def test_the_demo_fills_every_operators_queue_once(
     assert status["return-DEMO-1006-1"] == "awaiting_evidence"
     assert status["return-DEMO-1001-1"] == "awaiting_ship_back"
     assert kept == (1, 1)
+    # The queues (domain/queues.py) hold them as the README names them, for a supervisor.
+    assert {"return-DEMO-1009-1", "damage_claim-DEMO-1008-1", "return-DEMO-1012-1"} <= queues[
+        Queue.NEEDS_DECISION
+    ]
+    assert {"return-DEMO-1010-1", "return-DEMO-1011-1"} <= queues[Queue.ESCALATED]
+    assert "return-DEMO-1011-1" in queues[Queue.LATE]
+    assert {"return-DEMO-1006-1", "return-DEMO-1001-1"} <= queues[Queue.WAITING_ON_CUSTOMER]
     assert set(again) == set(cases)
     assert kept_again == kept

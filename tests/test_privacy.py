@@ -25,7 +25,7 @@ from tests.helpers import as_role
 # Every table that may hold personal data (infra/migrations).
 PERSONAL_TABLES = (
     "cases", "case_events", "case_requests", "refused_inputs", "notifications", "surveys",
-    "scans", "unmatched_scans",
+    "scans", "unmatched_scans", "case_notes", "case_tracking_numbers",
 )  # fmt: skip
 
 
@@ -42,6 +42,7 @@ class Markers:
     agent_reason: str
     scan_photo: str
     survey_comment: str
+    staff_note: str
 
     @classmethod
     def fresh(cls) -> Markers:
@@ -56,6 +57,7 @@ class Markers:
             agent_reason=f"agent-reason-{tag}",
             scan_photo=f"https://scans.example/{tag}.jpg",
             survey_comment=f"comment-{tag}",
+            staff_note=f"staff-note-{tag}",
         )
 
     def all(self) -> list[str]:
@@ -110,13 +112,18 @@ async def a_refunded_case(
                "shipped_at": now}  # fmt: skip
     await api.post(f"/cases/{case_id}/shipped-back", json=shipped, headers=service)
     await status_is(api, case_id, "in_return_transit")
-    for scan in (
-        {"scan_id": f"{case_id}-dock", "event": "parcel_received", "station": "DOCK-1"},
-        {"scan_id": f"{case_id}-qc", "event": "inspected", "station": "QC-1",
-         "grade": "resellable", "photos": [markers.scan_photo]},
-    ):  # fmt: skip
-        sent = {"scans": [scan | {"barcode": case_id, "scanned_at": now}]}
-        assert (await api.post("/scans", json=sent, headers=as_role("warehouse"))).is_success
+    dock = {"scan_id": f"{case_id}-dock", "event": "parcel_received", "station": "DOCK-1"}
+    sent = {"scans": [dock | {"barcode": case_id, "scanned_at": now}]}
+    assert (await api.post("/scans", json=sent, headers=as_role("warehouse"))).is_success
+    # The inspection's label misread: kept for a person, who attaches it to the case (R26).
+    qc = {"scan_id": f"{case_id}-qc", "event": "inspected", "station": "QC-1",
+          "grade": "resellable", "photos": [markers.scan_photo]}  # fmt: skip
+    misread = {"scans": [qc | {"barcode": f"{case_id}x", "scanned_at": now}]}
+    assert (await api.post("/scans", json=misread, headers=as_role("warehouse"))).status_code == 404
+    attached = await api.post(f"/unmatched-scans/{qc['scan_id']}/attachment",
+                              json={"case_id": case_id, "reason": "label misread at QC"},
+                              headers=as_role("agent"))  # fmt: skip
+    assert attached.status_code == 200, attached.text
     await env.client.get_workflow_handle(case_id).result()
     survey = env.client.get_workflow_handle(f"survey-{case_id}")
     good = Satisfaction.SATISFIED
@@ -172,9 +179,16 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     refused = await api.post("/cases", json=opening(markers) | {"paid": "lots"},
                              headers=as_role("service"))  # fmt: skip
     assert refused.status_code == 422
+    note = {"note_id": "n-1", "body": f"customer called: {markers.staff_note}"}
+    noted = await api.post(f"/cases/{case_id}/notes", json=note,
+                           headers=as_role("agent", "agent-ann"))  # fmt: skip
+    assert noted.status_code == 201, noted.text
+    tracked = "SELECT count(*) FROM case_tracking_numbers WHERE case_id = $1"
+    assert await pool.fetchval(tracked, case_id) == 1  # its keyed hash, never the number
     before = await where_found(pool, markers)
     assert set(before) >= {"cases", "case_events", "case_requests", "refused_inputs",
-                           "notifications", "surveys", "scans"}, before  # fmt: skip
+                           "notifications", "surveys", "scans", "unmatched_scans",
+                           "case_notes"}, before  # fmt: skip
     trail, paid = await audit_trail(pool, case_id), await money(pool, case_id)
     assert [m[3] for m in paid if m[2] == "refund"] == [5990]
 
@@ -184,6 +198,15 @@ async def test_erasure_pseudonymises_the_ledger_destroys_the_data_key_and_keeps_
     assert erased.status_code == 200, erased.text
     assert erased.json() == {"cases": [case_id], "data_keys_destroyed": 1}
     assert await where_found(pool, markers) == {}
+    assert await pool.fetchval(tracked, case_id) == 0
+    # The note stays in the trail under its author, its words removed.
+    [kept_note] = await pool.fetch(
+        "SELECT author, body, redacted_at FROM case_notes WHERE case_id = $1", case_id
+    )
+    assert (kept_note["author"], kept_note["body"]) == (
+        "agent-ann", "[erased on the customer's request]",
+    )  # fmt: skip
+    assert kept_note["redacted_at"] is not None
     # The audit trail keeps its rows, actions and times, and records the erasure itself.
     after = await audit_trail(pool, case_id)
     assert after[:-1] == trail

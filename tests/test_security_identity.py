@@ -463,6 +463,11 @@ def test_off_loopback_the_make_run_machine_clients_are_refused(
         refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys", register)
     MachineClients(tmp_path / "clients.json").add("shop", Role.SERVICE)
     monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(tmp_path / "clients.json"))
+    # The desk's development sign-in (pick a person and a role) is for loopback only.
+    monkeypatch.delenv("AFTERSALES_OIDC_ISSUER", raising=False)
+    with pytest.raises(ConfigurationError, match="AFTERSALES_OIDC_ISSUER"):
+        refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys", register)
+    monkeypatch.setenv("AFTERSALES_OIDC_ISSUER", "https://idp.example")
     refuse_unsafe_exposure(Settings(), tmp_path / "no-dev-keys", register)
 
 

@@ -1,0 +1,342 @@
+"""The desk's work lists: the case queues with their counts (domain/queues.py, read by
+infra/case_queues.py), narrowed by filters and a search, paged by cursor, exported as CSV
+as shown, and assigned in bulk; and what is kept for a person (R26's unmatched scans,
+refused input), each resolved with who and why."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
+from pydantic import Field, ValidationError
+
+from api.paths import CASE_ID_PATTERN
+from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted
+from desk.gate import DESK_PATH
+from desk.rendering import page
+from domain.case import (
+    Assignment,
+    BusinessKey,
+    CaseKind,
+    Channel,
+    ExplainedReason,
+    Reason,
+    Role,
+)
+from domain.queues import (
+    CarrierName,
+    CaseFilter,
+    CaseRow,
+    CaseSort,
+    Cursor,
+    InvalidCursorError,
+    Queue,
+    SearchText,
+    Viewer,
+)
+from domain.state import CaseStatus
+from infra.case_page import CasePageReads
+from infra.gateway import (
+    CaseGateway,
+    RefusedDecisionError,
+    RefusedInputError,
+    UnknownCaseError,
+)
+from infra.identity import STAFF_BY_AUTHORITY, Caller
+from infra.kept_for_review import AlreadyResolvedError, Resolver, UnknownKeptItemError
+
+T = TypeVar("T")
+# What each list is called on screen, in the navigation's order.
+QUEUE_TITLES = {
+    Queue.NEEDS_DECISION: "Needs a decision",
+    Queue.LATE: "Late",
+    Queue.ESCALATED: "Escalated to my level",
+    Queue.ASSIGNED_TO_ME: "Assigned to me",
+    Queue.UNASSIGNED: "Unassigned",
+    Queue.WAITING_ON_CUSTOMER: "Waiting on the customer",
+}
+# Refused input holds raw bodies (anything a caller sent): for those who repair
+# integrations, as in the API (api/review.py).
+INTEGRATORS = (Role.MANAGER, Role.SUPERVISOR)
+_CSV_COLUMNS = ("case_id", "status", "kind", "reason", "channel", "order_id", "sku", "carrier",
+                "waiting_for", "next_deadline", "assigned_agent", "escalation_level")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NavItem:
+    title: str
+    href: str
+    count: int
+
+
+class Filters(FormFields):
+    """A queue's narrowing as the filter form sends it (one value per field)."""
+
+    kind: CaseKind | None = None
+    reason: Reason | None = None
+    sku: BusinessKey | None = None
+    carrier: CarrierName | None = None
+    channel: Channel | None = None
+    status: CaseStatus | None = None
+    q: SearchText | None = None
+
+    def as_filter(self) -> CaseFilter:
+        return CaseFilter(
+            kinds=_one(self.kind), reasons=_one(self.reason), sku=self.sku,
+            carrier=self.carrier, channels=_one(self.channel), statuses=_one(self.status),
+            search=self.q,
+        )  # fmt: skip
+
+
+def _one(value: T | None) -> frozenset[T]:
+    return frozenset() if value is None else frozenset({value})
+
+
+class BulkAssignForm(FormFields):
+    agent: BusinessKey
+
+
+class ResolutionForm(FormFields):
+    reason: ExplainedReason
+
+
+class AttachForm(ResolutionForm):
+    case_id: Annotated[str, Field(min_length=7, max_length=220, pattern=CASE_ID_PATTERN)]
+
+
+def _viewer(caller: Caller) -> Viewer:
+    return Viewer(actor=caller.actor, role=caller.role)
+
+
+async def navigation(gateway: CaseGateway, reads: CasePageReads, caller: Caller) -> list[NavItem]:
+    """Every queue with its count for this person, then what is kept for a person."""
+    counts, kept = await asyncio.gather(
+        gateway.queues.counts(_viewer(caller), datetime.now(UTC)), reads.kept_counts()
+    )
+    items = [NavItem(title, f"{DESK_PATH}/queues/{queue.value}", counts.counts[queue])
+             for queue, title in QUEUE_TITLES.items()]  # fmt: skip
+    if caller.role in STAFF_BY_AUTHORITY:
+        items.append(NavItem("Unmatched scans", f"{DESK_PATH}/unmatched-scans",
+                             kept.unmatched_scans))  # fmt: skip
+        if caller.role in INTEGRATORS:
+            items.append(NavItem("Refused input", f"{DESK_PATH}/refused-inputs",
+                                 kept.refused_inputs))  # fmt: skip
+    return items
+
+
+def _filters(request: Request) -> Filters:
+    fields = {k: v for k, v in request.query_params.items() if k in Filters.model_fields and v}
+    try:
+        return Filters.model_validate(fields)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise BadForm(f"{first['loc'][0]}: {first['msg']}") from error
+
+
+def _csv(rows: list[CaseRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(_CSV_COLUMNS)
+    for row in rows:
+        values = row.model_dump(mode="json")
+        writer.writerow(["" if values[c] is None else values[c] for c in _CSV_COLUMNS])
+    return out.getvalue()
+
+
+def add_queue_routes(
+    router: APIRouter,
+    gateway: CaseGateway,
+    reads: CasePageReads,
+    acting: Callable[..., Caller],
+    roles: tuple[Role, ...],
+) -> None:
+
+    async def queue_rows(
+        request: Request, queue: Queue, caller: Caller, cursor: str | None
+    ) -> tuple[list[CaseRow], str | None, int | None, Filters]:
+        filters = _filters(request)
+        try:
+            after = Cursor.decode(cursor, CaseSort.NEXT_DEADLINE) if cursor else None
+        except InvalidCursorError as error:
+            raise BadForm(f"cursor: {error}") from error
+        # Unnarrowed, the queue's total is its count in the navigation: not counted twice.
+        narrowed = any(filters.model_dump().values())
+        shown = await gateway.queues.queue(
+            queue, _viewer(caller), datetime.now(UTC), narrowed_by=filters.as_filter(),
+            after=after, with_total=narrowed,
+        )  # fmt: skip
+        return shown.rows, shown.next_cursor, shown.total, filters
+
+    @router.get("")
+    async def home(request: Request) -> Response:
+        acting(request, *roles)
+        return RedirectResponse(f"{DESK_PATH}/queues/{Queue.NEEDS_DECISION.value}",
+                                status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
+
+    # Before the page's route, which would take "<queue>.csv" for a queue's name.
+    @router.get("/queues/{queue}.csv")
+    async def queue_csv(
+        request: Request,
+        queue: Queue,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+    ) -> Response:
+        """The page shown, as CSV: the same filters and the same page."""
+        caller = acting(request, *roles)
+        rows, *_ = await queue_rows(request, queue, caller, cursor)
+        return Response(
+            _csv(rows), media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{queue.value}.csv"'},
+        )  # fmt: skip
+
+    @router.get("/queues/{queue}")
+    async def show_queue(
+        request: Request,
+        queue: Queue,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        done: Annotated[str | None, Query(max_length=500)] = None,
+    ) -> Response:
+        """A queue, soonest deadline first; the filters narrow it, the cursor pages it."""
+        caller = acting(request, *roles)
+        try:
+            # The queue and the navigation's counts at once (each its own connection).
+            (rows, next_cursor, total, filters), nav = await asyncio.gather(
+                queue_rows(request, queue, caller, cursor), navigation(gateway, reads, caller)
+            )
+        except BadForm as problem:
+            return page(request, "problem.html", {"message": str(problem)},
+                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
+        query = {k: v for k, v in filters.model_dump(mode="json").items() if v}
+        return page(request, "queue.html", {
+            "nav": nav, "caller": caller,
+            "queue": queue, "title": QUEUE_TITLES[queue], "rows": rows,
+            "total": total if total is not None else nav[list(QUEUE_TITLES).index(queue)].count,
+            "next_cursor": next_cursor, "filters": filters, "query": query,
+            "kinds": list(CaseKind), "reasons": list(Reason), "channels": list(Channel),
+            "statuses": list(CaseStatus), "action_id": new_action_id(), "done": done,
+            "can_assign": caller.role in STAFF_BY_AUTHORITY, "now": datetime.now(UTC),
+        })  # fmt: skip
+
+    @router.post("/queues/{queue}/assign")
+    async def bulk_assign(request: Request, queue: Queue) -> Response:
+        """The ticked cases assigned to one agent, each through the gateway as the case
+        page's form does; the action id the page made, per case, so a resend assigns
+        once. What a case refused is listed with its rule."""
+        caller = acting(request, *STAFF_BY_AUTHORITY)
+        form = await request.form()
+        fields = await posted(request)
+        case_ids = [str(v) for v in form.getlist("case_id")][:500]
+        try:
+            agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
+        except ValidationError as error:
+            return page(request, "problem.html", {"message": f"agent: {_said(error)}"},
+                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
+        outcomes = []
+        for case_id in case_ids:
+            message = Assignment(action_id=f"{fields.get('action_id', '')}-{case_id}",
+                                 actor=caller.actor, role=caller.role, agent=agent)  # fmt: skip
+            try:
+                await gateway.decide(case_id, "assign", message, caller)
+            except (RefusedDecisionError, RefusedInputError, UnknownCaseError) as refusal:
+                outcomes.append(f"{case_id}: {refusal}")
+        done = f"assigned {len(case_ids) - len(outcomes)} of {len(case_ids)} to {agent}"
+        if outcomes:
+            done += "; refused: " + "; ".join(outcomes)
+        return RedirectResponse(
+            # Back to the queue as it was narrowed (the form posts with its query).
+            request.url_for("show_queue", queue=queue.value).include_query_params(
+                **(dict(request.query_params) | {"done": done})
+            ),
+            status_code=status.HTTP_303_SEE_OTHER,
+        )
+
+    @router.get("/unmatched-scans")
+    async def unmatched_scans(
+        request: Request, cursor: Annotated[str | None, Query(max_length=512)] = None
+    ) -> Response:
+        caller = acting(request, *STAFF_BY_AUTHORITY)
+        kept = await gateway.kept.unmatched_scans(after=cursor)
+        return page(request, "unmatched_scans.html", {
+            "nav": await navigation(gateway, reads, caller), "caller": caller,
+            "items": kept.items, "next_cursor": kept.next_cursor,
+            "done": request.query_params.get("done"), "problem": None,
+        })  # fmt: skip
+
+    async def resolved(request: Request, target: str, done: str) -> Response:
+        url = request.url_for(target).include_query_params(done=done)
+        return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+    @router.post("/unmatched-scans/{scan_id}/{resolution}")
+    async def resolve_scan(
+        request: Request, scan_id: Annotated[str, Path(max_length=128)], resolution: str
+    ) -> Response:
+        """R26: attach the scan to its case (delivered once) or dismiss it, with why."""
+        caller = acting(request, *STAFF_BY_AUTHORITY)
+        fields = await posted(request)
+
+        def resolver_of(reason: str) -> Resolver:
+            return Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+
+        try:
+            if resolution == "attach":
+                form = AttachForm.model_validate(fields)
+                await gateway.attach_scan(scan_id, form.case_id, resolver_of(form.reason))
+                done = f"scan {scan_id} attached to {form.case_id}"
+            elif resolution == "dismiss":
+                reason = ResolutionForm.model_validate(fields).reason
+                await gateway.kept.dismiss_scan(scan_id, resolver_of(reason))
+                done = f"scan {scan_id} dismissed"
+            else:
+                raise Forbidden(f"resolution: {resolution!r} is neither attach nor dismiss")
+        except (ValidationError, UnknownCaseError, UnknownKeptItemError,
+                AlreadyResolvedError) as problem:  # fmt: skip
+            kept = await gateway.kept.unmatched_scans()
+            return page(request, "unmatched_scans.html", {
+                "nav": await navigation(gateway, reads, caller), "caller": caller,
+                "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
+                "problem": f"{scan_id}: {_said(problem)}",
+            }, status_code=status.HTTP_409_CONFLICT)  # fmt: skip
+        return await resolved(request, "unmatched_scans", done)
+
+    @router.get("/refused-inputs")
+    async def refused_inputs(
+        request: Request, cursor: Annotated[str | None, Query(max_length=512)] = None
+    ) -> Response:
+        caller = acting(request, *INTEGRATORS)
+        kept = await gateway.kept.refused_inputs(after=cursor)
+        return page(request, "refused_inputs.html", {
+            "nav": await navigation(gateway, reads, caller), "caller": caller,
+            "items": kept.items, "next_cursor": kept.next_cursor,
+            "done": request.query_params.get("done"), "problem": None,
+        })  # fmt: skip
+
+    @router.post("/refused-inputs/{input_id}/handled")
+    async def mark_handled(request: Request, input_id: Annotated[int, Path(ge=1)]) -> Response:
+        caller = acting(request, *INTEGRATORS)
+        fields = await posted(request)
+        try:
+            reason = ResolutionForm.model_validate(fields).reason
+            await gateway.kept.mark_handled(
+                input_id, Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+            )
+        except (ValidationError, UnknownKeptItemError, AlreadyResolvedError) as problem:
+            kept = await gateway.kept.refused_inputs()
+            return page(request, "refused_inputs.html", {
+                "nav": await navigation(gateway, reads, caller), "caller": caller,
+                "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
+                "problem": f"{input_id}: {_said(problem)}",
+            }, status_code=status.HTTP_409_CONFLICT)  # fmt: skip
+        return await resolved(request, "refused_inputs", f"refused input {input_id} handled")
+
+
+def _said(problem: Exception) -> str:
+    if isinstance(problem, ValidationError):
+        first = problem.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(problem)
