@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.workflow import UpdateMethodMultiParam
@@ -77,6 +78,41 @@ async def sent_together(
 
 async def state_when(handle: Handle, accept: Callable[[CaseView], bool]) -> CaseView:
     return await eventually(lambda: handle.query(ReturnCase.state), accept)
+
+
+# The history events of a workflow task's life, from scheduled to its end.
+_WORKFLOW_TASK_EVENTS = {
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+}
+
+
+def _no_workflow_task_in_flight(history: WorkflowHistory) -> bool:
+    """The run's last workflow task completed, and none is scheduled since."""
+    tasks = [e.event_type for e in history.events if e.event_type in _WORKFLOW_TASK_EVENTS]
+    return tasks[-1] == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+
+
+async def settled_state(handle: Handle) -> CaseView:
+    """The case's view, asked only once no workflow task of its current run is in flight.
+
+    The time-skipping test server (sdk-java's) loses a query that reaches it while a
+    workflow task that continues as new is running: it buffers the query, then fails that
+    completion after it has already started the new run ("workflow execution already
+    completed"), so the query is never answered (query deadline exceeded) and the old
+    run's hold on time skipping is never released (env.sleep hangs). A case that can
+    continue as new at any turn is queried there only when settled."""
+    history = await eventually(handle.fetch_history, _no_workflow_task_in_flight)
+    assert _no_workflow_task_in_flight(history), "the case kept a workflow task in flight"
+    return await handle.query(ReturnCase.state)
+
+
+async def settled_state_when(handle: Handle, accept: Callable[[CaseView], bool]) -> CaseView:
+    """`state_when` for a case that continues as new often (see `settled_state`)."""
+    return await eventually(lambda: settled_state(handle), accept)
 
 
 def scan(
