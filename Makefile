@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 # Not part of `make test` either: 1, 2 and 4 workers on one backlog, and the worker cache
-# (docs/scaling.md); stops by itself within 15 minutes, usually in a few.
+# (docs/scaling.md); a few minutes on a quiet machine, and it stops by itself after 15.
 bench-scaling: $(STAMP)
 	$(BIN)/python -m bench.scaling
 

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import asyncpg
 from temporalio.client import Client, Interceptor
+from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
 from infra import data_converter
@@ -20,6 +21,18 @@ async def connect(
 ) -> Client:
     """`pool` keeps the per-case data keys of the payload codec; `interceptors`: an edge
     that sends decisions passes its GrantingInterceptor."""
+    return await _connect(settings, data_converter.data_converter_for(settings, pool), interceptors)
+
+
+async def connect_for_operations(settings: Settings) -> Client:
+    """Operator calls only (search attributes, the Schedule): no payload crosses this
+    client, so it needs no codec (nor its keys)."""
+    return await _connect(settings, DataConverter.default, ())
+
+
+async def _connect(
+    settings: Settings, converter: DataConverter, interceptors: Sequence[Interceptor]
+) -> Client:
     try:
         return await Client.connect(
             settings.temporal_address,
@@ -28,7 +41,7 @@ async def connect(
             api_key=settings.temporal_api_key.get_secret_value()
             if settings.temporal_api_key
             else None,
-            data_converter=data_converter.data_converter_for(settings, pool),
+            data_converter=converter,
             interceptors=interceptors,
         )
     except RuntimeError as error:

@@ -9,6 +9,7 @@ from typing import Any, cast
 import asyncpg
 import pytest
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
 from infra import temporal_client
@@ -106,3 +107,19 @@ def test_the_worker_cache_size_is_configuration(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AFTERSALES_MAX_CACHED_WORKFLOWS", "-1")
     with pytest.raises(ConfigurationError, match="AFTERSALES_MAX_CACHED_WORKFLOWS"):
         load_settings()
+
+
+async def test_set_up_connects_the_same_way_without_the_codec(
+    connect_calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`starter.py setup` and the search-attribute set-up reach the same cluster: a Cloud
+    namespace's API key goes with them, and no codec keys are needed."""
+    monkeypatch.delenv("AFTERSALES_CODEC_KEYS")
+    monkeypatch.setenv("TEMPORAL_API_KEY", "an-api-key-from-temporal-cloud")
+    await temporal_client.connect_for_operations(load_settings())
+    (call,) = connect_calls
+    assert (call["tls"], call["api_key"], call["data_converter"]) == (
+        True,
+        "an-api-key-from-temporal-cloud",
+        DataConverter.default,
+    )
