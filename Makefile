@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck browser worker bench clean
+.PHONY: run test lint typecheck browser worker bench bench-scaling clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ test: lint typecheck browser
 # Not part of `make test`: figures, not pass/fail (see bench/run.py for what is covered).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Not part of `make test` either: 1, 2 and 4 workers on one backlog, and the worker cache
+# (docs/scaling.md); a few minutes on a quiet machine, and it stops by itself after 15.
+bench-scaling: $(STAMP)
+	$(BIN)/python -m bench.scaling
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client
 
 from api.reports import Section, report_csv
 from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
@@ -49,7 +48,7 @@ from infra.policy_file import PolicyFileError, load_policy_file
 from infra.privacy import apply_retention
 from infra.search_attribute_setup import register_search_attributes
 from infra.settings import ConfigurationError, Settings, load_settings
-from infra.temporal_client import connect
+from infra.temporal_client import connect, connect_for_operations
 from workflows import search_attributes
 
 EXIT_FAILURE, EXIT_REFUSED, EXIT_UNKNOWN_CASE, EXIT_UNAUTHORISED = 1, 2, 3, 4
@@ -407,8 +406,7 @@ async def _setup(settings: Settings) -> int:
         await migrate(pool)
     finally:
         await pool.close()
-    # Operator calls and a schedule without arguments: no payload for the codec to seal.
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect_for_operations(settings)
     await register_search_attributes(client)
     created = await ensure_batch_alarm_schedule(client, settings.task_queue)
     summary = {

@@ -24,7 +24,12 @@ from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.edge_identity import grant_verifier
 from infra.grants import GrantCheckInterceptor, GrantVerifier
 from infra.outside.systems import outside_systems
-from infra.settings import DEFAULT_POLICY_FILE, ConfigurationError, load_settings
+from infra.settings import (
+    DEFAULT_MAX_CACHED_WORKFLOWS,
+    DEFAULT_POLICY_FILE,
+    ConfigurationError,
+    load_settings,
+)
 from infra.temporal_client import connect
 from workflows.batch_alarm import BatchAlarm
 from workflows.carrier_claim import CarrierClaim
@@ -34,10 +39,6 @@ from workflows.return_case import ReturnCase
 from workflows.survey import SatisfactionSurvey
 
 log = logging.getLogger("aftersales.worker")
-
-# Enough for every open case to stay cached: a cache miss replays the whole history.
-DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
-
 
 # The pure domain and the activity contracts are deterministic; passing them through
 # keeps one class per model, so pydantic accepts a Money built inside a workflow.
@@ -125,6 +126,7 @@ async def main() -> None:
         warehouse=outside.warehouse,
         grants=grant_verifier(settings),
         policy_file=settings.policy_file,
+        max_cached_workflows=settings.max_cached_workflows,
     )
     # Set-up work registers the schedule (`starter.py setup`); without it only the R24
     # alarm stops, never the cases, so the worker says so and polls its task queue.

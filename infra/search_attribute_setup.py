@@ -15,6 +15,7 @@ from temporalio.common import SearchAttributeIndexedValueType
 from temporalio.service import RPCError, RPCStatusCode
 
 from infra.settings import load_settings
+from infra.temporal_client import connect_for_operations
 from workflows import search_attributes
 
 _INDEXED_TYPE = {
@@ -41,8 +42,7 @@ async def register_search_attributes(client: Client) -> None:
 
 async def main() -> None:
     settings = load_settings()
-    # Operator calls only: no payload crosses this client, so it needs no codec (nor its keys).
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await connect_for_operations(settings)
     await register_search_attributes(client)
     print("search attributes:", ", ".join(key.name for key in search_attributes.ALL))
 

@@ -29,6 +29,8 @@ EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
 LOCAL_CODEC_KEYS_FILE = DATA_DIR / "codec-keys"
 # Refused inputs kept per client and minute before its writes answer 429 (api/refusal_budget).
 DEFAULT_REFUSALS_PER_MINUTE = 120
+# Enough for every open case to stay cached: a cache miss replays the whole history.
+DEFAULT_MAX_CACHED_WORKFLOWS = 10_000
 
 
 class OutsideSystem(StrEnum):
@@ -56,6 +58,26 @@ class Settings(BaseSettings):
     temporal_namespace: Annotated[
         str, Field(validation_alias=AliasChoices("TEMPORAL_NAMESPACE"), min_length=1)
     ] = "default"
+    # A Temporal cluster behind TLS or Temporal Cloud (docs/scaling.md): mTLS with a client
+    # certificate and key (PEM files), or an API key; either turns TLS on. The server's CA
+    # only when it is not in the system's trust store (a self-hosted cluster's own CA).
+    temporal_tls_client_cert_path: Annotated[
+        Path | None, Field(validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_CERT_PATH"))
+    ] = None
+    temporal_tls_client_key_path: Annotated[
+        Path | None, Field(validation_alias=AliasChoices("TEMPORAL_TLS_CLIENT_KEY_PATH"))
+    ] = None
+    temporal_tls_server_ca_cert_path: Annotated[
+        Path | None, Field(validation_alias=AliasChoices("TEMPORAL_TLS_SERVER_CA_CERT_PATH"))
+    ] = None
+    temporal_api_key: Annotated[
+        SecretStr | None, Field(validation_alias=AliasChoices("TEMPORAL_API_KEY"), min_length=1)
+    ] = None
+    # Workflows a worker keeps in memory between tasks; one evicted replays its history on
+    # its next task (docs/scaling.md measures both).
+    max_cached_workflows: Annotated[
+        int, Field(validation_alias=AliasChoices("AFTERSALES_MAX_CACHED_WORKFLOWS"), ge=0)
+    ] = DEFAULT_MAX_CACHED_WORKFLOWS
     task_queue: Annotated[
         str, Field(validation_alias=AliasChoices("AFTERSALES_TASK_QUEUE"), min_length=1)
     ] = "aftersales"
@@ -187,6 +209,17 @@ class Settings(BaseSettings):
         return value or None
 
     @model_validator(mode="after")
+    def _client_cert_with_its_key(self) -> Settings:
+        if (self.temporal_tls_client_cert_path is None) != (
+            self.temporal_tls_client_key_path is None
+        ):
+            raise ValueError(
+                "TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH: set both "
+                "for mTLS, or neither"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _secret_with_each_url(self) -> Settings:
         for system in OutsideSystem:
             url, secret = getattr(self, f"{system}_url"), getattr(self, f"{system}_secret")
@@ -232,6 +265,11 @@ _ENV_NAMES = {
     "temporal_address": "TEMPORAL_ADDRESS",
     "temporal_namespace": "TEMPORAL_NAMESPACE",
     "task_queue": "AFTERSALES_TASK_QUEUE",
+    "temporal_tls_client_cert_path": "TEMPORAL_TLS_CLIENT_CERT_PATH",
+    "temporal_tls_client_key_path": "TEMPORAL_TLS_CLIENT_KEY_PATH",
+    "temporal_tls_server_ca_cert_path": "TEMPORAL_TLS_SERVER_CA_CERT_PATH",
+    "temporal_api_key": "TEMPORAL_API_KEY",
+    "max_cached_workflows": "AFTERSALES_MAX_CACHED_WORKFLOWS",
     "database_url": "DATABASE_URL",
     "policy_file": "AFTERSALES_POLICY_FILE",
     "jwks": "AFTERSALES_JWKS",
