@@ -85,9 +85,12 @@ def _narrow(sql: _Sql, case_filter: CaseFilter, tracking: TrackingNumberIndex) -
             sql.where(f"{column} = ANY({sql.bind(sorted(v.value for v in values))}::text[])")
     if f.escalation_levels and EscalationLevel.NONE not in f.escalation_levels:
         sql.where(f"escalation_level <> '{EscalationLevel.NONE.value}'")  # the partial index
-    for column, value in (("sku", f.sku), ("carrier", f.carrier), ("assigned_agent", f.assignee)):
+    for column, value in (("sku", f.sku), ("assigned_agent", f.assignee)):
         if value is not None:
             sql.where(f"{column} = {sql.bind(value)}")
+    if f.carrier is not None:
+        # A carrier's name as a person types it ("dhl" is DHL); no index serves it either way.
+        sql.where(f"upper(carrier) = upper({sql.bind(f.carrier)})")
     if f.unassigned:
         sql.where("assigned_agent IS NULL")
     if f.deadline_before is not None:

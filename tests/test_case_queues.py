@@ -166,6 +166,7 @@ FILTERS: list[tuple[str, Callable[[CaseState], bool]]] = [
     ("reason=quality_defect,changed_mind",
      lambda s: s.request.reason in {Reason.QUALITY_DEFECT, Reason.CHANGED_MIND}),
     ("carrier=DHL", lambda s: s.request.carrier == "DHL"),
+    ("carrier=dhl", lambda s: s.request.carrier == "DHL"),  # as a person types it
     ("channel=email", lambda s: s.request.channel is Channel.EMAIL),
     ("assignee=bob", lambda s: s.assigned_agent == "bob"),
     ("assignee=unassigned", lambda s: s.assigned_agent is None),
