@@ -140,6 +140,23 @@ def _filters(request: Request) -> Filters:
         raise BadForm(f"{first['loc'][0]}: {first['msg']}") from error
 
 
+def _shown_total(
+    counted: int | None,
+    rows: list[CaseRow],
+    cursor: str | None,
+    next_cursor: str | None,
+    navigation_count: int,
+) -> int:
+    """The heading's number: counted for a narrowed queue; the rows themselves when one
+    page shows the whole queue (exact, whatever the shared counts' age); else the
+    navigation's count."""
+    if counted is not None:
+        return counted
+    if cursor is None and next_cursor is None:
+        return len(rows)
+    return navigation_count
+
+
 def _csv(rows: list[CaseRow]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
@@ -216,7 +233,8 @@ def add_queue_routes(
         return page(request, "queue.html", {
             "nav": nav, "caller": caller,
             "queue": queue, "title": QUEUE_TITLES[queue], "rows": rows,
-            "total": total if total is not None else nav[list(QUEUE_TITLES).index(queue)].count,
+            "total": _shown_total(total, rows, cursor, next_cursor,
+                                  nav[list(QUEUE_TITLES).index(queue)].count),
             "next_cursor": next_cursor, "filters": filters, "query": query,
             "kinds": list(CaseKind), "reasons": list(Reason), "channels": list(Channel),
             "statuses": list(CaseStatus), "action_id": new_action_id(), "done": done,
@@ -301,7 +319,7 @@ def add_queue_routes(
                 "nav": await navigation(gateway, reads, caller), "caller": caller,
                 "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
                 "problem": f"{scan_id}: {_said(problem)}",
-            }, status_code=status.HTTP_409_CONFLICT)  # fmt: skip
+            }, status_code=_refused_status(problem))  # fmt: skip
         return await resolved(request, "unmatched_scans", done)
 
     @router.get("/refused-inputs")
@@ -331,8 +349,16 @@ def add_queue_routes(
                 "nav": await navigation(gateway, reads, caller), "caller": caller,
                 "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
                 "problem": f"{input_id}: {_said(problem)}",
-            }, status_code=status.HTTP_409_CONFLICT)  # fmt: skip
+            }, status_code=_refused_status(problem))  # fmt: skip
         return await resolved(request, "refused_inputs", f"refused input {input_id} handled")
+
+
+def _refused_status(problem: Exception) -> int:
+    """A form filled in wrong is 422 (the field named); a resolution the item or the case
+    cannot take is 409."""
+    if isinstance(problem, ValidationError):
+        return status.HTTP_422_UNPROCESSABLE_CONTENT
+    return status.HTTP_409_CONFLICT
 
 
 def _said(problem: Exception) -> str:

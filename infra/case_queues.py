@@ -38,6 +38,9 @@ from infra.blind_index import TrackingNumberIndex
 
 # How old the shared queues' counts may be: a count answers within this of the lists.
 SHARED_COUNTS_TTL_S = 2.0
+# Older than this (a desk nobody opened for a while), the counts are not answered stale
+# while a recount runs behind them: the first reader waits for the recount.
+SHARED_COUNTS_MAX_AGE_S = 10 * SHARED_COUNTS_TTL_S
 SHARED_QUEUES = [q for q in Queue if q is not Queue.ASSIGNED_TO_ME]
 _CountsKey = tuple[bool, frozenset[EscalationLevel]]
 _Counted = tuple[float, datetime, dict[Queue, int]]
@@ -82,9 +85,12 @@ def _narrow(sql: _Sql, case_filter: CaseFilter, tracking: TrackingNumberIndex) -
             sql.where(f"{column} = ANY({sql.bind(sorted(v.value for v in values))}::text[])")
     if f.escalation_levels and EscalationLevel.NONE not in f.escalation_levels:
         sql.where(f"escalation_level <> '{EscalationLevel.NONE.value}'")  # the partial index
-    for column, value in (("sku", f.sku), ("carrier", f.carrier), ("assigned_agent", f.assignee)):
+    for column, value in (("sku", f.sku), ("assigned_agent", f.assignee)):
         if value is not None:
             sql.where(f"{column} = {sql.bind(value)}")
+    if f.carrier is not None:
+        # A carrier's name as a person types it ("dhl" is DHL); no index serves it either way.
+        sql.where(f"upper(carrier) = upper({sql.bind(f.carrier)})")
     if f.unassigned:
         sql.where("assigned_agent IS NULL")
     if f.deadline_before is not None:
@@ -132,6 +138,8 @@ class CaseQueues:
         # The recount running behind stale counts, one per key; kept so it is not
         # collected while it runs.
         self._recounts: dict[_CountsKey, asyncio.Task[_Counted]] = {}
+        # Bumped by `changed`: a recount begun before a change does not keep its counts.
+        self._generation = 0
 
     async def page(
         self,
@@ -191,13 +199,14 @@ class CaseQueues:
         operators refreshing their queues would otherwise count the same 100,000 index
         entries 20 times over): a count older than SHARED_COUNTS_TTL_S is answered as it
         is while one recount runs behind it, so nobody waits for a recount but the first
-        caller. "Assigned to me" is the viewer's own, counted live."""
+        caller after a quiet spell (SHARED_COUNTS_MAX_AGE_S) or a change made here
+        (`changed`). "Assigned to me" is the viewer's own, counted live."""
         level = queue_filter(Queue.ESCALATED, viewer, now).escalation_levels
         key = (viewer.role is Role.ARBITER, level)
-        cached = self._shared_counts.get(key)
+        cached = self._fresh(key)
         if cached is None:
             async with self._count_locks.setdefault(key, asyncio.Lock()):
-                cached = self._shared_counts.get(key) or await self._recount(key, viewer, now)
+                cached = self._fresh(key) or await self._recount(key, viewer, now)
         elif time.monotonic() - cached[0] > SHARED_COUNTS_TTL_S and key not in self._recounts:
             recount = asyncio.create_task(self._recount(key, viewer, now))
             self._recounts[key] = recount
@@ -208,11 +217,26 @@ class CaseQueues:
         mine = await self._count([Queue.ASSIGNED_TO_ME], viewer, now)
         return QueueCounts(at=at, counts=shared | mine)
 
+    def changed(self) -> None:
+        """A case changed through this process (a person's decision, assignment or scan
+        attached): the next reader recounts, so whoever changed it sees it counted (the
+        queue they go back to holds one case less, and its count says so)."""
+        self._generation += 1
+        self._shared_counts.clear()
+
+    def _fresh(self, key: _CountsKey) -> _Counted | None:
+        cached = self._shared_counts.get(key)
+        if cached is None or time.monotonic() - cached[0] > SHARED_COUNTS_MAX_AGE_S:
+            return None
+        return cached
+
     async def _recount(self, key: _CountsKey, viewer: Viewer, now: datetime) -> _Counted:
+        generation = self._generation
         try:
-            counted = await self._count(SHARED_QUEUES, viewer, now)
-            self._shared_counts[key] = (time.monotonic(), now, counted)
-            return self._shared_counts[key]
+            counted = (time.monotonic(), now, await self._count(SHARED_QUEUES, viewer, now))
+            if generation == self._generation:
+                self._shared_counts[key] = counted
+            return counted
         finally:
             self._recounts.pop(key, None)
 

@@ -536,6 +536,10 @@ class CaseGateway:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise UnknownCaseError(f"case_id: no open case {case_id!r}") from error
             raise
+        finally:
+            # Counted anew even after a refusal: one may move the case (R17's goes to a
+            # supervisor, R18).
+            self.queues.changed()
         return view
 
     async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
@@ -634,7 +638,9 @@ class CaseGateway:
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
                 *_scan_row(case_id, kept.scan),
             )
-            return await self.kept.record_attached(conn, scan_id, case_id, resolver)
+            attached = await self.kept.record_attached(conn, scan_id, case_id, resolver)
+        self.queues.changed()
+        return attached
 
     async def ledger(self, case_id: str, *, with_notes: bool = True) -> CaseLedger:
         """The case's audit trail (R23) from case_events, as staff may read it

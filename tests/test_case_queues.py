@@ -166,6 +166,7 @@ FILTERS: list[tuple[str, Callable[[CaseState], bool]]] = [
     ("reason=quality_defect,changed_mind",
      lambda s: s.request.reason in {Reason.QUALITY_DEFECT, Reason.CHANGED_MIND}),
     ("carrier=DHL", lambda s: s.request.carrier == "DHL"),
+    ("carrier=dhl", lambda s: s.request.carrier == "DHL"),  # as a person types it
     ("channel=email", lambda s: s.request.channel is Channel.EMAIL),
     ("assignee=bob", lambda s: s.assigned_agent == "bob"),
     ("assignee=unassigned", lambda s: s.assigned_agent is None),
@@ -430,3 +431,22 @@ async def test_shared_counts_are_taken_once_for_a_moment_and_mine_live(
     assert cached["counts"]["assigned_to_me"] == first["counts"]["assigned_to_me"] + 1
     assert fresh["at"] > first["at"]
     assert fresh["counts"]["needs_decision"] == first["counts"]["needs_decision"] + 1
+
+
+async def test_counts_older_than_their_longest_life_are_recounted_before_answering(
+    api: httpx.AsyncClient, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a quiet spell (no reader for SHARED_COUNTS_MAX_AGE_S) the first reader does
+    not get the counts from before it: the desk a newcomer opens in the morning counts
+    the night's cases."""
+    rng = random.Random(6)
+    headers = as_role("agent", "ann")
+    first = (await api.get("/queues", headers=headers)).json()
+    state = a_state(rng, f"Q-{uuid.uuid4().hex[:10]}").model_copy(
+        update={"status": CaseStatus.UNDER_REVIEW, "closed_at": None}
+    )
+    await record(pool, state)
+    monkeypatch.setattr(case_queues, "SHARED_COUNTS_MAX_AGE_S", 0.0)
+    after_the_quiet = (await api.get("/queues", headers=headers)).json()
+    assert after_the_quiet["at"] > first["at"]
+    assert after_the_quiet["counts"]["needs_decision"] == first["counts"]["needs_decision"] + 1
