@@ -87,7 +87,11 @@ def test_each_development_key_is_known_by_its_material_wherever_it_is(
     own_clients = tmp_path / "own-clients.json"
     MachineClients(own_clients).add("carrier-desk", Role.CARRIER, ["DHL"])  # a dev name
     monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(own_clients))
-    refuse_unsafe_exposure(Settings(), gone, register)  # nothing of the development's
+    # Nothing of the development's is left; off loopback the desk still needs a real
+    # identity provider for its sign-in, and with one the edge starts.
+    assert refused_for() == "AFTERSALES_OIDC_ISSUER"
+    monkeypatch.setenv("AFTERSALES_OIDC_ISSUER", "https://idp.example")
+    refuse_unsafe_exposure(Settings(), gone, register)
 
 
 def test_keys_made_before_the_register_are_known_from_the_development_folder(
