@@ -15,7 +15,7 @@ from pydantic import Field
 
 from api.auth import requires
 from api.errors import documented
-from api.paths import CASE_ID_PATTERN, CaseId
+from api.paths import CASE_ID_PATTERN, CaseId, ScanId
 from domain.case import ExplainedReason, MessageId, Role, Strict
 from domain.view import CaseNote
 from infra.gateway import CaseGateway
@@ -28,8 +28,6 @@ from infra.kept_for_review import (
     UnmatchedScan,
 )
 
-# Any text but NUL, which PostgreSQL text cannot hold.
-ScanId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=512)]

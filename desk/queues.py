@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
@@ -17,8 +19,8 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import Field, ValidationError
 
-from api.paths import CASE_ID_PATTERN
-from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted
+from api.paths import CASE_ID_PATTERN, MAX_CASE_ID_LENGTH, MIN_CASE_ID_LENGTH, ScanId
+from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted, said
 from desk.gate import DESK_PATH
 from desk.rendering import page
 from domain.case import (
@@ -50,9 +52,17 @@ from infra.gateway import (
     UnknownCaseError,
 )
 from infra.identity import STAFF_BY_AUTHORITY, Caller
-from infra.kept_for_review import AlreadyResolvedError, Resolver, UnknownKeptItemError
+from infra.kept_for_review import (
+    AlreadyResolvedError,
+    InvalidKeptCursorError,
+    Item,
+    KeptPage,
+    Resolver,
+    UnknownKeptItemError,
+)
 
 T = TypeVar("T")
+_CASE_ID = re.compile(CASE_ID_PATTERN)
 # What each list is called on screen, in the navigation's order.
 QUEUE_TITLES = {
     Queue.NEEDS_DECISION: "Needs a decision",
@@ -204,14 +214,10 @@ def add_queue_routes(
     ) -> Response:
         """A queue, soonest deadline first; the filters narrow it, the cursor pages it."""
         caller = acting(request, *roles)
-        try:
-            # The queue and the navigation's counts at once (each its own connection).
-            (rows, next_cursor, total, filters), nav = await asyncio.gather(
-                queue_rows(request, queue, caller, cursor), navigation(gateway, reads, caller)
-            )
-        except BadForm as problem:
-            return page(request, "problem.html", {"message": str(problem)},
-                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
+        # The queue and the navigation's counts at once (each its own connection).
+        (rows, next_cursor, total, filters), nav = await asyncio.gather(
+            queue_rows(request, queue, caller, cursor), navigation(gateway, reads, caller)
+        )
         query = {k: v for k, v in filters.model_dump(mode="json").items() if v}
         return page(request, "queue.html", {
             "nav": nav, "caller": caller,
@@ -232,15 +238,21 @@ def add_queue_routes(
         form = await request.form()
         fields = await posted(request)
         case_ids = [str(v) for v in form.getlist("case_id")][:500]
-        try:
-            agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
-        except ValidationError as error:
-            return page(request, "problem.html", {"message": f"agent: {_said(error)}"},
-                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
+        agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
+        action_id = fields.get("action_id", "")
+        if not action_id:
+            raise BadForm("action_id: the form carries no action id; reload the page")
         outcomes = []
         for case_id in case_ids:
-            message = Assignment(action_id=f"{fields.get('action_id', '')}-{case_id}",
-                                 actor=caller.actor, role=caller.role, agent=agent)  # fmt: skip
+            if not (
+                MIN_CASE_ID_LENGTH <= len(case_id) <= MAX_CASE_ID_LENGTH
+                and _CASE_ID.fullmatch(case_id)
+            ):
+                # Not a case id at all (the page only lists real ones): nothing to ask.
+                outcomes.append("a ticked value is not a case id")
+                continue
+            message = Assignment(action_id=_per_case(action_id, case_id), actor=caller.actor,
+                                 role=caller.role, agent=agent)  # fmt: skip
             try:
                 await gateway.decide(case_id, "assign", message, caller)
             except (RefusedDecisionError, RefusedInputError, UnknownCaseError) as refusal:
@@ -261,7 +273,7 @@ def add_queue_routes(
         request: Request, cursor: Annotated[str | None, Query(max_length=512)] = None
     ) -> Response:
         caller = acting(request, *STAFF_BY_AUTHORITY)
-        kept = await gateway.kept.unmatched_scans(after=cursor)
+        kept = await _kept_page(gateway.kept.unmatched_scans, cursor)
         return page(request, "unmatched_scans.html", {
             "nav": await navigation(gateway, reads, caller), "caller": caller,
             "items": kept.items, "next_cursor": kept.next_cursor,
@@ -273,9 +285,7 @@ def add_queue_routes(
         return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
 
     @router.post("/unmatched-scans/{scan_id}/{resolution}")
-    async def resolve_scan(
-        request: Request, scan_id: Annotated[str, Path(max_length=128)], resolution: str
-    ) -> Response:
+    async def resolve_scan(request: Request, scan_id: ScanId, resolution: str) -> Response:
         """R26: attach the scan to its case (delivered once) or dismiss it, with why."""
         caller = acting(request, *STAFF_BY_AUTHORITY)
         fields = await posted(request)
@@ -300,7 +310,7 @@ def add_queue_routes(
             return page(request, "unmatched_scans.html", {
                 "nav": await navigation(gateway, reads, caller), "caller": caller,
                 "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
-                "problem": f"{scan_id}: {_said(problem)}",
+                "problem": f"{scan_id}: {said(problem)}",
             }, status_code=status.HTTP_409_CONFLICT)  # fmt: skip
         return await resolved(request, "unmatched_scans", done)
 
@@ -309,7 +319,7 @@ def add_queue_routes(
         request: Request, cursor: Annotated[str | None, Query(max_length=512)] = None
     ) -> Response:
         caller = acting(request, *INTEGRATORS)
-        kept = await gateway.kept.refused_inputs(after=cursor)
+        kept = await _kept_page(gateway.kept.refused_inputs, cursor)
         return page(request, "refused_inputs.html", {
             "nav": await navigation(gateway, reads, caller), "caller": caller,
             "items": kept.items, "next_cursor": kept.next_cursor,
@@ -330,13 +340,21 @@ def add_queue_routes(
             return page(request, "refused_inputs.html", {
                 "nav": await navigation(gateway, reads, caller), "caller": caller,
                 "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
-                "problem": f"{input_id}: {_said(problem)}",
+                "problem": f"{input_id}: {said(problem)}",
             }, status_code=status.HTTP_409_CONFLICT)  # fmt: skip
         return await resolved(request, "refused_inputs", f"refused input {input_id} handled")
 
 
-def _said(problem: Exception) -> str:
-    if isinstance(problem, ValidationError):
-        first = problem.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(problem)
+async def _kept_page(
+    read: Callable[..., Awaitable[KeptPage[Item]]], cursor: str | None
+) -> KeptPage[Item]:
+    try:
+        return await read(after=cursor)
+    except InvalidKeptCursorError as error:
+        raise BadForm(f"cursor: {error}") from error
+
+
+def _per_case(action_id: str, case_id: str) -> str:
+    """The page's action id made one per case, within an action id's 128 characters
+    whatever the case id's length (up to 220): a resend assigns each case once."""
+    return f"{action_id[:64]}-{hashlib.sha256(case_id.encode()).hexdigest()[:32]}"
