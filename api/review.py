@@ -119,12 +119,13 @@ def review_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
     @router.post(
         "/cases/{case_id}/notes",
         status_code=status.HTTP_201_CREATED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def add_note(case_id: CaseId, body: NoteBody, caller: Staff) -> CaseNote:
         """An internal note, recorded under its author beside the case's ledger (read with
-        `GET /cases/{id}/ledger`); a closed case takes notes too. The same `note_id`
-        again answers the note written first; other words under it are 409."""
-        return await gateway.notes.add(case_id, body.note_id, body.body, caller)
+        `GET /cases/{id}/ledger`); a closed case takes notes too, an erased one none (410).
+        The same `note_id` again answers the note written first; other words under it are
+        409."""
+        return await gateway.add_note(case_id, body.note_id, body.body, caller)
 
     return router

@@ -367,7 +367,7 @@ def _router(
         await readable(case_id, caller)
         try:
             note = NoteForm.model_validate({"text": fields.get("text", "")})
-            await gateway.notes.add(case_id, fields.get("action_id", ""), note.text, caller)
+            await gateway.add_note(case_id, fields.get("action_id", ""), note.text, caller)
         except (ValidationError, NoteIdTakenError) as problem:
             message = str(problem) if isinstance(problem, NoteIdTakenError) else (
                 f"text: {problem.errors()[0]['msg']}"

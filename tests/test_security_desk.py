@@ -24,6 +24,7 @@ from infra.settings import DEFAULT_POLICY_FILE
 from tests.desk_site import DeskSite, desk_site
 from tests.helpers import api_client, as_role
 from tests.identities import IDENTITIES
+from tests.test_privacy import Markers, a_refunded_case, where_found
 
 # A page on another site whose name the attacker re-points at 127.0.0.1 (DNS rebinding):
 # the browser reaches the developer's API from loopback but keeps the page's Host.
@@ -178,3 +179,21 @@ async def test_a_nul_in_a_case_list_filter_answers_422(
         for path in ("/cases", "/queues/late"):
             answer = await api.get(f"{path}?{query}", headers=as_role(Role.SUPERVISOR))
             assert answer.status_code == 422, (path, query, answer.text[:300])
+
+
+async def test_an_erased_case_takes_no_new_note(
+    api: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
+) -> None:
+    """docs/privacy.md: erasure removes a case's free text once; a note written after it
+    (free text that may name the customer) was taken (201) and kept in plaintext, with no
+    erasure left to come. The case answers 410 as to any other message."""
+    markers = Markers.fresh()
+    case_id = await a_refunded_case(api, dev_env, markers)
+    erased = await api.post(f"/customers/{markers.customer_id}/erasure",
+                            headers=as_role("privacy", "dpo-dana"))  # fmt: skip
+    assert erased.status_code == 200, erased.text
+    note = {"note_id": "n-after", "body": f"called back, {markers.staff_note}"}
+    written = await api.post(f"/cases/{case_id}/notes", json=note,
+                             headers=as_role("agent", "agent-ann"))  # fmt: skip
+    assert written.status_code == 410, written.text
+    assert await where_found(pool, markers) == {}
