@@ -63,6 +63,10 @@ from infra.kept_for_review import (
 
 T = TypeVar("T")
 _CASE_ID = re.compile(CASE_ID_PATTERN)
+# What a bulk assignment says it did, carried to the queue's page in its query: the
+# count and the first refusals (the rest are the cases still unassigned in the queue).
+DONE_LENGTH = 500
+_REFUSALS_SHOWN = 2
 # What each list is called on screen, in the navigation's order.
 QUEUE_TITLES = {
     Queue.NEEDS_DECISION: "Needs a decision",
@@ -210,7 +214,7 @@ def add_queue_routes(
         request: Request,
         queue: Queue,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
-        done: Annotated[str | None, Query(max_length=500)] = None,
+        done: Annotated[str | None, Query(max_length=DONE_LENGTH)] = None,
     ) -> Response:
         """A queue, soonest deadline first; the filters narrow it, the cursor pages it."""
         caller = acting(request, *roles)
@@ -259,7 +263,10 @@ def add_queue_routes(
                 outcomes.append(f"{case_id}: {refusal}")
         done = f"assigned {len(case_ids) - len(outcomes)} of {len(case_ids)} to {agent}"
         if outcomes:
-            done += "; refused: " + "; ".join(outcomes)
+            shown = "; ".join(outcomes[:_REFUSALS_SHOWN])
+            done += f"; {len(outcomes)} refused, the first: {shown}"
+        # It travels in the redirect's query: within what the queue's page takes.
+        done = done[:DONE_LENGTH]
         return RedirectResponse(
             # Back to the queue as it was narrowed (the form posts with its query).
             request.url_for("show_queue", queue=queue.value).include_query_params(

@@ -197,3 +197,22 @@ async def test_an_erased_case_takes_no_new_note(
                              headers=as_role("agent", "agent-ann"))  # fmt: skip
     assert written.status_code == 410, written.text
     assert await where_found(pool, markers) == {}
+
+
+async def test_a_bulk_assignment_with_many_refusals_still_lands_on_its_queue(
+    site: DeskSite,
+) -> None:
+    """Each refusal was spelled out in the redirect's `done` (600+ characters for ten
+    unknown cases): the queue it returned to refused its own `done` (at most 500), so
+    the person saw a 422 page after the work was done, not what happened."""
+    supervisor, csrf = await _signed_in(site, "sam", Role.SUPERVISOR)
+    unknown = [f"return-O-{n:04d}-1-r1" for n in range(20)]
+    fields = {"csrf_token": csrf, "action_id": "bulk-1", "agent": "ann", "case_id": unknown}
+    answer = await supervisor.post("/desk/queues/late/assign", data=fields)
+    assert answer.status_code == 303
+    assert len(answer.headers["location"]) < 1000
+    landed = await supervisor.get(answer.headers["location"])
+    await supervisor.aclose()
+    assert landed.status_code == 200, landed.text[:300]
+    assert "assigned 0 of 20 to ann" in landed.text
+    assert "20 refused" in landed.text
