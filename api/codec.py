@@ -182,7 +182,8 @@ def _admit_to_run_codec(run_codec: RunCodec, secret: str, request: Request) -> N
     if not (is_loopback(peer) and is_loopback(host)):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            f"codec: this run's endpoint answers loopback only (Host {host!r}, from {peer!r})",
+            # Neither name is echoed (docs/contract.md): the Host is the caller's input.
+            "codec: this run's endpoint answers loopback only, under a loopback name",
         )
 
 

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from api.auth import requires
 from api.errors import documented
-from api.paths import CASE_ID_PATTERN, CaseId
+from api.paths import CASE_ID_PATTERN, CaseId, ScanId
 from domain.case import ExplainedReason, MessageId, Role, Strict
 from domain.view import CaseNote
 from infra.gateway import CaseGateway
@@ -28,8 +28,6 @@ from infra.kept_for_review import (
     UnmatchedScan,
 )
 
-# Any text but NUL, which PostgreSQL text cannot hold.
-ScanId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[^\x00]+$")]
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=512)]
@@ -121,12 +119,13 @@ def review_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
     @router.post(
         "/cases/{case_id}/notes",
         status_code=status.HTTP_201_CREATED,
-        responses=documented(404, 409),
+        responses=documented(404, 409, 410),
     )
     async def add_note(case_id: CaseId, body: NoteBody, caller: Staff) -> CaseNote:
         """An internal note, recorded under its author beside the case's ledger (read with
-        `GET /cases/{id}/ledger`); a closed case takes notes too. The same `note_id`
-        again answers the note written first; other words under it are 409."""
-        return await gateway.notes.add(case_id, body.note_id, body.body, caller)
+        `GET /cases/{id}/ledger`); a closed case takes notes too, an erased one none (410).
+        The same `note_id` again answers the note written first; other words under it are
+        409."""
+        return await gateway.add_note(case_id, body.note_id, body.body, caller)
 
     return router

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from desk.sessions import Session
@@ -49,10 +50,10 @@ def amount_of(text: str, currency: str, field: str) -> Money:
     try:
         value = Decimal(text.strip())
     except InvalidOperation as error:
-        raise BadForm(f"{field}: {text!r} is not an amount like 90.00") from error
+        raise BadForm(f"{field}: not an amount like 90.00") from error
     minor = value * 100
     if not value.is_finite() or minor != minor.to_integral_value() or value < 0:
-        raise BadForm(f"{field}: {text!r} is not an amount like 90.00")
+        raise BadForm(f"{field}: not an amount like 90.00")
     try:
         return Money(amount_minor=int(minor), currency=currency)
     except ValidationError as error:
@@ -111,3 +112,13 @@ class NoteForm(FormFields):
 
 def blank_as_none(fields: dict[str, str]) -> dict[str, str | None]:
     return {name: value.strip() or None for name, value in fields.items()}
+
+
+def said(problem: Exception) -> str:
+    """A refused value's field and what is wrong with it: never the value itself."""
+    if isinstance(problem, ValidationError | RequestValidationError):
+        first = problem.errors()[0]
+        # A path or query parameter's location starts with where it was sent.
+        loc = [str(p) for p in first["loc"] if p not in ("path", "query", "body")]
+        return f"{'.'.join(loc) or 'form'}: {first['msg']}"
+    return str(problem)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hashlib
 import io
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, TypeVar
@@ -17,8 +19,8 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import Field, ValidationError
 
-from api.paths import CASE_ID_PATTERN
-from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted
+from api.paths import CASE_ID_PATTERN, MAX_CASE_ID_LENGTH, MIN_CASE_ID_LENGTH, ScanId
+from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted, said
 from desk.gate import DESK_PATH
 from desk.rendering import page
 from domain.case import (
@@ -50,9 +52,21 @@ from infra.gateway import (
     UnknownCaseError,
 )
 from infra.identity import STAFF_BY_AUTHORITY, Caller
-from infra.kept_for_review import AlreadyResolvedError, Resolver, UnknownKeptItemError
+from infra.kept_for_review import (
+    AlreadyResolvedError,
+    InvalidKeptCursorError,
+    Item,
+    KeptPage,
+    Resolver,
+    UnknownKeptItemError,
+)
 
 T = TypeVar("T")
+_CASE_ID = re.compile(CASE_ID_PATTERN)
+# What a bulk assignment says it did, carried to the queue's page in its query: the
+# count and the first refusals (the rest are the cases still unassigned in the queue).
+DONE_LENGTH = 500
+_REFUSALS_SHOWN = 2
 # What each list is called on screen, in the navigation's order.
 QUEUE_TITLES = {
     Queue.NEEDS_DECISION: "Needs a decision",
@@ -217,18 +231,14 @@ def add_queue_routes(
         request: Request,
         queue: Queue,
         cursor: Annotated[str | None, Query(max_length=512)] = None,
-        done: Annotated[str | None, Query(max_length=500)] = None,
+        done: Annotated[str | None, Query(max_length=DONE_LENGTH)] = None,
     ) -> Response:
         """A queue, soonest deadline first; the filters narrow it, the cursor pages it."""
         caller = acting(request, *roles)
-        try:
-            # The queue and the navigation's counts at once (each its own connection).
-            (rows, next_cursor, total, filters), nav = await asyncio.gather(
-                queue_rows(request, queue, caller, cursor), navigation(gateway, reads, caller)
-            )
-        except BadForm as problem:
-            return page(request, "problem.html", {"message": str(problem)},
-                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
+        # The queue and the navigation's counts at once (each its own connection).
+        (rows, next_cursor, total, filters), nav = await asyncio.gather(
+            queue_rows(request, queue, caller, cursor), navigation(gateway, reads, caller)
+        )
         query = {k: v for k, v in filters.model_dump(mode="json").items() if v}
         return page(request, "queue.html", {
             "nav": nav, "caller": caller,
@@ -250,22 +260,31 @@ def add_queue_routes(
         form = await request.form()
         fields = await posted(request)
         case_ids = [str(v) for v in form.getlist("case_id")][:500]
-        try:
-            agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
-        except ValidationError as error:
-            return page(request, "problem.html", {"message": f"agent: {_said(error)}"},
-                        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)  # fmt: skip
+        agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
+        action_id = fields.get("action_id", "")
+        if not action_id:
+            raise BadForm("action_id: the form carries no action id; reload the page")
         outcomes = []
         for case_id in case_ids:
-            message = Assignment(action_id=f"{fields.get('action_id', '')}-{case_id}",
-                                 actor=caller.actor, role=caller.role, agent=agent)  # fmt: skip
+            if not (
+                MIN_CASE_ID_LENGTH <= len(case_id) <= MAX_CASE_ID_LENGTH
+                and _CASE_ID.fullmatch(case_id)
+            ):
+                # Not a case id at all (the page only lists real ones): nothing to ask.
+                outcomes.append("a ticked value is not a case id")
+                continue
+            message = Assignment(action_id=_per_case(action_id, case_id), actor=caller.actor,
+                                 role=caller.role, agent=agent)  # fmt: skip
             try:
                 await gateway.decide(case_id, "assign", message, caller)
             except (RefusedDecisionError, RefusedInputError, UnknownCaseError) as refusal:
                 outcomes.append(f"{case_id}: {refusal}")
         done = f"assigned {len(case_ids) - len(outcomes)} of {len(case_ids)} to {agent}"
         if outcomes:
-            done += "; refused: " + "; ".join(outcomes)
+            shown = "; ".join(outcomes[:_REFUSALS_SHOWN])
+            done += f"; {len(outcomes)} refused, the first: {shown}"
+        # It travels in the redirect's query: within what the queue's page takes.
+        done = done[:DONE_LENGTH]
         return RedirectResponse(
             # Back to the queue as it was narrowed (the form posts with its query).
             request.url_for("show_queue", queue=queue.value).include_query_params(
@@ -279,7 +298,7 @@ def add_queue_routes(
         request: Request, cursor: Annotated[str | None, Query(max_length=512)] = None
     ) -> Response:
         caller = acting(request, *STAFF_BY_AUTHORITY)
-        kept = await gateway.kept.unmatched_scans(after=cursor)
+        kept = await _kept_page(gateway.kept.unmatched_scans, cursor)
         return page(request, "unmatched_scans.html", {
             "nav": await navigation(gateway, reads, caller), "caller": caller,
             "items": kept.items, "next_cursor": kept.next_cursor,
@@ -291,9 +310,7 @@ def add_queue_routes(
         return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
 
     @router.post("/unmatched-scans/{scan_id}/{resolution}")
-    async def resolve_scan(
-        request: Request, scan_id: Annotated[str, Path(max_length=128)], resolution: str
-    ) -> Response:
+    async def resolve_scan(request: Request, scan_id: ScanId, resolution: str) -> Response:
         """R26: attach the scan to its case (delivered once) or dismiss it, with why."""
         caller = acting(request, *STAFF_BY_AUTHORITY)
         fields = await posted(request)
@@ -318,7 +335,7 @@ def add_queue_routes(
             return page(request, "unmatched_scans.html", {
                 "nav": await navigation(gateway, reads, caller), "caller": caller,
                 "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
-                "problem": f"{scan_id}: {_said(problem)}",
+                "problem": f"{scan_id}: {said(problem)}",
             }, status_code=_refused_status(problem))  # fmt: skip
         return await resolved(request, "unmatched_scans", done)
 
@@ -327,7 +344,7 @@ def add_queue_routes(
         request: Request, cursor: Annotated[str | None, Query(max_length=512)] = None
     ) -> Response:
         caller = acting(request, *INTEGRATORS)
-        kept = await gateway.kept.refused_inputs(after=cursor)
+        kept = await _kept_page(gateway.kept.refused_inputs, cursor)
         return page(request, "refused_inputs.html", {
             "nav": await navigation(gateway, reads, caller), "caller": caller,
             "items": kept.items, "next_cursor": kept.next_cursor,
@@ -348,7 +365,7 @@ def add_queue_routes(
             return page(request, "refused_inputs.html", {
                 "nav": await navigation(gateway, reads, caller), "caller": caller,
                 "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
-                "problem": f"{input_id}: {_said(problem)}",
+                "problem": f"{input_id}: {said(problem)}",
             }, status_code=_refused_status(problem))  # fmt: skip
         return await resolved(request, "refused_inputs", f"refused input {input_id} handled")
 
@@ -361,8 +378,16 @@ def _refused_status(problem: Exception) -> int:
     return status.HTTP_409_CONFLICT
 
 
-def _said(problem: Exception) -> str:
-    if isinstance(problem, ValidationError):
-        first = problem.errors()[0]
-        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-    return str(problem)
+async def _kept_page(
+    read: Callable[..., Awaitable[KeptPage[Item]]], cursor: str | None
+) -> KeptPage[Item]:
+    try:
+        return await read(after=cursor)
+    except InvalidKeptCursorError as error:
+        raise BadForm(f"cursor: {error}") from error
+
+
+def _per_case(action_id: str, case_id: str) -> str:
+    """The page's action id made one per case, within an action id's 128 characters
+    whatever the case id's length (up to 220): a resend assigns each case once."""
+    return f"{action_id[:64]}-{hashlib.sha256(case_id.encode()).hexdigest()[:32]}"

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -33,6 +34,7 @@ from desk.forms import (
     blank_as_none,
     new_action_id,
     posted,
+    said,
 )
 from desk.gate import (
     CALLBACK_PATH,
@@ -133,7 +135,9 @@ def acting(request: Request, *roles: Role) -> Caller:
 
 class _DeskRoute(APIRoute):
     """What the desk's handlers raise, answered as pages: a role not allowed (403), a case
-    unknown (404) or erased (410)."""
+    unknown (404) or erased (410), a value the desk cannot take (422, naming the field,
+    never echoing it). The API's JSON refusal is no answer for a browser, and it would
+    keep the form's body, session's CSRF token and all, among refused input."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -141,6 +145,10 @@ class _DeskRoute(APIRoute):
         async def as_page(request: Request) -> Response:
             try:
                 return await handler(request)
+            except (RequestValidationError, ValidationError) as invalid:
+                return _problem(request, status.HTTP_422_UNPROCESSABLE_CONTENT, said(invalid))
+            except BadForm as invalid:
+                return _problem(request, status.HTTP_422_UNPROCESSABLE_CONTENT, str(invalid))
             except Forbidden as refusal:
                 return _problem(request, status.HTTP_403_FORBIDDEN, str(refusal))
             except CaseErasedError as gone:
@@ -159,6 +167,15 @@ def _secure(request: Request) -> bool:
     """Cookies are `Secure` except on a loopback host (plain http on the developer's
     machine); anywhere else the desk is served over https."""
     return not is_loopback(request.url.hostname or "")
+
+
+def _from_this_machine(request: Request) -> bool:
+    """The development sign-in's condition: a loopback peer that also names a loopback
+    host. A page of another site whose name is re-pointed at 127.0.0.1 (DNS rebinding)
+    comes from loopback but keeps its own Host: signing it in would let its script drive
+    the desk under its own origin."""
+    peer = request.client.host if request.client else ""
+    return is_loopback(peer) and is_loopback(request.url.hostname or "")
 
 
 def _router(
@@ -195,7 +212,7 @@ def _router(
                                    "roles": roles, "form_token": None}  # fmt: skip
         if settings.oidc is not None:
             return page(request, "sign_in.html", context)
-        if not is_loopback(request.client.host if request.client else ""):
+        if not _from_this_machine(request):
             return _problem(request, status.HTTP_403_FORBIDDEN,
                             "the development sign-in answers on this machine only")  # fmt: skip
         token = new_action_id()
@@ -207,9 +224,7 @@ def _router(
     @router.post("/sign-in")
     async def dev_sign_in(request: Request) -> Response:
         """The development sign-in: a named person in one desk role, from this machine."""
-        if settings.oidc is not None or not is_loopback(
-            request.client.host if request.client else ""
-        ):
+        if settings.oidc is not None or not _from_this_machine(request):
             return _problem(request, status.HTTP_404_NOT_FOUND, "no development sign-in here")
         form = await request.form()
         person, role = str(form.get("person", "")).strip(), str(form.get("role", ""))
@@ -352,7 +367,7 @@ def _router(
         await readable(case_id, caller)
         try:
             note = NoteForm.model_validate({"text": fields.get("text", "")})
-            await gateway.notes.add(case_id, fields.get("action_id", ""), note.text, caller)
+            await gateway.add_note(case_id, fields.get("action_id", ""), note.text, caller)
         except (ValidationError, NoteIdTakenError) as problem:
             message = str(problem) if isinstance(problem, NoteIdTakenError) else (
                 f"text: {problem.errors()[0]['msg']}"

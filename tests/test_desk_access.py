@@ -251,18 +251,22 @@ async def test_a_queue_pages_by_cursor_and_its_count_is_every_page(site: DeskSit
     await agent.aclose()
 
 
-async def test_off_loopback_the_session_cookie_is_secure(site: DeskSite) -> None:
-    """A desk reached by name (behind the TLS proxy) sets `Secure` cookies; the browser
-    itself is this machine's, as the development sign-in requires."""
-    settings = DeskSettings(temporal_ui_url=TEMPORAL_UI, namespace="default", oidc=None)
-    desk = Desk(site.gateway, site.pool, load_policy_file(DEFAULT_POLICY_FILE), settings)
-    app = create_app(site.gateway, IDENTITIES.authenticator, desk=desk)
+async def test_off_loopback_the_session_cookie_is_secure(
+    oidc_site: DeskSite, provider: StandInProvider
+) -> None:
+    """A desk reached by name (behind the TLS proxy) signs in with the identity provider
+    (the development sign-in answers loopback names only) and sets `Secure` cookies."""
+    oidc = OidcProvider(provider.url, "aftersales-desk", None)
+    settings = DeskSettings(temporal_ui_url=TEMPORAL_UI, namespace="default", oidc=oidc)
+    desk = Desk(oidc_site.gateway, oidc_site.pool, load_policy_file(DEFAULT_POLICY_FILE), settings)
+    app = create_app(oidc_site.gateway, IDENTITIES.authenticator, desk=desk)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50_000))
     async with httpx.AsyncClient(transport=transport, base_url="https://desk.example") as client:
-        form = await client.get("/desk/sign-in")
-        signed = await client.post("/desk/sign-in", data={
-            "form_token": _hidden(form.text, "form_token"), "person": "ann", "role": "agent",
-        })  # fmt: skip
-        assert signed.status_code == 303
+        started = await client.get("/desk/sign-in/oidc")
+        assert "Secure" in started.headers["set-cookie"]  # the sign-in's state cookie
+        async with httpx.AsyncClient() as idp:
+            back = await idp.get(started.headers["location"])
+        signed = await client.get(back.headers["location"].removeprefix("https://desk.example"))
+        assert signed.status_code == 303, signed.text
         assert "Secure" in signed.headers["set-cookie"]
         assert "HttpOnly" in signed.headers["set-cookie"]

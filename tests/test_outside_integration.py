@@ -5,6 +5,7 @@ for a person, whose retry pays it once (R21)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -102,3 +103,60 @@ async def test_r21_a_case_runs_on_the_merchants_services_and_a_declined_refund_p
     ]
     assert actions.index("payment_declined") < actions.index("payment_retried")
     assert actions.index("payment_retried") < actions.index("refund_issued")
+
+
+async def test_r21_two_people_resolving_one_declined_refund_at_once_pay_it_once(
+    time_skipping_env: WorkflowEnvironment,
+    pool: asyncpg.Pool,
+    task_queue: str,
+    merchant: MerchantService,
+    configured: OutsideSystems,
+) -> None:
+    """A supervisor retries the declined refund twice (a double submit) while a manager
+    retries it too, all at once: the case takes one resolution, the others are refused or
+    answered by it, and the money moves once."""
+    env = time_skipping_env
+    request = a_request(paid_minor=4_000, request_id="outside-race")
+    merchant.declined_cases.add(request.case_id)
+    worker = build_worker(
+        env.client, pool=pool, task_queue=task_queue, payments=configured.payments,
+        notifier=configured.notifier, carrier=configured.carrier,
+        warehouse=configured.warehouse, grants=IDENTITIES.verifier,
+    )  # fmt: skip
+    async with worker:
+        handle = await open_case(env, task_queue, request)
+        await handle.signal(ReturnCase.warehouse_scan, scan(ScanEvent.PARCEL_RECEIVED))
+        await handle.signal(
+            ReturnCase.warehouse_scan, scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE)
+        )
+        await state_when(handle, lambda s: s.status is CaseStatus.PAYMENT_DECLINED)
+        merchant.declined_cases.clear()
+        resolutions = [
+            PaymentResolution(
+                action_id=f"p-{n}",
+                actor=actor,
+                role=role,
+                resolution=kind,
+                reason="the customer's bank is back",
+            )
+            for n, (actor, role, kind) in enumerate(
+                [
+                    ("sue", Role.SUPERVISOR, PaymentResolutionKind.RETRY),
+                    ("sue", Role.SUPERVISOR, PaymentResolutionKind.RETRY),
+                    ("meg", Role.MANAGER, PaymentResolutionKind.RETRY),
+                ]
+            )
+        ]
+        await asyncio.gather(
+            *(handle.execute_update(ReturnCase.resolve_declined_payment, r) for r in resolutions),
+            return_exceptions=True,
+        )
+        result = await handle.result()
+    assert result.status is CaseStatus.REFUNDED
+    assert len(result.refunds) == 1
+    assert merchant.booked["refunds"] == 1
+    moved = await pool.fetchval(
+        "SELECT count(*) FROM money_movements WHERE case_id = $1 AND status = 'succeeded'",
+        request.case_id,
+    )
+    assert moved == 1

@@ -21,7 +21,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from activities.outside import OutsideRefusal, UnknownAnswer
-from infra.outside.signing import IDEMPOTENCY_HEADER, signed_headers
+from infra.outside.signing import signed_headers
 
 AnswerT = TypeVar("AnswerT", bound=BaseModel)
 
@@ -102,13 +102,12 @@ class SignedService:
         request = self._http.build_request(method, path, content=content)
         request.headers.update(
             signed_headers(
-                self._secret, method, request.url.raw_path.decode(), content, datetime.now(UTC)
+                self._secret, method, request.url.raw_path.decode(), content, datetime.now(UTC),
+                idempotency_key=idempotency_key,
             )
-        )
+        )  # fmt: skip
         if body is not None:
             request.headers["Content-Type"] = "application/json"
-        if idempotency_key is not None:
-            request.headers[IDEMPOTENCY_HEADER] = idempotency_key
         try:
             response = await self._http.send(request)
         except httpx.TransportError as error:  # timeouts included

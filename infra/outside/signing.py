@@ -2,10 +2,12 @@
 
 Every request carries `X-Aftersales-Timestamp` (Unix seconds) and `X-Aftersales-Signature`
 (`v1=` and the hex HMAC-SHA256, keyed with the system's shared secret, of
-`METHOD\\nPATH\\nTIMESTAMP\\n` followed by the exact body bytes; PATH with its query). The
-receiver recomputes it, compares in constant time, and refuses a timestamp outside the
-replay window; a request replayed inside the window carries its `Idempotency-Key`, so it
-changes nothing twice. `verify` is the receiver's side, as the tests' server runs it."""
+`METHOD\\nPATH\\nTIMESTAMP\\nIDEMPOTENCY_KEY\\n` followed by the exact body bytes; PATH
+with its query, IDEMPOTENCY_KEY empty for a request without one). The receiver recomputes
+it, compares in constant time, and refuses a timestamp outside the replay window; a
+request replayed inside the window carries its `Idempotency-Key`, signed with the rest,
+so it changes nothing twice (a copy under a new key is no longer signed). `verify` is the
+receiver's side, as the tests' server runs it."""
 
 from __future__ import annotations
 
@@ -26,18 +28,28 @@ class BadSignature(ValueError):
     """A request whose signature or timestamp the receiver refuses (answer 401)."""
 
 
-def signature(secret: bytes, method: str, path: str, timestamp: int, body: bytes) -> str:
-    signed = f"{method.upper()}\n{path}\n{timestamp}\n".encode() + body
+def signature(
+    secret: bytes, method: str, path: str, timestamp: int, idempotency_key: str, body: bytes
+) -> str:
+    signed = f"{method.upper()}\n{path}\n{timestamp}\n{idempotency_key}\n".encode() + body
     return _VERSION + hmac.new(secret, signed, hashlib.sha256).hexdigest()
 
 
 def signed_headers(
-    secret: bytes, method: str, path: str, body: bytes, now: datetime
+    secret: bytes,
+    method: str,
+    path: str,
+    body: bytes,
+    now: datetime,
+    *,
+    idempotency_key: str | None = None,
 ) -> dict[str, str]:
+    """The request's timestamp, signature and (when it has one) idempotency key."""
     timestamp = int(now.timestamp())
-    return {
+    key = {} if idempotency_key is None else {IDEMPOTENCY_HEADER: idempotency_key}
+    return key | {
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(secret, method, path, timestamp, body),
+        SIGNATURE_HEADER: signature(secret, method, path, timestamp, idempotency_key or "", body),
     }
 
 
@@ -53,10 +65,14 @@ def verify(
     """The receiver's check: raises BadSignature unless the request is signed with
     `secret` and stamped within `window` of `now`."""
     stamp = headers.get(TIMESTAMP_HEADER, "")
-    if not stamp.isdigit():
+    # ASCII digits only: `isdigit` alone takes "²", which `int` then refuses.
+    if not (stamp.isascii() and stamp.isdigit()):
         raise BadSignature(f"{TIMESTAMP_HEADER}: missing or not Unix seconds")
     if abs(now.timestamp() - int(stamp)) > window.total_seconds():
         raise BadSignature(f"{TIMESTAMP_HEADER}: outside the {window} replay window")
-    expected = signature(secret, method, path, int(stamp), body)
-    if not hmac.compare_digest(expected, headers.get(SIGNATURE_HEADER, "")):
+    key = headers.get(IDEMPOTENCY_HEADER, "")
+    expected = signature(secret, method, path, int(stamp), key, body)
+    # As bytes: `compare_digest` raises TypeError on a str that is not ASCII.
+    sent = headers.get(SIGNATURE_HEADER, "").encode("utf-8", "replace")
+    if not hmac.compare_digest(expected.encode(), sent):
         raise BadSignature(f"{SIGNATURE_HEADER}: does not match the request")
