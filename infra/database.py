@@ -86,3 +86,12 @@ async def migrate(pool: asyncpg.Pool) -> list[str]:
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_KEY)
     return applied_now
+
+
+async def pending_migrations(pool: asyncpg.Pool) -> list[str]:
+    """The migrations this code has that the database has not applied (readiness)."""
+    async with pool.acquire() as conn:
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            return [name for _, name, _ in _migrations()]
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [name for version, name, _ in _migrations() if version not in done]

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 import asyncpg
 from temporalio.client import Client, Interceptor
+from temporalio.runtime import Runtime
 
 from infra import data_converter
 from infra.settings import Settings
@@ -15,16 +16,22 @@ class TemporalUnreachableError(ConnectionError):
 
 
 async def connect(
-    settings: Settings, pool: asyncpg.Pool, interceptors: Sequence[Interceptor] = ()
+    settings: Settings,
+    pool: asyncpg.Pool,
+    interceptors: Sequence[Interceptor] = (),
+    *,
+    runtime: Runtime | None = None,
 ) -> Client:
     """`pool` keeps the per-case data keys of the payload codec; `interceptors`: an edge
-    that sends decisions passes its GrantingInterceptor."""
+    that sends decisions passes its GrantingInterceptor; `runtime`: the worker's, which
+    exports the SDK's metrics (infra/worker_status.py)."""
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=data_converter.data_converter_for(settings, pool),
             interceptors=interceptors,
+            runtime=runtime,
         )
     except RuntimeError as error:
         raise TemporalUnreachableError(
