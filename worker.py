@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.edge_identity import grant_verifier
 from infra.grants import GrantCheckInterceptor, GrantVerifier
+from infra.logs import configure_logging
 from infra.outside.systems import outside_systems
 from infra.settings import (
     DEFAULT_MAX_CACHED_WORKFLOWS,
@@ -31,6 +34,8 @@ from infra.settings import (
     load_settings,
 )
 from infra.temporal_client import connect
+from infra.tracing import tracer_provider, tracing_interceptors
+from infra.worker_status import SdkMetrics, serve_status, status_server, worker_status_app
 from workflows.batch_alarm import BatchAlarm
 from workflows.carrier_claim import CarrierClaim
 from workflows.damage_claim_case import DamageClaimCase
@@ -108,11 +113,13 @@ def build_worker(
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     settings = load_settings()
     pool = await create_pool(settings.effective_database_url)
     await migrate(pool)
-    client = await connect(settings, pool)
+    sdk_metrics = SdkMetrics()
+    tracing = tracing_interceptors(tracer_provider(settings, "aftersales-worker"))
+    client = await connect(settings, pool, tracing, runtime=sdk_metrics.runtime)
     # The sandboxes unless configured to the merchant's services (docs/operations.md).
     outside = outside_systems(settings)
     log.info("outside systems: %s", ", ".join(f"{k} {v}" for k, v in outside.where.items()))
@@ -132,17 +139,50 @@ async def main() -> None:
     # alarm stops, never the cases, so the worker says so and polls its task queue.
     if missing := await batch_alarm_schedule_missing(client):
         log.warning("the R24 batch alarm will not run: %s", missing)
+    status = status_server(
+        worker_status_app(sdk_metrics, pool, client),
+        settings.worker_status_host,
+        settings.worker_status_port,
+    )
+    log.info(
+        "status on http://%s:%d (/metrics, /healthz, /readyz)",
+        settings.worker_status_host,
+        settings.worker_status_port,
+    )
+    # Ctrl-C or SIGTERM (`docker stop`): the worker finishes its tasks in hand, then exits.
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    serving = asyncio.create_task(serve_status(status))
+    running = asyncio.create_task(worker.run())
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await worker.run()
+        await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.done():
+            log.info("stopping")
+            await worker.shutdown()
+        await running  # a worker that failed on its own says why
     finally:
+        stopping.cancel()
+        status.should_exit = True
+        await serving
         await outside.aclose()
         await pool.close()
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`aftersales-worker` (or `python worker.py`): configured by environment only."""
+    argparse.ArgumentParser(
+        prog="aftersales-worker",
+        description=f"{__doc__} Configured by environment variables: docs/operations.md.",
+    ).parse_args()
     try:
         asyncio.run(main())
     except (ConfigurationError, ForeignSchemaError) as error:
         sys.exit(f"worker: {error}")
     except KeyboardInterrupt:
         pass
+
+
+if __name__ == "__main__":
+    cli()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import uvloop
@@ -14,17 +15,25 @@ from infra.database import create_pool
 from infra.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
 from infra.grants import GrantingInterceptor
+from infra.logs import configure_logging
 from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
+from infra.tracing import tracer_provider, tracing_interceptors
 
 
 async def serve() -> None:
+    configure_logging()
     settings = load_settings()
     refuse_unsafe_exposure(settings)
     policy = load_policy_file(settings.policy_file)
     pool = await create_pool(settings.effective_database_url)
-    client = await connect(settings, pool, [GrantingInterceptor(grant_signer(settings))])
+    tracing = tracer_provider(settings, "aftersales-api")
+    client = await connect(
+        settings,
+        pool,
+        [GrantingInterceptor(grant_signer(settings)), *tracing_interceptors(tracing)],
+    )
     gateway = CaseGateway(client, pool, settings.task_queue, policy)
     app = create_app(
         gateway,
@@ -32,6 +41,7 @@ async def serve() -> None:
         codec_origins=settings.codec_origins,
         refusal_budget=RefusalBudget(settings.refused_inputs_per_minute),
         desk=Desk(gateway, pool, policy, desk_settings(settings)),
+        tracer_provider=tracing,
     )
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
     server = api_server(app, host=settings.api_host, port=settings.api_port, access_log=False)
@@ -41,9 +51,20 @@ async def serve() -> None:
         await pool.close()
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`aftersales-api` (or `python -m api`): configured by environment only."""
+    argparse.ArgumentParser(
+        prog="aftersales-api",
+        description=f"{__doc__} Configured by environment variables: docs/operations.md.",
+    ).parse_args()
     try:
         # uvicorn picks uvloop only when it creates the loop itself; here we do.
         uvloop.run(serve())
     except (ConfigurationError, PolicyFileError, ConnectionError) as error:
         sys.exit(f"api: {error}")
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    cli()

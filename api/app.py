@@ -10,6 +10,8 @@ from fastapi import Depends, FastAPI, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -18,6 +20,7 @@ from temporalio.service import RPCError
 
 from api.auth import Authentication, requires
 from api.codec import RunCodec, codec_app
+from api.docs_pages import add_docs_pages
 from api.errors import (
     ApiError,
     ApiErrorItem,
@@ -29,6 +32,7 @@ from api.errors import (
     http_error,
     one_line,
 )
+from api.metrics import ApiMetrics, RequestMetrics
 from api.page_policy import PagePolicy
 from api.paths import CASE_ID_PATTERN, CaseId
 from api.queues import queues_router
@@ -36,7 +40,9 @@ from api.refusal_budget import RefusalBudget, RefusalBudgetGuard
 from api.rendered_reports import RenderedReports
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot
 from api.reports import Section, report_csv
+from api.request_ids import RequestIds
 from api.review import review_router
+from api.status import status_router
 from desk.router import Desk
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
@@ -365,15 +371,19 @@ def create_app(
     refusal_budget: RefusalBudget | None = None,
     run_codec: RunCodec | None = None,
     desk: Desk | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """`run_codec`: `make run`'s codec endpoint for its own Temporal UI (api/codec.py).
     `desk`: the operators' desk (desk/: its pages, and its sign-in for them and for the
-    report page)."""
+    report page). `tracer_provider`: traces each request (infra/tracing.py), when set."""
     app = FastAPI(
         title="aftersales",
         description="Returns, exchanges and damage claims as durable Temporal workflows.",
         version="0.1.0",
         responses=documented(*_ANY_ROUTE),
+        # Served offline instead (api/docs_pages.py): FastAPI's own pages use a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Before any route is added: every route parses JSON strictly.
     app.router.route_class = _StrictJSONRoute
@@ -401,6 +411,13 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PagePolicy)
     app.add_middleware(ServerTiming)
+    metrics = ApiMetrics(app, budget, gateway.figures)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestIds)
+    if tracer_provider is not None:
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=tracer_provider)
+    add_docs_pages(app)
+    app.include_router(status_router(gateway, metrics))
     if desk is not None:
         app.include_router(desk.router)
     # The Temporal UI decodes payloads here for operators (staff only).

@@ -21,6 +21,8 @@ from api.codec import (
     is_run_codec_request,
     session_authorization,
 )
+from api.docs_pages import DOCS_ASSETS_PATH, DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH
+from api.status import STATUS_PATHS
 from desk.gate import DESK_PATH, DeskGate, is_browser_page
 from domain.case import Role
 from infra.identity import (
@@ -37,7 +39,7 @@ from infra.identity import (
 _bearer = HTTPBearer(auto_error=False)
 # The API's own description reads without a credential; everything else needs one.
 PUBLIC_PATHS = frozenset(
-    {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", SESSION_PATH}
+    {"/openapi.json", DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH, SESSION_PATH, *STATUS_PATHS}
 )
 
 
@@ -56,6 +58,7 @@ class Authentication:
         if (
             scope["type"] != "http"
             or scope["path"] in PUBLIC_PATHS
+            or scope["path"].startswith(f"{DOCS_ASSETS_PATH}/")
             or is_codec_preflight(scope)
             or is_run_codec_request(scope)  # its path's secret is checked by its route
         ):

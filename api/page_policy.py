@@ -9,28 +9,28 @@ made it, so a page added later is covered without thinking of it.
   style sheet), forms posted only back to the API, no <base> to redirect relative links.
 - The desk's pages (desk/) load its own script and style sheet from this origin, and
   nothing inline.
-- FastAPI's interactive docs (/docs, /redoc) are built from scripts and styles on
-  jsDelivr's CDN with an inline bootstrap script: their policy allows exactly that CDN
-  and nothing else a page could load."""
+- The interactive docs (/docs, /redoc: api/docs_pages.py) load Swagger UI's and ReDoc's
+  bundles from this origin and start them with one inline script each: their policy
+  allows this origin and inline script, and no other origin at all (ReDoc runs its
+  search in a worker made from a blob)."""
 
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.docs_pages import DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH
 from desk.gate import DESK_PATH
 
 # Documents a browser renders (and could run script in) rather than hands to a script.
 _DOCUMENT_TYPES = ("text/html", "image/svg+xml")
 _EVERY_PAGE = "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 PAGE_POLICY = f"default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; {_EVERY_PAGE}"
-_CDN = "https://cdn.jsdelivr.net"
 DOCS_POLICY = (
-    f"default-src 'none'; script-src {_CDN} 'unsafe-inline'; style-src {_CDN} 'unsafe-inline'; "
-    f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-    f"worker-src blob:; {_EVERY_PAGE}"
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    f"img-src 'self' data:; connect-src 'self'; worker-src blob:; {_EVERY_PAGE}"
 )
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+DOCS_PATHS = frozenset({DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH})
 # The desk's pages run its own script and style sheet (served by the API, none inline).
 DESK_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "

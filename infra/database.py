@@ -114,3 +114,12 @@ def _refuse_foreign_history(done: dict[int, str], migrations: list[tuple[int, st
             "Nothing in it was deployed data: recreate it (`make clean` for make run's "
             "embedded .data/postgres, or drop the database) and start again."
         )
+
+
+async def pending_migrations(pool: asyncpg.Pool) -> list[str]:
+    """The migrations this code has that the database has not applied (readiness)."""
+    async with pool.acquire() as conn:
+        if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+            return [name for _, name, _ in _migrations()]
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return [name for version, name, _ in _migrations() if version not in done]

