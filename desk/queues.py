@@ -13,7 +13,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
@@ -293,17 +293,27 @@ def add_queue_routes(
             status_code=status.HTTP_303_SEE_OTHER,
         )
 
+    async def kept_list(
+        request: Request, caller: Caller, template: str, kept: KeptPage[Any], *,
+        done: str | None = None, problem: str | None = None,
+        status_code: int = status.HTTP_200_OK,
+    ) -> Response:  # fmt: skip
+        """A page of what is kept for a person, with what was just done or refused."""
+        return page(request, template, {
+            "nav": await navigation(gateway, reads, caller), "caller": caller,
+            "items": kept.items, "next_cursor": kept.next_cursor,
+            "done": done, "problem": problem,
+        }, status_code=status_code)  # fmt: skip
+
     @router.get("/unmatched-scans")
     async def unmatched_scans(
         request: Request, cursor: Annotated[str | None, Query(max_length=512)] = None
     ) -> Response:
         caller = acting(request, *STAFF_BY_AUTHORITY)
         kept = await _kept_page(gateway.kept.unmatched_scans, cursor)
-        return page(request, "unmatched_scans.html", {
-            "nav": await navigation(gateway, reads, caller), "caller": caller,
-            "items": kept.items, "next_cursor": kept.next_cursor,
-            "done": request.query_params.get("done"), "problem": None,
-        })  # fmt: skip
+        return await kept_list(
+            request, caller, "unmatched_scans.html", kept, done=request.query_params.get("done")
+        )
 
     async def resolved(request: Request, target: str, done: str) -> Response:
         url = request.url_for(target).include_query_params(done=done)
@@ -332,11 +342,10 @@ def add_queue_routes(
         except (ValidationError, UnknownCaseError, UnknownKeptItemError,
                 AlreadyResolvedError) as problem:  # fmt: skip
             kept = await gateway.kept.unmatched_scans()
-            return page(request, "unmatched_scans.html", {
-                "nav": await navigation(gateway, reads, caller), "caller": caller,
-                "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
-                "problem": f"{scan_id}: {said(problem)}",
-            }, status_code=_refused_status(problem))  # fmt: skip
+            return await kept_list(
+                request, caller, "unmatched_scans.html", kept,
+                problem=f"{scan_id}: {said(problem)}", status_code=_refused_status(problem),
+            )  # fmt: skip
         return await resolved(request, "unmatched_scans", done)
 
     @router.get("/refused-inputs")
@@ -345,11 +354,9 @@ def add_queue_routes(
     ) -> Response:
         caller = acting(request, *INTEGRATORS)
         kept = await _kept_page(gateway.kept.refused_inputs, cursor)
-        return page(request, "refused_inputs.html", {
-            "nav": await navigation(gateway, reads, caller), "caller": caller,
-            "items": kept.items, "next_cursor": kept.next_cursor,
-            "done": request.query_params.get("done"), "problem": None,
-        })  # fmt: skip
+        return await kept_list(
+            request, caller, "refused_inputs.html", kept, done=request.query_params.get("done")
+        )
 
     @router.post("/refused-inputs/{input_id}/handled")
     async def mark_handled(request: Request, input_id: Annotated[int, Path(ge=1)]) -> Response:
@@ -362,11 +369,10 @@ def add_queue_routes(
             )
         except (ValidationError, UnknownKeptItemError, AlreadyResolvedError) as problem:
             kept = await gateway.kept.refused_inputs()
-            return page(request, "refused_inputs.html", {
-                "nav": await navigation(gateway, reads, caller), "caller": caller,
-                "items": kept.items, "next_cursor": kept.next_cursor, "done": None,
-                "problem": f"{input_id}: {said(problem)}",
-            }, status_code=_refused_status(problem))  # fmt: skip
+            return await kept_list(
+                request, caller, "refused_inputs.html", kept,
+                problem=f"{input_id}: {said(problem)}", status_code=_refused_status(problem),
+            )  # fmt: skip
         return await resolved(request, "refused_inputs", f"refused input {input_id} handled")
 
 

@@ -180,6 +180,18 @@ async def api(
         yield client
 
 
+@pytest.fixture
+async def site(
+    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
+) -> AsyncIterator[Any]:
+    """The desk served by uvicorn with a real worker behind it (tests/desk_site.py)."""
+    # tests.desk_site imports this module: imported here, not at the top.
+    from tests.desk_site import desk_site
+
+    async with running_worker(dev_env.client), desk_site(dev_env, pool, task_queue) as served:
+        yield served
+
+
 def eur(minor: int) -> Money:
     return Money(amount_minor=minor, currency="EUR")
 

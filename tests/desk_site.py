@@ -6,6 +6,7 @@ chromium)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import uvicorn
 from playwright.async_api import Browser, Page, ViewportSize
 from temporalio.client import Client
@@ -35,6 +37,7 @@ from tests.processes import free_port
 # The width the desk is laid out for at least (issue 17: usable at 1280 px).
 DESK_VIEWPORT = ViewportSize(width=1280, height=900)
 TEMPORAL_UI = "http://temporal-ui.test:8233"
+_HIDDEN = r'name="{}" value="([^"]+)"'
 
 
 @dataclass(frozen=True)
@@ -119,3 +122,26 @@ async def under_review(site: DeskSite, **overrides: Any) -> str:
     await site.gateway.tell(case_id, "evidence_submitted", photos())
     await reaches(site.pool, case_id, "under_review")
     return case_id
+
+
+def hidden_field(page: str, name: str) -> str:
+    """A form's hidden field's value on an HTML page (form and CSRF tokens)."""
+    found = re.search(_HIDDEN.format(name), page)
+    assert found, f"no {name} on the page"
+    return found.group(1)
+
+
+async def signed_in_client(
+    site: DeskSite, person: str, role: Role
+) -> tuple[httpx.AsyncClient, str]:
+    """A plain HTTP client signed in through the development form, and its session's
+    CSRF token (for the desk's routes without a browser)."""
+    client = httpx.AsyncClient(base_url=site.url)
+    form = await client.get("/desk/sign-in")
+    answer = await client.post("/desk/sign-in", data={
+        "form_token": hidden_field(form.text, "form_token"), "person": person,
+        "role": role.value, "return_to": "/desk/queues/late",
+    })  # fmt: skip
+    assert answer.status_code == 303, answer.text
+    queue = await client.get("/desk/queues/late")
+    return client, hidden_field(queue.text, "csrf_token")

@@ -7,14 +7,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
-import pytest
 from playwright.async_api import Browser, Page, expect
-from temporalio.testing import WorkflowEnvironment
 
 from desk.forms import RejectionReason
 from domain.case import Dispute, Role, RootCause, ScanEvent
@@ -24,7 +19,6 @@ from tests.desk_site import (
     DESK_VIEWPORT,
     TEMPORAL_UI,
     DeskSite,
-    desk_site,
     fresh_request,
     opened,
     reaches,
@@ -32,14 +26,6 @@ from tests.desk_site import (
     under_review,
 )
 from tests.helpers import scan, shipped
-
-
-@pytest.fixture
-async def site(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
-) -> AsyncIterator[DeskSite]:
-    async with running_worker(dev_env.client), desk_site(dev_env, pool, task_queue) as served:
-        yield served
 
 
 async def find_in_queue(page: Page, site: DeskSite, queue: str, search: str) -> None:

@@ -8,7 +8,6 @@ import html
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import httpx
@@ -29,49 +28,22 @@ from tests.desk_site import (
     DeskSite,
     desk_site,
     fresh_request,
+    hidden_field,
     opened,
     reaches,
+    signed_in_client,
     under_review,
 )
 from tests.identities import IDENTITIES
 from tests.oidc_provider import StandInProvider, oidc_provider
 from workflows.steps.casebook import SYSTEM_ACTOR
 
-_HIDDEN = r'name="{}" value="([^"]+)"'
-
-
-@pytest.fixture
-async def site(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
-) -> AsyncIterator[DeskSite]:
-    async with running_worker(dev_env.client), desk_site(dev_env, pool, task_queue) as served:
-        yield served
-
-
-def _hidden(page: str, name: str) -> str:
-    found = re.search(_HIDDEN.format(name), page)
-    assert found, f"no {name} on the page"
-    return found.group(1)
-
-
-async def _signed_in(site: DeskSite, person: str, role: Role) -> tuple[httpx.AsyncClient, str]:
-    """A client signed in through the development form, and its session's CSRF token."""
-    client = httpx.AsyncClient(base_url=site.url)
-    form = await client.get("/desk/sign-in")
-    answer = await client.post("/desk/sign-in", data={
-        "form_token": _hidden(form.text, "form_token"), "person": person, "role": role.value,
-        "return_to": "/desk/queues/late",
-    })  # fmt: skip
-    assert answer.status_code == 303, answer.text
-    queue = await client.get("/desk/queues/late")
-    return client, _hidden(queue.text, "csrf_token")
-
 
 async def test_each_desk_route_refuses_the_roles_it_does_not_allow(site: DeskSite) -> None:
     case_id = await under_review(site)
-    agent, agent_csrf = await _signed_in(site, "ann", Role.AGENT)
-    arbiter, arbiter_csrf = await _signed_in(site, "judge", Role.ARBITER)
-    supervisor, _ = await _signed_in(site, "sam", Role.SUPERVISOR)
+    agent, agent_csrf = await signed_in_client(site, "ann", Role.AGENT)
+    arbiter, arbiter_csrf = await signed_in_client(site, "judge", Role.ARBITER)
+    supervisor, _ = await signed_in_client(site, "sam", Role.SUPERVISOR)
     refused = {
         # Refused input holds raw bodies: supervisors and managers repair integrations.
         ("agent", "GET", "/desk/refused-inputs"): 403,
@@ -107,8 +79,8 @@ async def test_each_desk_route_refuses_the_roles_it_does_not_allow(site: DeskSit
 
 async def test_a_form_without_the_sessions_csrf_token_is_refused(site: DeskSite) -> None:
     case_id = await under_review(site)
-    agent, csrf = await _signed_in(site, "ann", Role.AGENT)
-    other, _ = await _signed_in(site, "ann", Role.AGENT)  # another session of the same person
+    agent, csrf = await signed_in_client(site, "ann", Role.AGENT)
+    other, _ = await signed_in_client(site, "ann", Role.AGENT)  # another session of the same person
     for client, token in ((agent, ""), (other, csrf)):
         answer = await client.post(f"/desk/cases/{case_id}/approve",
                                    data={"csrf_token": token, "action_id": "a-1"})  # fmt: skip
@@ -137,13 +109,13 @@ async def test_the_development_sign_in_takes_desk_roles_only(site: DeskSite) -> 
         assert "SameSite=strict" in cookie
         for role in ("privacy", "service", "warehouse"):
             answer = await client.post("/desk/sign-in", data={
-                "form_token": _hidden(form.text, "form_token"), "person": "eve", "role": role,
+                "form_token": hidden_field(form.text, "form_token"), "person": "eve", "role": role,
             })  # fmt: skip
             assert answer.status_code == 422
         # The ledger's own actors are no person to sign in as (R23).
         for reserved in (SYSTEM_ACTOR, "ac_shop", "ann smith"):
             answer = await client.post("/desk/sign-in", data={
-                "form_token": _hidden(form.text, "form_token"), "person": reserved,
+                "form_token": hidden_field(form.text, "form_token"), "person": reserved,
                 "role": "agent",
             })  # fmt: skip
             assert answer.status_code == 422
@@ -151,7 +123,7 @@ async def test_the_development_sign_in_takes_desk_roles_only(site: DeskSite) -> 
         forged = await client.post("/desk/sign-in", data={"person": "eve", "role": "manager"})
         assert forged.status_code == 403
         signed = await client.post("/desk/sign-in", data={
-            "form_token": _hidden(form.text, "form_token"), "person": "ann", "role": "agent",
+            "form_token": hidden_field(form.text, "form_token"), "person": "ann", "role": "agent",
         })  # fmt: skip
         session = signed.headers["set-cookie"]
         # On loopback the cookie is not `Secure` (plain http on this machine).
@@ -237,7 +209,7 @@ async def test_a_queue_pages_by_cursor_and_its_count_is_every_page(site: DeskSit
              for _ in range(PAGE_SIZE + 1)}  # fmt: skip
     for case_id in cases:
         await reaches(site.pool, case_id, "awaiting_evidence")
-    agent, _ = await _signed_in(site, "ann", Role.AGENT)
+    agent, _ = await signed_in_client(site, "ann", Role.AGENT)
     first = await agent.get("/desk/queues/waiting_on_customer", params={"sku": sku})
     assert f"({PAGE_SIZE + 1} cases" in first.text
     shown = re.findall(r'name="case_id" value="([^"]+)"', first.text)

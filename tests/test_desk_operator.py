@@ -6,29 +6,16 @@ uvicorn, the Temporal dev server, a real worker and PostgreSQL."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from typing import Any
 
-import asyncpg
-import pytest
 from playwright.async_api import Browser, Page, expect
-from temporalio.testing import WorkflowEnvironment
 
 from desk.forms import RejectionReason
 from domain.case import Role, ScanEvent
-from tests.desk_site import DeskSite, desk_site, signed_in, under_review
+from tests.desk_site import DeskSite, signed_in, under_review
 from tests.helpers import scan
 
 # An upright tablet a little wider than the narrowest the stylesheet is laid out for.
 TABLET_WIDTH = 820
-
-
-@pytest.fixture
-async def site(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
-) -> AsyncIterator[DeskSite]:
-    async with running_worker(dev_env.client), desk_site(dev_env, pool, task_queue) as served:
-        yield served
 
 
 async def queue_count(page: Page) -> int:

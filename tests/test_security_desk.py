@@ -4,10 +4,7 @@ signatures of requests to the merchant's own services (replayed with another key
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import httpx
@@ -21,7 +18,7 @@ from infra.gateway import CaseGateway
 from infra.outside.signing import IDEMPOTENCY_HEADER, BadSignature, signed_headers, verify
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
-from tests.desk_site import DeskSite, desk_site
+from tests.desk_site import DeskSite, hidden_field, signed_in_client
 from tests.helpers import api_client, as_role
 from tests.identities import IDENTITIES
 from tests.test_privacy import Markers, a_refunded_case, where_found
@@ -29,33 +26,7 @@ from tests.test_privacy import Markers, a_refunded_case, where_found
 # A page on another site whose name the attacker re-points at 127.0.0.1 (DNS rebinding):
 # the browser reaches the developer's API from loopback but keeps the page's Host.
 REBOUND = {"Host": "evil.example:8000"}
-_HIDDEN = r'name="{}" value="([^"]+)"'
 _REASON = "logged twice at the dock by mistake"
-
-
-@pytest.fixture
-async def site(
-    dev_env: WorkflowEnvironment, pool: asyncpg.Pool, task_queue: str, running_worker: Any
-) -> AsyncIterator[DeskSite]:
-    async with running_worker(dev_env.client), desk_site(dev_env, pool, task_queue) as served:
-        yield served
-
-
-def _hidden(page: str, name: str) -> str:
-    found = re.search(_HIDDEN.format(name), page)
-    assert found, f"no {name} on the page"
-    return found.group(1)
-
-
-async def _signed_in(site: DeskSite, person: str, role: Role) -> tuple[httpx.AsyncClient, str]:
-    client = httpx.AsyncClient(base_url=site.url)
-    form = await client.get("/desk/sign-in")
-    answer = await client.post("/desk/sign-in", data={
-        "form_token": _hidden(form.text, "form_token"), "person": person, "role": role.value,
-    })  # fmt: skip
-    assert answer.status_code == 303, answer.text
-    queue = await client.get("/desk/queues/late")
-    return client, _hidden(queue.text, "csrf_token")
 
 
 async def test_the_development_sign_in_refuses_a_name_rebound_to_loopback(
@@ -67,7 +38,7 @@ async def test_the_development_sign_in_refuses_a_name_rebound_to_loopback(
         # opens no session (its script would then drive the desk as a manager).
         local_form = await client.get("/desk/sign-in")
         signed = await client.post("/desk/sign-in", headers=REBOUND, data={
-            "form_token": _hidden(local_form.text, "form_token"), "person": "mallory",
+            "form_token": hidden_field(local_form.text, "form_token"), "person": "mallory",
             "role": Role.MANAGER.value,
         })  # fmt: skip
     assert rebound_form.status_code == 403
@@ -81,7 +52,7 @@ async def test_the_development_sign_in_refuses_a_name_rebound_to_loopback(
 
 
 async def test_odd_input_to_the_desks_routes_answers_4xx_never_500(site: DeskSite) -> None:
-    supervisor, csrf = await _signed_in(site, "sam", Role.SUPERVISOR)
+    supervisor, csrf = await signed_in_client(site, "sam", Role.SUPERVISOR)
     reads = [
         "/desk/unmatched-scans?cursor=not-a-cursor",
         "/desk/refused-inputs?cursor=not-a-cursor",
@@ -113,7 +84,7 @@ async def test_a_desk_form_refused_is_a_page_and_not_kept_as_refused_input(
 ) -> None:
     """Its body holds the session's CSRF token: kept among refused input, it is read by
     other staff (supervisors, managers) and counted against the person's refusal budget."""
-    manager, csrf = await _signed_in(site, "meg", Role.MANAGER)
+    manager, csrf = await signed_in_client(site, "meg", Role.MANAGER)
     answers = [
         await manager.post(path, data={"csrf_token": csrf, "reason": _REASON, "action_id": "a-1"})
         for path in ("/desk/refused-inputs/not-a-number/handled", "/desk/cases/NOT A CASE/approve")
@@ -205,7 +176,7 @@ async def test_a_bulk_assignment_with_many_refusals_still_lands_on_its_queue(
     """Each refusal was spelled out in the redirect's `done` (600+ characters for ten
     unknown cases): the queue it returned to refused its own `done` (at most 500), so
     the person saw a 422 page after the work was done, not what happened."""
-    supervisor, csrf = await _signed_in(site, "sam", Role.SUPERVISOR)
+    supervisor, csrf = await signed_in_client(site, "sam", Role.SUPERVISOR)
     unknown = [f"return-O-{n:04d}-1-r1" for n in range(20)]
     fields = {"csrf_token": csrf, "action_id": "bulk-1", "agent": "ann", "case_id": unknown}
     answer = await supervisor.post("/desk/queues/late/assign", data=fields)
