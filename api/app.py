@@ -15,9 +15,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
+from api.asgi import HttpMiddleware, on_response_start
 from api.auth import Authentication, requires
 from api.codec import RunCodec, codec_app
 from api.docs_pages import add_docs_pages
@@ -186,20 +187,13 @@ class _BodyTooLargeError(HTTPException):
         )
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """The body limit, on the stream: a declared Content-Length above MAX_BODY_BYTES is
     refused before anything is read, and a body without one (chunked) is counted as it
     arrives and refused at the chunk that crosses the limit, before it is parsed, kept or
-    echoed. Plain ASGI: Starlette's BaseHTTPMiddleware costs every request a task and a
-    stream copy. It wraps `receive` only, so it runs after authentication."""
+    echoed. It wraps `receive` only, so it runs after authentication."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
             too_large = _BodyTooLargeError()
@@ -226,47 +220,29 @@ class BodyLimit:
 SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
+class SecurityHeaders(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+        def with_headers(start: Message) -> None:
+            MutableHeaders(scope=start).update(SECURITY_HEADERS)
 
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
-            await send(message)
-
-        await self._app(scope, receive, with_headers)
+        await self._app(scope, receive, on_response_start(send, with_headers))
 
 
-class ServerTiming:
+class ServerTiming(HttpMiddleware):
     """`Server-Timing: app;dur=<ms>` on every answer (W3C Server Timing): how long the API
     took until its answer started, authentication included. Browsers' developer tools
     show it, and bench/desk_queues.py reads it, so a latency is the server's own, not
     the load generator's."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
 
-        async def timed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                taken_ms = (time.perf_counter() - started) * 1000
-                MutableHeaders(scope=message)["Server-Timing"] = f"app;dur={taken_ms:.1f}"
-            await send(message)
+        def timed(start: Message) -> None:
+            taken_ms = (time.perf_counter() - started) * 1000
+            MutableHeaders(scope=start)["Server-Timing"] = f"app;dur={taken_ms:.1f}"
 
-        await self._app(scope, receive, timed)
+        await self._app(scope, receive, on_response_start(send, timed))
 
 
 class _DuplicateKeyError(json.JSONDecodeError):

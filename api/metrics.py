@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.asgi import HttpMiddleware, on_response_start
 from api.refusal_budget import RefusalBudget
 from infra.business_metrics import BusinessFigures
 
@@ -42,28 +43,23 @@ class _OverBudget(Collector):
         yield family
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """Plain ASGI around the whole app: every answer counted, the 401s and 413s included."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
-        self._app = app
+        super().__init__(app)
         self._metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 
-        async def seen(message: Message) -> None:
+        def seen(start: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+            status = start["status"]
 
         try:
-            await self._app(scope, receive, seen)
+            await self._app(scope, receive, on_response_start(send, seen))
         finally:
             route = self._metrics.route_of(scope)
             self._metrics.requests.labels(scope["method"], route, str(status)).inc()

@@ -17,8 +17,9 @@ made it, so a page added later is covered without thinking of it.
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from api.asgi import HttpMiddleware, on_response_start
 from api.docs_pages import DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH
 from desk.gate import DESK_PATH
 
@@ -38,14 +39,8 @@ DESK_POLICY = (
 )
 
 
-class PagePolicy:
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+class PagePolicy(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         policy = (
             DOCS_POLICY if path in DOCS_PATHS
@@ -53,12 +48,10 @@ class PagePolicy:
             else PAGE_POLICY
         )  # fmt: skip
 
-        async def with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if headers.get("content-type", "").startswith(_DOCUMENT_TYPES):
-                    headers["Content-Security-Policy"] = policy
-                    headers["X-Frame-Options"] = "DENY"
-            await send(message)
+        def with_policy(start: Message) -> None:
+            headers = MutableHeaders(scope=start)
+            if headers.get("content-type", "").startswith(_DOCUMENT_TYPES):
+                headers["Content-Security-Policy"] = policy
+                headers["X-Frame-Options"] = "DENY"
 
-        await self._app(scope, receive, with_policy)
+        await self._app(scope, receive, on_response_start(send, with_policy))

@@ -7,8 +7,9 @@ import re
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from api.asgi import HttpMiddleware, on_response_start
 from infra.logs import request_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -16,24 +17,16 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _PLAIN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestIds:
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
+class RequestIds(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         sent = Headers(scope=scope).get(REQUEST_ID_HEADER, "")
         this_id = sent if _PLAIN_ID.match(sent) else uuid.uuid4().hex
         token = request_id.set(this_id)
 
-        async def with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = this_id
-            await send(message)
+        def with_id(start: Message) -> None:
+            MutableHeaders(scope=start)[REQUEST_ID_HEADER] = this_id
 
         try:
-            await self._app(scope, receive, with_id)
+            await self._app(scope, receive, on_response_start(send, with_id))
         finally:
             request_id.reset(token)
