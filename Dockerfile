@@ -11,6 +11,7 @@ COPY activities activities
 COPY infra infra
 COPY api api
 COPY desk desk
+COPY stack stack
 COPY worker.py starter.py ./
 # The wheel of this project and of each dependency, so the runtime stage needs no index.
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m infra.run
+	$(BIN)/python -m stack
 
 worker: $(STAMP)
 	$(BIN)/python worker.py

@@ -1,4 +1,4 @@
-"""`make run`'s demo (infra/run.py) fills every queue an operator works, as the README
+"""`make run`'s demo (stack/demo.py) fills every queue an operator works, as the README
 names it, and opening it again (the next `make run`) adds nothing."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Role
 from domain.queues import CaseSort, Cursor, Queue, Viewer
-from infra import run
+from stack import demo
 from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
@@ -48,10 +48,10 @@ async def _demo_queues(gateway: CaseGateway) -> dict[Queue, set[str]]:
 
 async def _kept(pool: asyncpg.Pool) -> tuple[int, int]:
     scans = await pool.fetchval(
-        "SELECT count(*) FROM unmatched_scans WHERE barcode = $1", run.DEMO_UNMATCHED_BARCODE
+        "SELECT count(*) FROM unmatched_scans WHERE barcode = $1", demo.DEMO_UNMATCHED_BARCODE
     )
     refused = await pool.fetchval(
-        "SELECT count(*) FROM refused_inputs WHERE source = $1", run.DEMO_SOURCE
+        "SELECT count(*) FROM refused_inputs WHERE source = $1", demo.DEMO_SOURCE
     )
     return scans, refused
 
@@ -67,8 +67,8 @@ async def test_the_demo_fills_every_operators_queue_once(
     monkeypatch.setattr(run, "DATA_DIR", tmp_path)  # the demo's anchor, not the project's
     gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
     async with running_worker(dev_env.client):
-        await run.open_demo_cases(gateway)
-        await run.open_demo_queues(gateway)
+        await demo.open_demo_cases(gateway)
+        await demo.open_demo_queues(gateway)
         cases = await eventually(
             lambda: _cases(pool),
             lambda found: (
@@ -82,8 +82,8 @@ async def test_the_demo_fills_every_operators_queue_once(
         kept = await _kept(pool)
         queues = await _demo_queues(gateway)
         # The next `make run`: the same cases, nothing kept twice.
-        await run.open_demo_cases(gateway)
-        await run.open_demo_queues(gateway)
+        await demo.open_demo_cases(gateway)
+        await demo.open_demo_queues(gateway)
         again = await _cases(pool)
         kept_again = await _kept(pool)
     status = {case: row["status"] for case, row in cases.items()}
@@ -93,7 +93,7 @@ async def test_the_demo_fills_every_operators_queue_once(
     )  # fmt: skip
     late = cases["return-DEMO-1011-1"]
     assert late["status"] == "awaiting_delivery"
-    assert late["next_deadline"] < run._demo_anchor()  # a deadline passed
+    assert late["next_deadline"] < demo._demo_anchor()  # a deadline passed
     assert status["return-DEMO-1012-1"] == "in_arbitration"
     assert status["return-DEMO-1005-1"] == "rejected"  # within its dispute window
     assert status["return-DEMO-1006-1"] == "awaiting_evidence"

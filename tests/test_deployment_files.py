@@ -138,7 +138,9 @@ def test_the_image_builds_a_wheel_then_runs_it_as_nobody_special() -> None:
     assert runtime[-1]["instruction"] == "CMD"
 
 
-@pytest.mark.parametrize("package", ["domain", "workflows", "activities", "infra", "api", "desk"])
+@pytest.mark.parametrize(
+    "package", ["domain", "workflows", "activities", "infra", "api", "desk", "stack"]
+)
 def test_the_build_stage_copies_every_package(package: str) -> None:
     (build, _) = stages()
     copied = {i["value"].split()[0] for i in build if i["instruction"] == "COPY"}

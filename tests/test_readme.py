@@ -63,7 +63,7 @@ def _fresh_clone(into: Path) -> Path:
     return into
 
 
-# What `make run` makes before it serves (infra/run.py), with the same functions.
+# What `make run` makes before it serves (stack/__main__.py), with the same functions.
 _SET_UP_LIKE_MAKE_RUN = """
 from infra.data_converter import ensure_local_key_file
 from infra.edge_identity import ensure_dev_clients

@@ -1,29 +1,20 @@
-"""`make run`: the whole system on one machine.
+"""`make run`'s demo: an operator's day in every queue the desk shows (README, "The demo").
 
-Temporal dev server with its UI (state in .data/temporal.db), PostgreSQL (DATABASE_URL,
-or an embedded server in .data/postgres), migrations, the worker, and a few demo cases.
-Ctrl-C stops everything; the next run resumes where this one stopped."""
+Anchored to the first run's time (.data/demo-anchor) and idempotent: every run builds the
+very same requests, so the cases are opened once and later runs resume with them."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-import logging
-import signal
-import sys
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from api.app import create_app
-from api.codec import RunCodec
 from api.errors import from_validation, one_line
-from api.refusal_budget import RefusalBudget
-from api.server import api_server
-from desk.router import Desk, desk_settings
 from domain.analytics import DeliveredUnits
 from domain.case import (
     UNDELIVERED,
@@ -44,37 +35,10 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.state import CaseStatus
-from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID, ensure_batch_alarm_schedule
-from infra.data_converter import data_converter_for, ensure_local_key_file
-from infra.database import ForeignSchemaError, create_pool, migrate
-from infra.devstack import start_dev_server, start_embedded_postgres
-from infra.edge_identity import (
-    authenticator,
-    ensure_dev_clients,
-    ensure_dev_keys,
-    grant_signer,
-    grant_verifier,
-    refuse_unsafe_exposure,
-)
+from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID
 from infra.gateway import CaseGateway, RefusedDecisionError, UnknownCaseError
-from infra.grants import GrantingInterceptor
-from infra.identity import Caller, MachineClients
-from infra.logs import configure_logging
-from infra.outside.systems import outside_systems
-from infra.policy_file import PolicyFileError, load_policy_file
-from infra.settings import (
-    DATA_DIR,
-    EMBEDDED_POSTGRES_DIR,
-    PROJECT_ROOT,
-    ConfigurationError,
-    load_settings,
-)
-from infra.worker_status import SdkMetrics, serve_status, status_server, worker_status_app
-from worker import build_worker
-
-log = logging.getLogger("aftersales.run")
-
-_LOCAL_HOSTS = {"localhost", "127.0.0.1"}
+from infra.identity import Caller
+from infra.settings import DATA_DIR
 
 
 def _demo_request(
@@ -284,132 +248,3 @@ async def open_demo_batches(gateway: CaseGateway, pool: asyncpg.Pool, client: Cl
             break
         await asyncio.sleep(0.1)
     await client.get_schedule_handle(BATCH_ALARM_SCHEDULE_ID).trigger()
-
-
-async def main() -> None:
-    configure_logging()
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    settings = load_settings()
-    policy = load_policy_file(settings.policy_file)
-    host, _, port_text = settings.temporal_address.rpartition(":")
-    if host not in _LOCAL_HOSTS:
-        raise ConfigurationError(
-            f"TEMPORAL_ADDRESS: make run starts its own dev server, so it must be local "
-            f"(localhost:PORT), not {settings.temporal_address}"
-        )
-    port = int(port_text)
-    refuse_unsafe_exposure(settings)
-    DATA_DIR.mkdir(exist_ok=True)
-    # No set-up: the development keys for staff tokens and decision grants, and a few
-    # machine clients, made once.
-    ensure_dev_keys()
-    credentials = ensure_dev_clients(MachineClients(settings.clients_file))
-    if settings.uses_embedded_database:
-        log.info("starting embedded PostgreSQL in %s", EMBEDDED_POSTGRES_DIR)
-        start_embedded_postgres(EMBEDDED_POSTGRES_DIR)
-    pool = await create_pool(settings.effective_database_url)
-    applied = await migrate(pool)
-    log.info("schema migrations applied now: %s", applied or "none (up to date)")
-    log.info(
-        "starting Temporal dev server on %s (UI on port %d)", settings.temporal_address, port + 1000
-    )
-    ensure_local_key_file(settings)
-    ui_origins = [f"http://{name}:{port + 1000}" for name in sorted(_LOCAL_HOSTS)]
-    # The UI decodes through an endpoint of this run only (api/codec.py RunCodec; why it
-    # is safe on loopback: docs/sealing.md): no token to mint, no setting to change.
-    run_codec = RunCodec.new()
-    sdk_metrics = SdkMetrics()
-    env = await start_dev_server(
-        runtime=sdk_metrics.runtime,
-        data_converter=data_converter_for(settings, pool),
-        port=port,
-        ui=True,
-        database_file=DATA_DIR / "temporal.db",
-        namespace=settings.temporal_namespace,
-        # The in-process API is the edge: its Updates carry its grants.
-        interceptors=[GrantingInterceptor(grant_signer(settings))],
-        ui_codec_endpoint=run_codec.endpoint(f"http://localhost:{settings.api_port}"),
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    outside = outside_systems(settings)  # the sandboxes unless configured otherwise
-    try:
-        worker = build_worker(
-            env.client,
-            pool=pool,
-            task_queue=settings.task_queue,
-            payments=outside.payments,
-            notifier=outside.notifier,
-            carrier=outside.carrier,
-            warehouse=outside.warehouse,
-            grants=grant_verifier(settings),
-            policy_file=settings.policy_file,
-        )
-        await ensure_batch_alarm_schedule(env.client, settings.task_queue)
-        gateway = CaseGateway(env.client, pool, settings.task_queue, policy)
-        api = api_server(
-            create_app(
-                gateway,
-                authenticator(settings),
-                codec_origins=[*settings.codec_origins, *ui_origins],
-                run_codec=run_codec,
-                refusal_budget=RefusalBudget(settings.refused_inputs_per_minute),
-                desk=Desk(gateway, pool, policy, desk_settings(settings)),
-            ),
-            host=settings.api_host,
-            port=settings.api_port,
-            log_level="warning",
-        )
-        status = status_server(
-            worker_status_app(sdk_metrics, pool, env.client),
-            settings.worker_status_host,
-            settings.worker_status_port,
-        )
-        async with worker:
-            serving = asyncio.create_task(api.serve())
-            serving_status = asyncio.create_task(serve_status(status))
-            await open_demo_cases(gateway)
-            await open_demo_queues(gateway)
-            await open_demo_batches(gateway, pool, env.client)
-            print(
-                "\naftersales is running\n"
-                f"  Temporal UI:   http://localhost:{port + 1000}/namespaces/"
-                f"{settings.temporal_namespace}/workflows\n"
-                f"  Temporal gRPC: {settings.temporal_address}\n"
-                f"  Desk:          http://localhost:{settings.api_port}/desk  "
-                "(sign in as any name, in any role)\n"
-                f"  HTTP API:      http://localhost:{settings.api_port}/docs  "
-                f"(and /redoc)\n"
-                f"  API status:    http://localhost:{settings.api_port}/metrics  "
-                f"/healthz  /readyz\n"
-                f"  Worker status: http://localhost:{settings.worker_status_port}/metrics  "
-                f"/healthz  /readyz\n"
-                f"  PostgreSQL:    {settings.effective_database_url}\n"
-                f"  Task queue:    {settings.task_queue}\n"
-                "  Try:           .venv/bin/python starter.py list\n"
-                "  Staff token:   .venv/bin/python starter.py token --role agent --name ann\n"
-                f"  Machines:      . {credentials.relative_to(PROJECT_ROOT)}  "
-                "($SHOP, $DOCK, $CARRIER)\n"
-                "Ctrl-C stops everything; `make run` again resumes.\n",
-                flush=True,
-            )
-            await stop.wait()
-            log.info("stopping")
-            api.should_exit = status.should_exit = True
-            await asyncio.gather(serving, serving_status)
-    finally:
-        await outside.aclose()
-        await env.shutdown()
-        await pool.close()
-
-
-if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except (ConfigurationError, PolicyFileError, ForeignSchemaError) as error:
-        sys.exit(f"make run: {error}")
-    except KeyboardInterrupt:
-        # A second Ctrl-C while stopping: stop now, quietly (the state is durable).
-        sys.exit(130)
