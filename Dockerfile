@@ -21,7 +21,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels aftersales \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --home-dir /var/lib/aftersales --create-home aftersales
-# Read at start (infra/policy_file.py); mount another file over it to change the policy.
+# Read at start (activities/policy_file.py); mount another file over it to change the policy.
 COPY policy.toml /etc/aftersales/policy.toml
 ENV AFTERSALES_POLICY_FILE=/etc/aftersales/policy.toml \
     PYTHONUNBUFFERED=1

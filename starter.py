@@ -16,16 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from activities.analytics_store import DELIVERY_CSV_COLUMNS, read_delivery_csv
+from activities.policy_file import PolicyFileError, load_policy_file
 from api.reports import Section, report_csv
 from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from domain.state import CaseMessage
 from infra.alarm_schedule import ensure_batch_alarm_schedule
-from infra.analytics import DELIVERY_CSV_COLUMNS, read_delivery_csv
-from infra.data_converter import key_ring
-from infra.data_keys import rewrap
 from infra.database import ForeignSchemaError, create_pool, migrate
-from infra.edge_identity import authenticator, grant_signer, mint_dev_token
 from infra.gateway import (
     SIGNALS,
     UPDATES,
@@ -35,8 +33,12 @@ from infra.gateway import (
     UnknownCaseError,
     describe_validation_error,
 )
-from infra.grants import AUTHORITY, GrantingInterceptor
-from infra.identity import (
+from infra.search_attribute_setup import register_search_attributes
+from infra.security.data_converter import key_ring
+from infra.security.data_keys import rewrap
+from infra.security.edge_identity import authenticator, grant_signer, mint_dev_token
+from infra.security.grants import AUTHORITY, GrantingInterceptor
+from infra.security.identity import (
     MACHINE_ROLES,
     STAFF_TOKEN_ROLES,
     Caller,
@@ -44,9 +46,7 @@ from infra.identity import (
     Unauthenticated,
     acting_role,
 )
-from infra.policy_file import PolicyFileError, load_policy_file
-from infra.privacy import apply_retention
-from infra.search_attribute_setup import register_search_attributes
+from infra.security.privacy import apply_retention
 from infra.settings import ConfigurationError, Settings, load_settings
 from infra.temporal_client import connect, connect_for_operations
 from workflows import search_attributes

@@ -23,10 +23,10 @@ from activities.surveys import SurveyActivities
 from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivities
 from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.database import ForeignSchemaError, create_pool, migrate
-from infra.edge_identity import grant_verifier
-from infra.grants import GrantCheckInterceptor, GrantVerifier
 from infra.logs import configure_logging
 from infra.outside.systems import outside_systems
+from infra.security.edge_identity import grant_verifier
+from infra.security.grants import GrantCheckInterceptor, GrantVerifier
 from infra.settings import (
     DEFAULT_MAX_CACHED_WORKFLOWS,
     DEFAULT_POLICY_FILE,
@@ -107,7 +107,7 @@ def build_worker(
             analytics.run_batch_alarm,
         ],
         max_cached_workflows=max_cached_workflows,
-        # Every Update must carry the authenticated edge's grant (infra/grants.py).
+        # Every Update must carry the authenticated edge's grant (infra/security/grants.py).
         interceptors=[GrantCheckInterceptor(grants)],
     )
 

@@ -10,10 +10,10 @@ import asyncpg
 from pydantic import BaseModel
 from temporalio import activity
 
+from activities.analytics_store import AnalyticsStore
 from activities.notifications import CustomerMessage, NotificationActivities, Notifier, Template
+from activities.policy_file import load_policy_file
 from domain.analytics import BatchVerdict, judge_batches
-from infra.analytics import AnalyticsStore
-from infra.policy_file import load_policy_file
 
 QUALITY_TEAM = "quality-team"
 FLAG_MESSAGE_KEY = "batch-flag:"

@@ -7,16 +7,16 @@ import sys
 
 import uvloop
 
+from activities.policy_file import PolicyFileError, load_policy_file
 from api.app import create_app
 from api.refusal_budget import RefusalBudget
 from api.server import api_server
 from desk.router import Desk, desk_settings
 from infra.database import create_pool
-from infra.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
-from infra.grants import GrantingInterceptor
 from infra.logs import configure_logging
-from infra.policy_file import PolicyFileError, load_policy_file
+from infra.security.edge_identity import authenticator, grant_signer, refuse_unsafe_exposure
+from infra.security.grants import GrantingInterceptor
 from infra.settings import ConfigurationError, load_settings
 from infra.temporal_client import connect
 from infra.tracing import tracer_provider, tracing_interceptors

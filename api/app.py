@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import Message, Receive, Scope, Send
 from temporalio.service import RPCError
 
+from activities.analytics_store import DeliveryOutcome
 from api.asgi import HttpMiddleware, on_response_start
 from api.auth import Authentication, requires
 from api.codec import RunCodec, codec_app
@@ -78,7 +79,6 @@ from domain.case import (
 from domain.claim import CarrierResponse
 from domain.money import Money
 from domain.view import CaseLedger, CaseView, ServiceView
-from infra.analytics import DeliveryOutcome
 from infra.case_notes import NoteIdTakenError, UnknownNoteCaseError
 from infra.gateway import (
     CaseErasedError,
@@ -89,10 +89,10 @@ from infra.gateway import (
     UnknownCaseError,
     WorkerUnavailableError,
 )
-from infra.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
 from infra.kept_for_review import AlreadyResolvedError, UnknownKeptItemError
 from infra.outages import DATABASE_DOWN, unreachable_service
-from infra.privacy import CustomerHasOpenCasesError, ErasureReport
+from infra.security.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
+from infra.security.privacy import CustomerHasOpenCasesError, ErasureReport
 
 MAX_BODY_BYTES = 256 * 1024
 RETRY_AFTER_S = 5

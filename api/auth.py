@@ -25,7 +25,7 @@ from api.docs_pages import DOCS_ASSETS_PATH, DOCS_PATH, OAUTH2_REDIRECT_PATH, RE
 from api.status import STATUS_PATHS
 from desk.gate import DESK_PATH, DeskGate, is_browser_page
 from domain.case import Role
-from infra.identity import (
+from infra.security.identity import (
     Authenticator,
     Caller,
     Principal,

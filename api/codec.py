@@ -44,8 +44,8 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from api.errors import http_error
-from infra.codec import CodecError
-from infra.identity import (
+from infra.security.codec import CodecError
+from infra.security.identity import (
     STAFF_BY_AUTHORITY,
     Authenticator,
     Caller,

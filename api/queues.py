@@ -32,7 +32,7 @@ from domain.queues import (
 )
 from domain.state import CaseStatus, EscalationLevel
 from infra.gateway import CaseGateway
-from infra.identity import STAFF_BY_AUTHORITY, Caller
+from infra.security.identity import STAFF_BY_AUTHORITY, Caller
 
 # `assignee=unassigned` asks for the cases nobody is assigned to.
 UNASSIGNED = "unassigned"

@@ -18,7 +18,7 @@ from fastapi import status
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import ApiErrorItem, error_response
-from infra.identity import Principal
+from infra.security.identity import Principal
 from infra.settings import DEFAULT_REFUSALS_PER_MINUTE
 
 # Writes: what may be refused and kept. Reads keep nothing.

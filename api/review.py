@@ -19,7 +19,6 @@ from api.paths import CASE_ID_PATTERN, CaseId, ScanId
 from domain.case import ExplainedReason, MessageId, Role, Strict
 from domain.view import CaseNote
 from infra.gateway import CaseGateway
-from infra.identity import STAFF_BY_AUTHORITY, Caller
 from infra.kept_for_review import (
     InvalidKeptCursorError,
     KeptPage,
@@ -27,6 +26,7 @@ from infra.kept_for_review import (
     Resolver,
     UnmatchedScan,
 )
+from infra.security.identity import STAFF_BY_AUTHORITY, Caller
 
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
 Limit = Annotated[int, Query(ge=1, le=500)]

@@ -20,7 +20,7 @@ from uvicorn.server import ServerState
 from api.errors import ApiError, ApiErrorItem, one_line
 
 # A request's head: request line and every header. nginx's default is 4 x 8 KiB; a staff
-# token is at most 8 KiB (infra/identity.py MAX_CREDENTIAL_CHARS) and no header this API
+# token is at most 8 KiB (infra/security/identity.py MAX_CREDENTIAL_CHARS) and no header this API
 # reads needs more than a few hundred bytes.
 MAX_HEAD_BYTES = 32 * 1024
 # The head is fed to the parser this much at a time, so it is counted to within a slice

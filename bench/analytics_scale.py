@@ -21,10 +21,10 @@ from typing import Any
 
 import asyncpg
 
+from activities.analytics_store import REPORT_SNAPSHOT_SETTINGS, AnalyticsStore, ReportReader
+from activities.policy_file import PolicyFile, load_policy_file
 from bench.stack import scratch_database
 from domain.analytics import SLA_CLOCKS, BatchAlarmSettings, ReportFilters, judge_batches
-from infra.analytics import REPORT_SNAPSHOT_SETTINGS, AnalyticsStore, ReportReader
-from infra.policy_file import PolicyFile, load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 
 CASES = 1_000_000

@@ -24,8 +24,6 @@ from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
 from bench.measure import until
 from domain.case import Role
-from infra.codec import KeyRing
-from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import (
     DEV_SERVER_HTTP_API_CLOSED,
@@ -34,6 +32,8 @@ from infra.devstack import (
     temporal_cli,
 )
 from infra.search_attribute_setup import register_search_attributes
+from infra.security.codec import KeyRing
+from infra.security.data_converter import sealed_data_converter
 from tests.identities import IDENTITIES, TRUSTING_EDGE
 from tests.processes import free_port, start_process
 from worker import build_worker

@@ -17,7 +17,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, PayloadCodec
 
-import infra.data_converter
+import infra.security.data_converter
 import worker
 from api.__main__ import serve
 from infra.settings import Settings
@@ -36,7 +36,7 @@ def unsealed_data_converter(settings: Settings, pool: asyncpg.Pool) -> DataConve
 
 
 if __name__ == "__main__":
-    infra.data_converter.data_converter_for = unsealed_data_converter
+    infra.security.data_converter.data_converter_for = unsealed_data_converter
     if sys.argv[1:] == ["api"]:
         uvloop.run(serve())
     elif sys.argv[1:] == ["worker"]:

@@ -12,7 +12,7 @@ from domain.policy import refund_limit
 from domain.policy_settings import PolicySettings
 from domain.state import EXTENDABLE, CaseStatus, EscalationLevel, reimbursable_postage
 from domain.view import CaseView
-from infra.identity import STAFF_BY_AUTHORITY, Caller
+from infra.security.identity import STAFF_BY_AUTHORITY, Caller
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Signing in with the configured OpenID Connect provider: the authorization code flow
 with PKCE (S256), state and nonce (authlib's OAuth 2 client), and the ID token verified
 against the provider's JWKS with the same JOSE library and algorithms as staff tokens
-(PyJWT, infra/identity.py). Its claims map to a person and staff roles exactly as a
+(PyJWT, infra/security/identity.py). Its claims map to a person and staff roles exactly as a
 staff token's do (`staff_principal`)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from desk.sessions import SignIn
-from infra.identity import (
+from infra.security.identity import (
     CLOCK_SKEW,
     TOKEN_ALGORITHMS,
     Principal,

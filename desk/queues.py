@@ -51,7 +51,6 @@ from infra.gateway import (
     RefusedInputError,
     UnknownCaseError,
 )
-from infra.identity import STAFF_BY_AUTHORITY, Caller
 from infra.kept_for_review import (
     AlreadyResolvedError,
     InvalidKeptCursorError,
@@ -60,6 +59,7 @@ from infra.kept_for_review import (
     Resolver,
     UnknownKeptItemError,
 )
+from infra.security.identity import STAFF_BY_AUTHORITY, Caller
 
 T = TypeVar("T")
 _CASE_ID = re.compile(CASE_ID_PATTERN)

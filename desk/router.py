@@ -1,6 +1,6 @@
 """The desk's routes: signing in and out, and a case's page with its decisions as forms.
 Every decision goes through the gateway's `decide`, as the API's do, under the signed-in
-person's identity (the gateway signs its grant for them, infra/grants.py)."""
+person's identity (the gateway signs its grant for them, infra/security/grants.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
+from activities.policy_file import PolicyFile
 from api.paths import CaseId
 from desk.case_actions import actions_of_role, available_actions, money_panel
 from desk.forms import (
@@ -71,7 +72,7 @@ from infra.gateway import (
     RefusedInputError,
     UnknownCaseError,
 )
-from infra.identity import (
+from infra.security.identity import (
     STAFF_BY_AUTHORITY,
     Caller,
     Principal,
@@ -80,10 +81,9 @@ from infra.identity import (
     is_loopback,
     staff_principal,
 )
-from infra.policy_file import PolicyFile
 from infra.settings import Settings
 
-# The people the desk is for, most authority first (infra/identity.py `acting_role`).
+# The people the desk is for, most authority first (infra/security/identity.py `acting_role`).
 DESK_ROLES = (*STAFF_BY_AUTHORITY, Role.ARBITER)
 # Pre-session token for the development sign-in form (login CSRF): a cookie and a field.
 _SIGN_IN_COOKIE = "aftersales_desk_sign_in"
@@ -93,7 +93,7 @@ _STATE_COOKIE = "aftersales_desk_state"
 @dataclass(frozen=True)
 class DeskSettings:
     """`oidc` None: the development sign-in (a named person and a role), which answers
-    loopback browsers only (infra/edge_identity.py refuses it off loopback at start-up)."""
+    loopback browsers only (infra/security/edge_identity.py refuses it off loopback at start-up)."""
 
     temporal_ui_url: str
     namespace: str

@@ -13,7 +13,7 @@ from datetime import timedelta
 import asyncpg
 
 from domain.case import Role
-from infra.identity import Principal
+from infra.security.identity import Principal
 
 SESSION_LENGTH = timedelta(hours=8)
 SIGN_IN_LENGTH = timedelta(minutes=10)

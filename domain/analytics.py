@@ -1,5 +1,5 @@
 """R24: after-sales analytics, the pure part: what the shop reports as delivered, return
-rates, percentiles, and the batch alarm's test. No I/O; `infra/analytics.py` fetches the
+rates, percentiles, and the batch alarm's test. No I/O; `activities/analytics_store.py` fetches the
 counts and stores the answers."""
 
 from __future__ import annotations

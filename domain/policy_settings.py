@@ -1,7 +1,7 @@
 """The numbers marked *(policy)* in shared/domain.md, as one versioned value.
 
 A case pins the settings it opened under (they travel in its state), so a later change
-of policy never moves a running case's deadlines. `infra/policy_file.py` reads them from
+of policy never moves a running case's deadlines. `activities/policy_file.py` reads them from
 the merchant's policy file, per product category and carrier."""
 
 from __future__ import annotations

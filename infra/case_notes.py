@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncpg
 
 from domain.view import CaseNote
-from infra.identity import Caller
+from infra.security.identity import Caller
 
 
 class UnknownNoteCaseError(LookupError):

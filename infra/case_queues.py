@@ -34,7 +34,7 @@ from domain.queues import (
     scope_of,
 )
 from domain.state import EscalationLevel
-from infra.blind_index import TrackingNumberIndex
+from infra.security.blind_index import TrackingNumberIndex
 
 # How old the shared queues' counts may be: a count answers within this of the lists.
 SHARED_COUNTS_TTL_S = 2.0

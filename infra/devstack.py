@@ -91,7 +91,7 @@ async def start_dev_server(
     runtime: Runtime | None = None,
 ) -> WorkflowEnvironment:
     """The Temporal dev server with the project's search attributes registered; its
-    client converts with `data_converter` (infra/data_converter.py).
+    client converts with `data_converter` (infra/security/data_converter.py).
 
     With `database_file` its state survives restarts; the UI listens on port + 1000 and
     decodes payloads through the codec server at `ui_codec_endpoint`. `interceptors` go on

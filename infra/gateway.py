@@ -19,6 +19,8 @@ from temporalio.converter import PayloadCodec
 from temporalio.exceptions import ApplicationError, FailureError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.analytics_store import AnalyticsStore
+from activities.policy_file import PolicyFile
 from domain.analytics import Report, ReportFilters
 from domain.case import (
     ArbitrationRuling,
@@ -48,19 +50,17 @@ from domain.policy_settings import PolicySettings
 from domain.queues import CaseFilter, CaseRow, CaseSort
 from domain.state import CaseMessage, CaseStatus, message_key
 from domain.view import CaseLedger, CaseNote, CaseView, LedgerEvent
-from infra.analytics import AnalyticsStore
-from infra.blind_index import TrackingNumberIndex
 from infra.business_metrics import BusinessFigures
 from infra.case_notes import CaseNotes
 from infra.case_queues import CaseQueues
-from infra.codec import ErasedDataError, SealingCodec
-from infra.grants import acting_as
 from infra.health import Readiness, readiness
-from infra.identity import Caller
 from infra.kept_for_review import KeptForReview, Resolver, UnmatchedScan
 from infra.outages import DATABASE_DOWN
-from infra.policy_file import PolicyFile
-from infra.privacy import ErasureReport, erase_customer
+from infra.security.blind_index import TrackingNumberIndex
+from infra.security.codec import ErasedDataError, SealingCodec
+from infra.security.grants import acting_as
+from infra.security.identity import Caller
+from infra.security.privacy import ErasureReport, erase_customer
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim
 from workflows.case_handlers import AUTHORITY_LIMIT, REFUSED, CaseHandlers
 from workflows.case_inbox import NOT_APPLIED
@@ -239,7 +239,9 @@ class CaseGateway:
         """The client's codec: the codec server (api/codec.py) seals and opens with it."""
         codec = self._client.data_converter.payload_codec
         if codec is None:
-            raise RuntimeError("the Temporal client has no payload codec (infra/data_converter)")
+            raise RuntimeError(
+                "the Temporal client has no payload codec (infra/security/data_converter)"
+            )
         return codec
 
     async def accept_case(self, request: OpenCaseRequest) -> bool:
@@ -524,7 +526,7 @@ class CaseGateway:
         self, case_id: str, update: str, decision: CaseMessage, caller: Caller
     ) -> CaseView:
         """A decision that needs an answer (an Update), sent with a grant for the proven
-        `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the case
+        `caller` (infra/security/grants.py; the client must carry a GrantingInterceptor): the case
         after it was applied, or RefusedDecisionError with the validator's reason or the
         case's typed refusal. The Update's id is the update's name, the action id and the
         decision's fingerprint: the server answers a retry of one Update with its first
@@ -559,9 +561,9 @@ class CaseGateway:
         return view
 
     async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
-        """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs.
+        """GDPR art. 17 (infra/security/privacy.py); CustomerHasOpenCasesError while a case runs.
         This process (the codec server's) stops opening the cases' payloads at once; other
-        processes when their cached keys are next checked (infra/data_keys.py)."""
+        processes when their cached keys are next checked (infra/security/data_keys.py)."""
         report = await erase_customer(self._client, self._pool, customer_id, actor=actor, role=role)
         codec = self.payload_codec
         if isinstance(codec, SealingCodec):
@@ -720,7 +722,9 @@ def _storable(text: str) -> str:
 def _sealing_codec(client: Client) -> SealingCodec:
     codec = client.data_converter.payload_codec
     if not isinstance(codec, SealingCodec):
-        raise RuntimeError("the Temporal client does not seal payloads (infra/data_converter)")
+        raise RuntimeError(
+            "the Temporal client does not seal payloads (infra/security/data_converter)"
+        )
     return codec
 
 

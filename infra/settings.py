@@ -25,7 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJECT_ROOT / ".data"
 DEFAULT_POLICY_FILE = PROJECT_ROOT / "policy.toml"
 EMBEDDED_POSTGRES_DIR = DATA_DIR / "postgres"
-# `make run` creates it with one fresh key when absent; see infra/data_converter.py.
+# `make run` creates it with one fresh key when absent; see infra/security/data_converter.py.
 LOCAL_CODEC_KEYS_FILE = DATA_DIR / "codec-keys"
 # Refused inputs kept per client and minute before its writes answer 429 (api/refusal_budget).
 DEFAULT_REFUSALS_PER_MINUTE = 120
@@ -98,7 +98,7 @@ class Settings(BaseSettings):
     clients_file: Annotated[
         Path, Field(validation_alias=AliasChoices("AFTERSALES_CLIENTS_FILE"))
     ] = DATA_DIR / "clients.json"
-    # Decision grants (infra/grants.py): the edge's Ed25519 private key (PEM) and the
+    # Decision grants (infra/security/grants.py): the edge's Ed25519 private key (PEM) and the
     # worker's trusted public keys (PEM files, comma-separated: old ones stay during a
     # rotation). Unset: the development pair under .data/identity.
     grant_signing_key: Annotated[

@@ -1,5 +1,5 @@
 """Every Temporal client of the project converts payloads with pydantic and seals them
-with the codec (infra/data_converter.py)."""
+with the codec (infra/security/data_converter.py)."""
 
 from collections.abc import Sequence
 
@@ -9,7 +9,7 @@ from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
-from infra import data_converter
+from infra.security import data_converter
 from infra.settings import Settings
 
 

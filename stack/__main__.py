@@ -18,16 +18,20 @@ import asyncpg
 import uvicorn
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import PolicyFile, PolicyFileError, load_policy_file
 from api.app import create_app
 from api.codec import RunCodec
 from api.refusal_budget import RefusalBudget
 from api.server import api_server
 from desk.router import Desk, desk_settings
 from infra.alarm_schedule import ensure_batch_alarm_schedule
-from infra.data_converter import data_converter_for, ensure_local_key_file
 from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
-from infra.edge_identity import (
+from infra.gateway import CaseGateway
+from infra.logs import configure_logging
+from infra.outside.systems import OutsideSystems, outside_systems
+from infra.security.data_converter import data_converter_for, ensure_local_key_file
+from infra.security.edge_identity import (
     authenticator,
     ensure_dev_clients,
     ensure_dev_keys,
@@ -35,12 +39,8 @@ from infra.edge_identity import (
     grant_verifier,
     refuse_unsafe_exposure,
 )
-from infra.gateway import CaseGateway
-from infra.grants import GrantingInterceptor
-from infra.identity import MachineClients
-from infra.logs import configure_logging
-from infra.outside.systems import OutsideSystems, outside_systems
-from infra.policy_file import PolicyFile, PolicyFileError, load_policy_file
+from infra.security.grants import GrantingInterceptor
+from infra.security.identity import MachineClients
 from infra.settings import (
     DATA_DIR,
     EMBEDDED_POSTGRES_DIR,

@@ -37,7 +37,7 @@ from domain.money import Money
 from domain.state import CaseStatus
 from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID
 from infra.gateway import CaseGateway, RefusedDecisionError, UnknownCaseError
-from infra.identity import Caller
+from infra.security.identity import Caller
 from infra.settings import DATA_DIR
 
 

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.carrier import SandboxCarrier
 from activities.notifications import RecordingNotifier
 from activities.payments import SandboxPaymentProvider
+from activities.policy_file import load_policy_file
 from activities.warehouse import SandboxWarehouse
 from domain.case import (
     UNDELIVERED,
@@ -35,12 +36,11 @@ from domain.case import (
     Reason,
 )
 from domain.money import Money
-from infra.codec import KeyRing
-from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, start_time_skipping_server
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
+from infra.security.codec import KeyRing
+from infra.security.data_converter import sealed_data_converter
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.identities import IDENTITIES, TRUSTING_EDGE
 from worker import build_worker

@@ -21,13 +21,13 @@ from playwright.async_api import Browser, Page, ViewportSize
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from desk.oidc import OidcProvider
 from desk.router import Desk, DeskSettings
 from domain.case import OpenCaseRequest, Reason, Role
 from infra.gateway import CaseGateway
-from infra.grants import GrantingInterceptor
-from infra.policy_file import load_policy_file
+from infra.security.grants import GrantingInterceptor
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import photos

@@ -11,8 +11,8 @@ from typing import Any
 from temporalio import client
 
 from domain.case import Role
-from infra.edge_identity import DevKeys, ensure_dev_keys, sign_staff_token
-from infra.grants import (
+from infra.security.edge_identity import DevKeys, ensure_dev_keys, sign_staff_token
+from infra.security.grants import (
     GrantingInterceptor,
     GrantSigner,
     GrantVerifier,
@@ -20,7 +20,13 @@ from infra.grants import (
     load_private_key,
     load_public_key,
 )
-from infra.identity import MACHINE_ROLES, Authenticator, Caller, MachineClients, StaffTokens
+from infra.security.identity import (
+    MACHINE_ROLES,
+    Authenticator,
+    Caller,
+    MachineClients,
+    StaffTokens,
+)
 
 ISSUER, AUDIENCE = "aftersales-dev", "aftersales-api"
 # Whose claims a carrier client of the tests answers unless it names others: the carrier

@@ -15,9 +15,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import starter
+from activities.policy_file import load_policy_file
 from domain.case import Role
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import api_client, as_role, open_case

@@ -1,4 +1,4 @@
-"""R24's report (infra/analytics.py SQL, GET /reports and its CSV) over ledger rows
+"""R24's report (activities/analytics_store.py SQL, GET /reports and its CSV) over ledger rows
 written as the workflows write them, on real PostgreSQL."""
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import pytest
 
+from activities.analytics_store import AnalyticsStore, ReportReader
+from activities.policy_file import load_policy_file
 from domain.analytics import (
     CLOSED,
     RETURNED_KINDS,
@@ -27,8 +29,6 @@ from domain.analytics import (
 from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock
 from domain.state import MERCHANT_SIDE
-from infra.analytics import AnalyticsStore, ReportReader
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.test_analytics_data_in import a_sku
 from tests.test_analytics_reports import a_case, a_case_id, an_event

@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.analytics_store import AnalyticsStore
 from domain.analytics import SLA_CLOCKS, UPDATE_SENDING_GRACE, ReportFilters, SlaRow
 from domain.ledger import LedgerAction as A
 from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock as Clock
-from infra.analytics import AnalyticsStore
 from tests.helpers import state_when, under_review
 from tests.test_analytics_data_in import a_sku
 from tests.test_analytics_reports import NOW, a_case, an_event

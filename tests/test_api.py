@@ -11,9 +11,9 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from domain.case import CaseKind, ExchangeItem, Reason
 from infra.gateway import SIGNALS, SIGNALS_OF_KIND, CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
 from tests.helpers import api_client, as_role

@@ -85,7 +85,7 @@ async def test_r24_the_daily_schedule_flags_a_bad_batch_once_and_tells_the_quali
         await schedule.delete()
 
     assert [v.batch for v in outcome.newly_flagged if v.sku == sku] == []
-    # No personal data: no data key of its own (infra/codec.py), so a worker with another
+    # No personal data: no data key of its own (infra/security/codec.py), so a worker with another
     # key ring still registers the schedule and runs it.
     scopes = await pool.fetchval("SELECT count(*) FROM data_keys WHERE scope LIKE 'batch-alarm%'")
     assert scopes == 0

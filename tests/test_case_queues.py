@@ -21,6 +21,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
+from activities.policy_file import load_policy_file
 from domain.case import CaseKind, Channel, Dispute, Reason
 from domain.ledger import LedgerAction
 from domain.policy_settings import PolicySettings
@@ -29,7 +30,6 @@ from domain.sla import SlaBreach, SlaClock
 from domain.state import CaseState, CaseStatus, Escalation, EscalationLevel
 from infra import case_queues
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import api_client, as_role

@@ -27,12 +27,15 @@ from temporalio.converter import WorkflowSerializationContext
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from api.codec import RunCodec
 from domain.case import Customer, Grade, Reason, Role, ScanEvent
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
-from infra.codec import (
+from infra.devstack import temporal_cli
+from infra.gateway import CaseGateway
+from infra.security.codec import (
     ENCRYPTED_ENCODING,
     KEY_ID_METADATA,
     SCOPE_METADATA,
@@ -42,11 +45,8 @@ from infra.codec import (
     TamperedPayloadError,
     UnknownKeyError,
 )
-from infra.data_converter import ensure_local_key_file, key_ring, sealed_data_converter
-from infra.data_keys import PostgresDataKeys, rewrap, scope_of
-from infra.devstack import temporal_cli
-from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
+from infra.security.data_converter import ensure_local_key_file, key_ring, sealed_data_converter
+from infra.security.data_keys import PostgresDataKeys, rewrap, scope_of
 from infra.settings import DEFAULT_POLICY_FILE, ConfigurationError, load_settings
 from tests.conftest import a_request
 from tests.helpers import api_client, as_role, open_case, scan, state_when

@@ -11,12 +11,12 @@ import asyncpg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from domain.case import Role
 from domain.queues import CaseSort, Cursor, Queue, Viewer
-from stack import demo
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
+from stack import demo
 from tests.conftest import eventually
 
 
@@ -64,7 +64,7 @@ async def test_the_demo_fills_every_operators_queue_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # R4, R10, R17, R18, R19, R26
-    monkeypatch.setattr(run, "DATA_DIR", tmp_path)  # the demo's anchor, not the project's
+    monkeypatch.setattr(demo, "DATA_DIR", tmp_path)  # the demo's anchor, not the project's
     gateway = CaseGateway(dev_env.client, pool, task_queue, load_policy_file(DEFAULT_POLICY_FILE))
     async with running_worker(dev_env.client):
         await demo.open_demo_cases(gateway)

@@ -15,12 +15,12 @@ import pytest
 from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from desk.oidc import OidcProvider
 from desk.router import Desk, DeskSettings
 from domain.case import Reason, Role
 from domain.queues import PAGE_SIZE
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.desk_site import (
     DESK_VIEWPORT,

@@ -14,9 +14,9 @@ import uvicorn
 from playwright.async_api import Browser, ConsoleMessage, Request, expect
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import eventually
 from tests.identities import IDENTITIES

@@ -20,10 +20,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import JournaledSandboxPaymentProvider
+from activities.policy_file import load_policy_file
 from domain.case import Grade, ScanEvent, WarehouseScan
 from domain.state import CaseStatus
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.processes import start_process

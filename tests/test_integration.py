@@ -12,6 +12,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import SandboxPaymentProvider
+from activities.policy_file import load_policy_file
 from domain.case import (
     CaseKind,
     ExchangeItem,
@@ -27,7 +28,6 @@ from domain.case import (
 )
 from domain.state import CaseStatus
 from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
 from workflows.damage_claim_case import DamageClaimCase

@@ -41,6 +41,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import SandboxPaymentProvider
+from activities.policy_file import load_policy_file
 from activities.warehouse import SandboxWarehouse
 from domain.case import (
     CaseKind,
@@ -62,7 +63,6 @@ from domain.sla import SlaClock
 from domain.state import CaseStatus, Disposition
 from domain.view import CaseView
 from infra.gateway import CaseGateway, UnknownCaseError
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
 from tests.helpers import Handle, events, open_case, scan, state_when, under_review

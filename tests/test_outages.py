@@ -30,15 +30,15 @@ from temporalio.converter import DataConverter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from domain.case import Grade, OpenCaseRequest, ScanEvent, ShippedBack, WarehouseScan
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
-from infra.codec import KeyRing
-from infra.data_converter import sealed_data_converter
 from infra.database import create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres, stop_embedded_postgres
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
+from infra.security.codec import KeyRing
+from infra.security.data_converter import sealed_data_converter
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import api_client, as_role, local_activities

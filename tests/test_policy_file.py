@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.policy_file import PolicyFileError, load_policy_file
+from activities.policy_file import PolicyFileError, load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 
 

@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Customer, Reason
 from domain.survey import Satisfaction, SurveyAnswers
-from infra.codec import ErasedDataError
-from infra.privacy import apply_retention
+from infra.security.codec import ErasedDataError
+from infra.security.privacy import apply_retention
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role
 

@@ -65,9 +65,9 @@ def _fresh_clone(into: Path) -> Path:
 
 # What `make run` makes before it serves (stack/__main__.py), with the same functions.
 _SET_UP_LIKE_MAKE_RUN = """
-from infra.data_converter import ensure_local_key_file
-from infra.edge_identity import ensure_dev_clients
-from infra.identity import MachineClients
+from infra.security.data_converter import ensure_local_key_file
+from infra.security.edge_identity import ensure_dev_clients
+from infra.security.identity import MachineClients
 from infra.settings import load_settings
 
 settings = load_settings()

@@ -20,11 +20,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.analytics import AnalyticsActivities
 from activities.notifications import RecordingNotifier
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from api.report_page import Plot
 from domain.case import Role
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.browser import screenshot_path
 from tests.helpers import as_role

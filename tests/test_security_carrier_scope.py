@@ -15,7 +15,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from domain.case import CaseKind, Reason, Role
-from infra.identity import MachineClients
+from infra.security.identity import MachineClients
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role
 from tests.identities import IDENTITIES

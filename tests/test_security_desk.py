@@ -11,12 +11,12 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from api.codec import RunCodec
 from domain.case import Role
 from infra.gateway import CaseGateway
 from infra.outside.signing import IDEMPOTENCY_HEADER, BadSignature, signed_headers, verify
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.desk_site import DeskSite, hidden_field, signed_in_client
 from tests.helpers import api_client, as_role

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from domain.case import Role
-from infra.edge_identity import DevKeys, ensure_dev_clients, refuse_unsafe_exposure
-from infra.identity import MachineClients
+from infra.security.edge_identity import DevKeys, ensure_dev_clients, refuse_unsafe_exposure
+from infra.security.identity import MachineClients
 from infra.settings import PROJECT_ROOT, ConfigurationError, Settings
 from tests.helpers import fresh_grant_key_pem
 

@@ -25,13 +25,14 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.payments import SandboxPaymentProvider
+from activities.policy_file import load_policy_file
 from domain.case import CompensationOffer, Reason, Role
 from domain.ledger import LedgerAction
 from domain.state import CaseStatus
 from domain.view import CaseView
-from infra.edge_identity import ensure_dev_clients, refuse_unsafe_exposure
 from infra.gateway import CaseGateway
-from infra.grants import (
+from infra.security.edge_identity import ensure_dev_clients, refuse_unsafe_exposure
+from infra.security.grants import (
     GRANT_HEADER,
     GrantingInterceptor,
     GrantSigner,
@@ -39,8 +40,7 @@ from infra.grants import (
     UnauthorisedDecisionError,
     load_private_key,
 )
-from infra.identity import Caller, MachineClients
-from infra.policy_file import load_policy_file
+from infra.security.identity import Caller, MachineClients
 from infra.settings import DEFAULT_POLICY_FILE, PROJECT_ROOT, ConfigurationError, Settings
 from tests.conftest import a_request, eur, eventually
 from tests.helpers import api_client, as_role, events, fresh_grant_key_pem

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import MAX_BODY_BYTES, create_app
 from api.refusal_budget import RefusalBudget
 from domain.case import Reason, Strict
@@ -29,7 +30,6 @@ from domain.money import Money
 from domain.policy import R1JudgedBy, check_return_window
 from domain.policy_settings import PolicySettings
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role, events

@@ -17,11 +17,11 @@ from aiohttp import web
 from playwright.async_api import Browser, expect
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from api.codec import SESSION_COOKIE
 from domain.case import Role
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.helpers import api_client, as_role
 from tests.identities import IDENTITIES

@@ -24,13 +24,13 @@ from temporalio.client import Client
 from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from infra.business_metrics import BusinessFigures
 from infra.database import create_pool
 from infra.gateway import CaseGateway
 from infra.health import Dependency, readiness
 from infra.logs import configure_logging, request_id
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from infra.worker_status import SdkMetrics, serve_status, status_server, worker_status_app
 from tests.conftest import WorkerFactory, eventually

@@ -15,8 +15,8 @@ from temporalio.testing import WorkflowEnvironment
 import starter
 from domain.case import Role
 from infra.alarm_schedule import batch_alarm_schedule_missing
-from infra.edge_identity import authenticator, ensure_dev_clients
-from infra.identity import MachineClients, Unauthenticated
+from infra.security.edge_identity import authenticator, ensure_dev_clients
+from infra.security.identity import MachineClients, Unauthenticated
 from infra.settings import load_settings
 from tests.conftest import a_request, eventually
 from tests.identities import IDENTITIES
@@ -195,7 +195,7 @@ async def test_token_and_client_commands_issue_credentials_the_api_accepts(
     stored hashed, and its revocation."""
     monkeypatch.delenv("AFTERSALES_JWKS", raising=False)
     monkeypatch.setenv("AFTERSALES_CLIENTS_FILE", str(tmp_path / "clients.json"))
-    monkeypatch.setattr("infra.edge_identity.DEV_IDENTITY_DIR", tmp_path / "identity")
+    monkeypatch.setattr("infra.security.edge_identity.DEV_IDENTITY_DIR", tmp_path / "identity")
     clients = tmp_path / "clients.json"
     assert await starter.run(["token", "--role", "agent", "--name", "ann"]) == 0
     token = capsys.readouterr().out.strip()

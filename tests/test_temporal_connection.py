@@ -13,7 +13,7 @@ from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
 from infra import temporal_client
-from infra.codec import KeyRing
+from infra.security.codec import KeyRing
 from infra.settings import ConfigurationError, load_settings
 
 CONNECTION_VARIABLES = (

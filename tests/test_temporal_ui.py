@@ -24,12 +24,12 @@ from playwright.async_api import Browser, Page, Response, expect
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from api.app import create_app
 from api.codec import RUN_CODEC_PATH, RunCodec
 from domain.case import Customer
 from infra.devstack import start_dev_server
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.browser import VIEWPORT, screenshot_path
 from tests.conftest import a_request, eventually

@@ -13,10 +13,10 @@ from pathlib import Path
 import asyncpg
 from temporalio.testing import WorkflowEnvironment
 
+from activities.policy_file import load_policy_file
 from domain.state import CaseStatus
 from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.gateway import CaseGateway
-from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request
 from tests.processes import start_process

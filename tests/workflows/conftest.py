@@ -11,8 +11,8 @@ import pytest
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
-from infra.codec import KeyRing
-from infra.data_converter import data_converter_sealing_with
+from infra.security.codec import KeyRing
+from infra.security.data_converter import data_converter_sealing_with
 from tests.workflows.standins import InMemoryDataKeys, StandIns
 
 

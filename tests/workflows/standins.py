@@ -3,7 +3,7 @@ kept in memory instead of PostgreSQL, and idempotent like the real ones (same ke
 answer). Tests read what each was asked: the ledger, money, messages, parcels, claims.
 
 Also an in-memory store of per-case data keys, so the project's sealing converter
-(infra/data_converter.py) runs without PostgreSQL."""
+(infra/security/data_converter.py) runs without PostgreSQL."""
 
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ from activities.warehouse import CancelShipment, ShipmentOrder, StockQuery
 from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.survey import SurveyResult
-from infra.codec import KEY_BYTES, UnknownKeyError
-from infra.grants import GrantCheckInterceptor
+from infra.security.codec import KEY_BYTES, UnknownKeyError
+from infra.security.grants import GrantCheckInterceptor
 from tests.identities import IDENTITIES
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 
 
 class InMemoryDataKeys:
-    """infra.codec.DataKeys in a dict: one fresh key per case scope."""
+    """infra.security.codec.DataKeys in a dict: one fresh key per case scope."""
 
     def __init__(self) -> None:
         self._keys: dict[str, AESGCM] = {}

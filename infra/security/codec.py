@@ -2,7 +2,7 @@
 
 Every payload a client or worker hands to Temporal is encrypted before it leaves the
 process. A payload that belongs to a case (the serialization context names its workflow)
-is sealed with that case's own data key (infra/data_keys.py), so destroying the key makes
+is sealed with that case's own data key (infra/security/data_keys.py), so destroying the key makes
 every payload of the case unreadable (GDPR erasure); anything else is sealed with the
 newest master key of the key ring. Decoding needs no context: the metadata says which key
 sealed the payload. Payloads that were never encrypted (histories recorded before the
@@ -135,7 +135,7 @@ def unseal(key: AESGCM, sealed: bytes, associated: bytes) -> bytes:
 
 
 class DataKeys(Protocol):
-    """Per-case data keys (infra/data_keys.py keeps them in PostgreSQL)."""
+    """Per-case data keys (infra/security/data_keys.py keeps them in PostgreSQL)."""
 
     async def for_sealing(self, scope: str) -> AESGCM:
         """The scope's key, created on first use; ErasedDataError once destroyed."""

@@ -4,7 +4,7 @@ A tracking number is personal data (docs/privacy.md): PostgreSQL keeps only
 HMAC-SHA256(key, normalised number), so the table alone reveals nothing, and an
 attacker without the key cannot confirm a guess (an unkeyed hash of a short number
 could be reversed by trying them all). The key is derived from the payload codec's
-master keys (infra/codec.py KeyRing.derived): nothing new to configure, and it rotates
+master keys (infra/security/codec.py KeyRing.derived): nothing new to configure, and it rotates
 with them. A value is written under the newest key and searched under every key in the
 ring, so rows written before a rotation are found until their key leaves the ring."""
 
@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import re
 
-from infra.codec import KeyRing
+from infra.security.codec import KeyRing
 
 TRACKING_NUMBER_PURPOSE = b"aftersales blind index: tracking number v1"
 # Carriers print tracking numbers with spaces or dashes in groups, and people type them

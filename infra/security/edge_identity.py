@@ -5,7 +5,7 @@ With nothing configured, every part uses a development key set under .data/ident
 key pair. `starter.py token` signs staff tokens with it. Those keys are for one person on
 one machine: the API refuses to listen beyond loopback with them, or with no keys at all,
 and says which variable to set (`refuse_unsafe_exposure`). It knows them by their key
-material (infra/dev_key_register.py), not by a key id or a path."""
+material (infra/security/dev_key_register.py), not by a key id or a path."""
 
 from __future__ import annotations
 
@@ -21,15 +21,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.case import Role
-from infra.dev_key_register import (
+from infra.security.dev_key_register import (
     DEV_KEY_REGISTER,
     client_secret_fingerprint,
     public_key_fingerprint,
     record,
     recorded,
 )
-from infra.grants import GrantSigner, GrantVerifier, load_private_key, load_public_key
-from infra.identity import (
+from infra.security.grants import GrantSigner, GrantVerifier, load_private_key, load_public_key
+from infra.security.identity import (
     Authenticator,
     MachineClients,
     StaffTokens,

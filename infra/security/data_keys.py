@@ -24,7 +24,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel
 
-from infra.codec import (
+from infra.outages import DATABASE_DOWN
+from infra.security.codec import (
     KEY_BYTES,
     ErasedDataError,
     KeyRing,
@@ -33,8 +34,7 @@ from infra.codec import (
     seal,
     unseal,
 )
-from infra.codec import scope_of as scope_of
-from infra.outages import DATABASE_DOWN
+from infra.security.codec import scope_of as scope_of
 
 # Bounded: a worker touches only the cases it runs.
 CACHE_SIZE = 20_000

@@ -38,7 +38,7 @@ from temporalio.worker import (
 )
 
 from domain.case import Role
-from infra.identity import STAFF_BY_AUTHORITY, Caller
+from infra.security.identity import STAFF_BY_AUTHORITY, Caller
 
 GRANT_HEADER = "aftersales-grant"
 _ISSUER = "aftersales-edge"

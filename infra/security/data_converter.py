@@ -1,7 +1,7 @@
 """The one data converter of every Temporal client and worker of the project: the API,
 the worker, starter.py, `make run`, the dev stack, the tests, the replayer and the bench.
 
-pydantic converts values to payloads; the sealing codec (infra/codec.py) then encrypts
+pydantic converts values to payloads; the sealing codec (infra/security/codec.py) then encrypts
 them, so personal data never reaches Temporal in the clear. Failures' messages and stack
 traces go into an encrypted payload as well: a refusal may quote the input it refused."""
 
@@ -13,8 +13,8 @@ import asyncpg
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
-from infra.codec import DataKeys, KeyRing, SealingCodec
-from infra.data_keys import PostgresDataKeys
+from infra.security.codec import DataKeys, KeyRing, SealingCodec
+from infra.security.data_keys import PostgresDataKeys
 from infra.settings import ConfigurationError, Settings
 
 # Unsealed, for one use only: recording the replay fixtures in tests/histories (made-up
