@@ -23,6 +23,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.outside import NoType, OutsideRefusal, answered_no_as
 from domain.money import Money
+from domain.workflow_ids import parse_workflow_id
 
 REFUND_LIMIT_EXCEEDED = "RefundLimitExceeded"
 CASE_NOT_IN_LEDGER = "CaseNotInLedger"
@@ -75,8 +76,9 @@ class SandboxPaymentProvider:
         return await self._pay("charge", idempotency_key, amount)
 
     def _decline_if_listed(self, case_id: str) -> None:
-        # A case id is `kind-order-line-request` (R2); order ids may hold dashes themselves.
-        after_kind = case_id.partition("-")[2]
+        # What follows the kind is `order-line-request` (R2); order ids may hold dashes.
+        parsed = parse_workflow_id(case_id)
+        after_kind = parsed.rest if parsed is not None else ""
         if any(after_kind.startswith(f"{order}-") for order in self.declined_orders):
             raise OutsideRefusal("the card was declined (sandbox: a declined order)")
 

@@ -48,6 +48,7 @@ from api.status import status_router
 from desk.router import Desk
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from domain.case import (
+    STAFF_BY_AUTHORITY,
     ArbitrationRuling,
     Assignment,
     BusinessKey,
@@ -91,7 +92,7 @@ from infra.gateway import (
 )
 from infra.kept_for_review import AlreadyResolvedError, UnknownKeptItemError
 from infra.outages import DATABASE_DOWN, unreachable_service
-from infra.security.identity import STAFF_BY_AUTHORITY, Authenticator, Caller
+from infra.security.identity import Authenticator, Caller
 from infra.security.privacy import CustomerHasOpenCasesError, ErasureReport
 
 MAX_BODY_BYTES = 256 * 1024

@@ -44,9 +44,9 @@ from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
 from api.errors import http_error
+from domain.case import STAFF_BY_AUTHORITY
 from infra.security.codec import CodecError
 from infra.security.identity import (
-    STAFF_BY_AUTHORITY,
     Authenticator,
     Caller,
     Unauthenticated,

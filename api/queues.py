@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 
 from api.auth import requires
 from api.errors import documented
-from domain.case import CaseKind, Channel, Reason, Role
+from domain.case import STAFF_BY_AUTHORITY, CaseKind, Channel, Reason, Role
 from domain.queues import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
@@ -32,7 +32,7 @@ from domain.queues import (
 )
 from domain.state import CaseStatus, EscalationLevel
 from infra.gateway import CaseGateway
-from infra.security.identity import STAFF_BY_AUTHORITY, Caller
+from infra.security.identity import Caller
 
 # `assignee=unassigned` asks for the cases nobody is assigned to.
 UNASSIGNED = "unassigned"

@@ -16,7 +16,7 @@ from pydantic import Field
 from api.auth import requires
 from api.errors import documented
 from api.paths import CASE_ID_PATTERN, CaseId, ScanId
-from domain.case import ExplainedReason, MessageId, Role, Strict
+from domain.case import STAFF_BY_AUTHORITY, ExplainedReason, MessageId, Role, Strict
 from domain.view import CaseNote
 from infra.gateway import CaseGateway
 from infra.kept_for_review import (
@@ -26,7 +26,7 @@ from infra.kept_for_review import (
     Resolver,
     UnmatchedScan,
 )
-from infra.security.identity import STAFF_BY_AUTHORITY, Caller
+from infra.security.identity import Caller
 
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
 Limit = Annotated[int, Query(ge=1, le=500)]

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from domain.case import Role
+from domain.case import STAFF_BY_AUTHORITY, Role
 from domain.money import Money
 from domain.policy import refund_limit
 from domain.policy_settings import PolicySettings
 from domain.state import EXTENDABLE, CaseStatus, EscalationLevel, reimbursable_postage
 from domain.view import CaseView
-from infra.security.identity import STAFF_BY_AUTHORITY, Caller
+from infra.security.identity import Caller
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted, sa
 from desk.gate import DESK_PATH
 from desk.rendering import page
 from domain.case import (
+    STAFF_BY_AUTHORITY,
     Assignment,
     BusinessKey,
     CaseKind,
@@ -59,7 +60,7 @@ from infra.kept_for_review import (
     Resolver,
     UnknownKeptItemError,
 )
-from infra.security.identity import STAFF_BY_AUTHORITY, Caller
+from infra.security.identity import Caller
 
 T = TypeVar("T")
 _CASE_ID = re.compile(CASE_ID_PATTERN)

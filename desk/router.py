@@ -50,6 +50,7 @@ from desk.queues import add_queue_routes, navigation
 from desk.rendering import Asset, asset, page
 from desk.sessions import SESSION_LENGTH, SessionStore
 from domain.case import (
+    STAFF_BY_AUTHORITY,
     ArbitrationRuling,
     Assignment,
     CallRequest,
@@ -73,7 +74,6 @@ from infra.gateway import (
     UnknownCaseError,
 )
 from infra.security.identity import (
-    STAFF_BY_AUTHORITY,
     Caller,
     Principal,
     Unauthenticated,

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from domain.case import UNDELIVERED, BusinessKey, CaseKind, Reason, Strict
+from domain.case import STAFF, UNDELIVERED, BusinessKey, CaseKind, Reason, Role, Strict
 from domain.ledger import LedgerAction
 from domain.sla import SlaClock
 from domain.state import MERCHANT_SIDE, CaseStatus
@@ -442,7 +442,6 @@ def sla_row(
                   breaches=breaches)  # fmt: skip
 
 
-STAFF_ROLES = frozenset({"agent", "supervisor", "manager"})
 CLOSED = frozenset(s for s in CaseStatus if s.is_closed)
 # R14: the update's timer fires at its slot and the workflow writes the event once its
 # task has run, a moment later: that is the update sent at its slot, not a late one.
@@ -498,7 +497,7 @@ class ClockRule:
 _A = LedgerAction
 SLA_CLOCKS = (
     ClockRule("R10", "a person reviews a merchant-fault case", SlaClock.REVIEW,
-              starts=frozenset({_A.REVIEW_STARTED}), ends_roles=STAFF_ROLES),
+              starts=frozenset({_A.REVIEW_STARTED}), ends_roles=STAFF),
     ClockRule("R13", "the returned parcel is inspected", SlaClock.INSPECTION,
               starts=frozenset({_A.PARCEL_RECEIVED}),
               ends=frozenset({_A.INSPECTION_PASSED, _A.INSPECTION_FAILED})),
@@ -506,7 +505,8 @@ SLA_CLOCKS = (
               SlaClock.REFUND, starts=frozenset({_A.INSPECTION_PASSED}),
               ends=frozenset({_A.REFUND_ISSUED, _A.REFUND_NOT_DUE, _A.REPLACEMENT_SHIPPED})),
     ClockRule("R18", "a supervisor acts on an escalated case", SlaClock.SUPERVISOR,
-              starts=frozenset({_A.ESCALATED}), ends_roles=frozenset({"supervisor", "manager"})),
+              starts=frozenset({_A.ESCALATED}),
+              ends_roles=frozenset({Role.SUPERVISOR, Role.MANAGER})),
     ClockRule("R15", "the carrier answers a filed claim", SlaClock.CARRIER_SILENCE,
               starts=frozenset({_A.CLAIM_FILED}), ends=frozenset({_A.CARRIER_ANSWERED}),
               on_claims=True),
@@ -521,7 +521,7 @@ SLA_CLOCKS = (
               starts=frozenset({_A.EVIDENCE_REQUESTED, _A.REVIEW_STARTED}),
               ends=frozenset({_A.APPROVED, _A.REJECTED, _A.CALL_SCHEDULED,
                               _A.COMPENSATION_PAID}),
-              ends_roles=STAFF_ROLES, stops_in=CLOSED),
+              ends_roles=STAFF, stops_in=CLOSED),
     # Each day the case waits on the merchant is one clock: from entering a merchant-side
     # status (or the previous update) to the next update, due at the slot the workflow
     # set for it, or to leaving the merchant side.

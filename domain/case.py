@@ -347,7 +347,10 @@ class Role(StrEnum):
     PRIVACY = "privacy"
 
 
-STAFF = frozenset({Role.AGENT, Role.SUPERVISOR, Role.MANAGER})
+# The people who decide cases, most authority first: where a token carries several roles
+# a route allows, it acts in the first of these (docs/security.md, "Several roles").
+STAFF_BY_AUTHORITY = (Role.MANAGER, Role.SUPERVISOR, Role.AGENT)
+STAFF = frozenset(STAFF_BY_AUTHORITY)
 
 
 class OperatorAction(Strict):

@@ -14,9 +14,6 @@ from activities.analytics import AnalyticsActivities, BatchAlarmOutcome
 # Started by name (no typed handle): passing BatchAlarm.run to the client makes mypy
 # resolve its typed overloads wrongly for every other workflow in the same run.
 BATCH_ALARM_WORKFLOW = "BatchAlarm"
-# Its runs' ids start so: they carry no personal data and are sealed with the master key,
-# not a data key of their own (infra/security/codec.py scope_of).
-BATCH_ALARM_ID_PREFIX = "batch-alarm"
 
 
 @workflow.defn(name=BATCH_ALARM_WORKFLOW)

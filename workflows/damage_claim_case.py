@@ -19,7 +19,8 @@ from domain.money import Money
 from domain.refusal import Refusal, RefusalKind
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
-from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim, ClaimRun
+from domain.workflow_ids import WorkflowKind, child_workflow_id
+from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_desk import Due, Turn
 from workflows.case_handlers import CaseHandlers, refuse
 from workflows.case_run import CaseRun
@@ -91,7 +92,7 @@ class DamageClaimCase(CaseHandlers):
                 reason="the order names no carrier to claim from",
             )
             return
-        claim_id = f"{CLAIM_ID_PREFIX}{state.case_id}"
+        claim_id = child_workflow_id(WorkflowKind.CARRIER_CLAIM, state.case_id)
         await workflow.start_child_workflow(
             CarrierClaim.run,
             ClaimRun(

@@ -29,6 +29,8 @@ from temporalio.converter import (
     WorkflowSerializationContext,
 )
 
+from domain.workflow_ids import parse_workflow_id
+
 ENCRYPTED_ENCODING = b"binary/encrypted"
 # Metadata of a sealed payload: the master key's id, or the case whose data key sealed it.
 KEY_ID_METADATA = "encryption-key-id"
@@ -150,21 +152,13 @@ class DataKeys(Protocol):
         ...
 
 
-# Workflows with no personal data (R24's batch alarm): sealed with the master key, so
-# they add no data keys and open wherever the key ring does.
-NO_PERSONAL_DATA_PREFIXES = ("batch-alarm",)
-
-
 def scope_of(workflow_id: str) -> str | None:
     """A case's children (the survey, the carrier claim) share its data key: erasing the
-    case erases them too. Their ids are `<child kind>-<case id>`. None: no case's data,
-    the master key seals it."""
-    if workflow_id.startswith(NO_PERSONAL_DATA_PREFIXES):
-        return None
-    for child_prefix in ("survey-", "claim-"):
-        if workflow_id.startswith(child_prefix):
-            return workflow_id.removeprefix(child_prefix)
-    return workflow_id
+    case erases them too. None: no case's data (R24's batch alarm), the master key seals
+    it, so it adds no data keys and opens wherever the key ring does. An id of no known
+    kind is a scope of its own."""
+    parsed = parse_workflow_id(workflow_id)
+    return workflow_id if parsed is None else parsed.case_id
 
 
 class SealingCodec(PayloadCodec, WithSerializationContext):

@@ -37,8 +37,8 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from domain.case import Role
-from infra.security.identity import STAFF_BY_AUTHORITY, Caller
+from domain.case import STAFF_BY_AUTHORITY, Role
+from infra.security.identity import Caller
 
 GRANT_HEADER = "aftersales-grant"
 _ISSUER = "aftersales-edge"

@@ -22,18 +22,13 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from pydantic import BaseModel
 
-from domain.case import ACTOR_ID_PATTERN, BusinessKey, Role
+from domain.case import ACTOR_ID_PATTERN, STAFF, BusinessKey, Role
 from workflows.steps.casebook import SYSTEM_ACTOR
 
 # What a staff token may confer; machines get theirs only from the clients file.
 # People: staff, the platform's arbiter, and the data protection desk (erasure requests).
-STAFF_TOKEN_ROLES = frozenset(
-    {Role.AGENT, Role.SUPERVISOR, Role.MANAGER, Role.ARBITER, Role.PRIVACY}
-)
+STAFF_TOKEN_ROLES = frozenset({*STAFF, Role.ARBITER, Role.PRIVACY})
 MACHINE_ROLES = frozenset({Role.SERVICE, Role.WAREHOUSE, Role.CARRIER})
-# Most authority first: where a token carries several roles a route allows, it acts in
-# the first of these (see docs/security.md, "Several roles").
-STAFF_BY_AUTHORITY = (Role.MANAGER, Role.SUPERVISOR, Role.AGENT)
 # Asymmetric only: a shared-secret (HS*) token could be minted by anyone who verifies it.
 TOKEN_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
                     "EdDSA"]  # fmt: skip

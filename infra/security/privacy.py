@@ -14,6 +14,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.ledger import LedgerAction
+from domain.workflow_ids import WorkflowKind, child_workflow_id
 
 # What an erased customer's free text reads afterwards.
 ERASED = "[erased on the customer's request]"
@@ -145,7 +146,10 @@ async def _still_open(client: Client, pool: asyncpg.Pool, case_ids: list[str]) -
     # A closed case may still run its R19 dispute window, its R25 survey or its R15
     # carrier claim, which read the case's payloads (and so its data key).
     workflows = [(c, c, "its dispute window (R19)") for c in closed]
-    workflows += [(c, f"survey-{c}", "its satisfaction survey (R25)") for c in closed]
+    workflows += [
+        (c, child_workflow_id(WorkflowKind.SURVEY, c), "its satisfaction survey (R25)")
+        for c in closed
+    ]
     workflows += [(r["case_id"], r["claim_id"], "its carrier claim (R15)") for r in claims]
     for case_id, workflow_id, what in workflows:
         if await _running(client, workflow_id):

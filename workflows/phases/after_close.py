@@ -15,6 +15,7 @@ from domain.ledger import LedgerAction
 from domain.policy import refund_limit
 from domain.state import CaseState, CaseStatus
 from domain.survey import SurveyRequest
+from domain.workflow_ids import WorkflowKind, child_workflow_id
 from workflows.case_desk import CaseDesk, CrossCutting, Due, Turn
 from workflows.phases import parcel_back
 from workflows.steps.payments import refund
@@ -142,7 +143,7 @@ async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:
 async def _send_survey(desk: CaseDesk) -> None:
     state = desk.state
     request = state.request
-    survey_id = f"survey-{state.case_id}"
+    survey_id = child_workflow_id(WorkflowKind.SURVEY, state.case_id)
     await workflow.start_child_workflow(
         SatisfactionSurvey.run,
         SurveyRequest(
