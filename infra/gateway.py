@@ -239,9 +239,7 @@ class CaseGateway:
         """The client's codec: the codec server (api/codec.py) seals and opens with it."""
         codec = self._client.data_converter.payload_codec
         if codec is None:
-            raise RuntimeError(
-                "the Temporal client has no payload codec (infra/security/data_converter)"
-            )
+            raise RuntimeError("the Temporal client has no payload codec (infra/data_converter)")
         return codec
 
     async def accept_case(self, request: OpenCaseRequest) -> bool:
@@ -526,7 +524,7 @@ class CaseGateway:
         self, case_id: str, update: str, decision: CaseMessage, caller: Caller
     ) -> CaseView:
         """A decision that needs an answer (an Update), sent with a grant for the proven
-        `caller` (infra/security/grants.py; the client must carry a GrantingInterceptor): the case
+        `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the case
         after it was applied, or RefusedDecisionError with the validator's reason or the
         case's typed refusal. The Update's id is the update's name, the action id and the
         decision's fingerprint: the server answers a retry of one Update with its first
@@ -561,9 +559,9 @@ class CaseGateway:
         return view
 
     async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
-        """GDPR art. 17 (infra/security/privacy.py); CustomerHasOpenCasesError while a case runs.
+        """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs.
         This process (the codec server's) stops opening the cases' payloads at once; other
-        processes when their cached keys are next checked (infra/security/data_keys.py)."""
+        processes when their cached keys are next checked (infra/data_keys.py)."""
         report = await erase_customer(self._client, self._pool, customer_id, actor=actor, role=role)
         codec = self.payload_codec
         if isinstance(codec, SealingCodec):
@@ -722,9 +720,7 @@ def _storable(text: str) -> str:
 def _sealing_codec(client: Client) -> SealingCodec:
     codec = client.data_converter.payload_codec
     if not isinstance(codec, SealingCodec):
-        raise RuntimeError(
-            "the Temporal client does not seal payloads (infra/security/data_converter)"
-        )
+        raise RuntimeError("the Temporal client does not seal payloads (infra/data_converter)")
     return codec
 
 
