@@ -21,6 +21,7 @@ from domain.claim import CarrierResponse, ClaimStatus
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.refusal import Refusal, RefusalKind
+from domain.rules import Rule
 from domain.state import Disposition, EscalationLevel
 
 
@@ -75,7 +76,7 @@ def future_request_refusal(request: OpenCaseRequest, policy: PolicySettings) -> 
     if received is None or request.requested_at <= received + policy.clock_skew_allowance:
         return None
     return Refusal(
-        rule="R1",
+        rule=Rule.R1,
         kind=RefusalKind.REQUESTED_IN_THE_FUTURE,
         text=f"requested_at: {request.requested_at.isoformat()} is later than our receipt "
         f"{received.isoformat()} by more than the {policy.clock_skew_allowance} of clock skew "
@@ -192,10 +193,10 @@ def needs_review(kind: CaseKind, reason: Reason) -> bool:
 
 
 # Requests that need no review, and the rule that says so.
-NO_REVIEW_RULE = {
-    Reason.CHANGED_MIND: "R5",  # no reason needed; the inspection decides
-    Reason.NOT_SHIPPED_YET: "R3",  # cancel and refund at once
-    Reason.NOT_RECEIVED: "R4",  # tell the expected date and wait
+NO_REVIEW_RULE: dict[Reason, Rule] = {
+    Reason.CHANGED_MIND: Rule.R5,  # no reason needed; the inspection decides
+    Reason.NOT_SHIPPED_YET: Rule.R3,  # cancel and refund at once
+    Reason.NOT_RECEIVED: Rule.R4,  # tell the expected date and wait
 }
 
 
@@ -223,7 +224,7 @@ def agent_limit_refusal(role: Role, amount: Money, policy: PolicySettings) -> Re
     )
     if role is Role.AGENT and not amount <= agent_limit:
         return Refusal(
-            rule="R17",
+            rule=Rule.R17,
             kind=RefusalKind.ABOVE_AGENT_LIMIT,
             text=f"R17: {amount} is above the agent limit of {agent_limit}; "
             "a supervisor must approve it (the case goes to a supervisor, R18)",
@@ -237,7 +238,7 @@ def compensation_refusal(
     """R17 + R21: why an operator may not grant this compensation, or None if they may."""
     if role not in STAFF:
         return Refusal(
-            rule="R17",
+            rule=Rule.R17,
             kind=RefusalKind.NOT_STAFF,
             text=f"R17: only agents, supervisors and managers grant compensation, not {role}",
         )
@@ -246,7 +247,7 @@ def compensation_refusal(
         return above
     if not already_refunded + amount <= limit:
         return Refusal(
-            rule="R21",
+            rule=Rule.R21,
             kind=RefusalKind.ABOVE_REFUND_LIMIT,
             text=f"R21: {amount} on top of {already_refunded} already refunded exceeds "
             f"the case's refund limit of {limit}",
@@ -259,7 +260,7 @@ def call_limit_refusal(calls_scheduled: int, policy: PolicySettings) -> Refusal 
     if calls_scheduled < policy.max_calls_per_case:
         return None
     return Refusal(
-        rule="R16",
+        rule=Rule.R16,
         kind=RefusalKind.CALL_LIMIT_REACHED,
         text=f"R16: this case already had {calls_scheduled} calls, the most allowed",
     )
@@ -270,7 +271,7 @@ def escalation_refusal(current: EscalationLevel) -> Refusal | None:
     if current is not EscalationLevel.MANAGER:
         return None
     return Refusal(
-        rule="R18",
+        rule=Rule.R18,
         kind=RefusalKind.ALREADY_AT_MANAGER,
         text="escalation: the case is already at the manager level (R18)",
     )
@@ -393,7 +394,7 @@ def unapplied_scan_refusal(
 
 
 def _scan_refusal(kind: RefusalKind, text: str) -> Refusal:
-    return Refusal(rule="R26", kind=kind, text=text)
+    return Refusal(rule=Rule.R26, kind=kind, text=text)
 
 
 def late_shipped_back_reason(received_scan_id: str | None) -> str:

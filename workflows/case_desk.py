@@ -52,6 +52,7 @@ from domain.policy import (
     unapplied_scan_refusal,
 )
 from domain.refusal import OutsideAnswer, Refusal, RefusalKind
+from domain.rules import Rule
 from domain.sla import SlaBreach, SlaClock
 from domain.state import (
     EXTENDABLE,
@@ -80,29 +81,29 @@ _BREACH_WORDS = {
 
 # The rule each message answers to, named when the case refuses it; None where no rule of
 # domain.md governs the message (the refusal's kind alone says why).
-_RULE_OF: dict[type[BaseModel], str | None] = {
-    WarehouseScan: "R26",
-    ShippedBack: "R12",
-    EvidenceSubmitted: "R6",
-    Complaint: "R18",
-    ReviewDecision: "R10",
-    CompensationOffer: "R17",
-    EscalationRequest: "R18",
-    RemedyChoice: "R8",
-    RefundConsent: "R22",
-    ParcelDelivered: "R4",
-    InterceptRequested: "R4",
-    Dispute: "R19",
-    ArbitrationRuling: "R19",
-    CallRequest: "R16",
+_RULE_OF: dict[type[BaseModel], Rule | None] = {
+    WarehouseScan: Rule.R26,
+    ShippedBack: Rule.R12,
+    EvidenceSubmitted: Rule.R6,
+    Complaint: Rule.R18,
+    ReviewDecision: Rule.R10,
+    CompensationOffer: Rule.R17,
+    EscalationRequest: Rule.R18,
+    RemedyChoice: Rule.R8,
+    RefundConsent: Rule.R22,
+    ParcelDelivered: Rule.R4,
+    InterceptRequested: Rule.R4,
+    Dispute: Rule.R19,
+    ArbitrationRuling: Rule.R19,
+    CallRequest: Rule.R16,
     Assignment: None,
     DeadlineExtension: None,
     Withdrawal: None,
-    PaymentResolution: "R21",
+    PaymentResolution: Rule.R21,
 }
 
 
-def rule_of(message: CaseMessage) -> str | None:
+def rule_of(message: CaseMessage) -> Rule | None:
     """The rule a refusal of `message` names when the case's status is why."""
     return _RULE_OF[type(message)]
 
@@ -313,7 +314,7 @@ class CaseDesk:
                     f"{message.reason}",
                     status=CaseStatus.WITHDRAWN,
                     actor=state.request.customer.customer_id,
-                    role="customer",
+                    role=Role.CUSTOMER,
                 )
             case CompensationOffer() if not status.is_closed:
                 await self._compensate(message)
@@ -321,7 +322,7 @@ class CaseDesk:
                 state.assigned_agent = message.agent
                 await self.book.record(
                     LedgerAction.ASSIGNED, reason=f"assigned to {message.agent}",
-                    actor=message.actor, role=message.role.value,
+                    actor=message.actor, role=message.role,
                 )  # fmt: skip
             case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
                 await self._extend(message)
@@ -333,10 +334,10 @@ class CaseDesk:
                     return True
                 await self.book.record(
                     LedgerAction.CALL_SCHEDULED,
-                    rule="R16",
+                    rule=Rule.R16,
                     reason=f"call {state.calls_scheduled}: {message.purpose}",
                     actor=message.actor,
-                    role=message.role.value,
+                    role=message.role,
                 )
             case EscalationRequest() if at_the_top := escalation_refusal(state.escalation.level):
                 # Requests admitted together can reach the ladder's top before this one.
@@ -345,7 +346,7 @@ class CaseDesk:
                 # The requester's words go to the ledger only (the reason is shown in the UI).
                 await self.escalate(
                     f"asked for by {message.role.value} {message.actor}",
-                    actor=message.actor, role=message.role.value,
+                    actor=message.actor, role=message.role,
                     details={"request": message.reason},
                 )  # fmt: skip
             case _:
@@ -363,7 +364,7 @@ class CaseDesk:
         )
         await self.book.record(
             LedgerAction.PROGRESS_UPDATE_SENT,
-            rule="R14",
+            rule=Rule.R14,
             reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
             details={"due_at": due_at},
         )
@@ -377,25 +378,25 @@ class CaseDesk:
                 rule=above.rule,
                 reason=f"{offer.amount}: {above.text}",
                 actor=offer.actor,
-                role=offer.role.value,
+                role=offer.role,
             )
             if state.escalation.level is EscalationLevel.NONE:
                 await self.escalate(
                     f"agent {offer.actor} asked to grant {offer.amount}, above the agent "
                     "limit (R17)",
-                    actor=offer.actor, role=offer.role.value,
+                    actor=offer.actor, role=offer.role,
                 )  # fmt: skip
             return
         self.acknowledge_escalation(offer.role)
         paid = await refund(
             self,
             offer.amount,
-            rule="R17",
+            rule=Rule.R17,
             reason=f"{offer.role.value} {offer.actor} granted {offer.amount}: {offer.reason}",
             purpose=RefundPurpose.COMPENSATION,
             closes_case=False,
             actor=offer.actor,
-            role=offer.role.value,
+            role=offer.role,
         )
         if not paid.amount_minor:
             # Offers admitted together can exhaust the limit before this one's turn: it
@@ -404,7 +405,7 @@ class CaseDesk:
             self.inbox.not_applied(
                 offer,
                 Refusal(
-                    rule="R21",
+                    rule=Rule.R21,
                     kind=RefusalKind.NOTHING_LEFT_TO_REFUND,
                     text=f"R21: nothing left to refund: {state.refunded_total} of {limit} "
                     f"already refunded, so the offer of {offer.amount} paid nothing",
@@ -423,7 +424,7 @@ class CaseDesk:
             reason=f"{extension.deadline.value} deadline moved to {current + extension.extend_by}"
             f": {extension.reason}",
             actor=extension.actor,
-            role=extension.role.value,
+            role=extension.role,
         )
 
     async def _complaint(self, complaint: Complaint) -> None:
@@ -434,7 +435,7 @@ class CaseDesk:
             f"customer complaint {complaint.event_id}{' (major)' if complaint.major else ''}",
             major=complaint.major,
             actor=state.request.customer.customer_id,
-            role="customer",
+            role=Role.CUSTOMER,
             details={"complaint": complaint.summary},
         )
 
@@ -451,7 +452,7 @@ class CaseDesk:
         unknown = declined.answer is OutsideAnswer.UNKNOWN
         await self.book.record(
             LedgerAction.PAYMENT_DECLINED,
-            rule="R21",
+            rule=Rule.R21,
             reason=f"the {declined.kind.value} of {declined.amount} "
             + ("got an answer the provider's contract does not define" if unknown
                else "was declined")
@@ -475,11 +476,11 @@ class CaseDesk:
         retry = resolution.resolution is PaymentResolutionKind.RETRY
         await self.book.record(
             LedgerAction.PAYMENT_RETRIED if retry else LedgerAction.PAYMENT_SETTLED_ELSEWHERE,
-            rule="R21",
+            rule=Rule.R21,
             reason=f"{resolution.role.value} {resolution.actor}: {resolution.reason}",
             status=declined.status_before,
             actor=resolution.actor,
-            role=resolution.role.value,
+            role=resolution.role,
             details={"key": declined.idempotency_key, "action_id": resolution.action_id}
             | ({} if retry else {"reference": resolution.reference}),
         )
@@ -489,7 +490,7 @@ class CaseDesk:
 
     async def escalate(
         self, reason: str, *, major: bool = False, actor: str = "aftersales-workflow",
-        role: str = "system", details: dict[str, Any] | None = None,
+        role: Role = Role.SYSTEM, details: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         state = self.state
         level = escalation_target(state.escalation.level, major=major)
@@ -502,7 +503,7 @@ class CaseDesk:
         )
         await self.book.record(
             LedgerAction.ESCALATED,
-            rule="R18",
+            rule=Rule.R18,
             reason=f"to {level.value}: {reason}",
             actor=actor,
             role=role,
@@ -557,7 +558,7 @@ class CaseDesk:
             )
         if state.status is CaseStatus.IN_ARBITRATION:
             return Refusal(
-                rule="R19",
+                rule=Rule.R19,
                 kind=RefusalKind.IN_ARBITRATION,
                 text="the case is in arbitration: the arbiter's ruling decides its money "
                 "and status (R19)",

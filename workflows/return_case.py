@@ -18,6 +18,7 @@ from domain.case import (
     ParcelDelivered,
     PartRemedy,
     Reason,
+    Role,
     ScanEvent,
     ShippedBack,
     WarehouseScan,
@@ -25,6 +26,7 @@ from domain.case import (
 from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
 from domain.policy import changed_mind_refund, refund_limit
+from domain.rules import Rule
 from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus
 from workflows.case_desk import Due, Turn
@@ -100,7 +102,7 @@ class ReturnCase(ItemBackHandlers):
         if cancelled is True:
             await book.record(
                 LedgerAction.SHIPMENT_CANCELLED,
-                rule="R3",
+                rule=Rule.R3,
                 reason="not shipped yet: the warehouse stopped it; refund at once",
                 status=CaseStatus.REFUND_DUE,
             )
@@ -110,10 +112,10 @@ class ReturnCase(ItemBackHandlers):
         unknown = f" ({cancelled.reason})" if isinstance(cancelled, OutsideNo) else ""
         await book.record(
             LedgerAction.ALREADY_SHIPPED,
-            rule="R3",
+            rule=Rule.R3,
             reason=f"the parcel had already left{unknown}: handled as an in-transit case (R4)",
         )
-        await self._expect_delivery(Approval(rule="R4", reason="the parcel is on its way"))
+        await self._expect_delivery(Approval(rule=Rule.R4, reason="the parcel is on its way"))
 
     async def _expect_delivery(self, approval: Approval) -> None:
         """R4: tell the customer the expected date, and wait for it."""
@@ -142,7 +144,7 @@ class ReturnCase(ItemBackHandlers):
             )
             return
         reference = await send_to_customer(
-            book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART, rule="R9"
+            book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART, rule=Rule.R9
         )
         if isinstance(reference, OutsideNo):
             await book.record_approved(
@@ -154,7 +156,7 @@ class ReturnCase(ItemBackHandlers):
             return
         await book.record(
             LedgerAction.MISSING_PART_SHIPPED,
-            rule="R9",
+            rule=Rule.R9,
             reason=f"{approval.reason}; the missing {part.sku} was sent ({reference})",
             status=CaseStatus.REPLACED,
         )
@@ -175,7 +177,7 @@ class ReturnCase(ItemBackHandlers):
                 case ParcelDelivered() if state.status is CaseStatus.AWAITING_DELIVERY:
                     await desk.book.record(
                         LedgerAction.PARCEL_DELIVERED,
-                        rule="R4",
+                        rule=Rule.R4,
                         reason=f"delivered {turn.delivered_at.isoformat()}: nothing to refund",
                         status=CaseStatus.DELIVERED,
                     )
@@ -186,11 +188,11 @@ class ReturnCase(ItemBackHandlers):
                 ):
                     await desk.book.record(
                         LedgerAction.PARCEL_BACK,
-                        rule="R4",
+                        rule=Rule.R4,
                         reason="the intercepted parcel is back at the warehouse",
                         status=CaseStatus.REFUND_DUE,
                         actor=turn.station,
-                        role="warehouse",
+                        role=Role.WAREHOUSE,
                         details={"scan_id": turn.scan_id},
                     )
                 case ParcelDelivered() | InterceptRequested() | WarehouseScan():
@@ -218,7 +220,7 @@ class ReturnCase(ItemBackHandlers):
         if isinstance(reference, OutsideNo):
             await self._desk.book.record(
                 LedgerAction.INTERCEPT_REFUSED,
-                rule="R4",
+                rule=Rule.R4,
                 reason=f"the carrier cannot return the parcel ({reference.reason}): it is "
                 "still on its way, expected as told",
                 details={"answer": reference.answer},
@@ -226,11 +228,11 @@ class ReturnCase(ItemBackHandlers):
             return
         await self._desk.book.record(
             LedgerAction.INTERCEPT_REQUESTED,
-            rule="R4",
+            rule=Rule.R4,
             reason=f"the customer insists: returned to sender ({reference}); refund once back",
             status=CaseStatus.INTERCEPTING,
             actor=request.customer.customer_id,
-            role="customer",
+            role=Role.CUSTOMER,
         )
 
     # ---- 6. settle --------------------------------------------------------------------
@@ -282,10 +284,10 @@ class ReturnCase(ItemBackHandlers):
         if amount.amount_minor == 0:
             await book.record(
                 LedgerAction.REFUND_NOT_DUE,
-                rule="R21",
+                rule=Rule.R21,
                 reason="nothing is left to refund (fees and earlier refunds)",
                 status=CaseStatus.REFUNDED,
-                details={"refund_for_rule": "R21"},
+                details={"refund_for_rule": Rule.R21},
             )
             return
         state = self._state
@@ -295,7 +297,7 @@ class ReturnCase(ItemBackHandlers):
             self._desk,
             amount,
             watchdog=self._refund_watchdog(),
-            rule="R21",
+            rule=Rule.R21,
             reason=f"{amount} refunded"
             + (f", including {postage} return postage (R6)" if postage else "")
             + (f", less {deducted} for missing accessories or gifts" if deducted else ""),

@@ -10,9 +10,10 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 from activities.notifications import Template
-from domain.case import ArbitrationRuling, Dispute
+from domain.case import ArbitrationRuling, Dispute, Role
 from domain.ledger import LedgerAction
 from domain.policy import refund_limit
+from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.survey import SurveyRequest
 from workflows.case_desk import CaseDesk, CrossCutting, Due, Turn
@@ -80,7 +81,7 @@ async def _window_opened(desk: CaseDesk, deadline: datetime) -> None:
         return
     await desk.book.record(
         LedgerAction.DISPUTE_WINDOW_OPENED,
-        rule="R19",
+        rule=Rule.R19,
         reason=f"the customer may take the rejection to platform arbitration until "
         f"{deadline:%Y-%m-%d %H:%M} UTC",
     )
@@ -92,7 +93,7 @@ async def _window_passed(desk: CaseDesk) -> None:
     if desk.run_records_dispute_window:
         await desk.book.record(
             LedgerAction.DISPUTE_WINDOW_CLOSED,
-            rule="R19",
+            rule=Rule.R19,
             reason="no dispute by the deadline: the rejection stands",
         )
 
@@ -109,12 +110,12 @@ async def _disputed(desk: CaseDesk, dispute: Dispute) -> None:
     state.closed_at = None
     await desk.book.record(
         LedgerAction.DISPUTED,
-        rule="R19",
+        rule=Rule.R19,
         # The customer's own words stay in the case (its view), not in the ledger's reason.
         reason="the customer asks the platform to arbitrate",
         status=CaseStatus.IN_ARBITRATION,
         actor=state.request.customer.customer_id,
-        role="customer",
+        role=Role.CUSTOMER,
     )
     await desk.escalate("the customer disputes the decision (R19)")
 
@@ -126,16 +127,16 @@ async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:
     await desk.book.notify(Template.DISPUTE_RULED, reason=ruling.reason)
     if not ruling.favour_customer:
         await desk.book.record(
-            LedgerAction.RULING_UPHOLDS_DECISION, rule="R19", reason=ruling.reason,
-            status=CaseStatus.REJECTED, actor=ruling.actor, role=ruling.role.value,
+            LedgerAction.RULING_UPHOLDS_DECISION, rule=Rule.R19, reason=ruling.reason,
+            status=CaseStatus.REJECTED, actor=ruling.actor, role=ruling.role,
         )  # fmt: skip
         return
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
     amount = ruling.refund or limit.minus_floored_at_zero(state.refunded_total)
     await refund(
-        desk, amount, rule="R19",
+        desk, amount, rule=Rule.R19,
         reason=f"the arbiter ruled for the customer: {ruling.reason}",
-        actor=ruling.actor, role=ruling.role.value,
+        actor=ruling.actor, role=ruling.role,
     )  # fmt: skip
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 from activities.notifications import Template
-from domain.case import EvidenceSubmitted, ReviewDecision, ShippedBack, WarehouseScan
+from domain.case import EvidenceSubmitted, ReviewDecision, Role, ShippedBack, WarehouseScan
 from domain.ledger import LedgerAction
 from domain.policy import merchant_pays_return_shipping
+from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from workflows.case_desk import CaseDesk, Due, Turn
 from workflows.phases.parcel_back import hold
@@ -62,21 +63,21 @@ async def _evidence(desk: CaseDesk, evidence: EvidenceSubmitted) -> None:
         state.review_deadline = workflow.now() + state.policy.review_deadline
         await desk.book.record(
             LedgerAction.EVIDENCE_RECEIVED,
-            rule="R6",
+            rule=Rule.R6,
             reason=f"{len(evidence.photos)} photo(s); review due within "
             f"{state.policy.review_deadline}",
             status=CaseStatus.UNDER_REVIEW,
             actor=state.request.customer.customer_id,
-            role="customer",
+            role=Role.CUSTOMER,
             details={"event_id": evidence.event_id, "photos": evidence.photos},
         )
         return
     await desk.book.record(
         LedgerAction.MORE_EVIDENCE_RECEIVED,
-        rule="R6",
+        rule=Rule.R6,
         reason=f"{len(evidence.photos)} more photo(s) during review",
         actor=state.request.customer.customer_id,
-        role="customer",
+        role=Role.CUSTOMER,
         details={"event_id": evidence.event_id, "photos": evidence.photos},
     )
 
@@ -89,7 +90,10 @@ async def _no_evidence(desk: CaseDesk) -> None:
     )
     await desk.book.notify(Template.CASE_ABANDONED, reason=state.decision_reason)
     await desk.book.record(
-        LedgerAction.ABANDONED, rule="R6", reason=state.decision_reason, status=CaseStatus.ABANDONED
+        LedgerAction.ABANDONED,
+        rule=Rule.R6,
+        reason=state.decision_reason,
+        status=CaseStatus.ABANDONED,
     )
 
 
@@ -100,10 +104,10 @@ async def _decided(desk: CaseDesk, decision: ReviewDecision) -> Approval | None:
     state.root_cause = decision.root_cause or state.root_cause
     if decision.approve:
         approval = Approval(
-            rule="R10",
+            rule=Rule.R10,
             reason=decision.reason or f"approved by {decision.role.value} {decision.actor}",
             actor=decision.actor,
-            role=decision.role.value,
+            role=decision.role,
         )
         await _approve(desk)
         return approval
@@ -111,11 +115,11 @@ async def _decided(desk: CaseDesk, decision: ReviewDecision) -> Approval | None:
     await desk.book.notify(Template.CASE_REJECTED, reason=state.decision_reason)
     await desk.book.record(
         LedgerAction.REJECTED,
-        rule="R20",
+        rule=Rule.R20,
         reason=state.decision_reason,
         status=CaseStatus.REJECTED,
         actor=decision.actor,
-        role=decision.role.value,
+        role=decision.role,
     )
     return None
 
@@ -126,7 +130,7 @@ async def _auto_approve(desk: CaseDesk) -> Approval:
     state.decided_by = "auto-approval"
     await _approve(desk)
     return Approval(
-        rule="R11",
+        rule=Rule.R11,
         reason=f"no decision by the review deadline {state.review_deadline}: "
         "approved as the customer asked",
     )

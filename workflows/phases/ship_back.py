@@ -12,6 +12,7 @@ from activities.notifications import Template
 from domain.case import ShippedBack, WarehouseScan
 from domain.ledger import LedgerAction
 from domain.policy import ship_back_schedule
+from domain.rules import Rule
 from domain.state import CaseState, CaseStatus, ReminderSent
 from workflows.case_desk import CaseDesk, Due, Turn
 from workflows.phases import parcel_back
@@ -92,7 +93,7 @@ async def _moment_passed(desk: CaseDesk) -> None:
     )
     await desk.book.record(
         LedgerAction.SHIP_BACK_REMINDER_SENT,
-        rule="R12",
+        rule=Rule.R12,
         reason=f"reminder {index + 1}: not shipped {offset.days} days after approval",
     )
 
@@ -106,7 +107,7 @@ async def _abandon(desk: CaseDesk) -> None:
     await desk.book.notify(Template.CASE_ABANDONED, reason=state.decision_reason)
     await desk.book.record(
         LedgerAction.ABANDONED,
-        rule="R12",
+        rule=Rule.R12,
         reason=state.decision_reason,
         status=CaseStatus.ABANDONED,
     )
