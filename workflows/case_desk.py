@@ -3,11 +3,13 @@ updates (R14), the escalation ladder and a silent supervisor (R18), complaints, 
 (R16), assignment, deadline extensions, compensation offers (R17), escalation requests,
 withdrawal, and continue-as-new.
 
-A phase asks the desk for its next turn: `await desk.next(accepts=(...), due=...)` returns
-the next message the phase takes, or that the phase's deadline came (`Turn.DUE`), or that
-the case closed meanwhile (`Turn.CLOSED`: withdrawn). Meanwhile the desk handles
-everything cross-cutting itself and records any other message as `message_ignored` with
-its typed refusal (never dropped; the Update that sent it is refused with it)."""
+A phase waits on the desk: `await desk.next(accepts=(...), due=...)` returns the next
+message the phase takes, or why the wait ended without one: the phase's deadline came
+(`Woke.DEADLINE`), or the case closed meanwhile (`Woke.CASE_CLOSED`: withdrawn).
+Meanwhile the desk applies the messages every phase shares itself (`Meanwhile` says
+which) and records any other message as `message_ignored` with its typed refusal (never
+dropped; the Update that sent it is refused with it). It marks each message applied when
+the run next waits, so the Update that sent it answers with what it came to."""
 
 from __future__ import annotations
 
@@ -116,22 +118,23 @@ _KEPT_OUT_OF_THE_LEDGER = {"tracking_number"}
 _MONEY_OR_STATUS = (CompensationOffer, Withdrawal, DeadlineExtension)
 
 
-class CrossCutting(Enum):
-    """Which of the desk's own messages a phase's turn applies."""
+class Meanwhile(Enum):
+    """Which of the messages every phase shares the desk applies while a phase waits."""
 
-    ALL = "all"
+    EVERYTHING = "everything"
     # Arbitration: complaints, escalations, calls and assignment apply; what would change
     # money or status is refused (R19).
     NOT_MONEY_OR_STATUS = "not_money_or_status"
-    NONE = "none"  # a closed case that only waits for a dispute (R19)
+    NOTHING = "nothing"  # a closed case that only waits for a dispute (R19)
 
 
-class Turn(Enum):
-    """What a phase's turn brought when it was not a message."""
+class Woke(Enum):
+    """Why a phase's wait ended when it was not for one of its messages."""
 
-    DUE = "due"  # the phase's deadline came
-    NOW = "now"  # no message waits, and the phase has work due at once (`at_once`)
-    CLOSED = "closed"  # the case closed meanwhile (the customer withdrew)
+    DEADLINE = "deadline"  # the phase's deadline came
+    # No message waits, and the phase has work to do once none does (`until_inbox_empty`).
+    INBOX_EMPTY = "inbox_empty"
+    CASE_CLOSED = "case_closed"  # the case closed meanwhile (the customer withdrew)
 
 
 @dataclass(frozen=True)
@@ -186,9 +189,9 @@ class CaseDesk:
         accepts: tuple[type[BaseModel], ...],
         due: Callable[[], Due | None] = ...,
         *,
-        at_once: Literal[False] = False,
-        cross_cutting: CrossCutting = ...,
-    ) -> CaseMessage | Literal[Turn.DUE, Turn.CLOSED]: ...
+        until_inbox_empty: Literal[False] = False,
+        meanwhile: Meanwhile = ...,
+    ) -> CaseMessage | Literal[Woke.DEADLINE, Woke.CASE_CLOSED]: ...
 
     @overload
     async def next(
@@ -196,23 +199,24 @@ class CaseDesk:
         accepts: tuple[type[BaseModel], ...],
         due: Callable[[], Due | None] = ...,
         *,
-        at_once: bool,
-        cross_cutting: CrossCutting = ...,
-    ) -> CaseMessage | Turn: ...
+        until_inbox_empty: bool,
+        meanwhile: Meanwhile = ...,
+    ) -> CaseMessage | Woke: ...
 
     async def next(
         self,
         accepts: tuple[type[BaseModel], ...],
         due: Callable[[], Due | None] = no_deadline,
         *,
-        at_once: bool = False,
-        cross_cutting: CrossCutting = CrossCutting.ALL,
-    ) -> CaseMessage | Turn:
-        """The phase's next message of a type in `accepts`, or `Turn.DUE` once `due()`
-        passes, or with `at_once` `Turn.NOW` when no message waits, or `Turn.CLOSED`.
-        `due` is asked afresh each time: an operator may have extended it meanwhile.
-        `cross_cutting` says which of the desk's own messages it applies meanwhile; any
-        other message the phase does not take is refused with why."""
+        until_inbox_empty: bool = False,
+        meanwhile: Meanwhile = Meanwhile.EVERYTHING,
+    ) -> CaseMessage | Woke:
+        """The phase's next message of a type in `accepts`, or `Woke.DEADLINE` once `due()`
+        passes, or with `until_inbox_empty` `Woke.INBOX_EMPTY` when no message waits, or
+        `Woke.CASE_CLOSED`. `due` is asked afresh each time: an operator may have extended
+        it meanwhile. `meanwhile` says which of the messages every phase shares the desk
+        applies while the phase waits; any other message the phase does not take is
+        refused with why."""
         state = self.state
         if self._had_a_turn:
             await self._continue_as_new_if_long()
@@ -224,14 +228,14 @@ class CaseDesk:
                 if not reused and isinstance(message, accepts):
                     return message
                 was_closed = state.status.is_closed
-                if reused or not await self._cross_cutting(message, cross_cutting):
+                if reused or not await self._apply_shared(message, meanwhile):
                     await self.ignore(message, self.why_nothing_to_do(message))
                 if state.status.is_closed and not was_closed:
-                    return Turn.CLOSED
-            elif at_once:
-                return Turn.NOW
+                    return Woke.CASE_CLOSED
+            elif until_inbox_empty:
+                return Woke.INBOX_EMPTY
             elif await self._waited(due()):
-                return Turn.DUE
+                return Woke.DEADLINE
             await self._continue_as_new_if_long()
 
     async def _waited(self, phase_due: Due | None) -> bool:
@@ -295,13 +299,13 @@ class CaseDesk:
 
     # ---- what every phase shares ------------------------------------------------------
 
-    async def _cross_cutting(self, message: CaseMessage, scope: CrossCutting) -> bool:
+    async def _apply_shared(self, message: CaseMessage, scope: Meanwhile) -> bool:
         """Apply a message every phase takes alike; False if it is not one now. A message
         refused here for its own reason (R16, R18) counts as handled."""
         state = self.state
         status = state.status
-        if scope is CrossCutting.NONE or (
-            scope is CrossCutting.NOT_MONEY_OR_STATUS and isinstance(message, _MONEY_OR_STATUS)
+        if scope is Meanwhile.NOTHING or (
+            scope is Meanwhile.NOT_MONEY_OR_STATUS and isinstance(message, _MONEY_OR_STATUS)
         ):
             return False
         match message:
@@ -466,7 +470,7 @@ class CaseDesk:
         )  # fmt: skip
         while not isinstance(
             resolution := await self.next(
-                (PaymentResolution,), cross_cutting=CrossCutting.NOT_MONEY_OR_STATUS
+                (PaymentResolution,), meanwhile=Meanwhile.NOT_MONEY_OR_STATUS
             ),
             PaymentResolution,
         ):

@@ -21,7 +21,7 @@ from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
 from workflows.carrier_claim import CLAIM_ID_PREFIX, CarrierClaim, ClaimRun
-from workflows.case_desk import Due, Turn
+from workflows.case_desk import Due, Woke
 from workflows.case_handlers import CaseHandlers, refuse
 from workflows.case_run import CaseRun
 from workflows.phases.after_close import after_close
@@ -134,7 +134,7 @@ class DamageClaimCase(CaseHandlers):
         while state.status is CaseStatus.AWAITING_REMEDY_CHOICE:
             turn = await desk.next((RemedyChoice,), self._remedy_due)
             match turn:
-                case Turn.DUE:
+                case Woke.DEADLINE:
                     # Silence favours the customer (the spirit of R11): the full refund.
                     await self._apply(Remedy.FULL_REFUND, None, chosen=False)
                 case RemedyChoice():

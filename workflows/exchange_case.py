@@ -20,7 +20,7 @@ from domain.policy import price_difference, refund_limit
 from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
-from workflows.case_desk import Due, Turn
+from workflows.case_desk import Due, Woke
 from workflows.case_handlers import ItemBackHandlers
 from workflows.case_run import CaseRun
 from workflows.phases import parcel_back
@@ -111,14 +111,14 @@ class ExchangeCase(ItemBackHandlers):
             turn = await desk.next(
                 (RefundConsent, ShippedBack),
                 self._stock_due,
-                at_once=state.status is CaseStatus.EXCHANGE_DUE,
+                until_inbox_empty=state.status is CaseStatus.EXCHANGE_DUE,
             )
             match turn:
-                case Turn.DUE if state.status is CaseStatus.AWAITING_REFUND_CONSENT:
+                case Woke.DEADLINE if state.status is CaseStatus.AWAITING_REFUND_CONSENT:
                     await self._wait_for_stock(
                         "no consent to a refund by the deadline, so no refund"
                     )
-                case Turn.DUE | Turn.NOW:
+                case Woke.DEADLINE | Woke.INBOX_EMPTY:
                     await self._try_to_exchange()
                 case RefundConsent() if state.status in _OUT_OF_STOCK:
                     if turn.consent:

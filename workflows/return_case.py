@@ -29,7 +29,7 @@ from domain.policy import changed_mind_refund, refund_limit
 from domain.rules import Rule
 from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus
-from workflows.case_desk import Due, Turn
+from workflows.case_desk import Due, Woke
 from workflows.case_handlers import ItemBackHandlers
 from workflows.case_run import CaseRun
 from workflows.phases import parcel_back
@@ -170,7 +170,7 @@ class ReturnCase(ItemBackHandlers):
                 (ParcelDelivered, InterceptRequested, WarehouseScan), self._delivery_due
             )
             match turn:
-                case Turn.DUE if state.request.expected_delivery_at is not None:
+                case Woke.DEADLINE if state.request.expected_delivery_at is not None:
                     await desk.sla_breached(
                         SlaClock.EXPECTED_DELIVERY, state.request.expected_delivery_at
                     )
@@ -242,9 +242,9 @@ class ReturnCase(ItemBackHandlers):
         notice adds its postage, R6)."""
         desk = self._desk
         while self._state.status is CaseStatus.REFUND_DUE:
-            turn = await desk.next((ShippedBack,), at_once=True)
+            turn = await desk.next((ShippedBack,), until_inbox_empty=True)
             match turn:
-                case Turn.NOW:
+                case Woke.INBOX_EMPTY:
                     await self._refund_the_return()
                 case ShippedBack():
                     await parcel_back.take(desk, turn)

@@ -16,7 +16,7 @@ from domain.policy import refund_limit
 from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.survey import SurveyRequest
-from workflows.case_desk import CaseDesk, CrossCutting, Due, Turn
+from workflows.case_desk import CaseDesk, Due, Meanwhile, Woke
 from workflows.phases import parcel_back
 from workflows.steps.payments import refund
 from workflows.survey import SatisfactionSurvey
@@ -56,10 +56,10 @@ async def _dispute_window(desk: CaseDesk, opens: bool) -> None:
         turn = await desk.next(
             (Dispute, ArbitrationRuling),
             lambda: _due(state),
-            cross_cutting=CrossCutting.NOT_MONEY_OR_STATUS if arbitrating else CrossCutting.NONE,
+            meanwhile=Meanwhile.NOT_MONEY_OR_STATUS if arbitrating else Meanwhile.NOTHING,
         )
         match turn:
-            case Turn():
+            case Woke():
                 await _window_passed(desk)
                 return
             case Dispute() if state.status is CaseStatus.REJECTED and state.dispute is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from domain.case import ShippedBack, WarehouseScan
 from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus
-from workflows.case_desk import CaseDesk, Due, Turn
+from workflows.case_desk import CaseDesk, Due, Woke
 from workflows.phases import parcel_back
 
 
@@ -18,7 +18,7 @@ async def inspection(desk: CaseDesk) -> None:
     while state.status is CaseStatus.AWAITING_INSPECTION:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _due(state))
         match turn:
-            case Turn.DUE if state.inspection_deadline is not None:
+            case Woke.DEADLINE if state.inspection_deadline is not None:
                 await desk.sla_breached(SlaClock.INSPECTION, state.inspection_deadline)
             case WarehouseScan() | ShippedBack():
                 await parcel_back.take(desk, turn)

@@ -12,7 +12,7 @@ from domain.ledger import LedgerAction
 from domain.policy import merchant_pays_return_shipping
 from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
-from workflows.case_desk import CaseDesk, Due, Turn
+from workflows.case_desk import CaseDesk, Due, Woke
 from workflows.phases.parcel_back import hold
 from workflows.steps.casebook import Approval
 
@@ -29,12 +29,12 @@ async def review(desk: CaseDesk, *, holds_parcels: bool) -> Approval | None:
     while state.status in IN_REVIEW:
         turn = await desk.next((EvidenceSubmitted, ReviewDecision, *parcels), lambda: _due(state))
         match turn:
-            case Turn.CLOSED:
+            case Woke.CASE_CLOSED:
                 return None
-            case Turn.DUE if state.status is CaseStatus.AWAITING_EVIDENCE:
+            case Woke.DEADLINE if state.status is CaseStatus.AWAITING_EVIDENCE:
                 await _no_evidence(desk)
                 return None
-            case Turn.DUE:
+            case Woke.DEADLINE:
                 return await _auto_approve(desk)
             case EvidenceSubmitted():
                 await _evidence(desk, turn)

@@ -14,7 +14,7 @@ from domain.ledger import LedgerAction
 from domain.policy import ship_back_schedule
 from domain.rules import Rule
 from domain.state import CaseState, CaseStatus, ReminderSent
-from workflows.case_desk import CaseDesk, Due, Turn
+from workflows.case_desk import CaseDesk, Due, Woke
 from workflows.phases import parcel_back
 from workflows.steps.casebook import Approval
 
@@ -40,7 +40,7 @@ async def ship_back(desk: CaseDesk) -> None:
     while state.status in parcel_back.BEFORE_RECEIPT:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _next_due(state))
         match turn:
-            case Turn.DUE:
+            case Woke.DEADLINE:
                 await _moment_passed(desk)
             case WarehouseScan() | ShippedBack():
                 await parcel_back.take(desk, turn)
