@@ -9,20 +9,45 @@ from zoneinfo import ZoneInfo
 
 from domain.case import (
     STAFF,
+    ArbitrationRuling,
+    Assignment,
+    CallRequest,
     CaseKind,
+    CompensationOffer,
+    Complaint,
+    DeadlineExtension,
+    Dispute,
+    EscalationRequest,
+    EvidenceSubmitted,
     Grade,
+    InterceptRequested,
     MissingItem,
     OpenCaseRequest,
+    ParcelDelivered,
+    PaymentResolution,
     Reason,
+    RefundConsent,
+    RemedyChoice,
+    ReviewDecision,
     Role,
     ScanEvent,
+    ShippedBack,
+    WarehouseScan,
+    Withdrawal,
 )
 from domain.claim import CarrierResponse, ClaimStatus
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.refusal import Refusal, RefusalKind
 from domain.rules import Rule
-from domain.state import Disposition, EscalationLevel
+from domain.state import (
+    WITHDRAWABLE,
+    CaseMessage,
+    CaseState,
+    CaseStatus,
+    Disposition,
+    EscalationLevel,
+)
 
 
 class R1JudgedBy(StrEnum):
@@ -447,4 +472,69 @@ def late_carrier_response_reason(
     return (
         f"{head} (recovered so far {so_far} of {claimed}); the carrier now {now_says}"
         f": the claim stays {closed_as.value}, and a person reconciles it"
+    )
+
+
+# The rule each message answers to, named when the case refuses it; None where no rule of
+# domain.md governs the message (the refusal's kind alone says why).
+_RULE_OF: dict[type[CaseMessage], Rule | None] = {
+    WarehouseScan: Rule.R26,
+    ShippedBack: Rule.R12,
+    EvidenceSubmitted: Rule.R6,
+    Complaint: Rule.R18,
+    ReviewDecision: Rule.R10,
+    CompensationOffer: Rule.R17,
+    EscalationRequest: Rule.R18,
+    RemedyChoice: Rule.R8,
+    RefundConsent: Rule.R22,
+    ParcelDelivered: Rule.R4,
+    InterceptRequested: Rule.R4,
+    Dispute: Rule.R19,
+    ArbitrationRuling: Rule.R19,
+    CallRequest: Rule.R16,
+    Assignment: None,
+    DeadlineExtension: None,
+    Withdrawal: None,
+    PaymentResolution: Rule.R21,
+}
+
+
+def rule_of(message: CaseMessage) -> Rule | None:
+    """The rule a refusal of `message` names when the case's status is why."""
+    return _RULE_OF[type(message)]
+
+
+def unapplied_message_refusal(state: CaseState, message: CaseMessage) -> Refusal:
+    """Why a message changes nothing in the case's status now (the workflow records it
+    with this, never drops it; an Update that sent it is refused with it)."""
+    status = state.status.value + (" (closed)" if state.status.is_closed else "")
+    if isinstance(message, WarehouseScan):
+        return unapplied_scan_refusal(
+            message.event,
+            status,
+            received_scan_id=state.received_scan_id,
+            inspection_scan_id=state.inspection.scan_id if state.inspection else None,
+        )
+    if state.status is CaseStatus.IN_ARBITRATION:
+        return Refusal(
+            rule=Rule.R19,
+            kind=RefusalKind.IN_ARBITRATION,
+            text="the case is in arbitration: the arbiter's ruling decides its money "
+            "and status (R19)",
+        )
+    if isinstance(message, Withdrawal) and state.status in WITHDRAWABLE and state.refunds:
+        return Refusal(
+            rule=rule_of(message),
+            kind=RefusalKind.MONEY_MOVED,
+            text="the request cannot be withdrawn: money has already been paid on it",
+        )
+    rule = rule_of(message)
+    if state.status.is_closed:
+        return Refusal(
+            rule=rule,
+            kind=RefusalKind.CASE_CLOSED,
+            text=f"the case is already closed ({state.status.value})",
+        )
+    return Refusal(
+        rule=rule, kind=RefusalKind.NOT_NOW, text=f"nothing to do while the case is {status}"
     )

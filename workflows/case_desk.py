@@ -17,45 +17,33 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 from pydantic import BaseModel
 from temporalio import workflow
 
 from activities.notifications import Template
 from domain.case import (
-    ArbitrationRuling,
     Assignment,
     CallRequest,
     CompensationOffer,
     Complaint,
     DeadlineExtension,
-    Dispute,
     EscalationRequest,
-    EvidenceSubmitted,
-    InterceptRequested,
-    ParcelDelivered,
     PaymentResolution,
     PaymentResolutionKind,
-    RefundConsent,
-    RemedyChoice,
-    ReviewDecision,
     Role,
-    ShippedBack,
-    WarehouseScan,
     Withdrawal,
 )
 from domain.ledger import LedgerAction, RefundPurpose
 from domain.policy import (
     agent_limit_refusal,
     escalation_refusal,
-    escalation_target,
     refund_limit,
-    unapplied_scan_refusal,
+    unapplied_message_refusal,
 )
 from domain.refusal import OutsideAnswer, Refusal, RefusalKind
 from domain.rules import Rule
-from domain.sla import SlaBreach, SlaClock
 from domain.state import (
     EXTENDABLE,
     MERCHANT_SIDE,
@@ -70,45 +58,13 @@ from domain.state import (
 from workflows.case_inbox import CaseInbox, id_reused
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
+from workflows.steps.escalation import (
+    acknowledge_escalation,
+    escalate,
+    supervisor_silent,
+)
 from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
-
-# How the ledger's escalation reason names each deadline a case can breach.
-_BREACH_WORDS = {
-    SlaClock.EXPECTED_DELIVERY: "R4 delivery",
-    SlaClock.INSPECTION: "R13 inspection",
-    SlaClock.REFUND: "R13 refund",
-}
-
-
-# The rule each message answers to, named when the case refuses it; None where no rule of
-# domain.md governs the message (the refusal's kind alone says why).
-_RULE_OF: dict[type[BaseModel], Rule | None] = {
-    WarehouseScan: Rule.R26,
-    ShippedBack: Rule.R12,
-    EvidenceSubmitted: Rule.R6,
-    Complaint: Rule.R18,
-    ReviewDecision: Rule.R10,
-    CompensationOffer: Rule.R17,
-    EscalationRequest: Rule.R18,
-    RemedyChoice: Rule.R8,
-    RefundConsent: Rule.R22,
-    ParcelDelivered: Rule.R4,
-    InterceptRequested: Rule.R4,
-    Dispute: Rule.R19,
-    ArbitrationRuling: Rule.R19,
-    CallRequest: Rule.R16,
-    Assignment: None,
-    DeadlineExtension: None,
-    Withdrawal: None,
-    PaymentResolution: Rule.R21,
-}
-
-
-def rule_of(message: CaseMessage) -> Rule | None:
-    """The rule a refusal of `message` names when the case's status is why."""
-    return _RULE_OF[type(message)]
-
 
 # Fields of a message that name a person's parcel, not what the message asked: an ignored
 # message is recorded without them (the ledger holds no tracking number).
@@ -268,7 +224,7 @@ class CaseDesk:
             dues.append(
                 _Pending(
                     Due(state.escalation.respond_by, "R18 supervisor must act"),
-                    self._supervisor_silent,
+                    lambda: supervisor_silent(self.book),
                 )
             )
         return dues
@@ -348,7 +304,8 @@ class CaseDesk:
                 await self.ignore(message, at_the_top)
             case EscalationRequest() if not status.is_closed:
                 # The requester's words go to the ledger only (the reason is shown in the UI).
-                await self.escalate(
+                await escalate(
+                self.book,
                     f"asked for by {message.role.value} {message.actor}",
                     actor=message.actor, role=message.role,
                     details={"request": message.reason},
@@ -385,13 +342,14 @@ class CaseDesk:
                 role=offer.role,
             )
             if state.escalation.level is EscalationLevel.NONE:
-                await self.escalate(
+                await escalate(
+                self.book,
                     f"agent {offer.actor} asked to grant {offer.amount}, above the agent "
                     "limit (R17)",
                     actor=offer.actor, role=offer.role,
                 )  # fmt: skip
             return
-        self.acknowledge_escalation(offer.role)
+        acknowledge_escalation(self.state, offer.role)
         paid = await refund(
             self,
             offer.amount,
@@ -435,7 +393,8 @@ class CaseDesk:
         state = self.state
         state.complaints.append(complaint)
         # The customer's words go to the ledger only: the reason is shown in the UI.
-        await self.escalate(
+        await escalate(
+            self.book,
             f"customer complaint {complaint.event_id}{' (major)' if complaint.major else ''}",
             major=complaint.major,
             actor=state.request.customer.customer_id,
@@ -475,7 +434,7 @@ class CaseDesk:
             PaymentResolution,
         ):
             pass  # no deadline and no withdrawal here: only a resolution ends the wait
-        self.acknowledge_escalation(resolution.role)
+        acknowledge_escalation(self.state, resolution.role)
         state.declined_payment = None
         retry = resolution.resolution is PaymentResolutionKind.RETRY
         await self.book.record(
@@ -489,49 +448,6 @@ class CaseDesk:
             | ({} if retry else {"reference": resolution.reference}),
         )
         return resolution
-
-    # ---- R18: the ladder --------------------------------------------------------------
-
-    async def escalate(
-        self, reason: str, *, major: bool = False, actor: str = "aftersales-workflow",
-        role: Role = Role.SYSTEM, details: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
-        state = self.state
-        level = escalation_target(state.escalation.level, major=major)
-        now = workflow.now()
-        state.escalation.level = level
-        state.escalation.reason = reason
-        state.escalation.since = now
-        state.escalation.respond_by = (
-            now + state.policy.supervisor_response if level is EscalationLevel.SUPERVISOR else None
-        )
-        await self.book.record(
-            LedgerAction.ESCALATED,
-            rule=Rule.R18,
-            reason=f"to {level.value}: {reason}",
-            actor=actor,
-            role=role,
-            details={"level": level.value, **(details or {})},
-        )
-
-    async def _supervisor_silent(self) -> None:
-        await self.escalate(
-            f"the supervisor did not act within {self.state.policy.supervisor_response}"
-        )
-
-    def acknowledge_escalation(self, role: Role) -> None:
-        """A supervisor or manager acting on the case answers its escalation."""
-        if role in (Role.SUPERVISOR, Role.MANAGER):
-            self.state.escalation.respond_by = None
-
-    async def sla_breached(self, clock: SlaClock, due_at: datetime) -> None:
-        """A deadline passed with its step not done: recorded as data, and escalated."""
-        breach = SlaBreach(clock=clock, due_at=due_at, breached_at=workflow.now())
-        self.state.sla_breaches.append(breach)
-        await self.escalate(
-            f"{_BREACH_WORDS[clock]} deadline breached",
-            details={"breach": breach.model_dump(mode="json")},
-        )
 
     # ---- messages that change nothing -------------------------------------------------
 
@@ -549,40 +465,9 @@ class CaseDesk:
 
     def why_nothing_to_do(self, message: CaseMessage) -> Refusal:
         """Why a message changes nothing now (recorded with it, never dropped)."""
-        state = self.state
         if self.inbox.reuses_an_id(message):
             return id_reused(message)
-        status = state.status.value + (" (closed)" if state.status.is_closed else "")
-        if isinstance(message, WarehouseScan):
-            return unapplied_scan_refusal(
-                message.event,
-                status,
-                received_scan_id=state.received_scan_id,
-                inspection_scan_id=state.inspection.scan_id if state.inspection else None,
-            )
-        if state.status is CaseStatus.IN_ARBITRATION:
-            return Refusal(
-                rule=Rule.R19,
-                kind=RefusalKind.IN_ARBITRATION,
-                text="the case is in arbitration: the arbiter's ruling decides its money "
-                "and status (R19)",
-            )
-        if isinstance(message, Withdrawal) and state.status in WITHDRAWABLE and state.refunds:
-            return Refusal(
-                rule=rule_of(message),
-                kind=RefusalKind.MONEY_MOVED,
-                text="the request cannot be withdrawn: money has already been paid on it",
-            )
-        rule = rule_of(message)
-        if state.status.is_closed:
-            return Refusal(
-                rule=rule,
-                kind=RefusalKind.CASE_CLOSED,
-                text=f"the case is already closed ({state.status.value})",
-            )
-        return Refusal(
-            rule=rule, kind=RefusalKind.NOT_NOW, text=f"nothing to do while the case is {status}"
-        )
+        return unapplied_message_refusal(self.state, message)
 
     async def refuse_what_is_left(self) -> None:
         """The case has ended: whatever reaches it is recorded with why it changed nothing

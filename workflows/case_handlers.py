@@ -34,12 +34,13 @@ from domain.policy import (
     compensation_refusal,
     escalation_refusal,
     refund_limit,
+    rule_of,
 )
 from domain.refusal import Refusal, RefusalKind
 from domain.rules import Rule
 from domain.state import EXTENDABLE, CaseMessage, CaseState, CaseStatus
 from domain.view import CaseView
-from workflows.case_desk import CaseDesk, rule_of
+from workflows.case_desk import CaseDesk
 from workflows.case_inbox import CaseInbox, refusal_details
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook

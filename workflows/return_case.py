@@ -40,6 +40,7 @@ from workflows.phases.review import review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.casebook import Approval
+from workflows.steps.escalation import sla_breached
 from workflows.steps.outside import call_or_no
 from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
@@ -171,8 +172,8 @@ class ReturnCase(ItemBackHandlers):
             )
             match turn:
                 case Woke.DEADLINE if state.request.expected_delivery_at is not None:
-                    await desk.sla_breached(
-                        SlaClock.EXPECTED_DELIVERY, state.request.expected_delivery_at
+                    await sla_breached(
+                        desk.book, SlaClock.EXPECTED_DELIVERY, state.request.expected_delivery_at
                     )
                 case ParcelDelivered() if state.status is CaseStatus.AWAITING_DELIVERY:
                     await desk.book.record(
@@ -275,7 +276,7 @@ class ReturnCase(ItemBackHandlers):
         return Watchdog(
             deadline,
             "R13 refund deadline",
-            lambda: self._desk.sla_breached(SlaClock.REFUND, deadline),
+            lambda: sla_breached(self._desk.book, SlaClock.REFUND, deadline),
         )
 
     async def _refund_the_return(self) -> None:

@@ -18,6 +18,7 @@ from domain.state import CaseState, CaseStatus
 from domain.survey import SurveyRequest
 from workflows.case_desk import CaseDesk, Due, Meanwhile, Woke
 from workflows.phases import parcel_back
+from workflows.steps.escalation import escalate
 from workflows.steps.payments import refund
 from workflows.survey import SatisfactionSurvey
 
@@ -117,7 +118,7 @@ async def _disputed(desk: CaseDesk, dispute: Dispute) -> None:
         actor=state.request.customer.customer_id,
         role=Role.CUSTOMER,
     )
-    await desk.escalate("the customer disputes the decision (R19)")
+    await escalate(desk.book, "the customer disputes the decision (R19)")
 
 
 async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:

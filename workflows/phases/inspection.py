@@ -9,6 +9,7 @@ from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus
 from workflows.case_desk import CaseDesk, Due, Woke
 from workflows.phases import parcel_back
+from workflows.steps.escalation import sla_breached
 
 
 async def inspection(desk: CaseDesk) -> None:
@@ -19,7 +20,7 @@ async def inspection(desk: CaseDesk) -> None:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _due(state))
         match turn:
             case Woke.DEADLINE if state.inspection_deadline is not None:
-                await desk.sla_breached(SlaClock.INSPECTION, state.inspection_deadline)
+                await sla_breached(desk.book, SlaClock.INSPECTION, state.inspection_deadline)
             case WarehouseScan() | ShippedBack():
                 await parcel_back.take(desk, turn)
 

@@ -15,6 +15,7 @@ from domain.state import CaseState, CaseStatus
 from workflows.case_desk import CaseDesk, Due, Woke
 from workflows.phases.parcel_back import hold
 from workflows.steps.casebook import Approval
+from workflows.steps.escalation import acknowledge_escalation
 
 IN_REVIEW = (CaseStatus.AWAITING_EVIDENCE, CaseStatus.UNDER_REVIEW)
 
@@ -99,7 +100,7 @@ async def _no_evidence(desk: CaseDesk) -> None:
 
 async def _decided(desk: CaseDesk, decision: ReviewDecision) -> Approval | None:
     state = desk.state
-    desk.acknowledge_escalation(decision.role)
+    acknowledge_escalation(state, decision.role)
     state.decided_by = decision.actor
     state.root_cause = decision.root_cause or state.root_cause
     if decision.approve:
