@@ -1,15 +1,15 @@
-"""What goes on in every phase of a case, whatever the phase waits for: daily progress
-updates (R14), the escalation ladder and a silent supervisor (R18), complaints, calls
-(R16), assignment, deadline extensions, compensation offers (R17), escalation requests,
-withdrawal, and continue-as-new.
+"""How a phase of a case waits, whatever it waits for.
 
-A phase waits on the desk: `await desk.next(accepts=(...), due=...)` returns the next
-message the phase takes, or why the wait ended without one: the phase's deadline came
-(`Woke.DEADLINE`), or the case closed meanwhile (`Woke.CASE_CLOSED`: withdrawn).
-Meanwhile the desk applies the messages every phase shares itself (`Meanwhile` says
-which) and records any other message as `message_ignored` with its typed refusal (never
-dropped; the Update that sent it is refused with it). It marks each message applied when
-the run next waits, so the Update that sent it answers with what it came to."""
+A phase asks the desk for its next message: `await desk.next(accepts=(...), due=...)`
+returns the next message of those types, or why the wait ended without one: the phase's
+deadline came (`Woke.DEADLINE`), no message is left in (`Woke.INBOX_EMPTY`, for a phase
+with work to do then), or the case closed meanwhile (`Woke.CASE_CLOSED`: withdrawn).
+Meanwhile the desk applies the messages every phase shares (case_meanwhile.py), sends the
+R14 daily update and escalates a silent supervisor (R18), records any other message as
+`message_ignored` with its typed refusal (never dropped; the Update that sent it is
+refused with it), and continues as new when the history is long. It marks the message a
+phase took applied when the phase next waits, so the Update that sent it answers with
+what it came to."""
 
 from __future__ import annotations
 
@@ -22,66 +22,37 @@ from typing import Literal, overload
 from pydantic import BaseModel
 from temporalio import workflow
 
-from activities.notifications import Template
 from domain.case import (
-    Assignment,
-    CallRequest,
-    CompensationOffer,
-    Complaint,
-    DeadlineExtension,
-    EscalationRequest,
     PaymentResolution,
     PaymentResolutionKind,
-    Role,
-    Withdrawal,
 )
-from domain.ledger import LedgerAction, RefundPurpose
+from domain.ledger import LedgerAction
 from domain.policy import (
-    agent_limit_refusal,
-    escalation_refusal,
-    refund_limit,
     unapplied_message_refusal,
 )
-from domain.refusal import OutsideAnswer, Refusal, RefusalKind
+from domain.refusal import OutsideAnswer, Refusal
 from domain.rules import Rule
 from domain.state import (
-    EXTENDABLE,
     MERCHANT_SIDE,
-    WITHDRAWABLE,
     CaseMessage,
     CaseState,
     CaseStatus,
     DeclinedPayment,
-    EscalationLevel,
     message_id,
 )
 from workflows.case_inbox import CaseInbox, id_reused
+from workflows.case_meanwhile import Meanwhile, apply_shared, follow_up
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
 from workflows.steps.escalation import (
     acknowledge_escalation,
-    escalate,
     supervisor_silent,
 )
-from workflows.steps.payments import refund
 from workflows.steps.timers import wait_until
 
 # Fields of a message that name a person's parcel, not what the message asked: an ignored
 # message is recorded without them (the ledger holds no tracking number).
 _KEPT_OUT_OF_THE_LEDGER = {"tracking_number"}
-
-# In arbitration the arbiter's ruling alone changes money and status (R19).
-_MONEY_OR_STATUS = (CompensationOffer, Withdrawal, DeadlineExtension)
-
-
-class Meanwhile(Enum):
-    """Which of the messages every phase shares the desk applies while a phase waits."""
-
-    EVERYTHING = "everything"
-    # Arbitration: complaints, escalations, calls and assignment apply; what would change
-    # money or status is refused (R19).
-    NOT_MONEY_OR_STATUS = "not_money_or_status"
-    NOTHING = "nothing"  # a closed case that only waits for a dispute (R19)
 
 
 class Woke(Enum):
@@ -184,7 +155,7 @@ class CaseDesk:
                 if not reused and isinstance(message, accepts):
                     return message
                 was_closed = state.status.is_closed
-                if reused or not await self._apply_shared(message, meanwhile):
+                if reused or not await apply_shared(self, message, meanwhile):
                     await self.ignore(message, self.why_nothing_to_do(message))
                 if state.status.is_closed and not was_closed:
                     return Woke.CASE_CLOSED
@@ -218,7 +189,10 @@ class CaseDesk:
         dues: list[_Pending] = []
         if state.status in MERCHANT_SIDE and state.next_follow_up_at:
             dues.append(
-                _Pending(Due(state.next_follow_up_at, "R14 daily progress update"), self._follow_up)
+                _Pending(
+                    Due(state.next_follow_up_at, "R14 daily progress update"),
+                    lambda: follow_up(self),
+                )
             )
         if state.escalation.respond_by is not None and not state.status.is_closed:
             dues.append(
@@ -252,155 +226,6 @@ class CaseDesk:
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() or bool(state.inbox))
         if not state.inbox:
             workflow.continue_as_new(self.run.model_copy(update={"carried_state": state}))
-
-    # ---- what every phase shares ------------------------------------------------------
-
-    async def _apply_shared(self, message: CaseMessage, scope: Meanwhile) -> bool:
-        """Apply a message every phase takes alike; False if it is not one now. A message
-        refused here for its own reason (R16, R18) counts as handled."""
-        state = self.state
-        status = state.status
-        if scope is Meanwhile.NOTHING or (
-            scope is Meanwhile.NOT_MONEY_OR_STATUS and isinstance(message, _MONEY_OR_STATUS)
-        ):
-            return False
-        match message:
-            case Complaint():
-                await self._complaint(message)
-            case Withdrawal() if status in WITHDRAWABLE and not state.refunds:
-                await self.book.record(
-                    LedgerAction.WITHDRAWN,
-                    reason=f"the customer withdrew the request{': ' if message.reason else ''}"
-                    f"{message.reason}",
-                    status=CaseStatus.WITHDRAWN,
-                    actor=state.request.customer.customer_id,
-                    role=Role.CUSTOMER,
-                )
-            case CompensationOffer() if not status.is_closed:
-                await self._compensate(message)
-            case Assignment() if not status.is_closed:
-                state.assigned_agent = message.agent
-                await self.book.record(
-                    LedgerAction.ASSIGNED, reason=f"assigned to {message.agent}",
-                    actor=message.actor, role=message.role,
-                )  # fmt: skip
-            case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
-                await self._extend(message)
-            case CallRequest() if not status.is_closed:
-                if too_many := await self.book.schedule_call(message.purpose):
-                    # Calls admitted together can pass the cap before this one's turn; the
-                    # book recorded call_not_scheduled.
-                    self.inbox.not_applied(message, too_many)
-                    return True
-                await self.book.record(
-                    LedgerAction.CALL_SCHEDULED,
-                    rule=Rule.R16,
-                    reason=f"call {state.calls_scheduled}: {message.purpose}",
-                    actor=message.actor,
-                    role=message.role,
-                )
-            case EscalationRequest() if at_the_top := escalation_refusal(state.escalation.level):
-                # Requests admitted together can reach the ladder's top before this one.
-                await self.ignore(message, at_the_top)
-            case EscalationRequest() if not status.is_closed:
-                # The requester's words go to the ledger only (the reason is shown in the UI).
-                await escalate(
-                self.book,
-                    f"asked for by {message.role.value} {message.actor}",
-                    actor=message.actor, role=message.role,
-                    details={"request": message.reason},
-                )  # fmt: skip
-            case _:
-                return False
-        return True
-
-    async def _follow_up(self) -> None:
-        state = self.state
-        state.follow_ups_sent += 1
-        await self.book.notify(Template.PROGRESS_UPDATE, waiting_for=state.waiting_for)
-        # R14 is judged against the slot the update was due at (R16 may have held it).
-        due_at = state.next_follow_up_at
-        state.next_follow_up_at = self.book.message_slot(
-            workflow.now() + state.policy.follow_up_interval
-        )
-        await self.book.record(
-            LedgerAction.PROGRESS_UPDATE_SENT,
-            rule=Rule.R14,
-            reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
-            details={"due_at": due_at},
-        )
-
-    async def _compensate(self, offer: CompensationOffer) -> None:
-        state = self.state
-        above = agent_limit_refusal(offer.role, offer.amount, state.policy)
-        if above:
-            await self.book.record(
-                LedgerAction.COMPENSATION_REFUSED,
-                rule=above.rule,
-                reason=f"{offer.amount}: {above.text}",
-                actor=offer.actor,
-                role=offer.role,
-            )
-            if state.escalation.level is EscalationLevel.NONE:
-                await escalate(
-                self.book,
-                    f"agent {offer.actor} asked to grant {offer.amount}, above the agent "
-                    "limit (R17)",
-                    actor=offer.actor, role=offer.role,
-                )  # fmt: skip
-            return
-        acknowledge_escalation(self.state, offer.role)
-        paid = await refund(
-            self,
-            offer.amount,
-            rule=Rule.R17,
-            reason=f"{offer.role.value} {offer.actor} granted {offer.amount}: {offer.reason}",
-            purpose=RefundPurpose.COMPENSATION,
-            closes_case=False,
-            actor=offer.actor,
-            role=offer.role,
-        )
-        if not paid.amount_minor:
-            # Offers admitted together can exhaust the limit before this one's turn: it
-            # paid nothing (refund_not_due in the ledger), so it is refused.
-            limit = refund_limit(state.request.paid, state.reimbursed_shipping)
-            self.inbox.not_applied(
-                offer,
-                Refusal(
-                    rule=Rule.R21,
-                    kind=RefusalKind.NOTHING_LEFT_TO_REFUND,
-                    text=f"R21: nothing left to refund: {state.refunded_total} of {limit} "
-                    f"already refunded, so the offer of {offer.amount} paid nothing",
-                ),
-            )
-
-    async def _extend(self, extension: DeadlineExtension) -> None:
-        state = self.state
-        _, field = EXTENDABLE[extension.deadline]
-        current: datetime | None = getattr(state, field)
-        if current is None:
-            raise ValueError(f"{field} is not set while its deadline runs")
-        setattr(state, field, current + extension.extend_by)
-        await self.book.record(
-            LedgerAction.DEADLINE_EXTENDED,
-            reason=f"{extension.deadline.value} deadline moved to {current + extension.extend_by}"
-            f": {extension.reason}",
-            actor=extension.actor,
-            role=extension.role,
-        )
-
-    async def _complaint(self, complaint: Complaint) -> None:
-        state = self.state
-        state.complaints.append(complaint)
-        # The customer's words go to the ledger only: the reason is shown in the UI.
-        await escalate(
-            self.book,
-            f"customer complaint {complaint.event_id}{' (major)' if complaint.major else ''}",
-            major=complaint.major,
-            actor=state.request.customer.customer_id,
-            role=Role.CUSTOMER,
-            details={"complaint": complaint.summary},
-        )
 
     # ---- R21: a payment the provider declined ------------------------------------------
 

@@ -16,7 +16,8 @@ from domain.policy import refund_limit
 from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.survey import SurveyRequest
-from workflows.case_desk import CaseDesk, Due, Meanwhile, Woke
+from workflows.case_desk import CaseDesk, Due, Woke
+from workflows.case_meanwhile import Meanwhile
 from workflows.phases import parcel_back
 from workflows.steps.escalation import escalate
 from workflows.steps.payments import refund
