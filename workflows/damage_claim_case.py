@@ -27,7 +27,7 @@ from workflows.case_run import CaseRun
 from workflows.phases.after_close import after_close
 from workflows.phases.opening import open_case
 from workflows.phases.review import review
-from workflows.steps.casebook import Approval
+from workflows.steps.casebook import SYSTEM_ACTOR, Approval
 from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
 
@@ -130,6 +130,8 @@ class DamageClaimCase(CaseHandlers):
     # ---- 3. the remedy ----------------------------------------------------------------
 
     async def _remedy(self) -> None:
+        """Waits in awaiting_remedy_choice for: the customer's choice, its deadline.
+        Applies: replaced or refunded (R8; the full refund at the deadline)."""
         desk, state = self._desk, self._state
         while state.status is CaseStatus.AWAITING_REMEDY_CHOICE:
             turn = await desk.next((RemedyChoice,), self._remedy_due)
@@ -171,7 +173,7 @@ class DamageClaimCase(CaseHandlers):
                     rule=Rule.R8,
                     reason=f"replacement ({how}), shipment {reference}",
                     status=CaseStatus.REPLACED,
-                    actor=customer if chosen else "aftersales-workflow",
+                    actor=customer if chosen else SYSTEM_ACTOR,
                     role=Role.CUSTOMER if chosen else Role.SYSTEM,
                 )
             case Remedy.PARTIAL_REFUND if partial is not None:

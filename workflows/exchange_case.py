@@ -106,6 +106,9 @@ class ExchangeCase(ItemBackHandlers):
     # ---- 4. settle --------------------------------------------------------------------
 
     async def _exchange_or_wait_for_stock(self) -> None:
+        """Waits in exchange_due, awaiting_refund_consent and waiting_for_stock for: the
+        customer's consent to a refund, the consent deadline, the next stock check.
+        Applies: exchanged, awaiting_refund_consent, waiting_for_stock, refunded (R22)."""
         desk, state = self._desk, self._state
         while state.status in _EXCHANGING:
             turn = await desk.next(

@@ -165,6 +165,9 @@ class ReturnCase(ItemBackHandlers):
     # ---- 4. R4: the parcel on its way to the customer ---------------------------------
 
     async def _awaiting_delivery(self) -> None:
+        """Waits in awaiting_delivery and intercepting for: the delivery, the customer's
+        interception request, the parcel back at the dock, the expected date. Applies:
+        delivered, intercepting, refund_due once back (R4), an escalation past the date."""
         desk, state = self._desk, self._state
         while state.status in (CaseStatus.AWAITING_DELIVERY, CaseStatus.INTERCEPTING):
             turn = await desk.next(
@@ -240,7 +243,8 @@ class ReturnCase(ItemBackHandlers):
 
     async def _settle(self) -> None:
         """The refund is due now; messages already in are applied first (a late shipping
-        notice adds its postage, R6)."""
+        notice adds its postage, R6). Waits in refund_due for nothing but those; applies
+        refunded (R21)."""
         desk = self._desk
         while self._state.status is CaseStatus.REFUND_DUE:
             turn = await desk.next((ShippedBack,), until_inbox_empty=True)

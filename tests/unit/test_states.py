@@ -7,10 +7,12 @@ import pytest
 
 from domain.case import CaseKind
 from domain.claim import ClaimStatus
+from domain.ledger import ACTIONS
 from domain.rules import Rule
 from domain.state import CaseStatus
 from domain.transitions import (
     CASE_TRANSITIONS,
+    CLAIM_TRANSITIONS,
     UnlistedTransition,
     check_case_transition,
     check_claim_transition,
@@ -63,3 +65,10 @@ def test_nothing_leaves_a_closed_case_but_a_dispute_of_its_rejection() -> None:
             if isinstance(move.source, CaseStatus) and move.source.is_closed
         }
         assert leaving_closed == {(CaseStatus.REJECTED, CaseStatus.IN_ARBITRATION)}, kind
+
+
+def test_every_status_the_ledger_vocabulary_leads_to_is_one_a_table_reaches() -> None:
+    reached = {move.target for table in CASE_TRANSITIONS.values() for move in table}
+    reached |= {move.target for move in CLAIM_TRANSITIONS} | {CaseStatus.OPENED}
+    for action, doc in ACTIONS.items():
+        assert set(doc.leads_to) <= reached, action

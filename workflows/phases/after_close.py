@@ -47,7 +47,11 @@ async def _dispute_window(desk: CaseDesk, opens: bool) -> None:
     """R19: a rejected case may be disputed within the window; the arbiter's ruling is
     applied as it stands. While the arbiter decides, the R18 ladder climbs (complaints,
     escalation requests, a silent supervisor), calls and assignment apply, and whatever
-    would change money or status is refused: the ruling decides those."""
+    would change money or status is refused: the ruling decides those.
+
+    Waits in rejected and in_arbitration for: a dispute, the arbiter's ruling, the
+    dispute deadline. Applies: in_arbitration (R19), rejected again or refunded by the
+    ruling (R19), the window passed."""
     state = desk.state
     if state.status not in _DISPUTABLE:
         return

@@ -14,7 +14,11 @@ from workflows.steps.escalation import sla_breached
 
 async def inspection(desk: CaseDesk) -> None:
     """Run while the received item awaits its inspection; a pass leads to the refund or
-    the exchange due, a failure rejects the case (R20)."""
+    the exchange due, a failure rejects the case (R20).
+
+    Waits in awaiting_inspection for: the inspection scan, a late shipping notice, the
+    R13 deadline. Applies: refund_due or exchange_due (R13), rejected (R20), an
+    escalation when the deadline passes (R18)."""
     state = desk.state
     while state.status is CaseStatus.AWAITING_INSPECTION:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _due(state))

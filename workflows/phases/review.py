@@ -24,7 +24,12 @@ async def review(desk: CaseDesk, *, holds_parcels: bool) -> Approval | None:
     """Run while the case awaits evidence or a review: the approval (by a person, or by
     silence, R11), or None if the case was rejected, abandoned, withdrawn, or was not
     under review. With `holds_parcels` (the item comes back) a shipping notice or scan
-    that comes meanwhile is held for the approval."""
+    that comes meanwhile is held for the approval.
+
+    Waits in awaiting_evidence and under_review for: the customer's photos (R6), a
+    person's decision (R10), parcel news (held), the evidence or review deadline.
+    Applies: under_review (R6), approval (R10, or R11 at the deadline: the kind's run
+    says where it leads), rejected (R20), abandoned with no photos (R6)."""
     state = desk.state
     parcels = (WarehouseScan, ShippedBack) if holds_parcels else ()
     while state.status in IN_REVIEW:

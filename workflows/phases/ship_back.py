@@ -35,7 +35,12 @@ async def open_ship_back_window(desk: CaseDesk, approval: Approval) -> None:
 
 async def ship_back(desk: CaseDesk) -> None:
     """Run until the parcel is at the warehouse, or the window closed (abandoned) or the
-    customer withdrew (the desk closed the case)."""
+    customer withdrew (the desk closed the case).
+
+    Waits in awaiting_ship_back and in_return_transit for: the shipping notice, dock and
+    inspection scans, each R12 reminder and the ship-back deadline. Applies:
+    in_return_transit (R12), awaiting_inspection on the dock scan (R26), a reminder,
+    abandoned at the deadline (R12)."""
     state = desk.state
     while state.status in parcel_back.BEFORE_RECEIPT:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _next_due(state))
