@@ -9,19 +9,45 @@ from zoneinfo import ZoneInfo
 
 from domain.case import (
     STAFF,
+    ArbitrationRuling,
+    Assignment,
+    CallRequest,
     CaseKind,
+    CompensationOffer,
+    Complaint,
+    DeadlineExtension,
+    Dispute,
+    EscalationRequest,
+    EvidenceSubmitted,
     Grade,
+    InterceptRequested,
     MissingItem,
     OpenCaseRequest,
+    ParcelDelivered,
+    PaymentResolution,
     Reason,
+    RefundConsent,
+    RemedyChoice,
+    ReviewDecision,
     Role,
     ScanEvent,
+    ShippedBack,
+    WarehouseScan,
+    Withdrawal,
 )
 from domain.claim import CarrierResponse, ClaimStatus
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.refusal import Refusal, RefusalKind
-from domain.state import Disposition, EscalationLevel
+from domain.rules import Rule
+from domain.state import (
+    WITHDRAWABLE,
+    CaseMessage,
+    CaseState,
+    CaseStatus,
+    Disposition,
+    EscalationLevel,
+)
 
 
 class R1JudgedBy(StrEnum):
@@ -75,7 +101,7 @@ def future_request_refusal(request: OpenCaseRequest, policy: PolicySettings) -> 
     if received is None or request.requested_at <= received + policy.clock_skew_allowance:
         return None
     return Refusal(
-        rule="R1",
+        rule=Rule.R1,
         kind=RefusalKind.REQUESTED_IN_THE_FUTURE,
         text=f"requested_at: {request.requested_at.isoformat()} is later than our receipt "
         f"{received.isoformat()} by more than the {policy.clock_skew_allowance} of clock skew "
@@ -192,10 +218,10 @@ def needs_review(kind: CaseKind, reason: Reason) -> bool:
 
 
 # Requests that need no review, and the rule that says so.
-NO_REVIEW_RULE = {
-    Reason.CHANGED_MIND: "R5",  # no reason needed; the inspection decides
-    Reason.NOT_SHIPPED_YET: "R3",  # cancel and refund at once
-    Reason.NOT_RECEIVED: "R4",  # tell the expected date and wait
+NO_REVIEW_RULE: dict[Reason, Rule] = {
+    Reason.CHANGED_MIND: Rule.R5,  # no reason needed; the inspection decides
+    Reason.NOT_SHIPPED_YET: Rule.R3,  # cancel and refund at once
+    Reason.NOT_RECEIVED: Rule.R4,  # tell the expected date and wait
 }
 
 
@@ -223,7 +249,7 @@ def agent_limit_refusal(role: Role, amount: Money, policy: PolicySettings) -> Re
     )
     if role is Role.AGENT and not amount <= agent_limit:
         return Refusal(
-            rule="R17",
+            rule=Rule.R17,
             kind=RefusalKind.ABOVE_AGENT_LIMIT,
             text=f"R17: {amount} is above the agent limit of {agent_limit}; "
             "a supervisor must approve it (the case goes to a supervisor, R18)",
@@ -237,7 +263,7 @@ def compensation_refusal(
     """R17 + R21: why an operator may not grant this compensation, or None if they may."""
     if role not in STAFF:
         return Refusal(
-            rule="R17",
+            rule=Rule.R17,
             kind=RefusalKind.NOT_STAFF,
             text=f"R17: only agents, supervisors and managers grant compensation, not {role}",
         )
@@ -246,7 +272,7 @@ def compensation_refusal(
         return above
     if not already_refunded + amount <= limit:
         return Refusal(
-            rule="R21",
+            rule=Rule.R21,
             kind=RefusalKind.ABOVE_REFUND_LIMIT,
             text=f"R21: {amount} on top of {already_refunded} already refunded exceeds "
             f"the case's refund limit of {limit}",
@@ -259,7 +285,7 @@ def call_limit_refusal(calls_scheduled: int, policy: PolicySettings) -> Refusal 
     if calls_scheduled < policy.max_calls_per_case:
         return None
     return Refusal(
-        rule="R16",
+        rule=Rule.R16,
         kind=RefusalKind.CALL_LIMIT_REACHED,
         text=f"R16: this case already had {calls_scheduled} calls, the most allowed",
     )
@@ -270,7 +296,7 @@ def escalation_refusal(current: EscalationLevel) -> Refusal | None:
     if current is not EscalationLevel.MANAGER:
         return None
     return Refusal(
-        rule="R18",
+        rule=Rule.R18,
         kind=RefusalKind.ALREADY_AT_MANAGER,
         text="escalation: the case is already at the manager level (R18)",
     )
@@ -393,7 +419,7 @@ def unapplied_scan_refusal(
 
 
 def _scan_refusal(kind: RefusalKind, text: str) -> Refusal:
-    return Refusal(rule="R26", kind=kind, text=text)
+    return Refusal(rule=Rule.R26, kind=kind, text=text)
 
 
 def late_shipped_back_reason(received_scan_id: str | None) -> str:
@@ -446,4 +472,69 @@ def late_carrier_response_reason(
     return (
         f"{head} (recovered so far {so_far} of {claimed}); the carrier now {now_says}"
         f": the claim stays {closed_as.value}, and a person reconciles it"
+    )
+
+
+# The rule each message answers to, named when the case refuses it; None where no rule of
+# domain.md governs the message (the refusal's kind alone says why).
+_RULE_OF: dict[type[CaseMessage], Rule | None] = {
+    WarehouseScan: Rule.R26,
+    ShippedBack: Rule.R12,
+    EvidenceSubmitted: Rule.R6,
+    Complaint: Rule.R18,
+    ReviewDecision: Rule.R10,
+    CompensationOffer: Rule.R17,
+    EscalationRequest: Rule.R18,
+    RemedyChoice: Rule.R8,
+    RefundConsent: Rule.R22,
+    ParcelDelivered: Rule.R4,
+    InterceptRequested: Rule.R4,
+    Dispute: Rule.R19,
+    ArbitrationRuling: Rule.R19,
+    CallRequest: Rule.R16,
+    Assignment: None,
+    DeadlineExtension: None,
+    Withdrawal: None,
+    PaymentResolution: Rule.R21,
+}
+
+
+def rule_of(message: CaseMessage) -> Rule | None:
+    """The rule a refusal of `message` names when the case's status is why."""
+    return _RULE_OF[type(message)]
+
+
+def unapplied_message_refusal(state: CaseState, message: CaseMessage) -> Refusal:
+    """Why a message changes nothing in the case's status now (the workflow records it
+    with this, never drops it; an Update that sent it is refused with it)."""
+    status = state.status.value + (" (closed)" if state.status.is_closed else "")
+    if isinstance(message, WarehouseScan):
+        return unapplied_scan_refusal(
+            message.event,
+            status,
+            received_scan_id=state.received_scan_id,
+            inspection_scan_id=state.inspection.scan_id if state.inspection else None,
+        )
+    if state.status is CaseStatus.IN_ARBITRATION:
+        return Refusal(
+            rule=Rule.R19,
+            kind=RefusalKind.IN_ARBITRATION,
+            text="the case is in arbitration: the arbiter's ruling decides its money "
+            "and status (R19)",
+        )
+    if isinstance(message, Withdrawal) and state.status in WITHDRAWABLE and state.refunds:
+        return Refusal(
+            rule=rule_of(message),
+            kind=RefusalKind.MONEY_MOVED,
+            text="the request cannot be withdrawn: money has already been paid on it",
+        )
+    rule = rule_of(message)
+    if state.status.is_closed:
+        return Refusal(
+            rule=rule,
+            kind=RefusalKind.CASE_CLOSED,
+            text=f"the case is already closed ({state.status.value})",
+        )
+    return Refusal(
+        rule=rule, kind=RefusalKind.NOT_NOW, text=f"nothing to do while the case is {status}"
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from domain.rules import Rule
+
 
 class RefusalKind(StrEnum):
     """Why a rule says no, as something code can branch on (the text is for people)."""
@@ -44,7 +46,7 @@ class Refusal:
     """A rule's no: which rule, what kind of no, and the words a person reads (R20).
     `rule` is None where no rule of domain.md refuses, only the kind (a reused id)."""
 
-    rule: str | None
+    rule: Rule | None
     kind: RefusalKind
     text: str
 

@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from domain.rules import Rule
+
 
 class SlaClock(StrEnum):
     """One deadline a rule sets. Values name the policy setting (or request field) that
@@ -23,16 +25,16 @@ class SlaClock(StrEnum):
     SUPERVISOR = "supervisor_response"  # R18: a supervisor acts within 24 h
 
 
-RULE_OF_CLOCK: dict[SlaClock, str] = {
-    SlaClock.EXPECTED_DELIVERY: "R4",
-    SlaClock.REVIEW: "R10",
-    SlaClock.FIRST_CONTACT: "R10",
-    SlaClock.INSPECTION: "R13",
-    SlaClock.REFUND: "R13",
-    SlaClock.FOLLOW_UP: "R14",
-    SlaClock.CLAIM_FILING: "R15",
-    SlaClock.CARRIER_SILENCE: "R15",
-    SlaClock.SUPERVISOR: "R18",
+RULE_OF_CLOCK: dict[SlaClock, Rule] = {
+    SlaClock.EXPECTED_DELIVERY: Rule.R4,
+    SlaClock.REVIEW: Rule.R10,
+    SlaClock.FIRST_CONTACT: Rule.R10,
+    SlaClock.INSPECTION: Rule.R13,
+    SlaClock.REFUND: Rule.R13,
+    SlaClock.FOLLOW_UP: Rule.R14,
+    SlaClock.CLAIM_FILING: Rule.R15,
+    SlaClock.CARRIER_SILENCE: Rule.R15,
+    SlaClock.SUPERVISOR: Rule.R18,
 }
 
 
@@ -47,5 +49,5 @@ class SlaBreach(BaseModel):
     breached_at: AwareDatetime
 
     @property
-    def rule(self) -> str:
+    def rule(self) -> Rule:
         return RULE_OF_CLOCK[self.clock]

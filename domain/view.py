@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from domain.case import (
+    ArbitrationRuling,
     CaseKind,
     Channel,
     ExchangeItem,
@@ -26,6 +27,7 @@ from domain.case import (
     Reason,
     Remedy,
     RootCause,
+    ShippedBack,
 )
 from domain.money import Money
 from domain.sla import SlaBreach
@@ -47,6 +49,10 @@ class Payment(BaseModel):
     amount: Money
     at: datetime
 
+    @classmethod
+    def of(cls, receipt: RefundReceipt) -> Payment:
+        return cls(purpose=receipt.purpose, amount=receipt.amount, at=receipt.refunded_at)
+
 
 class ShipBackView(BaseModel):
     """The customer's shipping notice without its tracking number."""
@@ -54,6 +60,10 @@ class ShipBackView(BaseModel):
     carrier: str
     shipped_at: datetime
     postage: Money | None
+
+    @classmethod
+    def of(cls, notice: ShippedBack) -> ShipBackView:
+        return cls(carrier=notice.carrier, shipped_at=notice.shipped_at, postage=notice.postage)
 
 
 class DisputeView(BaseModel):
@@ -66,6 +76,12 @@ class RulingView(BaseModel):
     favour_customer: bool
     refund: Money | None
     reason: str
+
+    @classmethod
+    def of(cls, ruling: ArbitrationRuling) -> RulingView:
+        return cls(
+            favour_customer=ruling.favour_customer, refund=ruling.refund, reason=ruling.reason
+        )
 
 
 class ServiceView(BaseModel):
@@ -152,8 +168,6 @@ class CaseView(ServiceView):
     @classmethod
     def of(cls, state: CaseState) -> CaseView:
         request = state.request
-        shipped = state.shipped_back
-        ruling = state.ruling
         return cls(
             case_id=state.case_id,
             kind=request.kind,
@@ -206,17 +220,11 @@ class CaseView(ServiceView):
             carrier_claim_id=state.carrier_claim_id,
             shipments=state.shipments,
             survey_id=state.survey_id,
-            refunds=[Payment(purpose=r.purpose, amount=r.amount, at=r.refunded_at)
-                     for r in state.refunds],
-            charges=[Payment(purpose=c.purpose, amount=c.amount, at=c.refunded_at)
-                     for c in state.charges],
+            refunds=[Payment.of(receipt) for receipt in state.refunds],
+            charges=[Payment.of(receipt) for receipt in state.charges],
             receipts=state.refunds + state.charges,
             refunded_total=state.refunded_total,
-            shipped_back=ShipBackView(
-                carrier=shipped.carrier, shipped_at=shipped.shipped_at, postage=shipped.postage
-            )
-            if shipped
-            else None,
+            shipped_back=ShipBackView.of(state.shipped_back) if state.shipped_back else None,
             merchant_pays_shipping=state.merchant_pays_shipping,
             received_at=state.received_at,
             received_scan_id=state.received_scan_id,
@@ -226,11 +234,7 @@ class CaseView(ServiceView):
             declined_payment=state.declined_payment,
             disputed=state.dispute is not None,
             dispute=DisputeView(reason=state.dispute.reason) if state.dispute else None,
-            ruling=RulingView(
-                favour_customer=ruling.favour_customer, refund=ruling.refund, reason=ruling.reason
-            )
-            if ruling
-            else None,
+            ruling=RulingView.of(state.ruling) if state.ruling else None,
         )  # fmt: skip
 
     def for_service(self) -> ServiceView:

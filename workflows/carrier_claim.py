@@ -26,6 +26,8 @@ from domain.policy import (
     next_chase_due,
 )
 from domain.refusal import OutsideAnswer
+from domain.rules import Rule
+from domain.transitions import check_claim_transition
 from domain.workflow_ids import WorkflowKind
 from workflows.steps.outside import call_or_no, call_outside
 from workflows.steps.timers import wait_until
@@ -111,7 +113,7 @@ class CarrierClaim:
         if workflow.now() > state.file_deadline:
             await self._record(
                 LedgerAction.CLAIM_DEADLINE_MISSED,
-                rule="R15",
+                rule=Rule.R15,
                 reason=f"the {request.carrier} deadline {state.file_deadline} has passed; "
                 "the loss stays with the merchant",
                 status=ClaimStatus.DEADLINE_MISSED,
@@ -130,7 +132,7 @@ class CarrierClaim:
         state.filed_at = workflow.now()
         await self._record(
             LedgerAction.CLAIM_FILED,
-            rule="R15",
+            rule=Rule.R15,
             reason=f"filed with {request.carrier} for {request.amount} before the deadline "
             f"{state.file_deadline:%Y-%m-%d}",
             status=ClaimStatus.AWAITING_CARRIER,
@@ -157,7 +159,7 @@ class CarrierClaim:
             state.escalated_at = workflow.now()
             await self._record(
                 LedgerAction.CLAIM_ESCALATED,
-                rule="R15",
+                rule=Rule.R15,
                 reason=f"no answer from {state.request.carrier} in "
                 f"{policy.carrier_silence_escalation.days} days (R18: to a supervisor)",
             )
@@ -174,7 +176,7 @@ class CarrierClaim:
         state.chases.append(workflow.now())
         await self._record(
             LedgerAction.CLAIM_CHASED,
-            rule="R15",
+            rule=Rule.R15,
             reason=f"chase {len(state.chases)}: no answer yet",
         )
 
@@ -186,7 +188,7 @@ class CarrierClaim:
         what = "answered what its contract does not define" if unknown else "rejected the claim"
         await self._record(
             LedgerAction.CLAIM_REJECTED,
-            rule="R15",
+            rule=Rule.R15,
             reason=f"{self._state.request.carrier}'s claims desk {what}: {no.reason}",
             status=ClaimStatus.DECLINED,
         )
@@ -196,7 +198,7 @@ class CarrierClaim:
         if response.recovered.currency != state.request.amount.currency:
             await self._record(
                 LedgerAction.CARRIER_RESPONSE_REFUSED,
-                rule="R15",
+                rule=Rule.R15,
                 reason=f"response {response.response_id} is in {response.recovered.currency}, "
                 f"the claim in {state.request.amount.currency}",
                 answered_by=response.answered_by,
@@ -205,7 +207,7 @@ class CarrierClaim:
         state.response = response
         await self._record(
             LedgerAction.CARRIER_ANSWERED,
-            rule="R15",
+            rule=Rule.R15,
             # The carrier's note is its own free text: kept in the claim, not the ledger.
             reason=f"claimed {state.request.amount}, recovered {response.recovered}",
             status=ClaimStatus.SETTLED if response.accepted else ClaimStatus.DECLINED,
@@ -217,7 +219,7 @@ class CarrierClaim:
         state.late_responses.append(response)
         await self._record(
             LedgerAction.CARRIER_ANSWERED_AFTER_CLOSE,
-            rule="R15",
+            rule=Rule.R15,
             reason=late_carrier_response_reason(
                 state.status, state.response, response, state.request.amount
             ),
@@ -228,7 +230,7 @@ class CarrierClaim:
         self,
         action: LedgerAction,
         *,
-        rule: str,
+        rule: Rule,
         reason: str,
         status: ClaimStatus | None = None,
         answered_by: str | None = None,
@@ -236,6 +238,7 @@ class CarrierClaim:
         check_ledger(action, Ledger.CLAIM)
         state = self._state
         if status is not None:
+            check_claim_transition(state.status, status, rule)
             state.status = status
             if status.is_closed:
                 state.closed_at = workflow.now()

@@ -1,13 +1,15 @@
-"""What goes on in every phase of a case, whatever the phase waits for: daily progress
-updates (R14), the escalation ladder and a silent supervisor (R18), complaints, calls
-(R16), assignment, deadline extensions, compensation offers (R17), escalation requests,
-withdrawal, and continue-as-new.
+"""How a phase of a case waits, whatever it waits for.
 
-A phase asks the desk for its next turn: `await desk.next(accepts=(...), due=...)` returns
-the next message the phase takes, or that the phase's deadline came (`Turn.DUE`), or that
-the case closed meanwhile (`Turn.CLOSED`: withdrawn). Meanwhile the desk handles
-everything cross-cutting itself and records any other message as `message_ignored` with
-its typed refusal (never dropped; the Update that sent it is refused with it)."""
+A phase asks the desk for its next message: `await desk.next(accepts=(...), due=...)`
+returns the next message of those types, or why the wait ended without one: the phase's
+deadline came (`Woke.DEADLINE`), no message is left in (`Woke.INBOX_EMPTY`, for a phase
+with work to do then), or the case closed meanwhile (`Woke.CASE_CLOSED`: withdrawn).
+Meanwhile the desk applies the messages every phase shares (case_meanwhile.py), sends the
+R14 daily update and escalates a silent supervisor (R18), records any other message as
+`message_ignored` with its typed refusal (never dropped; the Update that sent it is
+refused with it), and continues as new when the history is long. It marks the message a
+phase took applied when the phase next waits, so the Update that sent it answers with
+what it came to."""
 
 from __future__ import annotations
 
@@ -15,122 +17,51 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 from pydantic import BaseModel
 from temporalio import workflow
 
-from activities.notifications import Template
 from domain.case import (
-    ArbitrationRuling,
-    Assignment,
-    CallRequest,
-    CompensationOffer,
-    Complaint,
-    DeadlineExtension,
-    Dispute,
-    EscalationRequest,
-    EvidenceSubmitted,
-    InterceptRequested,
-    ParcelDelivered,
     PaymentResolution,
     PaymentResolutionKind,
-    RefundConsent,
-    RemedyChoice,
-    ReviewDecision,
-    Role,
-    ShippedBack,
-    WarehouseScan,
-    Withdrawal,
 )
-from domain.ledger import LedgerAction, RefundPurpose
+from domain.ledger import LedgerAction
 from domain.policy import (
-    agent_limit_refusal,
-    escalation_refusal,
-    escalation_target,
-    refund_limit,
-    unapplied_scan_refusal,
+    unapplied_message_refusal,
 )
-from domain.refusal import OutsideAnswer, Refusal, RefusalKind
-from domain.sla import SlaBreach, SlaClock
+from domain.refusal import OutsideAnswer, Refusal
+from domain.rules import Rule
 from domain.state import (
-    EXTENDABLE,
     MERCHANT_SIDE,
-    WITHDRAWABLE,
     CaseMessage,
     CaseState,
     CaseStatus,
     DeclinedPayment,
-    EscalationLevel,
     message_id,
 )
 from workflows.case_inbox import CaseInbox, id_reused
+from workflows.case_meanwhile import Meanwhile, apply_shared, follow_up
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
-from workflows.steps.payments import refund
+from workflows.steps.escalation import (
+    acknowledge_escalation,
+    supervisor_silent,
+)
 from workflows.steps.timers import wait_until
-
-# How the ledger's escalation reason names each deadline a case can breach.
-_BREACH_WORDS = {
-    SlaClock.EXPECTED_DELIVERY: "R4 delivery",
-    SlaClock.INSPECTION: "R13 inspection",
-    SlaClock.REFUND: "R13 refund",
-}
-
-
-# The rule each message answers to, named when the case refuses it; None where no rule of
-# domain.md governs the message (the refusal's kind alone says why).
-_RULE_OF: dict[type[BaseModel], str | None] = {
-    WarehouseScan: "R26",
-    ShippedBack: "R12",
-    EvidenceSubmitted: "R6",
-    Complaint: "R18",
-    ReviewDecision: "R10",
-    CompensationOffer: "R17",
-    EscalationRequest: "R18",
-    RemedyChoice: "R8",
-    RefundConsent: "R22",
-    ParcelDelivered: "R4",
-    InterceptRequested: "R4",
-    Dispute: "R19",
-    ArbitrationRuling: "R19",
-    CallRequest: "R16",
-    Assignment: None,
-    DeadlineExtension: None,
-    Withdrawal: None,
-    PaymentResolution: "R21",
-}
-
-
-def rule_of(message: CaseMessage) -> str | None:
-    """The rule a refusal of `message` names when the case's status is why."""
-    return _RULE_OF[type(message)]
-
 
 # Fields of a message that name a person's parcel, not what the message asked: an ignored
 # message is recorded without them (the ledger holds no tracking number).
 _KEPT_OUT_OF_THE_LEDGER = {"tracking_number"}
 
-# In arbitration the arbiter's ruling alone changes money and status (R19).
-_MONEY_OR_STATUS = (CompensationOffer, Withdrawal, DeadlineExtension)
 
+class Woke(Enum):
+    """Why a phase's wait ended when it was not for one of its messages."""
 
-class CrossCutting(Enum):
-    """Which of the desk's own messages a phase's turn applies."""
-
-    ALL = "all"
-    # Arbitration: complaints, escalations, calls and assignment apply; what would change
-    # money or status is refused (R19).
-    NOT_MONEY_OR_STATUS = "not_money_or_status"
-    NONE = "none"  # a closed case that only waits for a dispute (R19)
-
-
-class Turn(Enum):
-    """What a phase's turn brought when it was not a message."""
-
-    DUE = "due"  # the phase's deadline came
-    NOW = "now"  # no message waits, and the phase has work due at once (`at_once`)
-    CLOSED = "closed"  # the case closed meanwhile (the customer withdrew)
+    DEADLINE = "deadline"  # the phase's deadline came
+    # No message waits, and the phase has work to do once none does (`until_inbox_empty`).
+    INBOX_EMPTY = "inbox_empty"
+    CASE_CLOSED = "case_closed"  # the case closed meanwhile (the customer withdrew)
 
 
 @dataclass(frozen=True)
@@ -185,9 +116,9 @@ class CaseDesk:
         accepts: tuple[type[BaseModel], ...],
         due: Callable[[], Due | None] = ...,
         *,
-        at_once: Literal[False] = False,
-        cross_cutting: CrossCutting = ...,
-    ) -> CaseMessage | Literal[Turn.DUE, Turn.CLOSED]: ...
+        until_inbox_empty: Literal[False] = False,
+        meanwhile: Meanwhile = ...,
+    ) -> CaseMessage | Literal[Woke.DEADLINE, Woke.CASE_CLOSED]: ...
 
     @overload
     async def next(
@@ -195,23 +126,24 @@ class CaseDesk:
         accepts: tuple[type[BaseModel], ...],
         due: Callable[[], Due | None] = ...,
         *,
-        at_once: bool,
-        cross_cutting: CrossCutting = ...,
-    ) -> CaseMessage | Turn: ...
+        until_inbox_empty: bool,
+        meanwhile: Meanwhile = ...,
+    ) -> CaseMessage | Woke: ...
 
     async def next(
         self,
         accepts: tuple[type[BaseModel], ...],
         due: Callable[[], Due | None] = no_deadline,
         *,
-        at_once: bool = False,
-        cross_cutting: CrossCutting = CrossCutting.ALL,
-    ) -> CaseMessage | Turn:
-        """The phase's next message of a type in `accepts`, or `Turn.DUE` once `due()`
-        passes, or with `at_once` `Turn.NOW` when no message waits, or `Turn.CLOSED`.
-        `due` is asked afresh each time: an operator may have extended it meanwhile.
-        `cross_cutting` says which of the desk's own messages it applies meanwhile; any
-        other message the phase does not take is refused with why."""
+        until_inbox_empty: bool = False,
+        meanwhile: Meanwhile = Meanwhile.EVERYTHING,
+    ) -> CaseMessage | Woke:
+        """The phase's next message of a type in `accepts`, or `Woke.DEADLINE` once `due()`
+        passes, or with `until_inbox_empty` `Woke.INBOX_EMPTY` when no message waits, or
+        `Woke.CASE_CLOSED`. `due` is asked afresh each time: an operator may have extended
+        it meanwhile. `meanwhile` says which of the messages every phase shares the desk
+        applies while the phase waits; any other message the phase does not take is
+        refused with why."""
         state = self.state
         if self._had_a_turn:
             await self._continue_as_new_if_long()
@@ -223,14 +155,14 @@ class CaseDesk:
                 if not reused and isinstance(message, accepts):
                     return message
                 was_closed = state.status.is_closed
-                if reused or not await self._cross_cutting(message, cross_cutting):
+                if reused or not await apply_shared(self, message, meanwhile):
                     await self.ignore(message, self.why_nothing_to_do(message))
                 if state.status.is_closed and not was_closed:
-                    return Turn.CLOSED
-            elif at_once:
-                return Turn.NOW
+                    return Woke.CASE_CLOSED
+            elif until_inbox_empty:
+                return Woke.INBOX_EMPTY
             elif await self._waited(due()):
-                return Turn.DUE
+                return Woke.DEADLINE
             await self._continue_as_new_if_long()
 
     async def _waited(self, phase_due: Due | None) -> bool:
@@ -257,13 +189,16 @@ class CaseDesk:
         dues: list[_Pending] = []
         if state.status in MERCHANT_SIDE and state.next_follow_up_at:
             dues.append(
-                _Pending(Due(state.next_follow_up_at, "R14 daily progress update"), self._follow_up)
+                _Pending(
+                    Due(state.next_follow_up_at, "R14 daily progress update"),
+                    lambda: follow_up(self),
+                )
             )
         if state.escalation.respond_by is not None and not state.status.is_closed:
             dues.append(
                 _Pending(
                     Due(state.escalation.respond_by, "R18 supervisor must act"),
-                    self._supervisor_silent,
+                    lambda: supervisor_silent(self.book),
                 )
             )
         return dues
@@ -292,152 +227,6 @@ class CaseDesk:
         if not state.inbox:
             workflow.continue_as_new(self.run.model_copy(update={"carried_state": state}))
 
-    # ---- what every phase shares ------------------------------------------------------
-
-    async def _cross_cutting(self, message: CaseMessage, scope: CrossCutting) -> bool:
-        """Apply a message every phase takes alike; False if it is not one now. A message
-        refused here for its own reason (R16, R18) counts as handled."""
-        state = self.state
-        status = state.status
-        if scope is CrossCutting.NONE or (
-            scope is CrossCutting.NOT_MONEY_OR_STATUS and isinstance(message, _MONEY_OR_STATUS)
-        ):
-            return False
-        match message:
-            case Complaint():
-                await self._complaint(message)
-            case Withdrawal() if status in WITHDRAWABLE and not state.refunds:
-                await self.book.record(
-                    LedgerAction.WITHDRAWN,
-                    reason=f"the customer withdrew the request{': ' if message.reason else ''}"
-                    f"{message.reason}",
-                    status=CaseStatus.WITHDRAWN,
-                    actor=state.request.customer.customer_id,
-                    role="customer",
-                )
-            case CompensationOffer() if not status.is_closed:
-                await self._compensate(message)
-            case Assignment() if not status.is_closed:
-                state.assigned_agent = message.agent
-                await self.book.record(
-                    LedgerAction.ASSIGNED, reason=f"assigned to {message.agent}",
-                    actor=message.actor, role=message.role.value,
-                )  # fmt: skip
-            case DeadlineExtension() if status is EXTENDABLE[message.deadline][0]:
-                await self._extend(message)
-            case CallRequest() if not status.is_closed:
-                if too_many := await self.book.schedule_call(message.purpose):
-                    # Calls admitted together can pass the cap before this one's turn; the
-                    # book recorded call_not_scheduled.
-                    self.inbox.not_applied(message, too_many)
-                    return True
-                await self.book.record(
-                    LedgerAction.CALL_SCHEDULED,
-                    rule="R16",
-                    reason=f"call {state.calls_scheduled}: {message.purpose}",
-                    actor=message.actor,
-                    role=message.role.value,
-                )
-            case EscalationRequest() if at_the_top := escalation_refusal(state.escalation.level):
-                # Requests admitted together can reach the ladder's top before this one.
-                await self.ignore(message, at_the_top)
-            case EscalationRequest() if not status.is_closed:
-                # The requester's words go to the ledger only (the reason is shown in the UI).
-                await self.escalate(
-                    f"asked for by {message.role.value} {message.actor}",
-                    actor=message.actor, role=message.role.value,
-                    details={"request": message.reason},
-                )  # fmt: skip
-            case _:
-                return False
-        return True
-
-    async def _follow_up(self) -> None:
-        state = self.state
-        state.follow_ups_sent += 1
-        await self.book.notify(Template.PROGRESS_UPDATE, waiting_for=state.waiting_for)
-        # R14 is judged against the slot the update was due at (R16 may have held it).
-        due_at = state.next_follow_up_at
-        state.next_follow_up_at = self.book.message_slot(
-            workflow.now() + state.policy.follow_up_interval
-        )
-        await self.book.record(
-            LedgerAction.PROGRESS_UPDATE_SENT,
-            rule="R14",
-            reason=f"daily update {state.follow_ups_sent}: waiting for {state.waiting_for}",
-            details={"due_at": due_at},
-        )
-
-    async def _compensate(self, offer: CompensationOffer) -> None:
-        state = self.state
-        above = agent_limit_refusal(offer.role, offer.amount, state.policy)
-        if above:
-            await self.book.record(
-                LedgerAction.COMPENSATION_REFUSED,
-                rule=above.rule,
-                reason=f"{offer.amount}: {above.text}",
-                actor=offer.actor,
-                role=offer.role.value,
-            )
-            if state.escalation.level is EscalationLevel.NONE:
-                await self.escalate(
-                    f"agent {offer.actor} asked to grant {offer.amount}, above the agent "
-                    "limit (R17)",
-                    actor=offer.actor, role=offer.role.value,
-                )  # fmt: skip
-            return
-        self.acknowledge_escalation(offer.role)
-        paid = await refund(
-            self,
-            offer.amount,
-            rule="R17",
-            reason=f"{offer.role.value} {offer.actor} granted {offer.amount}: {offer.reason}",
-            purpose=RefundPurpose.COMPENSATION,
-            closes_case=False,
-            actor=offer.actor,
-            role=offer.role.value,
-        )
-        if not paid.amount_minor:
-            # Offers admitted together can exhaust the limit before this one's turn: it
-            # paid nothing (refund_not_due in the ledger), so it is refused.
-            limit = refund_limit(state.request.paid, state.reimbursed_shipping)
-            self.inbox.not_applied(
-                offer,
-                Refusal(
-                    rule="R21",
-                    kind=RefusalKind.NOTHING_LEFT_TO_REFUND,
-                    text=f"R21: nothing left to refund: {state.refunded_total} of {limit} "
-                    f"already refunded, so the offer of {offer.amount} paid nothing",
-                ),
-            )
-
-    async def _extend(self, extension: DeadlineExtension) -> None:
-        state = self.state
-        _, field = EXTENDABLE[extension.deadline]
-        current: datetime | None = getattr(state, field)
-        if current is None:
-            raise ValueError(f"{field} is not set while its deadline runs")
-        setattr(state, field, current + extension.extend_by)
-        await self.book.record(
-            LedgerAction.DEADLINE_EXTENDED,
-            reason=f"{extension.deadline.value} deadline moved to {current + extension.extend_by}"
-            f": {extension.reason}",
-            actor=extension.actor,
-            role=extension.role.value,
-        )
-
-    async def _complaint(self, complaint: Complaint) -> None:
-        state = self.state
-        state.complaints.append(complaint)
-        # The customer's words go to the ledger only: the reason is shown in the UI.
-        await self.escalate(
-            f"customer complaint {complaint.event_id}{' (major)' if complaint.major else ''}",
-            major=complaint.major,
-            actor=state.request.customer.customer_id,
-            role="customer",
-            details={"complaint": complaint.summary},
-        )
-
     # ---- R21: a payment the provider declined ------------------------------------------
 
     async def payment_declined(self, declined: DeclinedPayment) -> PaymentResolution:
@@ -451,7 +240,7 @@ class CaseDesk:
         unknown = declined.answer is OutsideAnswer.UNKNOWN
         await self.book.record(
             LedgerAction.PAYMENT_DECLINED,
-            rule="R21",
+            rule=Rule.R21,
             reason=f"the {declined.kind.value} of {declined.amount} "
             + ("got an answer the provider's contract does not define" if unknown
                else "was declined")
@@ -465,68 +254,25 @@ class CaseDesk:
         )  # fmt: skip
         while not isinstance(
             resolution := await self.next(
-                (PaymentResolution,), cross_cutting=CrossCutting.NOT_MONEY_OR_STATUS
+                (PaymentResolution,), meanwhile=Meanwhile.NOT_MONEY_OR_STATUS
             ),
             PaymentResolution,
         ):
             pass  # no deadline and no withdrawal here: only a resolution ends the wait
-        self.acknowledge_escalation(resolution.role)
+        acknowledge_escalation(self.state, resolution.role)
         state.declined_payment = None
         retry = resolution.resolution is PaymentResolutionKind.RETRY
         await self.book.record(
             LedgerAction.PAYMENT_RETRIED if retry else LedgerAction.PAYMENT_SETTLED_ELSEWHERE,
-            rule="R21",
+            rule=Rule.R21,
             reason=f"{resolution.role.value} {resolution.actor}: {resolution.reason}",
             status=declined.status_before,
             actor=resolution.actor,
-            role=resolution.role.value,
+            role=resolution.role,
             details={"key": declined.idempotency_key, "action_id": resolution.action_id}
             | ({} if retry else {"reference": resolution.reference}),
         )
         return resolution
-
-    # ---- R18: the ladder --------------------------------------------------------------
-
-    async def escalate(
-        self, reason: str, *, major: bool = False, actor: str = "aftersales-workflow",
-        role: str = "system", details: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
-        state = self.state
-        level = escalation_target(state.escalation.level, major=major)
-        now = workflow.now()
-        state.escalation.level = level
-        state.escalation.reason = reason
-        state.escalation.since = now
-        state.escalation.respond_by = (
-            now + state.policy.supervisor_response if level is EscalationLevel.SUPERVISOR else None
-        )
-        await self.book.record(
-            LedgerAction.ESCALATED,
-            rule="R18",
-            reason=f"to {level.value}: {reason}",
-            actor=actor,
-            role=role,
-            details={"level": level.value, **(details or {})},
-        )
-
-    async def _supervisor_silent(self) -> None:
-        await self.escalate(
-            f"the supervisor did not act within {self.state.policy.supervisor_response}"
-        )
-
-    def acknowledge_escalation(self, role: Role) -> None:
-        """A supervisor or manager acting on the case answers its escalation."""
-        if role in (Role.SUPERVISOR, Role.MANAGER):
-            self.state.escalation.respond_by = None
-
-    async def sla_breached(self, clock: SlaClock, due_at: datetime) -> None:
-        """A deadline passed with its step not done: recorded as data, and escalated."""
-        breach = SlaBreach(clock=clock, due_at=due_at, breached_at=workflow.now())
-        self.state.sla_breaches.append(breach)
-        await self.escalate(
-            f"{_BREACH_WORDS[clock]} deadline breached",
-            details={"breach": breach.model_dump(mode="json")},
-        )
 
     # ---- messages that change nothing -------------------------------------------------
 
@@ -544,40 +290,9 @@ class CaseDesk:
 
     def why_nothing_to_do(self, message: CaseMessage) -> Refusal:
         """Why a message changes nothing now (recorded with it, never dropped)."""
-        state = self.state
         if self.inbox.reuses_an_id(message):
             return id_reused(message)
-        status = state.status.value + (" (closed)" if state.status.is_closed else "")
-        if isinstance(message, WarehouseScan):
-            return unapplied_scan_refusal(
-                message.event,
-                status,
-                received_scan_id=state.received_scan_id,
-                inspection_scan_id=state.inspection.scan_id if state.inspection else None,
-            )
-        if state.status is CaseStatus.IN_ARBITRATION:
-            return Refusal(
-                rule="R19",
-                kind=RefusalKind.IN_ARBITRATION,
-                text="the case is in arbitration: the arbiter's ruling decides its money "
-                "and status (R19)",
-            )
-        if isinstance(message, Withdrawal) and state.status in WITHDRAWABLE and state.refunds:
-            return Refusal(
-                rule=rule_of(message),
-                kind=RefusalKind.MONEY_MOVED,
-                text="the request cannot be withdrawn: money has already been paid on it",
-            )
-        rule = rule_of(message)
-        if state.status.is_closed:
-            return Refusal(
-                rule=rule,
-                kind=RefusalKind.CASE_CLOSED,
-                text=f"the case is already closed ({state.status.value})",
-            )
-        return Refusal(
-            rule=rule, kind=RefusalKind.NOT_NOW, text=f"nothing to do while the case is {status}"
-        )
+        return unapplied_message_refusal(self.state, message)
 
     async def refuse_what_is_left(self) -> None:
         """The case has ended: whatever reaches it is recorded with why it changed nothing

@@ -34,11 +34,13 @@ from domain.policy import (
     compensation_refusal,
     escalation_refusal,
     refund_limit,
+    rule_of,
 )
 from domain.refusal import Refusal, RefusalKind
+from domain.rules import Rule
 from domain.state import EXTENDABLE, CaseMessage, CaseState, CaseStatus
 from domain.view import CaseView
-from workflows.case_desk import CaseDesk, rule_of
+from workflows.case_desk import CaseDesk
 from workflows.case_inbox import CaseInbox, refusal_details
 from workflows.case_run import CaseRun
 from workflows.steps.casebook import CaseBook
@@ -122,7 +124,7 @@ class CaseHandlers:
         if decision.approve and wrong_item and decision.root_cause is None:
             refuse(
                 Refusal(
-                    rule="R7",
+                    rule=Rule.R7,
                     kind=RefusalKind.ROOT_CAUSE_REQUIRED,
                     text="root_cause: required to approve a wrong_item case (R7)",
                 )
@@ -148,7 +150,7 @@ class CaseHandlers:
         if offer.amount.currency != state.request.paid.currency:
             refuse(
                 Refusal(
-                    rule="R17",
+                    rule=Rule.R17,
                     kind=RefusalKind.WRONG_CURRENCY,
                     text=f"amount.currency: must be the order currency "
                     f"{state.request.paid.currency}",
@@ -243,7 +245,7 @@ class CaseHandlers:
         if ruling.role is not Role.ARBITER:
             refuse(
                 Refusal(
-                    rule="R19",
+                    rule=Rule.R19,
                     kind=RefusalKind.NOT_ARBITER,
                     text="role: only the platform arbiter rules on disputes (R19)",
                 )
@@ -254,7 +256,7 @@ class CaseHandlers:
             if not ruling.refund.amount_minor:
                 refuse(
                     Refusal(
-                        rule="R19",
+                        rule=Rule.R19,
                         kind=RefusalKind.EMPTY_REFUND,
                         text="refund: a ruling for the customer refunds more than 0; leave "
                         "it out to refund all that is left (R19, R21)",
@@ -264,7 +266,7 @@ class CaseHandlers:
             if ruling.refund.currency != state.request.paid.currency:
                 refuse(
                     Refusal(
-                        rule="R21",
+                        rule=Rule.R21,
                         kind=RefusalKind.WRONG_CURRENCY,
                         text=f"refund: at most {limit} in all may be refunded (R21)",
                     )
@@ -272,7 +274,7 @@ class CaseHandlers:
             if not state.refunded_total + ruling.refund <= limit:
                 refuse(
                     Refusal(
-                        rule="R21",
+                        rule=Rule.R21,
                         kind=RefusalKind.ABOVE_REFUND_LIMIT,
                         text=f"refund: at most {limit} in all may be refunded (R21)",
                     )
@@ -307,7 +309,7 @@ def _require_staff(role: Role) -> None:
     if role not in STAFF:
         refuse(
             Refusal(
-                rule="R17",
+                rule=Rule.R17,
                 kind=RefusalKind.NOT_STAFF,
                 text=f"role: {role.value} may not decide cases (agent, supervisor, manager)",
             )

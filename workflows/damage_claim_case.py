@@ -12,22 +12,23 @@ from temporalio.workflow import ParentClosePolicy
 
 from activities.notifications import Template
 from activities.outside import OutsideNo
-from domain.case import Remedy, RemedyChoice
+from domain.case import Remedy, RemedyChoice, Role
 from domain.claim import CarrierClaimRequest
 from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
 from domain.refusal import Refusal, RefusalKind
+from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
 from domain.workflow_ids import WorkflowKind, child_workflow_id
 from workflows.carrier_claim import CarrierClaim, ClaimRun
-from workflows.case_desk import Due, Turn
+from workflows.case_desk import Due, Woke
 from workflows.case_handlers import CaseHandlers, refuse
 from workflows.case_run import CaseRun
 from workflows.phases.after_close import after_close
 from workflows.phases.opening import open_case
 from workflows.phases.review import review
-from workflows.steps.casebook import Approval
+from workflows.steps.casebook import SYSTEM_ACTOR, Approval
 from workflows.steps.payments import refund
 from workflows.steps.shipment import send_to_customer
 
@@ -73,7 +74,7 @@ class DamageClaimCase(CaseHandlers):
             return
         refuse(
             Refusal(
-                rule="R21",
+                rule=Rule.R21,
                 kind=kind,
                 text=f"partial_amount: must be above zero and at most the "
                 f"{state.request.paid} paid (R21)",
@@ -88,7 +89,7 @@ class DamageClaimCase(CaseHandlers):
         if request.carrier is None:
             await book.record(
                 LedgerAction.CARRIER_CLAIM_NOT_FILED,
-                rule="R15",
+                rule=Rule.R15,
                 reason="the order names no carrier to claim from",
             )
             return
@@ -113,7 +114,7 @@ class DamageClaimCase(CaseHandlers):
         state.carrier_claim_id = claim_id
         await book.record(
             LedgerAction.CARRIER_CLAIM_OPENED,
-            rule="R8",
+            rule=Rule.R8,
             reason=f"the carrier {request.carrier}, not the customer, bears the loss (R15)",
             details={"claim_id": claim_id},
         )
@@ -130,11 +131,13 @@ class DamageClaimCase(CaseHandlers):
     # ---- 3. the remedy ----------------------------------------------------------------
 
     async def _remedy(self) -> None:
+        """Waits in awaiting_remedy_choice for: the customer's choice, its deadline.
+        Applies: replaced or refunded (R8; the full refund at the deadline)."""
         desk, state = self._desk, self._state
         while state.status is CaseStatus.AWAITING_REMEDY_CHOICE:
             turn = await desk.next((RemedyChoice,), self._remedy_due)
             match turn:
-                case Turn.DUE:
+                case Woke.DEADLINE:
                     # Silence favours the customer (the spirit of R11): the full refund.
                     await self._apply(Remedy.FULL_REFUND, None, chosen=False)
                 case RemedyChoice():
@@ -156,31 +159,31 @@ class DamageClaimCase(CaseHandlers):
                     sku=state.request.sku,
                     quantity=state.request.quantity,
                     purpose=ShipmentPurpose.REPLACEMENT,
-                    rule="R8",
+                    rule=Rule.R8,
                 )
                 if isinstance(reference, OutsideNo):
                     # R8's other full remedy: with no replacement to send, the money.
                     await refund(
                         self._desk, state.request.paid.minus_floored_at_zero(state.refunded_total),
-                        rule="R8", reason=f"full refund: the replacement ({how}) could not be "
+                        rule=Rule.R8, reason=f"full refund: the replacement ({how}) could not be "
                         f"sent ({reference.reason})",
                     )  # fmt: skip
                     return
                 await book.record(
                     LedgerAction.REPLACEMENT_SHIPPED,
-                    rule="R8",
+                    rule=Rule.R8,
                     reason=f"replacement ({how}), shipment {reference}",
                     status=CaseStatus.REPLACED,
-                    actor=customer if chosen else "aftersales-workflow",
-                    role="customer" if chosen else "system",
+                    actor=customer if chosen else SYSTEM_ACTOR,
+                    role=Role.CUSTOMER if chosen else Role.SYSTEM,
                 )
             case Remedy.PARTIAL_REFUND if partial is not None:
                 await refund(
-                    self._desk, partial, rule="R8",
+                    self._desk, partial, rule=Rule.R8,
                     reason=f"partial refund of {partial}, the customer keeps the item ({how})",
                 )  # fmt: skip
             case _:
                 await refund(
                     self._desk, state.request.paid.minus_floored_at_zero(state.refunded_total),
-                    rule="R8", reason=f"full refund ({how})",
+                    rule=Rule.R8, reason=f"full refund ({how})",
                 )  # fmt: skip

@@ -17,9 +17,10 @@ from activities.warehouse import StockQuery, WarehouseActivities
 from domain.case import ExchangeItem, Reason, RefundConsent, ShippedBack
 from domain.ledger import LedgerAction, RefundPurpose, ShipmentPurpose
 from domain.policy import price_difference, refund_limit
+from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
-from workflows.case_desk import Due, Turn
+from workflows.case_desk import Due, Woke
 from workflows.case_handlers import ItemBackHandlers
 from workflows.case_run import CaseRun
 from workflows.phases import parcel_back
@@ -92,12 +93,12 @@ class ExchangeCase(ItemBackHandlers):
         await apologise_for_wrong_item(self._desk)
         reference = await send_to_customer(
             book, sku=self._item.sku, quantity=self._state.request.quantity,
-            purpose=ShipmentPurpose.CORRECT_ITEM, rule="R7",
+            purpose=ShipmentPurpose.CORRECT_ITEM, rule=Rule.R7,
         )  # fmt: skip
         if isinstance(reference, OutsideNo):
             return  # recorded; the exchange sends it, or asks for consent, at settlement
         await book.record(
-            LedgerAction.CORRECT_ITEM_SHIPPED, rule="R7",
+            LedgerAction.CORRECT_ITEM_SHIPPED, rule=Rule.R7,
             reason=f"{self._item.sku} sent at once ({reference}), before the wrong one "
             "comes back",
         )  # fmt: skip
@@ -105,19 +106,22 @@ class ExchangeCase(ItemBackHandlers):
     # ---- 4. settle --------------------------------------------------------------------
 
     async def _exchange_or_wait_for_stock(self) -> None:
+        """Waits in exchange_due, awaiting_refund_consent and waiting_for_stock for: the
+        customer's consent to a refund, the consent deadline, the next stock check.
+        Applies: exchanged, awaiting_refund_consent, waiting_for_stock, refunded (R22)."""
         desk, state = self._desk, self._state
         while state.status in _EXCHANGING:
             turn = await desk.next(
                 (RefundConsent, ShippedBack),
                 self._stock_due,
-                at_once=state.status is CaseStatus.EXCHANGE_DUE,
+                until_inbox_empty=state.status is CaseStatus.EXCHANGE_DUE,
             )
             match turn:
-                case Turn.DUE if state.status is CaseStatus.AWAITING_REFUND_CONSENT:
+                case Woke.DEADLINE if state.status is CaseStatus.AWAITING_REFUND_CONSENT:
                     await self._wait_for_stock(
                         "no consent to a refund by the deadline, so no refund"
                     )
-                case Turn.DUE | Turn.NOW:
+                case Woke.DEADLINE | Woke.INBOX_EMPTY:
                     await self._try_to_exchange()
                 case RefundConsent() if state.status in _OUT_OF_STOCK:
                     if turn.consent:
@@ -152,7 +156,7 @@ class ExchangeCase(ItemBackHandlers):
         if in_stock is True:
             sent = await send_to_customer(
                 self._desk.book, sku=item.sku, quantity=state.request.quantity,
-                purpose=ShipmentPurpose.EXCHANGE, rule="R22",
+                purpose=ShipmentPurpose.EXCHANGE, rule=Rule.R22,
             )  # fmt: skip
         if isinstance(sent, str):
             await self._exchange(sent)
@@ -167,7 +171,7 @@ class ExchangeCase(ItemBackHandlers):
         )
         await self._desk.book.record(
             LedgerAction.REFUND_CONSENT_REQUESTED,
-            rule="R22",
+            rule=Rule.R22,
             reason=f"{item.sku} is out of stock; a refund needs the customer's consent",
             status=CaseStatus.AWAITING_REFUND_CONSENT,
         )
@@ -177,25 +181,25 @@ class ExchangeCase(ItemBackHandlers):
         difference = price_difference(state.request.paid, item.price)
         if difference.to_charge.amount_minor:
             await charge(
-                self._desk, difference.to_charge, rule="R22",
+                self._desk, difference.to_charge, rule=Rule.R22,
                 reason=f"{item.sku} costs {item.price}, {difference.to_charge} more than paid",
             )  # fmt: skip
         if difference.to_refund.amount_minor:
             await refund(
-                self._desk, difference.to_refund, rule="R22",
+                self._desk, difference.to_refund, rule=Rule.R22,
                 reason=f"{item.sku} costs {item.price}, {difference.to_refund} less than paid",
                 purpose=RefundPurpose.PRICE_DIFFERENCE, closes_case=False,
             )  # fmt: skip
         postage = state.reimbursed_shipping
         if postage is not None:
             await refund(
-                self._desk, postage, rule="R6",
+                self._desk, postage, rule=Rule.R6,
                 reason=f"the return postage {postage}: the fault was ours",
                 purpose=RefundPurpose.RETURN_POSTAGE, closes_case=False,
             )  # fmt: skip
         await book.record(
             LedgerAction.REPLACEMENT_SHIPPED,
-            rule="R22",
+            rule=Rule.R22,
             reason=f"{item.sku} sent, shipment {reference}",
             status=CaseStatus.EXCHANGED,
         )
@@ -207,7 +211,7 @@ class ExchangeCase(ItemBackHandlers):
         await refund(
             self._desk,
             owed.minus_floored_at_zero(state.refunded_total),
-            rule="R22",
+            rule=Rule.R22,
             reason="the replacement is out of stock and the customer consented to a refund",
         )
 
@@ -216,7 +220,7 @@ class ExchangeCase(ItemBackHandlers):
         state.next_stock_check = workflow.now() + _STOCK_CHECK_INTERVAL
         await self._desk.book.record(
             LedgerAction.WAITING_FOR_STOCK,
-            rule="R22",
+            rule=Rule.R22,
             reason=why,
             status=CaseStatus.WAITING_FOR_STOCK,
         )

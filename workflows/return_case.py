@@ -18,6 +18,7 @@ from domain.case import (
     ParcelDelivered,
     PartRemedy,
     Reason,
+    Role,
     ScanEvent,
     ShippedBack,
     WarehouseScan,
@@ -25,9 +26,10 @@ from domain.case import (
 from domain.ledger import LedgerAction, ShipmentPurpose
 from domain.money import Money
 from domain.policy import changed_mind_refund, refund_limit
+from domain.rules import Rule
 from domain.sla import SlaClock
 from domain.state import CaseState, CaseStatus
-from workflows.case_desk import Due, Turn
+from workflows.case_desk import Due, Woke
 from workflows.case_handlers import ItemBackHandlers
 from workflows.case_run import CaseRun
 from workflows.phases import parcel_back
@@ -38,6 +40,7 @@ from workflows.phases.review import review
 from workflows.phases.ship_back import open_ship_back_window, ship_back
 from workflows.phases.wrong_item import apologise_for_wrong_item
 from workflows.steps.casebook import Approval
+from workflows.steps.escalation import sla_breached
 from workflows.steps.outside import call_or_no
 from workflows.steps.payments import Watchdog, refund
 from workflows.steps.shipment import send_to_customer
@@ -100,7 +103,7 @@ class ReturnCase(ItemBackHandlers):
         if cancelled is True:
             await book.record(
                 LedgerAction.SHIPMENT_CANCELLED,
-                rule="R3",
+                rule=Rule.R3,
                 reason="not shipped yet: the warehouse stopped it; refund at once",
                 status=CaseStatus.REFUND_DUE,
             )
@@ -110,10 +113,10 @@ class ReturnCase(ItemBackHandlers):
         unknown = f" ({cancelled.reason})" if isinstance(cancelled, OutsideNo) else ""
         await book.record(
             LedgerAction.ALREADY_SHIPPED,
-            rule="R3",
+            rule=Rule.R3,
             reason=f"the parcel had already left{unknown}: handled as an in-transit case (R4)",
         )
-        await self._expect_delivery(Approval(rule="R4", reason="the parcel is on its way"))
+        await self._expect_delivery(Approval(rule=Rule.R4, reason="the parcel is on its way"))
 
     async def _expect_delivery(self, approval: Approval) -> None:
         """R4: tell the customer the expected date, and wait for it."""
@@ -142,7 +145,7 @@ class ReturnCase(ItemBackHandlers):
             )
             return
         reference = await send_to_customer(
-            book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART, rule="R9"
+            book, sku=part.sku, quantity=1, purpose=ShipmentPurpose.MISSING_PART, rule=Rule.R9
         )
         if isinstance(reference, OutsideNo):
             await book.record_approved(
@@ -154,7 +157,7 @@ class ReturnCase(ItemBackHandlers):
             return
         await book.record(
             LedgerAction.MISSING_PART_SHIPPED,
-            rule="R9",
+            rule=Rule.R9,
             reason=f"{approval.reason}; the missing {part.sku} was sent ({reference})",
             status=CaseStatus.REPLACED,
         )
@@ -162,20 +165,23 @@ class ReturnCase(ItemBackHandlers):
     # ---- 4. R4: the parcel on its way to the customer ---------------------------------
 
     async def _awaiting_delivery(self) -> None:
+        """Waits in awaiting_delivery and intercepting for: the delivery, the customer's
+        interception request, the parcel back at the dock, the expected date. Applies:
+        delivered, intercepting, refund_due once back (R4), an escalation past the date."""
         desk, state = self._desk, self._state
         while state.status in (CaseStatus.AWAITING_DELIVERY, CaseStatus.INTERCEPTING):
             turn = await desk.next(
                 (ParcelDelivered, InterceptRequested, WarehouseScan), self._delivery_due
             )
             match turn:
-                case Turn.DUE if state.request.expected_delivery_at is not None:
-                    await desk.sla_breached(
-                        SlaClock.EXPECTED_DELIVERY, state.request.expected_delivery_at
+                case Woke.DEADLINE if state.request.expected_delivery_at is not None:
+                    await sla_breached(
+                        desk.book, SlaClock.EXPECTED_DELIVERY, state.request.expected_delivery_at
                     )
                 case ParcelDelivered() if state.status is CaseStatus.AWAITING_DELIVERY:
                     await desk.book.record(
                         LedgerAction.PARCEL_DELIVERED,
-                        rule="R4",
+                        rule=Rule.R4,
                         reason=f"delivered {turn.delivered_at.isoformat()}: nothing to refund",
                         status=CaseStatus.DELIVERED,
                     )
@@ -186,11 +192,11 @@ class ReturnCase(ItemBackHandlers):
                 ):
                     await desk.book.record(
                         LedgerAction.PARCEL_BACK,
-                        rule="R4",
+                        rule=Rule.R4,
                         reason="the intercepted parcel is back at the warehouse",
                         status=CaseStatus.REFUND_DUE,
                         actor=turn.station,
-                        role="warehouse",
+                        role=Role.WAREHOUSE,
                         details={"scan_id": turn.scan_id},
                     )
                 case ParcelDelivered() | InterceptRequested() | WarehouseScan():
@@ -218,7 +224,7 @@ class ReturnCase(ItemBackHandlers):
         if isinstance(reference, OutsideNo):
             await self._desk.book.record(
                 LedgerAction.INTERCEPT_REFUSED,
-                rule="R4",
+                rule=Rule.R4,
                 reason=f"the carrier cannot return the parcel ({reference.reason}): it is "
                 "still on its way, expected as told",
                 details={"answer": reference.answer},
@@ -226,23 +232,24 @@ class ReturnCase(ItemBackHandlers):
             return
         await self._desk.book.record(
             LedgerAction.INTERCEPT_REQUESTED,
-            rule="R4",
+            rule=Rule.R4,
             reason=f"the customer insists: returned to sender ({reference}); refund once back",
             status=CaseStatus.INTERCEPTING,
             actor=request.customer.customer_id,
-            role="customer",
+            role=Role.CUSTOMER,
         )
 
     # ---- 6. settle --------------------------------------------------------------------
 
     async def _settle(self) -> None:
         """The refund is due now; messages already in are applied first (a late shipping
-        notice adds its postage, R6)."""
+        notice adds its postage, R6). Waits in refund_due for nothing but those; applies
+        refunded (R21)."""
         desk = self._desk
         while self._state.status is CaseStatus.REFUND_DUE:
-            turn = await desk.next((ShippedBack,), at_once=True)
+            turn = await desk.next((ShippedBack,), until_inbox_empty=True)
             match turn:
-                case Turn.NOW:
+                case Woke.INBOX_EMPTY:
                     await self._refund_the_return()
                 case ShippedBack():
                     await parcel_back.take(desk, turn)
@@ -273,7 +280,7 @@ class ReturnCase(ItemBackHandlers):
         return Watchdog(
             deadline,
             "R13 refund deadline",
-            lambda: self._desk.sla_breached(SlaClock.REFUND, deadline),
+            lambda: sla_breached(self._desk.book, SlaClock.REFUND, deadline),
         )
 
     async def _refund_the_return(self) -> None:
@@ -282,10 +289,10 @@ class ReturnCase(ItemBackHandlers):
         if amount.amount_minor == 0:
             await book.record(
                 LedgerAction.REFUND_NOT_DUE,
-                rule="R21",
+                rule=Rule.R21,
                 reason="nothing is left to refund (fees and earlier refunds)",
                 status=CaseStatus.REFUNDED,
-                details={"refund_for_rule": "R21"},
+                details={"refund_for_rule": Rule.R21},
             )
             return
         state = self._state
@@ -295,7 +302,7 @@ class ReturnCase(ItemBackHandlers):
             self._desk,
             amount,
             watchdog=self._refund_watchdog(),
-            rule="R21",
+            rule=Rule.R21,
             reason=f"{amount} refunded"
             + (f", including {postage} return postage (R6)" if postage else "")
             + (f", less {deducted} for missing accessories or gifts" if deducted else ""),

@@ -10,14 +10,17 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 from activities.notifications import Template
-from domain.case import ArbitrationRuling, Dispute
+from domain.case import ArbitrationRuling, Dispute, Role
 from domain.ledger import LedgerAction
 from domain.policy import refund_limit
+from domain.rules import Rule
 from domain.state import CaseState, CaseStatus
 from domain.survey import SurveyRequest
 from domain.workflow_ids import WorkflowKind, child_workflow_id
-from workflows.case_desk import CaseDesk, CrossCutting, Due, Turn
+from workflows.case_desk import CaseDesk, Due, Woke
+from workflows.case_meanwhile import Meanwhile
 from workflows.phases import parcel_back
+from workflows.steps.escalation import escalate
 from workflows.steps.payments import refund
 from workflows.survey import SatisfactionSurvey
 
@@ -45,7 +48,11 @@ async def _dispute_window(desk: CaseDesk, opens: bool) -> None:
     """R19: a rejected case may be disputed within the window; the arbiter's ruling is
     applied as it stands. While the arbiter decides, the R18 ladder climbs (complaints,
     escalation requests, a silent supervisor), calls and assignment apply, and whatever
-    would change money or status is refused: the ruling decides those."""
+    would change money or status is refused: the ruling decides those.
+
+    Waits in rejected and in_arbitration for: a dispute, the arbiter's ruling, the
+    dispute deadline. Applies: in_arbitration (R19), rejected again or refunded by the
+    ruling (R19), the window passed."""
     state = desk.state
     if state.status not in _DISPUTABLE:
         return
@@ -56,10 +63,10 @@ async def _dispute_window(desk: CaseDesk, opens: bool) -> None:
         turn = await desk.next(
             (Dispute, ArbitrationRuling),
             lambda: _due(state),
-            cross_cutting=CrossCutting.NOT_MONEY_OR_STATUS if arbitrating else CrossCutting.NONE,
+            meanwhile=Meanwhile.NOT_MONEY_OR_STATUS if arbitrating else Meanwhile.NOTHING,
         )
         match turn:
-            case Turn():
+            case Woke():
                 await _window_passed(desk)
                 return
             case Dispute() if state.status is CaseStatus.REJECTED and state.dispute is None:
@@ -81,7 +88,7 @@ async def _window_opened(desk: CaseDesk, deadline: datetime) -> None:
         return
     await desk.book.record(
         LedgerAction.DISPUTE_WINDOW_OPENED,
-        rule="R19",
+        rule=Rule.R19,
         reason=f"the customer may take the rejection to platform arbitration until "
         f"{deadline:%Y-%m-%d %H:%M} UTC",
     )
@@ -93,7 +100,7 @@ async def _window_passed(desk: CaseDesk) -> None:
     if desk.run_records_dispute_window:
         await desk.book.record(
             LedgerAction.DISPUTE_WINDOW_CLOSED,
-            rule="R19",
+            rule=Rule.R19,
             reason="no dispute by the deadline: the rejection stands",
         )
 
@@ -110,14 +117,14 @@ async def _disputed(desk: CaseDesk, dispute: Dispute) -> None:
     state.closed_at = None
     await desk.book.record(
         LedgerAction.DISPUTED,
-        rule="R19",
+        rule=Rule.R19,
         # The customer's own words stay in the case (its view), not in the ledger's reason.
         reason="the customer asks the platform to arbitrate",
         status=CaseStatus.IN_ARBITRATION,
         actor=state.request.customer.customer_id,
-        role="customer",
+        role=Role.CUSTOMER,
     )
-    await desk.escalate("the customer disputes the decision (R19)")
+    await escalate(desk.book, "the customer disputes the decision (R19)")
 
 
 async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:
@@ -127,16 +134,16 @@ async def _ruled(desk: CaseDesk, ruling: ArbitrationRuling) -> None:
     await desk.book.notify(Template.DISPUTE_RULED, reason=ruling.reason)
     if not ruling.favour_customer:
         await desk.book.record(
-            LedgerAction.RULING_UPHOLDS_DECISION, rule="R19", reason=ruling.reason,
-            status=CaseStatus.REJECTED, actor=ruling.actor, role=ruling.role.value,
+            LedgerAction.RULING_UPHOLDS_DECISION, rule=Rule.R19, reason=ruling.reason,
+            status=CaseStatus.REJECTED, actor=ruling.actor, role=ruling.role,
         )  # fmt: skip
         return
     limit = refund_limit(state.request.paid, state.reimbursed_shipping)
     amount = ruling.refund or limit.minus_floored_at_zero(state.refunded_total)
     await refund(
-        desk, amount, rule="R19",
+        desk, amount, rule=Rule.R19,
         reason=f"the arbiter ruled for the customer: {ruling.reason}",
-        actor=ruling.actor, role=ruling.role.value,
+        actor=ruling.actor, role=ruling.role,
     )  # fmt: skip
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 from activities.notifications import Template
-from domain.case import Reason
+from domain.case import Reason, Role
 from domain.ledger import LedgerAction
 from domain.policy import NO_REVIEW_RULE, check_return_window, needs_evidence, needs_review
+from domain.rules import Rule
 from domain.state import CaseStatus
 from workflows.case_desk import CaseDesk
 from workflows.steps.casebook import Approval
@@ -38,18 +39,21 @@ async def open_case(desk: CaseDesk, *, window_applies: bool) -> Approval | None:
     )
     await book.record(
         LedgerAction.CASE_OPENED,
-        rule="R2",
+        rule=Rule.R2,
         reason=f"{request.kind.value} ({request.reason.value}) requested via "
         f"{request.channel.value}",
         actor=request.customer.customer_id,
-        role="customer",
+        role=Role.CUSTOMER,
         details={"channel": request.channel.value, "request_id": request.request_id} | judged,
     )
     if window is not None and not window.accepted:
         state.decision_reason = window.reason
         await book.notify(Template.CASE_REFUSED, reason=window.reason or "")
         await book.record(
-            LedgerAction.REQUEST_REFUSED, rule="R1", reason=window.reason, status=CaseStatus.REFUSED
+            LedgerAction.REQUEST_REFUSED,
+            rule=Rule.R1,
+            reason=window.reason,
+            status=CaseStatus.REFUSED,
         )
         return None
     await book.notify(Template.CASE_ACKNOWLEDGED)  # R10: acknowledged at once
@@ -69,7 +73,7 @@ async def open_case(desk: CaseDesk, *, window_applies: bool) -> Approval | None:
         await book.notify(Template.EVIDENCE_REQUESTED, deadline=state.evidence_deadline.isoformat())
         await book.record(
             LedgerAction.EVIDENCE_REQUESTED,
-            rule="R6",
+            rule=Rule.R6,
             reason="merchant-fault and transit-damage cases start with the customer's photos",
             status=CaseStatus.AWAITING_EVIDENCE,
         )
@@ -77,7 +81,7 @@ async def open_case(desk: CaseDesk, *, window_applies: bool) -> Approval | None:
     state.review_deadline = workflow.now() + state.policy.review_deadline
     await book.record(
         LedgerAction.REVIEW_STARTED,
-        rule="R10",
+        rule=Rule.R10,
         reason="R10: a person reviews the request",
         status=CaseStatus.UNDER_REVIEW,
     )

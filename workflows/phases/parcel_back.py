@@ -17,7 +17,7 @@ from __future__ import annotations
 from temporalio import workflow
 
 from activities.notifications import Template
-from domain.case import CaseKind, Reason, ScanEvent, ShippedBack, WarehouseScan
+from domain.case import CaseKind, Reason, Role, ScanEvent, ShippedBack, WarehouseScan
 from domain.ledger import LedgerAction
 from domain.policy import (
     inspection_clock_start,
@@ -28,6 +28,7 @@ from domain.policy import (
     postage_note,
 )
 from domain.refusal import Refusal, RefusalKind
+from domain.rules import Rule
 from domain.state import CaseStatus, Inspection
 from workflows.case_desk import CaseDesk
 
@@ -61,12 +62,12 @@ async def hold(desk: CaseDesk, message: ParcelMessage) -> None:
     state = desk.state
     state.held_messages.append(message)
     if isinstance(message, WarehouseScan):
-        what, rule = f"{message.event.value} scan {message.scan_id}", "R26"
-        actor, role = _scanner(message), "warehouse"
+        what, rule = f"{message.event.value} scan {message.scan_id}", Rule.R26
+        actor, role = _scanner(message), Role.WAREHOUSE
         details = {"scan_id": message.scan_id, "scanned_at": message.scanned_at.isoformat()}
     else:
-        what, rule = f"shipping notice {message.event_id}", "R12"
-        actor, role = state.request.customer.customer_id, "customer"
+        what, rule = f"shipping notice {message.event_id}", Rule.R12
+        actor, role = state.request.customer.customer_id, Role.CUSTOMER
         details = {"event_id": message.event_id, "shipped_at": message.shipped_at.isoformat()}
     await desk.book.record(
         LedgerAction.MESSAGE_HELD,
@@ -103,7 +104,7 @@ async def leave_held_for_a_person(desk: CaseDesk) -> None:
             message,
             Refusal(
                 # A scan answers to R26 wherever it lands; a notice to the closing's R20.
-                rule="R26" if isinstance(message, WarehouseScan) else "R20",
+                rule=Rule.R26 if isinstance(message, WarehouseScan) else Rule.R20,
                 kind=RefusalKind.CASE_CLOSED,
                 text=f"{what} before any decision, and the case closed as "
                 f"{state.status.value}: a person sends the parcel back to the customer (R20)",
@@ -148,12 +149,12 @@ async def _shipped_after_receipt(desk: CaseDesk, notice: ShippedBack) -> None:
     state.shipped_back = notice
     await desk.book.record(
         LedgerAction.CUSTOMER_SHIPPED_BACK,
-        rule="R12",
+        rule=Rule.R12,
         reason=f"handed to {notice.carrier}, "
         + late_shipped_back_reason(state.received_scan_id)
         + postage_note(notice.postage, state.request.paid, state.policy),
         actor=state.request.customer.customer_id,
-        role="customer",
+        role=Role.CUSTOMER,
         details={
             "event_id": notice.event_id,
             "shipped_at": notice.shipped_at.isoformat(),
@@ -167,13 +168,13 @@ async def _shipped(desk: CaseDesk, notice: ShippedBack) -> None:
     state.shipped_back = notice
     await desk.book.record(
         LedgerAction.CUSTOMER_SHIPPED_BACK,
-        rule="R12",
+        rule=Rule.R12,
         # Not the tracking number: the ledger keeps no personal data but the customer's id.
         reason=f"handed to {notice.carrier}"
         + postage_note(notice.postage, state.request.paid, state.policy),
         status=CaseStatus.IN_RETURN_TRANSIT,
         actor=state.request.customer.customer_id,
-        role="customer",
+        role=Role.CUSTOMER,
         details={"event_id": notice.event_id, "shipped_at": notice.shipped_at.isoformat()},
     )
 
@@ -196,11 +197,11 @@ async def _received(desk: CaseDesk, scan: WarehouseScan, *, held: bool) -> None:
         reason += "; it came before the approval, so R13 counts from the approval"
     await desk.book.record(
         LedgerAction.PARCEL_RECEIVED,
-        rule="R26",
+        rule=Rule.R26,
         reason=reason,
         status=CaseStatus.AWAITING_INSPECTION,
         actor=_scanner(scan),
-        role="warehouse",
+        role=Role.WAREHOUSE,
         details={"scan_id": scan.scan_id, "station": scan.station,
                  "scanned_at": scan.scanned_at.isoformat()},
     )  # fmt: skip
@@ -240,11 +241,11 @@ async def _inspected(desk: CaseDesk, scan: WarehouseScan) -> None:
         await book.notify(Template.INSPECTION_FAILED, reason=verdict.reason)
     await book.record(
         LedgerAction.INSPECTION_PASSED if verdict.passed else LedgerAction.INSPECTION_FAILED,
-        rule="R13" if verdict.passed else "R20",
+        rule=Rule.R13 if verdict.passed else Rule.R20,
         reason=verdict.reason,
         status=_PASSED[state.request.kind] if verdict.passed else CaseStatus.REJECTED,
         actor=_scanner(scan),
-        role="warehouse",
+        role=Role.WAREHOUSE,
         details=details,
     )
 

@@ -12,8 +12,9 @@ from activities.notifications import Template
 from domain.case import ShippedBack, WarehouseScan
 from domain.ledger import LedgerAction
 from domain.policy import ship_back_schedule
+from domain.rules import Rule
 from domain.state import CaseState, CaseStatus, ReminderSent
-from workflows.case_desk import CaseDesk, Due, Turn
+from workflows.case_desk import CaseDesk, Due, Woke
 from workflows.phases import parcel_back
 from workflows.steps.casebook import Approval
 
@@ -34,12 +35,17 @@ async def open_ship_back_window(desk: CaseDesk, approval: Approval) -> None:
 
 async def ship_back(desk: CaseDesk) -> None:
     """Run until the parcel is at the warehouse, or the window closed (abandoned) or the
-    customer withdrew (the desk closed the case)."""
+    customer withdrew (the desk closed the case).
+
+    Waits in awaiting_ship_back and in_return_transit for: the shipping notice, dock and
+    inspection scans, each R12 reminder and the ship-back deadline. Applies:
+    in_return_transit (R12), awaiting_inspection on the dock scan (R26), a reminder,
+    abandoned at the deadline (R12)."""
     state = desk.state
     while state.status in parcel_back.BEFORE_RECEIPT:
         turn = await desk.next((WarehouseScan, ShippedBack), lambda: _next_due(state))
         match turn:
-            case Turn.DUE:
+            case Woke.DEADLINE:
                 await _moment_passed(desk)
             case WarehouseScan() | ShippedBack():
                 await parcel_back.take(desk, turn)
@@ -92,7 +98,7 @@ async def _moment_passed(desk: CaseDesk) -> None:
     )
     await desk.book.record(
         LedgerAction.SHIP_BACK_REMINDER_SENT,
-        rule="R12",
+        rule=Rule.R12,
         reason=f"reminder {index + 1}: not shipped {offset.days} days after approval",
     )
 
@@ -106,7 +112,7 @@ async def _abandon(desk: CaseDesk) -> None:
     await desk.book.notify(Template.CASE_ABANDONED, reason=state.decision_reason)
     await desk.book.record(
         LedgerAction.ABANDONED,
-        rule="R12",
+        rule=Rule.R12,
         reason=state.decision_reason,
         status=CaseStatus.ABANDONED,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from activities.notifications import Template
 from domain.ledger import LedgerAction
 from domain.money import Money
+from domain.rules import Rule
 from workflows.case_desk import CaseDesk
 
 
@@ -19,7 +20,7 @@ async def apologise_for_wrong_item(desk: CaseDesk) -> None:
     cause = state.root_cause.value if state.root_cause else "to be tagged (auto-approved)"
     await desk.book.record(
         LedgerAction.APOLOGY_COUPON_ISSUED,
-        rule="R7",
+        rule=Rule.R7,
         reason=f"coupon of {coupon} for shipping the wrong item; root cause {cause}",
         details={"coupon_minor": coupon.amount_minor, "root_cause": cause},
     )

@@ -13,25 +13,28 @@ from temporalio.exceptions import ApplicationError
 from activities.ledger import CaseSnapshot, LedgerActivities, LedgerEntry
 from activities.notifications import CustomerMessage, NotificationActivities, Template
 from activities.outside import NoType, outside_no
+from domain.case import Role
 from domain.ledger import Ledger, LedgerAction, check_ledger, checked_details
 from domain.policy import call_limit_refusal, next_contact_slot
 from domain.refusal import Refusal
+from domain.rules import Rule
 from domain.state import MERCHANT_SIDE, CaseState, CaseStatus, EscalationLevel
+from domain.transitions import check_case_transition
 from workflows import search_attributes as sa
 from workflows.steps.outside import call_local
 
 SYSTEM_ACTOR = "aftersales-workflow"
-SYSTEM_ROLE = "system"
+SYSTEM_ROLE = Role.SYSTEM
 
 
 @dataclass(frozen=True)
 class Approval:
     """Who approved a case and under which rule: the approval step records it (R23)."""
 
-    rule: str
+    rule: Rule
     reason: str
     actor: str = SYSTEM_ACTOR
-    role: str = SYSTEM_ROLE
+    role: Role = SYSTEM_ROLE
 
 
 class CaseBook:
@@ -42,11 +45,11 @@ class CaseBook:
         self,
         action: LedgerAction,
         *,
-        rule: str | None = None,
+        rule: Rule | None = None,
         reason: str | None = None,
         status: CaseStatus | None = None,
         actor: str = SYSTEM_ACTOR,
-        role: str = SYSTEM_ROLE,
+        role: Role = SYSTEM_ROLE,
         details: dict[str, Any] | None = None,
     ) -> None:
         state = self.state
@@ -55,7 +58,7 @@ class CaseBook:
         checked = checked_details(action, details or {})
         now = workflow.now()
         if status is not None:
-            self._enter(status, now)
+            self._enter(status, rule, now)
         state.ledger_seq += 1
         entry = LedgerEntry(
             seq=state.ledger_seq,
@@ -95,8 +98,10 @@ class CaseBook:
             role=approval.role,
         )
 
-    def _enter(self, status: CaseStatus, now: datetime) -> None:
+    def _enter(self, status: CaseStatus, rule: Rule | None, now: datetime) -> None:
         state = self.state
+        # The one place a case's status changes: only as its kind's table allows.
+        check_case_transition(state.request.kind, state.status, status, rule)
         was_waiting_on_us = state.status in MERCHANT_SIDE
         state.status = status
         if status.is_closed:
@@ -119,7 +124,7 @@ class CaseBook:
         if too_many := call_limit_refusal(state.calls_scheduled, state.policy):
             await self.record(
                 LedgerAction.CALL_NOT_SCHEDULED,
-                rule="R16",
+                rule=Rule.R16,
                 reason=f"{purpose}: already {state.calls_scheduled} calls, the most per case",
             )
             return too_many

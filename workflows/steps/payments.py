@@ -23,10 +23,11 @@ from activities.payments import (
     RefundOrder,
     SettledElsewhere,
 )
-from domain.case import PaymentResolution, PaymentResolutionKind
+from domain.case import PaymentResolution, PaymentResolutionKind, Role
 from domain.ledger import PAID_ACTION, LedgerAction, RefundPurpose
 from domain.money import Money
 from domain.policy import refund_limit
+from domain.rules import Rule
 from domain.state import CaseStatus, DeclinedPayment, PaymentKind, RefundReceipt
 from workflows.steps.casebook import (
     SYSTEM_ACTOR,
@@ -66,12 +67,12 @@ async def refund(
     desk: PaymentDesk,
     amount: Money,
     *,
-    rule: str,
+    rule: Rule,
     reason: str,
     purpose: RefundPurpose = RefundPurpose.REFUND,
     closes_case: bool = True,
     actor: str | None = None,
-    role: str | None = None,
+    role: Role | None = None,
     watchdog: Watchdog | None = None,
 ) -> Money:
     """Pay `amount` back to the customer's payment method, exactly once (R21), and say
@@ -134,20 +135,20 @@ async def refund(
 
 
 async def _nothing_left(
-    book: CaseBook, limit: Money, *, closes_case: bool, rule: str, reason: str
+    book: CaseBook, limit: Money, *, closes_case: bool, rule: Rule, reason: str
 ) -> None:
     """R21: the limit is reached; a closing refund closes the case as refunded in full."""
     refunded = book.state.refunded_total
     await book.record(
         LedgerAction.REFUND_NOT_DUE,
-        rule="R21",
+        rule=Rule.R21,
         reason=f"{reason}; nothing left to refund: {refunded} of {limit} already refunded",
         details={"refund_for_rule": rule},
         status=CaseStatus.REFUNDED if closes_case else None,
     )
 
 
-async def charge(desk: PaymentDesk, amount: Money, *, rule: str, reason: str) -> None:
+async def charge(desk: PaymentDesk, amount: Money, *, rule: Rule, reason: str) -> None:
     book = desk.book
     state = book.state
     key = f"{state.case_id}:charge:{len(state.charges) + 1}"

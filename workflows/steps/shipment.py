@@ -4,12 +4,13 @@ warehouse's no, recorded on the case for the caller to take its path (R3, R7, R8
 from activities.outside import NoType, OutsideNo
 from activities.warehouse import ShipmentOrder, WarehouseActivities
 from domain.ledger import LedgerAction, ShipmentPurpose
+from domain.rules import Rule
 from workflows.steps.casebook import CaseBook
 from workflows.steps.outside import call_or_no
 
 
 async def send_to_customer(
-    book: CaseBook, *, sku: str, quantity: int, purpose: ShipmentPurpose, rule: str
+    book: CaseBook, *, sku: str, quantity: int, purpose: ShipmentPurpose, rule: Rule
 ) -> str | OutsideNo:
     """The shipment's reference, or the warehouse's no (recorded as `shipment_refused`
     under `rule`: the caller says what the case does instead)."""
