@@ -54,6 +54,20 @@ pytest_plugins = ["tests.browser"]
 os.environ.setdefault("AFTERSALES_CODEC_KEYS", KeyRing.new_key_spec("test-1"))
 
 
+# The layers, one folder each (docs/testing.md); a test's folder is its marker.
+LAYERS = ("unit", "workflows", "integration", "e2e")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        layer = item.path.relative_to(here).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{LAYERS}")
+        item.add_marker(getattr(pytest.mark, layer))
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shared = os.environ.get("DATABASE_URL")
