@@ -54,7 +54,7 @@ STRICT_WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 # once instead of compiled again for every case (bench/README: twice the cases per second
 # and a fraction of the memory per cached case). The strict runner above still re-imports
 # them under the sandbox's restrictions whenever the recorded histories are replayed
-# (tests/test_replay.py), which is where a non-deterministic call would be caught.
+# (tests/e2e/test_replay.py), which is where a non-deterministic call would be caught.
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_modules(
         "domain", "activities", "workflows"

@@ -346,7 +346,7 @@ class ReportReader:
     section counts the same cases. With `rollups` (the filters name a date range and at
     most one of the fields the rollups are narrowed by), the sections read the report
     rollups (`report_*`) rather than the cases, ledgers and clocks; they answer the same
-    (tests/test_analytics_rollups.py)."""
+    (tests/integration/test_analytics_rollups.py)."""
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """R24: the batch alarm on synthetic data with injected jumps of known size. Detection
 rate (jumped batches flagged) and false alarms per 1,000 normal batches, by jump size.
 
-`python -m bench.batch_alarm` prints the table; tests/test_analytics_domain.py holds
+`python -m bench.batch_alarm` prints the table; tests/unit/test_analytics_domain.py holds
 the figures it quotes to their bounds."""
 
 from __future__ import annotations

@@ -54,6 +54,31 @@ pytest_plugins = ["tests.browser"]
 os.environ.setdefault("AFTERSALES_CODEC_KEYS", KeyRing.new_key_spec("test-1"))
 
 
+# The layers, one folder each (docs/testing.md): a test's folder is its marker, and a
+# fast layer's test may not ask for a fixture that starts what the layer runs without.
+LAYERS_WITHOUT: dict[str, set[str]] = {
+    "unit": {"database_url", "time_skipping_env", "dev_env", "browser"},
+    "workflows": {"database_url", "dev_env", "browser"},
+    "integration": set(),
+    "e2e": set(),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        layer = item.path.relative_to(here).parts[0]
+        if layer not in LAYERS_WITHOUT:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a test belongs in tests/{{{','.join(LAYERS_WITHOUT)}}}"
+            )
+        needed = LAYERS_WITHOUT[layer] & set(getattr(item, "fixturenames", ()))
+        if needed:
+            raise pytest.UsageError(f"{item.nodeid}: tests/{layer} runs without {sorted(needed)}")
+        item.add_marker(getattr(pytest.mark, layer))
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     shared = os.environ.get("DATABASE_URL")

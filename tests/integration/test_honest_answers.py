@@ -42,7 +42,7 @@ from domain.state import CaseStatus, EscalationLevel
 from infra.gateway import refused_decision
 from tests.conftest import eur
 from tests.helpers import events, scan, sent_together, shipped, state_when, under_review
-from tests.test_disputes_and_surveys import rejected_at_inspection
+from tests.integration.test_disputes_and_surveys import rejected_at_inspection
 from workflows.case_inbox import NOT_APPLIED
 from workflows.return_case import ReturnCase
 

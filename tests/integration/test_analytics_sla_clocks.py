@@ -18,9 +18,9 @@ from domain.ledger import LedgerAction as A
 from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock as Clock
 from tests.helpers import state_when, under_review
-from tests.test_analytics_data_in import a_sku
-from tests.test_analytics_reports import NOW, a_case, an_event
-from tests.test_review_and_escalation import decision
+from tests.integration.test_analytics_data_in import a_sku
+from tests.integration.test_analytics_reports import NOW, a_case, an_event
+from tests.integration.test_review_and_escalation import decision
 from workflows.return_case import ReturnCase
 
 H = timedelta(hours=1)

@@ -47,7 +47,7 @@ def api_url(
         "AFTERSALES_TASK_QUEUE": "aftersales-fuzz",
         "AFTERSALES_API_PORT": str(port),
         # The fuzzer is one client per role sending mostly bad input on purpose: a budget
-        # for refused input (tests/test_security_input.py) would stop it early.
+        # for refused input (tests/integration/test_security_input.py) would stop it early.
         "AFTERSALES_REFUSED_INPUTS_PER_MINUTE": "1000000",
         **IDENTITIES.environment(),
     }

@@ -22,7 +22,7 @@ from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import api_client, as_role, open_case
 from tests.identities import IDENTITIES
-from tests.test_starter_cli import cli_env  # noqa: F401  (a fixture)
+from tests.integration.test_starter_cli import cli_env  # noqa: F401  (a fixture)
 
 SHOP = IDENTITIES.credential("cli-shop", Role.SERVICE)
 

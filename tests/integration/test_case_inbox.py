@@ -28,7 +28,7 @@ from domain.refusal import RefusalKind
 from domain.state import CaseStatus, EscalationLevel
 from tests.conftest import eur, eventually
 from tests.helpers import as_role, events, under_review
-from tests.test_api import request_json
+from tests.integration.test_api import request_json
 from workflows.case_inbox import NOT_APPLIED
 from workflows.return_case import ReturnCase
 

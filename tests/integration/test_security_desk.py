@@ -21,7 +21,7 @@ from infra.settings import DEFAULT_POLICY_FILE
 from tests.desk_site import DeskSite, hidden_field, signed_in_client
 from tests.helpers import api_client, as_role
 from tests.identities import IDENTITIES
-from tests.test_privacy import Markers, a_refunded_case, where_found
+from tests.integration.test_privacy import Markers, a_refunded_case, where_found
 
 # A page on another site whose name the attacker re-points at 127.0.0.1 (DNS rebinding):
 # the browser reaches the developer's API from loopback but keeps the page's Host.

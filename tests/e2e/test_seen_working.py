@@ -36,8 +36,8 @@ from infra.worker_status import SdkMetrics, serve_status, status_server, worker_
 from tests.conftest import WorkerFactory, eventually
 from tests.helpers import api_client, as_role
 from tests.identities import IDENTITIES, TRUSTING_EDGE
+from tests.integration.test_api import request_json
 from tests.processes import ROOT
-from tests.test_api import request_json
 
 DASHBOARD = ROOT / "docs" / "grafana" / "aftersales.json"
 # A metric name in a PromQL expression: ours, and the SDK's (prefixed `temporal_`).

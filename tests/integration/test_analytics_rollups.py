@@ -30,8 +30,8 @@ from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock
 from domain.state import MERCHANT_SIDE
 from infra.settings import DEFAULT_POLICY_FILE
-from tests.test_analytics_data_in import a_sku
-from tests.test_analytics_reports import a_case, a_case_id, an_event
+from tests.integration.test_analytics_data_in import a_sku
+from tests.integration.test_analytics_reports import a_case, a_case_id, an_event
 
 NOW = datetime.now(UTC)
 # Every action and role a clock starts or ends on, and some no clock cares about.
@@ -132,7 +132,7 @@ async def test_r24_sla_from_the_kept_clocks_equals_the_ledger_search(
     judged = 0
     for clock, row in zip(SLA_CLOCKS, found.sla, strict=True):
         if clock.while_status or clock.stops_in or clock.due is not DueAt.AFTER_LENGTH:
-            continue  # not "a start to its first end": tests/test_analytics_sla_clocks.py
+            continue  # not "a start to its first end": test_analytics_sla_clocks.py
         met, breached, breaches = await ledger_search(
             pool, clock, getattr(settings, clock.setting), sku
         )

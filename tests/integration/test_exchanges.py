@@ -54,20 +54,6 @@ async def test_a_dearer_replacement_is_charged_the_difference(
     assert [(r["kind"], r["amount_minor"]) for r in rows] == [("charge", 1_000)]
 
 
-async def test_a_cheaper_replacement_refunds_the_difference(
-    time_skipping_env: WorkflowEnvironment,
-    running_worker: Any,
-    task_queue: str,
-    payments: SandboxPaymentProvider,
-) -> None:  # R22, R21
-    async with running_worker(time_skipping_env.client):
-        handle = await inspected_exchange(time_skipping_env, task_queue, new_price=4_990)
-        result = await handle.result()
-    assert result.status is CaseStatus.EXCHANGED
-    assert [(r.purpose, r.amount) for r in result.refunds] == [("price_difference", eur(1_000))]
-    assert payments.charges == {}
-
-
 async def test_out_of_stock_becomes_a_refund_with_consent(
     time_skipping_env: WorkflowEnvironment,
     running_worker: Any,

@@ -42,7 +42,7 @@ async def merchant() -> AsyncIterator[MerchantService]:
         yield service
 
 
-CONTRACTS = Path(__file__).resolve().parent.parent / "docs" / "outside"
+CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "outside"
 
 
 def test_the_contracts_document_every_call_the_adapters_make_and_each_refusal() -> None:

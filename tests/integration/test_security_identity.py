@@ -489,7 +489,7 @@ def test_the_production_stack_file_parses_and_keeps_temporal_off_the_network() -
 def test_the_production_uis_operators_sign_in_and_decode_with_their_own_token() -> None:
     """Compose's Temporal UI signs in with the identity provider the API trusts and
     passes the operator's access token to the API's codec (which checks it as any staff
-    token: tests/test_codec.py), over https: the UI sends a token nowhere else."""
+    token: tests/integration/test_codec.py), over https: the UI sends a token nowhere else."""
     services = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
     ui, api = services["temporal-ui"]["environment"], services["api"]["environment"]
     assert ui["TEMPORAL_AUTH_ENABLED"] == "true"

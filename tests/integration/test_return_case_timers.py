@@ -11,22 +11,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier, Template
 from activities.payments import SandboxPaymentProvider
-from domain.case import Grade, MissingItem, ScanEvent
+from domain.case import Grade, ScanEvent
 from domain.ledger import LedgerAction
 from domain.state import CaseStatus, Disposition
-from tests.conftest import a_request, eur
+from tests.conftest import a_request
 from tests.helpers import events, open_case, scan, shipped, state_when
 from workflows.return_case import ReturnCase
-
-
-async def test_request_at_6_days_23_hours_is_accepted(
-    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
-) -> None:  # R1
-    request = a_request(requested_after=timedelta(days=6, hours=23))
-    async with running_worker(time_skipping_env.client):
-        handle = await open_case(time_skipping_env, task_queue, request)
-        state = await state_when(handle, lambda s: s.status is not CaseStatus.OPENED)
-    assert state.status is CaseStatus.AWAITING_SHIP_BACK
 
 
 async def test_request_after_7_days_is_refused_and_recorded(
@@ -116,22 +106,6 @@ async def test_reminders_on_day_3_and_6_then_abandoned_on_day_7(
         Template.SHIP_BACK_REMINDER.value,
     )
     assert reminders == 2
-
-
-async def test_shipping_back_stops_the_ship_back_clock(
-    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
-) -> None:  # R12
-    env = time_skipping_env
-    async with running_worker(env.client):
-        handle = await open_case(env, task_queue, a_request())
-        await state_when(handle, lambda s: s.status is CaseStatus.AWAITING_SHIP_BACK)
-        await env.sleep(timedelta(days=2))
-        await handle.signal(ReturnCase.shipped_back, shipped())
-        await state_when(handle, lambda s: s.status is CaseStatus.IN_RETURN_TRANSIT)
-        await env.sleep(timedelta(days=10))
-        state = await handle.query(ReturnCase.state)
-    assert state.status is CaseStatus.IN_RETURN_TRANSIT
-    assert state.reminders_sent == []
 
 
 async def test_passed_inspection_refunds_exactly_once(
@@ -301,19 +275,3 @@ async def test_continue_as_new_carries_the_whole_case(
     assert len(payments.calls) == 1
     seqs = [e["seq"] for e in await events(pool, request.case_id)]
     assert seqs == list(range(1, len(seqs) + 1))
-
-
-async def test_missing_accessories_are_deducted_from_the_refund(
-    time_skipping_env: WorkflowEnvironment, running_worker: Any, task_queue: str
-) -> None:  # R21
-    request = a_request(paid_minor=10_000)
-    inspected = scan(ScanEvent.INSPECTED, grade=Grade.RESELLABLE).model_copy(
-        update={"missing_items": [MissingItem(sku="SKU-42-CHARGER", value=eur(1_500))]}
-    )
-    async with running_worker(time_skipping_env.client):
-        handle = await open_case(time_skipping_env, task_queue, request)
-        await handle.signal(ReturnCase.warehouse_scan, inspected)
-        result = await handle.result()
-    assert result.status is CaseStatus.REFUNDED
-    assert result.refunded_total == eur(8_500)
-    assert result.refunds[0].amount == eur(8_500)

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.case import Reason
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role
-from tests.test_privacy import Markers, a_refunded_case
+from tests.integration.test_privacy import Markers, a_refunded_case
 
 SERVICE = as_role("service")
 
@@ -114,7 +114,7 @@ async def test_a_disputes_words_stay_out_of_the_ledgers_reasons_r19(
 async def test_no_reason_the_workflow_writes_quotes_the_customers_data(
     api: httpx.AsyncClient, dev_env: WorkflowEnvironment, pool: asyncpg.Pool
 ) -> None:  # R23
-    """A case that carried every kind of personal data to its refund (tests/test_privacy.py:
+    """A case that carried every kind of personal data to its refund (test_privacy.py:
     the customer's id and time zone, an evidence note and photos, a complaint, a tracking
     number, a scan's photos, a survey comment): no ledger reason holds any of it. The
     agent's decision reason is the agent's own words (R20), shown as written."""

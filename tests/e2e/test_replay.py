@@ -16,7 +16,7 @@ from tests.helpers import local_activities
 from worker import STRICT_WORKFLOW_RUNNER, WORKFLOW_RUNNER, WORKFLOWS
 from workflows.case_desk import DISPUTE_WINDOW_IN_THE_VIEW
 
-_HERE = Path(__file__).parent / "histories"
+_HERE = Path(__file__).parent.parent / "histories"
 # A history does not carry its workflow id, and the cases derive ids (children's) from it.
 WORKFLOW_IDS: dict[str, str] = json.loads((_HERE / "workflow_ids.json").read_text())
 HISTORIES = {name: (_HERE / f"{name}.json").read_text() for name in WORKFLOW_IDS}

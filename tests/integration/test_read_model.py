@@ -25,7 +25,7 @@ from infra.gateway import CaseGateway, UnknownCaseError
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import api_client, as_role
-from tests.test_ledger_and_money import a_case, an_entry
+from tests.integration.test_ledger_and_money import a_case, an_entry
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from domain.ledger import ACTIONS, Ledger, LedgerAction, checked_details
 from infra.alarm_schedule import BATCH_ALARM_HOUR_UTC, ensure_batch_alarm_schedule
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import eventually
-from tests.test_analytics_reports import a_case, delivered
+from tests.integration.test_analytics_reports import a_case, delivered
 from workflows.batch_alarm import BATCH_ALARM_WORKFLOW
 
 

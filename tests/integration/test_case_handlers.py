@@ -28,8 +28,8 @@ from domain.money import Money
 from domain.refusal import RefusalKind
 from infra.gateway import refused_decision
 from tests.helpers import as_role, under_review
-from tests.test_api import request_json
-from tests.test_disputes_and_surveys import rejected_at_inspection
+from tests.integration.test_api import request_json
+from tests.integration.test_disputes_and_surveys import rejected_at_inspection
 from workflows.case_handlers import REFUSED
 from workflows.return_case import ReturnCase
 

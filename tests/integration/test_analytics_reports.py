@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 import starter
 from tests.helpers import as_role
-from tests.test_analytics_data_in import a_sku, analytics_api
-from tests.test_starter_cli import cli_env  # noqa: F401  (a fixture)
+from tests.integration.test_analytics_data_in import a_sku, analytics_api
+from tests.integration.test_starter_cli import cli_env  # noqa: F401  (a fixture)
 
 NOW = datetime.now(UTC)
 

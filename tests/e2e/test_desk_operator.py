@@ -1,6 +1,6 @@
 """The desk as a new operator met it on `make run` (issue 17's review): what they saw
 was wrong or hard to read, each fixed and kept fixed here. The same stack as
-tests/test_desk.py: a real chromium (Playwright) against the API and desk served by
+tests/e2e/test_desk.py: a real chromium (Playwright) against the API and desk served by
 uvicorn, the Temporal dev server, a real worker and PostgreSQL."""
 
 from __future__ import annotations

@@ -29,10 +29,10 @@ from infra.settings import DEFAULT_POLICY_FILE
 from tests.browser import screenshot_path
 from tests.helpers import as_role
 from tests.identities import IDENTITIES
+from tests.integration.test_analytics_data_in import analytics_api
+from tests.integration.test_analytics_reports import delivered
+from tests.integration.test_batch_alarm import a_sku_with_a_bad_batch
 from tests.processes import free_port
-from tests.test_analytics_data_in import analytics_api
-from tests.test_analytics_reports import delivered
-from tests.test_batch_alarm import a_sku_with_a_bad_batch
 
 SCREENSHOT = "report-page.png"
 

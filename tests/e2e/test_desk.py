@@ -43,7 +43,8 @@ async def test_r10_an_agent_finds_a_case_needing_a_decision_approves_it_and_it_l
     # Signed in, the desk opens on "needs a decision", its count in the navigation.
     await expect(page.get_by_role("heading", level=1)).to_contain_text("Needs a decision")
     # Its count is what the queue holds: other tests' cases share the database, and in the
-    # whole suite they fill more than a page (tests/test_case_queues.py records hundreds).
+    # whole suite they fill more than a page (tests/integration/test_case_queues.py records
+    # hundreds).
     shown = await page.locator("tbody tr").count()
     assert shown >= len(others) + 1
     counted = int(
