@@ -45,6 +45,7 @@ from domain.case import (
 from domain.money import Money
 from domain.state import CaseStatus
 from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID, ensure_batch_alarm_schedule
+from infra.case_errors import RefusedDecisionError, UnknownCaseError
 from infra.data_converter import data_converter_for, ensure_local_key_file
 from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.devstack import start_dev_server, start_embedded_postgres
@@ -56,7 +57,7 @@ from infra.edge_identity import (
     grant_verifier,
     refuse_unsafe_exposure,
 )
-from infra.gateway import CaseGateway, RefusedDecisionError, UnknownCaseError
+from infra.gateway import CaseGateway
 from infra.grants import GrantingInterceptor
 from infra.identity import Caller, MachineClients
 from infra.logs import configure_logging
@@ -71,6 +72,7 @@ from infra.settings import (
 )
 from infra.worker_status import SdkMetrics, serve_status, status_server, worker_status_app
 from worker import build_worker
+from workflows.case_handlers import CaseHandlers
 
 log = logging.getLogger("aftersales.run")
 
@@ -189,14 +191,14 @@ async def open_demo_queues(gateway: CaseGateway) -> None:
         case_id = opened.view.case_id
         photos = EvidenceSubmitted(event_id=f"{case_id}-photos",
                                    photos=[f"https://photos.example/{case_id}/1.jpg"])  # fmt: skip
-        await gateway.tell(case_id, "evidence_submitted", photos)
+        await gateway.tell(case_id, CaseHandlers.evidence_submitted, photos)
         if offer is not None:
             await _until(gateway, case_id, CaseStatus.UNDER_REVIEW)
             goodwill = CompensationOffer(action_id=f"{case_id}-offer", actor=agent.actor,
                                          role=agent.role, amount=offer,
                                          reason="scratched on arrival: goodwill")  # fmt: skip
             with contextlib.suppress(RefusedDecisionError):  # R17: the refusal is the point
-                await gateway.decide(case_id, "offer_compensation", goodwill, agent)
+                await gateway.decide(case_id, CaseHandlers.offer_compensation, goodwill, agent)
     # Late (R4): a parcel that should have arrived two days ago; the breach escalates.
     await gateway.open_case(
         _demo_request(11, delivered_days_ago=2, now=now, reason=Reason.NOT_RECEIVED)
@@ -215,7 +217,7 @@ async def open_demo_queues(gateway: CaseGateway) -> None:
                 grade=Grade.DAMAGED if event is ScanEvent.INSPECTED else None, scanned_at=now,
             ))  # fmt: skip
         await _until(gateway, case_id, CaseStatus.REJECTED)
-        await gateway.tell(case_id, "dispute", Dispute(
+        await gateway.tell(case_id, CaseHandlers.dispute, Dispute(
             event_id=f"{case_id}-dispute", reason="the scratch was there when it arrived",
         ))  # fmt: skip
     # R26: a parcel at the dock whose label matches no case, kept for a person.

@@ -26,7 +26,8 @@ from domain.case import (
     WarehouseScan,
 )
 from domain.state import CaseStatus
-from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
+from infra.case_errors import RefusedInputError, UnknownCaseError
+from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually

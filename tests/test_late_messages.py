@@ -61,7 +61,8 @@ from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock
 from domain.state import CaseStatus, Disposition
 from domain.view import CaseView
-from infra.gateway import CaseGateway, UnknownCaseError
+from infra.case_errors import UnknownCaseError
+from infra.gateway import CaseGateway
 from infra.policy_file import load_policy_file
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
