@@ -110,7 +110,7 @@ def _validation_item(error: Mapping[str, Any]) -> ApiErrorItem:
     # pydantic keeps it in the context.
     if isinstance(raised := context.get("error"), FieldError):
         return ApiErrorItem(
-            field=raised.field or field, rule=raised.rule, message=_capped(raised.message)
+            field=field or raised.field, rule=raised.rule, message=_capped(raised.message)
         )
     message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return ApiErrorItem(field=field, rule=None, message=_capped(message))

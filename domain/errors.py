@@ -14,3 +14,8 @@ class FieldError(Exception):
         self.message = message
         self.field = field
         self.rule = rule
+
+
+class InvalidValue(FieldError, ValueError):
+    """A value a model's own check refuses. Pydantic reports it as a `value_error` with
+    this error kept in its context, so the ways in read its field and rule from there."""
