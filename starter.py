@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -346,21 +347,22 @@ async def run(argv: Sequence[str]) -> int:
         await pool.close()
 
 
+@dataclass
 class _Sent:
     """What a command sent, as text: kept with the reason if it is refused."""
 
-    payload = ""
+    payload: str = ""
 
 
 def _refusal(error: Exception) -> str:
     if isinstance(error, ValidationError):
-        return describe_errors(error.errors())
+        return _describe_errors(error.errors())
     if isinstance(error, json.JSONDecodeError):
         return f"input: {error}"
     return str(error)
 
 
-def describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+def _describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
     """Pydantic's errors as one line, each naming its field."""
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in errors)
 

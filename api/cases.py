@@ -2,6 +2,8 @@
 (signals) and decisions (Updates). The signals and the operators' decisions are routed
 from one table each: a route's path, and the handler its message goes to."""
 
+from __future__ import annotations
+
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -138,8 +140,8 @@ DECISION_ROUTES = (
 
 
 def _route_name(path: str) -> str:
-    """The route's name (its OpenAPI operation) from its path: `shipped-back`,
-    `shipped_back`."""
+    """The route's name, which names its OpenAPI operation: the path's last segment
+    (`shipped-back` is `shipped_back`)."""
     return path.replace("-", "_")
 
 
