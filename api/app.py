@@ -79,7 +79,19 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PagePolicy)
     app.add_middleware(ServerTiming)
-    metrics = ApiMetrics(app, budget, gateway.figures)
+    # The lists, queues and what waits for a person before `/cases/{case_id}`, which
+    # would take their paths. Every route parses JSON strictly (api/strict_json.py).
+    routers = [
+        opening_router(gateway, StrictJSONRoute),
+        reports_router(gateway, rendered, StrictJSONRoute),
+        queues_router(gateway, StrictJSONRoute),
+        review_router(gateway, StrictJSONRoute),
+        case_router(gateway, StrictJSONRoute),
+        privacy_router(gateway, StrictJSONRoute),
+        claims_router(gateway, StrictJSONRoute),
+        scans_router(gateway, StrictJSONRoute),
+    ]
+    metrics = ApiMetrics(app, budget, gateway.figures, routers)
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIds)
     if tracer_provider is not None:
@@ -94,17 +106,6 @@ def create_app(
         "/codec",
         codec_app(gateway.payload_codec, proven_staff, codec_origins, authenticator, run_codec),
     )
-    # The lists, queues and what waits for a person before `/cases/{case_id}`, which
-    # would take their paths.
-    for router in (
-        opening_router(gateway, StrictJSONRoute),
-        reports_router(gateway, rendered, StrictJSONRoute),
-        queues_router(gateway, StrictJSONRoute),
-        review_router(gateway, StrictJSONRoute),
-        case_router(gateway, StrictJSONRoute),
-        privacy_router(gateway, StrictJSONRoute),
-        claims_router(gateway, StrictJSONRoute),
-        scans_router(gateway, StrictJSONRoute),
-    ):
+    for router in routers:
         app.include_router(router)
     return app
