@@ -267,15 +267,17 @@ def add_queue_routes(
         if refusals:
             shown = "; ".join(refusals[:_REFUSALS_SHOWN])
             done += f"; {len(refusals)} refused, the first: {shown}"
-        # It travels in the redirect's query: within what the queue's page takes.
-        done = done[:DONE_LENGTH]
-        return RedirectResponse(
-            # Back to the queue as it was narrowed (the form posts with its query).
-            request.url_for("show_queue", queue=queue.value).include_query_params(
-                **(dict(request.query_params) | {"done": done})
-            ),
-            status_code=status.HTTP_303_SEE_OTHER,
-        )
+        return _back_to_queue(request, queue, done)
+
+
+def _back_to_queue(request: Request, queue: Queue, done: str) -> Response:
+    """Back to the queue as it was narrowed (the form posts with its query), saying what
+    was done: in the redirect's query, so within what the queue's page takes."""
+    query = dict(request.query_params) | {"done": done[:DONE_LENGTH]}
+    return RedirectResponse(
+        request.url_for("show_queue", queue=queue.value).include_query_params(**query),
+        status_code=status.HTTP_303_SEE_OTHER,
+    )
 
 
 async def _assign_each(
