@@ -197,7 +197,7 @@ def allowed_methods(request: Request) -> str:
 RETRY_AFTER_S = 5
 
 
-async def unavailable(_: Request, error: Exception) -> JSONResponse:
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     """An outage is not the caller's fault: 503 and a retry. What was accepted before it
     stays accepted (a stored case request, a delivered scan), and repeating a request that
     carries its own id changes nothing (R2, R26)."""
@@ -244,7 +244,7 @@ class _Refusals:
                     errors=one_line(errors),
                 )
             except DATABASE_DOWN as outage:
-                return await unavailable(request, outage)
+                return await _unavailable(request, outage)
             self.spend(request)
         return error_response(status_code, errors)
 
@@ -265,8 +265,8 @@ class _Refusals:
 def _answered(
     status_code: int, headers: Mapping[str, str] | None = None
 ) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    """A handler that answers an error naming its field and rule, keeping nothing: the
-    request carried no news, or its path names a person (an erasure)."""
+    """A handler that answers an error naming its field and rule, and keeps nothing of
+    the request."""
 
     async def handler(_: Request, error: Exception) -> JSONResponse:
         if not isinstance(error, FieldError):
@@ -314,7 +314,7 @@ def add_error_handlers(app: FastAPI, gateway: CaseGateway, budget: RefusalBudget
         # Not kept in refused_inputs: the path names the customer being erased.
         CustomerHasOpenCasesError: _answered(conflict),
         WorkerUnavailableError: _answered(status.HTTP_503_SERVICE_UNAVAILABLE, retry),
-        **dict.fromkeys((RPCError, *DATABASE_DOWN), unavailable),
+        **dict.fromkeys((RPCError, *DATABASE_DOWN), _unavailable),
         Exception: _unexpected,
         RequestValidationError: invalid,
         ValidationError: invalid,
