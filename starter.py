@@ -394,7 +394,8 @@ async def _command(
             print(json.dumps({"accepted": True, "event_id": args.event_id}))
         case "tell":
             sent.payload = _read(args.json_payload)
-            await gateway.tell(args.case_id, *_news(args, settings, sent.payload))
+            signal, news = _news(args, settings, sent.payload)
+            await gateway.tell(args.case_id, signal, news)
             print(json.dumps({"case_id": args.case_id, "accepted": args.signal}))
         case "decide":
             sent.payload = _read(args.json_payload)
