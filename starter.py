@@ -10,29 +10,25 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from pydantic import BaseModel, ValidationError
 
 from activities.analytics_store import DELIVERY_CSV_COLUMNS, read_delivery_csv
 from activities.policy_file import PolicyFileError, load_policy_file
 from api.reports import Section, report_csv
-from domain.analytics import MAX_DELIVERY_ROWS, ReportFilters
+from domain.analytics import MAX_DELIVERY_ROWS, Report, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from domain.state import CaseMessage
 from infra.alarm_schedule import ensure_batch_alarm_schedule
+from infra.case_errors import RefusedDecisionError, RefusedInputError, UnknownCaseError
+from infra.case_messages import SIGNAL_BY_NAME, UPDATE_BY_NAME, SignalHandler, model_of
 from infra.database import ForeignSchemaError, create_pool, migrate
-from infra.gateway import (
-    SIGNALS,
-    UPDATES,
-    CaseGateway,
-    RefusedDecisionError,
-    RefusedInputError,
-    UnknownCaseError,
-    describe_validation_error,
-)
+from infra.gateway import CaseGateway
 from infra.search_attribute_setup import register_search_attributes
 from infra.security.data_converter import key_ring
 from infra.security.data_keys import rewrap
@@ -50,6 +46,7 @@ from infra.security.privacy import apply_retention
 from infra.settings import ConfigurationError, Settings, load_settings
 from infra.temporal_client import connect, connect_for_operations
 from workflows import search_attributes
+from workflows.case_handlers import CaseHandlers
 
 EXIT_FAILURE, EXIT_REFUSED, EXIT_UNKNOWN_CASE, EXIT_UNAUTHORISED = 1, 2, 3, 4
 
@@ -60,8 +57,20 @@ _MACHINE_TOKEN_HELP = "the sending machine's credential (role {}); nothing is se
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_intake_commands(commands.add_parser)
+    _add_message_commands(commands.add_parser)
+    _add_identity_commands(commands.add_parser)
+    _add_operations_commands(commands.add_parser)
+    _add_data_commands(commands.add_parser)
+    return parser
 
-    open_ = commands.add_parser("open", help="open a case (idempotent, R2)")
+
+# `add_parser` of the command line's subcommands.
+AddCommand = Callable[..., argparse.ArgumentParser]
+
+
+def _add_intake_commands(add_command: AddCommand) -> None:
+    open_ = add_command("open", help="open a case (idempotent, R2)")
     open_.add_argument("--json", dest="json_file", help="request JSON file, or - for stdin")
     open_.add_argument("--order")
     open_.add_argument("--line")
@@ -81,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     open_.add_argument("--time-zone", default="UTC", help="IANA name, e.g. Europe/Berlin")
     open_.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("service"))
 
-    scan = commands.add_parser("scan", help="a warehouse scan (R26)")
+    scan = add_command("scan", help="a warehouse scan (R26)")
     scan.add_argument("barcode", help="the return label's barcode: the case id")
     scan.add_argument("--scan-id", required=True)
     scan.add_argument("--event", required=True, help="parcel_received | inspected")
@@ -91,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--scanned-at", help="ISO 8601 with offset; default now")
     scan.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("warehouse"))
 
-    shipped = commands.add_parser("shipped", help="the customer shipped the parcel back (R12)")
+
+def _add_message_commands(add_command: AddCommand) -> None:
+    shipped = add_command("shipped", help="the customer shipped the parcel back (R12)")
     shipped.add_argument("case_id")
     shipped.add_argument("--event-id", required=True)
     shipped.add_argument("--carrier", required=True)
@@ -99,32 +110,34 @@ def _parser() -> argparse.ArgumentParser:
     shipped.add_argument("--shipped-at", help="ISO 8601 with offset; default now")
     shipped.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("service"))
 
-    tell = commands.add_parser("tell", help="news for a case (a signal), from JSON")
+    tell = add_command("tell", help="news for a case (a signal), from JSON")
     tell.add_argument("case_id")
-    tell.add_argument("signal", choices=sorted(SIGNALS))
+    tell.add_argument("signal", choices=sorted(SIGNAL_BY_NAME))
     tell.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
     tell.add_argument(
         "--token", required=True, help=_MACHINE_TOKEN_HELP.format("service; warehouse for scans")
     )
 
-    decide = commands.add_parser(
+    decide = add_command(
         "decide", help="a decision on a case (a validated update), from JSON; prints the case"
     )
     decide.add_argument("case_id")
-    decide.add_argument("update", choices=sorted(UPDATES))
+    decide.add_argument("update", choices=sorted(UPDATE_BY_NAME))
     decide.add_argument("--json", dest="json_payload", required=True, help="JSON, or - for stdin")
     decide.add_argument(
         "--token", required=True,
         help="your staff token (or a service's credential): the actor and role come from it",
     )  # fmt: skip
 
-    token = commands.add_parser("token", help="a staff token signed with the local dev key")
+
+def _add_identity_commands(add_command: AddCommand) -> None:
+    token = add_command("token", help="a staff token signed with the local dev key")
     token.add_argument("--name", required=True, help="the staff id (the ledger's actor)")
     token.add_argument("--role", required=True, action="append", dest="roles",
                        choices=sorted(r.value for r in STAFF_TOKEN_ROLES))  # fmt: skip
     token.add_argument("--hours", type=float, default=8.0, help="lifetime; default 8")
 
-    client = commands.add_parser("client", help="machine credentials (services, scanners)")
+    client = add_command("client", help="machine credentials (services, scanners)")
     client_commands = client.add_subparsers(dest="client_command", required=True)
     add = client_commands.add_parser("add", help="a new credential; prints it once")
     add.add_argument("--name", required=True, help="e.g. dock-1")
@@ -135,30 +148,33 @@ def _parser() -> argparse.ArgumentParser:
     revoke = client_commands.add_parser("revoke", help="the credential stops working at once")
     revoke.add_argument("--name", required=True)
 
-    status = commands.add_parser(
-        "status", help="a case's working view (no inbox, no personal free text)"
-    )
+
+def _add_operations_commands(add_command: AddCommand) -> None:
+    status = add_command("status", help="a case's working view (no inbox, no personal free text)")
     status.add_argument("case_id")
 
-    commands.add_parser(
+    add_command(
         "setup",
         help="set-up work, idempotent: migrations, the cases' search attributes, the R24 "
         "batch alarm's schedule (the worker only warns when the schedule is missing)",
     )
 
-    commands.add_parser(
+    add_command(
         "rewrap-keys",
         help="wrap every case's data key with the newest codec master key; then an older "
         "master key may leave AFTERSALES_CODEC_KEYS (docs/privacy.md)",
     )
 
-    commands.add_parser(
+    add_command(
         "retention",
         help="apply the retention rule (docs/privacy.md): delete old refused input, remove "
         "old cases' free text; run it daily",
     )
 
-    deliveries = commands.add_parser(
+
+def _add_data_commands(add_command: AddCommand) -> None:
+    """Deliveries in (R24); the report and the case list out."""
+    deliveries = add_command(
         "import-deliveries",
         help="units delivered per SKU, batch and day from CSV (R24): header "
         f"{','.join(DELIVERY_CSV_COLUMNS)}; idempotent; bad rows are kept for a person and "
@@ -167,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     deliveries.add_argument("csv_file", help="the CSV file, or - for stdin")
     deliveries.add_argument("--token", required=True, help=_MACHINE_TOKEN_HELP.format("service"))
 
-    report = commands.add_parser(
+    report = add_command(
         "report", help="R24's report as JSON, or one section as CSV (--csv SECTION)"
     )
     report.add_argument("--from", dest="from_day", help="first day, YYYY-MM-DD (UTC)")
@@ -176,10 +192,9 @@ def _parser() -> argparse.ArgumentParser:
         report.add_argument(f"--{name}")
     report.add_argument("--csv", choices=sorted(s.value for s in Section), dest="section")
 
-    list_ = commands.add_parser("list", help="cases, newest first")
+    list_ = add_command("list", help="cases, newest first")
     list_.add_argument("--status", help="only cases in this status")
     list_.add_argument("--limit", type=int, default=50)
-    return parser
 
 
 def _now() -> str:
@@ -282,11 +297,12 @@ def _decision(
     """The decision as the token's holder takes it: actor and role from the proof
     (R23); a payload naming someone else is refused."""
     principal = authenticator(settings).authenticate(args.token)
-    role = acting_role(principal, AUTHORITY[args.update])
+    update = UPDATE_BY_NAME[args.update]
+    role = acting_role(principal, AUTHORITY[update])
     if role is None:
         raise Unauthenticated(f"{principal.actor} may not send {args.update}")
     caller = Caller(actor=principal.actor, role=role)
-    model = UPDATES[args.update]
+    model = model_of(update)
     data = json.loads(payload)
     if issubclass(model, OperatorAction) and isinstance(data, dict):
         proven = {"actor": caller.actor, "role": caller.role.value}
@@ -306,87 +322,18 @@ async def run(argv: Sequence[str]) -> int:
     pool = await create_pool(settings.effective_database_url, max_size=2)
     client = await connect(settings, pool, [GrantingInterceptor(grant_signer(settings))])
     gateway = CaseGateway(client, pool, settings.task_queue, load_policy_file(settings.policy_file))
-    payload = ""
+    sent = _Sent()
     try:
-        match args.command:
-            case "open":
-                _proven(args, settings, Role.SERVICE)
-                payload = _open_payload(args)
-                opened = await gateway.open_case(gateway.received_now(_parse_open(payload)))
-                _print(opened.view)
-            case "scan":
-                scan_fields = {
-                    "scan_id": args.scan_id,
-                    "event": args.event,
-                    "station": args.station,
-                    "grade": args.grade,
-                    "photos": args.photos,
-                    "scanned_at": args.scanned_at or _now(),
-                }
-                scanner = _proven(args, settings, Role.WAREHOUSE)
-                payload = json.dumps(_drop_none(scan_fields))
-                await gateway.scan(args.barcode, _scan_by(scanner, payload))
-                print(json.dumps({"accepted": True, "scan_id": args.scan_id}))
-            case "shipped":
-                notice = {
-                    "event_id": args.event_id,
-                    "carrier": args.carrier,
-                    "tracking_number": args.tracking_number,
-                    "shipped_at": args.shipped_at or _now(),
-                }
-                _proven(args, settings, Role.SERVICE)
-                payload = json.dumps(notice)
-                await gateway.shipped_back(args.case_id, ShippedBack.model_validate_json(payload))
-                print(json.dumps({"accepted": True, "event_id": args.event_id}))
-            case "tell":
-                payload = _read(args.json_payload)
-                if args.signal == "warehouse_scan":
-                    news: BaseModel = _scan_by(_proven(args, settings, Role.WAREHOUSE), payload)
-                else:
-                    _proven(args, settings, Role.SERVICE)
-                    news = SIGNALS[args.signal].model_validate_json(payload)
-                await gateway.tell(args.case_id, args.signal, news)
-                print(json.dumps({"case_id": args.case_id, "accepted": args.signal}))
-            case "decide":
-                payload = _read(args.json_payload)
-                decision, caller = _decision(args, settings, payload)
-                _print(await gateway.decide(args.case_id, args.update, decision, caller))
-            case "status":
-                _print(await gateway.status(args.case_id))
-            case "list":
-                _print(await gateway.list_cases(status=args.status, limit=args.limit))
-            case "import-deliveries":
-                _proven(args, settings, Role.SERVICE)
-                return await _import_deliveries(gateway, args.csv_file)
-            case "report":
-                payload = json.dumps(_drop_none(
-                    {name: getattr(args, name) for name in ReportFilters.model_fields}
-                ))  # fmt: skip
-                found = await gateway.report(ReportFilters.model_validate_json(payload))
-                if args.section:
-                    print(report_csv(found, Section(args.section)), end="")
-                else:
-                    _print(found)
-            case "retention":
-                _print(await apply_retention(pool))
-            case "rewrap-keys":
-                _print(await rewrap(pool, key_ring(settings)))
-        return 0
+        return await _command(args, settings, gateway, pool, sent)
     except (
         ValidationError,
         json.JSONDecodeError,
         RefusedInputError,
         RefusedDecisionError,
     ) as error:
-        message = (
-            describe_validation_error(error)
-            if isinstance(error, ValidationError)
-            else f"input: {error}"
-            if isinstance(error, json.JSONDecodeError)
-            else str(error)
-        )
+        message = _refusal(error)
         await gateway.record_refused_input(
-            source="starter", operation=args.command, payload=payload, errors=message
+            source="starter", operation=args.command, payload=sent.payload, errors=message
         )
         print(f"refused: {message}", file=sys.stderr)
         return EXIT_REFUSED
@@ -398,6 +345,121 @@ async def run(argv: Sequence[str]) -> int:
         return EXIT_UNAUTHORISED
     finally:
         await pool.close()
+
+
+@dataclass
+class _Sent:
+    """What a command sent, as text: kept with the reason if it is refused."""
+
+    payload: str = ""
+
+
+def _refusal(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return _describe_errors(error.errors())
+    if isinstance(error, json.JSONDecodeError):
+        return f"input: {error}"
+    return str(error)
+
+
+def _describe_errors(errors: Sequence[Mapping[str, Any]]) -> str:
+    """Pydantic's errors as one line, each naming its field."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in errors)
+
+
+async def _command(
+    args: argparse.Namespace,
+    settings: Settings,
+    gateway: CaseGateway,
+    pool: asyncpg.Pool,
+    sent: _Sent,
+) -> int:
+    """One command that reaches Temporal or PostgreSQL; 0 when done."""
+    match args.command:
+        case "open":
+            _proven(args, settings, Role.SERVICE)
+            sent.payload = _open_payload(args)
+            opened = await gateway.open_case(gateway.received_now(_parse_open(sent.payload)))
+            _print(opened.view)
+        case "scan":
+            scanner = _proven(args, settings, Role.WAREHOUSE)
+            sent.payload = _scan_payload(args)
+            await gateway.scan(args.barcode, _scan_by(scanner, sent.payload))
+            print(json.dumps({"accepted": True, "scan_id": args.scan_id}))
+        case "shipped":
+            _proven(args, settings, Role.SERVICE)
+            sent.payload = _shipped_payload(args)
+            notice = ShippedBack.model_validate_json(sent.payload)
+            await gateway.shipped_back(args.case_id, notice)
+            print(json.dumps({"accepted": True, "event_id": args.event_id}))
+        case "tell":
+            sent.payload = _read(args.json_payload)
+            signal, news = _news(args, settings, sent.payload)
+            await gateway.tell(args.case_id, signal, news)
+            print(json.dumps({"case_id": args.case_id, "accepted": args.signal}))
+        case "decide":
+            sent.payload = _read(args.json_payload)
+            decision, caller = _decision(args, settings, sent.payload)
+            update = UPDATE_BY_NAME[args.update]
+            _print(await gateway.decide(args.case_id, update, decision, caller))
+        case "import-deliveries":
+            _proven(args, settings, Role.SERVICE)
+            return await _import_deliveries(gateway, args.csv_file)
+        case "report":
+            sent.payload = json.dumps(_drop_none(
+                {name: getattr(args, name) for name in ReportFilters.model_fields}
+            ))  # fmt: skip
+            _print_report(await gateway.report(ReportFilters.model_validate_json(sent.payload)),
+                          args.section)  # fmt: skip
+        case _:
+            await _read_or_maintain(args, settings, gateway, pool)
+    return 0
+
+
+async def _read_or_maintain(
+    args: argparse.Namespace, settings: Settings, gateway: CaseGateway, pool: asyncpg.Pool
+) -> None:
+    match args.command:
+        case "status":
+            _print(await gateway.status(args.case_id))
+        case "list":
+            _print(await gateway.list_cases(status=args.status, limit=args.limit))
+        case "retention":
+            _print(await apply_retention(pool))
+        case "rewrap-keys":
+            _print(await rewrap(pool, key_ring(settings)))
+
+
+def _news(
+    args: argparse.Namespace, settings: Settings, payload: str
+) -> tuple[SignalHandler[Any], BaseModel]:
+    """The signal and its message; a scan names the proven scanner (R23)."""
+    signal = SIGNAL_BY_NAME[args.signal]
+    if signal is CaseHandlers.warehouse_scan:
+        return signal, _scan_by(_proven(args, settings, Role.WAREHOUSE), payload)
+    _proven(args, settings, Role.SERVICE)
+    return signal, model_of(signal).model_validate_json(payload)
+
+
+def _scan_payload(args: argparse.Namespace) -> str:
+    return json.dumps(_drop_none({
+        "scan_id": args.scan_id, "event": args.event, "station": args.station,
+        "grade": args.grade, "photos": args.photos, "scanned_at": args.scanned_at or _now(),
+    }))  # fmt: skip
+
+
+def _shipped_payload(args: argparse.Namespace) -> str:
+    return json.dumps({
+        "event_id": args.event_id, "carrier": args.carrier,
+        "tracking_number": args.tracking_number, "shipped_at": args.shipped_at or _now(),
+    })  # fmt: skip
+
+
+def _print_report(found: Report, section: str | None) -> None:
+    if section:
+        print(report_csv(found, Section(section)), end="")
+    else:
+        _print(found)
 
 
 async def _setup(settings: Settings) -> int:

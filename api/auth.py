@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
@@ -22,6 +22,7 @@ from api.codec import (
     session_authorization,
 )
 from api.docs_pages import DOCS_ASSETS_PATH, DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH
+from api.errors import FieldHTTPException
 from api.status import STATUS_PATHS
 from desk.gate import DESK_PATH, DeskGate, is_browser_page
 from domain.case import Role
@@ -113,8 +114,11 @@ def requires(*roles: Role) -> Callable[..., Awaitable[Caller]]:
         role = acting_role(principal, roles)
         if role is None:
             allowed = ", ".join(r.value for r in roles)
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role: {principal.actor} may not "
-                                f"do this (allowed: {allowed})")  # fmt: skip
+            raise FieldHTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"{principal.actor} may not do this (allowed: {allowed})",
+                field="role",
+            )
         return Caller(actor=principal.actor, role=role, carriers=principal.carriers)
 
     return caller

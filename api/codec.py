@@ -43,7 +43,7 @@ from starlette.types import Scope
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from api.errors import http_error
+from api.errors import FieldHTTPException, http_error
 from domain.case import STAFF_BY_AUTHORITY
 from infra.security.codec import CodecError
 from infra.security.identity import (
@@ -172,18 +172,20 @@ def codec_app(
 
 def _admit_to_run_codec(run_codec: RunCodec, secret: str, request: Request) -> None:
     if not run_codec.admits(secret):
-        raise HTTPException(
+        raise FieldHTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "codec: not this run's endpoint (`make run` gives its UI a new one on every "
-            "start: reload the page)",
+            "not this run's endpoint (`make run` gives its UI a new one on every start: "
+            "reload the page)",
+            field="codec",
         )
     peer = request.client.host if request.client else ""
     host = request.url.hostname or ""
     if not (is_loopback(peer) and is_loopback(host)):
-        raise HTTPException(
+        raise FieldHTTPException(
             status.HTTP_403_FORBIDDEN,
             # Neither name is echoed (docs/contract.md): the Host is the caller's input.
-            "codec: this run's endpoint answers loopback only, under a loopback name",
+            "this run's endpoint answers loopback only, under a loopback name",
+            field="codec",
         )
 
 

@@ -4,23 +4,41 @@ same JSON, and never a Python class name or the refused input itself."""
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from fastapi import Request, status
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
+from temporalio.service import RPCError
+
+from api.security_headers import SECURITY_HEADERS
+from api.strict_json import DuplicateKeyError
+from domain.errors import FieldError
+from infra.case_errors import (
+    CaseErasedError,
+    ReceiptRefusedError,
+    RefusedDecisionError,
+    RefusedInputError,
+    UnknownCaseError,
+    WorkerUnavailableError,
+)
+from infra.case_notes import NoteIdTakenError, UnknownNoteCaseError
+from infra.kept_for_review import AlreadyResolvedError, UnknownKeptItemError
+from infra.outages import DATABASE_DOWN, unreachable_service
+from infra.security.privacy import CustomerHasOpenCasesError
+
+if TYPE_CHECKING:
+    from api.refusal_budget import RefusalBudget
+    from infra.gateway import CaseGateway
 
 # What one answer may say: enough for a person, never the size of the input (a body of
 # 10 000 unknown keys would otherwise be 10 000 errors).
 MAX_MESSAGE_CHARS = 500
 MAX_ERRORS = 20
-_RULE = re.compile(r"\bR([1-9]|1[0-9]|2[0-7])\b")
-# "field: message" or "field.sub: message": the messages of domain.md's refusals start so.
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*): ")
 
 
 class ApiErrorItem(BaseModel):
@@ -61,27 +79,9 @@ def one_line(errors: Iterable[ApiErrorItem]) -> str:
     return "; ".join(parts)
 
 
-def from_message(message: str, field: str | None = None) -> ApiErrorItem:
-    """An item from input refused at the edge: a leading `field: ` names the field (unless
-    one is given), the first rule id named is the rule."""
-    field, text = _field_and_text(message, field)
-    rule = _RULE.search(text)
-    return ApiErrorItem(field=field, rule=rule.group(0) if rule else None, message=_capped(text))
-
-
-def from_refusal(message: str, rule: str | None) -> ApiErrorItem:
-    """An item from a case's typed refusal: the rule is the one it carries (None where no
-    rule of domain.md refuses), never read from its words; a leading `field: ` still
-    names the field."""
-    field, text = _field_and_text(message, None)
-    return ApiErrorItem(field=field, rule=rule, message=_capped(text))
-
-
-def _field_and_text(message: str, field: str | None) -> tuple[str | None, str]:
-    text = message.strip()
-    if (named := _FIELD_PREFIX.match(text)) and not _RULE.fullmatch(named.group(1)):
-        field, text = field or named.group(1), text[named.end() :]
-    return field, text
+def item_of(error: FieldError) -> ApiErrorItem:
+    """An item from an error that names its field and rule (domain/errors.py)."""
+    return ApiErrorItem(field=error.field, rule=error.rule, message=_capped(error.message))
 
 
 def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:
@@ -89,21 +89,31 @@ def from_validation(errors: Sequence[Mapping[str, Any]]) -> list[ApiErrorItem]:
     the refused input is not echoed, so the answer stays small whatever was sent."""
     items = []
     for error in errors[:MAX_ERRORS]:
-        # FastAPI says where ("body", "query", "header", "path") first; the field follows.
-        location = [str(part) for part in error.get("loc", ())]
-        if location[:1] == ["body"]:
-            location = location[1:]
-        # None for the body as a whole: a model check's message names its field itself.
-        field = ".".join(location) or None
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        if error.get("type") == "json_invalid":
-            message = f"not valid JSON: {error.get('ctx', {}).get('error', 'decode error')}"
-            field = "body"
-        items.append(from_message(message, field=field))
+        items.append(_validation_item(error))
     if len(errors) > MAX_ERRORS:
         more = f"and {len(errors) - MAX_ERRORS} more errors like these"
         items.append(ApiErrorItem(field=None, rule=None, message=more))
     return items
+
+
+def _validation_item(error: Mapping[str, Any]) -> ApiErrorItem:
+    context = error.get("ctx", {})
+    if error.get("type") == "json_invalid":
+        message = f"not valid JSON: {context.get('error', 'decode error')}"
+        return ApiErrorItem(field="body", rule=None, message=_capped(message))
+    # FastAPI says where ("body", "query", "header", "path") first; the field follows.
+    location = [str(part) for part in error.get("loc", ())]
+    if location[:1] == ["body"]:
+        location = location[1:]
+    field = ".".join(location) or None
+    # A model's own check raises an error that names its field and rule (domain/errors.py);
+    # pydantic keeps it in the context.
+    if isinstance(raised := context.get("error"), FieldError):
+        return ApiErrorItem(
+            field=field or raised.field, rule=raised.rule, message=_capped(raised.message)
+        )
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return ApiErrorItem(field=field, rule=None, message=_capped(message))
 
 
 def _capped(text: str) -> str:
@@ -131,12 +141,31 @@ _MEANING = {
 }
 
 
+class FieldHTTPException(HTTPException):
+    """An HTTP refusal that names its field (and rule) as data; `detail` is the one line."""
+
+    def __init__(
+        self, status_code: int, message: str, *, field: str | None = None, rule: str | None = None
+    ) -> None:
+        super().__init__(status_code, f"{field}: {message}" if field else message)
+        self.field = field
+        self.rule = rule
+        self.message = message
+
+
+def http_error_item(error: HTTPException) -> ApiErrorItem:
+    if isinstance(error, FieldHTTPException):
+        return ApiErrorItem(field=error.field, rule=error.rule, message=_capped(error.message))
+    # Starlette's own (404 no such route, 405): its words name no field and no rule.
+    return ApiErrorItem(field=None, rule=None, message=_capped(str(error.detail)))
+
+
 async def http_error(request: Request, error: Exception) -> JSONResponse:
     """401, 403, 404 (no such route), 405, 413 in the one shape: nothing was accepted,
     nothing is kept. For the API and the codec server alike."""
     if not isinstance(error, HTTPException):
         raise error
-    item = from_message(error.detail)
+    item = http_error_item(error)
     headers = dict(error.headers or {})
     if error.status_code == status.HTTP_401_UNAUTHORIZED:
         item.field = "Authorization"  # the header that lacks a valid credential
@@ -162,3 +191,133 @@ def allowed_methods(request: Request) -> str:
             route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
         )
     )
+
+
+# How long a client is asked to wait before sending again through an outage.
+RETRY_AFTER_S = 5
+
+
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
+    """An outage is not the caller's fault: 503 and a retry. What was accepted before it
+    stays accepted (a stored case request, a delivered scan), and repeating a request that
+    carries its own id changes nothing (R2, R26)."""
+    service = unreachable_service(error)
+    if service is None:
+        raise error
+    message = f"{service} cannot be reached right now; send the request again"
+    return error_response(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        [ApiErrorItem(field=None, rule=None, message=message)],
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    # Outside the middleware stack (Starlette's last resort), so the headers go on here.
+    message = "the API failed unexpectedly; the request may be sent again"
+    return error_response(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        [ApiErrorItem(field=None, rule=None, message=message)],
+        headers=SECURITY_HEADERS,
+    )
+
+
+class _Refusals:
+    """Bad input loses nothing: the body as received is kept with the answer's reason
+    before the answer goes out; if it cannot be kept (PostgreSQL down), 503 asks for the
+    request again. A read sends nothing to keep. Each refusal spends from the caller's
+    budget (api/refusal_budget.py)."""
+
+    def __init__(self, gateway: CaseGateway, budget: RefusalBudget) -> None:
+        self._gateway = gateway
+        self._budget = budget
+
+    async def refuse(
+        self, request: Request, status_code: int, errors: list[ApiErrorItem]
+    ) -> JSONResponse:
+        if request.method != "GET":
+            try:
+                await self._gateway.record_refused_input(
+                    source="api",
+                    operation=f"{request.method} {request.url.path}",
+                    payload=(await request.body()).decode("utf-8", "backslashreplace"),
+                    errors=one_line(errors),
+                )
+            except DATABASE_DOWN as outage:
+                return await _unavailable(request, outage)
+            self.spend(request)
+        return error_response(status_code, errors)
+
+    def spend(self, request: Request) -> None:
+        self._budget.spend(request.state.principal.actor)
+
+    def kept(self, status_code: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        """A handler that keeps the refused body, for an error naming its field and rule."""
+
+        async def handler(request: Request, error: Exception) -> JSONResponse:
+            if not isinstance(error, FieldError):
+                raise error
+            return await self.refuse(request, status_code, [item_of(error)])
+
+        return handler
+
+
+def _answered(
+    status_code: int, headers: Mapping[str, str] | None = None
+) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    """A handler that answers an error naming its field and rule, and keeps nothing of
+    the request."""
+
+    async def handler(_: Request, error: Exception) -> JSONResponse:
+        if not isinstance(error, FieldError):
+            raise error
+        return error_response(status_code, [item_of(error)], headers=headers)
+
+    return handler
+
+
+def add_error_handlers(app: FastAPI, gateway: CaseGateway, budget: RefusalBudget) -> None:
+    """Every error the API answers, in the one shape (`ApiError`)."""
+    refusals = _Refusals(gateway, budget)
+
+    async def unknown_case(request: Request, error: Exception) -> JSONResponse:
+        if not isinstance(error, UnknownCaseError):
+            raise error
+        if "case_id" not in request.path_params:
+            # A carrier's answer to no claim: the gateway kept it (R15).
+            refusals.spend(request)
+            return error_response(status.HTTP_404_NOT_FOUND, [item_of(error)])
+        return await refusals.refuse(request, status.HTTP_404_NOT_FOUND, [item_of(error)])
+
+    async def invalid(request: Request, error: Exception) -> JSONResponse:
+        if not isinstance(error, RequestValidationError | ValidationError):
+            raise error
+        errors = from_validation(error.errors())
+        if isinstance(error.__cause__, DuplicateKeyError):
+            message = "duplicate key: a key may appear once in a JSON object"
+            errors = [ApiErrorItem(field=error.__cause__.key, rule=None, message=message)]
+        return await refusals.refuse(request, status.HTTP_422_UNPROCESSABLE_CONTENT, errors)
+
+    conflict, unprocessable = status.HTTP_409_CONFLICT, status.HTTP_422_UNPROCESSABLE_CONTENT
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
+    handlers: dict[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]] = {
+        HTTPException: http_error,
+        UnknownCaseError: unknown_case,
+        ReceiptRefusedError: refusals.kept(unprocessable),
+        RefusedInputError: refusals.kept(conflict),
+        RefusedDecisionError: refusals.kept(conflict),
+        UnknownKeptItemError: _answered(status.HTTP_404_NOT_FOUND),
+        UnknownNoteCaseError: refusals.kept(status.HTTP_404_NOT_FOUND),
+        AlreadyResolvedError: refusals.kept(conflict),
+        NoteIdTakenError: refusals.kept(conflict),
+        CaseErasedError: _answered(status.HTTP_410_GONE),
+        # Not kept in refused_inputs: the path names the customer being erased.
+        CustomerHasOpenCasesError: _answered(conflict),
+        WorkerUnavailableError: _answered(status.HTTP_503_SERVICE_UNAVAILABLE, retry),
+        **dict.fromkeys((RPCError, *DATABASE_DOWN), _unavailable),
+        Exception: _unexpected,
+        RequestValidationError: invalid,
+        ValidationError: invalid,
+    }
+    for error_type, handler in handlers.items():
+        app.add_exception_handler(error_type, handler)

@@ -9,9 +9,9 @@ sent: the label set stays bounded and no case id becomes a label."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -69,8 +69,17 @@ class RequestMetrics(HttpMiddleware):
 
 
 class ApiMetrics:
-    def __init__(self, app: FastAPI, budget: RefusalBudget, figures: BusinessFigures) -> None:
+    def __init__(
+        self,
+        app: FastAPI,
+        budget: RefusalBudget,
+        figures: BusinessFigures,
+        routers: Sequence[APIRouter] = (),
+    ) -> None:
+        """`routers`: those the app includes, whose routes are labelled by their template
+        too (the app keeps an included router behind one entry, with no template)."""
         self._app = app
+        self._routers = routers
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "aftersales_http_requests",
@@ -89,10 +98,12 @@ class ApiMetrics:
         self._figures = figures
 
     def route_of(self, scope: Scope) -> str:
-        for route in self._app.router.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL:
-                return str(getattr(route, "path", UNMATCHED_ROUTE))
+        """The template of the route the request reached, or would have reached had it
+        not been answered before (a 401, a 413)."""
+        included = (route for router in self._routers for route in router.routes)
+        for route in (*self._app.router.routes, *included):
+            if hasattr(route, "path") and route.matches(scope)[0] is Match.FULL:
+                return str(route.path)
         return UNMATCHED_ROUTE
 
     async def exposition(self, _: Request) -> Response:

@@ -21,7 +21,7 @@ from domain.claim import CarrierAnswer, CarrierClaimRequest
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState
-from infra.gateway import WORKFLOW_OF_KIND
+from infra.case_messages import WORKFLOW_OF_KIND
 from tests.helpers import Handle
 from tests.histories.record import SCENARIOS
 from workflows.carrier_claim import CarrierClaim, ClaimRun

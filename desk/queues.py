@@ -45,13 +45,9 @@ from domain.queues import (
     Viewer,
 )
 from domain.state import CaseStatus
+from infra.case_errors import RefusedDecisionError, RefusedInputError, UnknownCaseError
 from infra.case_page import CasePageReads
-from infra.gateway import (
-    CaseGateway,
-    RefusedDecisionError,
-    RefusedInputError,
-    UnknownCaseError,
-)
+from infra.gateway import CaseGateway
 from infra.kept_for_review import (
     AlreadyResolvedError,
     InvalidKeptCursorError,
@@ -61,6 +57,7 @@ from infra.kept_for_review import (
     UnknownKeptItemError,
 )
 from infra.security.identity import Caller
+from workflows.case_handlers import CaseHandlers
 
 T = TypeVar("T")
 _CASE_ID = re.compile(CASE_ID_PATTERN)
@@ -182,6 +179,23 @@ def _csv(rows: list[CaseRow]) -> str:
     return out.getvalue()
 
 
+async def _queue_rows(
+    request: Request, gateway: CaseGateway, queue: Queue, caller: Caller, cursor: str | None
+) -> tuple[list[CaseRow], str | None, int | None, Filters]:
+    filters = _filters(request)
+    try:
+        after = Cursor.decode(cursor, CaseSort.NEXT_DEADLINE) if cursor else None
+    except InvalidCursorError as error:
+        raise BadForm(f"cursor: {error}") from error
+    # Unnarrowed, the queue's total is its count in the navigation: not counted twice.
+    narrowed = any(filters.model_dump().values())
+    shown = await gateway.queues.queue(
+        queue, _viewer(caller), datetime.now(UTC), narrowed_by=filters.as_filter(),
+        after=after, with_total=narrowed,
+    )  # fmt: skip
+    return shown.rows, shown.next_cursor, shown.total, filters
+
+
 def add_queue_routes(
     router: APIRouter,
     gateway: CaseGateway,
@@ -189,23 +203,6 @@ def add_queue_routes(
     acting: Callable[..., Caller],
     roles: tuple[Role, ...],
 ) -> None:
-
-    async def queue_rows(
-        request: Request, queue: Queue, caller: Caller, cursor: str | None
-    ) -> tuple[list[CaseRow], str | None, int | None, Filters]:
-        filters = _filters(request)
-        try:
-            after = Cursor.decode(cursor, CaseSort.NEXT_DEADLINE) if cursor else None
-        except InvalidCursorError as error:
-            raise BadForm(f"cursor: {error}") from error
-        # Unnarrowed, the queue's total is its count in the navigation: not counted twice.
-        narrowed = any(filters.model_dump().values())
-        shown = await gateway.queues.queue(
-            queue, _viewer(caller), datetime.now(UTC), narrowed_by=filters.as_filter(),
-            after=after, with_total=narrowed,
-        )  # fmt: skip
-        return shown.rows, shown.next_cursor, shown.total, filters
-
     @router.get("")
     async def home(request: Request) -> Response:
         acting(request, *roles)
@@ -221,7 +218,7 @@ def add_queue_routes(
     ) -> Response:
         """The page shown, as CSV: the same filters and the same page."""
         caller = acting(request, *roles)
-        rows, *_ = await queue_rows(request, queue, caller, cursor)
+        rows, *_ = await _queue_rows(request, gateway, queue, caller, cursor)
         return Response(
             _csv(rows), media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{queue.value}.csv"'},
@@ -238,7 +235,8 @@ def add_queue_routes(
         caller = acting(request, *roles)
         # The queue and the navigation's counts at once (each its own connection).
         (rows, next_cursor, total, filters), nav = await asyncio.gather(
-            queue_rows(request, queue, caller, cursor), navigation(gateway, reads, caller)
+            _queue_rows(request, gateway, queue, caller, cursor),
+            navigation(gateway, reads, caller),
         )
         query = {k: v for k, v in filters.model_dump(mode="json").items() if v}
         return page(request, "queue.html", {
@@ -265,46 +263,70 @@ def add_queue_routes(
         action_id = fields.get("action_id", "")
         if not action_id:
             raise BadForm("action_id: the form carries no action id; reload the page")
-        outcomes = []
-        for case_id in case_ids:
-            if not (
-                MIN_CASE_ID_LENGTH <= len(case_id) <= MAX_CASE_ID_LENGTH
-                and _CASE_ID.fullmatch(case_id)
-            ):
-                # Not a case id at all (the page only lists real ones): nothing to ask.
-                outcomes.append("a ticked value is not a case id")
-                continue
-            message = Assignment(action_id=_per_case(action_id, case_id), actor=caller.actor,
-                                 role=caller.role, agent=agent)  # fmt: skip
-            try:
-                await gateway.decide(case_id, "assign", message, caller)
-            except (RefusedDecisionError, RefusedInputError, UnknownCaseError) as refusal:
-                outcomes.append(f"{case_id}: {refusal}")
-        done = f"assigned {len(case_ids) - len(outcomes)} of {len(case_ids)} to {agent}"
-        if outcomes:
-            shown = "; ".join(outcomes[:_REFUSALS_SHOWN])
-            done += f"; {len(outcomes)} refused, the first: {shown}"
-        # It travels in the redirect's query: within what the queue's page takes.
-        done = done[:DONE_LENGTH]
-        return RedirectResponse(
-            # Back to the queue as it was narrowed (the form posts with its query).
-            request.url_for("show_queue", queue=queue.value).include_query_params(
-                **(dict(request.query_params) | {"done": done})
-            ),
-            status_code=status.HTTP_303_SEE_OTHER,
-        )
+        refusals = await _assign_each(gateway, caller, case_ids, agent, action_id)
+        done = f"assigned {len(case_ids) - len(refusals)} of {len(case_ids)} to {agent}"
+        if refusals:
+            shown = "; ".join(refusals[:_REFUSALS_SHOWN])
+            done += f"; {len(refusals)} refused, the first: {shown}"
+        return _back_to_queue(request, queue, done)
 
-    async def kept_list(
-        request: Request, caller: Caller, template: str, kept: KeptPage[Any], *,
-        done: str | None = None, problem: str | None = None,
-        status_code: int = status.HTTP_200_OK,
-    ) -> Response:  # fmt: skip
-        """A page of what is kept for a person, with what was just done or refused."""
-        return page(request, template, {
-            "nav": await navigation(gateway, reads, caller), "caller": caller,
-            "items": kept.items, "next_cursor": kept.next_cursor,
-            "done": done, "problem": problem,
-        }, status_code=status_code)  # fmt: skip
+
+def _back_to_queue(request: Request, queue: Queue, done: str) -> Response:
+    """Back to the queue as it was narrowed (the form posts with its query), saying what
+    was done: in the redirect's query, so within what the queue's page takes."""
+    query = dict(request.query_params) | {"done": done[:DONE_LENGTH]}
+    return RedirectResponse(
+        request.url_for("show_queue", queue=queue.value).include_query_params(**query),
+        status_code=status.HTTP_303_SEE_OTHER,
+    )
+
+
+async def _assign_each(
+    gateway: CaseGateway, caller: Caller, case_ids: list[str], agent: str, action_id: str
+) -> list[str]:
+    """Each case assigned in turn; what each case that refused said."""
+    refusals = []
+    for case_id in case_ids:
+        if not (
+            MIN_CASE_ID_LENGTH <= len(case_id) <= MAX_CASE_ID_LENGTH and _CASE_ID.fullmatch(case_id)
+        ):
+            # Not a case id at all (the page only lists real ones): nothing to ask.
+            refusals.append("a ticked value is not a case id")
+            continue
+        message = Assignment(action_id=_per_case(action_id, case_id), actor=caller.actor,
+                             role=caller.role, agent=agent)  # fmt: skip
+        try:
+            await gateway.decide(case_id, CaseHandlers.assign, message, caller)
+        except (RefusedDecisionError, RefusedInputError, UnknownCaseError) as refusal:
+            refusals.append(f"{case_id}: {refusal}")
+    return refusals
+
+
+async def _kept_list(
+    request: Request, gateway: CaseGateway, reads: CasePageReads, caller: Caller,
+    template: str, kept: KeptPage[Any], *, done: str | None = None,
+    problem: str | None = None, status_code: int = status.HTTP_200_OK,
+) -> Response:  # fmt: skip
+    """A page of what is kept for a person, with what was just done or refused."""
+    return page(request, template, {
+        "nav": await navigation(gateway, reads, caller), "caller": caller,
+        "items": kept.items, "next_cursor": kept.next_cursor,
+        "done": done, "problem": problem,
+    }, status_code=status_code)  # fmt: skip
+
+
+def _resolved(request: Request, target: str, done: str) -> Response:
+    url = request.url_for(target).include_query_params(done=done)
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+def add_kept_routes(
+    router: APIRouter,
+    gateway: CaseGateway,
+    reads: CasePageReads,
+    acting: Callable[..., Caller],
+) -> None:
+    """What is kept for a person: R26's unmatched scans and refused input."""
 
     @router.get("/unmatched-scans")
     async def unmatched_scans(
@@ -312,42 +334,24 @@ def add_queue_routes(
     ) -> Response:
         caller = acting(request, *STAFF_BY_AUTHORITY)
         kept = await _kept_page(gateway.kept.unmatched_scans, cursor)
-        return await kept_list(
-            request, caller, "unmatched_scans.html", kept, done=request.query_params.get("done")
-        )
-
-    async def resolved(request: Request, target: str, done: str) -> Response:
-        url = request.url_for(target).include_query_params(done=done)
-        return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+        return await _kept_list(request, gateway, reads, caller, "unmatched_scans.html", kept,
+                                done=request.query_params.get("done"))  # fmt: skip
 
     @router.post("/unmatched-scans/{scan_id}/{resolution}")
     async def resolve_scan(request: Request, scan_id: ScanId, resolution: str) -> Response:
         """R26: attach the scan to its case (delivered once) or dismiss it, with why."""
         caller = acting(request, *STAFF_BY_AUTHORITY)
         fields = await posted(request)
-
-        def resolver_of(reason: str) -> Resolver:
-            return Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
-
         try:
-            if resolution == "attach":
-                form = AttachForm.model_validate(fields)
-                await gateway.attach_scan(scan_id, form.case_id, resolver_of(form.reason))
-                done = f"scan {scan_id} attached to {form.case_id}"
-            elif resolution == "dismiss":
-                reason = ResolutionForm.model_validate(fields).reason
-                await gateway.kept.dismiss_scan(scan_id, resolver_of(reason))
-                done = f"scan {scan_id} dismissed"
-            else:
-                raise Forbidden(f"resolution: {resolution!r} is neither attach nor dismiss")
+            done = await _resolve_scan(gateway, caller, scan_id, resolution, fields)
         except (ValidationError, UnknownCaseError, UnknownKeptItemError,
                 AlreadyResolvedError) as problem:  # fmt: skip
             kept = await gateway.kept.unmatched_scans()
-            return await kept_list(
-                request, caller, "unmatched_scans.html", kept,
+            return await _kept_list(
+                request, gateway, reads, caller, "unmatched_scans.html", kept,
                 problem=f"{scan_id}: {said(problem)}", status_code=_refused_status(problem),
             )  # fmt: skip
-        return await resolved(request, "unmatched_scans", done)
+        return _resolved(request, "unmatched_scans", done)
 
     @router.get("/refused-inputs")
     async def refused_inputs(
@@ -355,9 +359,8 @@ def add_queue_routes(
     ) -> Response:
         caller = acting(request, *INTEGRATORS)
         kept = await _kept_page(gateway.kept.refused_inputs, cursor)
-        return await kept_list(
-            request, caller, "refused_inputs.html", kept, done=request.query_params.get("done")
-        )
+        return await _kept_list(request, gateway, reads, caller, "refused_inputs.html", kept,
+                                done=request.query_params.get("done"))  # fmt: skip
 
     @router.post("/refused-inputs/{input_id}/handled")
     async def mark_handled(request: Request, input_id: Annotated[int, Path(ge=1)]) -> Response:
@@ -370,11 +373,30 @@ def add_queue_routes(
             )
         except (ValidationError, UnknownKeptItemError, AlreadyResolvedError) as problem:
             kept = await gateway.kept.refused_inputs()
-            return await kept_list(
-                request, caller, "refused_inputs.html", kept,
+            return await _kept_list(
+                request, gateway, reads, caller, "refused_inputs.html", kept,
                 problem=f"{input_id}: {said(problem)}", status_code=_refused_status(problem),
             )  # fmt: skip
-        return await resolved(request, "refused_inputs", f"refused input {input_id} handled")
+        return _resolved(request, "refused_inputs", f"refused input {input_id} handled")
+
+
+async def _resolve_scan(
+    gateway: CaseGateway, caller: Caller, scan_id: str, resolution: str, fields: dict[str, str]
+) -> str:
+    """The scan attached or dismissed; what was done, in words."""
+
+    def resolver_of(reason: str) -> Resolver:
+        return Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+
+    if resolution == "attach":
+        form = AttachForm.model_validate(fields)
+        await gateway.attach_scan(scan_id, form.case_id, resolver_of(form.reason))
+        return f"scan {scan_id} attached to {form.case_id}"
+    if resolution == "dismiss":
+        reason = ResolutionForm.model_validate(fields).reason
+        await gateway.kept.dismiss_scan(scan_id, resolver_of(reason))
+        return f"scan {scan_id} dismissed"
+    raise Forbidden(f"resolution: {resolution!r} is neither attach nor dismiss")
 
 
 def _refused_status(problem: Exception) -> int:

@@ -46,7 +46,7 @@ from desk.gate import (
     safe_return,
 )
 from desk.oidc import OidcProvider
-from desk.queues import add_queue_routes, navigation
+from desk.queues import add_kept_routes, add_queue_routes, navigation
 from desk.rendering import Asset, asset, page
 from desk.sessions import SESSION_LENGTH, SessionStore
 from domain.case import (
@@ -64,15 +64,16 @@ from domain.case import (
 )
 from domain.state import EXTENDABLE, CaseMessage
 from domain.view import CaseView
-from infra.case_notes import NoteIdTakenError
-from infra.case_page import CasePageReads
-from infra.gateway import (
+from infra.case_errors import (
     CaseErasedError,
-    CaseGateway,
     RefusedDecisionError,
     RefusedInputError,
     UnknownCaseError,
 )
+from infra.case_messages import UpdateHandler
+from infra.case_notes import NoteIdTakenError
+from infra.case_page import CasePageReads
+from infra.gateway import CaseGateway
 from infra.security.identity import (
     Caller,
     Principal,
@@ -82,6 +83,7 @@ from infra.security.identity import (
     staff_principal,
 )
 from infra.settings import Settings
+from workflows.case_handlers import CaseHandlers
 
 # The people the desk is for, most authority first (infra/security/identity.py `acting_role`).
 DESK_ROLES = (*STAFF_BY_AUTHORITY, Role.ARBITER)
@@ -187,22 +189,36 @@ def _router(
 ) -> APIRouter:
     router = APIRouter(prefix=DESK_PATH, route_class=_DeskRoute, include_in_schema=False)
 
-    async def open_session(request: Request, principal: Principal, return_to: str) -> Response:
-        if acting_role(principal, DESK_ROLES) is None:
-            return _problem(request, status.HTTP_403_FORBIDDEN,
-                            f"role: {principal.actor} holds no desk role (agent, supervisor, "
-                            "manager, arbiter)")  # fmt: skip
-        session_id = await sessions.open(principal)
-        answer = RedirectResponse(safe_return(return_to), status_code=status.HTTP_303_SEE_OTHER)
-        answer.set_cookie(
-            SESSION_COOKIE, session_id, max_age=int(SESSION_LENGTH.total_seconds()), path="/",
-            httponly=True, samesite="lax", secure=_secure(request),
-        )  # fmt: skip
-        return answer
-
     @router.get("/static/{name}")
     async def static(name: Asset) -> Response:
         return asset(name)
+
+    _add_sign_in_routes(router, settings, sessions)
+    _add_case_routes(router, _CasePages(gateway, reads, policy, settings))
+    add_queue_routes(router, gateway, reads, acting, DESK_ROLES)
+    add_kept_routes(router, gateway, reads, acting)
+    return router
+
+
+async def _open_session(
+    request: Request, sessions: SessionStore, principal: Principal, return_to: str
+) -> Response:
+    if acting_role(principal, DESK_ROLES) is None:
+        return _problem(request, status.HTTP_403_FORBIDDEN,
+                        f"role: {principal.actor} holds no desk role (agent, supervisor, "
+                        "manager, arbiter)")  # fmt: skip
+    session_id = await sessions.open(principal)
+    answer = RedirectResponse(safe_return(return_to), status_code=status.HTTP_303_SEE_OTHER)
+    answer.set_cookie(
+        SESSION_COOKIE, session_id, max_age=int(SESSION_LENGTH.total_seconds()), path="/",
+        httponly=True, samesite="lax", secure=_secure(request),
+    )  # fmt: skip
+    return answer
+
+
+def _add_sign_in_routes(router: APIRouter, settings: DeskSettings, sessions: SessionStore) -> None:
+    """The development sign-in (a named person in one desk role, from this machine) and
+    signing out; the identity provider's sign-in in `_add_oidc_routes`."""
 
     @router.get("/sign-in")
     async def sign_in_page(request: Request, return_to: str | None = None) -> Response:
@@ -243,10 +259,23 @@ def _router(
             principal = staff_principal({"sub": person, "roles": [role]})
         except Unauthenticated as problem:
             return _problem(request, status.HTTP_422_UNPROCESSABLE_CONTENT, f"person: {problem}")
-        answer = await open_session(request, principal, str(form.get("return_to", DESK_PATH)))
+        return_to = str(form.get("return_to", DESK_PATH))
+        answer = await _open_session(request, sessions, principal, return_to)
         answer.delete_cookie(_SIGN_IN_COOKIE, path=SIGN_IN_PATH)
         return answer
 
+    _add_oidc_routes(router, settings, sessions)
+
+    @router.post("/sign-out")
+    async def sign_out(request: Request) -> Response:
+        await posted(request)
+        await sessions.close(request.cookies.get(SESSION_COOKIE, ""))
+        answer = RedirectResponse(SIGN_IN_PATH, status_code=status.HTTP_303_SEE_OTHER)
+        answer.delete_cookie(SESSION_COOKIE, path="/")
+        return answer
+
+
+def _add_oidc_routes(router: APIRouter, settings: DeskSettings, sessions: SessionStore) -> None:
     @router.get("/sign-in/oidc")
     async def oidc_sign_in(request: Request, return_to: str | None = None) -> Response:
         if settings.oidc is None:
@@ -286,26 +315,31 @@ def _router(
             )
         except Unauthenticated as problem:
             return _problem(request, status.HTTP_401_UNAUTHORIZED, f"sign-in: {problem}")
-        answer = await open_session(request, principal, sign_in.return_to)
+        answer = await _open_session(request, sessions, principal, sign_in.return_to)
         answer.delete_cookie(_STATE_COOKIE, path=CALLBACK_PATH)
         return answer
 
-    @router.post("/sign-out")
-    async def sign_out(request: Request) -> Response:
-        await posted(request)
-        await sessions.close(request.cookies.get(SESSION_COOKIE, ""))
-        answer = RedirectResponse(SIGN_IN_PATH, status_code=status.HTTP_303_SEE_OTHER)
-        answer.delete_cookie(SESSION_COOKIE, path="/")
-        return answer
 
-    async def readable(case_id: str, caller: Caller) -> CaseView:
+class _CasePages:
+    """A case's page, as the person signed in may read it."""
+
+    def __init__(
+        self, gateway: CaseGateway, reads: CasePageReads, policy: PolicyFile, settings: DeskSettings
+    ) -> None:
+        self.gateway = gateway
+        self._reads = reads
+        self._policy = policy
+        self._settings = settings
+
+    async def readable(self, case_id: str, caller: Caller) -> CaseView:
         """The case as this person may read it: the arbiter a disputed case only (any
         other is unknown to them, as in the API, R19)."""
         if caller.role is Role.ARBITER:
-            return await gateway.arbitration_view(case_id)
-        return await gateway.status(case_id)
+            return await self.gateway.arbitration_view(case_id)
+        return await self.gateway.status(case_id)
 
-    async def case_page(
+    async def page(
+        self,
         request: Request,
         case_id: str,
         caller: Caller,
@@ -316,16 +350,17 @@ def _router(
     ) -> Response:
         """The case's page; after a refusal, with why beside the form sent and what was
         typed in it kept (a new action id: the refused one would be refused again)."""
-        view = await readable(case_id, caller)
-        case_policy = policy.resolve(view.category, view.carrier)
+        view = await self.readable(case_id, caller)
+        case_policy = self._policy.resolve(view.category, view.carrier)
         # Independent reads, each on its own pooled connection: the page waits for the
         # slowest, not their sum.
         ledger, messages, photos, nav = await asyncio.gather(
             # Internal notes are the merchant's own: not for the platform's arbiter.
-            gateway.ledger(case_id, with_notes=caller.role is not Role.ARBITER),
-            reads.messages(case_id), reads.photos(case_id),
-            navigation(gateway, reads, caller),
+            self.gateway.ledger(case_id, with_notes=caller.role is not Role.ARBITER),
+            self._reads.messages(case_id), self._reads.photos(case_id),
+            navigation(self.gateway, self._reads, caller),
         )  # fmt: skip
+        settings = self._settings
         context = {
             "nav": nav,
             "view": view,
@@ -354,9 +389,13 @@ def _router(
         )  # fmt: skip
         return page(request, "case.html", context, status_code=code)
 
+
+def _add_case_routes(router: APIRouter, pages: _CasePages) -> None:
+    gateway = pages.gateway
+
     @router.get("/cases/{case_id}")
     async def show_case(request: Request, case_id: CaseId) -> Response:
-        return await case_page(request, case_id, acting(request, *DESK_ROLES))
+        return await pages.page(request, case_id, acting(request, *DESK_ROLES))
 
     @router.post("/cases/{case_id}/notes")
     async def add_note(request: Request, case_id: CaseId) -> Response:
@@ -364,7 +403,7 @@ def _router(
         writes it once however often the form is sent."""
         caller = acting(request, *STAFF_BY_AUTHORITY)
         fields = await posted(request)
-        await readable(case_id, caller)
+        await pages.readable(case_id, caller)
         try:
             note = NoteForm.model_validate({"text": fields.get("text", "")})
             await gateway.add_note(case_id, fields.get("action_id", ""), note.text, caller)
@@ -372,8 +411,8 @@ def _router(
             message = str(problem) if isinstance(problem, NoteIdTakenError) else (
                 f"text: {problem.errors()[0]['msg']}"
             )  # fmt: skip
-            return await case_page(request, case_id, caller, refusal=BadForm(message),
-                                   refused_action="note", submitted=fields)  # fmt: skip
+            return await pages.page(request, case_id, caller, refusal=BadForm(message),
+                                    refused_action="note", submitted=fields)  # fmt: skip
         return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done=note",
                                 status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
 
@@ -386,26 +425,23 @@ def _router(
         action_id = fields.pop("action_id", "")
         if action not in actions_of_role(caller.role):
             raise Forbidden(f"action: {action} is not open to {caller.role.value}")
-        view = await readable(case_id, caller)
+        view = await pages.readable(case_id, caller)
         try:
             update, message = _decision(action, action_id, fields, caller, view)
             await gateway.decide(case_id, update, message, caller)
         except (RefusedDecisionError, BadForm) as refusal:
-            return await case_page(request, case_id, caller, refusal=refusal,
-                                   refused_action=action, submitted=fields)  # fmt: skip
+            return await pages.page(request, case_id, caller, refusal=refusal,
+                                    refused_action=action, submitted=fields)  # fmt: skip
         except RefusedInputError as refusal:
-            return await case_page(request, case_id, caller, refusal=BadForm(str(refusal)),
-                                   refused_action=action, submitted=fields)  # fmt: skip
+            return await pages.page(request, case_id, caller, refusal=BadForm(str(refusal)),
+                                    refused_action=action, submitted=fields)  # fmt: skip
         return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done={action}",
                                 status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
-
-    add_queue_routes(router, gateway, reads, acting, DESK_ROLES)
-    return router
 
 
 def _decision(
     action: str, action_id: str, fields: dict[str, str], caller: Caller, view: CaseView
-) -> tuple[str, CaseMessage]:
+) -> tuple[UpdateHandler[Any], CaseMessage]:
     """The gateway's Update and message for a posted decision form; BadForm naming the
     field when a value cannot be taken."""
     if not action_id:
@@ -417,33 +453,33 @@ def _decision(
         match action:
             case "approve" | "reject":
                 form = ReviewForm.model_validate(values)
-                return "decide", ReviewDecision(
+                return CaseHandlers.decide, ReviewDecision(
                     **who, approve=action == "approve", **form.model_dump()
                 )
             case "compensate":
                 amount = amount_of(fields.get("amount", ""), currency, "amount")
                 reason = ExplainedForm.model_validate({"reason": values.get("reason")}).reason
-                return "offer_compensation", CompensationOffer(**who, amount=amount,
-                                                               reason=reason)  # fmt: skip
+                offer = CompensationOffer(**who, amount=amount, reason=reason)
+                return CaseHandlers.offer_compensation, offer
             case "escalate":
                 reason = ExplainedForm.model_validate({"reason": values.get("reason")}).reason
-                return "escalate", EscalationRequest(**who, reason=reason)
+                return CaseHandlers.escalate, EscalationRequest(**who, reason=reason)
             case "call":
                 reason = ExplainedForm.model_validate({"reason": values.get("reason")}).reason
-                return "request_call", CallRequest(**who, purpose=reason)
+                return CaseHandlers.request_call, CallRequest(**who, purpose=reason)
             case "assign":
                 agent = AssignForm.model_validate({"agent": values.get("agent")}).agent
-                return "assign", Assignment(**who, agent=agent)
+                return CaseHandlers.assign, Assignment(**who, agent=agent)
             case "extend":
                 extend = ExtendForm.model_validate(values)
-                return "extend_deadline", DeadlineExtension(
+                return CaseHandlers.extend_deadline, DeadlineExtension(
                     **who, deadline=extend.deadline, extend_by=timedelta(days=extend.days),
                     reason=extend.reason,
                 )  # fmt: skip
             case "rule":
                 refund = values.pop("refund", None)
                 ruling = RulingForm.model_validate(values)
-                return "apply_ruling", ArbitrationRuling(
+                return CaseHandlers.apply_ruling, ArbitrationRuling(
                     **who, favour_customer=ruling.favour_customer == "yes", reason=ruling.reason,
                     refund=amount_of(refund, currency, "refund") if refund else None,
                 )  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from domain.case import STAFF, UNDELIVERED, BusinessKey, CaseKind, Reason, Role, Strict
+from domain.errors import InvalidValue
 from domain.ledger import LedgerAction
 from domain.sla import SlaClock
 from domain.state import MERCHANT_SIDE, CaseStatus
@@ -52,9 +53,10 @@ class DeliveryReport(Strict):
         for place, row in enumerate(self.rows):
             key = (row.sku, row.batch, row.day)
             if key in first_row:
-                raise ValueError(
-                    f"rows.{place}: the same sku, batch and day as rows.{first_row[key]}; "
-                    "a day's total is sent once"
+                raise InvalidValue(
+                    f"the same sku, batch and day as rows.{first_row[key]}; a day's total is "
+                    "sent once",
+                    field=f"rows.{place}",
                 )
             first_row[key] = place
         return self
@@ -274,7 +276,7 @@ class ReportFilters(BaseModel):
     @model_validator(mode="after")
     def _range_in_order(self) -> ReportFilters:
         if self.from_day and self.to_day and self.to_day < self.from_day:
-            raise ValueError("to: before from; the range would be empty")
+            raise InvalidValue("before from; the range would be empty", field="to")
         return self
 
 

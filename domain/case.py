@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from domain.errors import InvalidValue
 from domain.money import Money
 
 BusinessKey = Annotated[
@@ -192,38 +193,53 @@ class OpenCaseRequest(Strict):
     def _reason_fits_kind(self) -> OpenCaseRequest:
         allowed = REASONS_OF_KIND[self.kind]
         if self.reason not in allowed:
-            raise ValueError(
-                f"reason: {self.reason.value} does not fit a {self.kind.value} case, which "
-                f"takes {', '.join(sorted(r.value for r in allowed))} (R8)"
+            raise InvalidValue(
+                f"{self.reason.value} does not fit a {self.kind.value} case, which takes "
+                f"{', '.join(sorted(r.value for r in allowed))} (R8)",
+                field="reason",
+                rule="R8",
             )
         return self
 
     @model_validator(mode="after")
     def _exchange_names_its_item(self) -> OpenCaseRequest:
         if (self.kind is CaseKind.EXCHANGE) != (self.exchange_for is not None):
-            raise ValueError("exchange_for is required for an exchange, and only for it (R22)")
+            raise InvalidValue(
+                "exchange_for is required for an exchange, and only for it (R22)", rule="R22"
+            )
         if self.exchange_for and self.exchange_for.price.currency != self.paid.currency:
-            raise ValueError("exchange_for.price: must be in the order currency (R22)")
+            raise InvalidValue(
+                "must be in the order currency (R22)", field="exchange_for.price", rule="R22"
+            )
         return self
 
     @model_validator(mode="after")
     def _missing_part_named(self) -> OpenCaseRequest:
         if (self.reason is Reason.MISSING_PARTS) != (self.missing_part is not None):
-            raise ValueError("missing_part is required for missing_parts, and only for it (R9)")
+            raise InvalidValue(
+                "missing_part is required for missing_parts, and only for it (R9)", rule="R9"
+            )
         if self.missing_part and not (
             self.missing_part.value.currency == self.paid.currency
             and self.missing_part.value <= self.paid
         ):
-            raise ValueError("missing_part.value: at most the price paid, same currency (R21)")
+            raise InvalidValue(
+                "at most the price paid, same currency (R21)",
+                field="missing_part.value",
+                rule="R21",
+            )
         return self
 
     @model_validator(mode="after")
     def _delivery_fits_reason(self) -> OpenCaseRequest:
         if self.reason in UNDELIVERED and self.delivered_at is not None:
-            raise ValueError(f"delivered_at: a {self.reason.value} parcel was not delivered")
+            raise InvalidValue(
+                f"a {self.reason.value} parcel was not delivered", field="delivered_at"
+            )
         if self.reason not in UNDELIVERED and self.delivered_at is None:
-            raise ValueError(
-                f"delivered_at is required for {self.reason.value}: R1 counts from delivery"
+            raise InvalidValue(
+                f"delivered_at is required for {self.reason.value}: R1 counts from delivery",
+                rule="R1",
             )
         return self
 
@@ -236,9 +252,10 @@ class OpenCaseRequest(Strict):
     @model_validator(mode="after")
     def _requested_after_delivery(self) -> OpenCaseRequest:
         if self.delivered_at is not None and self.requested_at < self.delivered_at:
-            raise ValueError(
+            raise InvalidValue(
                 "requested_at is before delivered_at: R1 counts the return window from "
-                "delivery; an undelivered order is a not_received or not_shipped_yet case"
+                "delivery; an undelivered order is a not_received or not_shipped_yet case",
+                rule="R1",
             )
         return self
 
@@ -283,11 +300,13 @@ class ScanReport(Strict):
     @model_validator(mode="after")
     def _grade_only_with_inspection(self) -> ScanReport:
         if self.missing_items and self.event is not ScanEvent.INSPECTED:
-            raise ValueError("missing_items belong to the inspected scan (R21)")
+            raise InvalidValue("missing_items belong to the inspected scan (R21)", rule="R21")
         if self.event is ScanEvent.INSPECTED and self.grade is None:
-            raise ValueError("grade is required for an inspected scan (R26)")
+            raise InvalidValue("grade is required for an inspected scan (R26)", rule="R26")
         if self.event is ScanEvent.PARCEL_RECEIVED and self.grade is not None:
-            raise ValueError("grade belongs to the inspected scan, not parcel_received (R26)")
+            raise InvalidValue(
+                "grade belongs to the inspected scan, not parcel_received (R26)", rule="R26"
+            )
         return self
 
 
@@ -383,7 +402,9 @@ class ReviewDecision(OperatorAction):
     @model_validator(mode="after")
     def _refusal_has_reason(self) -> ReviewDecision:
         if not self.approve and not self.reason:
-            raise ValueError("reason is required to reject (R20: every refusal is explained)")
+            raise InvalidValue(
+                "reason is required to reject (R20: every refusal is explained)", rule="R20"
+            )
         return self
 
 
@@ -405,7 +426,11 @@ class PaymentResolutionChoice(Strict):
     def _reference_when_settled(self) -> PaymentResolutionChoice:
         settled = self.resolution is PaymentResolutionKind.SETTLED_ELSEWHERE
         if settled != (self.reference is not None):
-            raise ValueError("reference: required for settled_elsewhere, and only for it (R21)")
+            raise InvalidValue(
+                "required for settled_elsewhere, and only for it (R21)",
+                field="reference",
+                rule="R21",
+            )
         return self
 
 
@@ -470,7 +495,9 @@ class RemedyChoice(Strict):
     @model_validator(mode="after")
     def _amount_only_for_partial(self) -> RemedyChoice:
         if (self.remedy is Remedy.PARTIAL_REFUND) != (self.partial_amount is not None):
-            raise ValueError("partial_amount is required for partial_refund, and only for it (R8)")
+            raise InvalidValue(
+                "partial_amount is required for partial_refund, and only for it (R8)", rule="R8"
+            )
         return self
 
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import asyncpg
 
+from domain.errors import FieldError
 from domain.view import CaseNote
 from infra.security.identity import Caller
 
 
-class UnknownNoteCaseError(LookupError):
+class UnknownNoteCaseError(FieldError, LookupError):
     pass
 
 
-class NoteIdTakenError(ValueError):
+class NoteIdTakenError(FieldError, ValueError):
     pass
 
 
@@ -48,11 +49,11 @@ class CaseNotes:
             case_id, note_id,
         )  # fmt: skip
         if row is None:
-            raise UnknownNoteCaseError(f"case_id: no case {case_id!r}")
+            raise UnknownNoteCaseError(f"no case {case_id!r}", field="case_id")
         kept = CaseNote(**dict(row))
         if (kept.author, kept.body) != (author.actor, body):
             raise NoteIdTakenError(
-                f"note_id: {note_id} already names another note on case {case_id}"
+                f"{note_id} already names another note on case {case_id}", field="note_id"
             )
         return kept
 

@@ -19,6 +19,7 @@ from asyncpg.pool import PoolConnectionProxy
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
 from domain.case import WarehouseScan
+from domain.errors import FieldError
 
 MAX_LISTED = 500
 
@@ -28,11 +29,11 @@ class Resolution(StrEnum):
     DISMISSED = "dismissed"
 
 
-class UnknownKeptItemError(LookupError):
+class UnknownKeptItemError(FieldError, LookupError):
     pass
 
 
-class AlreadyResolvedError(ValueError):
+class AlreadyResolvedError(FieldError, ValueError):
     """Someone else resolved it first, or the same person otherwise."""
 
 
@@ -164,7 +165,7 @@ class KeptForReview:
             f"SELECT {_SCAN_COLUMNS} FROM unmatched_scans WHERE scan_id = $1", scan_id
         )
         if row is None:
-            raise UnknownKeptItemError(f"scan_id: no unmatched scan {scan_id!r}")
+            raise UnknownKeptItemError(f"no unmatched scan {scan_id!r}", field="scan_id")
         return UnmatchedScan.of(row)
 
     async def claim_scan(
@@ -176,7 +177,7 @@ class KeptForReview:
             f"SELECT {_SCAN_COLUMNS} FROM unmatched_scans WHERE scan_id = $1 FOR UPDATE", scan_id
         )
         if row is None:
-            raise UnknownKeptItemError(f"scan_id: no unmatched scan {scan_id!r}")
+            raise UnknownKeptItemError(f"no unmatched scan {scan_id!r}", field="scan_id")
         scan = UnmatchedScan.of(row)
         if scan.resolution is None:
             return scan
@@ -196,7 +197,7 @@ class KeptForReview:
             resolver.reason,
         )  # fmt: skip
         if row is None:
-            raise UnknownKeptItemError(f"scan_id: no unmatched scan {scan_id!r}")
+            raise UnknownKeptItemError(f"no unmatched scan {scan_id!r}", field="scan_id")
         return UnmatchedScan.of(row)
 
     async def dismiss_scan(self, scan_id: str, resolver: Resolver) -> UnmatchedScan:
@@ -226,13 +227,14 @@ class KeptForReview:
             f"SELECT {_INPUT_COLUMNS} FROM refused_inputs WHERE id = $1", input_id
         )
         if row is None:
-            raise UnknownKeptItemError(f"input_id: no refused input {input_id}")
+            raise UnknownKeptItemError(f"no refused input {input_id}", field="input_id")
         kept = RefusedInput.of(row)
         if (kept.handled_by, kept.handled_reason) == (resolver.actor, resolver.reason):
             return kept
         raise AlreadyResolvedError(
-            f"input_id: refused input {input_id} was already marked handled by "
-            f"{kept.handled_by} ({kept.handled_role}) at {kept.handled_at:%Y-%m-%d %H:%M} UTC"
+            f"refused input {input_id} was already marked handled by {kept.handled_by} "
+            f"({kept.handled_role}) at {kept.handled_at:%Y-%m-%d %H:%M} UTC",
+            field="input_id",
         )
 
 
@@ -248,6 +250,8 @@ def _resolved_before(scan: UnmatchedScan) -> AlreadyResolvedError:
     where = f" to case {scan.attached_case_id}" if scan.attached_case_id else ""
     at = f"{scan.resolved_at:%Y-%m-%d %H:%M} UTC" if scan.resolved_at else "earlier"
     return AlreadyResolvedError(
-        f"scan_id: scan {scan.scan_id} was already {scan.resolution}{where} by "
-        f"{scan.resolved_by} ({scan.resolved_role}) at {at} (R26)"
+        f"scan {scan.scan_id} was already {scan.resolution}{where} by "
+        f"{scan.resolved_by} ({scan.resolved_role}) at {at} (R26)",
+        field="scan_id",
+        rule="R26",
     )

@@ -36,9 +36,11 @@ from domain.case import (
 from domain.money import Money
 from domain.state import CaseStatus
 from infra.alarm_schedule import BATCH_ALARM_SCHEDULE_ID
-from infra.gateway import CaseGateway, RefusedDecisionError, UnknownCaseError
+from infra.case_errors import RefusedDecisionError, UnknownCaseError
+from infra.gateway import CaseGateway
 from infra.security.identity import Caller
 from infra.settings import DATA_DIR
+from workflows.case_handlers import CaseHandlers
 
 
 def _demo_request(
@@ -153,14 +155,14 @@ async def open_demo_queues(gateway: CaseGateway) -> None:
         case_id = opened.view.case_id
         photos = EvidenceSubmitted(event_id=f"{case_id}-photos",
                                    photos=[f"https://photos.example/{case_id}/1.jpg"])  # fmt: skip
-        await gateway.tell(case_id, "evidence_submitted", photos)
+        await gateway.tell(case_id, CaseHandlers.evidence_submitted, photos)
         if offer is not None:
             await _until(gateway, case_id, CaseStatus.UNDER_REVIEW)
             goodwill = CompensationOffer(action_id=f"{case_id}-offer", actor=agent.actor,
                                          role=agent.role, amount=offer,
                                          reason="scratched on arrival: goodwill")  # fmt: skip
             with contextlib.suppress(RefusedDecisionError):  # R17: the refusal is the point
-                await gateway.decide(case_id, "offer_compensation", goodwill, agent)
+                await gateway.decide(case_id, CaseHandlers.offer_compensation, goodwill, agent)
     # Late (R4): a parcel that should have arrived two days ago; the breach escalates.
     await gateway.open_case(
         _demo_request(11, delivered_days_ago=2, now=now, reason=Reason.NOT_RECEIVED)
@@ -179,7 +181,7 @@ async def open_demo_queues(gateway: CaseGateway) -> None:
                 grade=Grade.DAMAGED if event is ScanEvent.INSPECTED else None, scanned_at=now,
             ))  # fmt: skip
         await _until(gateway, case_id, CaseStatus.REJECTED)
-        await gateway.tell(case_id, "dispute", Dispute(
+        await gateway.tell(case_id, CaseHandlers.dispute, Dispute(
             event_id=f"{case_id}-dispute", reason="the scratch was there when it arrived",
         ))  # fmt: skip
     # R26: a parcel at the dock whose label matches no case, kept for a person.

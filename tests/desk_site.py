@@ -33,6 +33,7 @@ from tests.conftest import a_request, eventually
 from tests.helpers import photos
 from tests.identities import IDENTITIES
 from tests.processes import free_port
+from workflows.case_handlers import CaseHandlers
 
 # The width the desk is laid out for at least (issue 17: usable at 1280 px).
 DESK_VIEWPORT = ViewportSize(width=1280, height=900)
@@ -119,7 +120,7 @@ async def under_review(site: DeskSite, **overrides: Any) -> str:
     """A defect case (R6) with its photos in, waiting for an agent's review (R10)."""
     case_id = await opened(site, fresh_request(reason=Reason.QUALITY_DEFECT, **overrides))
     await reaches(site.pool, case_id, "awaiting_evidence")
-    await site.gateway.tell(case_id, "evidence_submitted", photos())
+    await site.gateway.tell(case_id, CaseHandlers.evidence_submitted, photos())
     await reaches(site.pool, case_id, "under_review")
     return case_id
 

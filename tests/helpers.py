@@ -33,7 +33,8 @@ from domain.case import (
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
 from domain.view import CaseView
-from infra.gateway import WORKFLOW_OF_KIND, CaseGateway
+from infra.case_messages import WORKFLOW_OF_KIND
+from infra.gateway import CaseGateway
 from tests.conftest import a_request, eventually
 from tests.identities import IDENTITIES
 from workflows.case_run import CaseRun

@@ -28,13 +28,8 @@ from domain.policy import (
 from domain.refusal import OutsideAnswer
 from domain.rules import Rule
 from domain.transitions import check_claim_transition
-from domain.workflow_ids import WorkflowKind
 from workflows.steps.outside import call_or_no, call_outside
 from workflows.steps.timers import wait_until
-
-# A carrier claim's workflow id: this prefix and the id of the damage claim case it serves
-# (domain/workflow_ids.py), as the gateway reads it.
-CLAIM_ID_PREFIX = WorkflowKind.CARRIER_CLAIM.prefix
 
 
 class ClaimRun(BaseModel):

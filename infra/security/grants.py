@@ -38,7 +38,11 @@ from temporalio.worker import (
 )
 
 from domain.case import STAFF_BY_AUTHORITY, Role
+from infra.case_messages import UpdateHandler, name_of
 from infra.security.identity import Caller
+from workflows.case_handlers import CaseHandlers
+from workflows.damage_claim_case import DamageClaimCase
+from workflows.exchange_case import ExchangeCase
 
 GRANT_HEADER = "aftersales-grant"
 _ISSUER = "aftersales-edge"
@@ -51,14 +55,18 @@ _CLOCK_SKEW = timedelta(seconds=30)
 # Who may send each Update, most authority first. The workflow's validators still judge
 # the finer rules (R17's agent limit, R19's arbiter, ...); this table refuses an update
 # nobody listed, and a customer's choice (R8, R22) sent by anyone but a backend service.
-_OPERATOR_UPDATES = ("decide", "offer_compensation", "escalate", "request_call", "assign",
-                     "extend_deadline", "resolve_declined_payment")  # fmt: skip
-AUTHORITY: Mapping[str, tuple[Role, ...]] = {
+_OPERATOR_UPDATES = (CaseHandlers.decide, CaseHandlers.offer_compensation,
+                     CaseHandlers.escalate, CaseHandlers.request_call, CaseHandlers.assign,
+                     CaseHandlers.extend_deadline,
+                     CaseHandlers.resolve_declined_payment)  # fmt: skip
+AUTHORITY: Mapping[UpdateHandler[Any], tuple[Role, ...]] = {
     **dict.fromkeys(_OPERATOR_UPDATES, STAFF_BY_AUTHORITY),
-    "apply_ruling": (Role.ARBITER,),
-    "choose_remedy": (Role.SERVICE,),
-    "consent_to_refund": (Role.SERVICE,),
+    CaseHandlers.apply_ruling: (Role.ARBITER,),
+    DamageClaimCase.choose_remedy: (Role.SERVICE,),
+    ExchangeCase.consent_to_refund: (Role.SERVICE,),
 }
+# A grant names its Update as the wire does.
+_AUTHORITY_BY_NAME = {name_of(update): roles for update, roles in AUTHORITY.items()}
 
 
 class UnauthorisedDecisionError(ValueError):
@@ -131,7 +139,7 @@ class GrantVerifier:
         if claims["arg"] != argument_digest(args):
             raise _refused(f"{update}'s payload is not the one the grant was signed for")
         role = claims["role"]
-        allowed = AUTHORITY.get(update, ())
+        allowed = _AUTHORITY_BY_NAME.get(update, ())
         if role not in allowed:
             names = ", ".join(r.value for r in allowed) or "nobody"
             raise _refused(f"role {role} may not send {update} (allowed: {names})")

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.errors import FieldError
 from domain.ledger import LedgerAction
 from domain.workflow_ids import WorkflowKind, child_workflow_id
 
@@ -26,14 +27,14 @@ FREE_TEXT_RETENTION = timedelta(days=730)
 _ERASURE_ACTION = LedgerAction.CUSTOMER_ERASED
 
 
-class CustomerHasOpenCasesError(Exception):
+class CustomerHasOpenCasesError(FieldError):
     """Erasure waits until every case of the customer (and its survey and carrier claim)
     has closed: their workflows still need the data, and its key, to run."""
 
     def __init__(self, open_ones: list[str]) -> None:
         super().__init__(
-            "customer_id: erasure waits until these are closed, then send it again: "
-            + "; ".join(open_ones)
+            "erasure waits until these are closed, then send it again: " + "; ".join(open_ones),
+            field="customer_id",
         )
 
 

@@ -26,6 +26,7 @@ from tests.desk_site import (
     under_review,
 )
 from tests.helpers import scan, shipped
+from workflows.case_handlers import CaseHandlers
 
 
 async def find_in_queue(page: Page, site: DeskSite, queue: str, search: str) -> None:
@@ -138,7 +139,7 @@ async def test_r26_an_unmatched_scan_attached_to_its_case_moves_the_case_on(
 ) -> None:
     case_id = await opened(site, fresh_request())  # a change of mind: no review (R5)
     await reaches(site.pool, case_id, "awaiting_ship_back")
-    await site.gateway.tell(case_id, "shipped_back", shipped())
+    await site.gateway.shipped_back(case_id, shipped())
     await reaches(site.pool, case_id, "in_return_transit")
     misread = f"{case_id}X"
     parcel = scan(ScanEvent.PARCEL_RECEIVED)
@@ -286,7 +287,9 @@ async def test_r19_an_agent_rejects_with_a_listed_reason_and_the_arbiter_rules_o
     await expect(agent.locator(".note-item")).to_contain_text("ann (agent)")
     await expect(agent.locator(".note-item")).to_contain_text("photos were blurry")
     await site.gateway.tell(
-        case_id, "dispute", Dispute(event_id="dispute-1", reason="the crack was there on arrival")
+        case_id,
+        CaseHandlers.dispute,
+        Dispute(event_id="dispute-1", reason="the crack was there on arrival"),
     )
     await reaches(site.pool, case_id, "in_arbitration")
 

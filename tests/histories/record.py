@@ -47,9 +47,9 @@ from domain.claim import CarrierAnswer, CarrierClaimRequest
 from domain.money import Money
 from domain.policy_settings import PolicySettings
 from domain.state import CaseState, CaseStatus
+from infra.case_messages import WORKFLOW_OF_KIND
 from infra.database import create_pool, migrate
 from infra.devstack import start_embedded_postgres, start_time_skipping_server
-from infra.gateway import WORKFLOW_OF_KIND
 from infra.security.data_converter import FIXTURE_RECORDING_DATA_CONVERTER
 from tests.conftest import a_request, eventually
 from tests.helpers import Handle

@@ -13,7 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.policy_file import load_policy_file
 from domain.case import CaseKind, ExchangeItem, Reason
-from infra.gateway import SIGNALS, SIGNALS_OF_KIND, CaseGateway
+from infra.case_messages import SIGNAL_BY_NAME, SIGNALS_OF_KIND
+from infra.gateway import CaseGateway
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
 from tests.helpers import api_client, as_role
@@ -153,7 +154,7 @@ async def test_a_request_id_that_opened_a_case_cannot_open_one_of_another_kind(
 
 
 def test_the_signals_the_ways_in_send_are_the_ones_the_case_kinds_take() -> None:  # R4, R12
-    assert set(SIGNALS) == set().union(*SIGNALS_OF_KIND.values())
+    assert set(SIGNAL_BY_NAME) == set().union(*SIGNALS_OF_KIND.values())
     assert "shipped_back" not in SIGNALS_OF_KIND[CaseKind.DAMAGE_CLAIM]
     assert [k for k, taken in SIGNALS_OF_KIND.items() if "intercept_requested" in taken] == [
         CaseKind.RETURN

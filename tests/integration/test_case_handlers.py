@@ -26,7 +26,7 @@ from domain.case import (
 )
 from domain.money import Money
 from domain.refusal import RefusalKind
-from infra.gateway import refused_decision
+from infra.case_errors import refused_decision
 from tests.helpers import as_role, under_review
 from tests.integration.test_api import request_json
 from tests.integration.test_disputes_and_surveys import rejected_at_inspection

@@ -19,7 +19,7 @@ from temporalio.workflow import UnfinishedUpdateHandlersWarning
 
 from activities.payments import SandboxPaymentProvider
 from activities.warehouse import SandboxWarehouse
-from api.errors import ApiErrorItem, from_refusal
+from api.errors import ApiErrorItem, item_of
 from domain.case import (
     Assignment,
     CallRequest,
@@ -39,7 +39,7 @@ from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.refusal import RefusalKind
 from domain.state import CaseStatus, EscalationLevel
-from infra.gateway import refused_decision
+from infra.case_errors import refused_decision
 from tests.conftest import eur
 from tests.helpers import events, scan, sent_together, shipped, state_when, under_review
 from tests.integration.test_disputes_and_surveys import rejected_at_inspection
@@ -453,7 +453,7 @@ def test_a_refusal_reaches_the_api_with_its_typed_rule_not_one_read_from_prose()
     )
     refused = refused_decision(WorkflowUpdateFailedError(failure))
     assert refused.rule == "R19"
-    assert from_refusal(str(refused), "R19") == ApiErrorItem(
+    assert item_of(refused) == ApiErrorItem(
         field=None, rule="R19", message="nothing to do while the case is in_arbitration"
     )
     # A failure with no typed refusal names no rule, whatever its words hold.

@@ -27,7 +27,8 @@ from domain.case import (
     WarehouseScan,
 )
 from domain.state import CaseStatus
-from infra.gateway import CaseGateway, RefusedInputError, UnknownCaseError
+from infra.case_errors import RefusedInputError, UnknownCaseError
+from infra.gateway import CaseGateway
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
 from workflows.damage_claim_case import DamageClaimCase

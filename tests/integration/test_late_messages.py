@@ -62,7 +62,8 @@ from domain.policy_settings import PolicySettings
 from domain.sla import SlaClock
 from domain.state import CaseStatus, Disposition
 from domain.view import CaseView
-from infra.gateway import CaseGateway, UnknownCaseError
+from infra.case_errors import UnknownCaseError
+from infra.gateway import CaseGateway
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eur, eventually
 from tests.helpers import Handle, events, open_case, scan, state_when, under_review

@@ -21,7 +21,8 @@ from activities.policy_file import load_policy_file
 from domain.case import Customer, Dispute, Reason
 from domain.ledger import LedgerAction
 from domain.state import CaseStatus, Escalation, EscalationLevel
-from infra.gateway import CaseGateway, UnknownCaseError
+from infra.case_errors import UnknownCaseError
+from infra.gateway import CaseGateway
 from infra.settings import DEFAULT_POLICY_FILE
 from tests.conftest import a_request, eventually
 from tests.helpers import api_client, as_role

@@ -22,7 +22,8 @@ from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
 from activities.policy_file import load_policy_file
-from api.app import MAX_BODY_BYTES, create_app
+from api.app import create_app
+from api.middleware import MAX_BODY_BYTES
 from api.refusal_budget import RefusalBudget
 from domain.case import Reason, Strict
 from domain.ledger import LedgerAction
