@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field, StrictBool
 
 from api.callers import Arbiter, Auditor, CaseReader, Service, Staff
 from api.errors import documented
-from api.paths import CaseId
 from domain.case import (
     ArbitrationRuling,
     BusinessKey,
@@ -35,6 +34,7 @@ from domain.view import CaseLedger, CaseView, ServiceView
 from infra.case_errors import unknown_case
 from infra.case_messages import SignalHandler, UpdateHandler, model_of, name_of
 from infra.gateway import CaseGateway
+from infra.path_params import CaseId
 from workflows.case_handlers import CaseHandlers, ItemBackHandlers
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase

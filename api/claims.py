@@ -7,10 +7,10 @@ from fastapi.routing import APIRoute
 
 from api.callers import CarrierDesk
 from api.errors import documented
-from api.paths import CaseId
 from domain.claim import CarrierResponse
 from infra.case_messages import name_of
 from infra.gateway import CaseGateway
+from infra.path_params import CaseId
 from workflows.carrier_claim import CarrierClaim
 
 

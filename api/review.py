@@ -15,7 +15,6 @@ from pydantic import Field
 
 from api.auth import requires
 from api.errors import documented
-from api.paths import CASE_ID_PATTERN, CaseId, ScanId
 from domain.case import STAFF_BY_AUTHORITY, ExplainedReason, MessageId, Role, Strict
 from domain.view import CaseNote
 from infra.gateway import CaseGateway
@@ -26,6 +25,7 @@ from infra.kept_for_review import (
     Resolver,
     UnmatchedScan,
 )
+from infra.path_params import CASE_ID_PATTERN, CaseId, ScanId
 from infra.security.identity import Caller
 
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from api.callers import Scanner
 from api.errors import ApiError, item_of, one_line
-from api.paths import CASE_ID_PATTERN
 from domain.case import ScanReport, Strict, WarehouseScan
 from infra.gateway import CaseGateway
+from infra.path_params import CASE_ID_PATTERN
 
 
 class ScanSubmission(ScanReport):

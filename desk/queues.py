@@ -19,7 +19,6 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import Field, ValidationError
 
-from api.paths import CASE_ID_PATTERN, MAX_CASE_ID_LENGTH, MIN_CASE_ID_LENGTH, ScanId
 from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted, said
 from desk.gate import DESK_PATH
 from desk.rendering import page
@@ -56,6 +55,7 @@ from infra.kept_for_review import (
     Resolver,
     UnknownKeptItemError,
 )
+from infra.path_params import CASE_ID_PATTERN, MAX_CASE_ID_LENGTH, MIN_CASE_ID_LENGTH, ScanId
 from infra.security.identity import Caller
 from workflows.case_handlers import CaseHandlers
 

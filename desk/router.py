@@ -18,7 +18,6 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from activities.policy_file import PolicyFile
-from api.paths import CaseId
 from desk.case_actions import actions_of_role, available_actions, money_panel
 from desk.forms import (
     EXTENSION_DAYS,
@@ -74,6 +73,7 @@ from infra.case_messages import UpdateHandler
 from infra.case_notes import NoteIdTakenError
 from infra.case_page import CasePageReads
 from infra.gateway import CaseGateway
+from infra.path_params import CaseId
 from infra.security.identity import (
     Caller,
     Principal,

@@ -1,4 +1,4 @@
-"""Path parameters every router shares."""
+"""Path parameters every router shares: the API's and the desk's."""
 
 from typing import Annotated
 
