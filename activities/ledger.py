@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity
 
@@ -101,6 +102,8 @@ class LedgerEntry(BaseModel):
     case: CaseSnapshot
 
 
+# A no-op unless the worker traces (infra/tracing.py): bench/breakdown.py reads these.
+_STAGES = trace.get_tracer("aftersales.ledger")
 _SNAPSHOT_COLUMNS = list(CaseSnapshot.model_fields)
 _UPSERT_CASE = f"""
 INSERT INTO cases ({", ".join(_SNAPSHOT_COLUMNS)}, last_seq, updated_at)
@@ -123,26 +126,30 @@ class LedgerActivities:
         Idempotent: the (case, seq) key makes a retried call a no-op, and the read model
         only ever moves to a newer seq. Returns whether this call wrote the event."""
         snapshot = entry.case
-        async with self._pool.acquire() as conn, conn.transaction():
-            inserted = await conn.fetchval(
-                """INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action,
-                                            rule_id, reason, status_after, details)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                   ON CONFLICT (case_id, seq) DO NOTHING
-                   RETURNING true""",
-                snapshot.case_id,
-                entry.seq,
-                entry.occurred_at,
-                entry.actor,
-                entry.role,
-                entry.action,
-                entry.rule_id,
-                entry.reason,
-                snapshot.status,
-                entry.details,
-            )
-            row = snapshot.model_dump(exclude={"case_view"})
-            row["case_view"] = snapshot.case_view.model_dump(mode="json")  # jsonb
-            values = [row[c] for c in _SNAPSHOT_COLUMNS]
-            await conn.execute(_UPSERT_CASE, *values, entry.seq, entry.occurred_at)
+        with _STAGES.start_as_current_span("ledger transaction"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                with _STAGES.start_as_current_span("ledger event insert"):
+                    inserted = await conn.fetchval(
+                        """INSERT INTO case_events (case_id, seq, occurred_at, actor, role,
+                                                    action, rule_id, reason, status_after,
+                                                    details)
+                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                           ON CONFLICT (case_id, seq) DO NOTHING
+                           RETURNING true""",
+                        snapshot.case_id,
+                        entry.seq,
+                        entry.occurred_at,
+                        entry.actor,
+                        entry.role,
+                        entry.action,
+                        entry.rule_id,
+                        entry.reason,
+                        snapshot.status,
+                        entry.details,
+                    )
+                row = snapshot.model_dump(exclude={"case_view"})
+                row["case_view"] = snapshot.case_view.model_dump(mode="json")  # jsonb
+                values = [row[c] for c in _SNAPSHOT_COLUMNS]
+                with _STAGES.start_as_current_span("read-model row upsert"):
+                    await conn.execute(_UPSERT_CASE, *values, entry.seq, entry.occurred_at)
         return bool(inserted)

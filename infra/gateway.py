@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 import asyncpg
+from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
@@ -127,6 +128,9 @@ UPDATES: dict[str, type[CaseMessage]] = {
     "apply_ruling": ArbitrationRuling,
     "resolve_declined_payment": PaymentResolution,
 }
+
+# A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
+_STAGES = trace.get_tracer("aftersales.gateway")
 
 
 class UnknownCaseError(LookupError):
@@ -248,13 +252,14 @@ class CaseGateway:
         request is kept and the caller's retry starts the case, from the request as it was
         first stored (its requested_at is when the customer asked, and its received_at,
         set by the HTTP API, our first receipt: R1 judges one of them, domain.policy)."""
-        created = await self._pool.fetchval(
-            """INSERT INTO case_requests (case_id, request_id, request) VALUES ($1, $2, $3)
-               ON CONFLICT DO NOTHING RETURNING true""",
-            request.case_id,
-            request.request_id,
-            request.model_dump(mode="json"),
-        )
+        with _STAGES.start_as_current_span("request insert"):
+            created = await self._pool.fetchval(
+                """INSERT INTO case_requests (case_id, request_id, request)
+                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true""",
+                request.case_id,
+                request.request_id,
+                request.model_dump(mode="json"),
+            )
         if not created:
             # An erased customer's case answers 410 before its stored request is compared:
             # a refusal would keep the re-sent body, the customer's real id in it.
@@ -591,15 +596,16 @@ class CaseGateway:
                 problems[place] = await self._signal_scan(*scans[place])
 
         await asyncio.gather(*(in_order(places) for places in places_of_barcode.values()))
-        await self._pool.executemany(
-            """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
-            [
-                _scan_row(barcode, scan)
-                for (barcode, scan), problem in zip(scans, problems, strict=True)
-                if problem is None
-            ],
-        )
+        with _STAGES.start_as_current_span("scans insert"):
+            await self._pool.executemany(
+                """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
+                [
+                    _scan_row(barcode, scan)
+                    for (barcode, scan), problem in zip(scans, problems, strict=True)
+                    if problem is None
+                ],
+            )
         return problems
 
     async def _deliver_scan(self, barcode: str, scan: WarehouseScan) -> str | None:
