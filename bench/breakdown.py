@@ -199,7 +199,8 @@ def _stages(
 
 # The order a request meets the stages in; others (a new local activity) after them.
 _PATH = ["request until", "API request", "API:", "authenticate", "body validation",
-         "request insert", "scans insert", "data key create", "StartWorkflow", "SignalWorkflow",
+         "request and data key insert", "scans insert", "data key create", "StartWorkflow",
+         "SignalWorkflow",
          "workflow task: schedule", "workflow task: run", "workflow tasks", "data key fetch",
          "local activity record_case_step", "ledger transaction", "ledger event",
          "read-model row", "ledger: acquire"]  # fmt: skip
@@ -210,9 +211,11 @@ def _in_path_order(stage: str) -> int:
 
 
 def _is_stage(span: Span) -> bool:
-    return span.name in ("authenticate", "request insert", "scans insert") or span.name.startswith(
-        ("StartWorkflow", "SignalWorkflow")
-    )
+    return span.name in (
+        "authenticate",
+        "request and data key insert",
+        "scans insert",
+    ) or span.name.startswith(("StartWorkflow", "SignalWorkflow"))
 
 
 def _descendants(span: Span, children: dict[bytes, list[Span]], *, depth: int) -> Iterable[Span]:

@@ -29,6 +29,7 @@ from infra.codec import (
     KEY_BYTES,
     ErasedDataError,
     KeyRing,
+    NewDataKey,
     TamperedPayloadError,
     UnknownKeyError,
     seal,
@@ -84,19 +85,27 @@ class PostgresDataKeys:
             return fresh
         if scope in self._cache:
             return await self.for_opening(scope)
-        data_key = secrets.token_bytes(KEY_BYTES)
+        new = self.new_key(scope)
         # Created on first use; a racing process's key wins and both use it.
         with _STAGES.start_as_current_span("data key create"):
             created = await self._pool.fetchval(
                 """INSERT INTO data_keys (scope, master_key_id, wrapped_key)
                    VALUES ($1, $2, $3) ON CONFLICT (scope) DO NOTHING RETURNING true""",
-                scope,
-                self._ring.newest_id,
-                seal(self._ring.newest, data_key, scope.encode()),
+                new.scope,
+                new.master_key_id,
+                new.wrapped,
             )
         if created:
-            return self._keep(scope, AESGCM(data_key))
+            return self._keep(scope, AESGCM(new.key))
         return await self.for_opening(scope)
+
+    def new_key(self, scope: str) -> NewDataKey:
+        data_key = secrets.token_bytes(KEY_BYTES)
+        wrapped = seal(self._ring.newest, data_key, scope.encode())
+        return NewDataKey(scope, self._ring.newest_id, wrapped, data_key)
+
+    def stored(self, new: NewDataKey) -> None:
+        self._keep(new.scope, AESGCM(new.key))
 
     async def for_opening(self, scope: str) -> AESGCM:
         if fresh := self._fresh(scope):

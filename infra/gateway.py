@@ -222,7 +222,8 @@ class CaseGateway:
         self.analytics = AnalyticsStore(pool)
         # /metrics' business figures, read from the read model at scrape time.
         self.figures = BusinessFigures(pool)
-        self._tracking = TrackingNumberIndex(_sealing_codec(client).ring)
+        self._codec = _sealing_codec(client)
+        self._tracking = TrackingNumberIndex(self._codec.ring)
         # The queues, what is kept for a person, and notes: PostgreSQL only, likewise.
         self.queues = CaseQueues(pool, self._tracking)
         self.kept = KeptForReview(pool)
@@ -252,14 +253,29 @@ class CaseGateway:
         request is kept and the caller's retry starts the case, from the request as it was
         first stored (its requested_at is when the customer asked, and its received_at,
         set by the HTTP API, our first receipt: R1 judges one of them, domain.policy)."""
-        with _STAGES.start_as_current_span("request insert"):
-            created = await self._pool.fetchval(
-                """INSERT INTO case_requests (case_id, request_id, request)
-                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true""",
+        # The case's data key is made now and stored with its request, in one statement
+        # (one commit), so starting the case seals without a write of its own.
+        key = self._codec.new_case_key(request.case_id)
+        with _STAGES.start_as_current_span("request and data key insert"):
+            [row] = await self._pool.fetch(
+                """WITH request AS (
+                       INSERT INTO case_requests (case_id, request_id, request)
+                       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true),
+                     data_key AS (
+                       INSERT INTO data_keys (scope, master_key_id, wrapped_key)
+                       VALUES ($4, $5, $6) ON CONFLICT (scope) DO NOTHING RETURNING true)
+                   SELECT EXISTS (SELECT FROM request) AS created,
+                          EXISTS (SELECT FROM data_key) AS keyed""",
                 request.case_id,
                 request.request_id,
                 request.model_dump(mode="json"),
+                key.scope,
+                key.master_key_id,
+                key.wrapped,
             )
+        created = row["created"]
+        if row["keyed"]:
+            self._codec.data_key_stored(key)
         if not created:
             # An erased customer's case answers 410 before its stored request is compared:
             # a refusal would keep the re-sent body, the customer's real id in it.

@@ -33,7 +33,7 @@ from activities.warehouse import CancelShipment, ShipmentOrder, StockQuery
 from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.survey import SurveyResult
-from infra.codec import KEY_BYTES, UnknownKeyError
+from infra.codec import KEY_BYTES, NewDataKey, UnknownKeyError
 from infra.grants import GrantCheckInterceptor
 from tests.identities import IDENTITIES
 from worker import WORKFLOW_RUNNER, WORKFLOWS
@@ -49,6 +49,12 @@ class InMemoryDataKeys:
         if scope not in self._keys:
             self._keys[scope] = AESGCM(AESGCM.generate_key(KEY_BYTES * 8))
         return self._keys[scope]
+
+    def new_key(self, scope: str) -> NewDataKey:
+        return NewDataKey(scope, "in-memory", b"", AESGCM.generate_key(KEY_BYTES * 8))
+
+    def stored(self, new: NewDataKey) -> None:
+        self._keys.setdefault(new.scope, AESGCM(new.key))
 
     async def for_opening(self, scope: str) -> AESGCM:
         if scope not in self._keys:
