@@ -3,10 +3,9 @@
 A second API and worker, traced (infra/tracing.py), run beside the stack's on a task queue
 of their own and export their spans to this process (bench/spans.py): the API's request,
 authentication, the request's and scans' statements, the data key's creation or fetch,
-the StartWorkflow / SignalWorkflow call, each local activity and, within the ledger's
-step, its two statements and the rest of its transaction (acquire, BEGIN, COMMIT). The
-server's history gives each workflow task's schedule-to-start and run. Measured apart, in
-the same run: the body's validation (the API's own models, in this process) and what the
+the StartWorkflow / SignalWorkflow call, each local activity and the ledger step's
+transaction within it (one call: activities/ledger.py). The server's history gives each
+workflow task's schedule-to-start and run. Measured apart, in the same run: the body's validation (the API's own models, in this process) and what the
 ledger's triggers (SLA clocks, R24 rollups) add to its transaction (bench/triggers.py).
 
 Then the 20-at-a-time load once more with py-spy sampling the traced API and worker:
@@ -191,19 +190,14 @@ def _stages(
     for span in inside:
         if not span.name.startswith(("POST ", "RunWorkflow", "StartActivity", "HandleSignal")):
             taken[_stage_name(span)].append(span.ms - _nested(span, children))
-        if span.name == "ledger transaction":
-            statements = sum(c.ms for c in children[span.span_id])
-            taken["ledger: acquire, BEGIN, COMMIT"].append(span.ms - statements)
     return {name: percentiles(ms) for name, ms in taken.items() if len(ms) > 1}
 
 
 # The order a request meets the stages in; others (a new local activity) after them.
 _PATH = ["request until", "API request", "API:", "authenticate", "body validation",
          "request and data key insert", "scans insert", "data key create", "StartWorkflow",
-         "SignalWorkflow",
-         "workflow task: schedule", "workflow task: run", "workflow tasks", "data key fetch",
-         "local activity record_case_step", "ledger transaction", "ledger event",
-         "read-model row", "ledger: acquire"]  # fmt: skip
+         "SignalWorkflow", "workflow task: schedule", "workflow task: run", "workflow tasks", "data key fetch",
+         "local activity record_case_step", "ledger transaction"]  # fmt: skip
 
 
 def _in_path_order(stage: str) -> int:
