@@ -5,8 +5,9 @@ of their own and export their spans to this process (bench/spans.py): the API's 
 authentication, the request's and scans' statements, the data key's creation or fetch,
 the StartWorkflow / SignalWorkflow call, each local activity and the ledger step's
 transaction within it (one call: activities/ledger.py). The server's history gives each
-workflow task's schedule-to-start and run. Measured apart, in the same run: the body's validation (the API's own models, in this process) and what the
-ledger's triggers (SLA clocks, R24 rollups) add to its transaction (bench/triggers.py).
+workflow task's schedule-to-start and run. Measured apart, in the same run: the body's
+validation (the API's own models, in this process) and what the ledger's triggers (SLA
+clocks, R24 rollups) add to its transaction (bench/triggers.py).
 
 Then the 20-at-a-time load once more with py-spy sampling the traced API and worker:
 docs/flame-api.svg and docs/flame-worker.svg (docs/benchmarks.md reads them)."""
@@ -196,7 +197,8 @@ def _stages(
 # The order a request meets the stages in; others (a new local activity) after them.
 _PATH = ["request until", "API request", "API:", "authenticate", "body validation",
          "request and data key insert", "scans insert", "data key create", "StartWorkflow",
-         "SignalWorkflow", "workflow task: schedule", "workflow task: run", "workflow tasks", "data key fetch",
+         "SignalWorkflow", "workflow task: schedule", "workflow task: run", "workflow tasks",
+         "data key fetch",
          "local activity record_case_step", "ledger transaction"]  # fmt: skip
 
 
