@@ -74,7 +74,7 @@ async def measure_breakdown(stack: Stack, run: str) -> dict[str, Any]:
         with _flames(stack, ("api-traced", "worker-traced")):
             await _open_and_scan(stack, api, f"F{run}", LOADED[1], LOADED[0])
     return found | {
-        "flame_graphs": [str(FLAMES / f"flame-{n}.svg") for n in ("api", "worker")],
+        "flame_graphs": [f"docs/flame-{n}.svg" for n in ("api", "worker")],
         "triggers": await measure_triggers(stack.pool, prefix=f"T1x{run}"),
         "how": __doc__.split("\n\n")[1].replace("\n", " "),
     }
@@ -86,6 +86,8 @@ async def _traced_pair(stack: Stack, endpoint: str) -> AsyncIterator[aiohttp.Cli
     env = stack.env() | {
         "AFTERSALES_TASK_QUEUE": TRACED_QUEUE,
         "AFTERSALES_API_PORT": str(port),
+        # Its /metrics beside the stack's worker's, not on the same port.
+        "AFTERSALES_WORKER_STATUS_PORT": str(free_port()),
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "200",
         # Every span of a burst kept: the default queue (2,048) drops them under load.
