@@ -32,7 +32,7 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     for name, rows in _ROWS.items():
         if name in results:
             found.extend(rows(results[name]))
-    return [asdict(f) for f in found]
+    return [asdict(f) for f in sorted(found, key=lambda f: f.benchmark)]
 
 
 def _intake(intake: dict[str, Any]) -> Iterator[Figure]:
