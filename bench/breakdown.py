@@ -41,6 +41,7 @@ from domain.state import CaseStatus
 from tests.processes import free_port, start_process
 
 TRACED_QUEUE = "bench-traced"
+_TRACED = ("api-traced", "worker-traced")
 # (requests at a time, cases): one at a time shows the floor, 20 at a time the queueing.
 LOADED = (CONCURRENCY, 160)
 MODES = {"one_at_a_time": (1, 40), f"{CONCURRENCY}_concurrent": LOADED}
@@ -61,9 +62,11 @@ async def measure_breakdown(stack: Stack, run: str) -> dict[str, Any]:
     async with span_sink() as (sink, endpoint), _traced_pair(stack, endpoint) as api:
         for mode, (concurrency, cases) in MODES.items():
             prefix = f"T{concurrency}x{run}"
-            windows, client_ms = await _open_and_scan(stack, api, prefix, cases, concurrency)
+            windows, client_ms, cpu_ms = await _open_and_scan(
+                stack, api, prefix, cases, concurrency
+            )
             await sink.settled()
-            found[mode] = {}
+            found[mode] = {"cpu_ms_per_request": cpu_ms}
             for phase in ("opening", "scan"):
                 stages = _stages(sink.spans, windows[phase], client_ms[phase]) | {
                     f"body validation ({phase}, in process)": validation[phase],
@@ -71,7 +74,7 @@ async def measure_breakdown(stack: Stack, run: str) -> dict[str, Any]:
                 }
                 found[mode][phase] = {s: stages[s] for s in sorted(stages, key=_in_path_order)}
             sink.spans.clear()
-        with _flames(stack, ("api-traced", "worker-traced")):
+        with _flames(stack, _TRACED):
             await _open_and_scan(stack, api, f"F{run}", LOADED[1], LOADED[0])
     return found | {
         "flame_graphs": [f"docs/flame-{n}.svg" for n in ("api", "worker")],
@@ -106,7 +109,7 @@ async def _traced_pair(stack: Stack, endpoint: str) -> AsyncIterator[aiohttp.Cli
         try:
             yield api
         finally:
-            for name in ("api-traced", "worker-traced"):
+            for name in _TRACED:
                 stack.stop(name)
 
 
@@ -141,10 +144,11 @@ def _flames(stack: Stack, names: Iterable[str]) -> Iterator[None]:
 
 async def _open_and_scan(
     stack: Stack, api: aiohttp.ClientSession, prefix: str, cases: int, concurrency: int
-) -> tuple[dict[str, tuple[int, int]], dict[str, list[float]]]:
-    """Each phase's time window (ns since the epoch, as spans are stamped) and its
-    requests' latencies as the client saw them, until the read model shows each: one
-    request at a time is then one case at a time in the worker as well."""
+) -> tuple[dict[str, tuple[int, int]], dict[str, list[float]], dict[str, dict[str, float]]]:
+    """Each phase's time window (ns since the epoch, as spans are stamped), its requests'
+    latencies as the client saw them, until the read model shows each (one request at a
+    time is then one case at a time in the worker as well), and the CPU the API and the
+    worker spent per request (ms, every thread's, tracing included)."""
 
     async def post(path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
         async with api.post(path, json=body, headers=headers) as response:
@@ -167,12 +171,17 @@ async def _open_and_scan(
 
     windows: dict[str, tuple[int, int]] = {}
     client_ms: dict[str, list[float]] = {}
+    cpu_ms: dict[str, dict[str, float]] = {}
     phases = {"opening": open_until_visible, "scan": scan_until_visible}
     for phase, one in phases.items():
-        started = time.time_ns()
+        started, used = time.time_ns(), {name: stack.cpu_s(name) for name in _TRACED}
         client_ms[phase] = await latencies_ms(cases, one, concurrency=concurrency)
         windows[phase] = (started, time.time_ns())
-    return windows, client_ms
+        cpu_ms[phase] = {
+            name.split("-")[0]: round((stack.cpu_s(name) - used[name]) / cases * 1000, 2)
+            for name in _TRACED
+        }
+    return windows, client_ms, cpu_ms
 
 
 def _stages(

@@ -150,6 +150,10 @@ def breakdown_markdown(breakdown: dict[str, Any]) -> list[str]:
         for stage in stages:
             cells = [_cell(phases[phase].get(stage)) for phase in ("opening", "scan")]
             lines.append(f"| {stage} | {cells[0]} | {cells[1]} |")
+        cpu = phases["cpu_ms_per_request"]
+        for process in ("api", "worker"):
+            lines.append(f"| CPU per request, {process} process (ms, all threads) | "
+                         f"{cpu['opening'][process]} | {cpu['scan'][process]} |")  # fmt: skip
         lines.append("")
     lines += ["A ledger step's transaction, by the triggers it fires (ms, p50 / p99):", "",
               "| triggers | opening step | next step |", "|---|---|---|"]  # fmt: skip
