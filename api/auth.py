@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Request, status
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from opentelemetry import trace
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -42,6 +43,10 @@ _bearer = HTTPBearer(auto_error=False)
 PUBLIC_PATHS = frozenset(
     {"/openapi.json", DOCS_PATH, OAUTH2_REDIRECT_PATH, REDOC_PATH, SESSION_PATH, *STATUS_PATHS}
 )
+
+
+# A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads it.
+_STAGES = trace.get_tracer("aftersales.auth")
 
 
 class Authentication:
@@ -75,7 +80,8 @@ class Authentication:
             await self._desk.admit(scope, receive, send, self._app)
             return
         try:
-            principal = await self._prove(authorization)
+            with _STAGES.start_as_current_span("authenticate"):
+                principal = await self._prove(authorization)
         except Unauthenticated as problem:
             await _unauthorised(str(problem))(scope, receive, send)
             return

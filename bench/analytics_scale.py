@@ -36,7 +36,7 @@ OUT = Path(__file__).parent / "analytics_results.json"
 
 # Migration 014's rollup triggers, off while the data is generated in one transaction and
 # summed afresh after (report_rollups_rebuild), on for the reports and the write costs.
-_ROLLUP_TRIGGERS = {
+ROLLUP_TRIGGERS = {
     "cases": ["cases_keep_report_rollups_on_insert", "cases_keep_report_rollups_on_update"],
     "delivered_units": ["delivered_units_keep_report_rollups"],
     "sla_clocks": ["sla_clocks_keep_report_rollups"],
@@ -48,7 +48,7 @@ _ROLLUP_TRIGGERS = {
 def _rollup_triggers(switch: str) -> str:
     return ";".join(
         f"ALTER TABLE {table} {switch} TRIGGER {name}"
-        for table, names in _ROLLUP_TRIGGERS.items()
+        for table, names in ROLLUP_TRIGGERS.items()
         for name in names
     )
 
@@ -212,25 +212,13 @@ async def _sections(
     return timings
 
 
-async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
-    started = time.perf_counter()
-    await pool.execute(_rollup_triggers("DISABLE"))
-    await pool.execute(_GENERATE)
-    generated_s = round(time.perf_counter() - started, 1)
-    started = time.perf_counter()
-    await pool.execute(_rollup_triggers("ENABLE") + "; SELECT report_rollups_rebuild()")
-    rollups_built_s = round(time.perf_counter() - started, 1)
-    await pool.execute("VACUUM ANALYZE")
-    [counts] = await pool.fetch(
-        """SELECT (SELECT count(*) FROM cases) AS cases,
-                  (SELECT count(*) FROM case_events) AS events,
-                  (SELECT count(*) FROM delivered_units) AS day_totals,
-                  (SELECT sum(units) FROM delivered_units) AS units"""
-    )
+async def _report_timings(
+    pool: asyncpg.Pool, now: datetime
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Each report's and the batch alarm's median time, and three reports by section."""
     store = AnalyticsStore(pool)
     policy = load_policy_file(DEFAULT_POLICY_FILE)
     settings: BatchAlarmSettings = policy.batch_alarm
-    now = datetime.now(UTC)
 
     async def alarm() -> object:
         return judge_batches(await store.batch_counts(), settings)
@@ -262,6 +250,26 @@ async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
         name: await _sections(pool, policy, now, reports[name])
         for name in ("everything", "last_30_days", "a_year_one_category")
     }
+    return timings, sections
+
+
+async def measure(pool: asyncpg.Pool) -> dict[str, Any]:
+    started = time.perf_counter()
+    await pool.execute(_rollup_triggers("DISABLE"))
+    await pool.execute(_GENERATE)
+    generated_s = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    await pool.execute(_rollup_triggers("ENABLE") + "; SELECT report_rollups_rebuild()")
+    rollups_built_s = round(time.perf_counter() - started, 1)
+    await pool.execute("VACUUM ANALYZE")
+    [counts] = await pool.fetch(
+        """SELECT (SELECT count(*) FROM cases) AS cases,
+                  (SELECT count(*) FROM case_events) AS events,
+                  (SELECT count(*) FROM delivered_units) AS day_totals,
+                  (SELECT sum(units) FROM delivered_units) AS units"""
+    )
+    now = datetime.now(UTC)
+    timings, sections = await _report_timings(pool, now)
     with_rollups = await _opening_rows_per_s(pool, "W")
     concurrent_with_rollups = await _opening_rows_per_s(pool, "X", writers=WRITERS)
     await pool.execute("ALTER TABLE cases DISABLE TRIGGER cases_keep_report_rollups_on_insert")

@@ -85,40 +85,18 @@ async def measure_intake(stack: Stack, run: str) -> dict[str, Any]:
     )
     bare_open, api_open = opening["bare"], opening["api"]
     bare_signals, single, batches = ingest["bare"], ingest["single"], ingest["batches"]
-
-    started = time.perf_counter()
-    stack.start_worker()
-
-    await stack.until_cases(prefix, "awaiting_inspection", CASES, within_s=600)
-    drained = CASES / (time.perf_counter() - started)
-    stored = await stack.pool.fetchval(
-        "SELECT count(*) FROM scans WHERE scan_id LIKE $1", f"{prefix}-scan-%"
-    )
-    applied = await stack.pool.fetchval(
-        "SELECT count(*) FROM case_events WHERE action = 'parcel_received' "
-        "AND details->>'scan_id' LIKE $1",
-        f"{prefix}-scan-%",
-    )
-    requests_kept = await stack.pool.fetchval(
-        "SELECT count(*) FROM case_requests WHERE request->>'order_id' LIKE $1", f"{prefix}-%"
-    )
-    opened_in_ledger = await stack.pool.fetchval(
-        "SELECT count(*) FROM case_events e JOIN cases c USING (case_id) "
-        "WHERE e.action = 'case_opened' AND c.order_id LIKE $1",
-        f"{prefix}-%",
-    )
+    kept = await _drained(stack, prefix)
     return {
         "opening_rate": {
             "api_per_s": round(api_open, 1),
             "bare_start_workflow_per_s": round(bare_open, 1),
             "ratio": round(api_open / bare_open, 3),
-            "target": ">= 0.8",
             "cases": CASES,
             "concurrency": CONCURRENCY,
             "rounds": f"{ROUNDS}, bare and API alternating",
             "accepted": CASES,
-            "stored_in_case_requests": requests_kept,
-            "opened_in_ledger": opened_in_ledger,
+            "stored_in_case_requests": kept["requests"],
+            "opened_in_ledger": kept["opened"],
         },
         "scan_ingest_rate": {
             "api_per_s_one_scan_per_request": round(single, 1),
@@ -126,13 +104,40 @@ async def measure_intake(stack: Stack, run: str) -> dict[str, Any]:
             "bare_signal_per_s": round(bare_signals, 1),
             "ratio_one_scan_per_request": round(single / bare_signals, 3),
             f"ratio_batches_of_{SCAN_BATCH}": round(batches / bare_signals, 3),
-            "target": ">= 0.7",
             "accepted": CASES,
-            "stored_in_scans": stored,
-            "applied_by_cases": applied,
+            "stored_in_scans": kept["scans"],
+            "applied_by_cases": kept["applied"],
         },
         "worker_drain": {
-            "cases_opened_and_scanned_per_s": round(drained, 1),
+            "cases_opened_and_scanned_per_s": kept["drained_per_s"],
             "note": "the worker started after intake; rate to every case's scan applied",
         },
     }
+
+
+async def _drained(stack: Stack, prefix: str) -> dict[str, float]:
+    """The worker started on the backlog: how fast it takes every case to its scan, and
+    what was kept of every accepted request and scan."""
+    started = time.perf_counter()
+    stack.start_worker()
+    await stack.until_cases(prefix, "awaiting_inspection", CASES, within_s=600)
+    drained = CASES / (time.perf_counter() - started)
+    counts = {
+        "scans": ("SELECT count(*) FROM scans WHERE scan_id LIKE $1", f"{prefix}-scan-%"),
+        "applied": (
+            "SELECT count(*) FROM case_events WHERE action = 'parcel_received' "
+            "AND details->>'scan_id' LIKE $1",
+            f"{prefix}-scan-%",
+        ),
+        "requests": (
+            "SELECT count(*) FROM case_requests WHERE request->>'order_id' LIKE $1",
+            f"{prefix}-%",
+        ),
+        "opened": (
+            "SELECT count(*) FROM case_events e JOIN cases c USING (case_id) "
+            "WHERE e.action = 'case_opened' AND c.order_id LIKE $1",
+            f"{prefix}-%",
+        ),
+    }
+    kept = {name: await stack.pool.fetchval(*query) for name, query in counts.items()}
+    return kept | {"drained_per_s": round(drained, 1)}

@@ -70,9 +70,9 @@ async def latencies_ms(
     return taken
 
 
-def percentiles(taken: list[float]) -> dict[str, float]:
+def percentiles(taken: list[float], *, digits: int = 1) -> dict[str, float]:
     cuts = statistics.quantiles(taken, n=100, method="inclusive")
-    return {"p50_ms": round(cuts[49], 1), "p99_ms": round(cuts[98], 1), "n": len(taken)}
+    return {"p50_ms": round(cuts[49], digits), "p99_ms": round(cuts[98], digits), "n": len(taken)}
 
 
 async def until(probe: Callable[[], Awaitable[bool]], *, every_s: float, within_s: float) -> None:

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # no screen here
 import matplotlib.pyplot as plt  # after use(): the backend must be chosen first
 
+from bench.table import OPENING_RATIO, SCAN_P99_RATIO, SCANS_RATIO, WORKER_KIB_PER_CASE
+
 
 def plot(results: dict[str, Any], out: Path) -> None:
     figure, ((rates, latency), (memory, events)) = plt.subplots(2, 2, figsize=(13, 9))
@@ -26,8 +28,8 @@ def plot(results: dict[str, Any], out: Path) -> None:
                 "ratio_batches_of_10"
             ],
         }
-        _bars(rates, ratios, "rate ratio (higher is better)", {"target open": 0.8,
-                                                                "target scans": 0.7})  # fmt: skip
+        targets = {"target open": OPENING_RATIO, "target scans": SCANS_RATIO}
+        _bars(rates, ratios, "rate ratio (higher is better)", targets)
 
     if "latency" in results:
         found = results["latency"]
@@ -37,7 +39,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
             for seen in ("query", "read_model")
         }
         _bars(latency, ratios, "scan -> visible p99 / bare update p99 (lower is better)",
-              {"target": 1.5})  # fmt: skip
+              {"target": SCAN_P99_RATIO})  # fmt: skip
 
     if "scale" in results:
         scale = results["scale"]
@@ -46,7 +48,7 @@ def plot(results: dict[str, Any], out: Path) -> None:
             "server per case": scale["server_kib_per_case"],
             "PostgreSQL\nper case": scale["database_kib_per_case"],
         }
-        _bars(memory, per_case, "KiB (lower is better)", {"worker target": 100,
+        _bars(memory, per_case, "KiB (lower is better)", {"worker target": WORKER_KIB_PER_CASE,
                                                           "server/db target": 50})  # fmt: skip
 
     if "histories" in results:

@@ -11,8 +11,12 @@ same run on the same dev server. Writes bench/results.json, results.png and resu
 6. test suite time and time per 30-day-timer scenario          (bench/suite.py)
 7. the payload codec's cost: opening rate and scan latency,    (bench/codec.py)
    sealed vs a pass-through codec, same run
+8. where an opening's and a scan's time goes, stage by stage,  (bench/breakdown.py)
+   what the ledger's triggers cost, flame graphs under load
 
-`python -m bench.run --only intake,latency` runs some of them (the file keeps the rest)."""
+Each run writes results.json whole: what it measured and every figure's target (`targets`),
+nothing kept from an earlier run. `python -m bench.run --only intake,latency` runs some of
+them (a quick look while changing something; its file holds only those)."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.breakdown import measure_breakdown
 from bench.codec import measure_codec
 from bench.histories import measure_histories
 from bench.intake import measure_intake
@@ -37,7 +42,7 @@ from bench.plot import plot
 from bench.scale import measure_file_server, measure_scale
 from bench.stack import Stack, running_stack
 from bench.suite import measure_suite
-from bench.table import markdown
+from bench.table import figures, markdown
 from infra.devstack import temporal_cli
 
 HERE = Path(__file__).parent
@@ -48,6 +53,8 @@ ON_STACK: dict[str, Callable[[Stack, str], Awaitable[dict[str, Any]]]] = {
     "latency": measure_latency,
     "scale": measure_scale,
     "codec": measure_codec,
+    # Last: its traced API and worker add their cases to the stack's PostgreSQL.
+    "breakdown": measure_breakdown,
 }
 ALONE: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
     "scale_file": measure_file_server,
@@ -57,7 +64,7 @@ ALONE: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {
 
 
 async def main(only: set[str]) -> None:
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results: dict[str, Any] = {}
     started = time.perf_counter()
     run = uuid.uuid4().hex[:6]
     with tempfile.TemporaryDirectory() as folder:
@@ -84,10 +91,12 @@ async def main(only: set[str]) -> None:
             "shard), on the same machine as the worker, API, PostgreSQL and this client",
         },
     }
+    results["targets"] = figures(results)
     _save(results)
     plot(results, HERE / "results.png")
-    (HERE / "results.md").write_text(markdown(results))
-    print(json.dumps(results, indent=2))
+    table = markdown(results)
+    (HERE / "results.md").write_text(table)
+    print(table)
 
 
 def _save(results: dict[str, Any]) -> None:

@@ -108,6 +108,12 @@ class Stack:
         process.terminate()
         process.wait(timeout=30)
 
+    def cpu_s(self, name: str) -> float:
+        """CPU time one of the stack's processes has used so far, every thread's."""
+        stat = Path(f"/proc/{self.processes[name].pid}/stat").read_text()
+        user, system = stat.rsplit(")", 1)[1].split()[11:13]
+        return (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+
     def rss_kib(self, name: str) -> int:
         """Resident memory of one of the stack's processes (`server`, `worker`, `api`)."""
         pid = self.server.pid if name == "server" else self.processes[name].pid

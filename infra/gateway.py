@@ -54,14 +54,15 @@ class CaseGateway:
         self.analytics = AnalyticsStore(pool)
         # /metrics' business figures, read from the read model at scrape time.
         self.figures = BusinessFigures(pool)
-        tracking = TrackingNumberIndex(_sealing_codec(client).ring)
+        codec = _sealing_codec(client)
+        tracking = TrackingNumberIndex(codec.ring)
         # The queues, what is kept for a person, and notes: PostgreSQL only, likewise.
         self.queues = CaseQueues(pool, tracking)
         self.kept = KeptForReview(pool)
         self.notes = CaseNotes(pool)
         refused = RefusedInputs(pool)
         self._reads = reads = CaseReads(client, pool, task_queue, self.notes, self.queues)
-        intake = CaseIntake(client, pool, task_queue, policy, reads)
+        intake = CaseIntake(client, pool, task_queue, policy, reads, codec)
         messaging = CaseMessaging(client, pool, tracking, self.queues, refused)
         scans = Scans(client, pool, self.kept, self.queues)
         # The ways in call each job through the gateway, by the verb they know it by.

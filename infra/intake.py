@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -29,11 +30,13 @@ from infra.case_errors import (
 )
 from infra.case_messages import WORKFLOW_OF_KIND
 from infra.case_reads import CaseReads
-from infra.security.codec import ErasedDataError
+from infra.security.codec import ErasedDataError, SealingCodec
 from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 
 _OPENING_DECISION_WAIT_S = 10.0
+# A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
+_STAGES = trace.get_tracer("aftersales.intake")
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,10 @@ class CaseIntake:
         task_queue: str,
         policy: PolicyFile,
         reads: CaseReads,
+        codec: SealingCodec,
     ) -> None:
         self._client = client
+        self._codec = codec
         self._pool = pool
         self._task_queue = task_queue
         self._policy = policy
@@ -63,13 +68,29 @@ class CaseIntake:
         request is kept and the caller's retry starts the case, from the request as it was
         first stored (its requested_at is when the customer asked, and its received_at,
         set by the HTTP API, our first receipt: R1 judges one of them, domain.policy)."""
-        created = await self._pool.fetchval(
-            """INSERT INTO case_requests (case_id, request_id, request) VALUES ($1, $2, $3)
-               ON CONFLICT DO NOTHING RETURNING true""",
-            request.case_id,
-            request.request_id,
-            request.model_dump(mode="json"),
-        )
+        # The case's data key is made now and stored with its request, in one statement
+        # (one commit), so starting the case seals without a write of its own.
+        key = self._codec.new_case_key(request.case_id)
+        with _STAGES.start_as_current_span("request and data key insert"):
+            [row] = await self._pool.fetch(
+                """WITH request AS (
+                       INSERT INTO case_requests (case_id, request_id, request)
+                       VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true),
+                     data_key AS (
+                       INSERT INTO data_keys (scope, master_key_id, wrapped_key)
+                       VALUES ($4, $5, $6) ON CONFLICT (scope) DO NOTHING RETURNING true)
+                   SELECT EXISTS (SELECT FROM request) AS created,
+                          EXISTS (SELECT FROM data_key) AS keyed""",
+                request.case_id,
+                request.request_id,
+                request.model_dump(mode="json"),
+                key.scope,
+                key.master_key_id,
+                key.wrapped,
+            )
+        created = row["created"]
+        if row["keyed"]:
+            self._codec.data_key_stored(key)
         if not created:
             # An erased customer's case answers 410 before its stored request is compared:
             # a refusal would keep the re-sent body, the customer's real id in it.

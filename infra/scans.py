@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from opentelemetry import trace
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -18,6 +19,9 @@ from infra.case_queues import CaseQueues
 from infra.kept_for_review import KeptForReview, Resolver, UnmatchedScan
 from infra.security.codec import ErasedDataError
 from workflows.return_case import ReturnCase
+
+# A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
+_STAGES = trace.get_tracer("aftersales.scans")
 
 
 class Scans:
@@ -52,15 +56,16 @@ class Scans:
                 problems[place] = await self._signal_scan(*scans[place])
 
         await asyncio.gather(*(in_order(places) for places in places_of_barcode.values()))
-        await self._pool.executemany(
-            """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
-            [
-                _scan_row(barcode, scan)
-                for (barcode, scan), problem in zip(scans, problems, strict=True)
-                if problem is None
-            ],
-        )
+        with _STAGES.start_as_current_span("scans insert"):
+            await self._pool.executemany(
+                """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
+                [
+                    _scan_row(barcode, scan)
+                    for (barcode, scan), problem in zip(scans, problems, strict=True)
+                    if problem is None
+                ],
+            )
         return problems
 
     async def _deliver_scan(self, barcode: str, scan: WarehouseScan) -> str | None:

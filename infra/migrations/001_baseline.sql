@@ -777,6 +777,62 @@ BEGIN
 END;
 $$;
 
+-- ---------------------------------------------------------------- a ledger step (R23)
+
+-- One ledger step (activities/ledger.py): the event appended (a repeat of its (case, seq)
+-- changes nothing), then the case's read-model row moved to it unless it already shows a
+-- later step, in one call and one transaction: one round trip instead of four (BEGIN, two
+-- statements, COMMIT). Two statements in this order, as the rollups need (report
+-- rollups below). `snapshot`: the case's row as JSON (CaseSnapshot, its columns by name).
+-- True if this call appended the event.
+CREATE FUNCTION record_case_step(
+    step_seq integer, occurred timestamptz, step_actor text, step_role text,
+    step_action text, step_rule_id text, step_reason text, step_details jsonb,
+    snapshot jsonb
+) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    s cases := jsonb_populate_record(NULL::cases, snapshot);
+    appended boolean;
+BEGIN
+    INSERT INTO case_events (case_id, seq, occurred_at, actor, role, action, rule_id, reason,
+                             status_after, details)
+    VALUES (s.case_id, step_seq, occurred, step_actor, step_role, step_action, step_rule_id,
+            step_reason, s.status, step_details)
+    ON CONFLICT (case_id, seq) DO NOTHING
+    RETURNING true INTO appended;
+    INSERT INTO cases (case_id, kind, reason, channel, order_id, line_id, request_id, sku,
+                       category, batch, quantity, customer_id, status, currency, paid_minor,
+                       refund_limit_minor, refunded_minor, policy_version, waiting_for,
+                       next_deadline, decision_reason, root_cause, opened_at, closed_at,
+                       carrier, assigned_agent, escalation_level, sla_breached_at, disputed,
+                       case_view, last_seq, updated_at)
+    SELECT s.case_id, s.kind, s.reason, s.channel, s.order_id, s.line_id, s.request_id,
+           s.sku, s.category, s.batch, s.quantity, s.customer_id, s.status, s.currency,
+           s.paid_minor, s.refund_limit_minor, s.refunded_minor, s.policy_version,
+           s.waiting_for, s.next_deadline, s.decision_reason, s.root_cause, s.opened_at,
+           s.closed_at, s.carrier, s.assigned_agent, s.escalation_level, s.sla_breached_at,
+           s.disputed, s.case_view, step_seq, occurred
+    ON CONFLICT (case_id) DO UPDATE SET
+        kind = EXCLUDED.kind, reason = EXCLUDED.reason, channel = EXCLUDED.channel,
+        order_id = EXCLUDED.order_id, line_id = EXCLUDED.line_id,
+        request_id = EXCLUDED.request_id, sku = EXCLUDED.sku, category = EXCLUDED.category,
+        batch = EXCLUDED.batch, quantity = EXCLUDED.quantity,
+        customer_id = EXCLUDED.customer_id, status = EXCLUDED.status,
+        currency = EXCLUDED.currency, paid_minor = EXCLUDED.paid_minor,
+        refund_limit_minor = EXCLUDED.refund_limit_minor,
+        refunded_minor = EXCLUDED.refunded_minor, policy_version = EXCLUDED.policy_version,
+        waiting_for = EXCLUDED.waiting_for, next_deadline = EXCLUDED.next_deadline,
+        decision_reason = EXCLUDED.decision_reason, root_cause = EXCLUDED.root_cause,
+        opened_at = EXCLUDED.opened_at, closed_at = EXCLUDED.closed_at,
+        carrier = EXCLUDED.carrier, assigned_agent = EXCLUDED.assigned_agent,
+        escalation_level = EXCLUDED.escalation_level,
+        sla_breached_at = EXCLUDED.sla_breached_at, disputed = EXCLUDED.disputed,
+        case_view = EXCLUDED.case_view, last_seq = EXCLUDED.last_seq,
+        updated_at = EXCLUDED.updated_at
+    WHERE cases.last_seq < EXCLUDED.last_seq;
+    RETURN coalesce(appended, false);
+END $$;
+
 -- ---------------------------------------------------------------- SLA clocks (R24)
 
 -- R15: a filing clock is due at its claim's deadline, so the claim row must be written

@@ -14,6 +14,7 @@ import base64
 import os
 import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, Self
 
 from cryptography.exceptions import InvalidTag
@@ -136,8 +137,27 @@ def unseal(key: AESGCM, sealed: bytes, associated: bytes) -> bytes:
     return key.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], associated)
 
 
+@dataclass(frozen=True)
+class NewDataKey:
+    """A scope's key made but not yet stored: `wrapped` (with the master key
+    `master_key_id`) is what the store keeps, `key` what seals."""
+
+    scope: str
+    master_key_id: str
+    wrapped: bytes
+    key: bytes = field(repr=False)
+
+
 class DataKeys(Protocol):
     """Per-case data keys (infra/security/data_keys.py keeps them in PostgreSQL)."""
+
+    def new_key(self, scope: str) -> NewDataKey:
+        """A fresh key for `scope`, for the caller to store with its own write."""
+        ...
+
+    def stored(self, new: NewDataKey) -> None:
+        """`new` was stored (by whoever asked for it): seal with it from now on."""
+        ...
 
     async def for_sealing(self, scope: str) -> AESGCM:
         """The scope's key, created on first use; ErasedDataError once destroyed."""
@@ -185,6 +205,14 @@ class SealingCodec(PayloadCodec, WithSerializationContext):
     @property
     def ring(self) -> KeyRing:
         return self._ring
+
+    def new_case_key(self, case_id: str) -> NewDataKey:
+        """A fresh data key for the case `case_id` (its own scope, scope_of), to store with
+        the case's first write (infra/gateway.py)."""
+        return self._data_keys.new_key(case_id)
+
+    def data_key_stored(self, new: NewDataKey) -> None:
+        self._data_keys.stored(new)
 
     def forget(self, scopes: Iterable[str]) -> None:
         """After erasing cases (destroying their data keys), in the process that did it:

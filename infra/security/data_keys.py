@@ -22,6 +22,7 @@ import asyncpg
 from cachetools import LRUCache
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from infra.outages import DATABASE_DOWN
@@ -29,6 +30,7 @@ from infra.security.codec import (
     KEY_BYTES,
     ErasedDataError,
     KeyRing,
+    NewDataKey,
     TamperedPayloadError,
     UnknownKeyError,
     seal,
@@ -44,6 +46,8 @@ CACHE_SIZE = 20_000
 # is down the cached key is used all the same, so an outage stops cases no more than it
 # did before the codec (scans still reach them).
 CACHE_TTL = timedelta(minutes=10)
+# A no-op unless the process traces (infra/tracing.py): bench/breakdown.py reads these.
+_STAGES = trace.get_tracer("aftersales.data_keys")
 
 
 @dataclass(frozen=True)
@@ -81,26 +85,36 @@ class PostgresDataKeys:
             return fresh
         if scope in self._cache:
             return await self.for_opening(scope)
-        data_key = secrets.token_bytes(KEY_BYTES)
+        new = self.new_key(scope)
         # Created on first use; a racing process's key wins and both use it.
-        created = await self._pool.fetchval(
-            """INSERT INTO data_keys (scope, master_key_id, wrapped_key) VALUES ($1, $2, $3)
-               ON CONFLICT (scope) DO NOTHING RETURNING true""",
-            scope,
-            self._ring.newest_id,
-            seal(self._ring.newest, data_key, scope.encode()),
-        )
+        with _STAGES.start_as_current_span("data key create"):
+            created = await self._pool.fetchval(
+                """INSERT INTO data_keys (scope, master_key_id, wrapped_key)
+                   VALUES ($1, $2, $3) ON CONFLICT (scope) DO NOTHING RETURNING true""",
+                new.scope,
+                new.master_key_id,
+                new.wrapped,
+            )
         if created:
-            return self._keep(scope, AESGCM(data_key))
+            return self._keep(scope, AESGCM(new.key))
         return await self.for_opening(scope)
+
+    def new_key(self, scope: str) -> NewDataKey:
+        data_key = secrets.token_bytes(KEY_BYTES)
+        wrapped = seal(self._ring.newest, data_key, scope.encode())
+        return NewDataKey(scope, self._ring.newest_id, wrapped, data_key)
+
+    def stored(self, new: NewDataKey) -> None:
+        self._keep(new.scope, AESGCM(new.key))
 
     async def for_opening(self, scope: str) -> AESGCM:
         if fresh := self._fresh(scope):
             return fresh
         try:
-            row = await self._pool.fetchrow(
-                "SELECT master_key_id, wrapped_key FROM data_keys WHERE scope = $1", scope
-            )
+            with _STAGES.start_as_current_span("data key fetch"):
+                row = await self._pool.fetchrow(
+                    "SELECT master_key_id, wrapped_key FROM data_keys WHERE scope = $1", scope
+                )
         except DATABASE_DOWN:
             if stale := self._cache.get(scope):
                 return stale.key  # checked again once PostgreSQL answers

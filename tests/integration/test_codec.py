@@ -114,6 +114,25 @@ async def test_a_case_and_its_children_share_the_cases_data_key(
     assert (row["master_key_id"], row["destroyed_at"]) == ("k1", None)
 
 
+async def test_a_key_stored_with_a_cases_first_write_is_the_one_that_seals(
+    codec: SealingCodec, ring: KeyRing, pool: asyncpg.Pool
+) -> None:
+    """The API stores a case's key with its request (infra/gateway.py): what this process
+    then seals with, from its cache, is what any other process unwraps from the row."""
+    case_id = a_case_id()
+    key = codec.new_case_key(case_id)
+    await pool.execute(
+        "INSERT INTO data_keys (scope, master_key_id, wrapped_key) VALUES ($1, $2, $3)",
+        key.scope,
+        key.master_key_id,
+        key.wrapped,
+    )
+    codec.data_key_stored(key)
+    [sealed] = await in_case(codec, case_id).encode([plain("cust-4711")])
+    elsewhere = SealingCodec(ring, PostgresDataKeys(pool, ring))
+    assert await elsewhere.decode([sealed]) == [plain("cust-4711")]
+
+
 async def test_a_changed_payload_is_refused(codec: SealingCodec) -> None:
     [sealed] = await codec.encode([plain("refund 90.00")])
     tampered = Payload()

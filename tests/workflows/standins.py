@@ -34,7 +34,7 @@ from domain.ledger import LedgerAction
 from domain.money import Money
 from domain.survey import SurveyResult
 from domain.transitions import UnlistedTransition
-from infra.security.codec import KEY_BYTES, UnknownKeyError
+from infra.security.codec import KEY_BYTES, NewDataKey, UnknownKeyError
 from infra.security.grants import GrantCheckInterceptor
 from tests.identities import IDENTITIES
 from worker import WORKFLOW_RUNNER, WORKFLOWS
@@ -50,6 +50,12 @@ class InMemoryDataKeys:
         if scope not in self._keys:
             self._keys[scope] = AESGCM(AESGCM.generate_key(KEY_BYTES * 8))
         return self._keys[scope]
+
+    def new_key(self, scope: str) -> NewDataKey:
+        return NewDataKey(scope, "in-memory", b"", AESGCM.generate_key(KEY_BYTES * 8))
+
+    def stored(self, new: NewDataKey) -> None:
+        self._keys.setdefault(new.scope, AESGCM(new.key))
 
     async def for_opening(self, scope: str) -> AESGCM:
         if scope not in self._keys:
