@@ -17,10 +17,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.case import Customer, Reason
 from domain.survey import Satisfaction, SurveyAnswers
+from domain.workflow_ids import WorkflowKind, child_workflow_id
 from infra.security.codec import ErasedDataError
 from infra.security.privacy import apply_retention
 from tests.conftest import a_request, eventually
 from tests.helpers import as_role
+from workflows.survey import SatisfactionSurvey
 
 # Every table that may hold personal data (infra/migrations).
 PERSONAL_TABLES = (
@@ -125,11 +127,11 @@ async def a_refunded_case(
                               headers=as_role("agent"))  # fmt: skip
     assert attached.status_code == 200, attached.text
     await env.client.get_workflow_handle(case_id).result()
-    survey = env.client.get_workflow_handle(f"survey-{case_id}")
+    survey = env.client.get_workflow_handle(child_workflow_id(WorkflowKind.SURVEY, case_id))
     good = Satisfaction.SATISFIED
     answers = SurveyAnswers(answer_id="a-1", attitude=good, expertise=good, timeliness=good,
                             promise_kept=good, comment=markers.survey_comment)  # fmt: skip
-    await survey.signal("survey_answered", answers)
+    await survey.signal(SatisfactionSurvey.survey_answered, answers)
     await survey.result()
     return case_id
 
