@@ -20,7 +20,6 @@ from pydantic import BaseModel, ValidationError
 
 from activities.analytics_store import DELIVERY_CSV_COLUMNS, read_delivery_csv
 from activities.policy_file import PolicyFileError, load_policy_file
-from api.reports import Section, report_csv
 from domain.analytics import MAX_DELIVERY_ROWS, Report, ReportFilters
 from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, WarehouseScan
 from domain.state import CaseMessage
@@ -29,6 +28,7 @@ from infra.case_errors import RefusedDecisionError, RefusedInputError, UnknownCa
 from infra.case_messages import SIGNAL_BY_NAME, UPDATE_BY_NAME, SignalHandler, model_of
 from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.gateway import CaseGateway
+from infra.report_csv import Section, report_csv
 from infra.search_attribute_setup import register_search_attributes
 from infra.security.data_converter import key_ring
 from infra.security.data_keys import rewrap

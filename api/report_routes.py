@@ -15,9 +15,9 @@ from activities.analytics_store import DeliveryOutcome
 from api.callers import Service, Staff
 from api.rendered_reports import RenderedReports
 from api.report_page import MEDIA_TYPES, ImageFormat, Plot
-from api.reports import Section, report_csv
 from domain.analytics import DeliveryReport, Report, ReportFilters
 from infra.gateway import CaseGateway
+from infra.report_csv import Section, report_csv
 
 
 def _report_filters(

@@ -11,18 +11,17 @@ import pytest
 
 from tests.processes import ROOT
 
-# Lowest first. The API mounts the desk's router, so the desk sits below it, and the CLI
-# writes reports as the API does; the composition root of `make run` builds the whole
-# system from all of them.
+# Lowest first. The API mounts the desk's router, so the desk sits below it; the
+# composition root of `make run` builds the whole system from all of them.
 LAYERS: dict[str, int] = {
     "domain": 0,
     "activities": 1,
     "workflows": 2,
     "infra": 3,
     "desk": 4,
+    "starter": 4,
     "worker": 4,
     "api": 5,
-    "starter": 5,
     "stack": 6,
 }
 
