@@ -44,9 +44,10 @@ async def serve() -> None:
         desk=Desk(gateway, pool, policy, desk_settings(settings)),
         tracer_provider=tracing,
     )
-    # What startup made (the app, its schemas, the SDK's and the libraries' modules) lives
-    # as long as the process: frozen out of the collector, so its collections scan only
-    # what requests make.
+    # What startup made and kept (the app, its schemas, the SDK's and the libraries'
+    # modules) lives as long as the process: frozen out of the collector, so its full
+    # collections scan only what requests leave behind (a case's cached data key...).
+    gc.collect()
     gc.freeze()
     # Requests are logged by the proxy in front; refused input is kept in PostgreSQL.
     server = api_server(app, host=settings.api_host, port=settings.api_port, access_log=False)
