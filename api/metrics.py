@@ -101,8 +101,9 @@ class ApiMetrics:
     def route_of(self, scope: Scope) -> str:
         """The template of the route the request reached, or would have reached had it
         not been answered before (a 401, a 413)."""
-        # The router leaves the route it chose in the scope: one match instead of a scan
-        # of every route, on every request.
+        # The router leaves the route it chose in the scope (the status routes' and the
+        # desk's too, which the scan below does not see): one match instead of a scan of
+        # every route, on every request.
         reached = scope.get("route")
         if isinstance(reached, APIRoute) and reached.matches(scope)[0] is Match.FULL:
             return reached.path
