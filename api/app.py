@@ -79,19 +79,23 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PagePolicy)
     app.add_middleware(ServerTiming)
+    # Openings and scans before every other route: the router tries each route in turn
+    # until one matches, and these two take nearly every request (a shop's every case, a
+    # dock's every parcel). Every route parses JSON strictly (api/strict_json.py).
+    intake = [opening_router(gateway, StrictJSONRoute), scans_router(gateway, StrictJSONRoute)]
+    for router in intake:
+        app.include_router(router)
     # The lists, queues and what waits for a person before `/cases/{case_id}`, which
-    # would take their paths. Every route parses JSON strictly (api/strict_json.py).
+    # would take their paths.
     routers = [
-        opening_router(gateway, StrictJSONRoute),
         reports_router(gateway, rendered, StrictJSONRoute),
         queues_router(gateway, StrictJSONRoute),
         review_router(gateway, StrictJSONRoute),
         case_router(gateway, StrictJSONRoute),
         privacy_router(gateway, StrictJSONRoute),
         claims_router(gateway, StrictJSONRoute),
-        scans_router(gateway, StrictJSONRoute),
     ]
-    metrics = ApiMetrics(app, budget, gateway.figures, routers)
+    metrics = ApiMetrics(app, budget, gateway.figures, [*intake, *routers])
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIds)
     if tracer_provider is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from workflows.case_run import CaseRun
 from workflows.return_case import ReturnCase
 
 _OPENING_DECISION_WAIT_S = 10.0
+_RESOLVED_POLICIES = 1024
 # A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
 _STAGES = trace.get_tracer("aftersales.intake")
 
@@ -59,8 +61,11 @@ class CaseIntake:
         self._codec = codec
         self._pool = pool
         self._task_queue = task_queue
-        self._policy = policy
         self._reads = reads
+        # Resolving validates a PolicySettings (frozen), twice per opening; the file is
+        # read once, so the same category and carrier resolve alike. Bounded: both are the
+        # caller's words.
+        self._resolved = functools.lru_cache(maxsize=_RESOLVED_POLICIES)(policy.resolve)
 
     async def accept_case(self, request: OpenCaseRequest) -> bool:
         """R2: idempotent; True if this call opened the case. The request is written to
@@ -124,7 +129,7 @@ class CaseIntake:
 
     def policy_for(self, request: OpenCaseRequest) -> PolicySettings:
         """The policy a case opened from `request` would pin now."""
-        return self._policy.resolve(request.category, request.carrier)
+        return self._resolved(request.category, request.carrier)
 
     def received_now(self, request: OpenCaseRequest) -> OpenCaseRequest:
         """The request as every way in receives it: stamped with our receipt, so R1 never

@@ -22,6 +22,9 @@ from workflows.return_case import ReturnCase
 
 # A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
 _STAGES = trace.get_tracer("aftersales.scans")
+_INSERT_SCAN = """
+    INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING"""
 
 
 class Scans:
@@ -56,16 +59,18 @@ class Scans:
                 problems[place] = await self._signal_scan(*scans[place])
 
         await asyncio.gather(*(in_order(places) for places in places_of_barcode.values()))
+        rows = [
+            _scan_row(barcode, scan)
+            for (barcode, scan), problem in zip(scans, problems, strict=True)
+            if problem is None
+        ]
         with _STAGES.start_as_current_span("scans insert"):
-            await self._pool.executemany(
-                """INSERT INTO scans (scan_id, case_id, event, station, grade, photos, scanned_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
-                [
-                    _scan_row(barcode, scan)
-                    for (barcode, scan), problem in zip(scans, problems, strict=True)
-                    if problem is None
-                ],
-            )
+            if len(rows) == 1:
+                # A scanner's usual request: `execute` costs the API a tenth less CPU than
+                # `executemany` of one row.
+                await self._pool.execute(_INSERT_SCAN, *rows[0])
+            else:
+                await self._pool.executemany(_INSERT_SCAN, rows)
         return problems
 
     async def _deliver_scan(self, barcode: str, scan: WarehouseScan) -> str | None:
@@ -118,12 +123,7 @@ class Scans:
                 raise UnknownCaseError(
                     f"{problem}; the scan stays kept (R26)", field="case_id", rule="R26"
                 )
-            await conn.execute(
-                """INSERT INTO scans (scan_id, case_id, event, station, grade, photos,
-                                      scanned_at)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (scan_id) DO NOTHING""",
-                *_scan_row(case_id, kept.scan),
-            )
+            await conn.execute(_INSERT_SCAN, *_scan_row(case_id, kept.scan))
             attached = await self._kept.record_attached(conn, scan_id, case_id, resolver)
         self._queues.changed()
         return attached

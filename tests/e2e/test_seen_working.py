@@ -26,6 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.policy_file import load_policy_file
 from api.app import create_app
+from api.status import HEALTH_PATH
 from infra.business_metrics import BusinessFigures
 from infra.database import create_pool
 from infra.gateway import CaseGateway
@@ -133,6 +134,12 @@ async def test_api_metrics_count_requests_by_route_template_and_the_business(
     )
     read = await api.get(f"/cases/{case_id}", headers=as_role("service"))
     assert read.status_code == 200
+    # Answered before any route is reached: labelled by the route it would have reached.
+    unproven = await api.get(f"/cases/{case_id}")
+    assert unproven.status_code == 401
+    nowhere = await api.get("/nowhere", headers=as_role("service"))
+    assert nowhere.status_code == 404
+    assert (await api.get(HEALTH_PATH)).status_code == 200
     scraped = await api.get("/metrics")
     assert scraped.status_code == 200
     text = scraped.text
@@ -140,6 +147,9 @@ async def test_api_metrics_count_requests_by_route_template_and_the_business(
         r'aftersales_http_requests_total\{method="POST",route="/cases",status="201"\} 1\.0', text
     )
     assert 'route="/cases/{case_id}",status="200"' in text
+    assert 'route="/cases/{case_id}",status="401"' in text
+    assert 'route="unmatched",status="404"' in text
+    assert f'route="{HEALTH_PATH}",status="200"' in text
     assert case_id not in text  # the template, never the path a caller sent
     assert "aftersales_http_request_duration_seconds_bucket" in text
     assert "aftersales_refused_input_budget_exceeded_total 0.0" in text
