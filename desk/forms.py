@@ -13,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from desk.sessions import Session
-from domain.case import BusinessKey, Deadline, ExplainedReason, RootCause
+from domain.case import BusinessKey, Deadline, ExplainedReason, PaymentResolutionKind, RootCause
+from domain.errors import FieldError
 from domain.money import Money
 
 CSRF_FIELD = "csrf_token"
@@ -25,7 +26,22 @@ class Forbidden(Exception):
 
 
 class BadForm(ValueError):
-    """A form field the desk cannot take: the message names the field."""
+    """A form field the desk cannot take: the message names the field, and `rule` the
+    rule of domain.md that refuses it, where one does."""
+
+    def __init__(self, message: str, *, rule: str | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+def bad_form(error: ValidationError) -> BadForm:
+    """A form's first refused field as the desk says it: the field, what is wrong, and the
+    rule where the model's own check names one (domain/errors.py), never the value."""
+    first = error.errors()[0]
+    field = ".".join(str(p) for p in first["loc"])
+    if isinstance(raised := first.get("ctx", {}).get("error"), FieldError):
+        return BadForm(f"{field or raised.field or 'form'}: {raised.message}", rule=raised.rule)
+    return BadForm(f"{field or 'form'}: {first['msg']}")
 
 
 def new_action_id() -> str:
@@ -91,6 +107,11 @@ class ExplainedForm(FormFields):
     reason: ExplainedReason
 
 
+class CompensationForm(ExplainedForm):
+    # Read in the case's currency (`amount_of`), which the form does not carry.
+    amount: str | None = None
+
+
 class AssignForm(FormFields):
     agent: BusinessKey
 
@@ -104,6 +125,25 @@ class ExtendForm(FormFields):
 class RulingForm(FormFields):
     favour_customer: Literal["yes", "no"]
     reason: ExplainedReason
+    # Empty: all that remains refundable (R19).
+    refund: str | None = None
+
+
+class PaymentResolutionForm(FormFields):
+    """R21: what a person does with a payment the provider declined; `reference` says
+    how it was settled another way (the case's own check requires it for that only)."""
+
+    resolution: PaymentResolutionKind
+    reason: ExplainedReason
+    reference: str | None = None
+
+
+# What each choice does, as the form offers it (domain/case.py `PaymentResolutionKind`).
+PAYMENT_RESOLUTIONS = {
+    PaymentResolutionKind.RETRY: "try it again under its key (the provider pays a key once)",
+    PaymentResolutionKind.SETTLED_ELSEWHERE: "record it settled another way (a bank transfer, "
+    "a voucher): no payment is tried; give its reference",
+}
 
 
 class NoteForm(FormFields):

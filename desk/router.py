@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated, Any
 
 import asyncpg
@@ -18,19 +17,22 @@ from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from activities.policy_file import PolicyFile
-from desk.case_actions import actions_of_role, available_actions, money_panel
+from desk.case_actions import (
+    DESK_ACTIONS,
+    Decider,
+    DeskAction,
+    actions_of_role,
+    available_actions,
+    money_panel,
+)
 from desk.forms import (
+    ACTION_ID_FIELD,
     EXTENSION_DAYS,
-    AssignForm,
+    PAYMENT_RESOLUTIONS,
     BadForm,
-    ExplainedForm,
-    ExtendForm,
     Forbidden,
     NoteForm,
     RejectionReason,
-    ReviewForm,
-    RulingForm,
-    amount_of,
     blank_as_none,
     new_action_id,
     posted,
@@ -48,20 +50,8 @@ from desk.oidc import OidcProvider
 from desk.queues import add_kept_routes, add_queue_routes, navigation
 from desk.rendering import Asset, asset, page
 from desk.sessions import SESSION_LENGTH, SessionStore
-from domain.case import (
-    STAFF_BY_AUTHORITY,
-    ArbitrationRuling,
-    Assignment,
-    CallRequest,
-    CompensationOffer,
-    Deadline,
-    DeadlineExtension,
-    EscalationRequest,
-    ReviewDecision,
-    Role,
-    RootCause,
-)
-from domain.state import EXTENDABLE, CaseMessage
+from domain.case import STAFF_BY_AUTHORITY, Deadline, Role, RootCause
+from domain.state import EXTENDABLE
 from domain.view import CaseView
 from infra.case_errors import (
     CaseErasedError,
@@ -69,7 +59,6 @@ from infra.case_errors import (
     RefusedInputError,
     UnknownCaseError,
 )
-from infra.case_messages import UpdateHandler
 from infra.case_notes import NoteIdTakenError
 from infra.case_page import CasePageReads
 from infra.gateway import CaseGateway
@@ -83,7 +72,6 @@ from infra.security.identity import (
     staff_principal,
 )
 from infra.settings import Settings
-from workflows.case_handlers import CaseHandlers
 
 # The people the desk is for, most authority first (infra/security/identity.py `acting_role`).
 DESK_ROLES = (*STAFF_BY_AUTHORITY, Role.ARBITER)
@@ -367,6 +355,7 @@ class _CasePages:
             "caller": caller,
             "money": money_panel(view, caller, case_policy),
             "actions": available_actions(view, caller, case_policy),
+            "desk_actions": DESK_ACTIONS,
             "events": ledger.events,
             "notes": ledger.notes,
             "messages": messages,
@@ -378,6 +367,7 @@ class _CasePages:
             "rejection_reasons": list(RejectionReason),
             "extendable": [d for d in Deadline if EXTENDABLE[d][0] is view.status],
             "extension_days": EXTENSION_DAYS,
+            "payment_resolutions": PAYMENT_RESOLUTIONS,
             "refusal": refusal,
             "refusal_rule": getattr(refusal, "rule", None),
             "refused_action": refused_action,
@@ -406,7 +396,7 @@ def _add_case_routes(router: APIRouter, pages: _CasePages) -> None:
         await pages.readable(case_id, caller)
         try:
             note = NoteForm.model_validate({"text": fields.get("text", "")})
-            await gateway.add_note(case_id, fields.get("action_id", ""), note.text, caller)
+            await gateway.add_note(case_id, fields.get(ACTION_ID_FIELD, ""), note.text, caller)
         except (ValidationError, NoteIdTakenError) as problem:
             message = str(problem) if isinstance(problem, NoteIdTakenError) else (
                 f"text: {problem.errors()[0]['msg']}"
@@ -418,73 +408,36 @@ def _add_case_routes(router: APIRouter, pages: _CasePages) -> None:
 
     @router.post("/cases/{case_id}/{action}")
     async def act(request: Request, case_id: CaseId, action: str) -> Response:
-        """One decision form: approve, reject, compensate, escalate, call, assign,
-        extend, rule. Refused, the case page shows why (rule and reason) beside it."""
+        """One decision form (desk/case_actions.py `DeskAction`). Refused, the case page
+        shows why (rule and reason) beside it."""
         caller = acting(request, *DESK_ROLES)
         fields = await posted(request)
-        action_id = fields.pop("action_id", "")
-        if action not in actions_of_role(caller.role):
-            raise Forbidden(f"action: {action} is not open to {caller.role.value}")
+        action_id = fields.pop(ACTION_ID_FIELD, "")
+        taken = _desk_action(action, caller)
         view = await pages.readable(case_id, caller)
+        form = DESK_ACTIONS[taken]
         try:
-            update, message = _decision(action, action_id, fields, caller, view)
-            await gateway.decide(case_id, update, message, caller)
+            if not action_id:
+                raise BadForm(f"{ACTION_ID_FIELD}: the form carries no action id; reload the page")
+            decider = Decider(action_id=action_id, caller=caller, currency=view.paid.currency)
+            message = form.decision(blank_as_none(fields), decider)
+            await gateway.decide(case_id, form.handler, message, caller)
         except (RefusedDecisionError, BadForm) as refusal:
             return await pages.page(request, case_id, caller, refusal=refusal,
-                                    refused_action=action, submitted=fields)  # fmt: skip
+                                    refused_action=taken, submitted=fields)  # fmt: skip
         except RefusedInputError as refusal:
             return await pages.page(request, case_id, caller, refusal=BadForm(str(refusal)),
-                                    refused_action=action, submitted=fields)  # fmt: skip
-        return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done={action}",
+                                    refused_action=taken, submitted=fields)  # fmt: skip
+        return RedirectResponse(f"{DESK_PATH}/cases/{case_id}?done={taken}",
                                 status_code=status.HTTP_303_SEE_OTHER)  # fmt: skip
 
 
-def _decision(
-    action: str, action_id: str, fields: dict[str, str], caller: Caller, view: CaseView
-) -> tuple[UpdateHandler[Any], CaseMessage]:
-    """The gateway's Update and message for a posted decision form; BadForm naming the
-    field when a value cannot be taken."""
-    if not action_id:
-        raise BadForm("action_id: the form carries no action id; reload the page")
-    who = {"action_id": action_id, "actor": caller.actor, "role": caller.role}
-    values = blank_as_none(fields)
-    currency = view.paid.currency
+def _desk_action(action: str, caller: Caller) -> DeskAction:
+    """The decision a form's path names, if this person's role may send it at all."""
     try:
-        match action:
-            case "approve" | "reject":
-                form = ReviewForm.model_validate(values)
-                return CaseHandlers.decide, ReviewDecision(
-                    **who, approve=action == "approve", **form.model_dump()
-                )
-            case "compensate":
-                amount = amount_of(fields.get("amount", ""), currency, "amount")
-                reason = ExplainedForm.model_validate({"reason": values.get("reason")}).reason
-                offer = CompensationOffer(**who, amount=amount, reason=reason)
-                return CaseHandlers.offer_compensation, offer
-            case "escalate":
-                reason = ExplainedForm.model_validate({"reason": values.get("reason")}).reason
-                return CaseHandlers.escalate, EscalationRequest(**who, reason=reason)
-            case "call":
-                reason = ExplainedForm.model_validate({"reason": values.get("reason")}).reason
-                return CaseHandlers.request_call, CallRequest(**who, purpose=reason)
-            case "assign":
-                agent = AssignForm.model_validate({"agent": values.get("agent")}).agent
-                return CaseHandlers.assign, Assignment(**who, agent=agent)
-            case "extend":
-                extend = ExtendForm.model_validate(values)
-                return CaseHandlers.extend_deadline, DeadlineExtension(
-                    **who, deadline=extend.deadline, extend_by=timedelta(days=extend.days),
-                    reason=extend.reason,
-                )  # fmt: skip
-            case "rule":
-                refund = values.pop("refund", None)
-                ruling = RulingForm.model_validate(values)
-                return CaseHandlers.apply_ruling, ArbitrationRuling(
-                    **who, favour_customer=ruling.favour_customer == "yes", reason=ruling.reason,
-                    refund=amount_of(refund, currency, "refund") if refund else None,
-                )  # fmt: skip
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "form"
-        raise BadForm(f"{field}: {first['msg']}") from error
-    raise Forbidden(f"action: the desk has no {action!r} form")
+        taken = DeskAction(action)
+    except ValueError:
+        raise Forbidden(f"action: the desk has no {action!r} form") from None
+    if taken not in actions_of_role(caller.role):
+        raise Forbidden(f"action: {taken} is not open to {caller.role.value}")
+    return taken

@@ -43,9 +43,14 @@ class Queue(StrEnum):
 
 
 # What a person decides next: an agent's review (R10), the remedy choice (R8), the
-# arbiter's ruling (R19).
+# arbiter's ruling (R19), a payment the provider declined (R21: retried or settled).
 NEEDS_DECISION = frozenset(
-    {CaseStatus.UNDER_REVIEW, CaseStatus.AWAITING_REMEDY_CHOICE, CaseStatus.IN_ARBITRATION}
+    {
+        CaseStatus.UNDER_REVIEW,
+        CaseStatus.AWAITING_REMEDY_CHOICE,
+        CaseStatus.IN_ARBITRATION,
+        CaseStatus.PAYMENT_DECLINED,
+    }
 )
 # The statuses in which the case waits on the customer to act (R6, R12, R8, R22).
 CUSTOMER_SIDE = frozenset(
