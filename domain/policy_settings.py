@@ -67,3 +67,22 @@ class PolicySettings(BaseModel):
             if isinstance(value, timedelta) and value <= timedelta(0):
                 raise ValueError(f"{name} must be a positive duration")
         return self
+
+
+# Every distinct policy a process has seen, once (at most _SHARED_MAX of them).
+_SHARED: dict[PolicySettings, PolicySettings] = {}
+_SHARED_MAX = 1_000
+
+
+def shared_policy(policy: PolicySettings) -> PolicySettings:
+    """The one instance of an equal policy this process already holds, else `policy`.
+
+    A worker caches thousands of cases, each pinning one of a few policies; decoded from
+    its payload, each would hold its own copy (~4 KiB). Settings are frozen and compared
+    by value, so which equal instance a case holds changes nothing it does or stores."""
+    kept = _SHARED.get(policy)
+    if kept is not None:
+        return kept
+    if len(_SHARED) < _SHARED_MAX:
+        _SHARED[policy] = policy
+    return policy

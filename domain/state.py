@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, Field, computed_field, field_validator
 
 from domain.case import (
     ArbitrationRuling,
@@ -34,7 +34,7 @@ from domain.case import (
     Withdrawal,
 )
 from domain.money import Money
-from domain.policy_settings import PolicySettings
+from domain.policy_settings import PolicySettings, shared_policy
 from domain.refusal import OutsideAnswer, Refusal
 from domain.sla import SlaBreach, SlaClock
 
@@ -301,6 +301,11 @@ class CaseState(BaseModel):
     # retry of one is refused again alike (at most REFUSALS_KEPT, the oldest go first).
     refused_updates: dict[str, Refusal] = Field(default_factory=dict)
     ledger_seq: int = 0
+
+    @field_validator("policy")
+    @classmethod
+    def _one_instance_per_policy(cls, policy: PolicySettings) -> PolicySettings:
+        return shared_policy(policy)
 
     def breached(self, clock: SlaClock) -> bool:
         return any(breach.clock is clock for breach in self.sla_breaches)

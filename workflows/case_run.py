@@ -1,9 +1,9 @@
 """The input of every case workflow run, including runs after continue-as-new."""
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from domain.case import OpenCaseRequest
-from domain.policy_settings import PolicySettings
+from domain.policy_settings import PolicySettings, shared_policy
 from domain.state import CaseState
 
 
@@ -16,3 +16,8 @@ class CaseRun(BaseModel):
     # Continue-as-new once the history has this many events (the server's own
     # suggestion also triggers it). Tests lower it to exercise the hand-over.
     history_events_before_continue: int = Field(default=2_000, ge=10)
+
+    @field_validator("policy")
+    @classmethod
+    def _one_instance_per_policy(cls, policy: PolicySettings) -> PolicySettings:
+        return shared_policy(policy)

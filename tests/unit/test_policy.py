@@ -29,9 +29,9 @@ from domain.policy import (
     ship_back_schedule,
     unapplied_scan_refusal,
 )
-from domain.policy_settings import PolicySettings
+from domain.policy_settings import PolicySettings, shared_policy
 from domain.refusal import RefusalKind
-from domain.state import Disposition, EscalationLevel
+from domain.state import CaseState, Disposition, EscalationLevel
 from tests.conftest import a_request, eur
 
 POLICY = PolicySettings()
@@ -339,3 +339,18 @@ def test_ship_back_reminders_come_before_the_deadline_that_the_window_sets(
     assert schedule.deadline - approved == timedelta(days=window_days)
     assert all(approved < reminder < schedule.deadline for reminder in schedule.reminders)
     assert list(schedule.reminders) == sorted(schedule.reminders)
+
+
+def test_cases_decoded_under_one_policy_share_one_instance_of_it() -> None:
+    """A worker caching thousands of cases holds each distinct policy once; a case's
+    payload and what it does are the same as with its own copy."""
+    state = CaseState(case_id="c1", request=a_request(), policy=PolicySettings(),
+                      opened_at=DELIVERED)  # fmt: skip
+    payload = state.model_dump_json()
+    first, second = (CaseState.model_validate_json(payload) for _ in range(2))
+    assert first.policy is second.policy
+    assert first == state
+    assert first.model_dump_json() == payload
+    other = PolicySettings(review_deadline=timedelta(hours=12))
+    assert shared_policy(other.model_copy()) is shared_policy(other)
+    assert shared_policy(other) is not first.policy
