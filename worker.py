@@ -24,13 +24,14 @@ from activities.warehouse import SandboxWarehouse, Warehouse, WarehouseActivitie
 from infra.alarm_schedule import batch_alarm_schedule_missing
 from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.logs import configure_logging
-from infra.outside.systems import outside_systems
+from infra.outside.systems import OutsideSystems, outside_systems
 from infra.security.edge_identity import grant_verifier
 from infra.security.grants import GrantCheckInterceptor, GrantVerifier
 from infra.settings import (
     DEFAULT_MAX_CACHED_WORKFLOWS,
     DEFAULT_POLICY_FILE,
     ConfigurationError,
+    Settings,
     load_settings,
 )
 from infra.temporal_client import connect
@@ -112,18 +113,11 @@ def build_worker(
     )
 
 
-async def main() -> None:
-    configure_logging()
-    settings = load_settings()
-    pool = await create_pool(settings.effective_database_url)
-    await migrate(pool)
-    sdk_metrics = SdkMetrics()
-    tracing = tracing_interceptors(tracer_provider(settings, "aftersales-worker"))
-    client = await connect(settings, pool, tracing, runtime=sdk_metrics.runtime)
-    # The sandboxes unless configured to the merchant's services (docs/operations.md).
-    outside = outside_systems(settings)
-    log.info("outside systems: %s", ", ".join(f"{k} {v}" for k, v in outside.where.items()))
-    worker = build_worker(
+def configured_worker(
+    client: Client, pool: asyncpg.Pool, settings: Settings, outside: OutsideSystems
+) -> Worker:
+    """The worker as its settings describe it: `worker.py` and `make run` build it alike."""
+    return build_worker(
         client,
         pool=pool,
         task_queue=settings.task_queue,
@@ -135,6 +129,20 @@ async def main() -> None:
         policy_file=settings.policy_file,
         max_cached_workflows=settings.max_cached_workflows,
     )
+
+
+async def main() -> None:
+    configure_logging()
+    settings = load_settings()
+    pool = await create_pool(settings.effective_database_url)
+    await migrate(pool)
+    sdk_metrics = SdkMetrics()
+    tracing = tracing_interceptors(tracer_provider(settings, "aftersales-worker"))
+    client = await connect(settings, pool, tracing, runtime=sdk_metrics.runtime)
+    # The sandboxes unless configured to the merchant's services (docs/operations.md).
+    outside = outside_systems(settings)
+    log.info("outside systems: %s", ", ".join(f"{k} {v}" for k, v in outside.where.items()))
+    worker = configured_worker(client, pool, settings, outside)
     # Set-up work registers the schedule (`starter.py setup`); without it only the R24
     # alarm stops, never the cases, so the worker says so and polls its task queue.
     if missing := await batch_alarm_schedule_missing(client):

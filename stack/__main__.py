@@ -36,7 +36,6 @@ from infra.security.edge_identity import (
     ensure_dev_clients,
     ensure_dev_keys,
     grant_signer,
-    grant_verifier,
     refuse_unsafe_exposure,
 )
 from infra.security.grants import GrantingInterceptor
@@ -51,7 +50,7 @@ from infra.settings import (
 )
 from infra.worker_status import SdkMetrics, serve_status, status_server, worker_status_app
 from stack.demo import open_demo_batches, open_demo_cases, open_demo_queues
-from worker import build_worker
+from worker import configured_worker
 
 log = logging.getLogger("aftersales.run")
 
@@ -150,17 +149,7 @@ async def _serve(stack: _Stack, banner: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    worker = build_worker(
-        env.client,
-        pool=pool,
-        task_queue=settings.task_queue,
-        payments=outside.payments,
-        notifier=outside.notifier,
-        carrier=outside.carrier,
-        warehouse=outside.warehouse,
-        grants=grant_verifier(settings),
-        policy_file=settings.policy_file,
-    )
+    worker = configured_worker(env.client, pool, settings, outside)
     await ensure_batch_alarm_schedule(env.client, settings.task_queue)
     gateway = CaseGateway(env.client, pool, settings.task_queue, stack.policy)
     api = _api_server(stack, gateway)
