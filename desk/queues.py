@@ -23,6 +23,7 @@ from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted, sa
 from desk.gate import DESK_PATH
 from desk.rendering import page
 from domain.case import (
+    INTEGRATORS,
     STAFF_BY_AUTHORITY,
     Assignment,
     BusinessKey,
@@ -74,9 +75,6 @@ QUEUE_TITLES = {
     Queue.UNASSIGNED: "Unassigned",
     Queue.WAITING_ON_CUSTOMER: "Waiting on the customer",
 }
-# Refused input holds raw bodies (anything a caller sent): for those who repair
-# integrations, as in the API (api/review.py).
-INTEGRATORS = (Role.MANAGER, Role.SUPERVISOR)
 _CSV_COLUMNS = ("case_id", "status", "kind", "reason", "channel", "order_id", "sku", "carrier",
                 "waiting_for", "next_deadline", "assigned_agent", "escalation_level")  # fmt: skip
 
@@ -369,7 +367,7 @@ def add_kept_routes(
         try:
             reason = ResolutionForm.model_validate(fields).reason
             await gateway.kept.mark_handled(
-                input_id, Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+                input_id, Resolver(actor=caller.actor, role=caller.role, reason=reason)
             )
         except (ValidationError, UnknownKeptItemError, AlreadyResolvedError) as problem:
             kept = await gateway.kept.refused_inputs()
@@ -386,7 +384,7 @@ async def _resolve_scan(
     """The scan attached or dismissed; what was done, in words."""
 
     def resolver_of(reason: str) -> Resolver:
-        return Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+        return Resolver(actor=caller.actor, role=caller.role, reason=reason)
 
     if resolution == "attach":
         form = AttachForm.model_validate(fields)

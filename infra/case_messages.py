@@ -55,9 +55,9 @@ UPDATES: tuple[UpdateHandler[Any], ...] = (
 
 
 def name_of(handler: Callable[..., object]) -> str:
-    """The name a message travels under: its handler's, as every case handler is
-    registered (`@workflow.update` takes the method's name; each `@workflow.signal`
-    names its method's own)."""
+    """The name a message travels under: its handler method's. The SDK registers a
+    handler under its method's name unless the decorator names it otherwise, and no
+    handler of a case does (tests/unit/test_case_messages.py holds the wire names)."""
     return handler.__name__
 
 

@@ -13,6 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case import ShippedBack
 from domain.claim import CarrierAnswer, CarrierResponse
+from domain.rules import Rule
 from domain.state import CaseMessage, message_key
 from domain.view import CaseView
 from infra.case_errors import (
@@ -150,7 +151,7 @@ class CaseMessaging:
             payload=response.model_dump_json(),
             errors=f"{problem} ({kept_because})" if kept_because else problem,
         )
-        raise UnknownCaseError(problem, field="claim_id", rule="R15") from cause
+        raise UnknownCaseError(problem, field="claim_id", rule=Rule.R15) from cause
 
     async def decide(
         self, case_id: str, update: UpdateHandler[Decision], decision: Decision, caller: Caller

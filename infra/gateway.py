@@ -25,6 +25,7 @@ from temporalio.converter import PayloadCodec
 from activities.analytics_store import AnalyticsStore
 from activities.policy_file import PolicyFile
 from domain.analytics import Report, ReportFilters
+from domain.case import Role
 from domain.view import CaseNote
 from infra.business_metrics import BusinessFigures
 from infra.case_errors import erased_case
@@ -110,7 +111,7 @@ class CaseGateway:
             raise erased_case(case_id)
         return await self.notes.add(case_id, note_id, body, author)
 
-    async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
+    async def erase_customer(self, customer_id: str, *, actor: str, role: Role) -> ErasureReport:
         """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs.
         This process (the codec server's) stops opening the cases' payloads at once; other
         processes when their cached keys are next checked (infra/data_keys.py)."""

@@ -20,6 +20,7 @@ from activities.policy_file import PolicyFile
 from domain.case import OpenCaseRequest
 from domain.policy import future_request_refusal
 from domain.policy_settings import PolicySettings
+from domain.rules import Rule
 from domain.state import CaseStatus
 from domain.view import CaseView
 from infra.case_errors import (
@@ -132,7 +133,7 @@ class CaseIntake:
         receipt, or a requested_at ahead of our clock beyond the policy's skew (R1)."""
         if request.received_at is not None:
             raise ReceiptRefusedError(
-                "set by us at receipt, never by the caller (R1)", field="received_at", rule="R1"
+                "set by us at receipt, never by the caller (R1)", field="received_at", rule=Rule.R1
             )
         received = request.model_copy(update={"received_at": datetime.now(UTC)})
         if refusal := future_request_refusal(received, self.policy_for(received)):
@@ -159,7 +160,7 @@ class CaseIntake:
                 f"{again.order_id} line {again.line_id}, so it cannot also open a "
                 f"{again.kind.value} case (R2: one request, one case)",
                 field="request_id",
-                rule="R2",
+                rule=Rule.R2,
             )
         stored = OpenCaseRequest.model_validate_json(row["request"])
         if _differs(stored, again):
@@ -167,7 +168,7 @@ class CaseIntake:
                 f"{again.request_id} already opened case {again.case_id} with different "
                 "details (R2: one request, one case)",
                 field="request_id",
-                rule="R2",
+                rule=Rule.R2,
             )
         return stored
 

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case import WarehouseScan
+from domain.rules import Rule
 from domain.workflow_ids import case_kind_of
 from infra.case_errors import UnknownCaseError
 from infra.case_ids import case_kind
@@ -100,7 +101,7 @@ class Scans:
             problem,
         )
         return UnknownCaseError(
-            f"{problem}; the scan is kept for review (R26)", field="barcode", rule="R26"
+            f"{problem}; the scan is kept for review (R26)", field="barcode", rule=Rule.R26
         )
 
     async def attach_scan(self, scan_id: str, case_id: str, resolver: Resolver) -> UnmatchedScan:
@@ -116,7 +117,7 @@ class Scans:
                 return await self._kept.unmatched_scan(scan_id)
             if problem := await self._deliver_scan(case_id, kept.scan):
                 raise UnknownCaseError(
-                    f"{problem}; the scan stays kept (R26)", field="case_id", rule="R26"
+                    f"{problem}; the scan stays kept (R26)", field="case_id", rule=Rule.R26
                 )
             await conn.execute(
                 """INSERT INTO scans (scan_id, case_id, event, station, grade, photos,
