@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias, TypeVar, get_type_hints
 
 from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
 from domain.case import CaseKind
+from domain.state import CaseState
 from domain.view import CaseView
 from workflows.case_handlers import CaseHandlers, ItemBackHandlers
 from workflows.damage_claim_case import DamageClaimCase
@@ -24,11 +26,20 @@ M = TypeVar("M", bound=BaseModel)
 SignalHandler: TypeAlias = Callable[[Any, M], None]
 UpdateHandler: TypeAlias = UpdateMethodMultiParam[[Any, M], CaseView]
 
-WORKFLOW_OF_KIND: Mapping[CaseKind, type[CaseHandlers]] = {
+CaseWorkflow: TypeAlias = ReturnCase | ExchangeCase | DamageClaimCase
+WORKFLOW_OF_KIND: Mapping[CaseKind, type[CaseWorkflow]] = {
     CaseKind.RETURN: ReturnCase,
     CaseKind.EXCHANGE: ExchangeCase,
     CaseKind.DAMAGE_CLAIM: DamageClaimCase,
 }
+# A case's workflow, whatever its kind: it takes the handlers every kind shares, and
+# `takes` says which others its kind has.
+CaseHandle: TypeAlias = WorkflowHandle[CaseHandlers, CaseState]
+
+
+def case_handle(client: Client, case_id: str) -> CaseHandle:
+    return client.get_workflow_handle(case_id, result_type=CaseState)
+
 
 SIGNALS: tuple[SignalHandler[Any], ...] = (
     ItemBackHandlers.shipped_back,

@@ -7,11 +7,10 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from opentelemetry import trace
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -29,11 +28,11 @@ from infra.case_errors import (
     erased_case,
     field_and_words,
 )
-from infra.case_messages import WORKFLOW_OF_KIND
+from infra.case_messages import WORKFLOW_OF_KIND, CaseHandle, case_handle
 from infra.case_reads import CaseReads
 from infra.security.codec import ErasedDataError, SealingCodec
+from workflows.case_handlers import CaseHandlers
 from workflows.case_run import CaseRun
-from workflows.return_case import ReturnCase
 
 _OPENING_DECISION_WAIT_S = 10.0
 # A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
@@ -109,7 +108,7 @@ class CaseIntake:
         request = run.request
         try:
             await self._client.start_workflow(
-                WORKFLOW_OF_KIND[request.kind].__name__,
+                WORKFLOW_OF_KIND[request.kind].run,
                 run,
                 id=request.case_id,
                 task_queue=self._task_queue,
@@ -175,17 +174,17 @@ class CaseIntake:
     async def open_case(self, request: OpenCaseRequest) -> OpenedCase:
         """`accept_case`, then the case once its opening decision is made (the CLI)."""
         created = await self.accept_case(request)
-        handle = self._client.get_workflow_handle_for(ReturnCase.run, request.case_id)
+        handle = case_handle(self._client, request.case_id)
         return OpenedCase(view=await self._first_view(handle), created=created)
 
-    async def _first_view(self, handle: WorkflowHandle[ReturnCase, Any]) -> CaseView:
+    async def _first_view(self, handle: CaseHandle) -> CaseView:
         """The case once its opening decision (accepted or refused, R1) is made, so callers
         learn it at once; after a few seconds, the case as it is (the case is durable)."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + _OPENING_DECISION_WAIT_S
         while True:
             try:
-                view = await handle.query(ReturnCase.state)
+                view = await handle.query(CaseHandlers.state)
             except RPCError:
                 # A query needs the run's first workflow task, which may not have run yet.
                 if loop.time() > give_up + _OPENING_DECISION_WAIT_S:

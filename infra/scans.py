@@ -16,10 +16,11 @@ from domain.rules import Rule
 from domain.workflow_ids import case_kind_of
 from infra.case_errors import UnknownCaseError
 from infra.case_ids import case_kind
+from infra.case_messages import case_handle
 from infra.case_queues import CaseQueues
 from infra.kept_for_review import KeptForReview, Resolver, UnmatchedScan
 from infra.security.codec import ErasedDataError
-from workflows.return_case import ReturnCase
+from workflows.case_handlers import CaseHandlers
 
 # A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
 _STAGES = trace.get_tracer("aftersales.scans")
@@ -76,9 +77,9 @@ class Scans:
         # and never read: only a case's return label reaches a workflow.
         if case_kind_of(barcode) is None:
             return f"barcode {barcode!r} matches no open case"
-        handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
+        handle = case_handle(self._client, barcode)
         try:
-            await handle.signal(ReturnCase.warehouse_scan, scan)
+            await handle.signal(CaseHandlers.warehouse_scan, scan)
         except ErasedDataError:
             # Nothing can reach a case whose customer was erased; a person decides.
             return f"barcode {barcode!r} names a case erased on its customer's request"
