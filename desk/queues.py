@@ -19,7 +19,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import Field, ValidationError
 
-from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted, said
+from desk.forms import ACTION_ID_FIELD, BadForm, Forbidden, FormFields, new_action_id, posted, said
 from desk.gate import DESK_PATH
 from desk.rendering import page
 from domain.case import (
@@ -258,7 +258,7 @@ def add_queue_routes(
         fields = await posted(request)
         case_ids = [str(v) for v in form.getlist("case_id")][:500]
         agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
-        action_id = fields.get("action_id", "")
+        action_id = fields.get(ACTION_ID_FIELD, "")
         if not action_id:
             raise BadForm("action_id: the form carries no action id; reload the page")
         refusals = await _assign_each(gateway, caller, case_ids, agent, action_id)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from activities.policy_file import PolicyFile
 from desk.case_actions import actions_of_role, available_actions, money_panel
 from desk.forms import (
+    ACTION_ID_FIELD,
     EXTENSION_DAYS,
     AssignForm,
     BadForm,
@@ -406,7 +407,7 @@ def _add_case_routes(router: APIRouter, pages: _CasePages) -> None:
         await pages.readable(case_id, caller)
         try:
             note = NoteForm.model_validate({"text": fields.get("text", "")})
-            await gateway.add_note(case_id, fields.get("action_id", ""), note.text, caller)
+            await gateway.add_note(case_id, fields.get(ACTION_ID_FIELD, ""), note.text, caller)
         except (ValidationError, NoteIdTakenError) as problem:
             message = str(problem) if isinstance(problem, NoteIdTakenError) else (
                 f"text: {problem.errors()[0]['msg']}"
@@ -422,7 +423,7 @@ def _add_case_routes(router: APIRouter, pages: _CasePages) -> None:
         extend, rule. Refused, the case page shows why (rule and reason) beside it."""
         caller = acting(request, *DESK_ROLES)
         fields = await posted(request)
-        action_id = fields.pop("action_id", "")
+        action_id = fields.pop(ACTION_ID_FIELD, "")
         if action not in actions_of_role(caller.role):
             raise Forbidden(f"action: {action} is not open to {caller.role.value}")
         view = await pages.readable(case_id, caller)

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
-from domain.case import CaseKind
+from domain.case import STAFF_BY_AUTHORITY, CaseKind, Role
 from domain.state import CaseState
 from domain.view import CaseView
 from workflows.case_handlers import CaseHandlers, ItemBackHandlers
@@ -51,18 +51,23 @@ SIGNALS: tuple[SignalHandler[Any], ...] = (
     ReturnCase.intercept_requested,
     CaseHandlers.withdraw,
 )
-UPDATES: tuple[UpdateHandler[Any], ...] = (
-    CaseHandlers.decide,
-    CaseHandlers.offer_compensation,
-    CaseHandlers.escalate,
-    CaseHandlers.request_call,
-    CaseHandlers.assign,
-    CaseHandlers.extend_deadline,
-    DamageClaimCase.choose_remedy,
-    ExchangeCase.consent_to_refund,
-    CaseHandlers.apply_ruling,
-    CaseHandlers.resolve_declined_payment,
-)
+# Every Update a case takes, and who may send it, most authority first: the API's routes,
+# the CLI and the decision grants (infra/security/grants.py) read it here. The workflow's
+# validators still judge the finer rules (R17's agent limit, R19's arbiter, ...); the
+# grants refuse an Update nobody listed, and a customer's choice (R8, R22) sent by anyone
+# but a backend service.
+AUTHORITY: Mapping[UpdateHandler[Any], tuple[Role, ...]] = {
+    CaseHandlers.decide: STAFF_BY_AUTHORITY,
+    CaseHandlers.offer_compensation: STAFF_BY_AUTHORITY,
+    CaseHandlers.escalate: STAFF_BY_AUTHORITY,
+    CaseHandlers.request_call: STAFF_BY_AUTHORITY,
+    CaseHandlers.assign: STAFF_BY_AUTHORITY,
+    CaseHandlers.extend_deadline: STAFF_BY_AUTHORITY,
+    DamageClaimCase.choose_remedy: (Role.SERVICE,),
+    ExchangeCase.consent_to_refund: (Role.SERVICE,),
+    CaseHandlers.apply_ruling: (Role.ARBITER,),
+    CaseHandlers.resolve_declined_payment: STAFF_BY_AUTHORITY,
+}
 
 
 def name_of(handler: Callable[..., object]) -> str:
@@ -86,7 +91,7 @@ def takes(kind: CaseKind, handler: Callable[..., object]) -> bool:
 
 
 SIGNAL_BY_NAME: Mapping[str, SignalHandler[Any]] = {name_of(h): h for h in SIGNALS}
-UPDATE_BY_NAME: Mapping[str, UpdateHandler[Any]] = {name_of(h): h for h in UPDATES}
+UPDATE_BY_NAME: Mapping[str, UpdateHandler[Any]] = {name_of(h): h for h in AUTHORITY}
 # A signal the workflow type has no handler for is buffered by the SDK for ever, so news a
 # kind cannot take is refused before it is sent; an Update it has no handler for would
 # come back as the SDK's own words.

@@ -22,8 +22,6 @@ from domain.case import Role, WarehouseScan
 from domain.errors import FieldError
 from domain.rules import Rule
 
-MAX_LISTED = 500
-
 
 class Resolution(StrEnum):
     ATTACHED = "attached"

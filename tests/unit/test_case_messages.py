@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from api.cases import DECISION_ROUTES
+from domain.case import STAFF_BY_AUTHORITY
 from infra.case_messages import (
+    AUTHORITY,
     SIGNAL_BY_NAME,
     SIGNALS_OF_KIND,
     UPDATE_BY_NAME,
     UPDATES_OF_KIND,
     WORKFLOW_OF_KIND,
 )
-from infra.security.grants import AUTHORITY
 from workflows.carrier_claim import CarrierClaim
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
@@ -34,8 +36,9 @@ def test_the_registry_names_every_handler_each_kind_registers() -> None:
             assert registered.updates[name].fn is UPDATE_BY_NAME[name]
 
 
-def test_every_update_has_its_senders_in_the_grants_authority_table() -> None:  # R23
-    assert set(AUTHORITY) == set(UPDATE_BY_NAME.values())
+def test_the_operators_decision_routes_are_the_updates_staff_send() -> None:  # R17, R23
+    staff_sends = {u for u, senders in AUTHORITY.items() if senders == STAFF_BY_AUTHORITY}
+    assert {route.handler for route in DECISION_ROUTES} == staff_sends
 
 
 # The names each workflow type is known by on the wire, as running cases and the recorded
