@@ -17,6 +17,7 @@ from api.callers import IntegratorsDesk, Staff
 from api.errors import documented
 from domain.case import ExplainedReason, MessageId, Strict
 from domain.view import CaseNote
+from domain.workflow_ids import CaseIdText
 from infra.gateway import CaseGateway
 from infra.kept_for_review import (
     InvalidKeptCursorError,
@@ -25,7 +26,7 @@ from infra.kept_for_review import (
     Resolver,
     UnmatchedScan,
 )
-from infra.path_params import CASE_ID_PATTERN, CaseId, ScanId
+from infra.path_params import CaseId, ScanId
 from infra.security.identity import Caller
 
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -34,7 +35,7 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 
 
 class AttachmentBody(Strict):
-    case_id: str = Field(min_length=7, max_length=220, pattern=CASE_ID_PATTERN)
+    case_id: CaseIdText
     reason: ExplainedReason
 
 
