@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from domain.case import STAFF, SUPERVISORS, UNDELIVERED, BusinessKey, CaseKind, Reason, Strict
+from domain.case import STAFF, SUPERVISORS, UNDELIVERED, BusinessKey, CaseKind, Reason, Role, Strict
 from domain.errors import InvalidValue
 from domain.ledger import LedgerAction
 from domain.rules import Rule
@@ -480,7 +480,7 @@ class ClockRule:
     clock: SlaClock
     starts: frozenset[str]
     ends: frozenset[str] = frozenset()
-    ends_roles: frozenset[str] = frozenset()
+    ends_roles: frozenset[Role] = frozenset()
     # The carrier claim's own ledger (claim_events) rather than the case's.
     on_claims: bool = False
     while_status: frozenset[str] = frozenset()
