@@ -22,4 +22,5 @@ PrivacyOfficer = Annotated[Caller, Depends(requires(Role.PRIVACY))]
 CaseReader = Annotated[Caller, Depends(requires(Role.SERVICE, *STAFF_BY_AUTHORITY, Role.ARBITER))]
 # Staff work the queues and read the ledger; the arbiter its disputed cases only (R19).
 Auditor = Annotated[Caller, Depends(requires(*STAFF_BY_AUTHORITY, Role.ARBITER))]
+# Refused input is raw bodies that may hold anything: the integrators' desk only.
 IntegratorsDesk = Annotated[Caller, Depends(requires(*INTEGRATORS))]
