@@ -1,7 +1,7 @@
 """Every message a case takes is named once, by its handler (infra/case_messages.py): the
 registry holds each signal and Update that every kind's workflow registers, under the name
-the SDK registers it by, so the API, the desk, the CLI and the grants' authority table
-cannot drift from the workflows."""
+the SDK registers it by, and who may send each Update, so the API, the desk, the CLI and
+the grants cannot drift from the workflows."""
 
 from __future__ import annotations
 
