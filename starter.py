@@ -25,7 +25,13 @@ from domain.case import OpenCaseRequest, OperatorAction, Role, ShippedBack, Ware
 from domain.state import CaseMessage
 from infra.alarm_schedule import ensure_batch_alarm_schedule
 from infra.case_errors import RefusedDecisionError, RefusedInputError, UnknownCaseError
-from infra.case_messages import SIGNAL_BY_NAME, UPDATE_BY_NAME, SignalHandler, model_of
+from infra.case_messages import (
+    AUTHORITY,
+    SIGNAL_BY_NAME,
+    UPDATE_BY_NAME,
+    SignalHandler,
+    model_of,
+)
 from infra.database import ForeignSchemaError, create_pool, migrate
 from infra.gateway import CaseGateway
 from infra.report_csv import Section, report_csv
@@ -33,7 +39,7 @@ from infra.search_attribute_setup import register_search_attributes
 from infra.security.data_converter import key_ring
 from infra.security.data_keys import rewrap
 from infra.security.edge_identity import authenticator, grant_signer, mint_dev_token
-from infra.security.grants import AUTHORITY, GrantingInterceptor
+from infra.security.grants import GrantingInterceptor
 from infra.security.identity import (
     MACHINE_ROLES,
     STAFF_TOKEN_ROLES,

@@ -17,6 +17,7 @@ from activities.outside import NoType, OutsideRefusal, answered_no_as
 from domain.claim import ClaimState
 from domain.ledger import LedgerAction
 from domain.money import Money
+from domain.rules import Rule
 
 
 class CarrierGateway(Protocol):
@@ -80,7 +81,7 @@ class ClaimLedgerEntry(BaseModel):
     seq: int
     occurred_at: datetime
     action: LedgerAction
-    rule_id: str | None
+    rule_id: Rule | None
     reason: str | None
     # The carrier's machine client whose answer this step records (R23); None for the
     # workflow's own steps.

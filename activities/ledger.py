@@ -10,8 +10,10 @@ from opentelemetry import trace
 from pydantic import BaseModel
 from temporalio import activity
 
+from domain.case import Role
 from domain.ledger import LedgerAction
 from domain.policy import refund_limit
+from domain.rules import Rule
 from domain.state import CaseState, EscalationLevel
 from domain.view import CaseView
 
@@ -94,9 +96,9 @@ class LedgerEntry(BaseModel):
     seq: int
     occurred_at: datetime
     actor: str
-    role: str
+    role: Role
     action: LedgerAction
-    rule_id: str | None
+    rule_id: Rule | None
     reason: str | None
     details: dict[str, Any]
     case: CaseSnapshot

@@ -15,6 +15,7 @@ from pydantic import BaseModel, model_validator
 from temporalio import activity
 
 from activities.outside import NoType, answered_no_as
+from domain.rules import Rule
 
 log = logging.getLogger(__name__)
 
@@ -48,55 +49,65 @@ class TemplateDoc:
     """What a message tells, under which rule, and the parameters it is rendered with."""
 
     meaning: str
-    rules: str
+    rules: tuple[Rule, ...]
     params: tuple[str, ...] = ()
 
 
 TEMPLATES: dict[Template, TemplateDoc] = {
-    Template.CASE_ACKNOWLEDGED: TemplateDoc("the request is received", "R10"),
-    Template.CASE_REFUSED: TemplateDoc("the request is refused, with why", "R1, R20", ("reason",)),
+    Template.CASE_ACKNOWLEDGED: TemplateDoc("the request is received", (Rule.R10,)),
+    Template.CASE_REFUSED: TemplateDoc(
+        "the request is refused, with why", (Rule.R1, Rule.R20), ("reason",)
+    ),
     Template.SHIP_BACK_INSTRUCTIONS: TemplateDoc(
-        "how and by when to send the item back", "R12", ("deadline",)
+        "how and by when to send the item back", (Rule.R12,), ("deadline",)
     ),
     Template.SHIP_BACK_REMINDER: TemplateDoc(
-        "the item is not sent back yet", "R12", ("deadline", "reminder")
+        "the item is not sent back yet", (Rule.R12,), ("deadline", "reminder")
     ),
     Template.CASE_ABANDONED: TemplateDoc(
-        "the case closed: no photos or no parcel in time", "R6, R12", ("reason",)
+        "the case closed: no photos or no parcel in time", (Rule.R6, Rule.R12), ("reason",)
     ),
-    Template.INSPECTION_FAILED: TemplateDoc("the inspection failed, with why", "R20", ("reason",)),
-    Template.REFUND_ISSUED: TemplateDoc("the case's refund is paid", "R21", ("amount",)),
+    Template.INSPECTION_FAILED: TemplateDoc(
+        "the inspection failed, with why", (Rule.R20,), ("reason",)
+    ),
+    Template.REFUND_ISSUED: TemplateDoc("the case's refund is paid", (Rule.R21,), ("amount",)),
     Template.EVIDENCE_REQUESTED: TemplateDoc(
-        "photos of the problem are needed by the deadline", "R6", ("deadline",)
+        "photos of the problem are needed by the deadline", (Rule.R6,), ("deadline",)
     ),
-    Template.CASE_APPROVED: TemplateDoc("the request is approved", "R10, R11"),
-    Template.CASE_REJECTED: TemplateDoc("the request is rejected, with why", "R20", ("reason",)),
+    Template.CASE_APPROVED: TemplateDoc("the request is approved", (Rule.R10, Rule.R11)),
+    Template.CASE_REJECTED: TemplateDoc(
+        "the request is rejected, with why", (Rule.R20,), ("reason",)
+    ),
     Template.PROGRESS_UPDATE: TemplateDoc(
-        "the daily update: what the case waits for", "R14", ("waiting_for",)
+        "the daily update: what the case waits for", (Rule.R14,), ("waiting_for",)
     ),
-    Template.AGENT_CALL: TemplateDoc("an agent will call, in call hours", "R16", ("purpose",)),
+    Template.AGENT_CALL: TemplateDoc(
+        "an agent will call, in call hours", (Rule.R16,), ("purpose",)
+    ),
     Template.COMPENSATION_GRANTED: TemplateDoc(
         "money paid without closing the case (compensation, a price difference, postage)",
-        "R17, R22, R6",
+        (Rule.R17, Rule.R22, Rule.R6),
         ("amount",),
     ),
     Template.REMEDY_OFFERED: TemplateDoc(
-        "choose a replacement, a partial or a full refund by the deadline", "R8", ("deadline",)
+        "choose a replacement, a partial or a full refund by the deadline",
+        (Rule.R8,),
+        ("deadline",),
     ),
     Template.REFUND_CONSENT_REQUESTED: TemplateDoc(
-        "out of stock: agree to a refund by the deadline, or wait", "R22", ("deadline",)
+        "out of stock: agree to a refund by the deadline, or wait", (Rule.R22,), ("deadline",)
     ),
     Template.EXPECTED_DELIVERY: TemplateDoc(
-        "the parcel is on its way, expected then", "R4", ("expected",)
+        "the parcel is on its way, expected then", (Rule.R4,), ("expected",)
     ),
-    Template.APOLOGY_COUPON: TemplateDoc("a coupon for the wrong item", "R7", ("amount",)),
+    Template.APOLOGY_COUPON: TemplateDoc("a coupon for the wrong item", (Rule.R7,), ("amount",)),
     Template.SATISFACTION_SURVEY: TemplateDoc(
-        "how was it: the four-question survey", "R25", ("outcome",)
+        "how was it: the four-question survey", (Rule.R25,), ("outcome",)
     ),
-    Template.DISPUTE_RULED: TemplateDoc("the arbiter's ruling", "R19", ("reason",)),
+    Template.DISPUTE_RULED: TemplateDoc("the arbiter's ruling", (Rule.R19,), ("reason",)),
     Template.BATCH_FLAGGED: TemplateDoc(
         "to the quality team: a batch's return rate jumped",
-        "R24",
+        (Rule.R24,),
         ("sku", "batch", "returns", "units", "rate", "baseline_rate", "p_value"),
     ),
 }

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from api.auth import requires
-from domain.case import STAFF_BY_AUTHORITY, Role
+from domain.case import INTEGRATORS, STAFF_BY_AUTHORITY, Role
 from infra.security.identity import Caller
 
 Service = Annotated[Caller, Depends(requires(Role.SERVICE))]
@@ -20,4 +20,7 @@ Arbiter = Annotated[Caller, Depends(requires(Role.ARBITER))]
 PrivacyOfficer = Annotated[Caller, Depends(requires(Role.PRIVACY))]
 # A case as each may read it: the shop's backend, staff, and the arbiter a disputed one.
 CaseReader = Annotated[Caller, Depends(requires(Role.SERVICE, *STAFF_BY_AUTHORITY, Role.ARBITER))]
+# Staff work the queues and read the ledger; the arbiter its disputed cases only (R19).
 Auditor = Annotated[Caller, Depends(requires(*STAFF_BY_AUTHORITY, Role.ARBITER))]
+# Refused input is raw bodies that may hold anything: the integrators' desk only.
+IntegratorsDesk = Annotated[Caller, Depends(requires(*INTEGRATORS))]

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, StrictBool
 
-from api.callers import Arbiter, Auditor, CaseReader, Service, Staff
+from api.auth import requires
+from api.callers import Arbiter, Auditor, CaseReader, Service
 from api.errors import documented
 from domain.case import (
     ArbitrationRuling,
@@ -32,9 +33,10 @@ from domain.case import (
 from domain.money import Money
 from domain.view import CaseLedger, CaseView, ServiceView
 from infra.case_errors import unknown_case
-from infra.case_messages import SignalHandler, UpdateHandler, model_of, name_of
+from infra.case_messages import AUTHORITY, SignalHandler, UpdateHandler, model_of, name_of
 from infra.gateway import CaseGateway
 from infra.path_params import CaseId
+from infra.security.identity import Caller
 from workflows.case_handlers import CaseHandlers, ItemBackHandlers
 from workflows.damage_claim_case import DamageClaimCase
 from workflows.exchange_case import ExchangeCase
@@ -242,12 +244,16 @@ def _decision_endpoint(
 ) -> Callable[..., Awaitable[CaseView]]:
     message = model_of(route.handler)
 
-    async def endpoint(case_id: CaseId, body: Strict, caller: Staff) -> CaseView:
+    async def endpoint(case_id: CaseId, body: Strict, caller: Caller) -> CaseView:
         # The decider is the proven caller, never what the body says (R23).
         decision = message(actor=caller.actor, role=caller.role, **body.model_dump())
         return await gateway.decide(case_id, route.handler, decision, caller)
 
     endpoint.__annotations__["body"] = route.body
+    # Those who may send the Update, as the registry names them.
+    endpoint.__annotations__["caller"] = Annotated[
+        Caller, Depends(requires(*AUTHORITY[route.handler]))
+    ]
     return endpoint
 
 

@@ -18,6 +18,7 @@ from temporalio.service import RPCError
 from api.security_headers import SECURITY_HEADERS
 from api.strict_json import DuplicateKeyError
 from domain.errors import FieldError
+from domain.rules import Rule
 from infra.case_errors import (
     CaseErasedError,
     ReceiptRefusedError,
@@ -145,7 +146,7 @@ class FieldHTTPException(HTTPException):
     """An HTTP refusal that names its field (and rule) as data; `detail` is the one line."""
 
     def __init__(
-        self, status_code: int, message: str, *, field: str | None = None, rule: str | None = None
+        self, status_code: int, message: str, *, field: str | None = None, rule: Rule | None = None
     ) -> None:
         super().__init__(status_code, f"{field}: {message}" if field else message)
         self.field = field

@@ -25,6 +25,6 @@ def privacy_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRout
         read); money records and the audit trail's rows, actions and times stay. 409 while
         a case of theirs (or its dispute window, survey or carrier claim) still runs;
         repeated, it erases nothing more (docs/privacy.md)."""
-        return await gateway.erase_customer(customer_id, actor=caller.actor, role=caller.role.value)
+        return await gateway.erase_customer(customer_id, actor=caller.actor, role=caller.role)
 
     return router

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from api.auth import requires
+from api.callers import Auditor
 from api.errors import documented
-from domain.case import STAFF_BY_AUTHORITY, CaseKind, Channel, Reason, Role
+from domain.case import CaseKind, Channel, Reason
 from domain.queues import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
@@ -110,8 +110,6 @@ def _viewer(caller: Caller) -> Viewer:
     return Viewer(actor=caller.actor, role=caller.role)
 
 
-# Staff work the queues; the arbiter sees its disputed cases only (R19).
-Reader = Annotated[Caller, Depends(requires(*STAFF_BY_AUTHORITY, Role.ARBITER))]
 Filters = Annotated[CaseFilter, Depends(case_filter)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 PageCursor = Annotated[str | None, Query(max_length=512)]
@@ -124,7 +122,7 @@ def queues_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
     async def list_cases(
         request: Request,
         response: Response,
-        caller: Reader,
+        caller: Auditor,
         narrowed: Filters,
         sort: CaseSort = CaseSort.NEWEST,
         cursor: PageCursor = None,
@@ -155,7 +153,7 @@ def queues_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
         return page.rows
 
     @router.get("/queues")
-    async def queue_counts(caller: Reader) -> QueueCounts:
+    async def queue_counts(caller: Auditor) -> QueueCounts:
         """How many open cases each queue holds for the caller: needs a decision (under
         review, remedy choice, arbitration), late, escalated (to the caller's level for a
         supervisor or manager, any level otherwise), assigned to the caller, unassigned,
@@ -165,7 +163,7 @@ def queues_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRoute
     @router.get("/queues/{queue}", responses=documented(422))
     async def queue_page(
         queue: Queue,
-        caller: Reader,
+        caller: Auditor,
         narrowed: Filters,
         cursor: PageCursor = None,
         limit: Limit = PAGE_SIZE,

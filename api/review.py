@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import Field
 
-from api.auth import requires
+from api.callers import IntegratorsDesk, Staff
 from api.errors import documented
-from domain.case import STAFF_BY_AUTHORITY, ExplainedReason, MessageId, Role, Strict
+from domain.case import ExplainedReason, MessageId, Strict
 from domain.view import CaseNote
+from domain.workflow_ids import CaseIdText
 from infra.gateway import CaseGateway
 from infra.kept_for_review import (
     InvalidKeptCursorError,
@@ -25,7 +26,7 @@ from infra.kept_for_review import (
     Resolver,
     UnmatchedScan,
 )
-from infra.path_params import CASE_ID_PATTERN, CaseId, ScanId
+from infra.path_params import CaseId, ScanId
 from infra.security.identity import Caller
 
 NoteText = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -34,7 +35,7 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 
 
 class AttachmentBody(Strict):
-    case_id: str = Field(min_length=7, max_length=220, pattern=CASE_ID_PATTERN)
+    case_id: CaseIdText
     reason: ExplainedReason
 
 
@@ -49,18 +50,13 @@ class NoteBody(Strict):
 
 
 def _resolver(caller: Caller, reason: str) -> Resolver:
-    return Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+    return Resolver(actor=caller.actor, role=caller.role, reason=reason)
 
 
 def _refused_cursor(error: InvalidKeptCursorError) -> RequestValidationError:
     return RequestValidationError(
         [{"type": "value_error", "loc": ("query", "cursor"), "msg": str(error)}]
     )
-
-
-Staff = Annotated[Caller, Depends(requires(*STAFF_BY_AUTHORITY))]
-# Refused input is raw bodies that may hold anything: the integrators' desk only.
-IntegratorsDesk = Annotated[Caller, Depends(requires(Role.MANAGER, Role.SUPERVISOR))]
 
 
 def review_router(gateway: CaseGateway, route_class: type[APIRoute]) -> APIRouter:

@@ -12,15 +12,12 @@ from pydantic import BaseModel, Field
 from api.callers import Scanner
 from api.errors import ApiError, item_of, one_line
 from domain.case import ScanReport, Strict, WarehouseScan
+from domain.workflow_ids import CaseIdText
 from infra.gateway import CaseGateway
-from infra.path_params import CASE_ID_PATTERN
 
 
 class ScanSubmission(ScanReport):
-    barcode: str = Field(
-        min_length=7, max_length=220, pattern=CASE_ID_PATTERN,
-        description="the return label's barcode: the case id",
-    )  # fmt: skip
+    barcode: CaseIdText = Field(description="the return label's barcode: the case id")
 
 
 class ScanBatch(Strict):

@@ -9,7 +9,6 @@ import asyncio
 import csv
 import hashlib
 import io
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,12 +16,13 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from desk.forms import BadForm, Forbidden, FormFields, new_action_id, posted, said
+from desk.forms import ACTION_ID_FIELD, BadForm, Forbidden, FormFields, new_action_id, posted, said
 from desk.gate import DESK_PATH
 from desk.rendering import page
 from domain.case import (
+    INTEGRATORS,
     STAFF_BY_AUTHORITY,
     Assignment,
     BusinessKey,
@@ -44,6 +44,7 @@ from domain.queues import (
     Viewer,
 )
 from domain.state import CaseStatus
+from domain.workflow_ids import CaseIdText, has_case_id_shape
 from infra.case_errors import RefusedDecisionError, RefusedInputError, UnknownCaseError
 from infra.case_page import CasePageReads
 from infra.gateway import CaseGateway
@@ -55,12 +56,11 @@ from infra.kept_for_review import (
     Resolver,
     UnknownKeptItemError,
 )
-from infra.path_params import CASE_ID_PATTERN, MAX_CASE_ID_LENGTH, MIN_CASE_ID_LENGTH, ScanId
+from infra.path_params import ScanId
 from infra.security.identity import Caller
 from workflows.case_handlers import CaseHandlers
 
 T = TypeVar("T")
-_CASE_ID = re.compile(CASE_ID_PATTERN)
 # What a bulk assignment says it did, carried to the queue's page in its query: the
 # count and the first refusals (the rest are the cases still unassigned in the queue).
 DONE_LENGTH = 500
@@ -74,9 +74,6 @@ QUEUE_TITLES = {
     Queue.UNASSIGNED: "Unassigned",
     Queue.WAITING_ON_CUSTOMER: "Waiting on the customer",
 }
-# Refused input holds raw bodies (anything a caller sent): for those who repair
-# integrations, as in the API (api/review.py).
-INTEGRATORS = (Role.MANAGER, Role.SUPERVISOR)
 _CSV_COLUMNS = ("case_id", "status", "kind", "reason", "channel", "order_id", "sku", "carrier",
                 "waiting_for", "next_deadline", "assigned_agent", "escalation_level")  # fmt: skip
 
@@ -120,7 +117,7 @@ class ResolutionForm(FormFields):
 
 
 class AttachForm(ResolutionForm):
-    case_id: Annotated[str, Field(min_length=7, max_length=220, pattern=CASE_ID_PATTERN)]
+    case_id: CaseIdText
 
 
 def _viewer(caller: Caller) -> Viewer:
@@ -260,7 +257,7 @@ def add_queue_routes(
         fields = await posted(request)
         case_ids = [str(v) for v in form.getlist("case_id")][:500]
         agent = BulkAssignForm.model_validate({"agent": fields.get("agent", "")}).agent
-        action_id = fields.get("action_id", "")
+        action_id = fields.get(ACTION_ID_FIELD, "")
         if not action_id:
             raise BadForm("action_id: the form carries no action id; reload the page")
         refusals = await _assign_each(gateway, caller, case_ids, agent, action_id)
@@ -287,9 +284,7 @@ async def _assign_each(
     """Each case assigned in turn; what each case that refused said."""
     refusals = []
     for case_id in case_ids:
-        if not (
-            MIN_CASE_ID_LENGTH <= len(case_id) <= MAX_CASE_ID_LENGTH and _CASE_ID.fullmatch(case_id)
-        ):
+        if not has_case_id_shape(case_id):
             # Not a case id at all (the page only lists real ones): nothing to ask.
             refusals.append("a ticked value is not a case id")
             continue
@@ -369,7 +364,7 @@ def add_kept_routes(
         try:
             reason = ResolutionForm.model_validate(fields).reason
             await gateway.kept.mark_handled(
-                input_id, Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+                input_id, Resolver(actor=caller.actor, role=caller.role, reason=reason)
             )
         except (ValidationError, UnknownKeptItemError, AlreadyResolvedError) as problem:
             kept = await gateway.kept.refused_inputs()
@@ -386,7 +381,7 @@ async def _resolve_scan(
     """The scan attached or dismissed; what was done, in words."""
 
     def resolver_of(reason: str) -> Resolver:
-        return Resolver(actor=caller.actor, role=caller.role.value, reason=reason)
+        return Resolver(actor=caller.actor, role=caller.role, reason=reason)
 
     if resolution == "attach":
         form = AttachForm.model_validate(fields)

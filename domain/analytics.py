@@ -14,10 +14,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from domain.case import STAFF, UNDELIVERED, BusinessKey, CaseKind, Reason, Role, Strict
+from domain.case import STAFF, SUPERVISORS, UNDELIVERED, BusinessKey, CaseKind, Reason, Role, Strict
 from domain.errors import InvalidValue
 from domain.ledger import LedgerAction
-from domain.sla import SlaClock
+from domain.rules import Rule
+from domain.sla import RULE_OF_CLOCK, SlaClock
 from domain.state import MERCHANT_SIDE, CaseStatus
 from domain.survey import Satisfaction
 
@@ -475,12 +476,11 @@ class ClockRule:
     start action that is also an end ends the clock at once. `sla_clock_rules` keeps the
     same rules in SQL (a test holds the two equal)."""
 
-    rule: str
     what: str
     clock: SlaClock
     starts: frozenset[str]
     ends: frozenset[str] = frozenset()
-    ends_roles: frozenset[str] = frozenset()
+    ends_roles: frozenset[Role] = frozenset()
     # The carrier claim's own ledger (claim_events) rather than the case's.
     on_claims: bool = False
     while_status: frozenset[str] = frozenset()
@@ -492,24 +492,29 @@ class ClockRule:
     length_setting: str | None = None
 
     @property
+    def rule(self) -> Rule:
+        """The rule whose deadline the clock keeps, as domain/sla.py names it per clock."""
+        return RULE_OF_CLOCK[self.clock]
+
+    @property
     def setting(self) -> str:
         return self.length_setting or self.clock.value
 
 
 _A = LedgerAction
 SLA_CLOCKS = (
-    ClockRule("R10", "a person reviews a merchant-fault case", SlaClock.REVIEW,
+    ClockRule("a person reviews a merchant-fault case", SlaClock.REVIEW,
               starts=frozenset({_A.REVIEW_STARTED}), ends_roles=STAFF),
-    ClockRule("R13", "the returned parcel is inspected", SlaClock.INSPECTION,
+    ClockRule("the returned parcel is inspected", SlaClock.INSPECTION,
               starts=frozenset({_A.PARCEL_RECEIVED}),
               ends=frozenset({_A.INSPECTION_PASSED, _A.INSPECTION_FAILED})),
-    ClockRule("R13", "the refund (or replacement) follows a passed inspection",
+    ClockRule("the refund (or replacement) follows a passed inspection",
               SlaClock.REFUND, starts=frozenset({_A.INSPECTION_PASSED}),
               ends=frozenset({_A.REFUND_ISSUED, _A.REFUND_NOT_DUE, _A.REPLACEMENT_SHIPPED})),
-    ClockRule("R18", "a supervisor acts on an escalated case", SlaClock.SUPERVISOR,
+    ClockRule("a supervisor acts on an escalated case", SlaClock.SUPERVISOR,
               starts=frozenset({_A.ESCALATED}),
-              ends_roles=frozenset({Role.SUPERVISOR, Role.MANAGER})),
-    ClockRule("R15", "the carrier answers a filed claim", SlaClock.CARRIER_SILENCE,
+              ends_roles=frozenset(SUPERVISORS)),
+    ClockRule("the carrier answers a filed claim", SlaClock.CARRIER_SILENCE,
               starts=frozenset({_A.CLAIM_FILED}), ends=frozenset({_A.CARRIER_ANSWERED}),
               on_claims=True),
     # From the opening of a case that needs a person (photos asked for, or review) to a
@@ -518,7 +523,7 @@ SLA_CLOCKS = (
     # refused, an escalation) are not contact. The call the workflow books at opening is
     # not either: nobody has called. A case closed first (abandoned, refunded after an
     # auto-approval, withdrawn) stops the clock: nobody is left to contact.
-    ClockRule("R10", "the customer hears from a person (first contact)",
+    ClockRule("the customer hears from a person (first contact)",
               SlaClock.FIRST_CONTACT,
               starts=frozenset({_A.EVIDENCE_REQUESTED, _A.REVIEW_STARTED}),
               ends=frozenset({_A.APPROVED, _A.REJECTED, _A.CALL_SCHEDULED,
@@ -527,13 +532,13 @@ SLA_CLOCKS = (
     # Each day the case waits on the merchant is one clock: from entering a merchant-side
     # status (or the previous update) to the next update, due at the slot the workflow
     # set for it, or to leaving the merchant side.
-    ClockRule("R14", "a progress update each day the case waits on the merchant",
+    ClockRule("a progress update each day the case waits on the merchant",
               SlaClock.FOLLOW_UP, starts=frozenset(),
               ends=frozenset({_A.PROGRESS_UPDATE_SENT}), while_status=MERCHANT_SIDE,
               due=DueAt.AT_SLOT_OF_END, grace=UPDATE_SENDING_GRACE),
     # Due at the carrier's own deadline (carrier_claims.file_deadline, counted from the
     # delivery), not a length from the start; the policy's length is shown for reference.
-    ClockRule("R15", "the claim is filed within the carrier's deadline",
+    ClockRule("the claim is filed within the carrier's deadline",
               SlaClock.CLAIM_FILING,
               starts=frozenset({_A.CLAIM_FILED, _A.CLAIM_DEADLINE_MISSED}),
               ends=frozenset({_A.CLAIM_FILED}), on_claims=True,

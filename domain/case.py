@@ -19,6 +19,7 @@ from pydantic import (
 
 from domain.errors import InvalidValue
 from domain.money import Money
+from domain.rules import Rule
 
 BusinessKey = Annotated[
     str,
@@ -197,7 +198,7 @@ class OpenCaseRequest(Strict):
                 f"{self.reason.value} does not fit a {self.kind.value} case, which takes "
                 f"{', '.join(sorted(r.value for r in allowed))} (R8)",
                 field="reason",
-                rule="R8",
+                rule=Rule.R8,
             )
         return self
 
@@ -205,11 +206,11 @@ class OpenCaseRequest(Strict):
     def _exchange_names_its_item(self) -> OpenCaseRequest:
         if (self.kind is CaseKind.EXCHANGE) != (self.exchange_for is not None):
             raise InvalidValue(
-                "exchange_for is required for an exchange, and only for it (R22)", rule="R22"
+                "exchange_for is required for an exchange, and only for it (R22)", rule=Rule.R22
             )
         if self.exchange_for and self.exchange_for.price.currency != self.paid.currency:
             raise InvalidValue(
-                "must be in the order currency (R22)", field="exchange_for.price", rule="R22"
+                "must be in the order currency (R22)", field="exchange_for.price", rule=Rule.R22
             )
         return self
 
@@ -217,7 +218,7 @@ class OpenCaseRequest(Strict):
     def _missing_part_named(self) -> OpenCaseRequest:
         if (self.reason is Reason.MISSING_PARTS) != (self.missing_part is not None):
             raise InvalidValue(
-                "missing_part is required for missing_parts, and only for it (R9)", rule="R9"
+                "missing_part is required for missing_parts, and only for it (R9)", rule=Rule.R9
             )
         if self.missing_part and not (
             self.missing_part.value.currency == self.paid.currency
@@ -226,7 +227,7 @@ class OpenCaseRequest(Strict):
             raise InvalidValue(
                 "at most the price paid, same currency (R21)",
                 field="missing_part.value",
-                rule="R21",
+                rule=Rule.R21,
             )
         return self
 
@@ -239,7 +240,7 @@ class OpenCaseRequest(Strict):
         if self.reason not in UNDELIVERED and self.delivered_at is None:
             raise InvalidValue(
                 f"delivered_at is required for {self.reason.value}: R1 counts from delivery",
-                rule="R1",
+                rule=Rule.R1,
             )
         return self
 
@@ -255,7 +256,7 @@ class OpenCaseRequest(Strict):
             raise InvalidValue(
                 "requested_at is before delivered_at: R1 counts the return window from "
                 "delivery; an undelivered order is a not_received or not_shipped_yet case",
-                rule="R1",
+                rule=Rule.R1,
             )
         return self
 
@@ -300,12 +301,12 @@ class ScanReport(Strict):
     @model_validator(mode="after")
     def _grade_only_with_inspection(self) -> ScanReport:
         if self.missing_items and self.event is not ScanEvent.INSPECTED:
-            raise InvalidValue("missing_items belong to the inspected scan (R21)", rule="R21")
+            raise InvalidValue("missing_items belong to the inspected scan (R21)", rule=Rule.R21)
         if self.event is ScanEvent.INSPECTED and self.grade is None:
-            raise InvalidValue("grade is required for an inspected scan (R26)", rule="R26")
+            raise InvalidValue("grade is required for an inspected scan (R26)", rule=Rule.R26)
         if self.event is ScanEvent.PARCEL_RECEIVED and self.grade is not None:
             raise InvalidValue(
-                "grade belongs to the inspected scan, not parcel_received (R26)", rule="R26"
+                "grade belongs to the inspected scan, not parcel_received (R26)", rule=Rule.R26
             )
         return self
 
@@ -370,6 +371,11 @@ class Role(StrEnum):
 # a route allows, it acts in the first of these (docs/security.md, "Several roles").
 STAFF_BY_AUTHORITY = (Role.MANAGER, Role.SUPERVISOR, Role.AGENT)
 STAFF = frozenset(STAFF_BY_AUTHORITY)
+# The staff above the agents, most authority first: an escalated case waits on them (R18).
+SUPERVISORS = (Role.MANAGER, Role.SUPERVISOR)
+# Refused input holds raw bodies (anything a caller sent): for those who repair
+# integrations, the supervisors.
+INTEGRATORS = SUPERVISORS
 
 
 class OperatorAction(Strict):
@@ -403,7 +409,7 @@ class ReviewDecision(OperatorAction):
     def _refusal_has_reason(self) -> ReviewDecision:
         if not self.approve and not self.reason:
             raise InvalidValue(
-                "reason is required to reject (R20: every refusal is explained)", rule="R20"
+                "reason is required to reject (R20: every refusal is explained)", rule=Rule.R20
             )
         return self
 
@@ -429,7 +435,7 @@ class PaymentResolutionChoice(Strict):
             raise InvalidValue(
                 "required for settled_elsewhere, and only for it (R21)",
                 field="reference",
-                rule="R21",
+                rule=Rule.R21,
             )
         return self
 
@@ -496,7 +502,7 @@ class RemedyChoice(Strict):
     def _amount_only_for_partial(self) -> RemedyChoice:
         if (self.remedy is Remedy.PARTIAL_REFUND) != (self.partial_amount is not None):
             raise InvalidValue(
-                "partial_amount is required for partial_refund, and only for it (R8)", rule="R8"
+                "partial_amount is required for partial_refund, and only for it (R8)", rule=Rule.R8
             )
         return self
 

@@ -5,11 +5,13 @@ never parsed back out of its words."""
 
 from __future__ import annotations
 
+from domain.rules import Rule
+
 
 class FieldError(Exception):
     """`str()` is `field: message`, the one line people and logs read."""
 
-    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, rule: Rule | None = None):
         super().__init__(f"{field}: {message}" if field else message)
         self.message = message
         self.field = field

@@ -18,6 +18,7 @@ from domain.case import Channel, Grade, MissingItem
 from domain.claim import ClaimStatus
 from domain.policy import R1JudgedBy
 from domain.refusal import OutsideAnswer, RefusalKind
+from domain.rules import Rule
 from domain.sla import SlaBreach
 from domain.state import CaseStatus, Disposition, EscalationLevel, PaymentKind
 
@@ -322,7 +323,7 @@ class Ledger(StrEnum):
 @dataclass(frozen=True)
 class ActionDoc:
     meaning: str
-    rules: str
+    rules: tuple[Rule, ...]
     # The status the case (or claim) is in right after, where the action fixes it.
     leads_to: tuple[CaseStatus | ClaimStatus, ...] = ()
     ledger: Ledger = Ledger.CASE
@@ -333,179 +334,192 @@ class ActionDoc:
 _A = LedgerAction
 _S = CaseStatus
 _C = ClaimStatus
+_R = Rule
 ACTIONS: dict[LedgerAction, ActionDoc] = {
-    _A.CASE_OPENED: ActionDoc("the customer's request opened the case", "R2, R1", (_S.OPENED,)),
-    _A.REQUEST_REFUSED: ActionDoc("refused: outside the return window", "R1", (_S.REFUSED,)),
+    _A.CASE_OPENED: ActionDoc(
+        "the customer's request opened the case", (_R.R2, _R.R1), (_S.OPENED,)
+    ),
+    _A.REQUEST_REFUSED: ActionDoc("refused: outside the return window", (_R.R1,), (_S.REFUSED,)),
     _A.EVIDENCE_REQUESTED: ActionDoc(
-        "photos of the problem asked for before review", "R6", (_S.AWAITING_EVIDENCE,)
+        "photos of the problem asked for before review", (_R.R6,), (_S.AWAITING_EVIDENCE,)
     ),
     _A.EVIDENCE_RECEIVED: ActionDoc(
-        "the customer's photos arrived; review starts", "R6, R10", (_S.UNDER_REVIEW,)
+        "the customer's photos arrived; review starts", (_R.R6, _R.R10), (_S.UNDER_REVIEW,)
     ),
-    _A.MORE_EVIDENCE_RECEIVED: ActionDoc("more photos arrived during review", "R6"),
-    _A.REVIEW_STARTED: ActionDoc("a person must review within 48 h", "R10", (_S.UNDER_REVIEW,)),
+    _A.MORE_EVIDENCE_RECEIVED: ActionDoc("more photos arrived during review", (_R.R6,)),
+    _A.REVIEW_STARTED: ActionDoc("a person must review within 48 h", (_R.R10,), (_S.UNDER_REVIEW,)),
     _A.APPROVED: ActionDoc(
         "approved by a person, by silence (R11) or with no review needed",
-        "R10, R11, R5, R9",
+        (_R.R10, _R.R11, _R.R5, _R.R9),
         (_S.AWAITING_SHIP_BACK, _S.AWAITING_REMEDY_CHOICE, _S.REFUND_DUE),
     ),
-    _A.REJECTED: ActionDoc("rejected by a person, with the reason", "R20", (_S.REJECTED,)),
+    _A.REJECTED: ActionDoc("rejected by a person, with the reason", (_R.R20,), (_S.REJECTED,)),
     _A.ABANDONED: ActionDoc(
-        "closed: no photos (R6) or no parcel sent back (R12) in time", "R6, R12", (_S.ABANDONED,)
+        "closed: no photos (R6) or no parcel sent back (R12) in time",
+        (_R.R6, _R.R12),
+        (_S.ABANDONED,),
     ),
-    _A.WITHDRAWN: ActionDoc("the customer withdrew the request", "", (_S.WITHDRAWN,)),
-    _A.ASSIGNED: ActionDoc("assigned to an agent", ""),
-    _A.CALL_SCHEDULED: ActionDoc("a call to the customer booked in call hours", "R16"),
-    _A.CALL_NOT_SCHEDULED: ActionDoc("a call not booked: the case had its most calls", "R16"),
-    _A.DEADLINE_EXTENDED: ActionDoc("an operator gave more time, with a reason", ""),
+    _A.WITHDRAWN: ActionDoc("the customer withdrew the request", (), (_S.WITHDRAWN,)),
+    _A.ASSIGNED: ActionDoc("assigned to an agent", ()),
+    _A.CALL_SCHEDULED: ActionDoc("a call to the customer booked in call hours", (_R.R16,)),
+    _A.CALL_NOT_SCHEDULED: ActionDoc("a call not booked: the case had its most calls", (_R.R16,)),
+    _A.DEADLINE_EXTENDED: ActionDoc("an operator gave more time, with a reason", ()),
     _A.PROGRESS_UPDATE_SENT: ActionDoc(
-        "the daily update while the case waits on the merchant", "R14"
+        "the daily update while the case waits on the merchant", (_R.R14,)
     ),
     _A.ESCALATED: ActionDoc(
         "sent up the ladder: a complaint, a request, an authority limit, a dispute or a "
         "deadline breached",
-        "R18",
+        (_R.R18,),
     ),
-    _A.COMPENSATION_REFUSED: ActionDoc("an offer above the agent's authority refused", "R17"),
+    _A.COMPENSATION_REFUSED: ActionDoc("an offer above the agent's authority refused", (_R.R17,)),
     _A.MESSAGE_HELD: ActionDoc(
-        "a parcel sent or scanned before the decision: held until the approval", "R12, R26"
+        "a parcel sent or scanned before the decision: held until the approval", (_R.R12, _R.R26)
     ),
     _A.MESSAGE_IGNORED: ActionDoc(
         "a message that changes nothing now: the refusing rule (R26 for scans, R19 in "
         "arbitration, else the message's own; none for an id another message took, nor for "
         "an assignment, deadline extension or withdrawal, which no rule governs), its kind "
         "and why",
-        "R19, R20, R26",
+        (_R.R19, _R.R20, _R.R26),
     ),
-    _A.SHIP_BACK_REMINDER_SENT: ActionDoc("the customer reminded to send the parcel", "R12"),
+    _A.SHIP_BACK_REMINDER_SENT: ActionDoc("the customer reminded to send the parcel", (_R.R12,)),
     _A.CUSTOMER_SHIPPED_BACK: ActionDoc(
         "the customer handed the parcel to a carrier",
-        "R12, R6",
+        (_R.R12, _R.R6),
         (_S.IN_RETURN_TRANSIT,),
         unchanged_if="the notice comes after the parcel's dock scan (`late: true`)",
     ),
     _A.PARCEL_RECEIVED: ActionDoc(
         "the parcel scanned at the dock; inspection due in 48 h",
-        "R26, R13",
+        (_R.R26, _R.R13),
         (_S.AWAITING_INSPECTION,),
     ),
     _A.INSPECTION_PASSED: ActionDoc(
         "the inspection passed; the refund (or replacement) is due in 24 h",
-        "R13, R27",
+        (_R.R13, _R.R27),
         (_S.REFUND_DUE, _S.EXCHANGE_DUE),
     ),
     _A.INSPECTION_FAILED: ActionDoc(
-        "the inspection failed, with the reason", "R20, R27", (_S.REJECTED,)
+        "the inspection failed, with the reason", (_R.R20, _R.R27), (_S.REJECTED,)
     ),
-    _A.REFUND_ISSUED: ActionDoc("the case's refund paid, exactly once", "R21", (_S.REFUNDED,)),
+    _A.REFUND_ISSUED: ActionDoc("the case's refund paid, exactly once", (_R.R21,), (_S.REFUNDED,)),
     _A.REFUND_NOT_DUE: ActionDoc(
-        "nothing left to refund within the case's limit", "R21", (_S.REFUNDED,)
+        "nothing left to refund within the case's limit", (_R.R21,), (_S.REFUNDED,)
     ),
-    _A.COMPENSATION_PAID: ActionDoc("a goodwill payment within the authority limit", "R17"),
-    _A.PRICE_DIFFERENCE_PAID: ActionDoc("a cheaper exchange's difference paid back", "R22"),
-    _A.RETURN_POSTAGE_PAID: ActionDoc("the return postage paid back on an exchange", "R6"),
-    _A.PRICE_DIFFERENCE_CHARGED: ActionDoc("a dearer exchange's difference charged", "R22"),
+    _A.COMPENSATION_PAID: ActionDoc("a goodwill payment within the authority limit", (_R.R17,)),
+    _A.PRICE_DIFFERENCE_PAID: ActionDoc("a cheaper exchange's difference paid back", (_R.R22,)),
+    _A.RETURN_POSTAGE_PAID: ActionDoc("the return postage paid back on an exchange", (_R.R6,)),
+    _A.PRICE_DIFFERENCE_CHARGED: ActionDoc("a dearer exchange's difference charged", (_R.R22,)),
     _A.SHIPMENT_CANCELLED: ActionDoc(
-        "not shipped yet: the warehouse stopped the order", "R3", (_S.REFUND_DUE,)
+        "not shipped yet: the warehouse stopped the order", (_R.R3,), (_S.REFUND_DUE,)
     ),
-    _A.ALREADY_SHIPPED: ActionDoc("too late to stop: handled as in transit", "R3, R4"),
+    _A.ALREADY_SHIPPED: ActionDoc("too late to stop: handled as in transit", (_R.R3, _R.R4)),
     _A.AWAITING_DELIVERY: ActionDoc(
-        "in transit: the expected date told and awaited", "R4", (_S.AWAITING_DELIVERY,)
+        "in transit: the expected date told and awaited", (_R.R4,), (_S.AWAITING_DELIVERY,)
     ),
-    _A.PARCEL_DELIVERED: ActionDoc("the awaited parcel arrived", "R4", (_S.DELIVERED,)),
+    _A.PARCEL_DELIVERED: ActionDoc("the awaited parcel arrived", (_R.R4,), (_S.DELIVERED,)),
     _A.INTERCEPT_REQUESTED: ActionDoc(
-        "the customer insists: returned to sender", "R4", (_S.INTERCEPTING,)
+        "the customer insists: returned to sender", (_R.R4,), (_S.INTERCEPTING,)
     ),
-    _A.PARCEL_BACK: ActionDoc("the intercepted parcel is back; refund due", "R4", (_S.REFUND_DUE,)),
-    _A.MISSING_PART_SHIPPED: ActionDoc("the missing part sent", "R9", (_S.REPLACED,)),
-    _A.APOLOGY_COUPON_ISSUED: ActionDoc("a wrong item: coupon and root cause", "R7"),
-    _A.CORRECT_ITEM_SHIPPED: ActionDoc("the right item sent before the wrong one is back", "R7"),
+    _A.PARCEL_BACK: ActionDoc(
+        "the intercepted parcel is back; refund due", (_R.R4,), (_S.REFUND_DUE,)
+    ),
+    _A.MISSING_PART_SHIPPED: ActionDoc("the missing part sent", (_R.R9,), (_S.REPLACED,)),
+    _A.APOLOGY_COUPON_ISSUED: ActionDoc("a wrong item: coupon and root cause", (_R.R7,)),
+    _A.CORRECT_ITEM_SHIPPED: ActionDoc(
+        "the right item sent before the wrong one is back", (_R.R7,)
+    ),
     _A.REFUND_CONSENT_REQUESTED: ActionDoc(
         "out of stock: a refund needs the customer's consent",
-        "R22",
+        (_R.R22,),
         (_S.AWAITING_REFUND_CONSENT,),
     ),
-    _A.WAITING_FOR_STOCK: ActionDoc("the exchange waits for stock", "R22", (_S.WAITING_FOR_STOCK,)),
+    _A.WAITING_FOR_STOCK: ActionDoc(
+        "the exchange waits for stock", (_R.R22,), (_S.WAITING_FOR_STOCK,)
+    ),
     _A.REPLACEMENT_SHIPPED: ActionDoc(
-        "the replacement (or exchanged item) sent", "R8, R22", (_S.REPLACED, _S.EXCHANGED)
+        "the replacement (or exchanged item) sent", (_R.R8, _R.R22), (_S.REPLACED, _S.EXCHANGED)
     ),
-    _A.CARRIER_CLAIM_OPENED: ActionDoc("a claim against the carrier started", "R8, R15"),
-    _A.CARRIER_CLAIM_NOT_FILED: ActionDoc("no carrier named: nothing to claim", "R15"),
+    _A.CARRIER_CLAIM_OPENED: ActionDoc("a claim against the carrier started", (_R.R8, _R.R15)),
+    _A.CARRIER_CLAIM_NOT_FILED: ActionDoc("no carrier named: nothing to claim", (_R.R15,)),
     _A.DISPUTE_WINDOW_OPENED: ActionDoc(
-        "the rejection stands unless the customer disputes it by the deadline", "R19"
+        "the rejection stands unless the customer disputes it by the deadline", (_R.R19,)
     ),
-    _A.DISPUTE_WINDOW_CLOSED: ActionDoc("the dispute window passed with no dispute", "R19"),
+    _A.DISPUTE_WINDOW_CLOSED: ActionDoc("the dispute window passed with no dispute", (_R.R19,)),
     _A.DISPUTED: ActionDoc(
-        "the customer took the rejection to arbitration", "R19", (_S.IN_ARBITRATION,)
+        "the customer took the rejection to arbitration", (_R.R19,), (_S.IN_ARBITRATION,)
     ),
-    _A.RULING_UPHOLDS_DECISION: ActionDoc("the arbiter kept the rejection", "R19", (_S.REJECTED,)),
+    _A.RULING_UPHOLDS_DECISION: ActionDoc(
+        "the arbiter kept the rejection", (_R.R19,), (_S.REJECTED,)
+    ),
     _A.CUSTOMER_ERASED: ActionDoc(
-        "the customer's personal data erased (GDPR art. 17); written by the erasure", "R23"
+        "the customer's personal data erased (GDPR art. 17); written by the erasure", (_R.R23,)
     ),
     _A.PAYMENT_DECLINED: ActionDoc(
         "the payment provider declined a refund or charge, or answered what its contract "
         "does not define: no money moved; a person retries it or records it settled",
-        "R21",
+        (_R.R21,),
         (_S.PAYMENT_DECLINED,),
     ),
     _A.PAYMENT_RETRIED: ActionDoc(
-        "an operator retried a declined payment under its key", "R21, R23"
+        "an operator retried a declined payment under its key", (_R.R21, _R.R23)
     ),
     _A.PAYMENT_SETTLED_ELSEWHERE: ActionDoc(
         "an operator recorded a declined payment settled another way (or the provider "
         "had paid it after all): the money moved once",
-        "R21, R23",
+        (_R.R21, _R.R23),
     ),
     _A.SHIPMENT_REFUSED: ActionDoc(
         "the warehouse did not send a parcel (no stock, or an unknown answer): a missing "
         "part is refunded (R9), a replacement becomes a refund (R8) or waits for the "
         "customer's consent (R22), a wrong item's right one goes with the exchange (R7)",
-        "R7, R8, R9, R22",
+        (_R.R7, _R.R8, _R.R9, _R.R22),
     ),
     _A.INTERCEPT_REFUSED: ActionDoc(
-        "the carrier cannot stop the parcel: the case keeps waiting for delivery", "R4"
+        "the carrier cannot stop the parcel: the case keeps waiting for delivery", (_R.R4,)
     ),
     _A.MESSAGE_NOT_DELIVERED: ActionDoc(
-        "the messaging service would not deliver a message to the customer", ""
+        "the messaging service would not deliver a message to the customer", ()
     ),
     _A.CLAIM_FILED: ActionDoc(
         "filed with the carrier before its deadline",
-        "R15",
+        (_R.R15,),
         (_C.AWAITING_CARRIER,),
         Ledger.CLAIM,
     ),
     _A.CLAIM_DEADLINE_MISSED: ActionDoc(
         "the carrier's deadline had passed: the loss stays with the merchant",
-        "R15",
+        (_R.R15,),
         (_C.DEADLINE_MISSED,),
         Ledger.CLAIM,
     ),
-    _A.CLAIM_CHASED: ActionDoc("the carrier chased (every 7 days)", "R15", (), Ledger.CLAIM),
+    _A.CLAIM_CHASED: ActionDoc("the carrier chased (every 7 days)", (_R.R15,), (), Ledger.CLAIM),
     _A.CLAIM_ESCALATED: ActionDoc(
-        "the carrier silent for 30 days: to a supervisor", "R15, R18", (), Ledger.CLAIM
+        "the carrier silent for 30 days: to a supervisor", (_R.R15, _R.R18), (), Ledger.CLAIM
     ),
     _A.CARRIER_ANSWERED: ActionDoc(
         "the carrier's answer: claimed and recovered",
-        "R15",
+        (_R.R15,),
         (_C.SETTLED, _C.DECLINED),
         Ledger.CLAIM,
     ),
     _A.CARRIER_RESPONSE_REFUSED: ActionDoc(
-        "an answer in another currency than the claim's", "R15", (), Ledger.CLAIM
+        "an answer in another currency than the claim's", (_R.R15,), (), Ledger.CLAIM
     ),
     _A.CARRIER_ANSWERED_AFTER_CLOSE: ActionDoc(
-        "an answer after the close: recorded, reopens nothing", "R15", (), Ledger.CLAIM
+        "an answer after the close: recorded, reopens nothing", (_R.R15,), (), Ledger.CLAIM
     ),
     _A.CLAIM_REJECTED: ActionDoc(
         "the carrier's desk rejected the claim (or answered what its contract does not "
         "define): the loss stays with the merchant, a person may take it further",
-        "R15",
+        (_R.R15,),
         (_C.DECLINED,),
         Ledger.CLAIM,
     ),
     _A.BATCH_FLAGGED: ActionDoc(
         "a batch returns far above its SKU's others: flagged once, the quality team told",
-        "R24",
+        (_R.R24,),
         (),
         Ledger.BATCH,
     ),

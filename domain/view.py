@@ -26,10 +26,12 @@ from domain.case import (
     MissingPart,
     Reason,
     Remedy,
+    Role,
     RootCause,
     ShippedBack,
 )
 from domain.money import Money
+from domain.rules import Rule
 from domain.sla import SlaBreach
 from domain.state import (
     CaseState,
@@ -244,7 +246,6 @@ class CaseView(ServiceView):
 # Ledger details that carry what the working view leaves out: complaint words, a message
 # as it arrived (evidence notes, tracking numbers). Photo URLs become their count.
 _PERSONAL_DETAILS = frozenset({"complaint", "message"})
-CUSTOMER_ROLE = "customer"
 
 
 class LedgerEvent(BaseModel):
@@ -255,9 +256,9 @@ class LedgerEvent(BaseModel):
     seq: int
     occurred_at: datetime
     actor: str
-    role: str
+    role: Role
     action: str
-    rule_id: str | None
+    rule_id: Rule | None
     reason: str | None
     status_after: str
     details: dict[str, Any]
@@ -267,11 +268,11 @@ class LedgerEvent(BaseModel):
         details = {k: v for k, v in row["details"].items() if k not in _PERSONAL_DETAILS}
         if isinstance(details.get("photos"), list):
             details["photos"] = len(details["photos"])
-        customer = row["role"] == CUSTOMER_ROLE
+        customer = row["role"] == Role.CUSTOMER
         return cls(
             seq=row["seq"],
             occurred_at=row["occurred_at"],
-            actor=CUSTOMER_ROLE if customer else row["actor"],
+            actor=Role.CUSTOMER.value if customer else row["actor"],
             role=row["role"],
             action=row["action"],
             rule_id=row["rule_id"],
@@ -287,7 +288,7 @@ class CaseNote(BaseModel):
 
     note_id: str
     author: str
-    role: str
+    role: Role
     written_at: datetime
     body: str
     redacted_at: datetime | None

@@ -7,10 +7,25 @@ and the batch alarm's schedule and its runs start `batch-alarm`."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
 
 from domain.case import CaseKind
+
+# A case id as the ways in take it before looking it up: `<kind>-<order>-<line>-<request>`,
+# each part a business key (R2).
+CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MIN_CASE_ID_LENGTH, MAX_CASE_ID_LENGTH = 7, 220
+_CASE_ID = re.compile(CASE_ID_PATTERN)
+# A case id in a body or a form (a scan's barcode, the case a kept scan is attached to).
+CaseIdText = Annotated[
+    str,
+    Field(min_length=MIN_CASE_ID_LENGTH, max_length=MAX_CASE_ID_LENGTH, pattern=CASE_ID_PATTERN),
+]
 
 
 class WorkflowKind(StrEnum):
@@ -74,3 +89,9 @@ def child_workflow_id(kind: WorkflowKind, case_id: str) -> str:
     if kind not in CHILD_KINDS:
         raise ValueError(f"{kind.value} is no case's child")
     return f"{kind.prefix}{case_id}"
+
+
+def has_case_id_shape(text: str) -> bool:
+    """Whether `text` reads as a case id (CASE_ID_PATTERN, its lengths); whether such a
+    case exists is the read model's to say."""
+    return MIN_CASE_ID_LENGTH <= len(text) <= MAX_CASE_ID_LENGTH and bool(_CASE_ID.fullmatch(text))

@@ -7,6 +7,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError, FailureError
 
 from domain.errors import FieldError
+from domain.rules import Rule
 from workflows.case_handlers import AUTHORITY_LIMIT, REFUSED
 from workflows.case_inbox import NOT_APPLIED
 
@@ -57,13 +58,17 @@ def refused_decision(error: WorkflowUpdateFailedError) -> RefusedDecisionError:
         return _decision_refusal(str(error), rule=None)
     # The case's typed refusal (workflows/case_inbox.py `refusal_details`).
     if isinstance(cause, ApplicationError) and cause.type in TYPED_REFUSALS and cause.details:
-        return _decision_refusal(cause.message, rule=cause.details[0]["rule"])
+        return _decision_refusal(cause.message, rule=_rule_named(cause.details[0]["rule"]))
     # Any other failure names no rule: str() of a Temporal failure puts its Python type
     # in front ("ValueError: ..."), which says nothing to the caller.
     return _decision_refusal(cause.message, rule=None)
 
 
-def _decision_refusal(text: str, *, rule: str | None) -> RefusedDecisionError:
+def _rule_named(rule_id: str | None) -> Rule | None:
+    return None if rule_id is None else Rule(rule_id)
+
+
+def _decision_refusal(text: str, *, rule: Rule | None) -> RefusedDecisionError:
     field, words = field_and_words(text)
     return RefusedDecisionError(words, field=field, rule=rule)
 

@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeAlias, TypeVar, get_type_hints
 
 from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import UpdateMethodMultiParam
 
-from domain.case import CaseKind
+from domain.case import STAFF_BY_AUTHORITY, CaseKind, Role
+from domain.state import CaseState
 from domain.view import CaseView
 from workflows.case_handlers import CaseHandlers, ItemBackHandlers
 from workflows.damage_claim_case import DamageClaimCase
@@ -24,11 +26,20 @@ M = TypeVar("M", bound=BaseModel)
 SignalHandler: TypeAlias = Callable[[Any, M], None]
 UpdateHandler: TypeAlias = UpdateMethodMultiParam[[Any, M], CaseView]
 
-WORKFLOW_OF_KIND: Mapping[CaseKind, type[CaseHandlers]] = {
+CaseWorkflow: TypeAlias = ReturnCase | ExchangeCase | DamageClaimCase
+WORKFLOW_OF_KIND: Mapping[CaseKind, type[CaseWorkflow]] = {
     CaseKind.RETURN: ReturnCase,
     CaseKind.EXCHANGE: ExchangeCase,
     CaseKind.DAMAGE_CLAIM: DamageClaimCase,
 }
+# A case's workflow, whatever its kind: it takes the handlers every kind shares, and
+# `takes` says which others its kind has.
+CaseHandle: TypeAlias = WorkflowHandle[CaseHandlers, CaseState]
+
+
+def case_handle(client: Client, case_id: str) -> CaseHandle:
+    return client.get_workflow_handle(case_id, result_type=CaseState)
+
 
 SIGNALS: tuple[SignalHandler[Any], ...] = (
     ItemBackHandlers.shipped_back,
@@ -40,24 +51,29 @@ SIGNALS: tuple[SignalHandler[Any], ...] = (
     ReturnCase.intercept_requested,
     CaseHandlers.withdraw,
 )
-UPDATES: tuple[UpdateHandler[Any], ...] = (
-    CaseHandlers.decide,
-    CaseHandlers.offer_compensation,
-    CaseHandlers.escalate,
-    CaseHandlers.request_call,
-    CaseHandlers.assign,
-    CaseHandlers.extend_deadline,
-    DamageClaimCase.choose_remedy,
-    ExchangeCase.consent_to_refund,
-    CaseHandlers.apply_ruling,
-    CaseHandlers.resolve_declined_payment,
-)
+# Every Update a case takes, and who may send it, most authority first: the API's routes,
+# the CLI and the decision grants (infra/security/grants.py) read it here. The workflow's
+# validators still judge the finer rules (R17's agent limit, R19's arbiter, ...); the
+# grants refuse an Update nobody listed, and a customer's choice (R8, R22) sent by anyone
+# but a backend service.
+AUTHORITY: Mapping[UpdateHandler[Any], tuple[Role, ...]] = {
+    CaseHandlers.decide: STAFF_BY_AUTHORITY,
+    CaseHandlers.offer_compensation: STAFF_BY_AUTHORITY,
+    CaseHandlers.escalate: STAFF_BY_AUTHORITY,
+    CaseHandlers.request_call: STAFF_BY_AUTHORITY,
+    CaseHandlers.assign: STAFF_BY_AUTHORITY,
+    CaseHandlers.extend_deadline: STAFF_BY_AUTHORITY,
+    DamageClaimCase.choose_remedy: (Role.SERVICE,),
+    ExchangeCase.consent_to_refund: (Role.SERVICE,),
+    CaseHandlers.apply_ruling: (Role.ARBITER,),
+    CaseHandlers.resolve_declined_payment: STAFF_BY_AUTHORITY,
+}
 
 
 def name_of(handler: Callable[..., object]) -> str:
-    """The name a message travels under: its handler's, as every case handler is
-    registered (`@workflow.update` takes the method's name; each `@workflow.signal`
-    names its method's own)."""
+    """The name a message travels under: its handler method's. The SDK registers a
+    handler under its method's name unless the decorator names it otherwise, and no
+    handler of a case does (tests/unit/test_case_messages.py holds the wire names)."""
     return handler.__name__
 
 
@@ -75,7 +91,7 @@ def takes(kind: CaseKind, handler: Callable[..., object]) -> bool:
 
 
 SIGNAL_BY_NAME: Mapping[str, SignalHandler[Any]] = {name_of(h): h for h in SIGNALS}
-UPDATE_BY_NAME: Mapping[str, UpdateHandler[Any]] = {name_of(h): h for h in UPDATES}
+UPDATE_BY_NAME: Mapping[str, UpdateHandler[Any]] = {name_of(h): h for h in AUTHORITY}
 # A signal the workflow type has no handler for is buffered by the SDK for ever, so news a
 # kind cannot take is refused before it is sent; an Update it has no handler for would
 # come back as the SDK's own words.

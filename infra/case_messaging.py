@@ -11,8 +11,9 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.case import ShippedBack
+from domain.case import CaseKind, ShippedBack
 from domain.claim import CarrierAnswer, CarrierResponse
+from domain.rules import Rule
 from domain.state import CaseMessage, message_key
 from domain.view import CaseView
 from infra.case_errors import (
@@ -28,6 +29,7 @@ from infra.case_messages import (
     UPDATES_OF_KIND,
     SignalHandler,
     UpdateHandler,
+    case_handle,
     name_of,
     takes,
 )
@@ -67,13 +69,8 @@ class CaseMessaging:
         kind has no use for is refused (RefusedInputError), not left unread."""
         kind = case_kind(case_id)
         if not takes(kind, signal):
-            name = name_of(signal)
-            raise RefusedInputError(
-                f"a {kind.value} case does not take {name}; it takes "
-                f"{', '.join(sorted(SIGNALS_OF_KIND[kind]))}",
-                field=name,
-            )
-        handle = self._client.get_workflow_handle(case_id)
+            raise _not_taken(kind, name_of(signal), SIGNALS_OF_KIND[kind])
+        handle = case_handle(self._client, case_id)
         try:
             await handle.signal(signal, message)
         except ErasedDataError as error:
@@ -150,13 +147,13 @@ class CaseMessaging:
             payload=response.model_dump_json(),
             errors=f"{problem} ({kept_because})" if kept_because else problem,
         )
-        raise UnknownCaseError(problem, field="claim_id", rule="R15") from cause
+        raise UnknownCaseError(problem, field="claim_id", rule=Rule.R15) from cause
 
     async def decide(
         self, case_id: str, update: UpdateHandler[Decision], decision: Decision, caller: Caller
     ) -> CaseView:
         """A decision that needs an answer (an Update), sent with a grant for the proven
-        `caller` (infra/grants.py; the client must carry a GrantingInterceptor): the case
+        `caller` (infra/security/grants.py; the client must carry a GrantingInterceptor): the case
         after it was applied, or RefusedDecisionError with the validator's reason or the
         case's typed refusal. The Update's id is the update's name, the action id and the
         decision's fingerprint: the server answers a retry of one Update with its first
@@ -167,12 +164,8 @@ class CaseMessaging:
         kind = case_kind(case_id)
         name = name_of(update)
         if not takes(kind, update):
-            raise RefusedInputError(
-                f"a {kind.value} case does not take {name}; it takes "
-                f"{', '.join(sorted(UPDATES_OF_KIND[kind]))}",
-                field=name,
-            )
-        handle = self._client.get_workflow_handle(case_id)
+            raise _not_taken(kind, name, UPDATES_OF_KIND[kind])
+        handle = case_handle(self._client, case_id)
         try:
             with acting_as(caller):
                 view = await handle.execute_update(
@@ -191,3 +184,10 @@ class CaseMessaging:
             # supervisor, R18).
             self._queues.changed()
         return view
+
+
+def _not_taken(kind: CaseKind, name: str, taken: frozenset[str]) -> RefusedInputError:
+    return RefusedInputError(
+        f"a {kind.value} case does not take {name}; it takes {', '.join(sorted(taken))}",
+        field=name,
+    )

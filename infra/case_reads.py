@@ -17,10 +17,11 @@ from domain.state import CaseStatus
 from domain.view import CaseLedger, CaseView, LedgerEvent
 from infra.case_errors import CaseErasedError, WorkerUnavailableError, unknown_case
 from infra.case_ids import case_kind
+from infra.case_messages import case_handle
 from infra.case_notes import CaseNotes
 from infra.case_queues import CaseQueues
 from infra.outages import DATABASE_DOWN
-from workflows.return_case import ReturnCase
+from workflows.case_handlers import CaseHandlers
 
 # How long a live query waits for a worker to answer before the answer is 503.
 _QUERY_WAIT = timedelta(seconds=5)
@@ -98,9 +99,9 @@ class CaseReads:
         return await self.status(case_id, fresh=fresh)
 
     async def _live_view(self, case_id: str) -> CaseView:
-        handle = self._client.get_workflow_handle_for(ReturnCase.run, case_id)
+        handle = case_handle(self._client, case_id)
         try:
-            return await handle.query(ReturnCase.state, rpc_timeout=_QUERY_WAIT)
+            return await handle.query(CaseHandlers.state, rpc_timeout=_QUERY_WAIT)
         except RPCError as error:
             if error.status is RPCStatusCode.NOT_FOUND:
                 raise unknown_case(case_id) from error

@@ -9,9 +9,9 @@ own module, and the gateway holds them together for the ways in:
 | warehouse scans (R26) | infra/scans.py |
 | reading a case: its view, ledger, the case list | infra/case_reads.py |
 | refused input, kept for a person | infra/refused_inputs.py |
-| erasure (GDPR art. 17) | infra/privacy.py |
-| analytics (R24), queues, kept items, notes | infra/analytics.py, case_queues.py, |
-| | kept_for_review.py, case_notes.py |
+| erasure (GDPR art. 17) | infra/security/privacy.py |
+| analytics (R24), queues, kept items, notes | activities/analytics_store.py, |
+| | infra/case_queues.py, kept_for_review.py, case_notes.py |
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 
 import asyncpg
 from temporalio.client import Client
-from temporalio.converter import PayloadCodec
 
 from activities.analytics_store import AnalyticsStore
 from activities.policy_file import PolicyFile
 from domain.analytics import Report, ReportFilters
+from domain.case import Role
 from domain.view import CaseNote
 from infra.business_metrics import BusinessFigures
 from infra.case_errors import erased_case
@@ -54,7 +54,7 @@ class CaseGateway:
         self.analytics = AnalyticsStore(pool)
         # /metrics' business figures, read from the read model at scrape time.
         self.figures = BusinessFigures(pool)
-        codec = _sealing_codec(client)
+        self._codec = codec = _sealing_codec(client)
         tracking = TrackingNumberIndex(codec.ring)
         # The queues, what is kept for a person, and notes: PostgreSQL only, likewise.
         self.queues = CaseQueues(pool, tracking)
@@ -69,7 +69,6 @@ class CaseGateway:
         self.accept_case = intake.accept_case
         self.open_case = intake.open_case
         self.received_now = intake.received_now
-        self.policy_for = intake.policy_for
         self.status = reads.status
         self.arbitration_view = reads.arbitration_view
         self.ledger = reads.ledger
@@ -95,12 +94,9 @@ class CaseGateway:
         )
 
     @property
-    def payload_codec(self) -> PayloadCodec:
+    def payload_codec(self) -> SealingCodec:
         """The client's codec: the codec server (api/codec.py) seals and opens with it."""
-        codec = self._client.data_converter.payload_codec
-        if codec is None:
-            raise RuntimeError("the Temporal client has no payload codec (infra/data_converter)")
-        return codec
+        return self._codec
 
     async def add_note(self, case_id: str, note_id: str, body: str, author: Caller) -> CaseNote:
         """An internal note (infra/case_notes.py). An erased case takes none: erasure
@@ -110,19 +106,20 @@ class CaseGateway:
             raise erased_case(case_id)
         return await self.notes.add(case_id, note_id, body, author)
 
-    async def erase_customer(self, customer_id: str, *, actor: str, role: str) -> ErasureReport:
-        """GDPR art. 17 (infra/privacy.py); CustomerHasOpenCasesError while a case runs.
-        This process (the codec server's) stops opening the cases' payloads at once; other
-        processes when their cached keys are next checked (infra/data_keys.py)."""
+    async def erase_customer(self, customer_id: str, *, actor: str, role: Role) -> ErasureReport:
+        """GDPR art. 17 (infra/security/privacy.py); CustomerHasOpenCasesError while a case
+        runs. This process (the codec server's) stops opening the cases' payloads at once;
+        other processes when their cached keys are next checked
+        (infra/security/data_keys.py)."""
         report = await erase_customer(self._client, self._pool, customer_id, actor=actor, role=role)
-        codec = self.payload_codec
-        if isinstance(codec, SealingCodec):
-            codec.forget(report.cases)
+        self._codec.forget(report.cases)
         return report
 
 
 def _sealing_codec(client: Client) -> SealingCodec:
     codec = client.data_converter.payload_codec
     if not isinstance(codec, SealingCodec):
-        raise RuntimeError("the Temporal client does not seal payloads (infra/data_converter)")
+        raise RuntimeError(
+            "the Temporal client does not seal payloads (infra/security/data_converter.py)"
+        )
     return codec

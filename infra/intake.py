@@ -8,11 +8,10 @@ import contextlib
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from opentelemetry import trace
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -21,6 +20,7 @@ from activities.policy_file import PolicyFile
 from domain.case import OpenCaseRequest
 from domain.policy import future_request_refusal
 from domain.policy_settings import PolicySettings
+from domain.rules import Rule
 from domain.state import CaseStatus
 from domain.view import CaseView
 from infra.case_errors import (
@@ -29,11 +29,11 @@ from infra.case_errors import (
     erased_case,
     field_and_words,
 )
-from infra.case_messages import WORKFLOW_OF_KIND
+from infra.case_messages import WORKFLOW_OF_KIND, CaseHandle, case_handle
 from infra.case_reads import CaseReads
 from infra.security.codec import ErasedDataError, SealingCodec
+from workflows.case_handlers import CaseHandlers
 from workflows.case_run import CaseRun
-from workflows.return_case import ReturnCase
 
 _OPENING_DECISION_WAIT_S = 10.0
 _RESOLVED_POLICIES = 1024
@@ -113,7 +113,7 @@ class CaseIntake:
         request = run.request
         try:
             await self._client.start_workflow(
-                WORKFLOW_OF_KIND[request.kind].__name__,
+                WORKFLOW_OF_KIND[request.kind].run,
                 run,
                 id=request.case_id,
                 task_queue=self._task_queue,
@@ -137,7 +137,7 @@ class CaseIntake:
         receipt, or a requested_at ahead of our clock beyond the policy's skew (R1)."""
         if request.received_at is not None:
             raise ReceiptRefusedError(
-                "set by us at receipt, never by the caller (R1)", field="received_at", rule="R1"
+                "set by us at receipt, never by the caller (R1)", field="received_at", rule=Rule.R1
             )
         received = request.model_copy(update={"received_at": datetime.now(UTC)})
         if refusal := future_request_refusal(received, self.policy_for(received)):
@@ -164,7 +164,7 @@ class CaseIntake:
                 f"{again.order_id} line {again.line_id}, so it cannot also open a "
                 f"{again.kind.value} case (R2: one request, one case)",
                 field="request_id",
-                rule="R2",
+                rule=Rule.R2,
             )
         stored = OpenCaseRequest.model_validate_json(row["request"])
         if _differs(stored, again):
@@ -172,24 +172,24 @@ class CaseIntake:
                 f"{again.request_id} already opened case {again.case_id} with different "
                 "details (R2: one request, one case)",
                 field="request_id",
-                rule="R2",
+                rule=Rule.R2,
             )
         return stored
 
     async def open_case(self, request: OpenCaseRequest) -> OpenedCase:
         """`accept_case`, then the case once its opening decision is made (the CLI)."""
         created = await self.accept_case(request)
-        handle = self._client.get_workflow_handle_for(ReturnCase.run, request.case_id)
+        handle = case_handle(self._client, request.case_id)
         return OpenedCase(view=await self._first_view(handle), created=created)
 
-    async def _first_view(self, handle: WorkflowHandle[ReturnCase, Any]) -> CaseView:
+    async def _first_view(self, handle: CaseHandle) -> CaseView:
         """The case once its opening decision (accepted or refused, R1) is made, so callers
         learn it at once; after a few seconds, the case as it is (the case is durable)."""
         loop = asyncio.get_running_loop()
         give_up = loop.time() + _OPENING_DECISION_WAIT_S
         while True:
             try:
-                view = await handle.query(ReturnCase.state)
+                view = await handle.query(CaseHandlers.state)
             except RPCError:
                 # A query needs the run's first workflow task, which may not have run yet.
                 if loop.time() > give_up + _OPENING_DECISION_WAIT_S:

@@ -18,10 +18,9 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter
 
-from domain.case import WarehouseScan
+from domain.case import Role, WarehouseScan
 from domain.errors import FieldError
-
-MAX_LISTED = 500
+from domain.rules import Rule
 
 
 class Resolution(StrEnum):
@@ -41,7 +40,7 @@ class Resolver(BaseModel):
     """Who resolves, as the edge proved them, and why they did."""
 
     actor: str
-    role: str
+    role: Role
     reason: str
 
 
@@ -55,7 +54,7 @@ class UnmatchedScan(BaseModel):
     attached_case_id: str | None
     resolved_at: datetime | None
     resolved_by: str | None
-    resolved_role: str | None
+    resolved_role: Role | None
     resolution_reason: str | None
 
     @classmethod
@@ -73,7 +72,7 @@ class RefusedInput(BaseModel):
     received_at: datetime
     handled_at: datetime | None
     handled_by: str | None
-    handled_role: str | None
+    handled_role: Role | None
     handled_reason: str | None
 
     @classmethod
@@ -253,5 +252,5 @@ def _resolved_before(scan: UnmatchedScan) -> AlreadyResolvedError:
         f"scan {scan.scan_id} was already {scan.resolution}{where} by "
         f"{scan.resolved_by} ({scan.resolved_role}) at {at} (R26)",
         field="scan_id",
-        rule="R26",
+        rule=Rule.R26,
     )

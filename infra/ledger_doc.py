@@ -25,6 +25,7 @@ from domain.ledger import (
     RefundPurpose,
     ShipmentPurpose,
 )
+from domain.rules import Rule
 from domain.sla import RULE_OF_CLOCK, SlaClock
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "ledger.md"
@@ -56,6 +57,10 @@ refused. Times in details are ISO 8601 with their offset. Erasure and retention 
 people's words afterwards (docs/privacy.md): `request`, `complaint` and `message` are
 removed, `photos` becomes their count, and `"redacted": true` is added.
 """
+
+
+def _rules(rules: tuple[Rule, ...]) -> str:
+    return ", ".join(rules) or "none"
 
 
 def _type(annotation: Any) -> str:
@@ -116,7 +121,7 @@ def render() -> str:
                 if doc.unchanged_if:
                     status += f"; unchanged if {doc.unchanged_if}"
                 lines.append(
-                    _row(f"`{action.value}`", doc.meaning, doc.rules or "none", status,
+                    _row(f"`{action.value}`", doc.meaning, _rules(doc.rules), status,
                          _details(action))
                 )  # fmt: skip
         lines.append("")
@@ -132,7 +137,7 @@ def render() -> str:
     for template in Template:
         t = TEMPLATES[template]
         params = ", ".join(f"`{p}`" for p in t.params) or "none"
-        lines.append(_row(f"`{template.value}`", t.meaning, t.rules, params))
+        lines.append(_row(f"`{template.value}`", t.meaning, _rules(t.rules), params))
     lines += ["", "## Refund purposes (`refunds[].purpose`, `charges[].purpose`)", ""]
     lines += _enum_table(RefundPurpose)
     lines += [

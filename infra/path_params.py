@@ -4,9 +4,8 @@ from typing import Annotated
 
 from fastapi import Path
 
-# `<kind>-<order>-<line>-<request>`, each part a business key (R2).
-CASE_ID_PATTERN = r"^[a-z_]+-[A-Za-z0-9][A-Za-z0-9_.-]*$"
-MIN_CASE_ID_LENGTH, MAX_CASE_ID_LENGTH = 7, 220
+from domain.workflow_ids import CASE_ID_PATTERN, MAX_CASE_ID_LENGTH, MIN_CASE_ID_LENGTH
+
 CaseId = Annotated[
     str,
     Path(min_length=MIN_CASE_ID_LENGTH, max_length=MAX_CASE_ID_LENGTH, pattern=CASE_ID_PATTERN),

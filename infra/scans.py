@@ -12,13 +12,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.case import WarehouseScan
+from domain.rules import Rule
 from domain.workflow_ids import case_kind_of
 from infra.case_errors import UnknownCaseError
 from infra.case_ids import case_kind
+from infra.case_messages import case_handle
 from infra.case_queues import CaseQueues
 from infra.kept_for_review import KeptForReview, Resolver, UnmatchedScan
 from infra.security.codec import ErasedDataError
-from workflows.return_case import ReturnCase
+from workflows.case_handlers import CaseHandlers
 
 # A no-op unless the API traces (infra/tracing.py): bench/breakdown.py reads these.
 _STAGES = trace.get_tracer("aftersales.scans")
@@ -80,9 +82,9 @@ class Scans:
         # and never read: only a case's return label reaches a workflow.
         if case_kind_of(barcode) is None:
             return f"barcode {barcode!r} matches no open case"
-        handle = self._client.get_workflow_handle_for(ReturnCase.run, barcode)
+        handle = case_handle(self._client, barcode)
         try:
-            await handle.signal(ReturnCase.warehouse_scan, scan)
+            await handle.signal(CaseHandlers.warehouse_scan, scan)
         except ErasedDataError:
             # Nothing can reach a case whose customer was erased; a person decides.
             return f"barcode {barcode!r} names a case erased on its customer's request"
@@ -105,7 +107,7 @@ class Scans:
             problem,
         )
         return UnknownCaseError(
-            f"{problem}; the scan is kept for review (R26)", field="barcode", rule="R26"
+            f"{problem}; the scan is kept for review (R26)", field="barcode", rule=Rule.R26
         )
 
     async def attach_scan(self, scan_id: str, case_id: str, resolver: Resolver) -> UnmatchedScan:
@@ -121,7 +123,7 @@ class Scans:
                 return await self._kept.unmatched_scan(scan_id)
             if problem := await self._deliver_scan(case_id, kept.scan):
                 raise UnknownCaseError(
-                    f"{problem}; the scan stays kept (R26)", field="case_id", rule="R26"
+                    f"{problem}; the scan stays kept (R26)", field="case_id", rule=Rule.R26
                 )
             await conn.execute(_INSERT_SCAN, *_scan_row(case_id, kept.scan))
             attached = await self._kept.record_attached(conn, scan_id, case_id, resolver)

@@ -83,7 +83,7 @@ class CarrierClaim:
             ):
                 return
 
-    @workflow.signal(name="carrier_response")
+    @workflow.signal
     def carrier_response(self, response: CarrierAnswer) -> None:
         """The carrier's answer; a repeated callback changes nothing."""
         if response.response_id in self._state.seen_response_ids:
@@ -91,7 +91,7 @@ class CarrierClaim:
         self._state.seen_response_ids.append(response.response_id)
         self._state.pending_responses.append(response)
 
-    @workflow.query(name="state")
+    @workflow.query
     def state(self) -> ClaimState:
         return self._state
 

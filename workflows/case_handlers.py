@@ -79,33 +79,33 @@ class CaseHandlers:
     def _view(self) -> CaseView:
         return CaseView.of(self._state)
 
-    @workflow.query(name="state")
+    @workflow.query
     def state(self) -> CaseView:
         """The case as callers may see it; the durable state stays inside (domain/view.py)."""
         return self._view()
 
-    @workflow.signal(name="warehouse_scan")
+    @workflow.signal
     def warehouse_scan(self, scan: WarehouseScan) -> None:
         """R26: dock and inspection scans. A repeated scan id changes nothing; a scan no
         step of the case expects is recorded with the reason, never dropped."""
         self._inbox.accept(scan)
 
-    @workflow.signal(name="evidence_submitted")
+    @workflow.signal
     def evidence_submitted(self, evidence: EvidenceSubmitted) -> None:
         """R6: the customer's photos."""
         self._inbox.accept(evidence)
 
-    @workflow.signal(name="complaint")
+    @workflow.signal
     def complaint(self, complaint: Complaint) -> None:
         """R18: the customer complains; a major complaint goes to the manager."""
         self._inbox.accept(complaint)
 
-    @workflow.signal(name="withdraw")
+    @workflow.signal
     def withdraw(self, withdrawal: Withdrawal) -> None:
         """The customer withdraws the request."""
         self._inbox.accept(withdrawal)
 
-    @workflow.signal(name="dispute")
+    @workflow.signal
     def dispute(self, dispute: Dispute) -> None:
         """R19: the customer asks the platform to arbitrate a rejection."""
         self._inbox.accept(dispute)
@@ -299,7 +299,7 @@ class CaseHandlers:
 class ItemBackHandlers(CaseHandlers):
     """Kinds whose item comes back to the warehouse (returns, exchanges)."""
 
-    @workflow.signal(name="shipped_back")
+    @workflow.signal
     def shipped_back(self, notice: ShippedBack) -> None:
         """R12: the customer handed the parcel to a carrier."""
         self._inbox.accept(notice)

@@ -79,12 +79,12 @@ class ReturnCase(ItemBackHandlers):
         # 7. After the close: dispute window (R19), survey (R25).
         return await after_close(desk)
 
-    @workflow.signal(name="parcel_delivered")
+    @workflow.signal
     def parcel_delivered(self, delivered: ParcelDelivered) -> None:
         """R4: the parcel the customer was waiting for arrived after all."""
         self._inbox.accept(delivered)
 
-    @workflow.signal(name="intercept_requested")
+    @workflow.signal
     def intercept_requested(self, request: InterceptRequested) -> None:
         """R4: the customer will not wait; return the parcel to sender."""
         self._inbox.accept(request)

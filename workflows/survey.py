@@ -48,11 +48,11 @@ class SatisfactionSurvey:
         )
         return result
 
-    @workflow.signal(name="survey_answered")
+    @workflow.signal
     def survey_answered(self, answers: SurveyAnswers) -> None:
         if self._answers is None:  # the first answer counts; a resend changes nothing
             self._answers = answers
 
-    @workflow.query(name="answers")
+    @workflow.query
     def answers(self) -> SurveyAnswers | None:
         return self._answers

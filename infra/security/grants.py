@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
@@ -37,12 +37,9 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from domain.case import STAFF_BY_AUTHORITY, Role
-from infra.case_messages import UpdateHandler, name_of
+from domain.case import Role
+from infra.case_messages import AUTHORITY, name_of
 from infra.security.identity import Caller
-from workflows.case_handlers import CaseHandlers
-from workflows.damage_claim_case import DamageClaimCase
-from workflows.exchange_case import ExchangeCase
 
 GRANT_HEADER = "aftersales-grant"
 _ISSUER = "aftersales-edge"
@@ -52,20 +49,7 @@ _AUDIENCE = "aftersales-worker"
 GRANT_LIFETIME = timedelta(minutes=2)
 _CLOCK_SKEW = timedelta(seconds=30)
 
-# Who may send each Update, most authority first. The workflow's validators still judge
-# the finer rules (R17's agent limit, R19's arbiter, ...); this table refuses an update
-# nobody listed, and a customer's choice (R8, R22) sent by anyone but a backend service.
-_OPERATOR_UPDATES = (CaseHandlers.decide, CaseHandlers.offer_compensation,
-                     CaseHandlers.escalate, CaseHandlers.request_call, CaseHandlers.assign,
-                     CaseHandlers.extend_deadline,
-                     CaseHandlers.resolve_declined_payment)  # fmt: skip
-AUTHORITY: Mapping[UpdateHandler[Any], tuple[Role, ...]] = {
-    **dict.fromkeys(_OPERATOR_UPDATES, STAFF_BY_AUTHORITY),
-    CaseHandlers.apply_ruling: (Role.ARBITER,),
-    DamageClaimCase.choose_remedy: (Role.SERVICE,),
-    ExchangeCase.consent_to_refund: (Role.SERVICE,),
-}
-# A grant names its Update as the wire does.
+# A grant names its Update as the wire does; who may send it is the registry's.
 _AUTHORITY_BY_NAME = {name_of(update): roles for update, roles in AUTHORITY.items()}
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.case import Role
 from domain.errors import FieldError
 from domain.ledger import LedgerAction
 from domain.workflow_ids import WorkflowKind, child_workflow_id
@@ -49,7 +50,7 @@ class RetentionReport(BaseModel):
 
 
 async def erase_customer(
-    client: Client, pool: asyncpg.Pool, customer_id: str, *, actor: str, role: str
+    client: Client, pool: asyncpg.Pool, customer_id: str, *, actor: str, role: Role
 ) -> ErasureReport:
     """Pseudonymise the customer in the ledger, remove their free text, destroy their
     cases' data keys (their Temporal payloads become unreadable) and record the erasure on

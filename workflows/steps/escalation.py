@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from domain.case import Role
+from domain.case import SUPERVISORS, Role
 from domain.ledger import LedgerAction
 from domain.policy import escalation_target
 from domain.rules import Rule
@@ -56,7 +56,7 @@ async def supervisor_silent(book: CaseBook) -> None:
 
 def acknowledge_escalation(state: CaseState, role: Role) -> None:
     """A supervisor or manager acting on the case answers its escalation."""
-    if role in (Role.SUPERVISOR, Role.MANAGER):
+    if role in SUPERVISORS:
         state.escalation.respond_by = None
 
 
