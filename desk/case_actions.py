@@ -4,7 +4,7 @@ they see (paid, refunded, what remains, their own authority, R17 and R21).
 
 Each decision the desk takes is a `DeskAction`, named once in `DESK_ACTIONS` with the
 Update handler it goes to, the form fields it collects, the message they become, its
-label and when a case offers it; who may send it is the grants' authority for that
+label and when a case offers it; who may send it is the registry's authority for that
 handler (infra/security/grants.py), not a list of the desk's own. The router dispatches
 by it and the case page draws its forms from it (templates/actions/<action>.html)."""
 
@@ -46,8 +46,7 @@ from domain.policy import refund_limit
 from domain.policy_settings import PolicySettings
 from domain.state import EXTENDABLE, CaseStatus, EscalationLevel, reimbursable_postage
 from domain.view import CaseView
-from infra.case_messages import UpdateHandler
-from infra.security.grants import AUTHORITY
+from infra.case_messages import AUTHORITY, UpdateHandler
 from infra.security.identity import Caller
 from workflows.case_handlers import CaseHandlers
 
@@ -135,7 +134,7 @@ class ActionForm(Generic[F, M]):
 
     @property
     def roles(self) -> tuple[Role, ...]:
-        """Who may send it: the grants' authority for its Update (infra/security/grants.py)."""
+        """Who may send it: the authority the registry gives its Update (infra/case_messages.py)."""
         return AUTHORITY[self.handler]
 
     def decision(self, fields: Mapping[str, str | None], decider: Decider) -> M:

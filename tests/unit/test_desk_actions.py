@@ -1,6 +1,7 @@
 """The desk's decisions are one table (desk/case_actions.py `DESK_ACTIONS`): every Update
 a desk role may send has a form there, each form's page fragment posts the fields its
-form model takes, and who may send one is the grants' authority for its handler."""
+form model takes, and who may send one is the authority the registry gives its handler
+(infra/case_messages.py `AUTHORITY`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import pytest
 from desk.case_actions import DESK_ACTIONS, DeskAction, actions_of_role
 from desk.router import DESK_ROLES
 from domain.case import Role
-from infra.case_messages import UPDATES
-from infra.security.grants import AUTHORITY
+from infra.case_messages import AUTHORITY, UPDATE_BY_NAME
 from tests.processes import ROOT
 
 _ACTION_TEMPLATES = ROOT / "desk" / "templates" / "actions"
@@ -23,7 +23,7 @@ def test_every_update_a_desk_role_may_send_has_a_desk_form() -> None:  # R21, R2
         handler for handler, roles in AUTHORITY.items() if set(roles) & set(DESK_ROLES)
     }
     assert {form.handler for form in DESK_ACTIONS.values()} == sent_by_desk_roles
-    assert all(form.handler in UPDATES for form in DESK_ACTIONS.values())
+    assert all(form.handler in UPDATE_BY_NAME.values() for form in DESK_ACTIONS.values())
 
 
 @pytest.mark.parametrize("action", list(DeskAction))
