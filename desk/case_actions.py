@@ -5,8 +5,9 @@ they see (paid, refunded, what remains, their own authority, R17 and R21).
 Each decision the desk takes is a `DeskAction`, named once in `DESK_ACTIONS` with the
 Update handler it goes to, the form fields it collects, the message they become, its
 label and when a case offers it; who may send it is the registry's authority for that
-handler (infra/security/grants.py), not a list of the desk's own. The router dispatches
-by it and the case page draws its forms from it (templates/actions/<action>.html)."""
+handler (infra/case_messages.py `AUTHORITY`, which the grants check too), not a list of
+the desk's own. The router dispatches by it and the case page draws its forms from it
+(templates/actions/<action>.html)."""
 
 from __future__ import annotations
 
