@@ -23,7 +23,7 @@ from domain.policy_settings import PolicySettings
 from domain.state import CaseState
 from infra.case_messages import WORKFLOW_OF_KIND
 from tests.helpers import Handle
-from tests.histories.record import SCENARIOS
+from tests.histories.record import PAYMENTS, SCENARIOS
 from workflows.carrier_claim import CarrierClaim, ClaimRun
 from workflows.case_run import CaseRun
 
@@ -60,7 +60,8 @@ async def measure_histories() -> dict[str, Any]:
 async def _case_at_close(
     pool: asyncpg.Pool, request: OpenCaseRequest, drive: Callable[[Handle], Awaitable[None]]
 ) -> dict[str, Any]:
-    async with time_skipping_worker(pool) as (env, queue):
+    # The scenarios' own payment provider: one of them is about a refund it declines.
+    async with time_skipping_worker(pool, PAYMENTS) as (env, queue):
         handle = await env.client.start_workflow(
             WORKFLOW_OF_KIND[request.kind].__name__, CaseRun(request=request),
             id=request.case_id, task_queue=queue, result_type=CaseState,

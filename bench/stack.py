@@ -21,7 +21,7 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.notifications import RecordingNotifier
-from activities.payments import SandboxPaymentProvider
+from activities.payments import PaymentProvider, SandboxPaymentProvider
 from bench.measure import until
 from domain.case import Role
 from infra.database import create_pool, migrate
@@ -200,14 +200,16 @@ async def scratch_database(folder: Path) -> AsyncIterator[asyncpg.Pool]:
 
 @asynccontextmanager
 async def time_skipping_worker(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, payments: PaymentProvider | None = None
 ) -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
     """A fresh time-skipping test server with a worker on it, for cases that last months.
     One server per scenario: its clock is shared, and another scenario's leftover
-    workflows would hold it."""
+    workflows would hold it. `payments`: the provider the scenarios expect (one that
+    declines where a scenario is about a declined payment)."""
     env = await start_time_skipping_server(bench_data_converter(pool), interceptors=[TRUSTING_EDGE])
     worker = build_worker(
-        env.client, pool=pool, task_queue=TASK_QUEUE, payments=SandboxPaymentProvider(),
+        env.client, pool=pool, task_queue=TASK_QUEUE,
+        payments=payments or SandboxPaymentProvider(),
         notifier=RecordingNotifier(), grants=IDENTITIES.verifier,
     )  # fmt: skip
     try:
